@@ -1,0 +1,4 @@
+"""`python -m elastic_api` runs the command-line interface."""
+from elastic_api.cli import main
+
+raise SystemExit(main())

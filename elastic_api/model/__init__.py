@@ -1,0 +1,1 @@
+"""Pure protocol model: identifiers, sizes, wire formats, keys and their validation."""

@@ -1,0 +1,121 @@
+"""The wire formats: text properties and JSON objects, parsed into and rendered from plain dicts.
+
+Input of either format becomes `Props`, a dict of key → string (a JSON array of strings becomes
+the space-separated string the text format would carry), so validation has one path.
+Output is `Info`, a dict of key → str | int | list[str], rendered to either format.
+"""
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Union
+
+from elastic_api.errors import UsageError
+
+Props = dict[str, str]
+Value = Union[str, int, list[str]]
+Info = dict[str, Value]
+
+# Keys are short words joined by colons (`nic:0:model`, `user:owner-ref`); nothing else is a key.
+_KEY = re.compile(r"^[A-Za-z0-9_.\-]+(?::[A-Za-z0-9_.\-]+)*$")
+MAX_KEY = 128
+
+
+def _check_key(key: str) -> str:
+    if len(key) > MAX_KEY or not _KEY.match(key):
+        raise UsageError(f"bad key: {key[:MAX_KEY]!r}")
+    return key
+
+
+def unescape(value: str) -> str:
+    return value.replace("\\n", "\n")
+
+
+def escape(value: str) -> str:
+    return value.replace("\r\n", "\n").replace("\n", "\\n")
+
+
+def _text(body: bytes) -> str:
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UsageError("body is not UTF-8 text") from None
+
+
+def parse_text(body: bytes) -> Props:
+    """`key value` lines; blank lines are skipped; a repeated key is an error, never a silent choice."""
+    props: Props = {}
+    for number, raw in enumerate(_text(body).split("\n"), 1):
+        line = raw.rstrip("\r")
+        if not line.strip():
+            continue
+        key, value = (line.strip().split(None, 1) + [""])[:2]
+        _check_key(key)
+        if key in props:
+            raise UsageError(f"key {key} given twice (line {number})")
+        props[key] = unescape(value.strip())
+    return props
+
+
+def _json_value(key: str, value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, list):
+        items = []
+        for item in value:
+            if not isinstance(item, str) or not item or any(c.isspace() for c in item):
+                raise UsageError(f"key {key} must be a list of words")
+            items.append(item)
+        return " ".join(items)
+    raise UsageError(f"key {key} must be a string, a whole number or a list of strings")
+
+
+def parse_json(body: bytes) -> Props:
+    try:
+        data = json.loads(_text(body))
+    except (json.JSONDecodeError, RecursionError):
+        raise UsageError("body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise UsageError("JSON body must be one object of keys to values")
+    return {_check_key(str(k)): _json_value(str(k), v) for k, v in data.items()}
+
+
+def parse_body(body: bytes, content_type: str) -> Props:
+    """JSON when labelled so and non-empty; text properties for every other label; empty means no keys."""
+    if not body.strip():
+        return {}
+    if content_type.split(";")[0].strip().lower() == "application/json":
+        return parse_json(body)
+    return parse_text(body)
+
+
+def _render_value(value: Value) -> str:
+    if isinstance(value, list):
+        return " ".join(value)
+    return escape(str(value))
+
+
+def render_properties(info: Mapping[str, Value]) -> str:
+    return "".join(f"{key} {_render_value(value)}\n" for key, value in info.items())
+
+
+def render_list(rows: Iterable[Mapping[str, Value]], columns: Sequence[str]) -> str:
+    return "".join(" ".join(_render_value(row[c]) for c in columns) + "\n" for row in rows)
+
+
+def render_properties_list(infos: Iterable[Mapping[str, Value]]) -> str:
+    return "\n".join(render_properties(info) for info in infos)
+
+
+def render_json(data: object) -> str:
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False) + "\n"
+
+
+def words(value: str) -> list[str]:
+    """A multi-valued key's value as its list of words."""
+    return value.split()

@@ -1,0 +1,70 @@
+"""Drive bytes: volumes in a pool directory, raw or qcow2, streamed through a bounded gzip decoder."""
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Protocol
+
+Format = Literal["raw", "qcow2"]
+FORMATS: tuple[str, ...] = ("raw", "qcow2")
+# Imaging conversions: copy as is, gzip the source's bytes into the target, or gunzip them.
+Conversion = Literal["", "gzip", "gunzip"]
+Progress = Callable[[int, int], None]  # (bytes done, bytes in all)
+
+
+@dataclass(frozen=True)
+class Volume:
+    """The storage identity of a drive: its UUID (the only thing a file name is built from),
+    its volume format and its guest-visible size in bytes."""
+
+    drive: str
+    format: str
+    size: int
+
+
+@dataclass(frozen=True)
+class ImageFile:
+    """A standard image in the read-only library: a gzip file of raw guest bytes."""
+
+    image: str
+    path: Path
+    size: int  # uncompressed bytes
+
+
+class Storage(Protocol):
+    """What the service layer asks of the drive pool. Every method is safe to call from the
+    event loop: blocking work runs in threads or subprocesses."""
+
+    def path(self, volume: Volume) -> Path:
+        """The volume's file, for libvirt to attach."""
+
+    async def create(self, volume: Volume) -> None:
+        """A new, empty (all zero), sparse volume; FullError when the pool has no room."""
+
+    async def destroy(self, volume: Volume) -> None:
+        """Remove the volume's file; a missing file is not an error."""
+
+    async def resize(self, volume: Volume, size: int) -> None:
+        """Grow the guest-visible size; new bytes read as zeros."""
+
+    async def write(self, volume: Volume, offset: int, body: AsyncIterator[bytes], *, gzip: bool,
+                    max_decompressed: int) -> int:
+        """Write a request body at offset (decompressing it first when gzip), returning the
+        uncompressed byte count. All-zero blocks become holes. Nothing is written when the body
+        would run past the volume's end (FullError), is malformed (UsageError), inflates past
+        max_decompressed (TooLargeError) or the pool runs out of room (FullError)."""
+
+    def read(self, volume: Volume, offset: int, length: int) -> AsyncIterator[bytes]:
+        """The guest-visible bytes [offset, offset+length), in chunks; holes read as zeros."""
+
+    async def copy(self, source: Volume | ImageFile, target: Volume, conversion: str,
+                   progress: Progress) -> None:
+        """Imaging: the source's bytes (gzipped or gunzipped on the way) into target from offset 0,
+        converting between formats as needed; FullError when they do not fit."""
+
+    async def import_image(self, image: str, source: Path) -> ImageFile:
+        """Add a raw disk image file to the standard library, stored gzipped."""
+
+    async def volumes(self) -> set[str]:
+        """Drive UUIDs that have a file in the pool (to find orphans)."""

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Installs what elastic-api needs on Debian 12 and starts libvirt; safe to run again.
+# Used by scripts/serve.sh and scripts/test.sh, so each of the README's commands stands alone.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils qemu-block-extra
+              dnsmasq-base libvirt-dev pkg-config gcc python3-venv python3-dev)
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "setup: installing ${missing[*]}" >&2
+  $SUDO apt-get update -q >&2
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}" >&2
+fi
+
+# No systemd on these machines: start the daemons by hand when they are not running.
+if [ "$(id -u)" -eq 0 ]; then
+  # QEMU guests run as root so they can open /dev/kvm and the drive pool without relabelling.
+  if ! grep -q '^user = "root"' /etc/libvirt/qemu.conf; then
+    printf '\nuser = "root"\ngroup = "root"\n' >> /etc/libvirt/qemu.conf
+    pkill -x libvirtd 2>/dev/null || true
+    sleep 1
+  fi
+  pgrep -x virtlogd >/dev/null || virtlogd -d
+  pgrep -x libvirtd >/dev/null || libvirtd -d
+  for _ in $(seq 1 50); do
+    virsh -c qemu:///system version >/dev/null 2>&1 && break
+    sleep 0.2
+  done
+fi
+
+VENV=${ELASTIC_API_VENV:-.venv}
+if [ ! -x "$VENV/bin/python" ]; then
+  python3 -m venv "$VENV"
+fi
+stamp="$VENV/.installed-$(cat setup.cfg setup.py | sha256sum | cut -c1-16)"
+if [ ! -f "$stamp" ]; then
+  "$VENV/bin/pip" install -q --upgrade pip >&2
+  "$VENV/bin/pip" install -q -e '.[test]' >&2
+  rm -f "$VENV"/.installed-*
+  touch "$stamp"
+fi

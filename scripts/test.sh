@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# One command: install what is needed (apt packages, venv, libvirtd), then run the whole test suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+exec .venv/bin/python -m pytest -p no:cacheprovider "$@"
