@@ -1,0 +1,59 @@
+"""create_app: wires the configuration, store and backends into an aiohttp application."""
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from elastic_api.config import Config
+from elastic_api.http.auth import parse_basic
+from elastic_api.http.call import Call
+from elastic_api.http.middleware import errors
+from elastic_api.http.routes import add_routes
+from elastic_api.service.drives import DriveService
+from elastic_api.service.users import UserService
+from elastic_api.storage import Storage
+from elastic_api.store import Store
+
+
+@dataclass
+class Services:
+    users: UserService
+    drives: DriveService
+
+
+SERVICES = web.AppKey("services", Services)
+CONFIG = web.AppKey("config", Config)
+
+
+def build_services(config: Config, store: Store, storage: Storage) -> Services:
+    return Services(users=UserService(store), drives=DriveService(config, store, storage))
+
+
+def create_app(config: Config, *, store: Store, storage: Storage) -> web.Application:
+    """The application; the store and storage are opened and closed with it."""
+    app = web.Application(middlewares=[errors], client_max_size=config.max_metadata_body)
+    services = build_services(config, store, storage)
+    app[SERVICES] = services
+    app[CONFIG] = config
+
+    async def backends(app: web.Application) -> AsyncIterator[None]:
+        await store.open()
+        try:
+            await services.drives.sweep_orphans()
+            yield
+        finally:
+            close = getattr(storage, "close", None)
+            if close is not None:
+                await close()
+            await store.close()
+
+    app.cleanup_ctx.append(backends)
+
+    async def make_call(request: web.Request) -> Call:
+        user, secret = parse_basic(request.headers.get("Authorization"))
+        return Call(request, await services.users.authenticate(user, secret), services, config)
+
+    add_routes(app, make_call)
+    return app

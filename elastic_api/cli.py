@@ -1,0 +1,79 @@
+"""`elastic-api serve | user … | image …`: the operator's command line."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+
+from aiohttp import web
+
+from elastic_api import config as configuration
+from elastic_api.app import create_app
+from elastic_api.config import Config, parse_listen
+from elastic_api.errors import ConfigError, ElasticError
+from elastic_api.service.users import UserService
+from elastic_api.store.sqlite import SqliteStore
+
+
+def make_storage(config: Config):  # type: ignore[no-untyped-def]
+    from elastic_api.storage.pool import Pool
+
+    return Pool(config.pool_dir, config.images_dir, chunk=config.stream_chunk)
+
+
+def serve(config: Config, listen: str | None) -> int:
+    host, port = parse_listen(listen or config.listen)
+    app = create_app(config, store=SqliteStore(config.db_path), storage=make_storage(config))
+    logging.getLogger(__name__).info("elastic-api listening on %s:%d, data in %s", host, port,
+                                     config.data_dir.resolve())
+    # Content-Encoding: gzip is ours to stream through a bounded decoder, not aiohttp's.
+    web.run_app(app, host=host, port=port, print=None, auto_decompress=False,
+                access_log_format='%a "%r" %s %b %Tfs')
+    return 0
+
+
+async def user_create(config: Config, name: str) -> int:
+    store = SqliteStore(config.db_path)
+    await store.open()
+    try:
+        user, secret = await UserService(store).create(name)
+    finally:
+        await store.close()
+    print(f"user {user}\nsecret {secret}")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="elastic-api", description=__doc__)
+    top.add_argument("--config", help="YAML config file (default: $ELASTIC_API_CONFIG, then built-ins)")
+    commands = top.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("serve", help="run the API server in the foreground")
+    run.add_argument("--listen", help="HOST:PORT to listen on (overrides the config)")
+
+    user = commands.add_parser("user", help="manage users").add_subparsers(dest="action", required=True)
+    create = user.add_parser("create", help="create a user; prints its UUID and secret key")
+    create.add_argument("--name", default="", help="a name to remember the user by")
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        config = configuration.load(args.config)
+    except ConfigError as e:
+        print(f"elastic-api: {e}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=config.log_level, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        if args.command == "serve":
+            return serve(config, args.listen)
+        if args.command == "user" and args.action == "create":
+            return asyncio.run(user_create(config, args.name))
+    except (ConfigError, ElasticError) as e:
+        print(f"elastic-api: {e}", file=sys.stderr)
+        return 2
+    return 2

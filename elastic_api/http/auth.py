@@ -1,0 +1,29 @@
+"""HTTP Basic credentials: parsed defensively, since the header is whatever a client sends."""
+from __future__ import annotations
+
+import base64
+import binascii
+
+from elastic_api.errors import AuthError
+
+REALM = 'Basic realm="elastic-api"'
+
+
+def parse_basic(header: str | None) -> tuple[str, bytes]:
+    """(user, secret bytes) from an Authorization header; AuthError for every malformed kind."""
+    if not header:
+        raise AuthError("authentication required: HTTP Basic with your user UUID and secret key")
+    scheme, _, encoded = header.strip().partition(" ")
+    if scheme.lower() != "basic" or not encoded.strip():
+        raise AuthError("authentication must be HTTP Basic")
+    try:
+        decoded = base64.b64decode(encoded.strip().encode("ascii"), validate=True)
+    except (binascii.Error, UnicodeEncodeError, ValueError):
+        raise AuthError("malformed Basic credentials") from None
+    user, colon, secret = decoded.partition(b":")
+    if not colon:
+        raise AuthError("malformed Basic credentials")
+    try:
+        return user.decode("ascii"), secret
+    except UnicodeDecodeError:
+        raise AuthError("wrong user or secret") from None

@@ -1,0 +1,49 @@
+"""The one place errors become HTTP: every ElasticError, aiohttp's own and the unexpected."""
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from elastic_api.errors import (
+    AuthError, ElasticError, InternalError, MethodError, MissingError, TooLargeError, UsageError,
+)
+from elastic_api.http.auth import REALM
+from elastic_api.http.negotiate import error_response
+
+log = logging.getLogger(__name__)
+
+
+def from_aiohttp(error: web.HTTPException, request: web.Request) -> ElasticError:
+    if isinstance(error, web.HTTPNotFound):
+        return MissingError(f"no such command: {request.path[:80]}")
+    if isinstance(error, web.HTTPMethodNotAllowed):
+        return MethodError(f"{request.method} is not allowed here")
+    if isinstance(error, web.HTTPRequestEntityTooLarge):
+        return TooLargeError("request body too large")
+    if 400 <= error.status < 500:
+        return UsageError(error.reason or "bad request")
+    return InternalError("internal error")
+
+
+@web.middleware
+async def errors(request: web.Request,
+                 handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ElasticError as e:
+        error = e
+    except web.HTTPException as e:
+        if e.status < 400:
+            raise
+        error = from_aiohttp(e, request)
+    except ConnectionResetError:
+        raise  # the client went away; there is nobody to answer
+    except Exception:
+        log.exception("internal error on %s %s", request.method, request.path)
+        error = InternalError("internal error; it has been logged")
+    response = error_response(error)
+    if isinstance(error, AuthError):
+        response.headers["WWW-Authenticate"] = REALM
+    return response

@@ -1,0 +1,58 @@
+"""The one route table: every endpoint, its method rule and its handler on one screen."""
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from elastic_api.errors import MethodError
+from elastic_api.http.call import Call
+from elastic_api.http.handlers import drives
+from elastic_api.http.negotiate import Result, render
+
+# Reads accept GET and POST (real clients POST every command); changes accept POST only.
+READ, CHANGE = "read", "change"
+READ_METHODS = frozenset({"GET", "HEAD", "POST"})
+
+Handler = Callable[[Call], Awaitable[Result]]
+
+
+@dataclass(frozen=True)
+class Route:
+    rule: str
+    path: str
+    handler: Handler
+
+
+# Fixed paths come before the patterns they would otherwise match (aiohttp tries in order).
+ROUTES: tuple[Route, ...] = (
+    Route(READ,   "/drives/list",                  drives.list_drives),
+    Route(READ,   "/drives/info",                  drives.info_drives),
+    Route(CHANGE, "/drives/create",                drives.create),
+    Route(READ,   "/drives/{drive}/info",          drives.info),
+    Route(READ,   "/drives/{drive}/info/full",     drives.info),
+    Route(CHANGE, "/drives/{drive}/set",           drives.set_),
+    Route(CHANGE, "/drives/{drive}/destroy",       drives.destroy),
+)
+
+
+def allowed(rule: str, method: str) -> bool:
+    return method in READ_METHODS if rule == READ else method == "POST"
+
+
+def endpoint(route: Route, make_call: Callable[[web.Request], Awaitable[Call]]) -> Callable[
+        [web.Request], Awaitable[web.StreamResponse]]:
+    async def handle(request: web.Request) -> web.StreamResponse:
+        call = await make_call(request)
+        if not allowed(route.rule, request.method):
+            raise MethodError(f"{request.method} is not allowed here: this command changes state, use POST")
+        return render(request, await route.handler(call))
+
+    handle.__name__ = route.handler.__name__
+    return handle
+
+
+def add_routes(app: web.Application, make_call: Callable[[web.Request], Awaitable[Call]]) -> None:
+    for route in ROUTES:
+        app.router.add_route("*", route.path, endpoint(route, make_call))

@@ -1,0 +1,210 @@
+"""Drives: the record, the keys create and set accept, and the info a client sees."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from elastic_api.errors import UsageError
+from elastic_api.model.ids import ALL_USERS, parse_id
+from elastic_api.model.properties import Info, Props, words
+from elastic_api.model.units import parse_size
+
+CLAIM_TYPES = ("exclusive", "shared")
+TIERS = ("disk", "ssd")
+FORMATS = ("raw", "qcow2")
+# Until encrypted drives exist a drive may only say what it is: plain.
+CIPHERS = ("none",)
+MAX_NAME = 256
+MAX_USER_VALUE = 4096
+MAX_WORDS = 64
+
+# Keys the server reports but a client never sets.
+READ_ONLY = frozenset({
+    "drive", "user", "status", "claimed", "imaging", "read:bytes", "read:requests",
+    "write:bytes", "write:requests",
+})
+CREATE_KEYS = frozenset({"name", "size", "claim:type", "readers", "tags", "encryption:cipher",
+                         "avoid", "tier", "format"})
+SET_KEYS = frozenset({"name", "size", "claim:type", "readers", "tags"})
+FIXED_AFTER_CREATE = frozenset({"encryption:cipher", "format", "avoid", "tier"})
+
+
+@dataclass(frozen=True)
+class Drive:
+    drive: str
+    owner: str
+    name: str
+    size: int
+    format: str = "raw"
+    claim_type: str = "exclusive"
+    readers: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    user_keys: dict[str, str] = field(default_factory=dict)
+    encryption: str = "none"
+    tier: str = "disk"
+    avoid: tuple[str, ...] = ()
+    created: int = 0  # nanoseconds since the epoch: orders pages
+    read_bytes: int = 0
+    read_requests: int = 0
+    write_bytes: int = 0
+    write_requests: int = 0
+    imaging: str | None = None  # "queued" or "NN%" while an image job is pending
+    imaging_error: str | None = None  # the last image job's failure, until the next succeeds
+    claimed: tuple[str, ...] = ()  # servers using it (filled by the service)
+
+    def readable_by(self, user: str) -> bool:
+        return self.owner == user or user in self.readers or ALL_USERS in self.readers
+
+
+@dataclass(frozen=True)
+class DriveChanges:
+    """What a valid create or set asks for; None means "leave as it is"."""
+
+    name: str | None = None
+    size: int | None = None
+    format: str | None = None
+    claim_type: str | None = None
+    readers: tuple[str, ...] | None = None
+    tags: tuple[str, ...] | None = None
+    user_keys: dict[str, str] = field(default_factory=dict)  # "" removes the key
+    encryption: str | None = None
+    tier: str | None = None
+    avoid: tuple[str, ...] | None = None
+
+
+def _one_of(key: str, value: str, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise UsageError(f"{key} must be one of {', '.join(allowed)}")
+    return value
+
+
+def _ids(key: str, value: str, *, allow_all: bool = False) -> tuple[str, ...]:
+    result = []
+    for word in words(value)[: MAX_WORDS + 1]:
+        parsed = parse_id(word)
+        if parsed is None:
+            raise UsageError(f"{key} must be a list of UUIDs: {word[:40]!r}")
+        if parsed == ALL_USERS and not allow_all:
+            raise UsageError(f"{key} must name real objects")
+        if parsed not in result:
+            result.append(parsed)
+    if len(result) > MAX_WORDS:
+        raise UsageError(f"{key} holds more than {MAX_WORDS} entries")
+    return tuple(result)
+
+
+def _tags(value: str) -> tuple[str, ...]:
+    tags = words(value)
+    if len(tags) > MAX_WORDS or any(len(t) > MAX_NAME for t in tags):
+        raise UsageError(f"tags: at most {MAX_WORDS} tags of at most {MAX_NAME} characters")
+    return tuple(dict.fromkeys(tags))
+
+
+def _name(value: str) -> str:
+    name = value.strip()
+    if not name or len(name) > MAX_NAME:
+        raise UsageError(f"name must be 1 to {MAX_NAME} characters")
+    return name
+
+
+def parse_changes(props: Props, *, creating: bool, max_size: int) -> DriveChanges:
+    """Validate the keys of a drive create or set; the first bad key is named in the error."""
+    allowed = CREATE_KEYS if creating else SET_KEYS
+    values: dict[str, object] = {}
+    user_keys: dict[str, str] = {}
+    for key, value in props.items():
+        if key.startswith("user:"):
+            if len(value) > MAX_USER_VALUE:
+                raise UsageError(f"{key} is longer than {MAX_USER_VALUE} characters")
+            user_keys[key] = value
+        elif key in READ_ONLY:
+            raise UsageError(f"{key} is read-only")
+        elif not creating and key in FIXED_AFTER_CREATE:
+            raise UsageError(f"{key} cannot be changed after a drive is created")
+        elif key not in allowed:
+            raise UsageError(f"unknown key: {key}")
+        elif key == "name":
+            values["name"] = _name(value)
+        elif key == "size":
+            size = parse_size(value)
+            if not 0 < size <= max_size:
+                raise UsageError(f"size must be between 1 byte and {max_size} bytes")
+            values["size"] = size
+        elif key == "claim:type":
+            values["claim_type"] = _one_of(key, value, CLAIM_TYPES)
+        elif key == "readers":
+            values["readers"] = _ids(key, value, allow_all=True)
+        elif key == "tags":
+            values["tags"] = _tags(value)
+        elif key == "encryption:cipher":
+            if value == "aes-xts-plain":
+                raise UsageError("encryption:cipher aes-xts-plain is not available yet; use none")
+            values["encryption"] = _one_of(key, value, CIPHERS)
+        elif key == "avoid":
+            values["avoid"] = _ids(key, value)
+        elif key == "tier":
+            values["tier"] = _one_of(key, value, TIERS)
+        elif key == "format":
+            values["format"] = _one_of(key, value, FORMATS)
+    if creating:
+        for required in ("name", "size"):
+            if required not in values:
+                raise UsageError(f"{required} is required to create a drive")
+    return DriveChanges(user_keys=user_keys, **values)  # type: ignore[arg-type]
+
+
+def new_drive(drive: str, owner: str, changes: DriveChanges, *, default_format: str, created: int) -> Drive:
+    assert changes.name is not None and changes.size is not None
+    return Drive(
+        drive=drive, owner=owner, name=changes.name, size=changes.size,
+        format=changes.format or default_format,
+        claim_type=changes.claim_type or "exclusive",
+        readers=changes.readers or (), tags=changes.tags or (),
+        user_keys={k: v for k, v in changes.user_keys.items() if v},
+        encryption=changes.encryption or "none", tier=changes.tier or "disk",
+        avoid=changes.avoid or (), created=created,
+    )
+
+
+def apply_changes(drive: Drive, changes: DriveChanges) -> Drive:
+    user_keys = dict(drive.user_keys)
+    for key, value in changes.user_keys.items():
+        if value:
+            user_keys[key] = value
+        else:
+            user_keys.pop(key, None)
+    updates = {
+        f.name: getattr(changes, f.name)
+        for f in dataclasses.fields(changes)
+        if f.name != "user_keys" and getattr(changes, f.name) is not None
+    }
+    return dataclasses.replace(drive, user_keys=user_keys, **updates)
+
+
+def to_info(drive: Drive) -> Info:
+    info: Info = {
+        "drive": drive.drive,
+        "name": drive.name,
+        "size": drive.size,
+        "user": drive.owner,
+        "status": "active",
+        "claimed": list(drive.claimed),
+        "claim:type": drive.claim_type,
+        "readers": list(drive.readers),
+        "tags": list(drive.tags),
+        "encryption:cipher": drive.encryption,
+        "format": drive.format,
+        "tier": drive.tier,
+        "read:bytes": drive.read_bytes,
+        "read:requests": drive.read_requests,
+        "write:bytes": drive.write_bytes,
+        "write:requests": drive.write_requests,
+    }
+    if drive.avoid:
+        info["avoid"] = list(drive.avoid)
+    if drive.imaging:
+        info["imaging"] = drive.imaging
+    if drive.imaging_error:
+        info["imaging:error"] = drive.imaging_error
+    info.update(sorted(drive.user_keys.items()))
+    return info

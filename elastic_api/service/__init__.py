@@ -1,0 +1,1 @@
+"""Use cases: ownership, state machines and per-object locks over the store and the backends."""

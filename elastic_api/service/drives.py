@@ -1,0 +1,98 @@
+"""Drives: ownership, metadata changes and the volume each drive owns in the pool."""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from elastic_api.config import Config
+from elastic_api.errors import MissingError, UsageError
+from elastic_api.model import drive as model
+from elastic_api.model.drive import Drive
+from elastic_api.model.ids import new_id, parse_id
+from elastic_api.model.pages import Page
+from elastic_api.model.properties import Props
+from elastic_api.service.locks import LockTable
+from elastic_api.storage import Storage, Volume
+from elastic_api.store import Store
+
+log = logging.getLogger(__name__)
+
+
+def volume(drive: Drive) -> Volume:
+    return Volume(drive.drive, drive.format, drive.size)
+
+
+class DriveService:
+    def __init__(self, config: Config, store: Store, storage: Storage,
+                 clock: Callable[[], int] = time.time_ns) -> None:
+        self.config = config
+        self.store = store
+        self.storage = storage
+        self.clock = clock
+        self.locks = LockTable()
+
+    async def get(self, user: str, drive_id: str) -> Drive:
+        """A drive the user may see (owned or shared through readers); 404 alike for all others."""
+        canonical = parse_id(drive_id)
+        found = await self.store.get_drive(user, canonical) if canonical else None
+        if found is None:
+            raise MissingError(f"no such drive: {drive_id[:40]}")
+        return found
+
+    async def owned(self, user: str, drive_id: str) -> Drive:
+        """A drive the user owns. A reader asking to change one gets the same 404 as a stranger:
+        readers' drives are read-only to them and no one else's drive may be changed."""
+        found = await self.get(user, drive_id)
+        if found.owner != user:
+            raise MissingError(f"no such drive: {drive_id[:40]}")
+        return found
+
+    async def list(self, user: str, page: Page) -> list[Drive]:
+        return await self.store.list_drives(user, page.limit, page.marker)
+
+    async def create(self, user: str, props: Props) -> Drive:
+        changes = model.parse_changes(props, creating=True, max_size=self.config.max_drive_size)
+        drive = model.new_drive(new_id(), user, changes, default_format=self.config.default_format,
+                                created=self.clock())
+        # The volume comes first: a crash between the two leaves an orphan file that the
+        # start-up sweep removes, never a drive row without its bytes.
+        await self.storage.create(volume(drive))
+        try:
+            await self.store.insert_drive(drive)
+        except BaseException:
+            await self.storage.destroy(volume(drive))
+            raise
+        return drive
+
+    async def set(self, user: str, drive_id: str, props: Props) -> Drive:
+        changes = model.parse_changes(props, creating=False, max_size=self.config.max_drive_size)
+        drive = await self.owned(user, drive_id)
+        async with self.locks.hold(drive.drive):
+            drive = await self.owned(user, drive.drive)
+            changed = model.apply_changes(drive, changes)
+            if changed.size < drive.size:
+                raise UsageError("size cannot shrink: that would discard the drive's data")
+            if changed.size > drive.size:
+                await self.storage.resize(volume(drive), changed.size)
+            if not await self.store.update_drive(user, changed):
+                raise MissingError(f"no such drive: {drive_id[:40]}")
+            return changed
+
+    async def destroy(self, user: str, drive_id: str) -> None:
+        drive = await self.owned(user, drive_id)
+        async with self.locks.hold(drive.drive):
+            # Row first: once it is gone no request can reach the volume, and a crash before the
+            # file is removed leaves an orphan the start-up sweep deletes.
+            if not await self.store.delete_drive(user, drive.drive):
+                raise MissingError(f"no such drive: {drive_id[:40]}")
+            await self.storage.destroy(volume(drive))
+
+    async def sweep_orphans(self) -> list[str]:
+        """Remove pool files that no drive owns (left by a crash between file and row)."""
+        orphans = sorted(await self.storage.volumes() - await self.store.all_drive_ids())
+        for orphan in orphans:
+            log.warning("removing orphan volume %s", orphan)
+            for fmt in model.FORMATS:
+                await self.storage.destroy(Volume(orphan, fmt, 0))
+        return orphans

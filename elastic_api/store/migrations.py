@@ -1,0 +1,40 @@
+"""Versioned schema migrations: PRAGMA user_version counts the ones applied; append, never edit."""
+from __future__ import annotations
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: users and drives
+    """
+    CREATE TABLE users (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        secret_hash BLOB NOT NULL,
+        created INTEGER NOT NULL
+    );
+    CREATE TABLE drives (
+        id TEXT PRIMARY KEY,
+        owner TEXT NOT NULL REFERENCES users(id),
+        name TEXT NOT NULL,
+        size INTEGER NOT NULL CHECK (size > 0),
+        format TEXT NOT NULL CHECK (format IN ('raw', 'qcow2')),
+        claim_type TEXT NOT NULL CHECK (claim_type IN ('exclusive', 'shared')),
+        encryption TEXT NOT NULL,
+        tier TEXT NOT NULL,
+        keys TEXT NOT NULL DEFAULT '{}',
+        created INTEGER NOT NULL,
+        read_bytes INTEGER NOT NULL DEFAULT 0,
+        read_requests INTEGER NOT NULL DEFAULT 0,
+        write_bytes INTEGER NOT NULL DEFAULT 0,
+        write_requests INTEGER NOT NULL DEFAULT 0,
+        imaging TEXT,
+        imaging_error TEXT
+    );
+    CREATE INDEX drives_by_owner ON drives(owner, created, id);
+    CREATE INDEX drives_by_created ON drives(created, id);
+    CREATE TABLE drive_readers (
+        drive TEXT NOT NULL REFERENCES drives(id) ON DELETE CASCADE,
+        reader TEXT NOT NULL,
+        PRIMARY KEY (drive, reader)
+    );
+    CREATE INDEX drive_readers_by_reader ON drive_readers(reader, drive);
+    """,
+)

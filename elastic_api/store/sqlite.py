@@ -1,0 +1,209 @@
+"""The embedded SQLite store: WAL, synchronous=FULL, foreign keys, one connection on one thread."""
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from elastic_api.errors import UsageError
+from elastic_api.model.drive import Drive
+from elastic_api.model.ids import ALL_USERS
+from elastic_api.store.migrations import MIGRATIONS
+
+T = TypeVar("T")
+
+_DRIVE_COLUMNS = (
+    "d.id, d.owner, d.name, d.size, d.format, d.claim_type, d.encryption, d.tier, d.keys, d.created,"
+    " d.read_bytes, d.read_requests, d.write_bytes, d.write_requests, d.imaging, d.imaging_error,"
+    " (SELECT group_concat(r.reader, ' ') FROM drive_readers r WHERE r.drive = d.id)"
+)
+# A drive is visible to a user who owns it or is among its readers (directly or as all users).
+_VISIBLE = (
+    "(d.owner = :user OR EXISTS (SELECT 1 FROM drive_readers r"
+    " WHERE r.drive = d.id AND r.reader IN (:user, :all)))"
+)
+
+
+def _drive(row: tuple[Any, ...]) -> Drive:
+    keys = json.loads(row[8])
+    return Drive(
+        drive=row[0], owner=row[1], name=row[2], size=row[3], format=row[4], claim_type=row[5],
+        encryption=row[6], tier=row[7], created=row[9],
+        tags=tuple(keys.get("tags", ())), avoid=tuple(keys.get("avoid", ())),
+        user_keys=dict(keys.get("user", {})),
+        read_bytes=row[10], read_requests=row[11], write_bytes=row[12], write_requests=row[13],
+        imaging=row[14], imaging_error=row[15],
+        readers=tuple(sorted(row[16].split())) if row[16] else (),
+    )
+
+
+def _keys(drive: Drive) -> str:
+    return json.dumps({"tags": list(drive.tags), "avoid": list(drive.avoid), "user": drive.user_keys})
+
+
+class SqliteStore:
+    """All SQL runs on one worker thread, so the event loop never waits on a disk sync and
+    writes are serialised without SQLite's busy loop."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._db: sqlite3.Connection | None = None
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        assert self._db is not None, "store is not open"
+        return self._db
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def _open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        db.execute("PRAGMA foreign_keys=ON")
+        db.execute("PRAGMA busy_timeout=5000")
+        self._db = db
+        self._migrate()
+
+    def _migrate(self) -> None:
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if version > len(MIGRATIONS):
+            raise RuntimeError(f"database schema {version} is newer than this program ({len(MIGRATIONS)})")
+        for number, script in enumerate(MIGRATIONS[version:], version + 1):
+            # executescript would commit on its own; run each migration inside one transaction.
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in script.split(";"):
+                    if statement.strip():
+                        self.db.execute(statement)
+                self.db.execute(f"PRAGMA user_version = {number}")
+                self.db.execute("COMMIT")
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+
+    async def open(self) -> None:
+        await self._run(self._open)
+
+    async def close(self) -> None:
+        if self._db is not None:
+            await self._run(self.db.close)
+            self._db = None
+        self._thread.shutdown(wait=True)
+
+    def _tx(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            result = fn(self.db)
+            self.db.execute("COMMIT")
+            return result
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+
+    async def integrity_check(self) -> str:
+        return await self._run(lambda: self.db.execute("PRAGMA integrity_check").fetchone()[0])
+
+    # -- users ------------------------------------------------------------------------------
+    async def create_user(self, user: str, name: str, secret_hash: bytes, created: int) -> None:
+        await self._run(
+            self.db.execute, "INSERT INTO users (id, name, secret_hash, created) VALUES (?, ?, ?, ?)",
+            (user, name, secret_hash, created),
+        )
+
+    async def user_secret_hash(self, user: str) -> bytes | None:
+        def query() -> bytes | None:
+            row = self.db.execute("SELECT secret_hash FROM users WHERE id = ?", (user,)).fetchone()
+            return bytes(row[0]) if row else None
+
+        return await self._run(query)
+
+    # -- drives -----------------------------------------------------------------------------
+    def _set_readers(self, db: sqlite3.Connection, drive: Drive) -> None:
+        db.execute("DELETE FROM drive_readers WHERE drive = ?", (drive.drive,))
+        db.executemany("INSERT INTO drive_readers (drive, reader) VALUES (?, ?)",
+                       [(drive.drive, reader) for reader in drive.readers])
+
+    async def insert_drive(self, drive: Drive) -> None:
+        def insert(db: sqlite3.Connection) -> None:
+            db.execute(
+                "INSERT INTO drives (id, owner, name, size, format, claim_type, encryption, tier, keys,"
+                " created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (drive.drive, drive.owner, drive.name, drive.size, drive.format, drive.claim_type,
+                 drive.encryption, drive.tier, _keys(drive), drive.created),
+            )
+            self._set_readers(db, drive)
+
+        await self._run(self._tx, insert)
+
+    def _get_drive(self, user: str, drive: str) -> Drive | None:
+        row = self.db.execute(
+            f"SELECT {_DRIVE_COLUMNS} FROM drives d WHERE d.id = :id AND {_VISIBLE}",
+            {"id": drive, "user": user, "all": ALL_USERS},
+        ).fetchone()
+        return _drive(row) if row else None
+
+    async def get_drive(self, user: str, drive: str) -> Drive | None:
+        return await self._run(self._get_drive, user, drive)
+
+    async def list_drives(self, user: str, limit: int | None, marker: str | None) -> list[Drive]:
+        def query() -> list[Drive]:
+            params: dict[str, Any] = {"user": user, "all": ALL_USERS, "limit": -1 if limit is None else limit}
+            after = ""
+            if marker is not None:
+                found = self._get_drive(user, marker)
+                if found is None:
+                    raise UsageError(f"unknown marker: {marker}")
+                params.update(created=found.created, id=found.drive)
+                after = "AND (d.created, d.id) > (:created, :id)"
+            rows = self.db.execute(
+                f"SELECT {_DRIVE_COLUMNS} FROM drives d WHERE {_VISIBLE} {after}"
+                " ORDER BY d.created, d.id LIMIT :limit",
+                params,
+            ).fetchall()
+            return [_drive(row) for row in rows]
+
+        return await self._run(query)
+
+    async def update_drive(self, user: str, drive: Drive) -> bool:
+        def update(db: sqlite3.Connection) -> bool:
+            cursor = db.execute(
+                "UPDATE drives SET name = ?, size = ?, claim_type = ?, keys = ?, imaging = ?,"
+                " imaging_error = ? WHERE id = ? AND owner = ?",
+                (drive.name, drive.size, drive.claim_type, _keys(drive), drive.imaging,
+                 drive.imaging_error, drive.drive, user),
+            )
+            if cursor.rowcount != 1:
+                return False
+            self._set_readers(db, drive)
+            return True
+
+        return await self._run(self._tx, update)
+
+    async def delete_drive(self, user: str, drive: str) -> bool:
+        def delete(db: sqlite3.Connection) -> bool:
+            return db.execute("DELETE FROM drives WHERE id = ? AND owner = ?", (drive, user)).rowcount == 1
+
+        return await self._run(self._tx, delete)
+
+    async def count_drive_io(self, user: str, drive: str, *, read_bytes: int = 0, read_requests: int = 0,
+                             write_bytes: int = 0, write_requests: int = 0) -> None:
+        await self._run(
+            self.db.execute,
+            "UPDATE drives AS d SET read_bytes = read_bytes + :rb, read_requests = read_requests + :rr,"
+            " write_bytes = write_bytes + :wb, write_requests = write_requests + :wr"
+            f" WHERE d.id = :id AND {_VISIBLE}",
+            {"rb": read_bytes, "rr": read_requests, "wb": write_bytes, "wr": write_requests,
+             "id": drive, "user": user, "all": ALL_USERS},
+        )
+
+    async def all_drive_ids(self) -> set[str]:
+        return await self._run(lambda: {row[0] for row in self.db.execute("SELECT id FROM drives")})

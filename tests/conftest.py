@@ -1,0 +1,106 @@
+"""Shared fixtures: a real app on a real SQLite store and drive pool in a temporary data dir."""
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from elastic_api.app import SERVICES, create_app
+from elastic_api.config import Config, HostConfig
+from elastic_api.store.sqlite import SqliteStore
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Config:
+    return Config(data_dir=tmp_path / "var", hosts=(HostConfig("test", "test:///default"),))
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: Any
+    body: bytes
+
+    @property
+    def text(self) -> str:
+        return self.body.decode()
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+    @property
+    def error(self) -> str | None:
+        return self.headers.get("X-Elastic-Error")
+
+    def props(self) -> dict[str, str]:
+        return dict((line.split(" ", 1) + [""])[:2] for line in self.text.splitlines() if line)
+
+
+class Api:
+    """One user's view of the API through aiohttp's test client."""
+
+    def __init__(self, client: Any, user: str, secret: str) -> None:
+        self.client, self.user, self.secret = client, user, secret
+
+    def auth(self) -> dict[str, str]:
+        token = base64.b64encode(f"{self.user}:{self.secret}".encode()).decode()
+        return {"Authorization": f"Basic {token}"}
+
+    async def call(self, path: str, body: bytes | str | dict[str, Any] | None = None, *,
+                   method: str = "POST", as_json: bool = False, headers: dict[str, str] | None = None,
+                   auth: bool = True) -> Reply:
+        send = dict(self.auth() if auth else {})
+        if as_json:
+            send["Accept"] = "application/json"
+        if isinstance(body, dict):
+            body = json.dumps(body)
+            send["Content-Type"] = "application/json"
+        send.update(headers or {})
+        async with self.client.request(method, path, data=body, headers=send) as response:
+            return Reply(response.status, response.headers, await response.read())
+
+    async def get(self, path: str, **kw: Any) -> Reply:
+        return await self.call(path, method="GET", **kw)
+
+    async def create_drive(self, size: str = "1M", name: str = "d", **keys: str) -> dict[str, str]:
+        body = f"name {name}\nsize {size}\n" + "".join(f"{k} {v}\n" for k, v in keys.items())
+        reply = await self.call("/drives/create", body)
+        assert reply.status == 200, reply.text
+        return reply.props()
+
+
+@pytest.fixture
+async def app(config: Config) -> Any:
+    from elastic_api.storage.pool import Pool
+
+    return create_app(config, store=SqliteStore(config.db_path),
+                      storage=Pool(config.pool_dir, config.images_dir, chunk=config.stream_chunk))
+
+
+@pytest.fixture
+async def client(aiohttp_client: Any, app: Any) -> Any:
+    return await aiohttp_client(app, server_kwargs={"auto_decompress": False})
+
+
+@pytest.fixture
+async def make_user(client: Any) -> Any:
+    async def make(name: str = "") -> Api:
+        user, secret = await client.app[SERVICES].users.create(name)
+        return Api(client, user, secret)
+
+    return make
+
+
+@pytest.fixture
+async def alice(make_user: Any) -> Api:
+    return await make_user("alice")
+
+
+@pytest.fixture
+async def bob(make_user: Any) -> Api:
+    return await make_user("bob")
