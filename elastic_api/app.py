@@ -12,6 +12,7 @@ from elastic_api.http.call import Call
 from elastic_api.http.middleware import errors
 from elastic_api.http.routes import add_routes
 from elastic_api.service.drives import DriveService
+from elastic_api.service.imaging import ImagingService
 from elastic_api.service.users import UserService
 from elastic_api.storage import Storage
 from elastic_api.store import Store
@@ -21,6 +22,7 @@ from elastic_api.store import Store
 class Services:
     users: UserService
     drives: DriveService
+    imaging: ImagingService
 
 
 SERVICES = web.AppKey("services", Services)
@@ -28,7 +30,9 @@ CONFIG = web.AppKey("config", Config)
 
 
 def build_services(config: Config, store: Store, storage: Storage) -> Services:
-    return Services(users=UserService(store), drives=DriveService(config, store, storage))
+    drives = DriveService(config, store, storage)
+    return Services(users=UserService(store), drives=drives,
+                    imaging=ImagingService(config, store, storage, drives))
 
 
 def create_app(config: Config, *, store: Store, storage: Storage) -> web.Application:
@@ -42,11 +46,11 @@ def create_app(config: Config, *, store: Store, storage: Storage) -> web.Applica
         await store.open()
         try:
             await services.drives.sweep_orphans()
+            await services.imaging.resume()
             yield
         finally:
-            close = getattr(storage, "close", None)
-            if close is not None:
-                await close()
+            await services.imaging.close()
+            await storage.close()
             await store.close()
 
     app.cleanup_ctx.append(backends)

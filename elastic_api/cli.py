@@ -6,6 +6,7 @@ import asyncio
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from aiohttp import web
 
@@ -45,6 +46,33 @@ async def user_create(config: Config, name: str) -> int:
     return 0
 
 
+async def image_add(config: Config, image: str, name: str, path: str) -> int:
+    from elastic_api.service.drives import DriveService
+    from elastic_api.service.imaging import ImagingService
+
+    store, storage = SqliteStore(config.db_path), make_storage(config)
+    await store.open()
+    try:
+        service = ImagingService(config, store, storage, DriveService(config, store, storage))
+        added = await service.add_standard(image, name, Path(path))
+    finally:
+        await storage.close()
+        await store.close()
+    print(f"drive {added.image}\nname {added.name}\nsize {added.size}")
+    return 0
+
+
+async def image_list(config: Config) -> int:
+    store = SqliteStore(config.db_path)
+    await store.open()
+    try:
+        for image in await store.list_images(None, None):
+            print(f"{image.image} {image.size} {image.name}")
+    finally:
+        await store.close()
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="elastic-api", description=__doc__)
     top.add_argument("--config", help="YAML config file (default: $ELASTIC_API_CONFIG, then built-ins)")
@@ -56,6 +84,14 @@ def parser() -> argparse.ArgumentParser:
     user = commands.add_parser("user", help="manage users").add_subparsers(dest="action", required=True)
     create = user.add_parser("create", help="create a user; prints its UUID and secret key")
     create.add_argument("--name", default="", help="a name to remember the user by")
+
+    image = commands.add_parser("image", help="manage the standard image library").add_subparsers(
+        dest="action", required=True)
+    add = image.add_parser("add", help="import a raw disk image file as a standard image")
+    add.add_argument("--uuid", required=True, help="the image's UUID (e.g. one from the ElasticHosts docs)")
+    add.add_argument("--name", required=True, help="what users see as the image's name")
+    add.add_argument("path", help="a raw disk image file")
+    image.add_parser("list", help="list the standard images: UUID, size, name")
     return top
 
 
@@ -73,6 +109,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return serve(config, args.listen)
         if args.command == "user" and args.action == "create":
             return asyncio.run(user_create(config, args.name))
+        if args.command == "image" and args.action == "add":
+            return asyncio.run(image_add(config, args.uuid, args.name, args.path))
+        if args.command == "image" and args.action == "list":
+            return asyncio.run(image_list(config))
     except (ConfigError, ElasticError) as e:
         print(f"elastic-api: {e}", file=sys.stderr)
         return 2

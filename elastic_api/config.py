@@ -54,6 +54,8 @@ class Config:
     # Bytes handed between socket, gzip decoder and volume at a time: large enough for fast I/O,
     # small enough that memory stays flat however large the upload.
     stream_chunk: int = 1 * MiB
+    # Image jobs copying at once: each is disk- and CPU-bound (gzip), two cores serve two well.
+    max_image_jobs: int = 2
 
     @property
     def db_path(self) -> Path:

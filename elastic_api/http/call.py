@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from elastic_api.errors import TooLargeError, UsageError
+from elastic_api.errors import TooLargeError
 from elastic_api.model.pages import Page, parse_page
 from elastic_api.model.properties import Props, parse_body
 
@@ -37,8 +37,3 @@ class Call:
 
     def page(self) -> Page:
         return parse_page(self.request.query, self.config.max_list_limit)
-
-    def no_query(self) -> None:
-        unknown = set(self.request.query) - {"limit", "marker"}
-        if unknown:
-            raise UsageError(f"unknown query parameter: {sorted(unknown)[0][:40]}")

@@ -27,13 +27,21 @@ class Route:
 
 # Fixed paths come before the patterns they would otherwise match (aiohttp tries in order).
 ROUTES: tuple[Route, ...] = (
-    Route(READ,   "/drives/list",                  drives.list_drives),
-    Route(READ,   "/drives/info",                  drives.info_drives),
-    Route(CHANGE, "/drives/create",                drives.create),
-    Route(READ,   "/drives/{drive}/info",          drives.info),
-    Route(READ,   "/drives/{drive}/info/full",     drives.info),
-    Route(CHANGE, "/drives/{drive}/set",           drives.set_),
-    Route(CHANGE, "/drives/{drive}/destroy",       drives.destroy),
+    Route(READ,   "/drives/list",                            drives.list_drives),
+    Route(READ,   "/drives/info",                            drives.info_drives),
+    Route(READ,   "/drives/list/standard",                   drives.list_standard),
+    Route(READ,   "/drives/info/standard",                   drives.info_standard),
+    Route(READ,   "/drives/standard/info",                   drives.info_standard),
+    Route(CHANGE, "/drives/create",                          drives.create),
+    Route(READ,   "/drives/{drive}/info",                    drives.info),
+    Route(READ,   "/drives/{drive}/info/full",               drives.info),
+    Route(CHANGE, "/drives/{drive}/set",                     drives.set_),
+    Route(CHANGE, "/drives/{drive}/destroy",                 drives.destroy),
+    Route(READ,   "/drives/{drive}/read/{offset}/{size}",    drives.read),
+    Route(CHANGE, "/drives/{drive}/write",                   drives.write),
+    Route(CHANGE, "/drives/{drive}/write/{offset}",          drives.write),
+    Route(CHANGE, "/drives/{drive}/image/{source}",          drives.image),
+    Route(CHANGE, "/drives/{drive}/image/{source}/{conversion}", drives.image),
 )
 
 

@@ -1,18 +1,20 @@
 """Drives: ownership, metadata changes and the volume each drive owns in the pool."""
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 from elastic_api.config import Config
-from elastic_api.errors import MissingError, UsageError
+from elastic_api.errors import BusyError, FullError, MissingError, UsageError
 from elastic_api.model import drive as model
 from elastic_api.model.drive import Drive
 from elastic_api.model.ids import new_id, parse_id
 from elastic_api.model.pages import Page
 from elastic_api.model.properties import Props
-from elastic_api.service.locks import LockTable
+from elastic_api.model.units import parse_size
+from elastic_api.service.locks import DriveUse, LockTable
 from elastic_api.storage import Storage, Volume
 from elastic_api.store import Store
 
@@ -31,6 +33,15 @@ class DriveService:
         self.storage = storage
         self.clock = clock
         self.locks = LockTable()
+        self.use = DriveUse()
+
+    def _live(self, drive: Drive) -> Drive:
+        """The stored drive with what only the running process knows: image progress and claims."""
+        progress = self.use.imaging.get(drive.drive)
+        if progress is None:
+            return drive
+        source = self.use.image_sources[drive.drive]
+        return dataclasses.replace(drive, imaging=progress, claimed=(*drive.claimed, f"image:{source}"))
 
     async def get(self, user: str, drive_id: str) -> Drive:
         """A drive the user may see (owned or shared through readers); 404 alike for all others."""
@@ -38,7 +49,7 @@ class DriveService:
         found = await self.store.get_drive(user, canonical) if canonical else None
         if found is None:
             raise MissingError(f"no such drive: {drive_id[:40]}")
-        return found
+        return self._live(found)
 
     async def owned(self, user: str, drive_id: str) -> Drive:
         """A drive the user owns. A reader asking to change one gets the same 404 as a stranger:
@@ -49,7 +60,7 @@ class DriveService:
         return found
 
     async def list(self, user: str, page: Page) -> list[Drive]:
-        return await self.store.list_drives(user, page.limit, page.marker)
+        return [self._live(d) for d in await self.store.list_drives(user, page.limit, page.marker)]
 
     async def create(self, user: str, props: Props) -> Drive:
         changes = model.parse_changes(props, creating=True, max_size=self.config.max_drive_size)
@@ -79,14 +90,69 @@ class DriveService:
                 raise MissingError(f"no such drive: {drive_id[:40]}")
             return changed
 
+    def check_unclaimed(self, drive: Drive) -> None:
+        servers = [c for c in drive.claimed if not c.startswith("image:")]
+        if servers:
+            raise BusyError(f"drive {drive.drive} is claimed by {' '.join(servers)}")
+
+    def check_writable(self, drive: Drive) -> None:
+        """Bytes may change only when no image job and no active server holds the drive."""
+        if drive.imaging:
+            raise BusyError(f"drive {drive.drive} is being imaged")
+        self.check_unclaimed(drive)
+
     async def destroy(self, user: str, drive_id: str) -> None:
         drive = await self.owned(user, drive_id)
         async with self.locks.hold(drive.drive):
+            drive = await self.owned(user, drive.drive)
+            self.check_writable(drive)
+            if self.use.in_use(drive.drive):
+                raise BusyError(f"drive {drive.drive} has reads or writes in progress")
             # Row first: once it is gone no request can reach the volume, and a crash before the
             # file is removed leaves an orphan the start-up sweep deletes.
             if not await self.store.delete_drive(user, drive.drive):
                 raise MissingError(f"no such drive: {drive_id[:40]}")
             await self.storage.destroy(volume(drive))
+
+    async def write(self, user: str, drive_id: str, offset_text: str, body: AsyncIterator[bytes], *,
+                    gzip: bool, length: int | None) -> int:
+        """Write a request body at an offset; returns the uncompressed bytes written."""
+        drive = await self.owned(user, drive_id)
+        offset = parse_size(offset_text, "offset")
+        self.check_writable(drive)
+        if offset > drive.size or (length is not None and not gzip and offset + length > drive.size):
+            raise FullError(f"write past the end of drive {drive.drive} ({drive.size} bytes)")
+        async with self.use.io(drive.drive):
+            # Checked again inside: an image job may have started while this request waited.
+            if drive.drive in self.use.imaging:
+                raise BusyError(f"drive {drive.drive} is being imaged")
+            written = await self.storage.write(volume(drive), offset, body, gzip=gzip,
+                                               max_decompressed=self.config.max_write_decompressed)
+        await self.store.count_drive_io(user, drive.drive, write_bytes=written, write_requests=1)
+        return written
+
+    async def read(self, user: str, drive_id: str, offset_text: str, size_text: str) -> tuple[int, AsyncIterator[bytes]]:
+        """(length, chunks) of a read; a read running past the end is cut at the end."""
+        drive = await self.get(user, drive_id)
+        offset = parse_size(offset_text, "offset")
+        size = parse_size(size_text, "size")
+        if offset >= drive.size:
+            raise UsageError(f"offset {offset} is at or past the end of the drive ({drive.size} bytes)")
+        if not 0 < size <= self.config.max_read_size:
+            raise UsageError(f"read size must be between 1 and {self.config.max_read_size} bytes")
+        length = min(size, drive.size - offset)
+
+        async def chunks() -> AsyncIterator[bytes]:
+            sent = 0
+            try:
+                async with self.use.io(drive.drive):
+                    async for chunk in self.storage.read(volume(drive), offset, length):
+                        sent += len(chunk)
+                        yield chunk
+            finally:
+                await self.store.count_drive_io(user, drive.drive, read_bytes=sent, read_requests=1)
+
+        return length, chunks()
 
     async def sweep_orphans(self) -> list[str]:
         """Remove pool files that no drive owns (left by a crash between file and row)."""

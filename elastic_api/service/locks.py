@@ -26,3 +26,34 @@ class LockTable:
 
     def __len__(self) -> int:
         return len(self._locks)
+
+
+class DriveUse:
+    """Who is using each drive's bytes right now: reads and writes in flight, and image jobs
+    with their progress. Destroy refuses a drive in use; an image job waits for writes to drain."""
+
+    def __init__(self) -> None:
+        self._io: dict[str, int] = {}
+        self._drained: dict[str, asyncio.Event] = {}
+        self.imaging: dict[str, str] = {}  # drive → "NN%" while its job copies
+        self.image_sources: dict[str, str] = {}  # drive → the source its running job copies from
+
+    @asynccontextmanager
+    async def io(self, drive: str) -> AsyncIterator[None]:
+        self._io[drive] = self._io.get(drive, 0) + 1
+        self._drained.setdefault(drive, asyncio.Event()).clear()
+        try:
+            yield
+        finally:
+            self._io[drive] -= 1
+            if not self._io[drive]:
+                del self._io[drive]
+                self._drained.pop(drive).set()
+
+    def in_use(self, drive: str) -> bool:
+        return drive in self._io or drive in self.imaging
+
+    async def drained(self, drive: str) -> None:
+        event = self._drained.get(drive)
+        if event is not None:
+            await event.wait()

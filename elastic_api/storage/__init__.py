@@ -66,5 +66,11 @@ class Storage(Protocol):
     async def import_image(self, image: str, source: Path) -> ImageFile:
         """Add a raw disk image file to the standard library, stored gzipped."""
 
+    async def image_file(self, image: str) -> ImageFile:
+        """A stored standard image; MissingError when its file is gone."""
+
     async def volumes(self) -> set[str]:
         """Drive UUIDs that have a file in the pool (to find orphans)."""
+
+    async def close(self) -> None:
+        """Stop whatever helpers (NBD exports) the pool started."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from elastic_api.model.drive import Drive
+from elastic_api.model.image import ImageJob, StandardImage
 
 
 class Store(Protocol):
@@ -30,5 +31,26 @@ class Store(Protocol):
     async def count_drive_io(self, user: str, drive: str, *, read_bytes: int = 0, read_requests: int = 0,
                              write_bytes: int = 0, write_requests: int = 0) -> None: ...
 
+    async def set_imaging(self, user: str, drive: str, imaging: str | None, error: str | None) -> None: ...
+
+    # Standard images: a public, read-only library (no owner to scope by).
+    async def insert_image(self, image: StandardImage) -> None: ...
+
+    async def get_image(self, image: str) -> StandardImage | None: ...
+
+    async def list_images(self, limit: int | None, marker: str | None) -> list[StandardImage]: ...
+
+    async def delete_image(self, image: str) -> bool: ...
+
+    # Image jobs: queued in order per drive; only the drive's owner may add one.
+    async def add_image_job(self, user: str, drive: str, source: str, conversion: str) -> ImageJob | None: ...
+
+    async def image_jobs(self, user: str, drive: str) -> list[ImageJob]: ...
+
+    async def finish_image_job(self, user: str, job: int, imaging: str | None, error: str | None) -> None:
+        """Remove a done job and set the drive's imaging state in one transaction."""
+
     # Maintenance, for start-up sweeps only: every drive UUID regardless of owner.
     async def all_drive_ids(self) -> set[str]: ...
+
+    async def all_image_jobs(self) -> list[ImageJob]: ...

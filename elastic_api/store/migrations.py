@@ -37,4 +37,22 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX drive_readers_by_reader ON drive_readers(reader, drive);
     """,
+    # 2: the standard image library and image jobs (queued in order per drive, resumed at start)
+    """
+    CREATE TABLE images (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        created INTEGER NOT NULL
+    );
+    CREATE INDEX images_by_created ON images(created, id);
+    CREATE TABLE image_jobs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        drive TEXT NOT NULL REFERENCES drives(id) ON DELETE CASCADE,
+        owner TEXT NOT NULL REFERENCES users(id),
+        source TEXT NOT NULL,
+        conversion TEXT NOT NULL CHECK (conversion IN ('', 'gzip', 'gunzip'))
+    );
+    CREATE INDEX image_jobs_by_drive ON image_jobs(drive, id);
+    """,
 )

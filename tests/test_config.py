@@ -1,0 +1,46 @@
+"""Configuration: the minimal YAML, defaults, $ELASTIC_API_CONFIG and rejected mistakes."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from elastic_api.config import Config, HostConfig, load
+from elastic_api.errors import ConfigError
+
+
+def test_builtin_defaults(monkeypatch):
+    monkeypatch.delenv("ELASTIC_API_CONFIG", raising=False)
+    config = load(None)
+    assert config.listen == "127.0.0.1:8080" and config.data_dir == Path("./var")
+    assert config.hosts == (HostConfig("local", "qemu:///system"),)
+
+
+def test_minimal_yaml_and_environment(tmp_path, monkeypatch):
+    path = tmp_path / "c.yaml"
+    path.write_text("listen: 127.0.0.1:9999\ndata_dir: /some/dir\nhosts:\n"
+                    "  - name: local\n    uri: test:///default\n")
+    monkeypatch.setenv("ELASTIC_API_CONFIG", str(path))
+    config = load(None)
+    assert config.listen_host_port == ("127.0.0.1", 9999)
+    assert config.db_path == Path("/some/dir/elastic.db") and config.pool_dir == Path("/some/dir/pool")
+    assert config.hosts[0].uri == "test:///default"
+    assert config.max_list_limit == Config().max_list_limit
+
+
+@pytest.mark.parametrize("text, word", [
+    ("colour: red\n", "colour"),
+    ("listen: nowhere\n", "listen"),
+    ("hosts: []\n", "hosts"),
+    ("hosts:\n  - name: a\n", "uri"),
+    ("hosts:\n  - {name: a, uri: 'test:///default'}\n  - {name: a, uri: 'test:///default'}\n", "unique"),
+    ("max_read_size: lots\n", "integer"),
+    ("default_format: vmdk\n", "default_format"),
+    ("- just\n- a list\n", "mapping"),
+    ("listen: [unclosed\n", "YAML"),
+])
+def test_mistakes_are_named(tmp_path, text, word):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=word):
+        load(path)
