@@ -15,10 +15,11 @@ from elastic_api.app import create_app
 from elastic_api.config import Config, parse_listen
 from elastic_api.errors import ConfigError, ElasticError
 from elastic_api.service.users import UserService
+from elastic_api.storage import Storage
 from elastic_api.store.sqlite import SqliteStore
 
 
-def make_storage(config: Config):  # type: ignore[no-untyped-def]
+def make_storage(config: Config) -> Storage:
     from elastic_api.storage.pool import Pool
 
     return Pool(config.pool_dir, config.images_dir, chunk=config.stream_chunk)

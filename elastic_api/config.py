@@ -155,4 +155,4 @@ def replace(config: Config, **changes: Any) -> Config:
     return dataclasses.replace(config, **changes)
 
 
-__all__ = ["Config", "HostConfig", "load", "from_mapping", "parse_listen", "replace"]
+__all__ = ["Config", "HostConfig", "from_mapping", "load", "parse_listen", "replace"]

@@ -38,6 +38,8 @@ ROUTES: tuple[Route, ...] = (
     Route(CHANGE, "/drives/{drive}/set",                     drives.set_),
     Route(CHANGE, "/drives/{drive}/destroy",                 drives.destroy),
     Route(READ,   "/drives/{drive}/read/{offset}/{size}",    drives.read),
+    Route(READ,   "/drives/{drive}/checksum",                drives.checksum),
+    Route(READ,   "/drives/{drive}/checksum/{offset}/{size}", drives.checksum),
     Route(CHANGE, "/drives/{drive}/write",                   drives.write),
     Route(CHANGE, "/drives/{drive}/write/{offset}",          drives.write),
     Route(CHANGE, "/drives/{drive}/image/{source}",          drives.image),

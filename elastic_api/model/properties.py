@@ -9,12 +9,11 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Union
 
 from elastic_api.errors import UsageError
 
 Props = dict[str, str]
-Value = Union[str, int, list[str]]
+Value = str | int | list[str]
 Info = dict[str, Value]
 
 # Keys are short words joined by colons (`nic:0:model`, `user:owner-ref`); nothing else is a key.
@@ -50,7 +49,7 @@ def parse_text(body: bytes) -> Props:
         line = raw.rstrip("\r")
         if not line.strip():
             continue
-        key, value = (line.strip().split(None, 1) + [""])[:2]
+        key, value = [*line.strip().split(None, 1), ""][:2]
         _check_key(key)
         if key in props:
             raise UsageError(f"key {key} given twice (line {number})")

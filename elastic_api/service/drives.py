@@ -1,10 +1,12 @@
 """Drives: ownership, metadata changes and the volume each drive owns in the pool."""
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import hashlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 
 from elastic_api.config import Config
 from elastic_api.errors import BusyError, FullError, MissingError, UsageError
@@ -59,7 +61,7 @@ class DriveService:
             raise MissingError(f"no such drive: {drive_id[:40]}")
         return found
 
-    async def list(self, user: str, page: Page) -> list[Drive]:
+    async def visible(self, user: str, page: Page) -> list[Drive]:
         return [self._live(d) for d in await self.store.list_drives(user, page.limit, page.marker)]
 
     async def create(self, user: str, props: Props) -> Drive:
@@ -131,7 +133,8 @@ class DriveService:
         await self.store.count_drive_io(user, drive.drive, write_bytes=written, write_requests=1)
         return written
 
-    async def read(self, user: str, drive_id: str, offset_text: str, size_text: str) -> tuple[int, AsyncIterator[bytes]]:
+    async def read(self, user: str, drive_id: str, offset_text: str,
+                   size_text: str) -> tuple[int, AsyncGenerator[bytes, None]]:
         """(length, chunks) of a read; a read running past the end is cut at the end."""
         drive = await self.get(user, drive_id)
         offset = parse_size(offset_text, "offset")
@@ -142,7 +145,7 @@ class DriveService:
             raise UsageError(f"read size must be between 1 and {self.config.max_read_size} bytes")
         length = min(size, drive.size - offset)
 
-        async def chunks() -> AsyncIterator[bytes]:
+        async def chunks() -> AsyncGenerator[bytes, None]:
             sent = 0
             try:
                 async with self.use.io(drive.drive):
@@ -153,6 +156,21 @@ class DriveService:
                 await self.store.count_drive_io(user, drive.drive, read_bytes=sent, read_requests=1)
 
         return length, chunks()
+
+    async def checksum(self, user: str, drive_id: str, offset_text: str | None,
+                       size_text: str | None) -> dict[str, str | int]:
+        """SHA-256 of the guest-visible bytes [offset, offset+size), cut at the drive's end like a read."""
+        drive = await self.get(user, drive_id)
+        offset = 0 if offset_text is None else parse_size(offset_text, "offset")
+        size = drive.size - offset if size_text is None else parse_size(size_text, "size")
+        if offset >= drive.size or size <= 0:
+            raise UsageError(f"offset {offset} is at or past the end of the drive ({drive.size} bytes)")
+        length = min(size, drive.size - offset)
+        digest = hashlib.sha256()
+        async with self.use.io(drive.drive):
+            async for chunk in self.storage.read(volume(drive), offset, length):
+                await asyncio.to_thread(digest.update, chunk)  # hashlib drops the GIL on large buffers
+        return {"drive": drive.drive, "offset": offset, "size": length, "sha256": digest.hexdigest()}
 
     async def sweep_orphans(self) -> list[str]:
         """Remove pool files that no drive owns (left by a crash between file and row)."""

@@ -193,3 +193,17 @@ async def test_sparse_zero_upload(alice, config):
     drive = (await alice.create_drive("64M"))["drive"]
     await upload(alice, drive, bytes(64 * MiB), 4 * MiB)
     assert (config.pool_dir / f"{drive}.raw").stat().st_blocks * 512 < MiB
+
+
+async def test_checksum_extension(alice, bob):
+    import hashlib
+
+    drive = (await alice.create_drive("3M", format="qcow2"))["drive"]
+    data = mixed(3 * MiB, seed=4)
+    await alice.call(f"/drives/{drive}/write/0", data)
+    whole = (await alice.get(f"/drives/{drive}/checksum")).props()
+    assert whole["sha256"] == hashlib.sha256(data).hexdigest() and whole["size"] == str(3 * MiB)
+    part = (await alice.call(f"/drives/{drive}/checksum/1M/4M", as_json=True)).json
+    assert part["sha256"] == hashlib.sha256(data[MiB:]).hexdigest() and part["size"] == 2 * MiB
+    assert (await alice.get(f"/drives/{drive}/checksum/3M/1")).status == 400
+    assert (await bob.get(f"/drives/{drive}/checksum")).status == 404

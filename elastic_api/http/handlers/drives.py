@@ -15,12 +15,12 @@ from elastic_api.model.image import to_info as image_info
 
 
 async def list_drives(call: Call) -> ValuesList:
-    drives = await call.services.drives.list(call.user, call.page())
+    drives = await call.services.drives.visible(call.user, call.page())
     return ValuesList([to_info(d) for d in drives], ("drive",))
 
 
 async def info_drives(call: Call) -> PropertiesList:
-    drives = await call.services.drives.list(call.user, call.page())
+    drives = await call.services.drives.visible(call.user, call.page())
     return PropertiesList([to_info(d) for d in drives])
 
 
@@ -81,6 +81,12 @@ async def read(call: Call) -> web.StreamResponse:
         await response.write(compressor.flush())
     await response.write_eof()
     return response
+
+
+async def checksum(call: Call) -> Properties:
+    info = await call.services.drives.checksum(call.user, call.arg("drive"), call.request.match_info.get("offset"),
+                                               call.request.match_info.get("size"))
+    return Properties(dict(info))
 
 
 async def image(call: Call) -> NoContent:

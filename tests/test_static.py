@@ -1,0 +1,23 @@
+"""House style holds: ruff and mypy are clean over the package and the tests."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def run(*command: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+
+
+def test_ruff_is_clean():
+    result = run(str(BIN / "ruff"), "check", "--output-format", "concise", "elastic_api", "tests", "scripts")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_mypy_is_clean():
+    result = run(str(BIN / "mypy"), "--cache-dir", "/tmp/elastic-api-mypy-cache")
+    assert result.returncode == 0, result.stdout + result.stderr
