@@ -60,9 +60,9 @@ class Server:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 30) -> Server:
-        out = open(self.log, "ab")
-        self.process = subprocess.Popen([str(BIN), "--config", str(self.config), "serve"],
-                                        stdout=out, stderr=out, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        with open(self.log, "ab") as out:  # the child keeps its own copy of the descriptor
+            self.process = subprocess.Popen([str(BIN), "--config", str(self.config), "serve"],
+                                            stdout=out, stderr=out, env={**os.environ, "PYTHONUNBUFFERED": "1"})
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -52,7 +52,7 @@ async def test_copy_between_formats(alice, config, tmp_path, source_format, targ
     assert await read_all(alice, target, size) == data
     if target_format == "qcow2":
         path = config.pool_dir / f"{target}.qcow2"
-        subprocess.run(["qemu-img", "check", "-q", "-f", "qcow2", str(path)], check=True)
+        subprocess.run(["qemu-img", "check", "-U", "-q", "-f", "qcow2", str(path)], check=True)
 
 
 async def test_gzip_then_gunzip_round_trip(alice):
@@ -175,7 +175,7 @@ async def test_image_refusals(alice, bob):
     await settled(alice, mine)
 
 
-async def test_interrupted_jobs_resume_at_start(config, aiohttp_client, tmp_path):
+async def test_interrupted_jobs_resume_at_start(config, serve, tmp_path):
     from elastic_api.storage.pool import Pool
 
     data = mixed(MiB, seed=11)
@@ -184,7 +184,7 @@ async def test_interrupted_jobs_resume_at_start(config, aiohttp_client, tmp_path
         return create_app(config, store=SqliteStore(config.db_path),
                           storage=Pool(config.pool_dir, config.images_dir, chunk=config.stream_chunk))
 
-    first = await aiohttp_client(make())
+    first = await serve(make())
     services = first.app[SERVICES]
     from tests.conftest import Api
 
@@ -196,7 +196,7 @@ async def test_interrupted_jobs_resume_at_start(config, aiohttp_client, tmp_path
     await services.drives.store.add_image_job(user, target, source, "")
     await first.close()
 
-    second = await aiohttp_client(make())
+    second = await serve(make())
     api = Api(second, user, secret)
     info = await settled(api, target)
     assert "imaging:error" not in info
