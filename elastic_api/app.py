@@ -12,7 +12,9 @@ from elastic_api.http.call import Call
 from elastic_api.http.middleware import errors
 from elastic_api.http.routes import add_routes
 from elastic_api.service.drives import DriveService
+from elastic_api.hypervisor import Hypervisor
 from elastic_api.service.imaging import ImagingService
+from elastic_api.service.servers import ServerService
 from elastic_api.service.users import UserService
 from elastic_api.storage import Storage
 from elastic_api.store import Store
@@ -23,34 +25,41 @@ class Services:
     users: UserService
     drives: DriveService
     imaging: ImagingService
+    servers: ServerService
 
 
 SERVICES = web.AppKey("services", Services)
 CONFIG = web.AppKey("config", Config)
 
 
-def build_services(config: Config, store: Store, storage: Storage) -> Services:
+def build_services(config: Config, store: Store, storage: Storage, hypervisor: Hypervisor) -> Services:
     drives = DriveService(config, store, storage)
     return Services(users=UserService(store), drives=drives,
-                    imaging=ImagingService(config, store, storage, drives))
+                    imaging=ImagingService(config, store, storage, drives),
+                    servers=ServerService(config, store, hypervisor, drives))
 
 
-def create_app(config: Config, *, store: Store, storage: Storage) -> web.Application:
-    """The application; the store and storage are opened and closed with it."""
+def create_app(config: Config, *, store: Store, storage: Storage, hypervisor: Hypervisor) -> web.Application:
+    """The application; the store, storage and hypervisor are opened and closed with it."""
     app = web.Application(middlewares=[errors], client_max_size=config.max_metadata_body)
-    services = build_services(config, store, storage)
+    services = build_services(config, store, storage, hypervisor)
     app[SERVICES] = services
     app[CONFIG] = config
 
     async def backends(app: web.Application) -> AsyncIterator[None]:
         await store.open()
+        await hypervisor.open()
         try:
+            hypervisor.on_event(services.servers.on_event)
+            await services.servers.reconcile()
             await services.drives.sweep_orphans()
             await services.imaging.resume()
             yield
         finally:
+            hypervisor.on_event(None)
             await services.imaging.close()
             await storage.close()
+            await hypervisor.close()
             await store.close()
 
     app.cleanup_ctx.append(backends)

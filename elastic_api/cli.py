@@ -27,7 +27,10 @@ def make_storage(config: Config) -> Storage:
 
 def serve(config: Config, listen: str | None) -> int:
     host, port = parse_listen(listen or config.listen)
-    app = create_app(config, store=SqliteStore(config.db_path), storage=make_storage(config))
+    from elastic_api.hypervisor.libvirt_driver import LibvirtHypervisor
+
+    app = create_app(config, store=SqliteStore(config.db_path), storage=make_storage(config),
+                     hypervisor=LibvirtHypervisor.from_config(config))
     logging.getLogger(__name__).info("elastic-api listening on %s:%d, data in %s", host, port,
                                      config.data_dir.resolve())
     # Content-Encoding: gzip is ours to stream through a bounded decoder, not aiohttp's.

@@ -13,11 +13,13 @@ import pytest
 from elastic_api.app import SERVICES, create_app
 from elastic_api.config import Config, HostConfig
 from elastic_api.store.sqlite import SqliteStore
+from tests.support import libvirt_test_host
 
 
 @pytest.fixture
 def config(tmp_path: Path) -> Config:
-    return Config(data_dir=tmp_path / "var", hosts=(HostConfig("test", "test:///default"),))
+    host = libvirt_test_host(tmp_path / "host.xml", memory_mb=4096)
+    return Config(data_dir=tmp_path / "var", hosts=(HostConfig("test", f"test://{host}"),))
 
 
 @dataclass
@@ -81,10 +83,17 @@ class Api:
 
 @pytest.fixture
 async def app(config: Config) -> Any:
+    return make_app(config)
+
+
+def make_app(config: Config) -> Any:
+    """The real application on a config's data dir: SQLite, the drive pool, libvirt hosts."""
+    from elastic_api.hypervisor.libvirt_driver import LibvirtHypervisor
     from elastic_api.storage.pool import Pool
 
     return create_app(config, store=SqliteStore(config.db_path),
-                      storage=Pool(config.pool_dir, config.images_dir, chunk=config.stream_chunk))
+                      storage=Pool(config.pool_dir, config.images_dir, chunk=config.stream_chunk),
+                      hypervisor=LibvirtHypervisor.from_config(config))
 
 
 @pytest.fixture

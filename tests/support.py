@@ -37,6 +37,15 @@ def write_config(directory: Path, **extra: Any) -> Path:
     return path
 
 
+def libvirt_test_host(path: Path, memory_mb: int, cpus: int = 4) -> Path:
+    """A libvirt test-driver host (`test:///PATH`): a private, in-process fake with this much memory."""
+    path.write_text(
+        f"<node><cpu><mhz>2000</mhz><model>x86_64</model><active>{cpus}</active><nodes>1</nodes>"
+        f"<sockets>1</sockets><cores>{cpus}</cores><threads>1</threads></cpu>"
+        f"<memory>{memory_mb * 1024}</memory></node>")
+    return path
+
+
 def run_cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(BIN), "--config", str(config), *args], capture_output=True, text=True,
                           timeout=60, check=False)

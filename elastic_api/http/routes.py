@@ -8,7 +8,7 @@ from aiohttp import web
 
 from elastic_api.errors import MethodError
 from elastic_api.http.call import Call
-from elastic_api.http.handlers import drives
+from elastic_api.http.handlers import drives, servers
 from elastic_api.http.negotiate import Result, render
 
 # Reads accept GET and POST (real clients POST every command); changes accept POST only.
@@ -44,6 +44,17 @@ ROUTES: tuple[Route, ...] = (
     Route(CHANGE, "/drives/{drive}/write/{offset}",          drives.write),
     Route(CHANGE, "/drives/{drive}/image/{source}",          drives.image),
     Route(CHANGE, "/drives/{drive}/image/{source}/{conversion}", drives.image),
+    Route(READ,   "/servers/list",                           servers.list_servers),
+    Route(READ,   "/servers/info",                           servers.info_servers),
+    Route(CHANGE, "/servers/create",                         servers.create),
+    Route(CHANGE, "/servers/create/stopped",                 servers.create_stopped),
+    Route(READ,   "/servers/{server}/info",                  servers.info),
+    Route(CHANGE, "/servers/{server}/set",                   servers.set_),
+    Route(CHANGE, "/servers/{server}/start",                 servers.start),
+    Route(CHANGE, "/servers/{server}/stop",                  servers.stop),
+    Route(CHANGE, "/servers/{server}/shutdown",              servers.shutdown),
+    Route(CHANGE, "/servers/{server}/reset",                 servers.reset),
+    Route(CHANGE, "/servers/{server}/destroy",               servers.destroy),
 )
 
 

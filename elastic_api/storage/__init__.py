@@ -74,3 +74,9 @@ class Storage(Protocol):
 
     async def close(self) -> None:
         """Stop whatever helpers (NBD exports) the pool started."""
+
+
+# Last, because the pool module imports the types above.
+from elastic_api.storage.pool import Pool  # noqa: E402
+
+__all__ = ["FORMATS", "Conversion", "Format", "ImageFile", "Pool", "Progress", "Storage", "Volume"]

@@ -55,4 +55,24 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX image_jobs_by_drive ON image_jobs(drive, id);
     """,
+    # 3: servers, and the drives active servers claim (rows exist only while a server is active)
+    """
+    CREATE TABLE servers (
+        id TEXT PRIMARY KEY,
+        owner TEXT NOT NULL REFERENCES users(id),
+        config TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('stopped', 'active')),
+        host TEXT,
+        started INTEGER,
+        created INTEGER NOT NULL
+    );
+    CREATE INDEX servers_by_owner ON servers(owner, created, id);
+    CREATE TABLE server_claims (
+        server TEXT NOT NULL REFERENCES servers(id) ON DELETE CASCADE,
+        device TEXT NOT NULL,
+        drive TEXT NOT NULL REFERENCES drives(id),
+        PRIMARY KEY (server, device)
+    );
+    CREATE INDEX server_claims_by_drive ON server_claims(drive, server);
+    """,
 )

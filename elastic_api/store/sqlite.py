@@ -9,10 +9,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from elastic_api.errors import UsageError
+from elastic_api.errors import BusyError, UsageError
 from elastic_api.model.drive import Drive
 from elastic_api.model.ids import ALL_USERS
 from elastic_api.model.image import ImageJob, StandardImage
+from elastic_api.model.server import parse_config, to_props
+from elastic_api.model.server_record import ACTIVE, STOPPED, Claim, ServerRecord
 from elastic_api.store.migrations import MIGRATIONS
 
 T = TypeVar("T")
@@ -20,7 +22,9 @@ T = TypeVar("T")
 _DRIVE_COLUMNS = (
     "d.id, d.owner, d.name, d.size, d.format, d.claim_type, d.encryption, d.tier, d.keys, d.created,"
     " d.read_bytes, d.read_requests, d.write_bytes, d.write_requests, d.imaging, d.imaging_error,"
-    " (SELECT group_concat(r.reader, ' ') FROM drive_readers r WHERE r.drive = d.id)"
+    " (SELECT group_concat(r.reader, ' ') FROM drive_readers r WHERE r.drive = d.id),"
+    " (SELECT group_concat(server, ' ') FROM (SELECT DISTINCT c.server FROM server_claims c"
+    "  WHERE c.drive = d.id ORDER BY c.server))"
 )
 # A drive is visible to a user who owns it or is among its readers (directly or as all users).
 _VISIBLE = (
@@ -39,6 +43,7 @@ def _drive(row: tuple[Any, ...]) -> Drive:
         read_bytes=row[10], read_requests=row[11], write_bytes=row[12], write_requests=row[13],
         imaging=row[14], imaging_error=row[15],
         readers=tuple(sorted(row[16].split())) if row[16] else (),
+        claimed=tuple(row[17].split()) if row[17] else (),
     )
 
 
@@ -284,3 +289,103 @@ class SqliteStore:
         rows = await self._run(lambda: self.db.execute(
             "SELECT id, drive, owner, source, conversion FROM image_jobs ORDER BY id").fetchall())
         return [ImageJob(*row) for row in rows]
+
+    # -- servers ------------------------------------------------------------------------------
+    _SERVER_COLUMNS = "id, owner, config, created, status, host, started"
+
+    @staticmethod
+    def _server(row: tuple[Any, ...]) -> ServerRecord:
+        return ServerRecord(server=row[0], owner=row[1], config=parse_config(json.loads(row[2]), row[0]),
+                            created=row[3], status=row[4], host=row[5], started=row[6])
+
+    async def insert_server(self, record: ServerRecord) -> None:
+        await self._run(
+            self.db.execute,
+            "INSERT INTO servers (id, owner, config, created, status) VALUES (?, ?, ?, ?, ?)",
+            (record.server, record.owner, json.dumps(to_props(record.config)), record.created, record.status),
+        )
+
+    def _get_server(self, user: str, server: str) -> ServerRecord | None:
+        row = self.db.execute(f"SELECT {self._SERVER_COLUMNS} FROM servers WHERE id = ? AND owner = ?",
+                              (server, user)).fetchone()
+        return self._server(row) if row else None
+
+    async def get_server(self, user: str, server: str) -> ServerRecord | None:
+        return await self._run(self._get_server, user, server)
+
+    async def list_servers(self, user: str, limit: int | None, marker: str | None) -> list[ServerRecord]:
+        def query() -> list[ServerRecord]:
+            params: dict[str, Any] = {"user": user, "limit": -1 if limit is None else limit}
+            after = ""
+            if marker is not None:
+                found = self._get_server(user, marker)
+                if found is None:
+                    raise UsageError(f"unknown marker: {marker}")
+                params.update(created=found.created, id=found.server)
+                after = "AND (created, id) > (:created, :id)"
+            rows = self.db.execute(
+                f"SELECT {self._SERVER_COLUMNS} FROM servers WHERE owner = :user {after}"
+                " ORDER BY created, id LIMIT :limit", params).fetchall()
+            return [self._server(row) for row in rows]
+
+        return await self._run(query)
+
+    async def update_server_config(self, user: str, record: ServerRecord) -> bool:
+        cursor = await self._run(self.db.execute, "UPDATE servers SET config = ? WHERE id = ? AND owner = ?",
+                                 (json.dumps(to_props(record.config)), record.server, user))
+        return bool(cursor.rowcount == 1)
+
+    async def delete_server(self, user: str, server: str) -> bool:
+        def delete(db: sqlite3.Connection) -> bool:
+            return db.execute("DELETE FROM servers WHERE id = ? AND owner = ?", (server, user)).rowcount == 1
+
+        return await self._run(self._tx, delete)
+
+    async def activate_server(self, user: str, server: str, host: str, started: int,
+                              claims: list[Claim]) -> None:
+        """Claim the drives and mark the server active, or BusyError and nothing changes: a drive
+        being imaged, or an exclusive drive another server holds (or holding one exclusively that
+        another server shares), cannot be claimed."""
+        def activate(db: sqlite3.Connection) -> None:
+            for claim in claims:
+                row = db.execute("SELECT claim_type, imaging FROM drives WHERE id = ?", (claim.drive,)).fetchone()
+                if row is None:
+                    raise BusyError(f"drive {claim.drive} is gone")
+                if row[1] is not None:
+                    raise BusyError(f"drive {claim.drive} is being imaged")
+                others = [r[0] for r in db.execute(
+                    "SELECT DISTINCT server FROM server_claims WHERE drive = ? AND server != ?",
+                    (claim.drive, server))]
+                if others and row[0] == "exclusive":
+                    raise BusyError(f"drive {claim.drive} is claimed exclusively by {' '.join(others)}")
+            updated = db.execute(
+                "UPDATE servers SET status = ?, host = ?, started = ? WHERE id = ? AND owner = ? AND status = ?",
+                (ACTIVE, host, started, server, user, STOPPED)).rowcount
+            if updated != 1:
+                raise BusyError(f"server {server} is already active")
+            db.executemany("INSERT INTO server_claims (server, device, drive) VALUES (?, ?, ?)",
+                           [(server, c.device, c.drive) for c in claims])
+
+        await self._run(self._tx, activate)
+
+    async def deactivate_server(self, user: str, server: str) -> bool:
+        """Release the server's claims and mark it stopped; False when it was not active."""
+        def deactivate(db: sqlite3.Connection) -> bool:
+            db.execute("DELETE FROM server_claims WHERE server = ?", (server,))
+            return db.execute(
+                "UPDATE servers SET status = ?, host = NULL, started = NULL WHERE id = ? AND owner = ?"
+                " AND status = ?", (STOPPED, server, user, ACTIVE)).rowcount == 1
+
+        return await self._run(self._tx, deactivate)
+
+    async def active_servers(self) -> list[ServerRecord]:
+        """Maintenance: every active server, whoever owns it (start-up reconciliation, events)."""
+        rows = await self._run(lambda: self.db.execute(
+            f"SELECT {self._SERVER_COLUMNS} FROM servers WHERE status = ?", (ACTIVE,)).fetchall())
+        return [self._server(row) for row in rows]
+
+    async def server_owner(self, server: str) -> str | None:
+        """Maintenance: who owns a server a hypervisor event names."""
+        row = await self._run(lambda: self.db.execute("SELECT owner FROM servers WHERE id = ?",
+                                                      (server,)).fetchone())
+        return str(row[0]) if row else None

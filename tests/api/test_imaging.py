@@ -9,8 +9,7 @@ import zlib
 
 import pytest
 
-from elastic_api.app import SERVICES, create_app
-from elastic_api.store.sqlite import SqliteStore
+from elastic_api.app import SERVICES
 from tests.api.test_drive_bytes import mixed
 
 MiB = 1 << 20
@@ -175,19 +174,12 @@ async def test_image_refusals(alice, bob):
     await settled(alice, mine)
 
 
-async def test_interrupted_jobs_resume_at_start(config, serve, tmp_path):
-    from elastic_api.storage.pool import Pool
+async def test_interrupted_jobs_resume_at_start(config, serve):
+    from tests.conftest import Api, make_app
 
     data = mixed(MiB, seed=11)
-
-    def make():
-        return create_app(config, store=SqliteStore(config.db_path),
-                          storage=Pool(config.pool_dir, config.images_dir, chunk=config.stream_chunk))
-
-    first = await serve(make())
+    first = await serve(make_app(config))
     services = first.app[SERVICES]
-    from tests.conftest import Api
-
     user, secret = await services.users.create()
     api = Api(first, user, secret)
     source = await filled(api, MiB, data)
@@ -196,8 +188,7 @@ async def test_interrupted_jobs_resume_at_start(config, serve, tmp_path):
     await services.drives.store.add_image_job(user, target, source, "")
     await first.close()
 
-    second = await serve(make())
-    api = Api(second, user, secret)
+    api = Api(await serve(make_app(config)), user, secret)
     info = await settled(api, target)
     assert "imaging:error" not in info
     assert await read_all(api, target, MiB) == data

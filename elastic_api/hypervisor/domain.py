@@ -1,0 +1,276 @@
+"""Libvirt domain XML for a server, built by pure functions from its configuration."""
+from __future__ import annotations
+
+import ipaddress
+import xml.etree.ElementTree as ET
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from elastic_api.errors import InternalError, UsageError
+from elastic_api.model.server import ServerConfig, vcpu_count
+
+# Every domain we run is named so; anything else on a host is not ours and is left alone.
+DOMAIN_PREFIX = "elastic-"
+# The CFS period libvirt applies quotas against: 100 ms is the kernel's default period.
+CPU_PERIOD_US = 100_000
+# The kernel refuses CFS quotas under 1 ms.
+CPU_QUOTA_MIN_US = 1_000
+# Where a VNC display listens unless it may use the server's own `vnc` address.
+LOOPBACK = "127.0.0.1"
+# The libvirt network a NIC joins when the spec names none for it: isolated, no forwarding.
+DEFAULT_NETWORK = "elastic-isolated"
+DOMAIN_TYPES = ("kvm", "qemu")
+CPU_MODES = ("host-model", "host-passthrough")
+VOLUME_FORMATS = ("raw", "qcow2")
+
+
+@dataclass(frozen=True)
+class DiskSpec:
+    """The volume behind one attached drive. Its media (disk or cdrom) comes from the config."""
+
+    path: str
+    format: str  # "raw" or "qcow2": always given to QEMU, never probed from the file's bytes
+    readonly: bool = False  # a drive attached by one of its readers: the guest may not write it
+    shareable: bool = False  # claim:type shared: several guests may have it open at once
+
+
+@dataclass(frozen=True)
+class DomainSpec:
+    """Everything a server's domain XML depends on besides its configuration: where its drives
+    live, which host features and addresses it gets. The service fills it for one start."""
+
+    server: str
+    config: ServerConfig
+    disks: Mapping[str, DiskSpec]  # device (`ide:0:0`) → volume
+    serial_log: str
+    domain_type: str = "kvm"
+    host_core_mhz: int = 2000
+    # The address the server's VNC display may listen on (its `vnc` IP, once the service has
+    # checked the user may use it); None or the wrong conditions mean loopback.
+    vnc_listen: str | None = None
+    # Whether this host's qemu.conf sets vnc_tls = 1: libvirt has no per-domain VNC TLS switch.
+    host_vnc_tls: bool = False
+    networks: Mapping[int, str] = field(default_factory=dict)  # NIC index → libvirt network
+    # None: QEMU's default CPU model, which starts everywhere. `host-model` or `host-passthrough`
+    # give guests the host's features (guests never migrate, a stopped server restarts anywhere),
+    # but nested or unusual hosts refuse them (QEMU cannot set some MSRs), so it is opt-in.
+    cpu_mode: str | None = None
+    default_network: str = DEFAULT_NETWORK
+
+
+def domain_name(server: str) -> str:
+    return DOMAIN_PREFIX + server
+
+
+def server_of(domain_name: str) -> str | None:
+    """The server UUID of one of our domains, or None for a domain that is not ours."""
+    return domain_name[len(DOMAIN_PREFIX):] if domain_name.startswith(DOMAIN_PREFIX) else None
+
+
+def cpu_quota(cpu_mhz: int, host_core_mhz: int, vcpus: int) -> int:
+    """The per-vCPU CFS quota (µs per CPU_PERIOD_US) that gives a server `cpu` core MHz in all:
+    the server's share of one host core, spread evenly over its vCPUs."""
+    total = CPU_PERIOD_US * cpu_mhz / max(1, host_core_mhz)
+    return max(CPU_QUOTA_MIN_US, round(total / max(1, vcpus)))
+
+
+def target_dev(device: str) -> str:
+    """The guest-side name libvirt gives a drive device: ide:B:U → hdX, scsi:0:U → sdX, block:N → vdX."""
+    bus, *numbers = device.split(":")
+    if bus == "ide":
+        return "hd" + chr(ord("a") + 2 * int(numbers[0]) + int(numbers[1]))
+    if bus == "scsi":
+        return "sd" + chr(ord("a") + int(numbers[1]))
+    if bus == "block":
+        return "vd" + chr(ord("a") + int(numbers[0]))
+    raise InternalError(f"not a drive device: {device}")
+
+
+def device_of_target(dev: str) -> str | None:
+    """The inverse of target_dev, for stats read back from a running domain."""
+    if len(dev) != 3 or not "a" <= dev[2] <= "z":
+        return None
+    n = ord(dev[2]) - ord("a")
+    if dev.startswith("hd") and n < 4:
+        return f"ide:{n // 2}:{n % 2}"
+    if dev.startswith("sd") and n < 8:
+        return f"scsi:0:{n}"
+    if dev.startswith("vd") and n < 8:
+        return f"block:{n}"
+    return None
+
+
+def vnc_address(spec: DomainSpec) -> str:
+    """Where the VNC display listens. Off loopback only when the service gave an address and the
+    display is protected: with a password, and, if the user asked for TLS, on a host that has it."""
+    config = spec.config
+    if spec.vnc_listen is None or not config.vnc_password:
+        return LOOPBACK
+    if config.vnc_tls and not spec.host_vnc_tls:
+        # The user asked for encryption this host cannot give: reachable through a tunnel only.
+        return LOOPBACK
+    try:
+        return str(ipaddress.ip_address(spec.vnc_listen))
+    except ValueError:
+        raise InternalError(f"VNC listen address is not an IP: {spec.vnc_listen!r}") from None
+
+
+def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
+    element = ET.SubElement(parent, tag, attrs)
+    if text is not None:
+        element.text = text
+    return element
+
+
+def _boot_order(spec: DomainSpec) -> dict[str, int]:
+    """Device → boot order. Without a `boot` key, every drive in bus order, so firmware never has
+    to guess."""
+    devices = spec.config.boot or tuple(slot.device for slot in spec.config.drives)
+    return {device: n for n, device in enumerate(devices, 1)}
+
+
+def _check(spec: DomainSpec) -> None:
+    if spec.domain_type not in DOMAIN_TYPES:
+        raise InternalError(f"domain type must be kvm or qemu, not {spec.domain_type!r}")
+    if spec.cpu_mode is not None and spec.cpu_mode not in CPU_MODES:
+        raise InternalError(f"CPU mode must be host-model or host-passthrough, not {spec.cpu_mode!r}")
+    for slot in spec.config.drives:
+        disk = spec.disks.get(slot.device)
+        if disk is None:
+            raise InternalError(f"no volume given for {slot.device}")
+        if disk.format not in VOLUME_FORMATS:
+            raise InternalError(f"{slot.device}: volume format must be raw or qcow2, not {disk.format!r}")
+        if disk.readonly and slot.media == "disk" and slot.device.startswith("ide:"):
+            # QEMU's IDE hard disk cannot be read-only; IDE cdroms, SCSI and virtio disks can.
+            raise UsageError(
+                f"{slot.device}: drive {slot.drive} can only be attached read-only, which an IDE disk "
+                "cannot be; use :media cdrom or a scsi or block device"
+            )
+        if disk.shareable and disk.format != "raw":
+            # Several QEMUs can only share a volume whose bytes are the guest's own: qcow2 metadata
+            # would be rewritten by each of them.
+            raise UsageError(f"{slot.device}: drive {slot.drive} is qcow2, which cannot be shared between servers")
+    extra = set(spec.disks) - {slot.device for slot in spec.config.drives}
+    if extra:
+        raise InternalError(f"volume given for unconfigured device {sorted(extra)[0]}")
+
+
+def _disk(devices: ET.Element, spec: DomainSpec, device: str, boot: Mapping[str, int]) -> None:
+    slot = spec.config.drive_on(device)
+    volume = spec.disks[device]
+    assert slot is not None
+    cdrom = slot.media == "cdrom"
+    disk = _sub(devices, "disk", type="file", device="cdrom" if cdrom else "disk")
+    driver = {"name": "qemu", "type": volume.format}
+    if not (cdrom or volume.readonly):
+        # Guest TRIM punches holes in the volume, keeping the pool as sparse as the guest's data.
+        driver["discard"] = "unmap"
+    _sub(disk, "driver", **driver)
+    _sub(disk, "source", file=volume.path)
+    bus = {"ide": "ide", "scsi": "scsi", "block": "virtio"}[device.split(":")[0]]
+    _sub(disk, "target", dev=target_dev(device), bus=bus)
+    if cdrom or volume.readonly:
+        _sub(disk, "readonly")
+    if volume.shareable:
+        _sub(disk, "shareable")
+    if device in boot:
+        _sub(disk, "boot", order=str(boot[device]))
+    numbers = device.split(":")[1:]
+    if bus == "ide":
+        _sub(disk, "address", type="drive", controller="0", bus=numbers[0], target="0", unit=numbers[1])
+    elif bus == "scsi":
+        _sub(disk, "address", type="drive", controller="0", bus="0", target="0", unit=numbers[1])
+
+
+def domain_xml(spec: DomainSpec) -> str:
+    """The transient domain for one run of a server: its UUID is the server's, its name
+    `elastic-<uuid>`, and the user's name only ever appears escaped, as the title."""
+    _check(spec)
+    config = spec.config
+    vcpus = vcpu_count(config, spec.host_core_mhz)
+    boot = _boot_order(spec)
+
+    domain = ET.Element("domain", type=spec.domain_type)
+    _sub(domain, "name", domain_name(spec.server))
+    _sub(domain, "uuid", spec.server)
+    _sub(domain, "title", config.name)
+    _sub(domain, "memory", str(config.mem), unit="MiB")
+    _sub(domain, "vcpu", str(vcpus), placement="static")
+    cputune = _sub(domain, "cputune")
+    _sub(cputune, "period", str(CPU_PERIOD_US))
+    _sub(cputune, "quota", str(cpu_quota(config.cpu, spec.host_core_mhz, vcpus)))
+
+    os_ = _sub(domain, "os")
+    # `pc` (i440fx), not q35: q35 has no IDE bus, and ide:* devices are part of the protocol.
+    _sub(os_, "type", "hvm", arch="x86_64", machine="pc")
+    features = _sub(domain, "features")
+    _sub(features, "acpi")  # `shutdown` is an ACPI power-button press
+    _sub(features, "apic")
+    cpu = _sub(domain, "cpu")
+    if spec.cpu_mode is not None and spec.domain_type == "kvm":
+        cpu.attrib.update({"mode": spec.cpu_mode, "check": "none"})
+    # One core per socket: smp:sockets reports the vCPU count and smp:cores 1, as on ElasticHosts.
+    _sub(cpu, "topology", sockets=str(vcpus), dies="1", cores="1", threads="1")
+    _sub(domain, "clock", offset="utc")
+    # A run ends when the guest powers off or crashes: the domain goes, and the service decides
+    # (persistent → stopped, else destroyed). A reboot stays within the run.
+    _sub(domain, "on_poweroff", "destroy")
+    _sub(domain, "on_reboot", "restart")
+    _sub(domain, "on_crash", "destroy")
+    pm = _sub(domain, "pm")
+    _sub(pm, "suspend-to-mem", enabled="no")
+    _sub(pm, "suspend-to-disk", enabled="no")
+
+    devices = _sub(domain, "devices")
+    if any(slot.device.startswith("scsi:") for slot in config.drives):
+        _sub(devices, "controller", type="scsi", index="0", model="virtio-scsi")
+    for slot in config.drives:
+        _disk(devices, spec, slot.device, boot)
+    for nic in config.nics:
+        interface = _sub(devices, "interface", type="network")
+        _sub(interface, "mac", address=nic.mac)
+        _sub(interface, "source", network=spec.networks.get(nic.index, spec.default_network))
+        _sub(interface, "model", type=nic.model)
+        if nic.device in boot:
+            _sub(interface, "boot", order=str(boot[nic.device]))
+
+    serial = _sub(devices, "serial", type="file")
+    # virtlogd writes file-backed consoles (stdio_handler = "logd", the default) and rotates them,
+    # so a chatty guest cannot fill the disk; append keeps earlier runs' output.
+    _sub(serial, "source", path=spec.serial_log, append="on")
+    _sub(serial, "target", type="isa-serial", port="0")
+    console = _sub(devices, "console", type="file")
+    _sub(console, "source", path=spec.serial_log, append="on")
+    _sub(console, "target", type="serial", port="0")
+
+    if config.vnc is not None:
+        _sub(devices, "input", type="tablet", bus="usb")  # absolute pointer: the VNC cursor tracks
+        address = vnc_address(spec)
+        # passwd is always set: QEMU can only change a VNC password later (a live `set`) when
+        # password authentication was on from the start. An empty one is only ever on loopback.
+        graphics = _sub(devices, "graphics", type="vnc", autoport="yes", passwd=config.vnc_password or "")
+        _sub(graphics, "listen", type="address", address=address)
+        video = _sub(devices, "video")
+        _sub(video, "model", type="vga")
+    # Memory is fixed at `mem` MB: no balloon the guest could be asked to give memory back through.
+    _sub(devices, "memballoon", model="none")
+
+    ET.indent(domain)
+    return ET.tostring(domain, encoding="unicode") + "\n"
+
+
+__all__ = [
+    "CPU_PERIOD_US",
+    "DEFAULT_NETWORK",
+    "DOMAIN_PREFIX",
+    "LOOPBACK",
+    "DiskSpec",
+    "DomainSpec",
+    "cpu_quota",
+    "device_of_target",
+    "domain_name",
+    "domain_xml",
+    "server_of",
+    "target_dev",
+    "vnc_address",
+]

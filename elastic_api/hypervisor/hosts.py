@@ -1,0 +1,111 @@
+"""One libvirt host: its connection (opened lazily, reopened when lost) and its lifecycle events."""
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+import libvirt
+
+from elastic_api.config import HostConfig
+from elastic_api.errors import FailedError
+
+# (host name, domain name, server UUID, libvirt event, libvirt detail); called on the loop thread.
+LifecycleSink = Callable[[str, str, str, int, int], None]
+
+# Keepalive on remote connections: a probe every 5 s, given up after 3 unanswered, so a dead
+# host is noticed in about 20 s instead of at the next TCP timeout.
+KEEPALIVE_INTERVAL_S = 5
+KEEPALIVE_COUNT = 3
+
+
+class Host:
+    """A configured host and its libvirt connection. Every method that blocks runs in a worker
+    thread; the connection is opened on first use and reopened after libvirt reports it lost."""
+
+    def __init__(self, config: HostConfig, sink: LifecycleSink) -> None:
+        self.name = config.name
+        self.uri = config.uri
+        self.mem_mb = config.mem_mb
+        # Memory promised to guests whose start is under way and not yet visible in libvirt's list.
+        self.reserved_mb = 0
+        self.reserve_lock = asyncio.Lock()
+        self._sink = sink
+        self._conn: libvirt.virConnect | None = None
+        self._lost = False
+        self._event_id: int | None = None
+        self._open_lock = asyncio.Lock()
+        self._log = logging.getLogger(__name__)
+
+    @property
+    def connected(self) -> bool:
+        return self._conn is not None and not self._lost
+
+    async def connection(self) -> libvirt.virConnect:
+        """The open connection, (re)opening it when needed; FailedError when the host is unreachable."""
+        if self._conn is not None and not self._lost:
+            return self._conn
+        async with self._open_lock:
+            if self._conn is not None and not self._lost:
+                return self._conn
+            if self._conn is not None:
+                old, self._conn = self._conn, None
+                await asyncio.to_thread(self._close, old)
+            try:
+                self._conn = await asyncio.to_thread(self._open)
+            except libvirt.libvirtError as e:
+                self._log.warning("host %s (%s): cannot connect: %s", self.name, self.uri, e)
+                raise FailedError(f"host {self.name} is unreachable") from None
+            self._lost = False
+            return self._conn
+
+    def mark_lost(self) -> None:
+        """The connection failed under a call: reopen it next time."""
+        self._lost = True
+
+    async def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            await asyncio.to_thread(self._close, conn)
+
+    def _open(self) -> libvirt.virConnect:
+        conn = libvirt.open(self.uri)
+        try:
+            conn.setKeepAlive(KEEPALIVE_INTERVAL_S, KEEPALIVE_COUNT)
+        except libvirt.libvirtError:
+            pass  # local drivers (test:///) have no keepalive; they cannot be lost either
+        try:
+            conn.registerCloseCallback(self._closed, None)
+        except libvirt.libvirtError:
+            pass  # drivers without a close callback are local and never close underneath us
+        self._event_id = conn.domainEventRegisterAny(
+            None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, self._lifecycle, None
+        )
+        self._log.info("host %s: connected to %s", self.name, self.uri)
+        return conn
+
+    def _close(self, conn: libvirt.virConnect) -> None:
+        # Each step may fail on a connection that is already gone; the rest must still happen.
+        if self._event_id is not None:
+            try:
+                conn.domainEventDeregisterAny(self._event_id)
+            except libvirt.libvirtError:
+                pass
+            self._event_id = None
+        try:
+            conn.unregisterCloseCallback()
+        except libvirt.libvirtError:
+            pass
+        try:
+            conn.close()
+        except libvirt.libvirtError:
+            pass
+
+    def _closed(self, _conn: libvirt.virConnect, reason: int, _opaque: object) -> None:
+        self._log.warning("host %s: connection lost (reason %d); reconnecting on next use", self.name, reason)
+        self._lost = True
+
+    def _lifecycle(self, _conn: libvirt.virConnect, dom: libvirt.virDomain, event: int, detail: int,
+                   _opaque: object) -> None:
+        # A domain's name and UUID are cached in the object: no call back into libvirt here.
+        self._sink(self.name, dom.name(), dom.UUIDString(), event, detail)

@@ -1,0 +1,408 @@
+"""The hypervisor on libvirt: servers as transient domains on a set of hosts, with lifecycle events."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Collection, Sequence
+from typing import TypeVar
+
+import libvirt
+import libvirtaio
+
+from elastic_api.config import Config, HostConfig
+from elastic_api.errors import FailedError, FullError
+from elastic_api.hypervisor import EventHandler
+from elastic_api.hypervisor.domain import CPU_PERIOD_US, cpu_quota, device_of_target, server_of
+from elastic_api.hypervisor.events import drain, ensure_event_loop
+from elastic_api.hypervisor.hosts import Host
+from elastic_api.hypervisor.placement import HostRoom, choose_host
+
+T = TypeVar("T")
+
+# What a libvirt error means to a client, by error code; the raw libvirt text goes to the log only
+# (it names host paths and internals).
+_UNREACHABLE = frozenset({
+    libvirt.VIR_ERR_NO_CONNECT, libvirt.VIR_ERR_RPC, libvirt.VIR_ERR_AUTH_FAILED,
+    libvirt.VIR_ERR_AUTH_CANCELLED, libvirt.VIR_ERR_AUTH_UNAVAILABLE, libvirt.VIR_ERR_INVALID_CONN,
+})
+_REASONS = {
+    libvirt.VIR_ERR_NO_DOMAIN: "the server is not running there",
+    libvirt.VIR_ERR_OPERATION_INVALID: "the server is not in a state that allows it",
+    libvirt.VIR_ERR_NO_NETWORK: "a network the server uses does not exist on that host",
+    libvirt.VIR_ERR_NETWORK_EXIST: "the network already exists",
+    libvirt.VIR_ERR_NO_SUPPORT: "that host does not support it",
+    libvirt.VIR_ERR_OPERATION_UNSUPPORTED: "that host does not support it",
+    libvirt.VIR_ERR_ARGUMENT_UNSUPPORTED: "that host does not support it",
+    libvirt.VIR_ERR_CONFIG_UNSUPPORTED: "that host cannot run the server's configuration",
+    libvirt.VIR_ERR_XML_ERROR: "that host cannot run the server's configuration",
+    libvirt.VIR_ERR_XML_DETAIL: "that host cannot run the server's configuration",
+    libvirt.VIR_ERR_OPERATION_TIMEOUT: "the hypervisor timed out",
+    libvirt.VIR_ERR_AGENT_UNRESPONSIVE: "the hypervisor timed out",
+    libvirt.VIR_ERR_RESOURCE_BUSY: "the hypervisor is busy with the server",
+    libvirt.VIR_ERR_SYSTEM_ERROR: "the host could not open a file or device the server uses",
+}
+_EVENTS = {
+    libvirt.VIR_DOMAIN_EVENT_STARTED: "started",
+    libvirt.VIR_DOMAIN_EVENT_SUSPENDED: "paused",
+    libvirt.VIR_DOMAIN_EVENT_RESUMED: "resumed",
+    # A guest's power-off (SHUTDOWN) and crash (CRASHED) events are each followed by STOPPED, as
+    # the domain XML destroys the domain on both; so one run ends in exactly one "stopped".
+    libvirt.VIR_DOMAIN_EVENT_STOPPED: "stopped",
+}
+# libvirt frees closed handles and timers through the event loop; this long is plenty.
+DRAIN_TIMEOUT_S = 1.0
+
+
+def _alive(conn: libvirt.virConnect) -> bool:
+    """Whether the connection still works (a local check, no call to the host)."""
+    try:
+        return bool(conn.isAlive())
+    except libvirt.libvirtError:
+        return False
+
+
+def _memory_mb(root: ET.Element) -> int:
+    memory = root.find("memory")
+    if memory is None or not (memory.text or "").strip().isdigit():
+        raise FailedError("the domain XML has no memory size")
+    scale = {"b": 1 / 2**20, "bytes": 1 / 2**20, "kib": 1 / 1024, "k": 1 / 1024, "mib": 1, "m": 1,
+             "gib": 1024, "g": 1024}.get(memory.get("unit", "KiB").lower())
+    if scale is None:
+        raise FailedError("the domain XML's memory unit is not understood")
+    return int(int((memory.text or "0").strip()) * scale)
+
+
+class LibvirtHypervisor:
+    """Servers as transient libvirt domains (UUID = the server's, name `elastic-<uuid>`) on the
+    configured hosts. All methods are coroutines that keep libvirt's blocking calls off the loop;
+    libvirt's failures surface as FailedError with a client-safe message (details are logged)."""
+
+    def __init__(self, hosts: Sequence[HostConfig], *, host_core_mhz: int = 2000) -> None:
+        if not hosts:
+            raise FailedError("no hosts configured")
+        self._hosts = {config.name: Host(config, self._on_lifecycle) for config in hosts}
+        self._host_core_mhz = host_core_mhz
+        self._handler: EventHandler | None = None
+        self._events: asyncio.Queue[tuple[str, str, str]] | None = None
+        self._deliverer: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._kvm: dict[str, bool] = {}
+        self._impl: libvirtaio.virEventAsyncIOImpl | None = None
+        self._log = logging.getLogger(__name__)
+
+    @classmethod
+    def from_config(cls, config: Config) -> LibvirtHypervisor:
+        return cls(config.hosts, host_core_mhz=config.host_core_mhz)
+
+    @property
+    def host_names(self) -> tuple[str, ...]:
+        return tuple(self._hosts)
+
+    # --- connections and events ------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Hook libvirt's events into the running loop and connect to every host. A host that
+        cannot be reached is logged and retried on its next use, so one dead host never keeps
+        the API from starting."""
+        self._impl = ensure_event_loop()
+        self._loop = asyncio.get_running_loop()
+        self._events = asyncio.Queue()
+        self._deliverer = asyncio.create_task(self._deliver(), name="hypervisor-events")
+        results = await asyncio.gather(*(host.connection() for host in self._hosts.values()),
+                                       return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException) and not isinstance(result, FailedError):
+                raise result
+
+    async def close(self) -> None:
+        if self._deliverer is not None:
+            self._deliverer.cancel()
+            try:
+                await self._deliverer
+            except asyncio.CancelledError:
+                pass
+            self._deliverer = None
+        for host in self._hosts.values():
+            await host.close()
+        if self._impl is not None:
+            await drain(self._impl, DRAIN_TIMEOUT_S)
+        self._loop = None
+
+    def on_event(self, handler: EventHandler | None) -> None:
+        """Deliver each of our domains' lifecycle events as `await handler(server, event)`, in
+        order, one at a time; event is "started", "stopped", "paused" or "resumed"."""
+        self._handler = handler
+
+    def _on_lifecycle(self, host: str, name: str, uuid: str, event: int, detail: int) -> None:
+        server = server_of(name)
+        word = _EVENTS.get(event)
+        if server is None or server != uuid or word is None or self._loop is None or self._events is None:
+            return
+        self._log.debug("host %s: server %s %s (libvirt detail %d)", host, server, word, detail)
+        # libvirt dispatches events on the loop's thread; call_soon_threadsafe keeps this safe anyway.
+        self._loop.call_soon_threadsafe(self._events.put_nowait, (host, server, word))
+
+    async def _deliver(self) -> None:
+        assert self._events is not None
+        # The last event delivered per running server: QEMU starts paused and libvirt resumes it
+        # before reporting the start, so a "resumed" only counts after a "paused".
+        last: dict[str, str] = {}
+        while True:
+            host, server, word = await self._events.get()
+            if word == "resumed" and last.get(server) != "paused":
+                continue
+            if word == "stopped":
+                last.pop(server, None)
+                if await self._active(host, server):
+                    # A stop from an earlier run, arriving after the server was started again.
+                    continue
+            else:
+                last[server] = word
+            handler = self._handler
+            if handler is None:
+                continue
+            try:
+                await handler(server, word)
+            except Exception:
+                self._log.exception("event handler failed for server %s %s", server, word)
+
+    async def _active(self, host: str, server: str) -> bool:
+        def active(conn: libvirt.virConnect) -> bool:
+            try:
+                return bool(conn.lookupByUUIDString(server).isActive())
+            except libvirt.libvirtError:
+                return False
+        try:
+            return await self._call(host, "look up server", active)
+        except FailedError:
+            return False
+
+    # --- calls ------------------------------------------------------------------------------
+
+    def _host(self, name: str) -> Host:
+        host = self._hosts.get(name)
+        if host is None:
+            raise FailedError(f"no host named {name!r}")
+        return host
+
+    async def _call(self, host_name: str, what: str, fn: Callable[[libvirt.virConnect], T]) -> T:
+        """fn(connection) in a worker thread; a libvirt error becomes FailedError saying what failed."""
+        host = self._host(host_name)
+        conn = await host.connection()
+        try:
+            return await asyncio.to_thread(fn, conn)
+        except libvirt.libvirtError as e:
+            raise self._failed(host, what, e, alive=await asyncio.to_thread(_alive, conn)) from None
+
+    def _failed(self, host: Host, what: str, error: libvirt.libvirtError, *, alive: bool) -> FailedError:
+        code = error.get_error_code()
+        self._log.warning("host %s: could not %s: %s (libvirt error %s)", host.name, what, error, code)
+        if code in _UNREACHABLE or not alive:
+            host.mark_lost()
+            return FailedError(f"could not {what}: host {host.name} is unreachable")
+        reason = _REASONS.get(code, "the hypervisor refused it")
+        return FailedError(f"could not {what} on host {host.name}: {reason}")
+
+    # --- hosts ------------------------------------------------------------------------------
+
+    async def kvm_available(self, host: str) -> bool:
+        """Whether guests on this host can use KVM (else they run under TCG emulation)."""
+        if host not in self._kvm:
+            def probe(conn: libvirt.virConnect) -> bool:
+                try:
+                    conn.getDomainCapabilities(None, "x86_64", None, "kvm", 0)
+                    return True
+                except libvirt.libvirtError:
+                    return False  # no /dev/kvm for QEMU, or a driver (test:///) without KVM
+            self._kvm[host] = await self._call(host, "probe KVM", probe)
+        return self._kvm[host]
+
+    async def domain_type(self, host: str) -> str:
+        """The domain type for DomainSpec: "kvm" when the host has it, else "qemu" (TCG)."""
+        return "kvm" if await self.kvm_available(host) else "qemu"
+
+    async def _room_mb(self, host: Host) -> int:
+        def committed(conn: libvirt.virConnect) -> tuple[int, int]:
+            capacity = host.mem_mb or int(conn.getInfo()[1])
+            used_kib = 0
+            for dom in conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE):
+                if server_of(dom.name()) is not None:
+                    try:
+                        used_kib += int(dom.info()[1])
+                    except libvirt.libvirtError:
+                        pass  # gone since the list was taken
+            return capacity, used_kib // 1024
+        # Read before listing: a start drops its reservation only once its domain is listed, so
+        # every start is counted at least once (twice at worst, which errs on the safe side).
+        reserved = host.reserved_mb
+        capacity, used = await self._call(host.name, "measure memory", committed)
+        return capacity - used - reserved
+
+    async def room_mb(self, host: str) -> int:
+        """Memory (MB) the host can still give: its configured mem_mb, or all of its memory when
+        that is 0, less what our running domains and starts under way hold."""
+        return await self._room_mb(self._host(host))
+
+    async def place(self, mem_mb: int, avoid_hosts: Collection[str] = ()) -> str:
+        """The host a server of mem_mb should start on (see placement.choose_host); unreachable
+        hosts are skipped. FullError when no host has room."""
+        hosts = list(self._hosts.values())
+        rooms = await asyncio.gather(*(self._room_mb(host) for host in hosts), return_exceptions=True)
+        usable = []
+        for host, room in zip(hosts, rooms, strict=True):
+            if isinstance(room, FailedError):
+                continue
+            if isinstance(room, BaseException):
+                raise room
+            usable.append(HostRoom(host.name, room))
+        return choose_host(usable, mem_mb, avoid_hosts)
+
+    async def ensure_network(self, host: str, name: str) -> None:
+        """An isolated libvirt network (a bridge with no forwarding, no host address, no DHCP) by
+        this name, created transient when missing, for NICs the resources layer has not wired."""
+        def ensure(conn: libvirt.virConnect) -> None:
+            try:
+                network = conn.networkLookupByName(name)
+            except libvirt.libvirtError as e:
+                if e.get_error_code() != libvirt.VIR_ERR_NO_NETWORK:
+                    raise
+                root = ET.Element("network")
+                ET.SubElement(root, "name").text = name
+                ET.SubElement(root, "bridge", stp="on", delay="0")
+                conn.networkCreateXML(ET.tostring(root, encoding="unicode"))
+                return
+            if not network.isActive():
+                network.create()
+        await self._call(host, f"set up network {name}", ensure)
+
+    # --- servers ----------------------------------------------------------------------------
+
+    async def start(self, host: str, xml: str) -> None:
+        """Start a transient domain from domain_xml() on host. Memory is checked and reserved
+        under the host's lock, so concurrent starts cannot together overfill it (FullError)."""
+        root = ET.fromstring(xml)
+        server = root.findtext("uuid") or ""
+        mem_mb = _memory_mb(root)
+        target = self._host(host)
+        async with target.reserve_lock:
+            room = await self._room_mb(target)
+            if mem_mb > room:
+                raise FullError(f"host {host} has no room for a server of {mem_mb} MB")
+            target.reserved_mb += mem_mb
+
+        def create(conn: libvirt.virConnect) -> None:
+            try:
+                if conn.lookupByUUIDString(server).isActive():
+                    raise FailedError(f"server {server} is already running on host {host}")
+            except libvirt.libvirtError as e:
+                if e.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
+                    raise
+            # No AUTODESTROY: guests keep running while the API restarts; running() finds them.
+            conn.createXML(xml, 0)
+        try:
+            await self._call(host, f"start server {server}", create)
+        finally:
+            target.reserved_mb -= mem_mb
+
+    async def _domain_call(self, host: str, server: str, what: str, fn: Callable[[libvirt.virDomain], T],
+                           *, missing_ok: bool = False) -> T | None:
+        def call(conn: libvirt.virConnect) -> T | None:
+            try:
+                dom = conn.lookupByUUIDString(server)
+                return fn(dom)
+            except libvirt.libvirtError as e:
+                if missing_ok and e.get_error_code() in (libvirt.VIR_ERR_NO_DOMAIN,
+                                                         libvirt.VIR_ERR_OPERATION_INVALID):
+                    return None
+                raise
+        return await self._call(host, f"{what} server {server}", call)
+
+    async def stop(self, host: str, server: str) -> None:
+        """Power cut. A server that is already off is not an error: the result is the same."""
+        await self._domain_call(host, server, "stop", lambda dom: dom.destroy(), missing_ok=True)
+
+    async def shutdown(self, host: str, server: str) -> None:
+        """Ask the guest to power down (ACPI power button: the domains have no guest agent, so
+        libvirt's default method is ACPI). The guest may ignore it; its power-off arrives as a
+        "stopped" event. Nothing to do for a server that is already off."""
+        await self._domain_call(host, server, "shut down", lambda dom: dom.shutdown(), missing_ok=True)
+
+    async def reset(self, host: str, server: str) -> None:
+        """Hard reset: the guest reboots at once, without shutting down; the run goes on."""
+        await self._domain_call(host, server, "reset", lambda dom: dom.reset(0))
+
+    async def set_cpu_live(self, host: str, server: str, cpu_mhz: int) -> None:
+        """Apply a new `cpu` to a running server: a new CFS quota over its current vCPUs (their
+        count cannot change until the next start)."""
+        def apply(dom: libvirt.virDomain) -> None:
+            vcpus = int(dom.info()[3])
+            dom.setSchedulerParametersFlags(
+                {"vcpu_period": CPU_PERIOD_US, "vcpu_quota": cpu_quota(cpu_mhz, self._host_core_mhz, vcpus)},
+                libvirt.VIR_DOMAIN_AFFECT_LIVE,
+            )
+        await self._domain_call(host, server, "change the CPU of", apply)
+
+    async def set_vnc_password_live(self, host: str, server: str, password: str) -> None:
+        """Apply a new `vnc:password` to a running server's VNC display."""
+        def apply(dom: libvirt.virDomain) -> None:
+            graphics = ET.fromstring(dom.XMLDesc(0)).find("devices/graphics[@type='vnc']")
+            if graphics is None:
+                raise FailedError(f"server {server} has no VNC display")
+            graphics.set("passwd", password)
+            dom.updateDeviceFlags(ET.tostring(graphics, encoding="unicode"), libvirt.VIR_DOMAIN_AFFECT_LIVE)
+        await self._domain_call(host, server, "change the VNC password of", apply)
+
+    async def stats(self, host: str, server: str) -> dict[str, int]:
+        """A running server's counters in the protocol's words: `rx`, `tx`, `rx:packets`,
+        `tx:packets` (all NICs, as the guest sees them), `DEVICE:read:bytes`, `:read:requests`,
+        `:write:bytes`, `:write:requests` per drive, `smp:cores`, `smp:sockets`, and `vnc:port`
+        when it has a VNC display."""
+        def read(dom: libvirt.virDomain) -> dict[str, int]:
+            root = ET.fromstring(dom.XMLDesc(0))
+            info = {"rx": 0, "tx": 0, "rx:packets": 0, "tx:packets": 0}
+            for target in root.iterfind("devices/interface/target"):
+                rx_bytes, rx_packets, _, _, tx_bytes, tx_packets, _, _ = dom.interfaceStats(target.get("dev", ""))
+                info["rx"] += rx_bytes
+                info["tx"] += tx_bytes
+                info["rx:packets"] += rx_packets
+                info["tx:packets"] += tx_packets
+            for target in root.iterfind("devices/disk/target"):
+                dev = target.get("dev", "")
+                device = device_of_target(dev)
+                if device is None:
+                    continue
+                read_requests, read_bytes, write_requests, write_bytes, _ = dom.blockStats(dev)
+                info[f"{device}:read:bytes"] = read_bytes
+                info[f"{device}:read:requests"] = read_requests
+                info[f"{device}:write:bytes"] = write_bytes
+                info[f"{device}:write:requests"] = write_requests
+            vcpus = int(dom.info()[3])
+            topology = root.find("cpu/topology")
+            sockets, cores = vcpus, 1
+            if topology is not None:
+                sockets = int(topology.get("sockets", vcpus))
+                cores = int(topology.get("cores", 1))
+            info["smp:sockets"], info["smp:cores"] = sockets, cores
+            graphics = root.find("devices/graphics[@type='vnc']")
+            if graphics is not None and int(graphics.get("port", "-1")) > 0:
+                info["vnc:port"] = int(graphics.get("port", "0"))
+            return info
+        result = await self._domain_call(host, server, "read the counters of", read)
+        assert result is not None
+        return result
+
+    async def running(self) -> dict[str, str]:
+        """Server UUID → host for every one of our domains running anywhere, to reconcile state at
+        start-up. FailedError if a host cannot be asked: "not running" must never be a guess."""
+        def ours(conn: libvirt.virConnect) -> list[str]:
+            names = (dom.name() for dom in conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE))
+            return [server for server in map(server_of, names) if server is not None]
+        found: dict[str, str] = {}
+        for name in self._hosts:
+            for server in await self._call(name, "list servers", ours):
+                found[server] = name
+        return found
+
+
+__all__ = ["LibvirtHypervisor"]

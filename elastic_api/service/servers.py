@@ -1,0 +1,236 @@
+"""Servers: configuration, claims on drives, placement on hosts and the guest lifecycle."""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from elastic_api.config import Config
+from elastic_api.errors import BusyError, ElasticError, MissingError
+from elastic_api.hypervisor import Hypervisor
+from elastic_api.hypervisor.domain import DiskSpec, DomainSpec, domain_xml
+from elastic_api.model.ids import new_id, parse_id
+from elastic_api.model.pages import Page
+from elastic_api.model.properties import Info, Props
+from elastic_api.model.server import ServerConfig, apply_set, check_live_set, parse_config
+from elastic_api.model.server_record import ACTIVE, Claim, ServerRecord, to_server_info
+from elastic_api.service.drives import DriveService, volume
+from elastic_api.service.locks import LockTable
+from elastic_api.store import Store
+
+log = logging.getLogger(__name__)
+
+
+class ServerService:
+    def __init__(self, config: Config, store: Store, hypervisor: Hypervisor, drives: DriveService,
+                 clock: Callable[[], int] = time.time_ns) -> None:
+        self.config = config
+        self.store = store
+        self.hypervisor = hypervisor
+        self.drives = drives
+        self.clock = clock
+        self.locks = LockTable()
+
+    async def get(self, user: str, server_id: str) -> ServerRecord:
+        canonical = parse_id(server_id)
+        found = await self.store.get_server(user, canonical) if canonical else None
+        if found is None:
+            raise MissingError(f"no such server: {server_id[:40]}")
+        return found
+
+    async def visible(self, user: str, page: Page) -> list[ServerRecord]:
+        return await self.store.list_servers(user, page.limit, page.marker)
+
+    async def _check_references(self, user: str, config: ServerConfig) -> None:
+        """Every drive a configuration names must be one the user may use; NICs may name only
+        what exists (IP and VLAN resources arrive with the resources layer)."""
+        for slot in config.drives:
+            await self.drives.get(user, slot.drive)
+        for drive in config.avoid_drives:
+            await self.drives.get(user, drive)
+        for nic in config.nics:
+            if nic.dhcp not in (None, "auto"):
+                raise MissingError(f"no such ip: {nic.dhcp}")
+            if nic.vlan is not None:
+                raise MissingError(f"no such vlan: {nic.vlan}")
+        for other in config.avoid_servers:
+            await self.get(user, other)
+
+    async def create(self, user: str, props: Props, *, start: bool) -> ServerRecord:
+        server = new_id()
+        config = parse_config(props, server)
+        await self._check_references(user, config)
+        record = ServerRecord(server, user, config, created=self.clock())
+        await self.store.insert_server(record)
+        if not start:
+            return record
+        try:
+            return await self.start(user, server)
+        except BaseException:
+            # A server that could not start is not left behind half-made.
+            await self.store.delete_server(user, server)
+            raise
+
+    async def _avoid_hosts(self, user: str, config: ServerConfig) -> set[str]:
+        """Hosts running the servers named in avoid:servers, or holding the drives in avoid:drives
+        (a drive is held on the host of each active server that claims it)."""
+        hosts_of = {r.server: r.host for r in await self.store.active_servers()}
+        avoid = {hosts_of.get(s) for s in config.avoid_servers}
+        for drive_id in config.avoid_drives:
+            drive = await self.drives.get(user, drive_id)
+            avoid.update(hosts_of.get(s) for s in drive.claimed)
+        return {h for h in avoid if h}
+
+    async def start(self, user: str, server_id: str) -> ServerRecord:
+        record = await self.get(user, server_id)
+        async with self.locks.hold(record.server):
+            record = await self.get(user, record.server)
+            if record.status == ACTIVE:
+                raise BusyError(f"server {record.server} is already active")
+            config = record.config
+            disks: dict[str, DiskSpec] = {}
+            claims = []
+            for slot in config.drives:
+                drive = await self.drives.get(user, slot.drive)
+                if drive.imaging:
+                    raise BusyError(f"drive {drive.drive} is being imaged")
+                disks[slot.device] = DiskSpec(
+                    path=str(self.drives.storage.path(volume(drive))), format=drive.format,
+                    readonly=drive.owner != user or slot.media == "cdrom",
+                    shareable=drive.claim_type == "shared")
+                claims.append(Claim(slot.device, drive.drive))
+            host = await self.hypervisor.place(config.mem, await self._avoid_hosts(user, config))
+            started = int(time.time())
+            await self.store.activate_server(user, record.server, host, started, claims)
+            try:
+                self.config.log_dir.mkdir(parents=True, exist_ok=True)
+                if config.nics:
+                    await self.hypervisor.ensure_network(host, DomainSpec.default_network)
+                spec = DomainSpec(
+                    server=record.server, config=config, disks=disks,
+                    serial_log=str(self.serial_log(record.server)),
+                    domain_type=await self.hypervisor.domain_type(host),
+                    host_core_mhz=self.config.host_core_mhz,
+                    vnc_listen=None if config.vnc in (None, "auto") else config.vnc,
+                )
+                await self.hypervisor.start(host, domain_xml(spec))
+            except BaseException:
+                await self.store.deactivate_server(user, record.server)
+                raise
+            log.info("server %s started on %s", record.server, host)
+            return dataclasses.replace(record, status=ACTIVE, host=host, started=started)
+
+    def serial_log(self, server: str) -> Path:
+        return self.config.log_dir / f"{server}.serial.log"
+
+    async def _active(self, user: str, server_id: str) -> ServerRecord:
+        record = await self.get(user, server_id)
+        if record.status != ACTIVE or record.host is None:
+            raise BusyError(f"server {record.server} is not running")
+        return record
+
+    async def stop(self, user: str, server_id: str) -> None:
+        """A power cut; the server then becomes stopped (persistent) or is destroyed."""
+        record = await self._active(user, server_id)
+        async with self.locks.hold(record.server):
+            assert record.host is not None
+            await self.hypervisor.stop(record.host, record.server)
+            await self._stopped(user, record.server)
+
+    async def shutdown(self, user: str, server_id: str) -> None:
+        """An ACPI power-button press; the guest decides, and its power-off arrives as an event."""
+        record = await self._active(user, server_id)
+        assert record.host is not None
+        await self.hypervisor.shutdown(record.host, record.server)
+
+    async def reset(self, user: str, server_id: str) -> None:
+        record = await self._active(user, server_id)
+        assert record.host is not None
+        await self.hypervisor.reset(record.host, record.server)
+
+    async def destroy(self, user: str, server_id: str) -> None:
+        record = await self.get(user, server_id)
+        async with self.locks.hold(record.server):
+            record = await self.get(user, record.server)
+            if record.status == ACTIVE and record.host is not None:
+                await self.hypervisor.stop(record.host, record.server)
+                await self.store.deactivate_server(user, record.server)
+            await self.store.delete_server(user, record.server)
+
+    async def set(self, user: str, server_id: str, props: Props) -> ServerRecord:
+        record = await self.get(user, server_id)
+        async with self.locks.hold(record.server):
+            record = await self.get(user, record.server)
+            config = apply_set(record.config, props, record.server)
+            if record.status == ACTIVE and record.host is not None:
+                changed = check_live_set(record.config, config, props.keys())
+                if "cpu" in changed:
+                    await self.hypervisor.set_cpu_live(record.host, record.server, config.cpu)
+                if "vnc:password" in changed and config.vnc is not None:
+                    await self.hypervisor.set_vnc_password_live(record.host, record.server,
+                                                                config.vnc_password or "")
+            else:
+                await self._check_references(user, config)
+            updated = dataclasses.replace(record, config=config)
+            if not await self.store.update_server_config(user, updated):
+                raise MissingError(f"no such server: {server_id[:40]}")
+            return updated
+
+    async def info(self, record: ServerRecord) -> Info:
+        info = to_server_info(record)
+        if record.status == ACTIVE and record.host is not None:
+            try:
+                stats = await self.hypervisor.stats(record.host, record.server)
+            except ElasticError as e:
+                log.warning("no statistics for server %s: %s", record.server, e.message)
+                return info
+            info.update(stats)
+            if record.config.vnc is not None:
+                info["vnc:ip"] = self.config.vnc_listen if record.config.vnc == "auto" else record.config.vnc
+        return info
+
+    # -- the guest's own lifecycle ---------------------------------------------------------------
+    async def _stopped(self, user: str, server: str) -> None:
+        """The guest is gone: release its drives; keep it stopped if persistent, else forget it."""
+        record = await self.store.get_server(user, server)
+        if record is None:
+            return
+        await self.store.deactivate_server(user, server)
+        if not record.config.persistent:
+            await self.store.delete_server(user, server)
+            log.info("server %s stopped and, not being persistent, was destroyed", server)
+        else:
+            log.info("server %s stopped", server)
+
+    async def on_event(self, server: str, event: str) -> None:
+        """Hypervisor lifecycle events: a guest that stopped for any reason (power-off, crash,
+        shutdown) releases its claims like a stop through the API."""
+        if event != "stopped":
+            return
+        owner = await self.store.server_owner(server)
+        if owner is None:
+            return
+        async with self.locks.hold(server):
+            record = await self.store.get_server(owner, server)
+            if record is not None and record.status == ACTIVE:
+                running = await self.hypervisor.running()
+                if server not in running:
+                    await self._stopped(owner, server)
+
+    async def reconcile(self) -> None:
+        """At start-up: servers the database thinks active but no host runs (they stopped while
+        we were down) stop now; our domains no database row knows are powered off."""
+        running = await self.hypervisor.running()
+        known = set()
+        for record in await self.store.active_servers():
+            known.add(record.server)
+            if record.server not in running:
+                log.info("server %s stopped while the API was down", record.server)
+                await self._stopped(record.owner, record.server)
+        for server, host in running.items():
+            if server not in known:
+                # Unknown, or stopped in the database: running it would hold drives nobody claimed.
+                log.warning("powering off domain of server %s on %s: not active in the database", server, host)
+                await self.hypervisor.stop(host, server)

@@ -1,0 +1,259 @@
+"""qcow2 volumes served over NBD by qemu-storage-daemon: one export per drive, kept while in use."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from collections.abc import AsyncIterator, Coroutine
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from elastic_api.errors import FailedError
+from elastic_api.storage.nbd import NbdClient
+
+# The export name inside the daemon; each daemon serves exactly one drive.
+EXPORT = "disk"
+# sun_path holds 108 bytes with its NUL; a longer pool path is reached through /proc/self/fd.
+SUN_PATH_MAX = 107
+# Bytes of the daemon's stderr kept for the log when it fails.
+STDERR_KEPT = 4096
+
+
+def qemu_escape(text: str) -> str:
+    """QEMU's option syntax splits on commas; a literal comma is written twice."""
+    return text.replace(",", ",,")
+
+
+@dataclass(eq=False)
+class _Export:
+    drive: str
+    path: Path
+    users: int = 0
+    client: NbdClient | None = None
+    process: asyncio.subprocess.Process | None = None
+    started: asyncio.Task[None] | None = None
+    stopping: asyncio.Task[None] | None = None
+    timer: asyncio.TimerHandle | None = None
+    stderr: bytearray = field(default_factory=bytearray)
+    drain: asyncio.Task[None] | None = None
+    idle: asyncio.Event = field(default_factory=asyncio.Event)
+    stopped: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class Exports:
+    """Starts a qemu-storage-daemon per qcow2 drive on first use and stops it once nobody has used
+    it for `idle_seconds`, so a burst of 4 MiB writes pays for one daemon, not one per request.
+
+    The daemon gets a listening socket we made and already connected to, then unlinked: there is
+    no start-up race to poll for, and no path left where another local process could connect."""
+
+    def __init__(self, pool_dir: Path, *, daemon: str, idle_seconds: float,
+                 start_timeout: float = 30.0, pdeathsig: str | None = None) -> None:
+        self._dir = pool_dir
+        self._daemon = daemon
+        self._idle_seconds = idle_seconds
+        self._start_timeout = start_timeout
+        # setpriv --pdeathsig: a daemon outliving a crashed server would keep its image locked.
+        self._pdeathsig = pdeathsig
+        self._exports: dict[str, _Export] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._log = logging.getLogger(__name__)
+
+    def running(self) -> set[str]:
+        """Drives whose export is up or starting."""
+        return set(self._exports)
+
+    @contextlib.asynccontextmanager
+    async def use(self, drive: str, path: Path) -> AsyncIterator[NbdClient]:
+        """The drive's NBD connection, held open for the duration of the block."""
+        export = await self._acquire(drive, path)
+        try:
+            assert export.client is not None
+            yield export.client
+        finally:
+            self._release(export)
+
+    async def stop(self, drive: str, *, wait: bool) -> None:
+        """Stop the drive's export: after its current users finish (`wait`), or now, failing them
+        (a destroyed drive has nothing left worth finishing)."""
+        export = self._exports.get(drive)
+        if export is not None:
+            await self._stop(export, wait=wait)
+
+    async def close(self) -> None:
+        await asyncio.gather(*(self._stop(export, wait=False) for export in list(self._exports.values())))
+        if self._tasks:
+            await asyncio.wait(list(self._tasks))
+
+    async def _acquire(self, drive: str, path: Path) -> _Export:
+        while True:
+            export = self._exports.get(drive)
+            if export is None:
+                export = _Export(drive, path)
+                self._exports[drive] = export
+                export.started = self._spawn(self._start(export))
+            elif export.stopping is not None:
+                await export.stopped.wait()
+                continue
+            export.users += 1
+            export.idle.clear()
+            if export.timer is not None:
+                export.timer.cancel()
+                export.timer = None
+            assert export.started is not None
+            try:
+                # Shielded: one caller giving up must not abort a start the others wait for.
+                await asyncio.shield(export.started)
+            except BaseException:
+                self._release(export)
+                raise
+            assert export.client is not None
+            if not export.client.closed:
+                return export
+            # The daemon died or the connection broke: replace it with a fresh one.
+            self._release(export)
+            await self._stop(export, wait=False)
+
+    def _release(self, export: _Export) -> None:
+        export.users -= 1
+        if export.users:
+            return
+        export.idle.set()
+        if export.stopping is None and self._exports.get(export.drive) is export:
+            export.timer = asyncio.get_running_loop().call_later(self._idle_seconds, self._expire, export)
+
+    def _expire(self, export: _Export) -> None:
+        export.timer = None
+        if not export.users and export.stopping is None:
+            self._spawn(self._stop(export, wait=True))
+
+    async def _stop(self, export: _Export, *, wait: bool) -> None:
+        if export.stopping is None:
+            # A task of its own, so that a caller cancelled mid-stop never leaves a daemon behind.
+            export.stopping = self._spawn(self._shutdown(export, wait=wait))
+        await asyncio.shield(export.stopping)
+
+    async def _shutdown(self, export: _Export, *, wait: bool) -> None:
+        try:
+            if export.timer is not None:
+                export.timer.cancel()
+                export.timer = None
+            if wait and export.users:
+                await export.idle.wait()
+            if export.started is not None:
+                await asyncio.wait([export.started])
+            if export.client is not None:
+                await export.client.close()
+            await self._terminate(export)
+        finally:
+            if self._exports.get(export.drive) is export:
+                del self._exports[export.drive]
+            export.stopped.set()
+
+    async def _terminate(self, export: _Export) -> None:
+        process = export.process
+        if process is not None and process.returncode is None:
+            process.terminate()  # SIGTERM: the daemon flushes and exits cleanly
+            try:
+                await asyncio.wait_for(process.wait(), self._start_timeout)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+        if export.drain is not None:
+            await asyncio.wait([export.drain])
+
+    def _command(self, path: Path, fd: int) -> list[str]:
+        command = [
+            self._daemon,
+            # The format is always given: guest bytes are never probed for one.
+            "--blockdev", f"driver=file,node-name=file,filename={qemu_escape(str(path))},discard=unmap",
+            "--blockdev", "driver=qcow2,node-name=disk,file=file,discard=unmap",
+            "--nbd-server", f"addr.type=fd,addr.str={fd},max-connections=1",
+            "--export", f"type=nbd,id=export,node-name=disk,name={EXPORT},writable=on",
+        ]
+        if self._pdeathsig:
+            command[:0] = [self._pdeathsig, "--pdeathsig", "TERM", "--"]
+        return command
+
+    async def _start(self, export: _Export) -> None:
+        try:
+            listener, connection = await asyncio.to_thread(self._sockets, export.drive)
+            try:
+                try:
+                    export.process = await asyncio.create_subprocess_exec(
+                        *self._command(export.path, listener.fileno()), pass_fds=(listener.fileno(),),
+                        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+                        stderr=asyncio.subprocess.PIPE)
+                finally:
+                    listener.close()  # the daemon holds its own copy
+            except OSError:
+                connection.close()
+                raise FailedError("qemu-storage-daemon could not be started") from None
+            assert export.process.stderr is not None
+            export.drain = self._spawn(self._drain(export.process.stderr, export.stderr))
+            reader, writer = await asyncio.open_unix_connection(sock=connection)
+            try:
+                export.client = await asyncio.wait_for(NbdClient.connect(reader, writer, EXPORT),
+                                                       self._start_timeout)
+            except (FailedError, TimeoutError):
+                writer.close()
+                await self._terminate(export)
+                self._log.error("qemu-storage-daemon failed for drive %s: %s", export.drive,
+                                export.stderr.decode(errors="replace").strip())
+                raise FailedError("the drive's storage could not be opened") from None
+        except BaseException:
+            await self._terminate(export)
+            if self._exports.get(export.drive) is export:
+                del self._exports[export.drive]
+            export.stopped.set()
+            raise
+
+    def _sockets(self, drive: str) -> tuple[socket.socket, socket.socket]:
+        """A listening socket and our connection to it, queued in its backlog until the daemon
+        accepts; the path is gone before the daemon even starts."""
+        path = self._dir / f".{drive}.nbd"
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        directory = -1
+        try:
+            name = str(path)
+            if len(os.fsencode(name)) > SUN_PATH_MAX:
+                directory = os.open(self._dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+                name = f"/proc/self/fd/{directory}/{path.name}"
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)  # a socket left by a crash
+            listener.bind(name)
+            try:
+                listener.listen(1)
+                connection.connect(name)
+            finally:
+                os.unlink(path)
+            connection.setblocking(False)
+            return listener, connection
+        except BaseException:
+            listener.close()
+            connection.close()
+            raise
+        finally:
+            if directory >= 0:
+                os.close(directory)
+
+    async def _drain(self, stream: asyncio.StreamReader, kept: bytearray) -> None:
+        """Read the daemon's stderr so it never blocks on a full pipe; keep the tail for the log."""
+        while data := await stream.read(STDERR_KEPT):
+            kept += data
+            del kept[:-STDERR_KEPT]
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+        return task
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved here; whoever awaited it has already seen it

@@ -1,0 +1,1 @@
+"""The client tools: elastichosts, elastichosts-upload and elastichosts-download."""

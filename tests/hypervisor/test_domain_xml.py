@@ -1,0 +1,254 @@
+"""Domain XML: golden files for many configurations, and the rules behind them.
+
+Regenerate the golden files after an intended change with ELASTIC_UPDATE_GOLDEN=1 and review the diff.
+"""
+from __future__ import annotations
+
+import difflib
+import os
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import libvirt
+import pytest
+
+from elastic_api.errors import InternalError, UsageError
+from elastic_api.hypervisor.domain import (
+    DiskSpec, DomainSpec, cpu_quota, device_of_target, domain_name, domain_xml, server_of, target_dev,
+)
+from elastic_api.model.server import parse_config
+
+GOLDEN = Path(__file__).parent / "golden"
+UPDATE = os.environ.get("ELASTIC_UPDATE_GOLDEN") == "1"
+SERVER = "5e7e0000-0000-4000-8000-00000000000a"
+DRIVES = [f"d{n:07x}-0000-4000-8000-000000000000" for n in range(24)]
+POOL = "/var/lib/elastic-api/pool"
+LOG = "/var/lib/elastic-api/logs/5e7e0000-0000-4000-8000-00000000000a.log"
+
+
+def spec(props: dict[str, str], formats: dict[str, str] | None = None, **options: Any) -> DomainSpec:
+    """A spec for a server with these keys; each attached drive gets a pool file, raw unless said."""
+    config = parse_config({"name": "golden", "cpu": "2000", "mem": "512", **props}, SERVER)
+    formats = formats or {}
+    disks = {}
+    for slot in config.drives:
+        fmt = formats.get(slot.device, "raw")
+        disks[slot.device] = DiskSpec(f"{POOL}/{slot.drive}.{fmt}", fmt)
+    return DomainSpec(server=SERVER, config=config, disks=options.pop("disks", disks), serial_log=LOG, **options)
+
+
+CASES: dict[str, DomainSpec] = {
+    "minimal": spec({}),
+    "ide_all_units": spec(
+        {"ide:0:0": DRIVES[0], "ide:0:1": DRIVES[1], "ide:1:0": DRIVES[2], "ide:1:0:media": "cdrom",
+         "ide:1:1": DRIVES[3], "ide:1:1:media": "disk"},
+        {"ide:0:1": "qcow2"},
+    ),
+    "scsi_disks_and_cdrom": spec(
+        {"scsi:0:0": DRIVES[0], "scsi:0:3": DRIVES[1], "scsi:0:7": DRIVES[2], "scsi:0:7:media": "cdrom"},
+        {"scsi:0:3": "qcow2"},
+    ),
+    "virtio_block": spec({f"block:{n}": DRIVES[n] for n in range(8)}, {"block:1": "qcow2", "block:7": "qcow2"}),
+    "every_bus_with_boot_order": spec({
+        "ide:0:0": DRIVES[0], "ide:1:0": DRIVES[1], "ide:1:0:media": "cdrom", "scsi:0:1": DRIVES[2],
+        "block:2": DRIVES[3], "nic:0:model": "virtio", "boot": "ide:1:0 block:2 nic:0 scsi:0:1",
+    }),
+    "nic_models": spec({
+        "nic:0:model": "e1000", "nic:0:dhcp": "auto", "nic:1:model": "rtl8139",
+        "nic:2:model": "virtio", "nic:2:vlan": "0ddba11a-0000-4000-8000-000000000000",
+        "nic:2:mac": "02:12:34:56:78:9a",
+    }, networks={2: "elastic-vlan-0ddba11a"}),
+    "vnc_loopback": spec({"vnc": "auto", "vnc:password": "s3cret"}),
+    "vnc_without_password_stays_on_loopback": spec({"vnc": "192.0.2.10"}, vnc_listen="192.0.2.10"),
+    "vnc_on_server_ip": spec({"vnc": "192.0.2.10", "vnc:password": "s3cret"}, vnc_listen="192.0.2.10"),
+    "vnc_tls_without_host_tls": spec({"vnc": "192.0.2.10", "vnc:password": "pw", "vnc:tls": "on"},
+                                     vnc_listen="192.0.2.10"),
+    "vnc_tls_with_host_tls": spec({"vnc": "2001:db8::10", "vnc:password": "pw", "vnc:tls": "on"},
+                                  vnc_listen="2001:db8::10", host_vnc_tls=True),
+    "smp_auto_from_cpu": spec({"cpu": "5000"}, host_core_mhz=2000),
+    "smp_fixed": spec({"cpu": "1500", "smp": "4"}, host_core_mhz=3000),
+    "cpu_quota_floor": spec({"cpu": "100", "smp": "64"}, host_core_mhz=4000),
+    "tcg": spec({"ide:0:0": DRIVES[0]}, domain_type="qemu"),
+    "kvm_host_passthrough": spec({"block:0": DRIVES[0]}, cpu_mode="host-passthrough"),
+    "readonly_and_shared": spec(
+        {"scsi:0:0": DRIVES[0], "block:0": DRIVES[1], "ide:0:0": DRIVES[2], "ide:0:0:media": "cdrom"},
+        disks={
+            "scsi:0:0": DiskSpec(f"{POOL}/{DRIVES[0]}.raw", "raw", readonly=True),
+            "block:0": DiskSpec(f"{POOL}/{DRIVES[1]}.raw", "raw", shareable=True),
+            "ide:0:0": DiskSpec(f"{POOL}/{DRIVES[2]}.raw", "raw", readonly=True),
+        },
+    ),
+    "hostile_name": spec({"name": "</title><devices><disk type='block'> & \"quotes\" 'n' ünïcødé"}),
+    "persistent_with_tags_and_user_keys": spec(
+        {"persistent": "true", "tags": "a b", "user:owner": "<x>", "avoid:servers": SERVER}
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_golden(name: str) -> None:
+    xml = domain_xml(CASES[name])
+    path = GOLDEN / f"{name}.xml"
+    if UPDATE:
+        GOLDEN.mkdir(exist_ok=True)
+        path.write_text(xml)
+    expected = path.read_text()
+    if xml != expected:
+        diff = "".join(difflib.unified_diff(expected.splitlines(True), xml.splitlines(True), str(path), "built"))
+        pytest.fail(f"domain XML differs from {path.name} (ELASTIC_UPDATE_GOLDEN=1 to accept):\n{diff}")
+
+
+def test_no_stale_golden_files() -> None:
+    assert {p.stem for p in GOLDEN.glob("*.xml")} == set(CASES)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_golden_xml_is_accepted_by_libvirt_test_driver(name: str) -> None:
+    conn = libvirt.open("test:///default")
+    try:
+        dom = conn.createXML(domain_xml(CASES[name]), 0)
+        assert dom.UUIDString() == SERVER and dom.name() == domain_name(SERVER)
+        dom.destroy()
+    finally:
+        conn.close()
+
+
+@pytest.mark.libvirt
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_golden_xml_validates_against_real_qemu(name: str, system_libvirt: str) -> None:
+    """Define (never start) each domain on the real libvirtd: the schema and QEMU's capabilities
+    accept every device, bus and option. The files need not exist for a definition."""
+    conn = libvirt.open(system_libvirt)
+    dom = None
+    try:
+        dom = conn.defineXMLFlags(domain_xml(CASES[name]), libvirt.VIR_DOMAIN_DEFINE_VALIDATE)
+        assert dom.UUIDString() == SERVER
+    finally:
+        if dom is not None:
+            dom.undefine()
+        conn.close()
+
+
+# --- the rules, read back from the XML ---------------------------------------------------------
+
+
+def parsed(domain: DomainSpec) -> ET.Element:
+    return ET.fromstring(domain_xml(domain))
+
+
+def test_identity_and_escaping() -> None:
+    hostile = CASES["hostile_name"]
+    root = parsed(hostile)
+    assert root.findtext("name") == f"elastic-{SERVER}"
+    assert root.findtext("uuid") == SERVER
+    assert root.findtext("title") == hostile.config.name
+    assert root.find("devices/disk") is None
+
+
+def test_cpu_quota_is_spread_over_vcpus() -> None:
+    assert cpu_quota(2000, 2000, 1) == 100_000
+    assert cpu_quota(1000, 2000, 1) == 50_000
+    assert cpu_quota(3000, 2000, 2) == 75_000
+    assert cpu_quota(100, 4000, 64) == 1_000  # the kernel's floor
+    root = parsed(CASES["smp_auto_from_cpu"])
+    assert root.findtext("vcpu") == "3"  # ceil(5000 / 2000)
+    assert root.findtext("cputune/period") == "100000"
+    assert root.findtext("cputune/quota") == str(round(100_000 * 5000 / 2000 / 3))
+    assert root.find("cpu/topology").get("sockets") == "3"  # type: ignore[union-attr]
+
+
+def test_boot_order_defaults_to_drives_in_bus_order() -> None:
+    root = parsed(spec({"block:0": DRIVES[0], "ide:0:1": DRIVES[1], "scsi:0:0": DRIVES[2]}))
+    order = {d.find("target").get("dev"): d.find("boot").get("order")  # type: ignore[union-attr]
+             for d in root.iterfind("devices/disk")}
+    assert order == {"hdb": "1", "sda": "2", "vda": "3"}
+
+
+def test_explicit_boot_order() -> None:
+    root = parsed(CASES["every_bus_with_boot_order"])
+    orders = {e.find("target").get("dev") if e.tag == "disk" else "nic": e.find("boot").get("order")  # type: ignore[union-attr]
+              for e in root.find("devices") if e.find("boot") is not None}  # type: ignore[union-attr]
+    assert orders == {"hdc": "1", "vdc": "2", "nic": "3", "sdb": "4"}
+    assert root.find("os/boot") is None  # per-device order and <os><boot> cannot be mixed
+
+
+def test_cdrom_and_formats() -> None:
+    root = parsed(CASES["ide_all_units"])
+    disks = {d.find("target").get("dev"): d for d in root.iterfind("devices/disk")}  # type: ignore[union-attr]
+    assert disks["hdc"].get("device") == "cdrom" and disks["hdc"].find("readonly") is not None
+    assert disks["hdb"].find("driver").get("type") == "qcow2"  # type: ignore[union-attr]
+    assert disks["hda"].find("driver").get("type") == "raw"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("case, address", [
+    ("vnc_loopback", "127.0.0.1"),
+    ("vnc_without_password_stays_on_loopback", "127.0.0.1"),
+    ("vnc_on_server_ip", "192.0.2.10"),
+    ("vnc_tls_without_host_tls", "127.0.0.1"),
+    ("vnc_tls_with_host_tls", "2001:db8::10"),
+])
+def test_vnc_listen_address(case: str, address: str) -> None:
+    graphics = parsed(CASES[case]).find("devices/graphics")
+    assert graphics is not None and graphics.get("autoport") == "yes"
+    assert graphics.find("listen").get("address") == address  # type: ignore[union-attr]
+    assert graphics.get("passwd") == (CASES[case].config.vnc_password or "")
+
+
+def test_no_vnc_no_graphics() -> None:
+    assert parsed(CASES["minimal"]).find("devices/graphics") is None
+
+
+def test_serial_console_and_lifecycle() -> None:
+    root = parsed(CASES["minimal"])
+    assert root.find("devices/serial/source").get("path") == LOG  # type: ignore[union-attr]
+    assert root.find("devices/console/target").get("type") == "serial"  # type: ignore[union-attr]
+    assert (root.findtext("on_poweroff"), root.findtext("on_reboot"), root.findtext("on_crash")) == (
+        "destroy", "restart", "destroy")
+
+
+def test_nic_networks_and_macs() -> None:
+    case = CASES["nic_models"]
+    interfaces = parsed(case).findall("devices/interface")
+    assert [i.find("model").get("type") for i in interfaces] == ["e1000", "rtl8139", "virtio"]  # type: ignore[union-attr]
+    assert [i.find("source").get("network") for i in interfaces] == [  # type: ignore[union-attr]
+        "elastic-isolated", "elastic-isolated", "elastic-vlan-0ddba11a"]
+    assert [i.find("mac").get("address") for i in interfaces] == [n.mac for n in case.config.nics]  # type: ignore[union-attr]
+
+
+def test_readonly_drive_cannot_be_an_ide_disk() -> None:
+    bad = spec({"ide:0:0": DRIVES[0]}, disks={"ide:0:0": DiskSpec("/p.raw", "raw", readonly=True)})
+    with pytest.raises(UsageError, match="ide:0:0"):
+        domain_xml(bad)
+
+
+def test_only_raw_drives_can_be_shared() -> None:
+    bad = spec({"block:0": DRIVES[0]}, disks={"block:0": DiskSpec("/p.qcow2", "qcow2", shareable=True)})
+    with pytest.raises(UsageError, match="block:0"):
+        domain_xml(bad)
+
+
+@pytest.mark.parametrize("options", [
+    {"disks": {}},
+    {"disks": {"ide:0:0": DiskSpec("/p", "vmdk")}},
+    {"disks": {"ide:0:0": DiskSpec("/p", "raw"), "ide:0:1": DiskSpec("/q", "raw")}},
+    {"domain_type": "xen"},
+    {"cpu_mode": "maximum"},
+])
+def test_inconsistent_specs_are_internal_errors(options: dict[str, Any]) -> None:
+    with pytest.raises(InternalError):
+        domain_xml(spec({"ide:0:0": DRIVES[0]}, **options))
+
+
+def test_target_names_round_trip() -> None:
+    devices = ["ide:0:0", "ide:0:1", "ide:1:0", "ide:1:1", *(f"scsi:0:{n}" for n in range(8)),
+               *(f"block:{n}" for n in range(8))]
+    targets = [target_dev(d) for d in devices]
+    assert targets[:5] == ["hda", "hdb", "hdc", "hdd", "sda"] and targets[-1] == "vdh"
+    assert [device_of_target(t) for t in targets] == devices
+    assert device_of_target("hde") is None and device_of_target("vdz") is None and device_of_target("x") is None
+
+
+def test_server_of() -> None:
+    assert server_of(domain_name(SERVER)) == SERVER
+    assert server_of("test") is None
