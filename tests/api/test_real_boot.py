@@ -1,0 +1,121 @@
+"""A real guest through the API on qemu:///system: upload a boot disk, boot, reset, power off."""
+from __future__ import annotations
+
+import asyncio
+import gzip
+import time
+
+import libvirt
+import pytest
+
+from elastic_api.app import SERVICES
+from elastic_api.config import Config, HostConfig
+from tests.conftest import Api, make_app
+from tests.hypervisor.bootsector_image import BOOT_MARKER, POWER_MARKER, boot_sector
+
+pytestmark = pytest.mark.libvirt
+BOOT_TIMEOUT = 60.0
+
+
+@pytest.fixture
+def system_libvirt():
+    try:
+        libvirt.open("qemu:///system").close()
+    except libvirt.libvirtError as e:
+        pytest.skip(f"libvirtd is not reachable at qemu:///system: {e}")
+
+
+@pytest.fixture
+async def api(system_libvirt, tmp_path, serve):
+    config = Config(data_dir=tmp_path / "var", hosts=(HostConfig("local", "qemu:///system"),))
+    client = await serve(make_app(config))
+    user, secret = await client.app[SERVICES].users.create()
+    api = Api(client, user, secret)
+    yield api
+    for server in (await api.get("/servers/list")).text.split()[::3]:
+        await api.call(f"/servers/{server}/destroy")
+
+
+async def until(condition, what, timeout=BOOT_TIMEOUT):
+    deadline = time.monotonic() + timeout
+    while not await condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.05)
+
+
+def serial(api: Api, server: str) -> bytes:
+    path = api.client.app[SERVICES].servers.serial_log(server)
+    return path.read_bytes() if path.exists() else b""
+
+
+async def boot_drive(api: Api, fmt: str) -> str:
+    drive = (await api.create_drive("1M", name="boot", format=fmt))["drive"]
+    reply = await api.call(f"/drives/{drive}/write/0", gzip.compress(boot_sector()), headers={"Content-Encoding": "gzip"})
+    assert reply.status == 204
+    return drive
+
+
+async def press_power_until_gone(api: Api, server: str, gone) -> None:
+    """A press before the guest has armed its power button is lost, as on real hardware."""
+    deadline = time.monotonic() + BOOT_TIMEOUT
+    while not await gone():
+        assert time.monotonic() < deadline, "the guest never powered off"
+        reply = await api.call(f"/servers/{server}/shutdown")
+        assert reply.status in (204, 409)  # 409 once it has stopped between two looks
+        for _ in range(100):
+            if await gone():
+                return
+            await asyncio.sleep(0.05)
+
+
+@pytest.mark.parametrize("fmt", ["raw", "qcow2"])
+async def test_boot_reset_power_off_persistent(api, fmt):
+    drive = await boot_drive(api, fmt)
+    server = (await api.call("/servers/create", {
+        "name": "boot", "cpu": "1000", "smp": "1", "mem": "64", "persistent": "true",
+        "ide:0:0": drive, "boot": "ide:0:0", "vnc": "auto", "vnc:password": "s3cret",
+    }, as_json=True)).json["server"]
+
+    async def booted(times=1):
+        return serial(api, server).count(BOOT_MARKER) >= times
+
+    await until(booted, "the boot marker")
+    info = (await api.get(f"/servers/{server}/info", as_json=True)).json
+    assert info["status"] == "active" and info["ide:0:0:read:bytes"] >= 512
+    assert info["vnc:ip"] == "127.0.0.1" and info["vnc:port"] >= 5900
+    assert (await api.get(f"/drives/{drive}/info", as_json=True)).json["claimed"] == [server]
+    assert (await api.call(f"/drives/{drive}/write/0", b"x")).status == 409
+
+    reply = await api.call(f"/servers/{server}/set", {"cpu": "500", "vnc:password": "n3w"}, as_json=True)
+    assert reply.status == 200 and reply.json["cpu"] == 500
+
+    assert (await api.call(f"/servers/{server}/reset")).status == 204
+    await until(lambda: booted(2), "the boot marker after reset")
+
+    async def stopped():
+        return (await api.get(f"/servers/{server}/info", as_json=True)).json["status"] == "stopped"
+
+    await press_power_until_gone(api, server, stopped)
+    assert POWER_MARKER in serial(api, server)
+    assert (await api.get(f"/drives/{drive}/info", as_json=True)).json["claimed"] == []
+
+    assert (await api.call(f"/servers/{server}/start")).status == 204
+    await until(lambda: booted(3), "the boot marker after start")
+    assert (await api.call(f"/servers/{server}/stop")).status == 204
+    assert (await api.get(f"/servers/{server}/info", as_json=True)).json["status"] == "stopped"
+    assert (await api.call(f"/servers/{server}/destroy")).status == 204
+    assert (await api.get(f"/servers/{server}/info")).status == 404
+
+
+async def test_a_transient_server_is_destroyed_when_it_powers_off(api):
+    drive = await boot_drive(api, "raw")
+    server = (await api.call("/servers/create", {
+        "name": "once", "cpu": "1000", "mem": "64", "ide:0:0": drive, "boot": "ide:0:0",
+    }, as_json=True)).json["server"]
+    await until(lambda: asyncio.sleep(0, serial(api, server).count(BOOT_MARKER) >= 1), "the boot marker")
+
+    async def gone():
+        return (await api.get(f"/servers/{server}/info")).status == 404
+
+    await press_power_until_gone(api, server, gone)
+    assert (await api.get(f"/drives/{drive}/info", as_json=True)).json["claimed"] == []
