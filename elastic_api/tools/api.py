@@ -5,6 +5,7 @@ import asyncio
 import base64
 import email.utils
 import json
+import os
 import random
 import time
 from collections.abc import Callable, Mapping
@@ -178,7 +179,8 @@ class Api:
                    headers: Mapping[str, str] | None = None) -> Reply:
         """One request, no retries; connection failures raise aiohttp's own errors."""
         assert self._session is not None, "use Api as an async context manager"
-        async with self._session.request(method, self.endpoint.url(path), data=body,
+        # No redirects: a POST body would not follow, and the secret must not go to another host.
+        async with self._session.request(method, self.endpoint.url(path), data=body, allow_redirects=False,
                                          headers=dict(headers or {})) as response:
             data = await response.read()
             version = f"HTTP/{response.version.major}.{response.version.minor}" if response.version else "HTTP/1.1"
@@ -252,5 +254,7 @@ def reason(error: BaseException) -> str:
     if isinstance(error, TimeoutError):
         return "timed out"
     if isinstance(error, aiohttp.ClientConnectorError):
-        return error.os_error.strerror or str(error.os_error)
+        # asyncio words a refusal as "Connect call failed (...)"; the errno says it plainly.
+        number = error.os_error.errno
+        return os.strerror(number) if number else str(error.os_error)
     return str(error) or type(error).__name__

@@ -92,12 +92,14 @@ class Progress:
 
     def note(self, message: str) -> None:
         """A message on a line of its own; on a terminal the bar is redrawn below it."""
-        if self.enabled and self.shown:
+        shown = self.enabled and self.shown
+        if shown:
             width = shutil.get_terminal_size((80, 24)).columns
             self.stream.write("\r" + " " * (width - 1) + "\r")
         self.stream.write(message + "\n")
         self.stream.flush()
-        self.draw(force=True)
+        if shown:
+            self.draw(force=True)
 
     def close(self) -> None:
         if self.enabled and self.shown:

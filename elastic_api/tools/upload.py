@@ -130,6 +130,7 @@ async def run(args: argparse.Namespace, api: Api, fd: int, size: int, progress: 
     try:
         await job.open_drive()
     except ToolError as e:
+        progress.close()
         cli.say(PROGRAM, e.message)
         return cli.EXIT_FAILED
     except asyncio.CancelledError:

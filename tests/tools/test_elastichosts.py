@@ -69,4 +69,4 @@ async def test_missing_environment_and_unreachable_server(account, tmp_path):
     unreadable = await tool("elastichosts", "-f", tmp_path / "nope", "drives", "create", env=env)
     assert unreadable.returncode == 2 and "cannot read" in unreadable.stderr
     down = await tool("elastichosts", "drives", "list", env=account.env(url="http://127.0.0.1:9"))
-    assert down.returncode == 1 and "cannot reach http://127.0.0.1:9" in down.stderr
+    assert down.returncode == 1 and "cannot reach http://127.0.0.1:9: Connection refused" in down.stderr

@@ -1,12 +1,15 @@
 """Upload and download round trips through the real server: odd sizes, zeros, sparse files, -d, --verify."""
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
+import pty
 import re
 
 import pytest
 
-from tests.tools.conftest import MiB, mixed, tool, zero_blocks
+from tests.tools.conftest import BIN, MiB, mixed, tool, zero_blocks
 
 CREATED = re.compile(r"^Created drive ([0-9a-f-]{36}) of size (\d+)$", re.M)
 
@@ -130,3 +133,32 @@ async def test_bad_auth_and_missing_drive_fail_at_once(account, tmp_path):
                       env=account.env())
     assert down.returncode == 1 and "404 missing" in down.stderr and "retry" not in down.stderr
     assert not (tmp_path / "x").exists()
+
+
+async def test_progress_bar_only_on_a_terminal(account, tmp_path):
+    source = tmp_path / "source"
+    source.write_bytes(os.urandom(2 * MiB))
+    leader, follower = pty.openpty()
+    try:
+        process = await asyncio.create_subprocess_exec(
+            str(BIN / "elastichosts-upload"), "-c", "256k", str(source), env=account.env(),
+            stdout=asyncio.subprocess.PIPE, stderr=follower, stdin=asyncio.subprocess.DEVNULL)
+        os.close(follower)
+        # Read the terminal while the tool writes to it, so a full terminal buffer never stalls it.
+        screen_reader = asyncio.ensure_future(asyncio.to_thread(read_terminal, leader))
+        out, _ = await process.communicate()
+        assert process.returncode == 0
+        screen = await screen_reader
+    finally:
+        os.close(leader)
+    final = screen.decode().replace("\r\n", "\n").split("\r")[-1]
+    assert final.startswith("upload [") and "100% 2.0 MiB/2.0 MiB" in final and "ETA 0:00" in final
+    assert "Created drive" in out.decode() and "Created drive" not in screen.decode()
+
+
+def read_terminal(fd: int) -> bytes:
+    screen = b""
+    with contextlib.suppress(OSError):  # EIO once the terminal's last writer has gone
+        while chunk := os.read(fd, 65536):
+            screen += chunk
+    return screen
