@@ -49,6 +49,8 @@ class Config:
     max_read_size: int = 64 * MiB
     # Decompressed bytes one write may carry: 64 MiB of zeros gzips to ~64 KB, so cap the inflated size.
     max_write_decompressed: int = 1 * GiB
+    # Bytes one checksum request may hash: a whole-drive hash would hold a request for minutes.
+    max_checksum_size: int = 1 * GiB
     # Largest drive a user may create: bounds sparse files and qcow2 metadata to sane sizes.
     max_drive_size: int = 16 * 1024 * GiB
     # Bytes handed between socket, gzip decoder and volume at a time: large enough for fast I/O,

@@ -166,6 +166,8 @@ class DriveService:
         if offset >= drive.size or size <= 0:
             raise UsageError(f"offset {offset} is at or past the end of the drive ({drive.size} bytes)")
         length = min(size, drive.size - offset)
+        if length > self.config.max_checksum_size:
+            raise UsageError(f"a checksum covers at most {self.config.max_checksum_size} bytes; ask for ranges")
         digest = hashlib.sha256()
         async with self.use.io(drive.drive):
             async for chunk in self.storage.read(volume(drive), offset, length):

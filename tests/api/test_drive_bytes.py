@@ -208,3 +208,12 @@ async def test_checksum_extension(alice, bob):
     assert part["sha256"] == hashlib.sha256(data[MiB:]).hexdigest() and part["size"] == 2 * MiB
     assert (await alice.get(f"/drives/{drive}/checksum/3M/1")).status == 400
     assert (await bob.get(f"/drives/{drive}/checksum")).status == 404
+
+
+async def test_checksum_is_capped(alice, client):
+    from elastic_api.app import CONFIG
+
+    cap = client.app[CONFIG].max_checksum_size
+    drive = (await alice.create_drive(str(cap + 1)))["drive"]
+    assert (await alice.get(f"/drives/{drive}/checksum")).status == 400
+    assert (await alice.get(f"/drives/{drive}/checksum/0/1M")).status == 200

@@ -50,7 +50,8 @@ def serial(api: Api, server: str) -> bytes:
 
 async def boot_drive(api: Api, fmt: str) -> str:
     drive = (await api.create_drive("1M", name="boot", format=fmt))["drive"]
-    reply = await api.call(f"/drives/{drive}/write/0", gzip.compress(boot_sector()), headers={"Content-Encoding": "gzip"})
+    reply = await api.call(f"/drives/{drive}/write/0", gzip.compress(boot_sector()),
+                           headers={"Content-Encoding": "gzip"})
     assert reply.status == 204
     return drive
 
