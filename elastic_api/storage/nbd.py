@@ -199,12 +199,14 @@ class NbdClient:
         try:
             while True:
                 magic, error, handle = _REPLY.unpack(await self._reader.readexactly(_REPLY.size))
-                pending = self._pending.pop(handle, None)
+                pending = self._pending.get(handle)
                 if magic != SIMPLE_REPLY_MAGIC or pending is None:
                     raise ProtocolError("the drive's storage server sent a malformed reply")
                 data = b""
                 if pending.length and not error:
                     data = await self._reader.readexactly(pending.length)
+                # Only now: a connection lost mid-payload must still fail this request.
+                del self._pending[handle]
                 if pending.future.done():
                     continue  # its caller was cancelled; the payload had to be consumed anyway
                 if error:

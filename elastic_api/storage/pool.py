@@ -463,7 +463,7 @@ class Pool:
                 pos += n
             await in_thread(_sync, fd)
         finally:
-            os.close(fd)
+            await in_thread(os.close, fd)  # on NFS, closing a written file flushes it
 
     async def _copy_to_qcow2(self, target: Volume, pieces: AsyncIterator[Piece]) -> None:
         path = self.path(target)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-import errno
 import gzip
 import json
 import os
@@ -400,3 +399,24 @@ async def test_error_messages_never_name_paths(pool):
         with pytest.raises(ElasticError) as e:
             await call()
         assert str(pool.pool_dir) not in e.value.message and volume.drive not in e.value.message
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("size", [MiB, 12 * MiB])  # in memory, and spilled
+async def test_a_write_cancelled_mid_body_writes_nothing(pool, make_volume, fmt, size):
+    volume = await make_volume(fmt, 16 * MiB)
+    await upload(pool, volume, mixed(16 * MiB, seed=13), 4 * MiB)
+    before = await snapshot(pool, volume)
+    sent = asyncio.Event()
+
+    async def stalled():  # a client that sends part of its body, then goes quiet
+        yield os.urandom(size)
+        sent.set()
+        await asyncio.Event().wait()
+
+    writing = asyncio.ensure_future(pool.write(volume, 0, stalled(), gzip=False, max_decompressed=64 * MiB))
+    await sent.wait()
+    writing.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await writing
+    assert await snapshot(pool, volume) == before

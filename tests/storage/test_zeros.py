@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import os
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from elastic_api.storage.zeros import BLOCK, Run, split, zero_runs
 
 
@@ -43,3 +46,23 @@ def test_partial_tail_block():
 def test_split():
     assert list(split(0, 10, 4)) == [(0, 4), (4, 8), (8, 10)]
     assert list(split(5, 5, 4)) == []
+
+
+@given(st.lists(st.tuples(st.booleans(), st.integers(1, 3 * BLOCK)), max_size=8), st.integers(0, 3 * BLOCK))
+def test_runs_tile_the_buffer_and_zero_runs_are_zero(pieces, position):
+    data = b"".join(bytes(n) if zero else b"\1" * n for zero, n in pieces)
+    runs = zero_runs(data, position)
+    assert [r.start for r in runs[1:]] == [r.end for r in runs[:-1]]  # contiguous
+    assert (runs[0].start, runs[-1].end) == (0, len(data)) if data else runs == []
+    assert all(a.zero != b.zero for a, b in zip(runs, runs[1:]))  # coalesced
+    for run in runs:
+        # Every cut is on the guest's grid (or an end of the buffer).
+        assert run.start == 0 or (position + run.start) % BLOCK == 0
+        if run.zero:
+            assert data[run.start:run.end] == bytes(run.length)
+        else:  # each grid piece of a data run holds a non-zero byte
+            cut = run.start
+            while cut < run.end:
+                end = min(run.end, cut + BLOCK - (position + cut) % BLOCK)
+                assert any(data[cut:end])
+                cut = end
