@@ -7,6 +7,9 @@ import hashlib
 import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
 
 from elastic_api.config import Config
 from elastic_api.errors import BusyError, FullError, MissingError, UsageError
@@ -25,6 +28,19 @@ log = logging.getLogger(__name__)
 
 def volume(drive: Drive) -> Volume:
     return Volume(drive.drive, drive.format, drive.size)
+
+
+@dataclass(frozen=True)
+class DriveRead:
+    drive: Drive
+    offset: int
+    length: int  # already cut at the drive's end
+    file: Path | None  # the raw volume, when its bytes can be sent as they are
+
+
+@dataclass
+class Sent:
+    bytes: int = 0
 
 
 class DriveService:
@@ -133,9 +149,9 @@ class DriveService:
         await self.store.count_drive_io(user, drive.drive, write_bytes=written, write_requests=1)
         return written
 
-    async def read(self, user: str, drive_id: str, offset_text: str,
-                   size_text: str) -> tuple[int, AsyncGenerator[bytes, None]]:
-        """(length, chunks) of a read; a read running past the end is cut at the end."""
+    async def read(self, user: str, drive_id: str, offset_text: str, size_text: str) -> DriveRead:
+        """What a read returns: the range, cut at the drive's end, and the file to send it from
+        when the volume holds guest bytes as they are."""
         drive = await self.get(user, drive_id)
         offset = parse_size(offset_text, "offset")
         size = parse_size(size_text, "size")
@@ -143,19 +159,20 @@ class DriveService:
             raise UsageError(f"offset {offset} is at or past the end of the drive ({drive.size} bytes)")
         if not 0 < size <= self.config.max_read_size:
             raise UsageError(f"read size must be between 1 and {self.config.max_read_size} bytes")
-        length = min(size, drive.size - offset)
+        return DriveRead(drive, offset, min(size, drive.size - offset), self.storage.plain_file(volume(drive)))
 
-        async def chunks() -> AsyncGenerator[bytes, None]:
-            sent = 0
-            try:
-                async with self.use.io(drive.drive):
-                    async for chunk in self.storage.read(volume(drive), offset, length):
-                        sent += len(chunk)
-                        yield chunk
-            finally:
-                await self.store.count_drive_io(user, drive.drive, read_bytes=sent, read_requests=1)
+    @asynccontextmanager
+    async def reading(self, user: str, read: DriveRead) -> AsyncIterator[Sent]:
+        """Holds the drive in use while its bytes go out, and counts what went."""
+        sent = Sent()
+        try:
+            async with self.use.io(read.drive.drive):
+                yield sent
+        finally:
+            await self.store.count_drive_io(user, read.drive.drive, read_bytes=sent.bytes, read_requests=1)
 
-        return length, chunks()
+    def chunks(self, read: DriveRead) -> AsyncGenerator[bytes, None]:
+        return self.storage.read(volume(read.drive), read.offset, read.length)
 
     async def checksum(self, user: str, drive_id: str, offset_text: str | None,
                        size_text: str | None) -> dict[str, str | int]:

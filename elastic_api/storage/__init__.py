@@ -1,7 +1,7 @@
 """Drive bytes: volumes in a pool directory, raw or qcow2, streamed through a bounded gzip decoder."""
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
@@ -55,7 +55,11 @@ class Storage(Protocol):
         would run past the volume's end (FullError), is malformed (UsageError), inflates past
         max_decompressed (TooLargeError) or the pool runs out of room (FullError)."""
 
-    def read(self, volume: Volume, offset: int, length: int) -> AsyncIterator[bytes]:
+    def plain_file(self, volume: Volume) -> Path | None:
+        """A file holding the guest's bytes at their own offsets (a raw volume), which a reader
+        may send straight from the page cache; None when bytes need translating (qcow2)."""
+
+    def read(self, volume: Volume, offset: int, length: int) -> AsyncGenerator[bytes, None]:
         """The guest-visible bytes [offset, offset+length), in chunks; holes read as zeros."""
 
     async def copy(self, source: Volume | ImageFile, target: Volume, conversion: str,

@@ -244,7 +244,10 @@ class Pool:
 
     # Reads.
 
-    def read(self, volume: Volume, offset: int, length: int) -> AsyncIterator[bytes]:
+    def plain_file(self, volume: Volume) -> Path | None:
+        return self.path(volume) if volume.format == "raw" else None
+
+    def read(self, volume: Volume, offset: int, length: int) -> AsyncGenerator[bytes, None]:
         path = self.path(volume)
         if offset < 0 or length < 0:
             raise UsageError("offset out of range")
@@ -253,7 +256,7 @@ class Pool:
             return self._read_raw(path, offset, end)
         return self._read_qcow2(volume, path, offset, end)
 
-    async def _read_raw(self, path: Path, offset: int, end: int) -> AsyncIterator[bytes]:
+    async def _read_raw(self, path: Path, offset: int, end: int) -> AsyncGenerator[bytes, None]:
         fd = await in_thread(_open, path, os.O_RDONLY)
         # One piece is read ahead while the previous one is sent, so disk and socket overlap.
         tasks: list[asyncio.Task[bytes]] = []
@@ -286,7 +289,7 @@ class Pool:
             raise FailedError("the drive's storage could not be read") from None
         return read_exactly(fd, pos, n)
 
-    async def _read_qcow2(self, volume: Volume, path: Path, offset: int, end: int) -> AsyncIterator[bytes]:
+    async def _read_qcow2(self, volume: Volume, path: Path, offset: int, end: int) -> AsyncGenerator[bytes, None]:
         async with self._exports.use(volume.drive, path) as nbd:
             _check_export(nbd, volume)
             tasks: list[asyncio.Task[bytes]] = []
