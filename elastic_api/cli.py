@@ -22,7 +22,8 @@ from elastic_api.store.sqlite import SqliteStore
 def make_storage(config: Config) -> Storage:
     from elastic_api.storage.pool import Pool
 
-    return Pool(config.pool_dir, config.images_dir, chunk=config.stream_chunk)
+    return Pool(config.pool_dir, config.images_dir, chunk=config.stream_chunk,
+                buffer=config.write_buffer, export_idle=config.qcow2_export_idle)
 
 
 def serve(config: Config, listen: str | None) -> int:

@@ -56,6 +56,10 @@ class Config:
     # Bytes handed between socket, gzip decoder and volume at a time: large enough for fast I/O,
     # small enough that memory stays flat however large the upload.
     stream_chunk: int = 1 * MiB
+    # A write body held in memory before it spills to a temporary file: real tools send 1-5 MiB chunks.
+    write_buffer: int = 8 * MiB
+    # Seconds a qcow2 drive's NBD export lingers idle: consecutive chunks reuse it, idle drives free it.
+    qcow2_export_idle: int = 2
     # Image jobs copying at once: each is disk- and CPU-bound (gzip), two cores serve two well.
     max_image_jobs: int = 2
 

@@ -92,7 +92,8 @@ def make_app(config: Config) -> Any:
     from elastic_api.storage.pool import Pool
 
     return create_app(config, store=SqliteStore(config.db_path),
-                      storage=Pool(config.pool_dir, config.images_dir, chunk=config.stream_chunk),
+                      storage=Pool(config.pool_dir, config.images_dir, chunk=config.stream_chunk,
+                                   buffer=config.write_buffer, export_idle=config.qcow2_export_idle),
                       hypervisor=LibvirtHypervisor.from_config(config))
 
 
