@@ -47,6 +47,17 @@ def _drive(row: tuple[Any, ...]) -> Drive:
     )
 
 
+def _after(marker: str | None, found: tuple[int, str] | None, params: dict[str, Any], key: str) -> str:
+    """The clause that starts a page after its marker (creation time, then ID), or none; a marker
+    the user cannot see is unknown, whether it exists or not."""
+    if marker is None:
+        return ""
+    if found is None:
+        raise UsageError(f"unknown marker: {marker}")
+    params.update(created=found[0], id=found[1])
+    return f"{key} > (:created, :id)"
+
+
 def _keys(drive: Drive) -> str:
     return json.dumps({"tags": list(drive.tags), "avoid": list(drive.avoid), "user": drive.user_keys})
 
@@ -163,13 +174,8 @@ class SqliteStore:
     async def list_drives(self, user: str, limit: int | None, marker: str | None) -> list[Drive]:
         def query() -> list[Drive]:
             params: dict[str, Any] = {"user": user, "all": ALL_USERS, "limit": -1 if limit is None else limit}
-            after = ""
-            if marker is not None:
-                found = self._get_drive(user, marker)
-                if found is None:
-                    raise UsageError(f"unknown marker: {marker}")
-                params.update(created=found.created, id=found.drive)
-                after = "AND (d.created, d.id) > (:created, :id)"
+            found = self._get_drive(user, marker) if marker else None
+            after = _after(marker, (found.created, found.drive) if found else None, params, "AND (d.created, d.id)")
             rows = self.db.execute(
                 f"SELECT {_DRIVE_COLUMNS} FROM drives d WHERE {_VISIBLE} {after}"
                 " ORDER BY d.created, d.id LIMIT :limit",
@@ -234,13 +240,8 @@ class SqliteStore:
     async def list_images(self, limit: int | None, marker: str | None) -> list[StandardImage]:
         def query() -> list[StandardImage]:
             params: dict[str, Any] = {"limit": -1 if limit is None else limit}
-            after = ""
-            if marker is not None:
-                found = self._get_image(marker)
-                if found is None:
-                    raise UsageError(f"unknown marker: {marker}")
-                params.update(created=found.created, id=found.image)
-                after = "WHERE (created, id) > (:created, :id)"
+            found = self._get_image(marker) if marker else None
+            after = _after(marker, (found.created, found.image) if found else None, params, "WHERE (created, id)")
             rows = self.db.execute(
                 f"SELECT id, name, size, created FROM images {after} ORDER BY created, id LIMIT :limit", params
             ).fetchall()
@@ -316,13 +317,8 @@ class SqliteStore:
     async def list_servers(self, user: str, limit: int | None, marker: str | None) -> list[ServerRecord]:
         def query() -> list[ServerRecord]:
             params: dict[str, Any] = {"user": user, "limit": -1 if limit is None else limit}
-            after = ""
-            if marker is not None:
-                found = self._get_server(user, marker)
-                if found is None:
-                    raise UsageError(f"unknown marker: {marker}")
-                params.update(created=found.created, id=found.server)
-                after = "AND (created, id) > (:created, :id)"
+            found = self._get_server(user, marker) if marker else None
+            after = _after(marker, (found.created, found.server) if found else None, params, "AND (created, id)")
             rows = self.db.execute(
                 f"SELECT {self._SERVER_COLUMNS} FROM servers WHERE owner = :user {after}"
                 " ORDER BY created, id LIMIT :limit", params).fetchall()
