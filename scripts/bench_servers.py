@@ -45,12 +45,12 @@ class Guest:
     def booted(self) -> bool:
         return self.log.exists() and BOOT_MARKER in self.log.read_bytes()
 
-    async def wait_booted(self, timeout: float) -> float:
+    async def wait_booted(self, seconds: float) -> float:
         """Seconds (monotonic clock) at which the guest's marker was seen on its serial port."""
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + seconds
         while not self.booted():
             if time.monotonic() > deadline:
-                raise TimeoutError(f"guest {self.server} did not boot within {timeout} s")
+                raise TimeoutError(f"guest {self.server} did not boot within {seconds} s")
             await asyncio.sleep(0.005)
         return time.monotonic()
 
@@ -65,7 +65,7 @@ async def virsh(uri: str, *args: str) -> None:
 
 
 async def one_start(hypervisor: LibvirtHypervisor, uri: str, workdir: Path, domain_type: str, how: str,
-                    timeout: float) -> tuple[float, float]:
+                    boot_seconds: float) -> tuple[float, float]:
     """(seconds until the start call returned, seconds until the guest ran its first code)."""
     guest = Guest(workdir, domain_type)
     begin = time.monotonic()
@@ -74,7 +74,7 @@ async def one_start(hypervisor: LibvirtHypervisor, uri: str, workdir: Path, doma
     else:
         await virsh(uri, "create", str(guest.xml_file))
     returned = time.monotonic()
-    booted = await guest.wait_booted(timeout)
+    booted = await guest.wait_booted(boot_seconds)
     await hypervisor.stop(HOST, guest.server)
     return returned - begin, booted - begin
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -15,7 +16,8 @@ from elastic_api.hypervisor.domain import DiskSpec, DomainSpec, domain_xml
 from elastic_api.hypervisor.libvirt_driver import LibvirtHypervisor
 from elastic_api.model.server import parse_config
 
-SYSTEM_URI = "qemu:///system"
+# The real libvirtd the `libvirt`-marked tests use; another URI (a remote host) may be given.
+SYSTEM_URI = os.environ.get("ELASTIC_TEST_LIBVIRT_URI", "qemu:///system")
 
 
 async def wait_for(condition: Callable[[], bool | Awaitable[bool]], timeout: float = 10.0,

@@ -10,6 +10,7 @@ import pytest
 
 from elastic_api.config import Config, HostConfig
 from elastic_api.errors import FailedError, FullError
+from elastic_api.hypervisor import Hypervisor
 from elastic_api.hypervisor.libvirt_driver import LibvirtHypervisor
 from tests.hypervisor.conftest import EventLog, host_xml_file, server_xml, wait_for
 
@@ -237,7 +238,7 @@ async def test_an_unreachable_host_does_not_block_the_others(tmp_path: Path) -> 
 
 async def test_from_config() -> None:
     config = Config(hosts=(HostConfig("a", "test:///default"), HostConfig("b", "test:///default")))
-    hypervisor = LibvirtHypervisor.from_config(config)
+    hypervisor: Hypervisor = LibvirtHypervisor.from_config(config)  # it is what the service expects
     assert hypervisor.host_names == ("a", "b")
 
 
