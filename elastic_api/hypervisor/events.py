@@ -117,7 +117,12 @@ def _rebind(impl: libvirtaio.virEventAsyncIOImpl) -> None:
     impl._pending = len(impl.callbacks)
     impl._finished = None
     for descriptor in list(impl.descriptors.values()):
-        descriptor.update()
+        try:
+            descriptor.update()
+        except (OSError, KeyError, ValueError):
+            # A handle of a connection closed while the old loop was ending: its fd is gone (or
+            # not pollable). libvirt's own remove-handle call clears it when it comes.
+            continue
     for callback in list(impl.callbacks.values()):
         if isinstance(callback, libvirtaio.TimeoutCallback) and callback._task is not None:
             callback._task = None

@@ -157,6 +157,9 @@ class DriveService:
         size = parse_size(size_text, "size")
         if offset >= drive.size:
             raise UsageError(f"offset {offset} is at or past the end of the drive ({drive.size} bytes)")
+        if drive.format == "qcow2" and [c for c in drive.claimed if not c.startswith("image:")]:
+            # QEMU locks a running guest's qcow2 file; reading its metadata mid-write is unsafe anyway.
+            raise BusyError(f"drive {drive.drive} is in use by a running server")
         if not 0 < size <= self.config.max_read_size:
             raise UsageError(f"read size must be between 1 and {self.config.max_read_size} bytes")
         return DriveRead(drive, offset, min(size, drive.size - offset), self.storage.plain_file(volume(drive)))

@@ -115,7 +115,10 @@ class ServerService:
                     host_core_mhz=self.config.host_core_mhz,
                     vnc_listen=None if config.vnc in (None, "auto") else config.vnc,
                 )
-                await self.hypervisor.start(host, domain_xml(spec))
+                xml = domain_xml(spec)
+                for slot in config.drives:  # our own qcow2 exports would hold the guest's write lock
+                    await self.drives.storage.release(volume(await self.drives.get(user, slot.drive)))
+                await self.hypervisor.start(host, xml)
             except BaseException:
                 await self.store.deactivate_server(user, record.server)
                 raise

@@ -55,6 +55,10 @@ class Storage(Protocol):
         would run past the volume's end (FullError), is malformed (UsageError), inflates past
         max_decompressed (TooLargeError) or the pool runs out of room (FullError)."""
 
+    async def release(self, volume: Volume) -> None:
+        """Let go of the volume (its qcow2 export, once in-flight users finish), so that another
+        process, a guest's QEMU, can take its write lock."""
+
     def plain_file(self, volume: Volume) -> Path | None:
         """A file holding the guest's bytes at their own offsets (a raw volume), which a reader
         may send straight from the page cache; None when bytes need translating (qcow2)."""

@@ -244,6 +244,10 @@ class Pool:
 
     # Reads.
 
+    async def release(self, volume: Volume) -> None:
+        self.path(volume)
+        await self._exports.stop(volume.drive, wait=True)
+
     def plain_file(self, volume: Volume) -> Path | None:
         return self.path(volume) if volume.format == "raw" else None
 
