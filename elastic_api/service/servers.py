@@ -55,6 +55,8 @@ class ServerService:
                 raise MissingError(f"no such ip: {nic.dhcp}")
             if nic.vlan is not None:
                 raise MissingError(f"no such vlan: {nic.vlan}")
+        if config.vnc not in (None, "auto"):
+            raise MissingError(f"no such ip: {config.vnc}")  # only the user's own IPs, once they exist
         for other in config.avoid_servers:
             await self.get(user, other)
 
@@ -113,7 +115,9 @@ class ServerService:
                     serial_log=str(self.serial_log(record.server)),
                     domain_type=await self.hypervisor.domain_type(host),
                     host_core_mhz=self.config.host_core_mhz,
-                    vnc_listen=None if config.vnc in (None, "auto") else config.vnc,
+                    # The operator's VNC address; the domain builder keeps a display without a
+                    # password (or wanting TLS the host lacks) on loopback regardless.
+                    vnc_listen=self.config.vnc_listen,
                 )
                 xml = domain_xml(spec)
                 for slot in config.drives:  # our own qcow2 exports would hold the guest's write lock
@@ -191,7 +195,8 @@ class ServerService:
                 return info
             info.update(stats)
             if record.config.vnc is not None:
-                info["vnc:ip"] = self.config.vnc_listen if record.config.vnc == "auto" else record.config.vnc
+                exposed = record.config.vnc_password and not record.config.vnc_tls
+                info["vnc:ip"] = self.config.vnc_listen if exposed else "127.0.0.1"
         return info
 
     # -- the guest's own lifecycle ---------------------------------------------------------------

@@ -121,6 +121,8 @@ async def test_live_set_takes_only_live_keys(alice):
     ({"boot": "ide:0:0"}, 400),
     ({"avoid:servers": RANDOM}, 404),
     ({"nic:0:model": "e1000", "nic:0:vlan": RANDOM}, 404),
+    ({"nic:0:model": "e1000", "nic:0:dhcp": "192.0.2.7"}, 404),
+    ({"vnc": "192.0.2.7"}, 404),
 ])
 async def test_bad_configurations(alice, keys, status):
     body = {"name": "x", "cpu": "1000", "mem": "256", **keys}
