@@ -79,6 +79,106 @@ async def one_start(hypervisor: LibvirtHypervisor, uri: str, workdir: Path, doma
     return returned - begin, booted - begin
 
 
+class ApiBench:
+    """The real application (SQLite, drive pool, this libvirt host) on a loopback port, and one user."""
+
+    def __init__(self, workdir: Path, uri: str) -> None:
+        from elastic_api.config import Config
+
+        self.config = Config(data_dir=workdir / "api", hosts=(HostConfig(HOST, uri),), host_core_mhz=HOST_CORE_MHZ)
+
+    async def __aenter__(self) -> ApiBench:
+        import aiohttp
+        from aiohttp import web
+
+        from elastic_api.app import SERVICES, create_app
+        from elastic_api.hypervisor.libvirt_driver import LibvirtHypervisor
+        from elastic_api.storage.pool import Pool
+        from elastic_api.store.sqlite import SqliteStore
+
+        config = self.config
+        app = create_app(config, store=SqliteStore(config.db_path),
+                         storage=Pool(config.pool_dir, config.images_dir),
+                         hypervisor=LibvirtHypervisor.from_config(config))
+        self.runner = web.AppRunner(app, auto_decompress=False, access_log=None)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)  # loopback only
+        await site.start()
+        port = self.runner.addresses[0][1]
+        user, secret = await app[SERVICES].users.create("bench")
+        self.servers = app[SERVICES].servers
+        self.session = aiohttp.ClientSession(f"http://127.0.0.1:{port}",
+                                             headers={"Authorization": aiohttp.encode_basic_auth(user, secret),
+                                                      "Accept": "application/json"})
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        async with self.session.get("/servers/list") as r:
+            for server in (await r.text()).split()[::3]:
+                await self.session.post(f"/servers/{server}/destroy")
+        await self.session.close()
+        await self.runner.cleanup()
+
+    async def boot_drive(self) -> str:
+        from tests.hypervisor.bootsector_image import boot_sector
+
+        async with self.session.post("/drives/create", data=b"name boot\nsize 1M\n") as r:
+            drive = (await r.json())["drive"]
+        async with self.session.post(f"/drives/{drive}/write/0", data=boot_sector()) as r:
+            assert r.status == 204
+        return str(drive)
+
+    async def create(self, drive: str, deadline: float) -> tuple[float, float]:
+        """(seconds until POST /servers/create answered, until the guest ran its first code)."""
+        body = {"name": "bench", "cpu": str(HOST_CORE_MHZ), "smp": "1", "mem": "32", "ide:0:0": drive,
+                "boot": "ide:0:0"}
+        begin = time.monotonic()
+        async with self.session.post("/servers/create", json=body) as r:
+            if r.status != 200:
+                raise RuntimeError(f"create: {r.status} {await r.text()}")
+            server = (await r.json())["server"]
+        returned = time.monotonic()
+        log = self.servers.serial_log(server)
+        while not (log.exists() and BOOT_MARKER in log.read_bytes()):
+            if time.monotonic() - begin > deadline:
+                raise TimeoutError(f"server {server} did not boot")
+            await asyncio.sleep(0.005)
+        return returned - begin, time.monotonic() - begin
+
+    async def destroy_all(self) -> None:
+        async with self.session.get("/servers/list") as r:
+            for server in (await r.text()).split()[::3]:
+                await self.session.post(f"/servers/{server}/destroy")
+
+
+async def bench_api(args: argparse.Namespace, workdir: Path, hypervisor: LibvirtHypervisor,
+                    domain_type: str) -> None:
+    """POST /servers/create to guest running, against virsh create of the same kind of guest."""
+    async with ApiBench(workdir, args.uri) as api:
+        drives = [await api.boot_drive() for _ in range(max(args.runs, args.concurrent) + 1)]
+        await api.create(drives.pop(), args.timeout)  # warm caches
+        await api.destroy_all()
+        results: dict[str, list[tuple[float, float]]] = {"api": [], "virsh": []}
+        for _ in range(args.runs):
+            results["api"].append(await api.create(drives[0], args.timeout))
+            await api.destroy_all()
+            results["virsh"].append(await one_start(hypervisor, args.uri, workdir, domain_type, "virsh",
+                                                    args.timeout))
+        api_boot = statistics.median(r[1] for r in results["api"])
+        virsh_boot = statistics.median(r[1] for r in results["virsh"])
+        answered = statistics.median(r[0] for r in results["api"])
+        print(f"   api: POST /servers/create answered after {answered * 1000:7.1f} ms, "
+              f"guest running after {api_boot * 1000:7.1f} ms (median)")
+        print(f"ratio POST /servers/create / virsh create: {api_boot / virsh_boot:.2f} to guest running")
+
+        begin = time.monotonic()
+        times = sorted(t for _, t in await asyncio.gather(*(api.create(d, args.timeout)
+                                                               for d in drives[: args.concurrent])))
+        print(f"{args.concurrent} servers created at once through the API: all running after "
+              f"{time.monotonic() - begin:.2f} s (median {statistics.median(times):.2f} s)")
+        await api.destroy_all()
+
+
 async def bench(args: argparse.Namespace) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="elastic-bench-", dir="/var/tmp"))
     hypervisor = LibvirtHypervisor([HostConfig(HOST, args.uri)], host_core_mhz=HOST_CORE_MHZ)
@@ -103,6 +203,10 @@ async def bench(args: argparse.Namespace) -> None:
         virsh_call = statistics.median(r[0] for r in results["virsh"])
         print(f"ratio driver / virsh create: {driver_boot / virsh_boot:.2f} to guest running, "
               f"{driver_call / virsh_call:.2f} for the start call alone")
+
+        if args.api:
+            await bench_api(args, workdir, hypervisor, domain_type)
+            return
 
         guests = [Guest(workdir, domain_type) for _ in range(args.concurrent)]
         started.extend(g.server for g in guests)
@@ -129,6 +233,9 @@ def main() -> None:
     parser.add_argument("--concurrent", type=int, default=20, help="guests started at once (default %(default)s)")
     parser.add_argument("--domain-type", choices=("kvm", "qemu"), help="default: kvm when the host has it")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds a guest may take to boot")
+    parser.add_argument("--api", action="store_true",
+                        help="through the HTTP API: POST /servers/create against virsh create, and "
+                             "--concurrent servers created at once")
     asyncio.run(bench(parser.parse_args()))
 
 
