@@ -39,6 +39,8 @@ class Config:
     # The MHz of one physical core, to turn a server's `cpu` (core MHz) into a CPU quota.
     host_core_mhz: int = 2000
     log_level: str = "INFO"
+    # Guests' domain type: "auto" is KVM where /dev/kvm works and TCG ("qemu") elsewhere.
+    domain_type: str = "auto"
 
     # Limits. Each says why its default is what it is.
     # Metadata bodies are a few hundred bytes of keys; 64 KiB leaves room for many user:* keys.
@@ -137,6 +139,8 @@ def from_mapping(data: dict[str, Any]) -> Config:
     parse_listen(config.listen)
     if config.default_format not in ("raw", "qcow2"):
         raise ConfigError("default_format must be raw or qcow2")
+    if config.domain_type not in ("auto", "kvm", "qemu"):
+        raise ConfigError("domain_type must be auto, kvm or qemu")
     return config
 
 

@@ -82,10 +82,11 @@ async def one_start(hypervisor: LibvirtHypervisor, uri: str, workdir: Path, doma
 class ApiBench:
     """The real application (SQLite, drive pool, this libvirt host) on a loopback port, and one user."""
 
-    def __init__(self, workdir: Path, uri: str) -> None:
+    def __init__(self, workdir: Path, uri: str, domain_type: str) -> None:
         from elastic_api.config import Config
 
-        self.config = Config(data_dir=workdir / "api", hosts=(HostConfig(HOST, uri),), host_core_mhz=HOST_CORE_MHZ)
+        self.config = Config(data_dir=workdir / "api", hosts=(HostConfig(HOST, uri),), host_core_mhz=HOST_CORE_MHZ,
+                             domain_type=domain_type)
 
     async def __aenter__(self) -> ApiBench:
         import aiohttp
@@ -113,7 +114,7 @@ class ApiBench:
         return self
 
     async def __aexit__(self, *_: object) -> None:
-        async with self.session.get("/servers/list") as r:
+        async with self.session.get("/servers/list", headers={"Accept": "text/plain"}) as r:
             for server in (await r.text()).split()[::3]:
                 await self.session.post(f"/servers/{server}/destroy")
         await self.session.close()
@@ -146,7 +147,7 @@ class ApiBench:
         return returned - begin, time.monotonic() - begin
 
     async def destroy_all(self) -> None:
-        async with self.session.get("/servers/list") as r:
+        async with self.session.get("/servers/list", headers={"Accept": "text/plain"}) as r:
             for server in (await r.text()).split()[::3]:
                 await self.session.post(f"/servers/{server}/destroy")
 
@@ -154,7 +155,7 @@ class ApiBench:
 async def bench_api(args: argparse.Namespace, workdir: Path, hypervisor: LibvirtHypervisor,
                     domain_type: str) -> None:
     """POST /servers/create to guest running, against virsh create of the same kind of guest."""
-    async with ApiBench(workdir, args.uri) as api:
+    async with ApiBench(workdir, args.uri, domain_type) as api:
         drives = [await api.boot_drive() for _ in range(max(args.runs, args.concurrent) + 1)]
         await api.create(drives.pop(), args.timeout)  # warm caches
         await api.destroy_all()

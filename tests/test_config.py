@@ -36,6 +36,7 @@ def test_minimal_yaml_and_environment(tmp_path, monkeypatch):
     ("hosts:\n  - {name: a, uri: 'test:///default'}\n  - {name: a, uri: 'test:///default'}\n", "unique"),
     ("max_read_size: lots\n", "integer"),
     ("default_format: vmdk\n", "default_format"),
+    ("domain_type: xen\n", "domain_type"),
     ("- just\n- a list\n", "mapping"),
     ("listen: [unclosed\n", "YAML"),
 ])

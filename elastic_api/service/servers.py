@@ -113,7 +113,8 @@ class ServerService:
                 spec = DomainSpec(
                     server=record.server, config=config, disks=disks,
                     serial_log=str(self.serial_log(record.server)),
-                    domain_type=await self.hypervisor.domain_type(host),
+                    domain_type=(self.config.domain_type if self.config.domain_type != "auto"
+                                 else await self.hypervisor.domain_type(host)),
                     host_core_mhz=self.config.host_core_mhz,
                     # The operator's VNC address; the domain builder keeps a display without a
                     # password (or wanting TLS the host lacks) on loopback regardless.
