@@ -21,7 +21,7 @@ class _LoopTask:
         self._cancelled = False
 
     def start(self, coro: Coroutine[Any, Any, Any], loop: asyncio.AbstractEventLoop) -> None:
-        if self._cancelled:
+        if self._cancelled or loop.is_closed():
             coro.close()
         else:
             self._task = loop.create_task(coro)
@@ -62,6 +62,10 @@ class ThreadSafeLoop:
 
     def call(self, fn: Callable[..., Any], *args: Any) -> None:
         with self._lock:
+            if self._loop.is_closed():
+                # The loop is gone (between two tests' loops): bind() re-arms on the next one
+                # whatever libvirt still has registered.
+                return
             if self._queued == 0 and threading.get_ident() == self._thread:
                 queued = False
             else:
