@@ -8,11 +8,14 @@ import shlex
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 
 from elastic_api.errors import UsageError
 from elastic_api.model.units import parse_size
 from elastic_api.tools.api import RetryPolicy
+from elastic_api.tools.chunks import ChunkFailed
+from elastic_api.tools.progress import Progress
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 MiB = 1024 * 1024
@@ -126,6 +129,35 @@ class Interrupt:
     @property
     def exit_code(self) -> int:
         return 128 + (self.signal or 0)
+
+
+async def run_transfer(program: str, what: str, work: Callable[[], Awaitable[None]], progress: Progress,
+                       interrupt: Interrupt, resume: Callable[[], int], restart: Callable[[int], str],
+                       failures: tuple[type[Exception], ...] = (ChunkFailed,)) -> int | None:
+    """Run a transfer with its progress bar ticking. When it fails or a signal stops it, say so and
+    print the command that resumes it, and return the exit code; None when it completed."""
+    ticker = asyncio.ensure_future(progress.tick()) if progress.enabled else None
+    try:
+        await work()
+    except failures as e:
+        progress.close()
+        say(program, f"{what} failed: {e.cause if isinstance(e, ChunkFailed) else e}")
+        print(f"Restart with: {restart(resume())}", file=sys.stderr)
+        return EXIT_FAILED
+    except asyncio.CancelledError:
+        if interrupt.signal is None:
+            raise
+        progress.close()
+        say(program, f"interrupted by {interrupt.name} at offset {resume()}")
+        print(f"Restart with: {restart(resume())}", file=sys.stderr)
+        return interrupt.exit_code
+    finally:
+        if ticker is not None:
+            ticker.cancel()
+            with suppress(asyncio.CancelledError):
+                await ticker
+    progress.close()
+    return None
 
 
 def run(tool: Callable[[Interrupt], Awaitable[int]]) -> int:

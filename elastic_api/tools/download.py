@@ -7,7 +7,6 @@ import os
 import stat
 import sys
 from collections.abc import Sequence
-from contextlib import suppress
 
 from elastic_api.tools import cli
 from elastic_api.tools.api import Api, Endpoint, RetryPolicy, SetupError, ToolError
@@ -144,28 +143,14 @@ async def run(args: argparse.Namespace, api: Api, target: Target, start: int, si
 
     transfer: Transfer[bytes] = Transfer(start, size, args.chunk, parallel=args.parallel,
                                          window=WINDOW_PER_PARALLEL * args.parallel)
-    ticker = asyncio.ensure_future(progress.tick()) if progress.enabled else None
-    try:
+    async def work() -> None:
         await transfer.run(fetch, commit)
         await asyncio.to_thread(os.fsync, target.fd)
-    except (ChunkFailed, OSError) as e:
-        progress.close()
-        cli.say(PROGRAM, f"download failed: {e.cause if isinstance(e, ChunkFailed) else e}")
-        print(f"Restart with: {restart(args, transfer.resume)}", file=sys.stderr)
-        return cli.EXIT_FAILED
-    except asyncio.CancelledError:
-        if interrupt.signal is None:
-            raise
-        progress.close()
-        cli.say(PROGRAM, f"interrupted by {interrupt.name} at offset {transfer.resume}")
-        print(f"Restart with: {restart(args, transfer.resume)}", file=sys.stderr)
-        return interrupt.exit_code
-    finally:
-        if ticker is not None:
-            ticker.cancel()
-            with suppress(asyncio.CancelledError):
-                await ticker
-    progress.close()
+
+    failed = await cli.run_transfer(PROGRAM, "download", work, progress, interrupt, lambda: transfer.resume,
+                                    lambda offset: restart(args, offset), failures=(ChunkFailed, OSError))
+    if failed is not None:
+        return failed
     if args.verify:
         return await check_file(args, api, target, size)
     return cli.EXIT_OK

@@ -7,11 +7,10 @@ import os
 import sys
 import zlib
 from collections.abc import Sequence
-from contextlib import suppress
 
 from elastic_api.tools import cli
 from elastic_api.tools.api import Api, Endpoint, RetryPolicy, SetupError, ToolError
-from elastic_api.tools.chunks import ChunkFailed, Transfer, is_zero
+from elastic_api.tools.chunks import Transfer, is_zero
 from elastic_api.tools.progress import Progress
 from elastic_api.tools.verify import describe, verify
 
@@ -139,27 +138,11 @@ async def run(args: argparse.Namespace, api: Api, fd: int, size: int, progress: 
         cli.say(PROGRAM, f"interrupted by {interrupt.name} before any chunk was sent")
         return interrupt.exit_code
     transfer: Transfer[None] = Transfer(args.offset, size, args.chunk, parallel=args.parallel)
-    ticker = asyncio.ensure_future(progress.tick()) if progress.enabled else None
-    try:
-        await transfer.run(job.send)
-    except ChunkFailed as e:
-        progress.close()
-        cli.say(PROGRAM, f"upload failed: {e.cause}")
-        print(f"Restart with: {restart(args, job.drive, transfer.resume, job.skip_zeros)}", file=sys.stderr)
-        return cli.EXIT_FAILED
-    except asyncio.CancelledError:
-        if interrupt.signal is None:
-            raise
-        progress.close()
-        cli.say(PROGRAM, f"interrupted by {interrupt.name} at offset {transfer.resume}")
-        print(f"Restart with: {restart(args, job.drive, transfer.resume, job.skip_zeros)}", file=sys.stderr)
-        return interrupt.exit_code
-    finally:
-        if ticker is not None:
-            ticker.cancel()
-            with suppress(asyncio.CancelledError):
-                await ticker
-    progress.close()
+    failed = await cli.run_transfer(
+        PROGRAM, "upload", lambda: transfer.run(job.send), progress, interrupt, lambda: transfer.resume,
+        lambda offset: restart(args, job.drive, offset, job.skip_zeros))
+    if failed is not None:
+        return failed
     if args.verify:
         return await check_drive(args, api, job.drive, fd, size)
     return cli.EXIT_OK
