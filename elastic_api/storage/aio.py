@@ -51,6 +51,32 @@ async def pipelined(jobs: AsyncIterator[Coroutine[Any, Any, Any]], depth: int) -
                     task.exception()
 
 
+async def pieces(offset: int, end: int, chunk: int, read: Callable[[int, int], Coroutine[Any, Any, bytes]],
+                 ahead: int = 2) -> AsyncGenerator[bytes, None]:
+    """The bytes [offset, end) in `chunk`-sized reads, `ahead` of them in flight, so the next one
+    is read while the caller sends the last. Unfinished reads are awaited before this returns: a
+    read may be using a descriptor the caller closes next."""
+    tasks: list[asyncio.Task[bytes]] = []
+    try:
+        pos = offset
+        while pos < end or tasks:
+            while pos < end and len(tasks) < ahead:
+                n = min(chunk, end - pos)
+                tasks.append(asyncio.ensure_future(read(pos, n)))
+                pos += n
+            data = await tasks[0]
+            tasks.pop(0)
+            yield data
+    finally:
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks)
+            for task in tasks:
+                if not task.cancelled():
+                    task.exception()
+
+
 @dataclass
 class _Failed:
     error: BaseException

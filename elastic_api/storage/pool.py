@@ -16,7 +16,7 @@ from typing import Any, BinaryIO
 from elastic_api.errors import FailedError, FullError, MissingError, UsageError
 from elastic_api.model.ids import is_id
 from elastic_api.storage import FORMATS, ImageFile, Progress, Volume
-from elastic_api.storage.aio import in_thread, pipelined, read_ahead
+from elastic_api.storage.aio import in_thread, pieces, pipelined, read_ahead
 from elastic_api.storage.exports import Exports
 from elastic_api.storage.fileops import NO_ROOM, FileOps, has_data, no_room, read_exactly, write_all
 from elastic_api.storage.gzipstream import Gunzip, Gzip
@@ -262,27 +262,11 @@ class Pool:
 
     async def _read_raw(self, path: Path, offset: int, end: int) -> AsyncGenerator[bytes, None]:
         fd = await in_thread(_open, path, os.O_RDONLY)
-        # One piece is read ahead while the previous one is sent, so disk and socket overlap.
-        tasks: list[asyncio.Task[bytes]] = []
         try:
-            pos = offset
-            while pos < end or tasks:
-                while pos < end and len(tasks) < 2:
-                    n = min(self._chunk, end - pos)
-                    tasks.append(asyncio.ensure_future(asyncio.to_thread(self._read_raw_piece, fd, pos, n)))
-                    pos += n
-                data = await tasks[0]
-                tasks.pop(0)
+            async for data in pieces(offset, end, self._chunk,
+                                     lambda pos, n: asyncio.to_thread(self._read_raw_piece, fd, pos, n)):
                 yield data
         finally:
-            for task in tasks:
-                task.cancel()
-            if tasks:
-                # The threads cannot be stopped and use fd: let them finish before closing it.
-                await asyncio.wait(tasks)
-                for task in tasks:
-                    if not task.cancelled():
-                        task.exception()
             os.close(fd)
 
     def _read_raw_piece(self, fd: int, pos: int, n: int) -> bytes:
@@ -296,25 +280,8 @@ class Pool:
     async def _read_qcow2(self, volume: Volume, path: Path, offset: int, end: int) -> AsyncGenerator[bytes, None]:
         async with self._exports.use(volume.drive, path) as nbd:
             _check_export(nbd, volume)
-            tasks: list[asyncio.Task[bytes]] = []
-            try:
-                pos = offset
-                while pos < end or tasks:
-                    while pos < end and len(tasks) < 2:
-                        n = min(self._chunk, end - pos)
-                        tasks.append(asyncio.ensure_future(nbd.read(pos, n)))
-                        pos += n
-                    data = await tasks[0]
-                    tasks.pop(0)
-                    yield data
-            finally:
-                for task in tasks:
-                    task.cancel()
-                if tasks:
-                    await asyncio.wait(tasks)
-                    for task in tasks:
-                        if not task.cancelled():
-                            task.exception()
+            async for data in pieces(offset, end, self._chunk, nbd.read):
+                yield data
 
     # Imaging.
 
