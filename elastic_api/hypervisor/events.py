@@ -64,7 +64,10 @@ class ThreadSafeLoop:
         with self._lock:
             if self._loop.is_closed():
                 # The loop is gone (between two tests' loops): bind() re-arms on the next one
-                # whatever libvirt still has registered.
+                # whatever libvirt still has registered; a task's coroutine will never run.
+                for arg in args:
+                    if asyncio.iscoroutine(arg):
+                        arg.close()
                 return
             if self._queued == 0 and threading.get_ident() == self._thread:
                 queued = False
