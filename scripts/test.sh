@@ -3,4 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+export ELASTIC_TEST_REQUIRE_LIBVIRT=1
 exec .venv/bin/python -m pytest -p no:cacheprovider "$@"

@@ -4,16 +4,35 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import libvirt
 import pytest
 
 from elastic_api.app import SERVICES, create_app
 from elastic_api.config import Config, HostConfig
 from elastic_api.store.sqlite import SqliteStore
 from tests.support import libvirt_test_host
+
+
+SYSTEM_URI = os.environ.get("ELASTIC_TEST_LIBVIRT_URI", "qemu:///system")
+
+
+@pytest.fixture(scope="session")
+def system_libvirt() -> str:
+    """The real libvirtd's URI. When libvirtd cannot be reached the test is skipped, or fails when
+    ELASTIC_TEST_REQUIRE_LIBVIRT=1 (scripts/test.sh sets it: there the real thing is not optional)."""
+    try:
+        libvirt.open(SYSTEM_URI).close()
+    except libvirt.libvirtError as e:
+        message = f"libvirtd is not reachable at {SYSTEM_URI} ({e.get_error_message()}); start it with scripts/setup.sh"
+        if os.environ.get("ELASTIC_TEST_REQUIRE_LIBVIRT") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    return SYSTEM_URI
 
 
 @pytest.fixture

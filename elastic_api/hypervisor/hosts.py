@@ -27,8 +27,9 @@ class Host:
         self.name = config.name
         self.uri = config.uri
         self.mem_mb = config.mem_mb
-        # Memory promised to guests whose start is under way and not yet visible in libvirt's list.
-        self.reserved_mb = 0
+        # Memory (MB) promised to guests whose start is under way, by server UUID; a guest already in
+        # libvirt's list of domains is counted there instead, never twice.
+        self.reserved: dict[str, int] = {}
         self.reserve_lock = asyncio.Lock()
         self._sink = sink
         self._conn: libvirt.virConnect | None = None

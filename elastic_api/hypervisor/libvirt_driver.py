@@ -223,21 +223,25 @@ class LibvirtHypervisor:
         return "kvm" if await self.kvm_available(host) else "qemu"
 
     async def _room_mb(self, host: Host) -> int:
+        # Reservations are copied before the list is taken: a start drops its reservation only
+        # after its domain exists, so each start is counted exactly once, as a listed domain or
+        # as a reservation.
+        reserved = dict(host.reserved)
+
         def committed(conn: libvirt.virConnect) -> tuple[int, int]:
             capacity = host.mem_mb or int(conn.getInfo()[1])
             used_kib = 0
             for dom in conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE):
-                if server_of(dom.name()) is not None:
+                server = server_of(dom.name())
+                if server is not None:
+                    reserved.pop(server, None)
                     try:
                         used_kib += int(dom.info()[1])
                     except libvirt.libvirtError:
                         pass  # gone since the list was taken
             return capacity, used_kib // 1024
-        # Read before listing: a start drops its reservation only once its domain is listed, so
-        # every start is counted at least once (twice at worst, which errs on the safe side).
-        reserved = host.reserved_mb
         capacity, used = await self._call(host.name, "measure memory", committed)
-        return capacity - used - reserved
+        return capacity - used - sum(reserved.values())
 
     async def room_mb(self, host: str) -> int:
         """Memory (MB) the host can still give: its configured mem_mb, or all of its memory when
@@ -289,7 +293,7 @@ class LibvirtHypervisor:
             room = await self._room_mb(target)
             if mem_mb > room:
                 raise FullError(f"host {host} has no room for a server of {mem_mb} MB")
-            target.reserved_mb += mem_mb
+            target.reserved[server] = mem_mb
 
         def create(conn: libvirt.virConnect) -> None:
             try:
@@ -303,7 +307,7 @@ class LibvirtHypervisor:
         try:
             await self._call(host, f"start server {server}", create)
         finally:
-            target.reserved_mb -= mem_mb
+            target.reserved.pop(server, None)
 
     async def _domain_call(self, host: str, server: str, what: str, fn: Callable[[libvirt.virDomain], T],
                            *, missing_ok: bool = False) -> T | None:

@@ -5,7 +5,6 @@ import asyncio
 import gzip
 import time
 
-import libvirt
 import pytest
 
 from elastic_api.app import SERVICES
@@ -15,14 +14,6 @@ from tests.hypervisor.bootsector_image import BOOT_MARKER, POWER_MARKER, boot_se
 
 pytestmark = pytest.mark.libvirt
 BOOT_TIMEOUT = 60.0
-
-
-@pytest.fixture
-def system_libvirt():
-    try:
-        libvirt.open("qemu:///system").close()
-    except libvirt.libvirtError as e:
-        pytest.skip(f"libvirtd is not reachable at qemu:///system: {e}")
 
 
 @pytest.fixture

@@ -2,13 +2,11 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
-import libvirt
 import pytest
 
 from elastic_api.config import HostConfig
@@ -17,7 +15,6 @@ from elastic_api.hypervisor.libvirt_driver import LibvirtHypervisor
 from elastic_api.model.server import parse_config
 
 # The real libvirtd the `libvirt`-marked tests use; another URI (a remote host) may be given.
-SYSTEM_URI = os.environ.get("ELASTIC_TEST_LIBVIRT_URI", "qemu:///system")
 
 
 async def wait_for(condition: Callable[[], bool | Awaitable[bool]], timeout: float = 10.0,
@@ -89,13 +86,3 @@ async def test_hypervisor(events: EventLog) -> AsyncIterator[LibvirtHypervisor]:
         await hypervisor.close()
 
 
-@pytest.fixture(scope="session")
-def system_libvirt() -> str:
-    """The real libvirtd's URI; skips the test when libvirtd cannot be reached."""
-    try:
-        conn = libvirt.open(SYSTEM_URI)
-    except libvirt.libvirtError as e:
-        pytest.skip(f"libvirtd is not reachable at {SYSTEM_URI} ({e.get_error_message()}); "
-                    "start it with scripts/setup.sh")
-    conn.close()
-    return SYSTEM_URI
