@@ -10,6 +10,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from elastic_api.config import Config
 from elastic_api.errors import BusyError, FullError, MissingError, UsageError
@@ -21,6 +22,7 @@ from elastic_api.model.properties import Props
 from elastic_api.model.units import parse_size
 from elastic_api.service.locks import DriveUse, LockTable
 from elastic_api.storage import Storage, Volume
+from elastic_api.storage.fileops import open_to_send
 from elastic_api.store import Store
 
 log = logging.getLogger(__name__)
@@ -173,6 +175,11 @@ class DriveService:
                 yield sent
         finally:
             await self.store.count_drive_io(user, read.drive.drive, read_bytes=sent.bytes, read_requests=1)
+
+    async def open_to_send(self, read: DriveRead) -> BinaryIO:
+        """The volume's file, to send read's range from with sendfile (only when read.file is set)."""
+        assert read.file is not None
+        return await asyncio.to_thread(open_to_send, str(read.file), read.offset, read.length)
 
     def chunks(self, read: DriveRead) -> AsyncGenerator[bytes, None]:
         return self.storage.read(volume(read.drive), read.offset, read.length)

@@ -77,7 +77,7 @@ async def read(call: Call) -> web.StreamResponse:
         await response.prepare(call.request)
         if compressor is None and plan.file is not None and call.request.transport is not None:
             # Zero-copy: the kernel moves the bytes from the page cache to the socket.
-            with await asyncio.to_thread(open, plan.file, "rb") as file:
+            with await drives.open_to_send(plan) as file:
                 await asyncio.get_running_loop().sendfile(call.request.transport, file, plan.offset, plan.length)
             sent.bytes = plan.length
         else:
