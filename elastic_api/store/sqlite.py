@@ -13,6 +13,7 @@ from elastic_api.errors import BusyError, UsageError
 from elastic_api.model.drive import Drive
 from elastic_api.model.ids import ALL_USERS
 from elastic_api.model.image import ImageJob, StandardImage
+from elastic_api.model.quota import Usage
 from elastic_api.model.server import parse_config, to_props
 from elastic_api.model.server_record import ACTIVE, STOPPED, Claim, ServerRecord
 from elastic_api.store.migrations import MIGRATIONS
@@ -140,6 +141,39 @@ class SqliteStore:
         def query() -> bytes | None:
             row = self.db.execute("SELECT secret_hash FROM users WHERE id = ?", (user,)).fetchone()
             return bytes(row[0]) if row else None
+
+        return await self._run(query)
+
+    # -- quotas -----------------------------------------------------------------------------
+    async def quota_overrides(self, user: str) -> dict[str, int | None]:
+        rows = await self._run(lambda: self.db.execute(
+            "SELECT key, value FROM quotas WHERE owner = ?", (user,)).fetchall())
+        return {str(key): value for key, value in rows}
+
+    async def set_quota_overrides(self, user: str, values: dict[str, int | None],
+                                  cleared: list[str]) -> bool:
+        def change(db: sqlite3.Connection) -> bool:
+            if db.execute("SELECT 1 FROM users WHERE id = ?", (user,)).fetchone() is None:
+                return False
+            db.executemany("INSERT INTO quotas (owner, key, value) VALUES (?, ?, ?)"
+                           " ON CONFLICT (owner, key) DO UPDATE SET value = excluded.value",
+                           [(user, key, value) for key, value in values.items()])
+            db.executemany("DELETE FROM quotas WHERE owner = ? AND key = ?", [(user, key) for key in cleared])
+            return True
+
+        return await self._run(self._tx, change)
+
+    async def usage(self, user: str) -> Usage:
+        def query() -> Usage:
+            drives, drive_bytes = self.db.execute(
+                "SELECT count(*), coalesce(sum(size), 0) FROM drives WHERE owner = ?", (user,)).fetchone()
+            servers, cpu, mem = self.db.execute(
+                "SELECT count(*),"
+                " coalesce(sum(CASE WHEN status = :active THEN CAST(json_extract(config, '$.cpu') AS INTEGER) END), 0),"
+                " coalesce(sum(CASE WHEN status = :active THEN CAST(json_extract(config, '$.mem') AS INTEGER) END), 0)"
+                " FROM servers WHERE owner = :user", {"user": user, "active": ACTIVE}).fetchone()
+            return Usage(drive_bytes=int(drive_bytes), drives=int(drives), servers=int(servers),
+                         cpu=int(cpu), mem=int(mem))
 
         return await self._run(query)
 
