@@ -81,28 +81,17 @@ class SqliteStore:
     syncing the previous commit) waits with the others, and the next COMMIT, one disk sync,
     makes them all durable. Each runs inside its own SAVEPOINT, so one that fails rolls back
     alone, and none is answered before the COMMIT that holds it: durability and atomicity are
-    those of a transaction each, at the cost of one sync per group instead of one per write.
-
-    Reads run on a second thread with a connection of their own (WAL lets it read while the
-    writer syncs), so a lookup never queues behind a disk sync. A read sees every write that was
-    answered before it started."""
+    those of a transaction each, at the cost of one sync per group instead of one per write."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._db: sqlite3.Connection | None = None
-        self._reader: sqlite3.Connection | None = None
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
-        self._read_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-read")
-        self._local = threading.local()  # each thread's own connection
         self._pending: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]] = []
         self._pending_lock = threading.Lock()
         self._flush_queued = False
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        """fn on the reading thread, where `self.db` is the read connection."""
-        return await asyncio.get_running_loop().run_in_executor(self._read_thread, fn, *args)
-
-    async def _on_writer(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
 
     async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
@@ -148,10 +137,8 @@ class SqliteStore:
 
     @property
     def db(self) -> sqlite3.Connection:
-        # The thread's own connection; elsewhere (tests, maintenance) the writer's.
-        db: sqlite3.Connection | None = getattr(self._local, "db", None) or self._db
-        assert db is not None, "store is not open"
-        return db
+        assert self._db is not None, "store is not open"
+        return self._db
 
     # -- lifecycle --------------------------------------------------------------------------
     def _open(self) -> None:
@@ -161,14 +148,8 @@ class SqliteStore:
         db.execute("PRAGMA synchronous=FULL")
         db.execute("PRAGMA foreign_keys=ON")
         db.execute("PRAGMA busy_timeout=5000")
-        self._db = self._local.db = db
+        self._db = db
         self._migrate()
-
-    def _open_reader(self) -> None:
-        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        db.execute("PRAGMA foreign_keys=ON")
-        db.execute("PRAGMA busy_timeout=5000")
-        self._reader = self._local.db = db
 
     def _migrate(self) -> None:
         version = self.db.execute("PRAGMA user_version").fetchone()[0]
@@ -188,17 +169,12 @@ class SqliteStore:
                 raise
 
     async def open(self) -> None:
-        await self._on_writer(self._open)
-        await self._run(self._open_reader)
+        await self._run(self._open)
 
     async def close(self) -> None:
-        if self._reader is not None:
-            await self._run(self._reader.close)
-            self._reader = None
         if self._db is not None:
-            await self._on_writer(self._db.close)
+            await self._run(self.db.close)
             self._db = None
-        self._read_thread.shutdown(wait=True)
         self._thread.shutdown(wait=True)
 
     def _tx(self, fn: Callable[[sqlite3.Connection], T]) -> T:
@@ -212,7 +188,7 @@ class SqliteStore:
             raise
 
     async def integrity_check(self) -> str:
-        return await self._on_writer(lambda: self.db.execute("PRAGMA integrity_check").fetchone()[0])
+        return await self._run(lambda: self.db.execute("PRAGMA integrity_check").fetchone()[0])
 
     # -- users ------------------------------------------------------------------------------
     async def create_user(self, user: str, name: str, secret_hash: bytes, created: int) -> None:
