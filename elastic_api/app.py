@@ -10,10 +10,12 @@ from elastic_api.config import Config
 from elastic_api.http.auth import parse_basic
 from elastic_api.http.call import Call
 from elastic_api.http.middleware import errors
+from elastic_api.http.server import header_deadline
 from elastic_api.http.routes import add_routes
 from elastic_api.service.drives import DriveService
 from elastic_api.hypervisor import Hypervisor
 from elastic_api.service.imaging import ImagingService
+from elastic_api.service.quotas import QuotaService
 from elastic_api.service.servers import ServerService
 from elastic_api.service.users import UserService
 from elastic_api.storage import Storage
@@ -26,6 +28,7 @@ class Services:
     drives: DriveService
     imaging: ImagingService
     servers: ServerService
+    quotas: QuotaService
 
 
 SERVICES = web.AppKey("services", Services)
@@ -33,15 +36,16 @@ CONFIG = web.AppKey("config", Config)
 
 
 def build_services(config: Config, store: Store, storage: Storage, hypervisor: Hypervisor) -> Services:
-    drives = DriveService(config, store, storage)
+    quotas = QuotaService(config, store)
+    drives = DriveService(config, store, storage, quotas=quotas)
     return Services(users=UserService(store), drives=drives,
                     imaging=ImagingService(config, store, storage, drives),
-                    servers=ServerService(config, store, hypervisor, drives))
+                    servers=ServerService(config, store, hypervisor, drives), quotas=quotas)
 
 
 def create_app(config: Config, *, store: Store, storage: Storage, hypervisor: Hypervisor) -> web.Application:
     """The application; the store, storage and hypervisor are opened and closed with it."""
-    app = web.Application(middlewares=[errors], client_max_size=config.max_metadata_body)
+    app = web.Application(middlewares=[header_deadline, errors], client_max_size=config.max_metadata_body)
     services = build_services(config, store, storage, hypervisor)
     app[SERVICES] = services
     app[CONFIG] = config

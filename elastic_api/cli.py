@@ -8,8 +8,6 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from aiohttp import web
-
 from elastic_api import config as configuration
 from elastic_api.app import create_app
 from elastic_api.config import Config, parse_listen
@@ -32,11 +30,13 @@ def serve(config: Config, listen: str | None) -> int:
 
     app = create_app(config, store=SqliteStore(config.db_path), storage=make_storage(config),
                      hypervisor=LibvirtHypervisor.from_config(config))
-    logging.getLogger(__name__).info("elastic-api listening on %s:%d, data in %s", host, port,
-                                     config.data_dir.resolve())
-    # Content-Encoding: gzip is ours to stream through a bounded decoder, not aiohttp's.
-    web.run_app(app, host=host, port=port, print=None, auto_decompress=False,
-                access_log_format='%a "%r" %s %b %Tfs')
+    from elastic_api.http.server import serve as serve_http
+
+    def ready(site: object) -> None:
+        logging.getLogger(__name__).info("elastic-api listening on %s:%d, data in %s", host, port,
+                                         config.data_dir.resolve())
+
+    asyncio.run(serve_http(app, config, host, port, ready))
     return 0
 
 
@@ -48,6 +48,20 @@ async def user_create(config: Config, name: str) -> int:
     finally:
         await store.close()
     print(f"user {user}\nsecret {secret}")
+    return 0
+
+
+async def quota(config: Config, user: str, words: Sequence[str]) -> int:
+    from elastic_api.service.quotas import QuotaService
+
+    store = SqliteStore(config.db_path)
+    await store.open()
+    try:
+        service = QuotaService(config, store)
+        lines = await (service.set(user, words) if words else service.show(user))
+    finally:
+        await store.close()
+    print("\n".join(lines))
     return 0
 
 
@@ -89,6 +103,14 @@ def parser() -> argparse.ArgumentParser:
     user = commands.add_parser("user", help="manage users").add_subparsers(dest="action", required=True)
     create = user.add_parser("create", help="create a user; prints its UUID and secret key")
     create.add_argument("--name", default="", help="a name to remember the user by")
+    set_quota = user.add_parser(
+        "set-quota", help="set a user's own limits (key=value; unlimited; default follows the config);"
+        " prints KEY LIMIT USED SOURCE lines")
+    set_quota.add_argument("user", help="the user's UUID")
+    set_quota.add_argument("limits", nargs="+", metavar="key=value",
+                           help="drive_bytes (k/M/G/T), drives, servers, cpu (MHz), mem (MB), ips")
+    show_quota = user.add_parser("show-quota", help="print a user's limits and usage: KEY LIMIT USED SOURCE")
+    show_quota.add_argument("user", help="the user's UUID")
 
     image = commands.add_parser("image", help="manage the standard image library").add_subparsers(
         dest="action", required=True)
@@ -114,6 +136,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return serve(config, args.listen)
         if args.command == "user" and args.action == "create":
             return asyncio.run(user_create(config, args.name))
+        if args.command == "user" and args.action == "set-quota":
+            return asyncio.run(quota(config, args.user, args.limits))
+        if args.command == "user" and args.action == "show-quota":
+            return asyncio.run(quota(config, args.user, []))
         if args.command == "image" and args.action == "add":
             return asyncio.run(image_add(config, args.uuid, args.name, args.path))
         if args.command == "image" and args.action == "list":

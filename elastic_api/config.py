@@ -9,7 +9,8 @@ from typing import Any
 
 import yaml
 
-from elastic_api.errors import ConfigError
+from elastic_api.errors import ConfigError, UsageError
+from elastic_api.model.quota import Quota, parse_mapping
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -24,6 +25,13 @@ class HostConfig:
     uri: str
     # Memory this host may give to guests, in MB; 0 means "ask libvirt for the host's free memory".
     mem_mb: int = 0
+
+
+# Every user's limits unless `elastic-api user set-quota` gives them their own. Generous enough
+# for real work on one large host (100 servers of 2 GHz and 2.5 GB, 10 TiB of sparse drives);
+# an operator selling capacity lowers them. `unlimited` lifts one.
+DEFAULT_QUOTA = Quota(drive_bytes=10 * 1024 * GiB, drives=200, servers=100, cpu=200_000,
+                      mem=256 * 1024, ips=32)
 
 
 @dataclass(frozen=True)
@@ -64,6 +72,25 @@ class Config:
     qcow2_export_idle: int = 2
     # Image jobs copying at once: each is disk- and CPU-bound (gzip), two cores serve two well.
     max_image_jobs: int = 2
+    # Writes receiving a body at once, per user and in all (more answer 503 with Retry-After):
+    # each holds up to write_buffer in memory, so 32 bound that to 256 MiB; a user's tool sends
+    # a few chunks in flight, and 8 leave room without letting one user take every slot.
+    max_uploads_per_user: int = 8
+    max_uploads: int = 32
+    # Seconds from a connection's opening, or a request's first byte, until its request line and
+    # headers must be in: real clients send them in one packet, a trickling client is cut off.
+    header_timeout: int = 10
+    # Seconds a request body may go without a byte arriving (a metadata body: in all); a stalled
+    # upload would otherwise hold its connection and keep its drive busy forever.
+    body_timeout: int = 30
+    # Seconds an idle keep-alive connection stays open: clients reuse them between chunks, but an
+    # idle socket costs a descriptor and memory.
+    keepalive_timeout: int = 60
+    # Seconds the server reads and drops the rest of a body it refused, so the client sees the
+    # error rather than a reset; short, since a stalled client sends nothing to read.
+    lingering_time: int = 2
+
+    quotas: Quota = DEFAULT_QUOTA
 
     @property
     def db_path(self) -> Path:
@@ -113,6 +140,16 @@ def _hosts(value: Any) -> tuple[HostConfig, ...]:
     return tuple(hosts)
 
 
+def _quotas(value: Any) -> Quota:
+    """The `quotas:` mapping: the keys it names replace the built-in defaults."""
+    if not isinstance(value, dict):
+        raise ConfigError("quotas must be a mapping of limits, e.g. {drive_bytes: 1T, servers: 10}")
+    try:
+        return DEFAULT_QUOTA.with_overrides(parse_mapping(value))
+    except UsageError as e:
+        raise ConfigError(f"quotas: {e.message}") from None
+
+
 def from_mapping(data: dict[str, Any]) -> Config:
     """Build a Config from parsed YAML; unknown keys are an error so typos never pass silently."""
     fields = {f.name: f for f in dataclasses.fields(Config)}
@@ -125,6 +162,8 @@ def from_mapping(data: dict[str, Any]) -> Config:
             values[key] = _hosts(raw)
         elif key == "data_dir":
             values[key] = Path(str(raw))
+        elif key == "quotas":
+            values[key] = _quotas(raw)
         else:
             default = fields[key].default
             if isinstance(default, bool) or not isinstance(default, (int, str)):
@@ -141,6 +180,9 @@ def from_mapping(data: dict[str, Any]) -> Config:
         raise ConfigError("default_format must be raw or qcow2")
     if config.domain_type not in ("auto", "kvm", "qemu"):
         raise ConfigError("domain_type must be auto, kvm or qemu")
+    for key in ("max_uploads_per_user", "max_uploads", "header_timeout", "body_timeout"):
+        if getattr(config, key) < 1:
+            raise ConfigError(f"{key} must be at least 1")
     return config
 
 

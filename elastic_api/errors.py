@@ -25,6 +25,12 @@ class TooLargeError(ElasticError):
     status, word = 413, "usage"
 
 
+class SlowClientError(ElasticError):
+    """A request body that stalled past body_timeout; the connection closes after the answer."""
+
+    status, word = 408, "usage"
+
+
 class AuthError(ElasticError):
     status, word = 401, "auth"
 

@@ -1,9 +1,11 @@
 """Configuration: the minimal YAML, defaults, $ELASTIC_API_CONFIG and rejected mistakes."""
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
+import yaml
 
 from elastic_api.config import Config, HostConfig, load
 from elastic_api.errors import ConfigError
@@ -45,3 +47,25 @@ def test_mistakes_are_named(tmp_path, text, word):
     path.write_text(text)
     with pytest.raises(ConfigError, match=word):
         load(path)
+
+
+def test_the_example_config_lists_every_key_at_its_default():
+    example = Path(__file__).resolve().parent.parent / "conf" / "elastic-api.yaml"
+    config = load(example)
+    written = set(yaml.safe_load(example.read_text()))
+    assert written == {f.name for f in dataclasses.fields(Config)}
+    assert dataclasses.replace(config, data_dir=Config().data_dir) == Config()
+
+
+def test_quotas(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("quotas:\n  drive_bytes: 1T\n  servers: unlimited\n  ips: 0\n")
+    quotas = load(path).quotas
+    assert (quotas.drive_bytes, quotas.servers, quotas.ips) == (1 << 40, None, 0)
+    assert quotas.drives == Config().quotas.drives  # keys not named keep their defaults
+    for text, word in (("quotas: 5\n", "mapping"), ("quotas:\n  disks: 1\n", "unknown quota key"),
+                       ("quotas:\n  mem: 1G\n", "mem must be a whole number"),
+                       ("header_timeout: 0\n", "header_timeout")):
+        path.write_text(text)
+        with pytest.raises(ConfigError, match=word):
+            load(path)

@@ -7,7 +7,8 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from elastic_api.errors import (
-    AuthError, ElasticError, InternalError, MethodError, MissingError, TooLargeError, UsageError,
+    AuthError, ElasticError, InternalError, MethodError, MissingError, SlowClientError, TooLargeError,
+    UsageError,
 )
 from elastic_api.http.auth import REALM
 from elastic_api.http.negotiate import error_response
@@ -46,4 +47,6 @@ async def errors(request: web.Request,
     response = error_response(error)
     if isinstance(error, AuthError):
         response.headers["WWW-Authenticate"] = REALM
+    if isinstance(error, SlowClientError):
+        response.force_close()  # the rest of the body may never come: the connection cannot be reused
     return response

@@ -20,7 +20,8 @@ from elastic_api.model.ids import new_id, parse_id
 from elastic_api.model.pages import Page
 from elastic_api.model.properties import Props
 from elastic_api.model.units import parse_size
-from elastic_api.service.locks import DriveUse, LockTable
+from elastic_api.service.locks import DriveUse, LockTable, UploadSlots
+from elastic_api.service.quotas import QuotaService
 from elastic_api.storage import Storage, Volume
 from elastic_api.storage.fileops import open_to_send
 from elastic_api.store import Store
@@ -47,13 +48,15 @@ class Sent:
 
 class DriveService:
     def __init__(self, config: Config, store: Store, storage: Storage,
-                 clock: Callable[[], int] = time.time_ns) -> None:
+                 clock: Callable[[], int] = time.time_ns, quotas: QuotaService | None = None) -> None:
         self.config = config
         self.store = store
         self.storage = storage
         self.clock = clock
+        self.quotas = quotas or QuotaService(config, store)
         self.locks = LockTable()
         self.use = DriveUse()
+        self.uploads = UploadSlots(per_user=config.max_uploads_per_user, total=config.max_uploads)
 
     def _live(self, drive: Drive) -> Drive:
         """The stored drive with what only the running process knows: image progress and claims."""
@@ -86,14 +89,15 @@ class DriveService:
         changes = model.parse_changes(props, creating=True, max_size=self.config.max_drive_size)
         drive = model.new_drive(new_id(), user, changes, default_format=self.config.default_format,
                                 created=self.clock())
-        # The volume comes first: a crash between the two leaves an orphan file that the
-        # start-up sweep removes, never a drive row without its bytes.
-        await self.storage.create(volume(drive))
-        try:
-            await self.store.insert_drive(drive)
-        except BaseException:
-            await self.storage.destroy(volume(drive))
-            raise
+        async with self.quotas.drives(user, count=1, size=drive.size):
+            # The volume comes first: a crash between the two leaves an orphan file that the
+            # start-up sweep removes, never a drive row without its bytes.
+            await self.storage.create(volume(drive))
+            try:
+                await self.store.insert_drive(drive)
+            except BaseException:
+                await self.storage.destroy(volume(drive))
+                raise
         return drive
 
     async def set(self, user: str, drive_id: str, props: Props) -> Drive:
@@ -104,10 +108,11 @@ class DriveService:
             changed = model.apply_changes(drive, changes)
             if changed.size < drive.size:
                 raise UsageError("size cannot shrink: that would discard the drive's data")
-            if changed.size > drive.size:
-                await self.storage.resize(volume(drive), changed.size)
-            if not await self.store.update_drive(user, changed):
-                raise MissingError(f"no such drive: {drive_id[:40]}")
+            async with self.quotas.drives(user, size=changed.size - drive.size):
+                if changed.size > drive.size:
+                    await self.storage.resize(volume(drive), changed.size)
+                if not await self.store.update_drive(user, changed):
+                    raise MissingError(f"no such drive: {drive_id[:40]}")
             return changed
 
     def check_unclaimed(self, drive: Drive) -> None:
@@ -142,12 +147,14 @@ class DriveService:
         self.check_writable(drive)
         if offset > drive.size or (length is not None and not gzip and offset + length > drive.size):
             raise FullError(f"write past the end of drive {drive.drive} ({drive.size} bytes)")
-        async with self.use.io(drive.drive):
-            # Checked again inside: an image job may have started while this request waited.
-            if drive.drive in self.use.imaging:
-                raise BusyError(f"drive {drive.drive} is being imaged")
-            written = await self.storage.write(volume(drive), offset, body, gzip=gzip,
-                                               max_decompressed=self.config.max_write_decompressed)
+        # A slot first (503 when all are taken), so a refused upload never touches the drive.
+        with self.uploads.take(user):
+            async with self.use.io(drive.drive):
+                # Checked again inside: an image job may have started while this request waited.
+                if drive.drive in self.use.imaging:
+                    raise BusyError(f"drive {drive.drive} is being imaged")
+                written = await self.storage.write(volume(drive), offset, body, gzip=gzip,
+                                                   max_decompressed=self.config.max_write_decompressed)
         await self.store.count_drive_io(user, drive.drive, write_bytes=written, write_requests=1)
         return written
 

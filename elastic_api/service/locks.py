@@ -1,9 +1,11 @@
-"""Per-object asyncio locks that vanish when nobody holds or waits for them."""
+"""Per-object asyncio locks that vanish when nobody holds or waits for them, and upload slots."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+
+from elastic_api.errors import UnavailableError
 
 
 class LockTable:
@@ -57,3 +59,37 @@ class DriveUse:
         event = self._drained.get(drive)
         if event is not None:
             await event.wait()
+
+
+class UploadSlots:
+    """Writes receiving a body at once, per user and in all. A write that finds no free slot is
+    refused at once (503 with Retry-After) rather than queued: a queued body still occupies
+    its connection and the client's retry with backoff is the better queue."""
+
+    def __init__(self, *, per_user: int, total: int) -> None:
+        self.per_user = per_user
+        self.total = total
+        self._by_user: dict[str, int] = {}
+        self._all = 0
+
+    @contextmanager
+    def take(self, user: str) -> Iterator[None]:
+        held = self._by_user.get(user, 0)
+        if self._all >= self.total:
+            raise UnavailableError(f"too many uploads in progress ({self.total}); try again shortly")
+        if held >= self.per_user:
+            raise UnavailableError(f"too many uploads in progress for this user ({self.per_user});"
+                                   " try again shortly")
+        self._by_user[user] = held + 1
+        self._all += 1
+        try:
+            yield
+        finally:
+            self._all -= 1
+            if self._by_user[user] == 1:
+                del self._by_user[user]
+            else:
+                self._by_user[user] -= 1
+
+    def __len__(self) -> int:
+        return self._all

@@ -18,6 +18,7 @@ from elastic_api.model.server import ServerConfig, apply_set, check_live_set, pa
 from elastic_api.model.server_record import ACTIVE, Claim, ServerRecord, to_server_info
 from elastic_api.service.drives import DriveService, volume
 from elastic_api.service.locks import LockTable
+from elastic_api.service.quotas import QuotaService
 from elastic_api.store import Store
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,7 @@ class ServerService:
         self.store = store
         self.hypervisor = hypervisor
         self.drives = drives
+        self.quotas: QuotaService = drives.quotas
         self.clock = clock
         self.locks = LockTable()
 
@@ -65,7 +67,8 @@ class ServerService:
         config = parse_config(props, server)
         await self._check_references(user, config)
         record = ServerRecord(server, user, config, created=self.clock())
-        await self.store.insert_server(record)
+        async with self.quotas.servers(user, count=1):
+            await self.store.insert_server(record)
         if not start:
             return record
         try:
@@ -105,7 +108,8 @@ class ServerService:
                 claims.append(Claim(slot.device, drive.drive))
             host = await self.hypervisor.place(config.mem, await self._avoid_hosts(user, config))
             started = int(time.time())
-            await self.store.activate_server(user, record.server, host, started, claims)
+            async with self.quotas.servers(user, cpu=config.cpu, mem=config.mem):
+                await self.store.activate_server(user, record.server, host, started, claims)
             try:
                 self.config.log_dir.mkdir(parents=True, exist_ok=True)
                 if config.nics:
@@ -175,7 +179,9 @@ class ServerService:
             if record.status == ACTIVE and record.host is not None:
                 changed = check_live_set(record.config, config, props.keys())
                 if "cpu" in changed:
-                    await self.hypervisor.set_cpu_live(record.host, record.server, config.cpu)
+                    async with self.quotas.servers(user, cpu=config.cpu - record.config.cpu):
+                        await self.hypervisor.set_cpu_live(record.host, record.server, config.cpu)
+                        await self.store.update_server_config(user, dataclasses.replace(record, config=config))
                 if "vnc:password" in changed and config.vnc is not None:
                     await self.hypervisor.set_vnc_password_live(record.host, record.server,
                                                                 config.vnc_password or "")

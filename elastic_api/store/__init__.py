@@ -5,6 +5,7 @@ from typing import Protocol
 
 from elastic_api.model.drive import Drive
 from elastic_api.model.image import ImageJob, StandardImage
+from elastic_api.model.quota import Usage
 from elastic_api.model.server_record import Claim, ServerRecord
 
 
@@ -17,6 +18,18 @@ class Store(Protocol):
     async def create_user(self, user: str, name: str, secret_hash: bytes, created: int) -> None: ...
 
     async def user_secret_hash(self, user: str) -> bytes | None: ...
+
+    # Quotas: a user's own limits (None is unlimited), and what the user holds now.
+    async def quota_overrides(self, user: str) -> dict[str, int | None]: ...
+
+    async def set_quota_overrides(self, user: str, values: dict[str, int | None],
+                                  cleared: list[str]) -> bool:
+        """Set some limits and drop others back to the default in one transaction; False when
+        there is no such user."""
+
+    async def usage(self, user: str) -> Usage:
+        """Drives (count, bytes), servers (count) and active servers' cpu and mem; ips stay 0
+        here (IP resources count themselves)."""
 
     # Drives: visible means owned, or shared with the user through `readers`.
     async def insert_drive(self, drive: Drive) -> None: ...

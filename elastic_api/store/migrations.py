@@ -75,4 +75,15 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX server_claims_by_drive ON server_claims(drive, server);
     """,
+    # 6: per-user quota overrides (`elastic-api user set-quota`); a NULL limit is unlimited, and a
+    # user without a row for a key follows the configured default. (Numbered 6 because 4 and 5
+    # are taken on other branches; on this branch alone it is the fourth entry.)
+    """
+    CREATE TABLE quotas (
+        owner TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        key TEXT NOT NULL,
+        value INTEGER CHECK (value IS NULL OR value >= 0),
+        PRIMARY KEY (owner, key)
+    );
+    """,
 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -13,6 +14,7 @@ from elastic_api.errors import BusyError, UsageError
 from elastic_api.model.drive import Drive
 from elastic_api.model.ids import ALL_USERS
 from elastic_api.model.image import ImageJob, StandardImage
+from elastic_api.model.quota import Usage
 from elastic_api.model.server import parse_config, to_props
 from elastic_api.model.server_record import ACTIVE, STOPPED, Claim, ServerRecord
 from elastic_api.store.migrations import MIGRATIONS
@@ -58,21 +60,80 @@ def _after(marker: str | None, found: tuple[int, str] | None, params: dict[str, 
     return f"{key} > (:created, :id)"
 
 
+def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if future.done():  # the caller was cancelled; its transaction committed or failed regardless
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
+
+
 def _keys(drive: Drive) -> str:
     return json.dumps({"tags": list(drive.tags), "avoid": list(drive.avoid), "user": drive.user_keys})
 
 
 class SqliteStore:
     """All SQL runs on one worker thread, so the event loop never waits on a disk sync and
-    writes are serialised without SQLite's busy loop."""
+    writes are serialised without SQLite's busy loop.
+
+    Writes commit in groups: a transaction that arrives while the thread is busy (usually
+    syncing the previous commit) waits with the others, and the next COMMIT, one disk sync,
+    makes them all durable. Each runs inside its own SAVEPOINT, so one that fails rolls back
+    alone, and none is answered before the COMMIT that holds it: durability and atomicity are
+    those of a transaction each, at the cost of one sync per group instead of one per write."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._db: sqlite3.Connection | None = None
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
+        self._pending: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]] = []
+        self._pending_lock = threading.Lock()
+        self._flush_queued = False
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
+
+    async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run fn in a write transaction of its own, committed with whatever others are waiting."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        with self._pending_lock:
+            self._pending.append((fn, future))
+            queue_flush, self._flush_queued = not self._flush_queued, True
+        if queue_flush:
+            loop.run_in_executor(self._thread, self._flush, loop)
+        return await future
+
+    async def _execute(self, sql: str, params: Any = ()) -> int:
+        """One statement as a write transaction; the rows it changed."""
+        return await self._write(lambda db: db.execute(sql, params).rowcount)
+
+    def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
+        with self._pending_lock:
+            batch, self._pending, self._flush_queued = self._pending, [], False
+        outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+            for fn, future in batch:
+                self.db.execute("SAVEPOINT write")
+                try:
+                    result = fn(self.db)
+                except Exception as e:
+                    self.db.execute("ROLLBACK TO write")
+                    self.db.execute("RELEASE write")
+                    outcomes.append((future, None, e))
+                else:
+                    self.db.execute("RELEASE write")
+                    outcomes.append((future, result, None))
+            self.db.execute("COMMIT")
+        except BaseException as e:
+            # The group could not commit (disk full, I/O error): none of it happened.
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
+            outcomes = [(future, None, e) for _, future in batch]
+        for future, result, error in outcomes:
+            loop.call_soon_threadsafe(_settle, future, result, error)
 
     @property
     def db(self) -> sqlite3.Connection:
@@ -131,15 +192,46 @@ class SqliteStore:
 
     # -- users ------------------------------------------------------------------------------
     async def create_user(self, user: str, name: str, secret_hash: bytes, created: int) -> None:
-        await self._run(
-            self.db.execute, "INSERT INTO users (id, name, secret_hash, created) VALUES (?, ?, ?, ?)",
-            (user, name, secret_hash, created),
-        )
+        await self._execute("INSERT INTO users (id, name, secret_hash, created) VALUES (?, ?, ?, ?)",
+                            (user, name, secret_hash, created))
 
     async def user_secret_hash(self, user: str) -> bytes | None:
         def query() -> bytes | None:
             row = self.db.execute("SELECT secret_hash FROM users WHERE id = ?", (user,)).fetchone()
             return bytes(row[0]) if row else None
+
+        return await self._run(query)
+
+    # -- quotas -----------------------------------------------------------------------------
+    async def quota_overrides(self, user: str) -> dict[str, int | None]:
+        rows = await self._run(lambda: self.db.execute(
+            "SELECT key, value FROM quotas WHERE owner = ?", (user,)).fetchall())
+        return {str(key): value for key, value in rows}
+
+    async def set_quota_overrides(self, user: str, values: dict[str, int | None],
+                                  cleared: list[str]) -> bool:
+        def change(db: sqlite3.Connection) -> bool:
+            if db.execute("SELECT 1 FROM users WHERE id = ?", (user,)).fetchone() is None:
+                return False
+            db.executemany("INSERT INTO quotas (owner, key, value) VALUES (?, ?, ?)"
+                           " ON CONFLICT (owner, key) DO UPDATE SET value = excluded.value",
+                           [(user, key, value) for key, value in values.items()])
+            db.executemany("DELETE FROM quotas WHERE owner = ? AND key = ?", [(user, key) for key in cleared])
+            return True
+
+        return await self._write(change)
+
+    async def usage(self, user: str) -> Usage:
+        def query() -> Usage:
+            drives, drive_bytes = self.db.execute(
+                "SELECT count(*), coalesce(sum(size), 0) FROM drives WHERE owner = ?", (user,)).fetchone()
+            servers, cpu, mem = self.db.execute(
+                "SELECT count(*),"
+                " coalesce(sum(CASE WHEN status = :active THEN CAST(json_extract(config, '$.cpu') AS INTEGER) END), 0),"
+                " coalesce(sum(CASE WHEN status = :active THEN CAST(json_extract(config, '$.mem') AS INTEGER) END), 0)"
+                " FROM servers WHERE owner = :user", {"user": user, "active": ACTIVE}).fetchone()
+            return Usage(drive_bytes=int(drive_bytes), drives=int(drives), servers=int(servers),
+                         cpu=int(cpu), mem=int(mem))
 
         return await self._run(query)
 
@@ -159,7 +251,7 @@ class SqliteStore:
             )
             self._set_readers(db, drive)
 
-        await self._run(self._tx, insert)
+        await self._write(insert)
 
     def _get_drive(self, user: str, drive: str) -> Drive | None:
         row = self.db.execute(
@@ -198,18 +290,17 @@ class SqliteStore:
             self._set_readers(db, drive)
             return True
 
-        return await self._run(self._tx, update)
+        return await self._write(update)
 
     async def delete_drive(self, user: str, drive: str) -> bool:
         def delete(db: sqlite3.Connection) -> bool:
             return db.execute("DELETE FROM drives WHERE id = ? AND owner = ?", (drive, user)).rowcount == 1
 
-        return await self._run(self._tx, delete)
+        return await self._write(delete)
 
     async def count_drive_io(self, user: str, drive: str, *, read_bytes: int = 0, read_requests: int = 0,
                              write_bytes: int = 0, write_requests: int = 0) -> None:
-        await self._run(
-            self.db.execute,
+        await self._execute(
             "UPDATE drives AS d SET read_bytes = read_bytes + :rb, read_requests = read_requests + :rr,"
             " write_bytes = write_bytes + :wb, write_requests = write_requests + :wr"
             f" WHERE d.id = :id AND {_VISIBLE}",
@@ -221,14 +312,13 @@ class SqliteStore:
         return await self._run(lambda: {row[0] for row in self.db.execute("SELECT id FROM drives")})
 
     async def set_imaging(self, user: str, drive: str, imaging: str | None, error: str | None) -> None:
-        await self._run(self.db.execute,
-                        "UPDATE drives SET imaging = ?, imaging_error = ? WHERE id = ? AND owner = ?",
-                        (imaging, error, drive, user))
+        await self._execute("UPDATE drives SET imaging = ?, imaging_error = ? WHERE id = ? AND owner = ?",
+                            (imaging, error, drive, user))
 
     # -- standard images ---------------------------------------------------------------------
     async def insert_image(self, image: StandardImage) -> None:
-        await self._run(self.db.execute, "INSERT INTO images (id, name, size, created) VALUES (?, ?, ?, ?)",
-                        (image.image, image.name, image.size, image.created))
+        await self._execute("INSERT INTO images (id, name, size, created) VALUES (?, ?, ?, ?)",
+                            (image.image, image.name, image.size, image.created))
 
     def _get_image(self, image: str) -> StandardImage | None:
         row = self.db.execute("SELECT id, name, size, created FROM images WHERE id = ?", (image,)).fetchone()
@@ -250,7 +340,7 @@ class SqliteStore:
         return await self._run(query)
 
     async def delete_image(self, image: str) -> bool:
-        return await self._run(lambda: self.db.execute("DELETE FROM images WHERE id = ?", (image,)).rowcount == 1)
+        return await self._execute("DELETE FROM images WHERE id = ?", (image,)) == 1
 
     # -- image jobs ---------------------------------------------------------------------------
     async def add_image_job(self, user: str, drive: str, source: str, conversion: str) -> ImageJob | None:
@@ -268,7 +358,7 @@ class SqliteStore:
                        " WHERE id = ?", (drive,))
             return ImageJob(int(cursor.lastrowid or 0), drive, user, source, conversion)
 
-        return await self._run(self._tx, add)
+        return await self._write(add)
 
     async def image_jobs(self, user: str, drive: str) -> list[ImageJob]:
         rows = await self._run(lambda: self.db.execute(
@@ -284,7 +374,7 @@ class SqliteStore:
                 db.execute("UPDATE drives SET imaging = ?, imaging_error = ? WHERE id = ? AND owner = ?",
                            (imaging, error, row[0], user))
 
-        await self._run(self._tx, finish)
+        await self._write(finish)
 
     async def all_image_jobs(self) -> list[ImageJob]:
         rows = await self._run(lambda: self.db.execute(
@@ -300,8 +390,7 @@ class SqliteStore:
                             created=row[3], status=row[4], host=row[5], started=row[6])
 
     async def insert_server(self, record: ServerRecord) -> None:
-        await self._run(
-            self.db.execute,
+        await self._execute(
             "INSERT INTO servers (id, owner, config, created, status) VALUES (?, ?, ?, ?, ?)",
             (record.server, record.owner, json.dumps(to_props(record.config)), record.created, record.status),
         )
@@ -327,15 +416,15 @@ class SqliteStore:
         return await self._run(query)
 
     async def update_server_config(self, user: str, record: ServerRecord) -> bool:
-        cursor = await self._run(self.db.execute, "UPDATE servers SET config = ? WHERE id = ? AND owner = ?",
-                                 (json.dumps(to_props(record.config)), record.server, user))
-        return bool(cursor.rowcount == 1)
+        updated = await self._execute("UPDATE servers SET config = ? WHERE id = ? AND owner = ?",
+                                      (json.dumps(to_props(record.config)), record.server, user))
+        return updated == 1
 
     async def delete_server(self, user: str, server: str) -> bool:
         def delete(db: sqlite3.Connection) -> bool:
             return db.execute("DELETE FROM servers WHERE id = ? AND owner = ?", (server, user)).rowcount == 1
 
-        return await self._run(self._tx, delete)
+        return await self._write(delete)
 
     async def activate_server(self, user: str, server: str, host: str, started: int,
                               claims: list[Claim]) -> None:
@@ -362,7 +451,7 @@ class SqliteStore:
             db.executemany("INSERT INTO server_claims (server, device, drive) VALUES (?, ?, ?)",
                            [(server, c.device, c.drive) for c in claims])
 
-        await self._run(self._tx, activate)
+        await self._write(activate)
 
     async def deactivate_server(self, user: str, server: str) -> bool:
         """Release the server's claims and mark it stopped; False when it was not active."""
@@ -372,7 +461,7 @@ class SqliteStore:
                 "UPDATE servers SET status = ?, host = NULL, started = NULL WHERE id = ? AND owner = ?"
                 " AND status = ?", (STOPPED, server, user, ACTIVE)).rowcount == 1
 
-        return await self._run(self._tx, deactivate)
+        return await self._write(deactivate)
 
     async def active_servers(self) -> list[ServerRecord]:
         """Maintenance: every active server, whoever owns it (start-up reconciliation, events)."""

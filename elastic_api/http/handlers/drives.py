@@ -56,7 +56,7 @@ async def write(call: Call) -> NoContent:
         raise UsageError(f"unsupported Content-Encoding: {encoding[:20]} (send raw bytes or gzip)")
     await call.services.drives.write(
         call.user, call.arg("drive"), call.request.match_info.get("offset", "0"),
-        call.request.content.iter_chunked(call.config.stream_chunk),
+        call.body(),
         gzip=encoding in ("gzip", "x-gzip"), length=call.request.content_length,
     )
     return NoContent()

@@ -1,0 +1,163 @@
+"""Serving the app as `elastic-api serve` does: a header deadline on every connection, the
+configured timeouts, and a graceful stop on SIGTERM or SIGINT."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from elastic_api.config import Config
+
+log = logging.getLogger(__name__)
+
+ACCESS_LOG_FORMAT = '%a "%r" %s %b %Tfs'
+
+
+def _timeout_response(seconds: int) -> bytes:
+    body = f"request line and headers not received within {seconds} seconds\n".encode()
+    head = ("HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain; charset=utf-8\r\n"
+            f"X-Elastic-Error: usage\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n")
+    return head.encode() + body
+
+
+class HeaderDeadline(asyncio.Protocol):
+    """One connection: aiohttp's own protocol inside, and a deadline on request headers around it.
+
+    aiohttp bounds only the idle time between requests (keepalive_timeout); a client that sends
+    a header byte now and then keeps a connection, and the memory of a half-parsed request, for
+    as long as it likes. Here a timer starts when the connection opens and again at the first
+    byte that arrives while no request is being handled; the app's `header_deadline` middleware
+    stops it once a request's headers are parsed and it reaches the app. A timer that fires
+    first answers 408 and closes the connection."""
+
+    def __init__(self, inner: asyncio.Protocol, timeout: int, loop: asyncio.AbstractEventLoop) -> None:
+        self._inner = inner
+        self._timeout = timeout
+        self._loop = loop
+        self._transport: asyncio.Transport | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._in_request = False
+
+    # -- what the middleware reports ---------------------------------------------------------
+    def request_started(self) -> None:
+        self._in_request = True
+        self._disarm()
+
+    def request_finished(self) -> None:
+        self._in_request = False
+
+    # -- the timer ----------------------------------------------------------------------------
+    def _arm(self) -> None:
+        self._timer = self._loop.call_later(self._timeout, self._expired)
+
+    def _disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _expired(self) -> None:
+        self._timer = None
+        transport = self._transport
+        if self._in_request or transport is None or transport.is_closing():
+            return
+        log.info("closing a connection from %s: no request headers within %d s",
+                 transport.get_extra_info("peername"), self._timeout)
+        transport.write(_timeout_response(self._timeout))
+        transport.close()
+
+    # -- asyncio.Protocol, passed through ----------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        self._arm()
+        self._inner.connection_made(transport)
+
+    def data_received(self, data: bytes) -> None:
+        if not self._in_request and self._timer is None:
+            self._arm()
+        self._inner.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return self._inner.eof_received()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        self._transport = None
+        self._inner.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        self._inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        self._inner.resume_writing()
+
+
+@web.middleware
+async def header_deadline(request: web.Request,
+                          handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+    """Tells the connection's HeaderDeadline (when it has one) that a request's headers are in."""
+    transport = request.transport
+    guard = transport.get_protocol() if transport is not None else None
+    if not isinstance(guard, HeaderDeadline):
+        return await handler(request)
+    guard.request_started()
+    try:
+        return await handler(request)
+    finally:
+        guard.request_finished()
+
+
+class GuardedSite(web.BaseSite):
+    """A TCP listener whose connections each get a HeaderDeadline around aiohttp's protocol."""
+
+    def __init__(self, runner: web.BaseRunner, host: str, port: int, *, header_timeout: int,
+                 backlog: int = 128) -> None:
+        super().__init__(runner, backlog=backlog)
+        self.runner, self.host, self.port, self.header_timeout = runner, host, port, header_timeout
+
+    @property
+    def name(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    async def start(self) -> None:
+        await super().start()
+        loop = asyncio.get_running_loop()
+        factory = self.runner.server
+        assert factory is not None, "the runner is not set up"
+        self._server = await loop.create_server(
+            lambda: HeaderDeadline(factory(), self.header_timeout, loop), self.host, self.port,
+            backlog=self._backlog, reuse_address=True)
+        sockets = self._server.sockets
+        if sockets:
+            self.port = int(sockets[0].getsockname()[1])
+
+
+def runner_options(config: Config) -> dict[str, Any]:
+    """aiohttp's per-connection settings from the config."""
+    # Content-Encoding: gzip is ours to stream through a bounded decoder, not aiohttp's.
+    return {"auto_decompress": False, "access_log_format": ACCESS_LOG_FORMAT,
+            "keepalive_timeout": config.keepalive_timeout, "lingering_time": config.lingering_time}
+
+
+async def serve(app: web.Application, config: Config, host: str, port: int,
+                ready: Callable[[GuardedSite], None] | None = None) -> None:
+    """Run until SIGTERM or SIGINT, then stop taking connections, let requests finish, and close."""
+    runner = web.AppRunner(app, **runner_options(config))
+    await runner.setup()
+    try:
+        site = GuardedSite(runner, host, port, header_timeout=config.header_timeout)
+        await site.start()
+        if ready is not None:
+            ready(site)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        log.info("stopping")
+    finally:
+        await runner.cleanup()

@@ -1,0 +1,297 @@
+#!/usr/bin/env python3
+"""Benchmark: 50 keep-alive clients mixing small requests and 4 MiB writes against a real
+`elastic-api serve` pinned to one core, beside a trivial aiohttp handler on the same core."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import os
+import random
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+# Loopback only: the server, its users and the load never face a network.
+HOST = "127.0.0.1"
+MiB = 1 << 20
+
+# The ceiling: aiohttp answering a fixed body with nothing of ours in the way.
+HELLO = """
+import sys
+from aiohttp import web
+async def hello(request):
+    return web.Response(text="ok\\n")
+app = web.Application()
+app.router.add_route("*", "/hello", hello)
+web.run_app(app, host=sys.argv[1], port=int(sys.argv[2]), print=None, access_log=None)
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+def program() -> str:
+    venv = ROOT / ".venv" / "bin" / "elastic-api"
+    return str(venv if venv.exists() else Path(sys.executable).parent / "elastic-api")
+
+
+def pinned(cpu: int) -> Callable[[], None]:
+    return lambda: os.sched_setaffinity(0, {cpu})
+
+
+def peak_memory(pid: int) -> tuple[int, int]:
+    """(VmHWM, VmRSS) in KiB from /proc."""
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmHWM", "VmRSS"):
+            fields[key] = int(value.split()[0])
+    return fields["VmHWM"], fields["VmRSS"]
+
+
+async def wait_listening(port: int, process: subprocess.Popen[bytes], patience: float = 60) -> None:
+    deadline = time.monotonic() + patience
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError("the server exited while starting")
+        with contextlib.suppress(OSError):
+            _, writer = await asyncio.open_connection(HOST, port)
+            writer.close()
+            return
+        await asyncio.sleep(0.05)
+    raise RuntimeError("the server did not start listening")
+
+
+# -- a small, fast HTTP/1.1 keep-alive client (aiohttp's client would be the bottleneck) -------------
+class Connection:
+    def __init__(self, port: int, auth: str) -> None:
+        self.port = port
+        self.auth = auth
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def request(self, method: str, path: str, body: bytes = b"") -> tuple[int, bytes]:
+        if self.writer is None or self.writer.is_closing():
+            self.reader, self.writer = await asyncio.open_connection(HOST, self.port)
+        assert self.reader is not None
+        head = (f"{method} {path} HTTP/1.1\r\nHost: {HOST}\r\nAuthorization: {self.auth}\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n").encode()
+        self.writer.write(head + body if len(body) < 65536 else head)
+        if len(body) >= 65536:
+            self.writer.write(body)
+        await self.writer.drain()
+        status_line = await self.reader.readuntil(b"\r\n")
+        status = int(status_line.split()[1])
+        length, close = 0, False
+        while (line := await self.reader.readuntil(b"\r\n")) != b"\r\n":
+            name, _, value = line.partition(b":")
+            name = name.strip().lower()
+            if name == b"content-length":
+                length = int(value)
+            elif name == b"connection" and value.strip().lower() == b"close":
+                close = True
+        data = await self.reader.readexactly(length) if length else b""
+        if close:
+            self.writer.close()
+        return status, data
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+@dataclass
+class Tally:
+    small: list[float] = field(default_factory=list)
+    writes: list[float] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    by_op: dict[str, int] = field(default_factory=dict)
+
+
+def percentile(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
+
+
+async def client(port: int, auth: str, seed: int, deadline: float, write_share: float, payload: bytes,
+                 tally: Tally) -> None:
+    rng = random.Random(seed)
+    conn = Connection(port, auth)
+    drives: list[str] = []
+
+    async def call(op: str, method: str, path: str, body: bytes = b"", ok: tuple[int, ...] = (200, 204)) -> bytes:
+        start = time.perf_counter()
+        try:
+            status, data = await conn.request(method, path, body)
+        except (OSError, asyncio.IncompleteReadError) as e:
+            tally.errors.append(f"{op}: {e!r}")
+            conn.close()
+            return b""
+        took = time.perf_counter() - start
+        (tally.writes if op == "write" else tally.small).append(took)
+        tally.by_op[op] = tally.by_op.get(op, 0) + 1
+        if status not in ok:
+            tally.errors.append(f"{op} {path}: {status} {data[:100]!r}")
+        return data
+
+    async def create() -> None:
+        data = await call("create", "POST", "/drives/create", f"name load{seed}\nsize 8M\n".encode())
+        for line in data.decode().splitlines():
+            if line.startswith("drive "):
+                drives.append(line.split()[1])
+
+    await create()
+    small_ops = ("info", "list", "set", "create", "destroy")
+    weights = (35, 30, 15, 10, 10)
+    while time.monotonic() < deadline:
+        if rng.random() < write_share and drives:
+            await call("write", "POST", f"/drives/{rng.choice(drives)}/write/{rng.randrange(2) * 4 * MiB}", payload)
+            continue
+        op = rng.choices(small_ops, weights)[0]
+        if op == "create" and len(drives) >= 6:
+            op = "destroy"
+        if op == "destroy" and len(drives) <= 1:
+            op = "create"
+        if op == "info":
+            await call(op, "GET", f"/drives/{rng.choice(drives)}/info")
+        elif op == "list":
+            await call(op, "GET", "/drives/list")
+        elif op == "set":
+            await call(op, "POST", f"/drives/{rng.choice(drives)}/set", f"name n{rng.randrange(1000)}\n".encode())
+        elif op == "create":
+            await create()
+        else:
+            await call(op, "POST", f"/drives/{drives.pop(rng.randrange(len(drives)))}/destroy")
+    conn.close()
+
+
+async def hello_client(port: int, deadline: float, tally: Tally) -> None:
+    conn = Connection(port, "Basic eDp5")
+    while time.monotonic() < deadline:
+        start = time.perf_counter()
+        status, _ = await conn.request("GET", "/hello")
+        tally.small.append(time.perf_counter() - start)
+        if status != 200:
+            tally.errors.append(f"hello: {status}")
+    conn.close()
+
+
+def report(name: str, tally: Tally, seconds: float) -> float:
+    small_rps = len(tally.small) / seconds
+    print(f"{name}: {small_rps:,.0f} small requests/s, p50 {percentile(tally.small, 50) * 1000:.1f} ms,"
+          f" p99 {percentile(tally.small, 99) * 1000:.1f} ms; errors {len(tally.errors)}")
+    return small_rps
+
+
+async def hello_load(port: int, process: subprocess.Popen[bytes], clients: int, seconds: float) -> Tally:
+    await wait_listening(port, process)
+    tally = Tally()
+    deadline = time.monotonic() + seconds
+    await asyncio.gather(*(hello_client(port, deadline, tally) for _ in range(clients)))
+    return tally
+
+
+async def api_load(port: int, process: subprocess.Popen[bytes], auths: list[str],
+                   args: argparse.Namespace, payload: bytes) -> tuple[Tally, float]:
+    await wait_listening(port, process)
+    tally = Tally()
+    start = time.monotonic()
+    deadline = start + args.duration
+    await asyncio.gather(*(client(port, auths[i % len(auths)], i, deadline, args.write_share, payload, tally)
+                           for i in range(args.clients)))
+    return tally, time.monotonic() - start
+
+
+def run(args: argparse.Namespace) -> int:
+    os.sched_setaffinity(0, {args.client_cpu})
+    work = Path(tempfile.mkdtemp(prefix="bench-load-"))
+    payload = random.Random(7).randbytes(args.write_size // 2) * 2  # half repeats: realistic, not zeros
+
+    # The ceiling, on the server's core.
+    port = free_port()
+    hello = subprocess.Popen([sys.executable, "-c", HELLO, HOST, str(port)], preexec_fn=pinned(args.server_cpu))
+    try:
+        baseline = asyncio.run(hello_load(port, hello, args.clients, args.baseline))
+    finally:
+        hello.terminate()
+        hello.wait()
+    hello_rps = report("baseline (aiohttp hello handler)", baseline, args.baseline)
+
+    port = free_port()
+    config = work / "elastic-api.yaml"
+    config.write_text(yaml.safe_dump({
+        "listen": f"{HOST}:{port}", "data_dir": str(work / "var"), "log_level": args.log_level,
+        "hosts": [{"name": "test", "uri": "test:///default"}],
+        # Throughput, not the upload limit, is measured: every client may be writing at once.
+        "max_uploads": args.clients, "max_uploads_per_user": args.clients,
+    }))
+    auths = []
+    for _ in range(args.users):
+        out = subprocess.run([program(), "--config", str(config), "user", "create"], check=True,
+                             capture_output=True, text=True).stdout
+        lines = dict(line.split(" ", 1) for line in out.splitlines())
+        auths.append("Basic " + base64.b64encode(f"{lines['user']}:{lines['secret']}".encode()).decode())
+
+    command = [program(), "--config", str(config), "serve"]
+    if args.profile:
+        command = [sys.executable, "-m", "cProfile", "-o", args.profile, "-m", "elastic_api", *command[1:]]
+    with open(work / "server.log", "wb") as log:
+        server = subprocess.Popen(command, stdout=log, stderr=log, preexec_fn=pinned(args.server_cpu))
+    try:
+        tally, seconds = asyncio.run(api_load(port, server, auths, args, payload))
+        hwm, rss = peak_memory(server.pid)
+    finally:
+        server.terminate()
+        server.wait()
+
+    total = len(tally.small) + len(tally.writes)
+    print(f"elastic-api, {args.clients} clients over {args.users} users, {seconds:.0f} s,"
+          f" server on CPU {args.server_cpu}, load on CPU {args.client_cpu}:")
+    print(f"  all requests: {total / seconds:,.0f}/s ({total} in {seconds:.1f} s); by command {tally.by_op}")
+    small_rps = report("  small requests", tally, seconds)
+    print(f"  {args.write_size // MiB} MiB writes: {len(tally.writes) / seconds:.1f}/s"
+          f" ({len(tally.writes) * args.write_size / seconds / MiB:.0f} MiB/s),"
+          f" p50 {percentile(tally.writes, 50) * 1000:.0f} ms, p99 {percentile(tally.writes, 99) * 1000:.0f} ms")
+    print(f"  errors: {len(tally.errors)}" + (f" (first: {tally.errors[0]})" if tally.errors else ""))
+    print(f"  server memory: peak {hwm / 1024:.0f} MiB (VmHWM), {rss / 1024:.0f} MiB at the end")
+    print(f"  small requests/s as a ratio of the hello baseline on the same core: {small_rps / hello_rps:.2f}")
+    p99 = percentile(tally.small, 99) * 1000
+    met = small_rps >= 2000 and p99 < 50 and not tally.errors
+    print(f"  target (>= 2,000 small/s, p99 < 50 ms, no errors): {'met' if met else 'MISSED'}")
+    print(f"  server log: {work / 'server.log'}" + (f"; profile: {args.profile}" if args.profile else ""))
+    return 0 if not tally.errors else 1
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--duration", type=float, default=60, help="seconds of load (default 60)")
+    parser.add_argument("--baseline", type=float, default=10, help="seconds of the hello baseline (default 10)")
+    parser.add_argument("--clients", type=int, default=50, help="concurrent keep-alive clients (default 50)")
+    parser.add_argument("--users", type=int, default=10, help="users the clients are spread over (default 10)")
+    parser.add_argument("--write-share", type=float, default=0.01,
+                        help="fraction of requests that are writes (default 0.01)")
+    parser.add_argument("--write-size", type=int, default=4 * MiB, help="bytes per write (default 4 MiB)")
+    parser.add_argument("--server-cpu", type=int, default=0, help="the core the server runs on")
+    parser.add_argument("--client-cpu", type=int, default=1, help="the core the load runs on")
+    parser.add_argument("--log-level", default="INFO", help="the server's log level (INFO logs every request)")
+    parser.add_argument("--profile", help="run the server under cProfile and write its stats here")
+    return run(parser.parse_args())
+
+
+if __name__ == "__main__":
+    sys.exit(main())
