@@ -14,6 +14,7 @@ from elastic_api.http.routes import add_routes
 from elastic_api.service.drives import DriveService
 from elastic_api.hypervisor import Hypervisor
 from elastic_api.service.imaging import ImagingService
+from elastic_api.service.resources import ResourceService
 from elastic_api.service.servers import ServerService
 from elastic_api.service.users import UserService
 from elastic_api.storage import Storage
@@ -26,6 +27,7 @@ class Services:
     drives: DriveService
     imaging: ImagingService
     servers: ServerService
+    resources: ResourceService
 
 
 SERVICES = web.AppKey("services", Services)
@@ -34,9 +36,11 @@ CONFIG = web.AppKey("config", Config)
 
 def build_services(config: Config, store: Store, storage: Storage, hypervisor: Hypervisor) -> Services:
     drives = DriveService(config, store, storage)
+    resources = ResourceService(config, store, hypervisor)
     return Services(users=UserService(store), drives=drives,
                     imaging=ImagingService(config, store, storage, drives),
-                    servers=ServerService(config, store, hypervisor, drives))
+                    servers=ServerService(config, store, hypervisor, drives, resources),
+                    resources=resources)
 
 
 def create_app(config: Config, *, store: Store, storage: Storage, hypervisor: Hypervisor) -> web.Application:
