@@ -44,11 +44,9 @@ def prefix(system_libvirt: str) -> Iterator[str]:
         for network in conn.listAllNetworks():
             if not network.name().startswith(prefix):
                 continue
-            bridge = ET.fromstring(network.XMLDesc(0)).find("bridge")
             for dom in conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE):
-                source = ET.fromstring(dom.XMLDesc(0)).findall("devices/interface/source")
-                if any(s.get("network") == network.name() or (bridge is not None and s.get("bridge") == bridge.get("name"))
-                       for s in source):
+                sources = ET.fromstring(dom.XMLDesc(0)).findall("devices/interface/source")
+                if any(source.get("network") == network.name() for source in sources):
                     try:
                         dom.destroy()
                     except libvirt.libvirtError:
