@@ -74,6 +74,18 @@ def _lookup_network(conn: libvirt.virConnect, name: str) -> libvirt.virNetwork |
         return None
 
 
+def _create_network(conn: libvirt.virConnect, name: str, xml: str) -> libvirt.virNetwork:
+    """Create a transient network, or take the one a concurrent caller (another start, another
+    API process) created first: libvirt then refuses ours with an operation-failed error."""
+    try:
+        return conn.networkCreateXML(xml)
+    except libvirt.libvirtError:
+        network = _lookup_network(conn, name)
+        if network is None:
+            raise
+        return network
+
+
 def _update_dhcp_host(network: libvirt.virNetwork, command: int, mac: str, ip: str) -> None:
     """One change to a running network's DHCP reservations; a persistent network's saved config
     changes with it, so a restarted network still knows them."""
@@ -288,14 +300,8 @@ class LibvirtHypervisor:
         this name, created transient when missing: NICs on no other network, and each VLAN (whose
         bridge name the caller derives)."""
         def ensure(conn: libvirt.virConnect) -> None:
-            network = _lookup_network(conn, name)
-            if network is None:
-                try:
-                    conn.networkCreateXML(isolated_network_xml(name, bridge))
-                except libvirt.libvirtError as e:
-                    if e.get_error_code() != libvirt.VIR_ERR_NETWORK_EXIST:
-                        raise  # else a concurrent start made it first
-            elif not network.isActive():
+            network = _lookup_network(conn, name) or _create_network(conn, name, isolated_network_xml(name, bridge))
+            if not network.isActive():
                 network.create()
         await self._call(host, f"set up network {name}", ensure)
 
@@ -304,15 +310,8 @@ class LibvirtHypervisor:
         missing. One that exists with other addressing is not ours to change under running
         guests: FailedError, and the operator removes it or fixes the pool."""
         def ensure(conn: libvirt.virConnect) -> str | None:
-            network = _lookup_network(conn, public.name)
-            if network is None:
-                try:
-                    conn.networkCreateXML(public_network_xml(public))
-                    return None
-                except libvirt.libvirtError as e:
-                    if e.get_error_code() != libvirt.VIR_ERR_NETWORK_EXIST:
-                        raise
-                    network = conn.networkLookupByName(public.name)
+            network = _lookup_network(conn, public.name) or _create_network(conn, public.name,
+                                                                            public_network_xml(public))
             if not network.isActive():
                 network.create()
             return public_network_differs(network.XMLDesc(0), public)

@@ -29,7 +29,8 @@ class ResourceService:
         self.store = store
         self.hypervisor = hypervisor
         self.clock = clock
-        # Held around a VLAN's network changes: creating it for a start, removing it on destroy.
+        # Held around a network's changes: a VLAN's (created for a start, removed on destroy) by its
+        # UUID, a host's public network (created by the first start that needs it) by the host.
         self.locks = LockTable()
         pool = config.ip_pool
         self.pool = PoolInfo(netmask=pool.netmask, gateway=pool.gateway, nameserver=pool.nameserver)
@@ -124,7 +125,8 @@ class ResourceService:
             if static or auto:
                 leases = await self.store.lease_ips(record.owner, record.server, static, auto,
                                                     self.public.first, self.public.last)
-                await self.hypervisor.ensure_public_network(host, self.public)
+                async with self.locks.hold(f"public network on {host}"):
+                    await self.hypervisor.ensure_public_network(host, self.public)
                 for lease in leases:
                     await self.hypervisor.set_dhcp_host(host, self.public.name, lease.mac, lease.ip)
                     networks[lease.nic] = self.public.name

@@ -188,13 +188,13 @@ class ServerService:
     async def info(self, record: ServerRecord) -> Info:
         info = to_server_info(record)
         if record.status == ACTIVE and record.host is not None:
+            info.update(await self.resources.server_info(record))
             try:
                 stats = await self.hypervisor.stats(record.host, record.server)
             except ElasticError as e:
                 log.warning("no statistics for server %s: %s", record.server, e.message)
                 return info
             info.update(stats)
-            info.update(await self.resources.server_info(record))
             if record.config.vnc is not None:
                 exposed = record.config.vnc_password and not record.config.vnc_tls
                 info["vnc:ip"] = self.config.vnc_listen if exposed else "127.0.0.1"

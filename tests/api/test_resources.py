@@ -2,6 +2,7 @@
 and servers' NICs wired to them (reservations read back from the host's network)."""
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import pytest
@@ -304,3 +305,12 @@ async def test_start_up_reconciles_networks(config, serve):
     info = (await api.get(f"/servers/{server['server']}/info", as_json=True)).json
     assert info["status"] == "stopped"
     assert (await create(api, "ip"))["resource"] == ADDRESSES[0]
+
+
+async def test_concurrent_starts_get_distinct_addresses(alice, client):
+    keys = {"nic:0:model": "virtio", "nic:0:dhcp": "auto"}
+    servers = await asyncio.gather(*(new_server(alice, name=f"s{i}", **keys) for i in range(3)))
+    assert sorted(s["nic:0:dhcp:ip"] for s in servers) == ADDRESSES
+    assert sorted((await reservations(client)).values()) == ADDRESSES
+    reply = await alice.call("/servers/create", {"name": "late", "cpu": "1000", "mem": "64", **keys})
+    assert (reply.status, reply.error) == (507, "full")
