@@ -16,6 +16,7 @@ from elastic_api.service.drives import DriveService
 from elastic_api.hypervisor import Hypervisor
 from elastic_api.service.imaging import ImagingService
 from elastic_api.service.quotas import QuotaService
+from elastic_api.service.resources import ResourceService
 from elastic_api.service.servers import ServerService
 from elastic_api.service.users import UserService
 from elastic_api.storage import Storage
@@ -29,6 +30,7 @@ class Services:
     imaging: ImagingService
     servers: ServerService
     quotas: QuotaService
+    resources: ResourceService
 
 
 SERVICES = web.AppKey("services", Services)
@@ -38,9 +40,11 @@ CONFIG = web.AppKey("config", Config)
 def build_services(config: Config, store: Store, storage: Storage, hypervisor: Hypervisor) -> Services:
     quotas = QuotaService(config, store)
     drives = DriveService(config, store, storage, quotas=quotas)
+    resources = ResourceService(config, store, hypervisor, quotas=quotas)
     return Services(users=UserService(store), drives=drives,
                     imaging=ImagingService(config, store, storage, drives),
-                    servers=ServerService(config, store, hypervisor, drives), quotas=quotas)
+                    servers=ServerService(config, store, hypervisor, drives, resources),
+                    quotas=quotas, resources=resources)
 
 
 def create_app(config: Config, *, store: Store, storage: Storage, hypervisor: Hypervisor) -> web.Application:

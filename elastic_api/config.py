@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +37,33 @@ DEFAULT_QUOTA = Quota(drive_bytes=10 * 1024 * GiB, drives=200, servers=100, cpu=
 
 
 @dataclass(frozen=True)
+class IpPool:
+    """The public addresses IP resources and `auto` leases come from, and the network they sit in.
+    The defaults are TEST-NET-2 (RFC 5737): never routed anywhere, so a fresh machine's pool can
+    collide with no real network; an operator names real public addresses here."""
+
+    network: str = "198.51.100.0/24"
+    # The host's address on the public bridge: the guests' router, and never handed to a guest.
+    gateway: str = "198.51.100.1"
+    # What guests are told to resolve names with (DHCP option 6).
+    nameserver: str = "198.51.100.1"
+    # FIRST-LAST, both inside network: the addresses users and `auto` NICs get.
+    range: str = "198.51.100.10-198.51.100.254"
+
+    @property
+    def netmask(self) -> str:
+        return str(ipaddress.IPv4Network(self.network).netmask)
+
+    @property
+    def first(self) -> str:
+        return self.range.partition("-")[0].strip()
+
+    @property
+    def last(self) -> str:
+        return self.range.partition("-")[2].strip()
+
+
+@dataclass(frozen=True)
 class Config:
     listen: str = "127.0.0.1:8080"
     data_dir: Path = Path("./var")
@@ -49,6 +78,13 @@ class Config:
     log_level: str = "INFO"
     # Guests' domain type: "auto" is KVM where /dev/kvm works and TCG ("qemu") elsewhere.
     domain_type: str = "auto"
+    ip_pool: IpPool = IpPool()
+    # The libvirt network (on every host) that NICs with `nic:N:dhcp` join: an isolated bridge
+    # whose DHCP hands each NIC its reserved address.
+    public_network: str = "elastic-public"
+    # Each VLAN is the libvirt network PREFIX + its UUID; start-up removes networks with this prefix
+    # that no VLAN owns, so one prefix per deployment (and per test) keeps hands off the others'.
+    vlan_network_prefix: str = "elastic-vlan-"
 
     # Limits. Each says why its default is what it is.
     # Metadata bodies are a few hundred bytes of keys; 64 KiB leaves room for many user:* keys.
@@ -148,6 +184,52 @@ def _quotas(value: Any) -> Quota:
         return DEFAULT_QUOTA.with_overrides(parse_mapping(value))
     except UsageError as e:
         raise ConfigError(f"quotas: {e.message}") from None
+_NETWORK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def _ip_pool(value: Any) -> IpPool:
+    if not isinstance(value, dict):
+        raise ConfigError("ip_pool must be a mapping of network, gateway, nameserver, range")
+    known = {f.name for f in dataclasses.fields(IpPool)}
+    unknown = set(value) - known
+    if unknown:
+        raise ConfigError(f"unknown ip_pool key: {sorted(unknown)[0]}")
+    pool = IpPool(**{key: str(raw) for key, raw in value.items()})
+    check_ip_pool(pool)
+    return pool
+
+
+def check_ip_pool(pool: IpPool) -> None:
+    """ConfigError unless the pool is an IPv4 network with the gateway inside it and the range
+    inside it, between its network and broadcast addresses, not holding the gateway."""
+    try:
+        network = ipaddress.IPv4Network(pool.network, strict=True)
+    except ValueError:
+        raise ConfigError(f"ip_pool.network must be an IPv4 network like 198.51.100.0/24: {pool.network!r}") from None
+    if network.prefixlen > 30:
+        raise ConfigError("ip_pool.network must be a /30 or larger: it holds the gateway and guests")
+
+    def address(key: str, text: str) -> ipaddress.IPv4Address:
+        try:
+            return ipaddress.IPv4Address(text.strip())
+        except ValueError:
+            raise ConfigError(f"ip_pool.{key} must be an IPv4 address: {text!r}") from None
+
+    gateway = address("gateway", pool.gateway)
+    address("nameserver", pool.nameserver)
+    if "-" not in pool.range:
+        raise ConfigError(f"ip_pool.range must be FIRST-LAST: {pool.range!r}")
+    first, last = address("range", pool.first), address("range", pool.last)
+    usable = (network.network_address, network.broadcast_address)
+    if gateway not in network or gateway in usable:
+        raise ConfigError(f"ip_pool.gateway {gateway} must be a host address in {network}")
+    if first > last:
+        raise ConfigError(f"ip_pool.range starts after it ends: {pool.range}")
+    if not (usable[0] < first and last < usable[1]):
+        raise ConfigError(f"ip_pool.range {pool.range} must lie inside {network}, "
+                          "between its network and broadcast addresses")
+    if first <= gateway <= last:
+        raise ConfigError(f"ip_pool.range {pool.range} must not hold the gateway {gateway}")
 
 
 def from_mapping(data: dict[str, Any]) -> Config:
@@ -160,6 +242,8 @@ def from_mapping(data: dict[str, Any]) -> Config:
     for key, raw in data.items():
         if key == "hosts":
             values[key] = _hosts(raw)
+        elif key == "ip_pool":
+            values[key] = _ip_pool(raw)
         elif key == "data_dir":
             values[key] = Path(str(raw))
         elif key == "quotas":
@@ -183,6 +267,11 @@ def from_mapping(data: dict[str, Any]) -> Config:
     for key in ("max_uploads_per_user", "max_uploads", "header_timeout", "body_timeout"):
         if getattr(config, key) < 1:
             raise ConfigError(f"{key} must be at least 1")
+    for key in ("public_network", "vlan_network_prefix"):
+        if not _NETWORK_NAME.match(getattr(config, key)):
+            raise ConfigError(f"{key} must be 1 to 64 letters, digits, '_', '.' or '-'")
+    if config.public_network.startswith(config.vlan_network_prefix):
+        raise ConfigError("public_network must not start with vlan_network_prefix: start-up would remove it")
     return config
 
 
@@ -207,4 +296,4 @@ def replace(config: Config, **changes: Any) -> Config:
     return dataclasses.replace(config, **changes)
 
 
-__all__ = ["Config", "HostConfig", "from_mapping", "load", "parse_listen", "replace"]
+__all__ = ["Config", "HostConfig", "IpPool", "check_ip_pool", "from_mapping", "load", "parse_listen", "replace"]

@@ -8,7 +8,7 @@ from aiohttp import web
 
 from elastic_api.errors import MethodError
 from elastic_api.http.call import Call
-from elastic_api.http.handlers import drives, servers
+from elastic_api.http.handlers import drives, resources, servers
 from elastic_api.http.negotiate import Result, render
 
 # Reads accept GET and POST (real clients POST every command); changes accept POST only.
@@ -55,6 +55,14 @@ ROUTES: tuple[Route, ...] = (
     Route(CHANGE, "/servers/{server}/shutdown",              servers.shutdown),
     Route(CHANGE, "/servers/{server}/reset",                 servers.reset),
     Route(CHANGE, "/servers/{server}/destroy",               servers.destroy),
+    Route(READ,   "/resources/list",                         resources.list_all),
+    Route(READ,   "/resources/info",                         resources.info_all),
+    Route(READ,   "/resources/{type}/list",                  resources.list_type),
+    Route(READ,   "/resources/{type}/info",                  resources.info_type),
+    Route(CHANGE, "/resources/{type}/create",                resources.create),
+    Route(READ,   "/resources/{type}/{resource}/info",       resources.info),
+    Route(CHANGE, "/resources/{type}/{resource}/set",        resources.set_),
+    Route(CHANGE, "/resources/{type}/{resource}/destroy",    resources.destroy),
 )
 
 

@@ -16,6 +16,9 @@ from elastic_api.hypervisor import EventHandler
 from elastic_api.hypervisor.domain import CPU_PERIOD_US, cpu_quota, device_of_target, server_of
 from elastic_api.hypervisor.events import drain, ensure_event_loop
 from elastic_api.hypervisor.hosts import Host
+from elastic_api.hypervisor.network import (
+    PublicNetwork, dhcp_host_xml, dhcp_hosts, isolated_network_xml, public_network_differs, public_network_xml,
+)
 from elastic_api.hypervisor.placement import HostRoom, choose_host
 
 T = TypeVar("T")
@@ -60,6 +63,36 @@ def _alive(conn: libvirt.virConnect) -> bool:
         return bool(conn.isAlive())
     except libvirt.libvirtError:
         return False
+
+
+def _lookup_network(conn: libvirt.virConnect, name: str) -> libvirt.virNetwork | None:
+    try:
+        return conn.networkLookupByName(name)
+    except libvirt.libvirtError as e:
+        if e.get_error_code() != libvirt.VIR_ERR_NO_NETWORK:
+            raise
+        return None
+
+
+def _create_network(conn: libvirt.virConnect, name: str, xml: str) -> libvirt.virNetwork:
+    """Create a transient network, or take the one a concurrent caller (another start, another
+    API process) created first: libvirt then refuses ours with an operation-failed error."""
+    try:
+        return conn.networkCreateXML(xml)
+    except libvirt.libvirtError:
+        network = _lookup_network(conn, name)
+        if network is None:
+            raise
+        return network
+
+
+def _update_dhcp_host(network: libvirt.virNetwork, command: int, mac: str, ip: str) -> None:
+    """One change to a running network's DHCP reservations; a persistent network's saved config
+    changes with it, so a restarted network still knows them."""
+    flags = libvirt.VIR_NETWORK_UPDATE_AFFECT_LIVE
+    if network.isPersistent():
+        flags |= libvirt.VIR_NETWORK_UPDATE_AFFECT_CONFIG
+    network.update(command, libvirt.VIR_NETWORK_SECTION_IP_DHCP_HOST, -1, dhcp_host_xml(mac, ip), flags)
 
 
 def _memory_mb(root: ET.Element) -> int:
@@ -262,23 +295,76 @@ class LibvirtHypervisor:
             usable.append(HostRoom(host.name, room))
         return choose_host(usable, mem_mb, avoid_hosts)
 
-    async def ensure_network(self, host: str, name: str) -> None:
+    async def ensure_network(self, host: str, name: str, bridge: str | None = None) -> None:
         """An isolated libvirt network (a bridge with no forwarding, no host address, no DHCP) by
-        this name, created transient when missing, for NICs the resources layer has not wired."""
+        this name, created transient when missing: NICs on no other network, and each VLAN (whose
+        bridge name the caller derives)."""
         def ensure(conn: libvirt.virConnect) -> None:
-            try:
-                network = conn.networkLookupByName(name)
-            except libvirt.libvirtError as e:
-                if e.get_error_code() != libvirt.VIR_ERR_NO_NETWORK:
-                    raise
-                root = ET.Element("network")
-                ET.SubElement(root, "name").text = name
-                ET.SubElement(root, "bridge", stp="on", delay="0")
-                conn.networkCreateXML(ET.tostring(root, encoding="unicode"))
-                return
+            network = _lookup_network(conn, name) or _create_network(conn, name, isolated_network_xml(name, bridge))
             if not network.isActive():
                 network.create()
         await self._call(host, f"set up network {name}", ensure)
+
+    async def ensure_public_network(self, host: str, public: PublicNetwork) -> None:
+        """The public network on host (see network.public_network_xml), created transient when
+        missing. One that exists with other addressing is not ours to change under running
+        guests: FailedError, and the operator removes it or fixes the pool."""
+        def ensure(conn: libvirt.virConnect) -> str | None:
+            network = _lookup_network(conn, public.name) or _create_network(conn, public.name,
+                                                                            public_network_xml(public))
+            if not network.isActive():
+                network.create()
+            return public_network_differs(network.XMLDesc(0), public)
+        differs = await self._call(host, f"set up network {public.name}", ensure)
+        if differs is not None:
+            self._log.error("host %s: network %s does not match the ip_pool config: %s", host, public.name, differs)
+            raise FailedError(f"could not set up the public network on host {host}: it exists with other addressing")
+
+    async def dhcp_hosts(self, host: str, name: str) -> dict[str, str] | None:
+        """MAC → IP of the DHCP reservations in network `name`, or None when it does not exist."""
+        def read(conn: libvirt.virConnect) -> dict[str, str] | None:
+            network = _lookup_network(conn, name)
+            return None if network is None else dhcp_hosts(network.XMLDesc(0))
+        return await self._call(host, f"read network {name}", read)
+
+    async def set_dhcp_host(self, host: str, name: str, mac: str, ip: str) -> None:
+        """Reserve ip for mac in network `name`, live (and in its persistent config, if it has
+        one). Reservations left over for this MAC or this IP go first: the database, not libvirt,
+        says who holds an address."""
+        def update(conn: libvirt.virConnect) -> None:
+            network = conn.networkLookupByName(name)
+            for old_mac, old_ip in dhcp_hosts(network.XMLDesc(0)).items():
+                if old_mac == mac or old_ip == ip:
+                    _update_dhcp_host(network, libvirt.VIR_NETWORK_UPDATE_COMMAND_DELETE, old_mac, old_ip)
+            _update_dhcp_host(network, libvirt.VIR_NETWORK_UPDATE_COMMAND_ADD_LAST, mac, ip)
+        await self._call(host, f"reserve {ip} in network {name}", update)
+
+    async def remove_dhcp_host(self, host: str, name: str, mac: str, ip: str) -> None:
+        """Drop the reservation of ip for mac; a missing network or reservation is already done."""
+        def update(conn: libvirt.virConnect) -> None:
+            network = _lookup_network(conn, name)
+            if network is not None and dhcp_hosts(network.XMLDesc(0)).get(mac) == ip:
+                _update_dhcp_host(network, libvirt.VIR_NETWORK_UPDATE_COMMAND_DELETE, mac, ip)
+        await self._call(host, f"release {ip} in network {name}", update)
+
+    async def networks(self, host: str, prefix: str) -> list[str]:
+        """Names of the networks on host that start with prefix (ours, by the prefix we gave them)."""
+        def names(conn: libvirt.virConnect) -> list[str]:
+            return sorted(n.name() for n in conn.listAllNetworks() if n.name().startswith(prefix))
+        return await self._call(host, "list networks", names)
+
+    async def remove_network(self, host: str, name: str) -> None:
+        """Stop network `name` and forget it; one that does not exist is already gone."""
+        def remove(conn: libvirt.virConnect) -> None:
+            network = _lookup_network(conn, name)
+            if network is None:
+                return
+            persistent = network.isPersistent()
+            if network.isActive():
+                network.destroy()
+            if persistent:
+                network.undefine()
+        await self._call(host, f"remove network {name}", remove)
 
     # --- servers ----------------------------------------------------------------------------
 

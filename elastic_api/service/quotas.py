@@ -54,12 +54,12 @@ class QuotaService:
             await self.check(user, Usage(servers=count, cpu=cpu, mem=mem))
             yield
 
-    async def check_ips(self, user: str, count: int) -> None:
-        """Whether the user may hold `count` IP resources in all (the count after the change).
-        The resources service calls it with its own lock held, as drives and servers do here."""
-        limit = (await self.limits(user)).ips
-        if limit is not None and count > limit:
-            raise BillingError(f"quota exceeded: {model.WHAT['ips']} {count} of {limit}")
+    @asynccontextmanager
+    async def ips(self, user: str, *, count: int = 1) -> AsyncIterator[None]:
+        """Admit `count` more IP resources."""
+        async with self.locks.hold(f"{user} ips"):
+            await self.check(user, Usage(ips=count))
+            yield
 
     # -- the operator's command line -------------------------------------------------------------
     async def show(self, user_id: str) -> list[str]:

@@ -19,6 +19,7 @@ from elastic_api.model.server_record import ACTIVE, Claim, ServerRecord, to_serv
 from elastic_api.service.drives import DriveService, volume
 from elastic_api.service.locks import LockTable
 from elastic_api.service.quotas import QuotaService
+from elastic_api.service.resources import ResourceService
 from elastic_api.store import Store
 
 log = logging.getLogger(__name__)
@@ -26,12 +27,13 @@ log = logging.getLogger(__name__)
 
 class ServerService:
     def __init__(self, config: Config, store: Store, hypervisor: Hypervisor, drives: DriveService,
-                 clock: Callable[[], int] = time.time_ns) -> None:
+                 resources: ResourceService, clock: Callable[[], int] = time.time_ns) -> None:
         self.config = config
         self.store = store
         self.hypervisor = hypervisor
         self.drives = drives
         self.quotas: QuotaService = drives.quotas
+        self.resources = resources
         self.clock = clock
         self.locks = LockTable()
 
@@ -46,19 +48,12 @@ class ServerService:
         return await self.store.list_servers(user, page.limit, page.marker)
 
     async def _check_references(self, user: str, config: ServerConfig) -> None:
-        """Every drive a configuration names must be one the user may use; NICs may name only
-        what exists (IP and VLAN resources arrive with the resources layer)."""
+        """Every drive, IP and VLAN a configuration names must be one the user may use."""
         for slot in config.drives:
             await self.drives.get(user, slot.drive)
         for drive in config.avoid_drives:
             await self.drives.get(user, drive)
-        for nic in config.nics:
-            if nic.dhcp not in (None, "auto"):
-                raise MissingError(f"no such ip: {nic.dhcp}")
-            if nic.vlan is not None:
-                raise MissingError(f"no such vlan: {nic.vlan}")
-        if config.vnc not in (None, "auto"):
-            raise MissingError(f"no such ip: {config.vnc}")  # only the user's own IPs, once they exist
+        await self.resources.check_references(user, config)
         for other in config.avoid_servers:
             await self.get(user, other)
 
@@ -112,7 +107,8 @@ class ServerService:
                 await self.store.activate_server(user, record.server, host, started, claims)
             try:
                 self.config.log_dir.mkdir(parents=True, exist_ok=True)
-                if config.nics:
+                networks = await self.resources.wire(record, host)
+                if any(nic.index not in networks for nic in config.nics):
                     await self.hypervisor.ensure_network(host, DomainSpec.default_network)
                 spec = DomainSpec(
                     server=record.server, config=config, disks=disks,
@@ -123,12 +119,14 @@ class ServerService:
                     # The operator's VNC address; the domain builder keeps a display without a
                     # password (or wanting TLS the host lacks) on loopback regardless.
                     vnc_listen=self.config.vnc_listen,
+                    networks=networks,
                 )
                 xml = domain_xml(spec)
                 for slot in config.drives:  # our own qcow2 exports would hold the guest's write lock
                     await self.drives.storage.release(volume(await self.drives.get(user, slot.drive)))
                 await self.hypervisor.start(host, xml)
             except BaseException:
+                await self.resources.unwire(record, host)
                 await self.store.deactivate_server(user, record.server)
                 raise
             log.info("server %s started on %s", record.server, host)
@@ -168,6 +166,7 @@ class ServerService:
             record = await self.get(user, record.server)
             if record.status == ACTIVE and record.host is not None:
                 await self.hypervisor.stop(record.host, record.server)
+                await self.resources.unwire(record, record.host)
                 await self.store.deactivate_server(user, record.server)
             await self.store.delete_server(user, record.server)
 
@@ -195,6 +194,7 @@ class ServerService:
     async def info(self, record: ServerRecord) -> Info:
         info = to_server_info(record)
         if record.status == ACTIVE and record.host is not None:
+            info.update(await self.resources.server_info(record))
             try:
                 stats = await self.hypervisor.stats(record.host, record.server)
             except ElasticError as e:
@@ -212,6 +212,7 @@ class ServerService:
         record = await self.store.get_server(user, server)
         if record is None:
             return
+        await self.resources.unwire(record, record.host)
         await self.store.deactivate_server(user, server)
         if not record.config.persistent:
             await self.store.delete_server(user, server)
@@ -249,3 +250,4 @@ class ServerService:
                 # Unknown, or stopped in the database: running it would hold drives nobody claimed.
                 log.warning("powering off domain of server %s on %s: not active in the database", server, host)
                 await self.hypervisor.stop(host, server)
+        await self.resources.reconcile()

@@ -75,9 +75,37 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX server_claims_by_drive ON server_claims(drive, server);
     """,
-    # 6: per-user quota overrides (`elastic-api user set-quota`); a NULL limit is unlimited, and a
-    # user without a row for a key follows the configured default. (Numbered 6 because 4 and 5
-    # are taken on other branches; on this branch alone it is the fourth entry.)
+    # 4: resources (static IPs and VLANs) and the addresses active servers' NICs hold. An address
+    # is held by one NIC at most (the lease's primary key), and an `auto` lease never takes an
+    # address that is a user's IP resource, nor a new IP resource one an `auto` lease holds.
+    """
+    CREATE TABLE resources (
+        id TEXT PRIMARY KEY,
+        type TEXT NOT NULL CHECK (type IN ('ip', 'vlan')),
+        owner TEXT NOT NULL REFERENCES users(id),
+        name TEXT NOT NULL,
+        keys TEXT NOT NULL DEFAULT '{}',
+        created INTEGER NOT NULL
+    );
+    CREATE INDEX resources_by_owner ON resources(owner, created, id);
+    CREATE TABLE ip_leases (
+        ip TEXT PRIMARY KEY,
+        server TEXT NOT NULL REFERENCES servers(id) ON DELETE CASCADE,
+        nic INTEGER NOT NULL,
+        mac TEXT NOT NULL,
+        resource TEXT REFERENCES resources(id),
+        CHECK (resource IS NULL OR resource = ip),
+        UNIQUE (server, nic)
+    );
+    CREATE TRIGGER ip_leases_auto_not_a_resource BEFORE INSERT ON ip_leases
+    WHEN NEW.resource IS NULL AND EXISTS (SELECT 1 FROM resources WHERE id = NEW.ip)
+    BEGIN SELECT RAISE(ABORT, 'address is an IP resource'); END;
+    CREATE TRIGGER resources_not_leased BEFORE INSERT ON resources
+    WHEN EXISTS (SELECT 1 FROM ip_leases WHERE ip = NEW.id)
+    BEGIN SELECT RAISE(ABORT, 'address is leased'); END;
+    """,
+    # 5: per-user quota overrides (`elastic-api user set-quota`); a NULL limit is unlimited, and a
+    # user without a row for a key follows the configured default.
     """
     CREATE TABLE quotas (
         owner TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import sqlite3
 import threading
@@ -10,11 +11,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from elastic_api.errors import BusyError, UsageError
+from elastic_api.errors import BusyError, FullError, MissingError, UsageError
 from elastic_api.model.drive import Drive
 from elastic_api.model.ids import ALL_USERS
 from elastic_api.model.image import ImageJob, StandardImage
 from elastic_api.model.quota import Usage
+from elastic_api.model.resource import IP, Lease, Resource, first_free
 from elastic_api.model.server import parse_config, to_props
 from elastic_api.model.server_record import ACTIVE, STOPPED, Claim, ServerRecord
 from elastic_api.store.migrations import MIGRATIONS
@@ -67,6 +69,18 @@ def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | Non
         future.set_exception(error)
     else:
         future.set_result(result)
+def _statements(script: str) -> list[str]:
+    """A migration's statements, split at the semicolons that end one (a trigger's body holds more)."""
+    statements, pending = [], ""
+    for part in script.split(";"):
+        pending += part + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n;"):
+                statements.append(pending)
+            pending = ""
+    if pending.strip(" \n;"):
+        raise RuntimeError(f"incomplete statement in a migration: {pending.strip()[:60]}")
+    return statements
 
 
 def _keys(drive: Drive) -> str:
@@ -159,9 +173,8 @@ class SqliteStore:
             # executescript would commit on its own; run each migration inside one transaction.
             self.db.execute("BEGIN IMMEDIATE")
             try:
-                for statement in script.split(";"):
-                    if statement.strip():
-                        self.db.execute(statement)
+                for statement in _statements(script):
+                    self.db.execute(statement)
                 self.db.execute(f"PRAGMA user_version = {number}")
                 self.db.execute("COMMIT")
             except BaseException:
@@ -176,16 +189,6 @@ class SqliteStore:
             await self._run(self.db.close)
             self._db = None
         self._thread.shutdown(wait=True)
-
-    def _tx(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            result = fn(self.db)
-            self.db.execute("COMMIT")
-            return result
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
 
     async def integrity_check(self) -> str:
         return await self._run(lambda: self.db.execute("PRAGMA integrity_check").fetchone()[0])
@@ -230,8 +233,10 @@ class SqliteStore:
                 " coalesce(sum(CASE WHEN status = :active THEN CAST(json_extract(config, '$.cpu') AS INTEGER) END), 0),"
                 " coalesce(sum(CASE WHEN status = :active THEN CAST(json_extract(config, '$.mem') AS INTEGER) END), 0)"
                 " FROM servers WHERE owner = :user", {"user": user, "active": ACTIVE}).fetchone()
+            ips, = self.db.execute("SELECT count(*) FROM resources WHERE owner = ? AND type = 'ip'",
+                                   (user,)).fetchone()
             return Usage(drive_bytes=int(drive_bytes), drives=int(drives), servers=int(servers),
-                         cpu=int(cpu), mem=int(mem))
+                         cpu=int(cpu), mem=int(mem), ips=int(ips))
 
         return await self._run(query)
 
@@ -457,6 +462,7 @@ class SqliteStore:
         """Release the server's claims and mark it stopped; False when it was not active."""
         def deactivate(db: sqlite3.Connection) -> bool:
             db.execute("DELETE FROM server_claims WHERE server = ?", (server,))
+            db.execute("DELETE FROM ip_leases WHERE server = ?", (server,))
             return db.execute(
                 "UPDATE servers SET status = ?, host = NULL, started = NULL WHERE id = ? AND owner = ?"
                 " AND status = ?", (STOPPED, server, user, ACTIVE)).rowcount == 1
@@ -474,3 +480,161 @@ class SqliteStore:
         row = await self._run(lambda: self.db.execute("SELECT owner FROM servers WHERE id = ?",
                                                       (server,)).fetchone())
         return str(row[0]) if row else None
+
+    # -- resources (static IPs and VLANs) and the addresses servers lease -----------------------
+    _RESOURCE_COLUMNS = "id, type, owner, name, keys, created"
+    # The keys of a server configuration that name a resource of each type.
+    _REFERENCES = {
+        "ip": "(j.key LIKE 'nic:%:dhcp' OR j.key = 'vnc')",
+        "vlan": "j.key LIKE 'nic:%:vlan'",
+    }
+
+    @staticmethod
+    def _resource(row: tuple[Any, ...]) -> Resource:
+        keys = json.loads(row[4])
+        return Resource(resource=row[0], type=row[1], owner=row[2], name=row[3],
+                        tags=tuple(keys.get("tags", ())), user_keys=dict(keys.get("user", {})), created=row[5])
+
+    @staticmethod
+    def _resource_keys(resource: Resource) -> str:
+        return json.dumps({"tags": list(resource.tags), "user": resource.user_keys})
+
+    def _insert_resource(self, db: sqlite3.Connection, resource: Resource) -> None:
+        db.execute(f"INSERT INTO resources ({self._RESOURCE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+                   (resource.resource, resource.type, resource.owner, resource.name,
+                    self._resource_keys(resource), resource.created))
+
+    def _used_addresses(self, db: sqlite3.Connection) -> set[str]:
+        """Addresses that are someone's IP resource or held by a NIC."""
+        return {row[0] for row in db.execute(
+            "SELECT id FROM resources WHERE type = 'ip' UNION SELECT ip FROM ip_leases")}
+
+    async def insert_resource(self, resource: Resource) -> None:
+        await self._write(lambda db: self._insert_resource(db, resource))
+
+    async def insert_ip_from_pool(self, resource: Resource, first: str, last: str) -> Resource | None:
+        """The IP resource with the lowest free address of first-last as its ID, or None when none
+        is free (the pick and the insert are one transaction)."""
+        def insert(db: sqlite3.Connection) -> Resource | None:
+            address = first_free(first, last, self._used_addresses(db))
+            if address is None:
+                return None
+            chosen = dataclasses.replace(resource, resource=address, type=IP)
+            self._insert_resource(db, chosen)
+            return chosen
+
+        return await self._write(insert)
+
+    def _get_resource(self, user: str, resource: str, type_: str | None = None) -> Resource | None:
+        row = self.db.execute(
+            f"SELECT {self._RESOURCE_COLUMNS} FROM resources WHERE id = ? AND owner = ? AND type = coalesce(?, type)",
+            (resource, user, type_)).fetchone()
+        return self._resource(row) if row else None
+
+    async def get_resource(self, user: str, type_: str, resource: str) -> Resource | None:
+        return await self._run(self._get_resource, user, resource, type_)
+
+    async def list_resources(self, user: str, type_: str | None, limit: int | None,
+                             marker: str | None) -> list[Resource]:
+        def query() -> list[Resource]:
+            params: dict[str, Any] = {"user": user, "type": type_, "limit": -1 if limit is None else limit}
+            found = self._get_resource(user, marker, type_) if marker else None
+            after = _after(marker, (found.created, found.resource) if found else None, params, "AND (created, id)")
+            rows = self.db.execute(
+                f"SELECT {self._RESOURCE_COLUMNS} FROM resources WHERE owner = :user"
+                f" AND type = coalesce(:type, type) {after} ORDER BY created, id LIMIT :limit", params).fetchall()
+            return [self._resource(row) for row in rows]
+
+        return await self._run(query)
+
+    async def update_resource(self, user: str, resource: Resource) -> bool:
+        return await self._execute(
+            "UPDATE resources SET name = ?, keys = ? WHERE id = ? AND owner = ? AND type = ?",
+            (resource.name, self._resource_keys(resource), resource.resource, user, resource.type)) == 1
+
+    async def delete_resource(self, user: str, type_: str, resource: str) -> bool:
+        """Remove the user's resource; False when there is none. BusyError, and nothing changes,
+        while one of the user's servers (active or stopped) names it or a NIC holds it."""
+        def delete(db: sqlite3.Connection) -> bool:
+            if self._get_resource(user, resource, type_) is None:
+                return False
+            users = [row[0] for row in db.execute(
+                f"SELECT DISTINCT s.id FROM servers s, json_each(s.config) j WHERE s.owner = ?"
+                f" AND {self._REFERENCES[type_]} AND j.value = ? ORDER BY s.id", (user, resource))]
+            users += [row[0] for row in db.execute("SELECT server FROM ip_leases WHERE resource = ?", (resource,))]
+            if users:
+                raise BusyError(f"{type_} {resource} is used by server {' '.join(dict.fromkeys(users))}")
+            return db.execute("DELETE FROM resources WHERE id = ? AND owner = ? AND type = ?",
+                              (resource, user, type_)).rowcount == 1
+
+        return await self._write(delete)
+
+    @staticmethod
+    def _lease(row: tuple[Any, ...]) -> Lease:
+        return Lease(server=row[0], nic=row[1], mac=row[2], ip=row[3], auto=row[4] is None)
+
+    async def lease_ips(self, user: str, server: str, static: list[tuple[int, str, str]],
+                        auto: list[tuple[int, str]], first: str, last: str) -> list[Lease]:
+        """Give the user's server its addresses in one transaction, or none of them: each
+        (nic, mac, ip) of `static` its IP resource, each (nic, mac) of `auto` the lowest free
+        address of first-last. MissingError for an IP that is not the user's, BusyError for one
+        another server holds, FullError when the pool has no address left."""
+        def lease(db: sqlite3.Connection) -> list[Lease]:
+            if db.execute("SELECT 1 FROM servers WHERE id = ? AND owner = ?", (server, user)).fetchone() is None:
+                raise MissingError(f"no such server: {server}")
+            # Whatever an earlier run of the server held and did not give back is given back now.
+            db.execute("DELETE FROM ip_leases WHERE server = ?", (server,))
+            leases = []
+            for nic, mac, ip in static:
+                if self._get_resource(user, ip, IP) is None:
+                    raise MissingError(f"no such ip: {ip}")
+                holder = db.execute("SELECT server FROM ip_leases WHERE ip = ?", (ip,)).fetchone()
+                if holder is not None:
+                    raise BusyError(f"ip {ip} is held by server {holder[0]}")
+                db.execute("INSERT INTO ip_leases (ip, server, nic, mac, resource) VALUES (?, ?, ?, ?, ?)",
+                           (ip, server, nic, mac, ip))
+                leases.append(Lease(server, nic, mac, ip, auto=False))
+            used = self._used_addresses(db)
+            for nic, mac in auto:
+                free = first_free(first, last, used)
+                if free is None:
+                    raise FullError(f"the IP pool has no free address for nic:{nic} of server {server}")
+                used.add(free)
+                db.execute("INSERT INTO ip_leases (ip, server, nic, mac) VALUES (?, ?, ?, ?)", (free, server, nic, mac))
+                leases.append(Lease(server, nic, mac, free, auto=True))
+            return leases
+
+        try:
+            return await self._write(lease)
+        except sqlite3.IntegrityError:
+            # Only reachable when another writer got between the look and the insert.
+            raise BusyError(f"an address server {server} asked for is held by another server") from None
+
+    async def server_leases(self, user: str, server: str) -> list[Lease]:
+        rows = await self._run(lambda: self.db.execute(
+            "SELECT l.server, l.nic, l.mac, l.ip, l.resource FROM ip_leases l JOIN servers s ON s.id = l.server"
+            " WHERE l.server = ? AND s.owner = ? ORDER BY l.nic", (server, user)).fetchall())
+        return [self._lease(row) for row in rows]
+
+    async def release_leases(self, user: str, server: str) -> None:
+        await self._write(lambda db: db.execute(
+            "DELETE FROM ip_leases WHERE server = (SELECT id FROM servers WHERE id = ? AND owner = ?)",
+            (server, user)))
+
+    async def active_leases(self) -> list[tuple[str, Lease]]:
+        """Maintenance: (host, lease) for every address an active server holds, whoever owns it."""
+        rows = await self._run(lambda: self.db.execute(
+            "SELECT s.host, l.server, l.nic, l.mac, l.ip, l.resource FROM ip_leases l"
+            " JOIN servers s ON s.id = l.server WHERE s.status = ? ORDER BY l.ip", (ACTIVE,)).fetchall())
+        return [(row[0], self._lease(row[1:])) for row in rows]
+
+    async def drop_stale_leases(self) -> int:
+        """Maintenance: forget the addresses of servers that are not active; how many went."""
+        return await self._write(lambda db: db.execute(
+            "DELETE FROM ip_leases WHERE server NOT IN (SELECT id FROM servers WHERE status = ?)",
+            (ACTIVE,)).rowcount)
+
+    async def all_vlan_ids(self) -> set[str]:
+        """Maintenance: every VLAN's UUID regardless of owner (start-up removes other VLAN networks)."""
+        return await self._run(lambda: {row[0] for row in self.db.execute(
+            "SELECT id FROM resources WHERE type = 'vlan'")})

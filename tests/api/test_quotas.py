@@ -73,6 +73,21 @@ async def test_growing_a_drive(alice, config):
     assert path.stat().st_size == 6 * MiB
 
 
+async def test_ip_count(alice, bob):
+    ips = []
+    for _ in range(4):
+        reply = await alice.call("/resources/ip/create", "name ip\n")
+        assert reply.status == 200, reply.text
+        ips.append(reply.props()["resource"])
+    before = (await alice.get("/resources/ip/list")).text
+    refused(await alice.call("/resources/ip/create", "name one-more\n"), "quota exceeded: ips 5 of 4")
+    assert (await alice.get("/resources/ip/list")).text == before
+    assert (await bob.call("/resources/ip/create", "")).status == 200  # bob's own limit
+    assert (await alice.call("/resources/vlan/create", "")).status == 200  # VLANs are not IPs
+    assert (await alice.call(f"/resources/ip/{ips[0]}/destroy")).status == 204
+    assert (await alice.call("/resources/ip/create", "")).status == 200  # destroying frees the slot
+
+
 async def test_quotas_are_per_user(alice, bob):
     for _ in range(3):
         await alice.create_drive("1M")

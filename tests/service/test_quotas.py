@@ -27,24 +27,29 @@ async def quotas(tmp_path, store):
     return QuotaService(Config(data_dir=tmp_path, quotas=Quota(drives=2, ips=3, cpu=1000)), store)
 
 
-async def test_check_ips(store, quotas):
+async def admit_ips(quotas, user, count):
+    async with quotas.ips(user, count=count):
+        pass
+
+
+async def test_ips_admitted_up_to_the_limit(store, quotas):
     user, _ = await UserService(store).create()
-    for count in (0, 1, 3):
-        await quotas.check_ips(user, count)
+    for count in (1, 3):
+        await admit_ips(quotas, user, count)
     with pytest.raises(BillingError, match="quota exceeded: ips 4 of 3"):
-        await quotas.check_ips(user, 4)
+        await admit_ips(quotas, user, 4)
     await quotas.set(user, ["ips=5"])
-    await quotas.check_ips(user, 5)
+    await admit_ips(quotas, user, 5)
     with pytest.raises(BillingError, match="ips 6 of 5"):
-        await quotas.check_ips(user, 6)
+        await admit_ips(quotas, user, 6)
     await quotas.set(user, ["ips=unlimited"])
-    await quotas.check_ips(user, 10**6)
+    await admit_ips(quotas, user, 10**6)
     await quotas.set(user, ["ips=0"])
     with pytest.raises(BillingError, match="ips 1 of 0"):
-        await quotas.check_ips(user, 1)
+        await admit_ips(quotas, user, 1)
     await quotas.set(user, ["ips=default"])
     with pytest.raises(BillingError, match="ips 4 of 3"):
-        await quotas.check_ips(user, 4)
+        await admit_ips(quotas, user, 4)
 
 
 async def test_overrides_are_per_user(store, quotas):

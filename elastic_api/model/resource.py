@@ -1,0 +1,241 @@
+"""Resources (static IPs and VLANs): the record, the keys create and set accept, and the info a client sees."""
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import unicodedata
+from collections.abc import Collection, Iterator
+from dataclasses import dataclass, field
+
+from elastic_api.errors import MissingError, UsageError
+from elastic_api.model.ids import parse_id
+from elastic_api.model.properties import Info, Props, words
+from elastic_api.model.server import ServerConfig
+
+IP, VLAN = "ip", "vlan"
+TYPES = (IP, VLAN)
+# Names are shown in lists; 256 characters is plenty and keeps rows short (as for drives).
+MAX_NAME = 256
+# user:* values are free text for the client's own bookkeeping; 4 KiB bounds a row.
+MAX_USER_VALUE = 4096
+# Tags are short labels; these bounds keep one resource's tags to a few KiB.
+MAX_TAG = 128
+MAX_TAGS = 64
+
+# Keys the server reports but a client never sets.
+READ_ONLY = frozenset({"resource", "type", "user", "netmask", "gateway", "nameserver"})
+SETTABLE = frozenset({"name", "tags"})
+
+
+@dataclass(frozen=True)
+class Resource:
+    resource: str  # an IP address, or a VLAN's UUID
+    type: str
+    owner: str
+    name: str = ""
+    tags: tuple[str, ...] = ()
+    user_keys: dict[str, str] = field(default_factory=dict)
+    created: int = 0  # nanoseconds since the epoch: orders pages
+
+
+@dataclass(frozen=True)
+class ResourceChanges:
+    """What a valid create or set asks for; None means "leave as it is"."""
+
+    name: str | None = None
+    tags: tuple[str, ...] | None = None
+    user_keys: dict[str, str] = field(default_factory=dict)  # "" removes the key
+
+
+@dataclass(frozen=True)
+class PoolInfo:
+    """What an IP resource's info says of the network it sits in (from the operator's pool)."""
+
+    netmask: str
+    gateway: str
+    nameserver: str
+
+
+@dataclass(frozen=True)
+class Lease:
+    """An address an active server's NIC holds: its own IP resource, or (`auto`) one from the pool
+    for as long as the server runs."""
+
+    server: str
+    nic: int
+    mac: str
+    ip: str
+    auto: bool
+
+
+def parse_type(text: str) -> str:
+    """A resource type from a path; an unknown one is as missing as an unknown command."""
+    if text not in TYPES:
+        raise MissingError(f"no such resource type: {text[:40]}")
+    return text
+
+
+def parse_ip(text: str) -> str | None:
+    """The canonical form of an IPv4 address, or None."""
+    try:
+        return str(ipaddress.IPv4Address(text.strip()))
+    except ValueError:
+        return None
+
+
+def parse_resource(type_: str, text: str) -> str | None:
+    """The canonical ID of a resource of this type (an IPv4 address, or a UUID), or None."""
+    return parse_ip(text) if type_ == IP else parse_id(text)
+
+
+def parse_any_resource(text: str) -> str | None:
+    """The canonical ID of a resource of either type (a page marker may name either)."""
+    return parse_ip(text) or parse_id(text)
+
+
+def _text(key: str, value: str, limit: int) -> str:
+    if len(value) > limit:
+        raise UsageError(f"{key} must be at most {limit} characters")
+    if any(unicodedata.category(c) == "Cc" for c in value):
+        raise UsageError(f"{key} must not contain control characters")
+    return value
+
+
+def _tags(value: str) -> tuple[str, ...]:
+    tags = list(dict.fromkeys(words(value)))
+    if len(tags) > MAX_TAGS:
+        raise UsageError(f"tags holds at most {MAX_TAGS} tags")
+    return tuple(_text("tags", tag, MAX_TAG) for tag in tags)
+
+
+def parse_changes(props: Props) -> ResourceChanges:
+    """Validate the keys of a resource create or set; the first bad key is named in the error.
+    Both take the same keys: the address or UUID is the server's to choose."""
+    values: dict[str, object] = {}
+    user_keys: dict[str, str] = {}
+    for key, value in props.items():
+        if key.startswith("user:") and len(key) > len("user:"):
+            user_keys[key] = _text(key, value, MAX_USER_VALUE)
+        elif key in READ_ONLY:
+            raise UsageError(f"{key} is read-only")
+        elif key not in SETTABLE:
+            raise UsageError(f"unknown key: {key}")
+        elif key == "name":
+            values["name"] = _text("name", value.strip(), MAX_NAME)
+        elif key == "tags":
+            values["tags"] = _tags(value)
+    return ResourceChanges(user_keys=user_keys, **values)  # type: ignore[arg-type]
+
+
+def new_resource(resource: str, type_: str, owner: str, changes: ResourceChanges, *, created: int) -> Resource:
+    return Resource(resource=resource, type=type_, owner=owner, name=changes.name or "",
+                    tags=changes.tags or (), user_keys={k: v for k, v in changes.user_keys.items() if v},
+                    created=created)
+
+
+def apply_changes(resource: Resource, changes: ResourceChanges) -> Resource:
+    user_keys = dict(resource.user_keys)
+    for key, value in changes.user_keys.items():
+        if value:
+            user_keys[key] = value
+        else:
+            user_keys.pop(key, None)
+    updates: dict[str, object] = {"user_keys": user_keys}
+    if changes.name is not None:
+        updates["name"] = changes.name
+    if changes.tags is not None:
+        updates["tags"] = changes.tags
+    return dataclasses.replace(resource, **updates)  # type: ignore[arg-type]
+
+
+def to_info(resource: Resource, pool: PoolInfo | None = None) -> Info:
+    """Info keys; an IP resource also says its netmask, gateway and nameserver (from `pool`)."""
+    info: Info = {
+        "resource": resource.resource,
+        "type": resource.type,
+        "user": resource.owner,
+        "name": resource.name,
+        "tags": list(resource.tags),
+    }
+    if resource.type == IP and pool is not None:
+        info.update(netmask=pool.netmask, gateway=pool.gateway, nameserver=pool.nameserver)
+    info.update(sorted(resource.user_keys.items()))
+    return info
+
+
+def addresses(first: str, last: str) -> Iterator[str]:
+    """Every address from first to last, in order."""
+    start, end = int(ipaddress.IPv4Address(first)), int(ipaddress.IPv4Address(last))
+    return (str(ipaddress.IPv4Address(n)) for n in range(start, end + 1))
+
+
+def first_free(first: str, last: str, used: Collection[str]) -> str | None:
+    """The lowest address of the range first-last not in `used`, or None when all are. Looks at
+    no more than len(used) + 1 addresses, however large the range."""
+    return next((address for address in addresses(first, last) if address not in used), None)
+
+
+# --- what a server's configuration asks of resources -------------------------------------------
+
+
+def static_ips(config: ServerConfig) -> dict[str, str]:
+    """Each IP resource the configuration names (nic:N:dhcp, vnc) → the first key naming it."""
+    named: dict[str, str] = {}
+    for nic in config.nics:
+        if nic.dhcp not in (None, "auto"):
+            named.setdefault(nic.dhcp, f"nic:{nic.index}:dhcp")
+    if config.vnc not in (None, "auto"):
+        named.setdefault(config.vnc, "vnc")
+    return named
+
+
+def vlans(config: ServerConfig) -> dict[str, str]:
+    """Each VLAN the configuration names → the first key naming it."""
+    named: dict[str, str] = {}
+    for nic in config.nics:
+        if nic.vlan is not None:
+            named.setdefault(nic.vlan, f"nic:{nic.index}:vlan")
+    return named
+
+
+def check_nics(config: ServerConfig) -> None:
+    """UsageError for NIC wiring no network can give: a NIC both on the public network (dhcp)
+    and on a VLAN, an IP that is not IPv4, or one IP on two NICs (two MACs for one address)."""
+    seen: dict[str, int] = {}
+    for nic in config.nics:
+        if nic.dhcp is not None and nic.vlan is not None:
+            raise UsageError(f"nic:{nic.index}:dhcp and nic:{nic.index}:vlan exclude each other: "
+                             "a NIC is on the public network or on a VLAN")
+        if nic.dhcp in (None, "auto"):
+            continue
+        assert nic.dhcp is not None
+        if parse_ip(nic.dhcp) is None:
+            raise UsageError(f"nic:{nic.index}:dhcp must be an IPv4 address or auto")
+        if nic.dhcp in seen:
+            raise UsageError(f"nic:{nic.index}:dhcp: {nic.dhcp} is already on nic:{seen[nic.dhcp]}")
+        seen[nic.dhcp] = nic.index
+
+
+__all__ = [
+    "IP",
+    "READ_ONLY",
+    "TYPES",
+    "VLAN",
+    "Lease",
+    "PoolInfo",
+    "Resource",
+    "ResourceChanges",
+    "addresses",
+    "apply_changes",
+    "check_nics",
+    "first_free",
+    "new_resource",
+    "parse_any_resource",
+    "parse_changes",
+    "parse_ip",
+    "parse_resource",
+    "parse_type",
+    "static_ips",
+    "to_info",
+    "vlans",
+]

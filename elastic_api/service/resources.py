@@ -1,0 +1,214 @@
+"""Resources: users' static IPs and VLANs, and the networks they wire running servers into."""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Collection
+
+from elastic_api.config import Config
+from elastic_api.errors import FailedError, FullError, MissingError
+from elastic_api.hypervisor import Hypervisor
+from elastic_api.hypervisor.network import PublicNetwork, vlan_bridge
+from elastic_api.model import resource as model
+from elastic_api.model.ids import is_id, new_id
+from elastic_api.model.pages import Page
+from elastic_api.model.properties import Info, Props
+from elastic_api.model.resource import IP, VLAN, Lease, PoolInfo, Resource
+from elastic_api.model.server import ServerConfig
+from elastic_api.model.server_record import ServerRecord
+from elastic_api.service.locks import LockTable
+from elastic_api.service.quotas import QuotaService
+from elastic_api.store import Store
+
+log = logging.getLogger(__name__)
+
+
+class ResourceService:
+    def __init__(self, config: Config, store: Store, hypervisor: Hypervisor,
+                 clock: Callable[[], int] = time.time_ns, quotas: QuotaService | None = None) -> None:
+        self.config = config
+        self.store = store
+        self.hypervisor = hypervisor
+        self.quotas = quotas or QuotaService(config, store)
+        self.clock = clock
+        # Held around a network's changes: a VLAN's (created for a start, removed on destroy) by its
+        # UUID, a host's public network (created by the first start that needs it) by the host.
+        self.locks = LockTable()
+        pool = config.ip_pool
+        self.pool = PoolInfo(netmask=pool.netmask, gateway=pool.gateway, nameserver=pool.nameserver)
+        self.public = PublicNetwork(name=config.public_network, gateway=pool.gateway, netmask=pool.netmask,
+                                    first=pool.first, last=pool.last, nameserver=pool.nameserver)
+
+    # -- the resources themselves ---------------------------------------------------------------
+    def vlan_network(self, vlan: str) -> str:
+        return self.config.vlan_network_prefix + vlan
+
+    async def get(self, user: str, type_: str, resource_id: str) -> Resource:
+        """The user's resource; 404 alike for one that does not exist and another user's."""
+        type_ = model.parse_type(type_)
+        canonical = model.parse_resource(type_, resource_id)
+        found = await self.store.get_resource(user, type_, canonical) if canonical else None
+        if found is None:
+            raise MissingError(f"no such {type_}: {resource_id[:40]}")
+        return found
+
+    async def visible(self, user: str, type_: str | None, page: Page) -> list[Resource]:
+        if type_ is not None:
+            type_ = model.parse_type(type_)
+        marker = page.marker
+        if marker is not None:
+            marker = model.parse_any_resource(marker) or marker
+        return await self.store.list_resources(user, type_, page.limit, marker)
+
+    def info(self, resource: Resource) -> Info:
+        return model.to_info(resource, self.pool)
+
+    async def create(self, user: str, type_: str, props: Props) -> Resource:
+        type_ = model.parse_type(type_)
+        changes = model.parse_changes(props)
+        if type_ == VLAN:
+            vlan = model.new_resource(new_id(), VLAN, user, changes, created=self.clock())
+            await self.store.insert_resource(vlan)
+            return vlan
+        template = model.new_resource("", IP, user, changes, created=self.clock())
+        async with self.quotas.ips(user):
+            ip = await self.store.insert_ip_from_pool(template, self.config.ip_pool.first, self.config.ip_pool.last)
+        if ip is None:
+            raise FullError(f"the IP pool ({self.config.ip_pool.range}) has no free address")
+        return ip
+
+    async def set(self, user: str, type_: str, resource_id: str, props: Props) -> Resource:
+        changes = model.parse_changes(props)
+        found = await self.get(user, type_, resource_id)
+        changed = model.apply_changes(found, changes)
+        if not await self.store.update_resource(user, changed):
+            raise MissingError(f"no such {found.type}: {resource_id[:40]}")
+        return changed
+
+    async def destroy(self, user: str, type_: str, resource_id: str) -> None:
+        """409 while any of the user's servers, active or stopped, names it: a stopped server's
+        next start would otherwise fail on a resource that vanished under it."""
+        found = await self.get(user, type_, resource_id)
+        async with self.locks.hold(found.resource):
+            if not await self.store.delete_resource(user, found.type, found.resource):
+                raise MissingError(f"no such {found.type}: {resource_id[:40]}")
+            if found.type == VLAN:
+                # The row went first: a host that cannot be reached now keeps the network until
+                # the next start-up's reconcile removes it.
+                for host in self.hypervisor.host_names:
+                    try:
+                        await self.hypervisor.remove_network(host, self.vlan_network(found.resource))
+                    except FailedError as e:
+                        log.warning("VLAN %s: network left on host %s: %s", found.resource, host, e.message)
+
+    # -- what servers ask of resources ----------------------------------------------------------
+    async def check_references(self, user: str, config: ServerConfig) -> None:
+        """Every IP (nic:N:dhcp, vnc) and VLAN a configuration names must be the user's own;
+        another user's answers like one that does not exist."""
+        model.check_nics(config)
+        for ip in model.static_ips(config):
+            await self.get(user, IP, ip)
+        for vlan in model.vlans(config):
+            await self.get(user, VLAN, vlan)
+
+    async def wire(self, record: ServerRecord, host: str) -> dict[int, str]:
+        """Before an active server's guest starts on host: lease its NICs' addresses, reserve them
+        in the host's public network and set up its VLANs' networks. Returns NIC index → libvirt
+        network for the domain; NICs on neither keep the default isolated network. On failure
+        nothing stays leased or reserved."""
+        config = record.config
+        model.check_nics(config)
+        networks: dict[int, str] = {}
+        for vlan in model.vlans(config):
+            await self.get(record.owner, VLAN, vlan)
+        static = [(nic.index, nic.mac, nic.dhcp) for nic in config.nics
+                  if nic.dhcp is not None and nic.dhcp != "auto"]
+        auto = [(nic.index, nic.mac) for nic in config.nics if nic.dhcp == "auto"]
+        try:
+            if static or auto:
+                leases = await self.store.lease_ips(record.owner, record.server, static, auto,
+                                                    self.public.first, self.public.last)
+                async with self.locks.hold(f"public network on {host}"):
+                    await self.hypervisor.ensure_public_network(host, self.public)
+                for lease in leases:
+                    await self.hypervisor.set_dhcp_host(host, self.public.name, lease.mac, lease.ip)
+                    networks[lease.nic] = self.public.name
+            for nic in config.nics:
+                if nic.vlan is not None:
+                    async with self.locks.hold(nic.vlan):
+                        # Looked up again under the lock: a destroy that won the race has removed
+                        # the network, and must not see it made again.
+                        await self.get(record.owner, VLAN, nic.vlan)
+                        await self.hypervisor.ensure_network(host, self.vlan_network(nic.vlan), vlan_bridge(nic.vlan))
+                    networks[nic.index] = self.vlan_network(nic.vlan)
+        except BaseException:
+            await self.unwire(record, host)
+            raise
+        return networks
+
+    async def unwire(self, record: ServerRecord, host: str | None) -> None:
+        """The server's guest is gone (or never came): drop its reservations and give back its
+        addresses. Never fails: a host that cannot be reached is put right by the next reconcile."""
+        leases = await self.store.server_leases(record.owner, record.server)
+        if host is not None:
+            for lease in leases:
+                try:
+                    await self.hypervisor.remove_dhcp_host(host, self.public.name, lease.mac, lease.ip)
+                except FailedError as e:
+                    log.warning("server %s: reservation of %s left on host %s: %s",
+                                record.server, lease.ip, host, e.message)
+        await self.store.release_leases(record.owner, record.server)
+
+    async def server_info(self, record: ServerRecord) -> Info:
+        """What an active server's info says of its addresses: `nic:N:dhcp:ip`."""
+        return {f"nic:{lease.nic}:dhcp:ip": lease.ip
+                for lease in await self.store.server_leases(record.owner, record.server)}
+
+    # -- start-up -------------------------------------------------------------------------------
+    async def reconcile(self) -> None:
+        """After the servers' own reconcile: forget addresses of servers that are not active;
+        make each host's public network hold exactly the reservations of the leases of servers
+        running there; remove VLAN networks (by our prefix) whose VLAN no longer exists. A host
+        that cannot be reached is logged and left for the next start-up."""
+        dropped = await self.store.drop_stale_leases()
+        if dropped:
+            log.info("released %d addresses of servers that are not running", dropped)
+        wanted: dict[str, list[Lease]] = {}
+        for host, lease in await self.store.active_leases():
+            wanted.setdefault(host, []).append(lease)
+        vlans = await self.store.all_vlan_ids()
+        for host in self.hypervisor.host_names:
+            try:
+                await self._reconcile_public(host, wanted.get(host, []))
+                await self._reconcile_vlans(host, vlans)
+            except FailedError as e:
+                log.error("host %s: networks not reconciled: %s", host, e.message)
+
+    async def _reconcile_public(self, host: str, leases: list[Lease]) -> None:
+        reserved = await self.hypervisor.dhcp_hosts(host, self.public.name)
+        if reserved is None:
+            if not leases:
+                return  # made when a server first needs it
+            await self.hypervisor.ensure_public_network(host, self.public)
+            reserved = {}
+        want = {lease.mac: lease.ip for lease in leases}
+        for mac, ip in reserved.items():
+            if want.get(mac) != ip:
+                log.info("host %s: dropping stale reservation of %s for %s", host, ip, mac)
+                await self.hypervisor.remove_dhcp_host(host, self.public.name, mac, ip)
+        for mac, ip in want.items():
+            if reserved.get(mac) != ip:
+                log.info("host %s: restoring reservation of %s for %s", host, ip, mac)
+                await self.hypervisor.set_dhcp_host(host, self.public.name, mac, ip)
+
+    async def _reconcile_vlans(self, host: str, vlans: Collection[str]) -> None:
+        prefix = self.config.vlan_network_prefix
+        for name in await self.hypervisor.networks(host, prefix):
+            vlan = name[len(prefix):]
+            if not is_id(vlan) or vlan in vlans:
+                continue  # not named like one of ours, or still wanted
+            log.info("host %s: removing network %s of a destroyed VLAN", host, name)
+            await self.hypervisor.remove_network(host, name)
+
+
+__all__ = ["ResourceService"]

@@ -1,0 +1,83 @@
+"""Resource keys, info and the pure pool arithmetic."""
+from __future__ import annotations
+
+import pytest
+
+from elastic_api.errors import MissingError, UsageError
+from elastic_api.model.resource import (
+    PoolInfo, Resource, apply_changes, check_nics, first_free, new_resource, parse_any_resource, parse_changes,
+    parse_resource, parse_type, static_ips, to_info, vlans,
+)
+from elastic_api.model.server import parse_config
+
+SERVER = "5e7e0000-0000-4000-8000-00000000000a"
+VLAN = "0ddba11a-0000-4000-8000-000000000000"
+POOL = PoolInfo(netmask="255.255.255.0", gateway="192.0.2.1", nameserver="192.0.2.53")
+
+
+def test_keys_settable_read_only_and_unknown():
+    changes = parse_changes({"name": "  web  ", "tags": "a b a", "user:x": "1", "user:y": ""})
+    assert (changes.name, changes.tags, changes.user_keys) == ("web", ("a", "b"), {"user:x": "1", "user:y": ""})
+    for key in ("resource", "type", "user", "netmask", "gateway", "nameserver"):
+        with pytest.raises(UsageError, match=f"^{key} is read-only$"):
+            parse_changes({key: "x"})
+    for key in ("colour", "user:", "size"):
+        with pytest.raises(UsageError, match=f"unknown key: {key}"):
+            parse_changes({key: "x"})
+
+
+def test_create_set_and_info():
+    created = new_resource("192.0.2.7", "ip", "u", parse_changes({"user:x": "1", "user:gone": ""}), created=5)
+    assert created == Resource("192.0.2.7", "ip", "u", "", (), {"user:x": "1"}, 5)
+    changed = apply_changes(created, parse_changes({"name": "n", "user:x": "", "user:z": "2"}))
+    assert (changed.name, changed.tags, changed.user_keys) == ("n", (), {"user:z": "2"})
+    assert to_info(changed, POOL) == {"resource": "192.0.2.7", "type": "ip", "user": "u", "name": "n", "tags": [],
+                                      "netmask": "255.255.255.0", "gateway": "192.0.2.1",
+                                      "nameserver": "192.0.2.53", "user:z": "2"}
+    vlan = new_resource(VLAN, "vlan", "u", parse_changes({"tags": "t"}), created=1)
+    assert to_info(vlan, POOL) == {"resource": VLAN, "type": "vlan", "user": "u", "name": "", "tags": ["t"]}
+
+
+def test_types_and_ids():
+    assert parse_type("ip") == "ip" and parse_type("vlan") == "vlan"
+    for bad in ("IP", "disk", ""):
+        with pytest.raises(MissingError):
+            parse_type(bad)
+    assert parse_resource("ip", " 192.0.2.7 ") == "192.0.2.7"
+    assert parse_resource("ip", "192.0.2.007") is None and parse_resource("ip", VLAN) is None
+    assert parse_resource("ip", "2001:db8::1") is None  # the pool is IPv4
+    assert parse_resource("vlan", VLAN.upper()) == VLAN and parse_resource("vlan", "192.0.2.7") is None
+    assert parse_any_resource("192.0.2.7") == "192.0.2.7" and parse_any_resource(VLAN.upper()) == VLAN
+    assert parse_any_resource("x") is None
+
+
+def test_first_free():
+    assert first_free("10.0.0.254", "10.0.1.1", set()) == "10.0.0.254"
+    assert first_free("10.0.0.254", "10.0.1.1", {"10.0.0.254", "10.0.0.255"}) == "10.0.1.0"
+    assert first_free("10.0.0.1", "10.0.0.2", {"10.0.0.1", "10.0.0.2"}) is None
+    # A huge range with a few used addresses is quick: it stops at the first gap.
+    assert first_free("10.0.0.0", "10.255.255.255", {"10.0.0.0"}) == "10.0.0.1"
+
+
+def config(**props):
+    return parse_config({"name": "x", "cpu": "1000", "mem": "64", **props}, SERVER)
+
+
+def test_what_a_server_names():
+    c = config(**{"nic:0:model": "virtio", "nic:0:dhcp": "192.0.2.7", "nic:1:model": "virtio", "nic:1:dhcp": "auto",
+                  "nic:2:model": "virtio", "nic:2:vlan": VLAN, "nic:3:model": "virtio", "nic:3:vlan": VLAN,
+                  "vnc": "192.0.2.8"})
+    assert static_ips(c) == {"192.0.2.7": "nic:0:dhcp", "192.0.2.8": "vnc"}
+    assert vlans(c) == {VLAN: "nic:2:vlan"}
+    check_nics(c)
+
+
+@pytest.mark.parametrize("props, word", [
+    ({"nic:0:model": "virtio", "nic:0:dhcp": "auto", "nic:0:vlan": VLAN}, "exclude"),
+    ({"nic:0:model": "virtio", "nic:0:dhcp": "2001:db8::1"}, "IPv4"),
+    ({"nic:0:model": "virtio", "nic:0:dhcp": "192.0.2.7", "nic:1:model": "virtio", "nic:1:dhcp": "192.0.2.7"},
+     "already on nic:0"),
+])
+def test_nic_wiring_no_network_can_give(props, word):
+    with pytest.raises(UsageError, match=word):
+        check_nics(config(**props))
