@@ -71,8 +71,9 @@ class Server:
 
     def start(self, timeout: float = 30) -> Server:
         with open(self.log, "ab") as out:  # the child keeps its own copy of the descriptor
+            env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
             self.process = subprocess.Popen([str(BIN), "--config", str(self.config), "serve"],
-                                            stdout=out, stderr=out, env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env})
+                                            stdout=out, stderr=out, env=env)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -199,7 +199,8 @@ class TwoUsers(RuleBasedStateMachine):
         assert reply.body == bytes(data[offset:offset + length])
 
     # -- servers --------------------------------------------------------------------------------
-    @rule(user=USERS, picks=st.lists(PICK, max_size=2), start=st.booleans(), persistent=st.booleans(),
+    @rule(user=USERS, picks=st.lists(PICK, min_size=1, max_size=2), start=st.sampled_from([True, True, False]),
+          persistent=st.booleans(),
           mem=MEMS)
     def create_server(self, user: int, picks: list[int], start: bool, persistent: bool, mem: str) -> None:
         drives = tuple(self.drive_pick(user, p) for p in picks)
@@ -294,6 +295,6 @@ class TwoUsers(RuleBasedStateMachine):
 
 
 TwoUsers.TestCase.settings = settings(
-    max_examples=60, stateful_step_count=40, derandomize=True, database=None, deadline=None,
+    max_examples=100, stateful_step_count=50, derandomize=True, database=None, deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 TestTwoUsers = TwoUsers.TestCase
