@@ -11,14 +11,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aiohttp.test_utils import TestClient, TestServer
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from elastic_api.app import SERVICES
 from elastic_api.config import Config, HostConfig
-from tests.conftest import Api, Reply, make_app
+from tests.conftest import Api, Reply, make_app, started_client
 from tests.support import libvirt_test_host
 
 KiB, MiB = 1024, 1 << 20
@@ -78,8 +77,7 @@ class TwoUsers(RuleBasedStateMachine):
     async def _open(self) -> None:
         host = libvirt_test_host(self.tmp / "host.xml", memory_mb=64 * 1024, cpus=8)
         config = Config(data_dir=self.tmp / "var", hosts=(HostConfig("test", f"test://{host}"),))
-        self.client = TestClient(TestServer(make_app(config), auto_decompress=False))
-        await self.client.start_server()
+        self.client = await started_client(make_app(config))
         self.services = self.client.app[SERVICES]
         self.users = [Api(self.client, *await self.services.users.create(n)) for n in ("a", "b")]
 
