@@ -47,3 +47,8 @@ async def errors(request: web.Request,
     if isinstance(error, AuthError):
         response.headers["WWW-Authenticate"] = REALM
     return response
+
+
+async def plain_server_header(request: web.Request, response: web.StreamResponse) -> None:
+    """Every answer names the program, not the Python and aiohttp versions behind it."""
+    response.headers["Server"] = "elastic-api"

@@ -200,3 +200,17 @@ async def test_a_reader_is_not_an_owner(alice, bob, make_user, accept):
     assert (await carol.get(f"/drives/{shared}/read/0/{len(DATA)}")).body == DATA
     own = (await carol.create_drive("1M"))["drive"]
     assert (await carol.call(f"/drives/{own}/image/{shared}")).status == 204  # reading is allowed
+
+
+async def test_an_avoided_drive_that_is_no_longer_shared(alice, bob):
+    """B's server avoids a drive A shared with B; once A stops sharing it (or destroys it), B's
+    server still starts, and the answer says nothing about A's drive."""
+    shared = (await alice.create_drive("1M", readers=bob.user))["drive"]
+    gone = (await bob.create_drive("1M"))["drive"]
+    reply = await bob.call("/servers/create/stopped", _cfg(persistent="true", **{"avoid:drives": f"{shared} {gone}"}))
+    assert reply.status == 200, reply.text
+    server = reply.props()["server"]
+    assert (await alice.call(f"/drives/{shared}/set", {"readers": []})).status == 200
+    assert (await bob.call(f"/drives/{gone}/destroy")).status == 204
+    assert (await bob.call(f"/servers/{server}/start")).status == 204
+    assert (await bob.get(f"/servers/{server}/info", as_json=True)).json["status"] == "active"

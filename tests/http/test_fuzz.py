@@ -40,6 +40,7 @@ class Live:
 
 
 def check(reply: Reply, head: bool = False) -> None:
+    assert reply.headers["Server"] == "elastic-api"  # no versions of what runs behind it
     assert reply.status < 500 or (reply.status, reply.error) == (507, "full"), (reply.status, reply.text)
     if reply.status >= 400:
         assert reply.error in ("usage", "auth", "missing", "method", "busy", "full"), reply.error
