@@ -116,6 +116,18 @@ def make_app(config: Config) -> Any:
                       hypervisor=LibvirtHypervisor.from_config(config))
 
 
+async def started_client(app: Any) -> Any:
+    """A test client for an app outside pytest's loop fixtures (Hypothesis tests drive their own
+    loop), served like the `serve` fixture: gzip bodies reach us raw."""
+    from aiohttp.test_utils import TestClient, TestServer
+
+    server = TestServer(app)
+    await server.start_server(auto_decompress=False)  # TestServer's constructor drops server kwargs
+    client = TestClient(server)
+    await client.start_server()
+    return client
+
+
 @pytest.fixture
 async def serve(aiohttp_client: Any, aiohttp_server: Any) -> Any:
     """A test client for an app, served as `elastic-api serve` does: gzip bodies reach us raw.

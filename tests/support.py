@@ -62,16 +62,18 @@ def create_user(config: Path) -> tuple[str, str]:
 class Server:
     """`elastic-api serve` in the background, waited for until it answers."""
 
-    def __init__(self, config: Path) -> None:
+    def __init__(self, config: Path, env: dict[str, str] | None = None) -> None:
         self.config = config
+        self.env = env or {}
         self.url = "http://" + yaml.safe_load(config.read_text())["listen"]
         self.log = config.parent / "server.log"
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 30) -> Server:
         with open(self.log, "ab") as out:  # the child keeps its own copy of the descriptor
+            env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
             self.process = subprocess.Popen([str(BIN), "--config", str(self.config), "serve"],
-                                            stdout=out, stderr=out, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                                            stdout=out, stderr=out, env=env)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -50,3 +50,8 @@ async def errors(request: web.Request,
     if isinstance(error, SlowClientError):
         response.force_close()  # the rest of the body may never come: the connection cannot be reused
     return response
+
+
+async def plain_server_header(request: web.Request, response: web.StreamResponse) -> None:
+    """Every answer names the program, not the Python and aiohttp versions behind it."""
+    response.headers["Server"] = "elastic-api"

@@ -209,7 +209,10 @@ class DriveService:
         return {"drive": drive.drive, "offset": offset, "size": length, "sha256": digest.hexdigest()}
 
     async def sweep_orphans(self) -> list[str]:
-        """Remove pool files that no drive owns (left by a crash between file and row)."""
+        """Remove pool files that no drive owns (left by a crash between file and row), and the
+        temporary files of operations a crash cut short."""
+        for name in await self.storage.sweep_temporaries():
+            log.warning("removing %s, left by an operation that did not finish", name)
         orphans = sorted(await self.storage.volumes() - await self.store.all_drive_ids())
         for orphan in orphans:
             log.warning("removing orphan volume %s", orphan)

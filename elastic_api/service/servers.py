@@ -79,7 +79,10 @@ class ServerService:
         hosts_of = {r.server: r.host for r in await self.store.active_servers()}
         avoid = {hosts_of.get(s) for s in config.avoid_servers}
         for drive_id in config.avoid_drives:
-            drive = await self.drives.get(user, drive_id)
+            try:
+                drive = await self.drives.get(user, drive_id)
+            except MissingError:
+                continue  # destroyed, or no longer shared with the user: on no host to avoid
             avoid.update(hosts_of.get(s) for s in drive.claimed)
         return {h for h in avoid if h}
 

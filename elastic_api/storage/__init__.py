@@ -80,6 +80,11 @@ class Storage(Protocol):
     async def volumes(self) -> set[str]:
         """Drive UUIDs that have a file in the pool (to find orphans)."""
 
+    async def sweep_temporaries(self) -> list[str]:
+        """At start-up, before any use: remove the hidden temporary files that an operation
+        killed half-way left behind (a qcow2 being made, an export's socket, an image import that
+        is no longer running); the names removed."""
+
     async def close(self) -> None:
         """Stop whatever helpers (NBD exports) the pool started."""
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import fcntl
 import logging
 import os
 import shutil
@@ -41,6 +42,12 @@ COPY_READ_AHEAD = 2
 IMAGE_SIZE_ID = b"ES"
 IMAGE_HEADER = struct.Struct("<2sBBIBBH2sHQ")  # magic CM FLG MTIME XFL OS XLEN | SI LEN size
 GZIP_FEXTRA = 0x04
+
+# Hidden files that live only while an operation runs, left behind when the process dies in it:
+# a qcow2 image being made (`.UUID.qcow2.new`), an export's socket path (`.UUID.nbd`), and in the
+# image library, a standard image being imported (`.UUID.gz.tmp`).
+TEMPORARIES = ("qcow2.new", "nbd")
+IMAGE_TEMPORARIES = ("gz.tmp",)
 
 Piece = bytes | int  # guest bytes, or a count of zero bytes (a hole: nothing to read or write)
 
@@ -130,6 +137,25 @@ class Pool:
 
     async def volumes(self) -> set[str]:
         return await in_thread(self._list, self.pool_dir, FORMATS)
+
+    async def sweep_temporaries(self) -> list[str]:
+        return await in_thread(self._sweep_temporaries)
+
+    def _sweep_temporaries(self) -> list[str]:
+        removed = []
+        for directory, suffixes in ((self.pool_dir, TEMPORARIES), (self.images_dir, IMAGE_TEMPORARIES)):
+            for name in os.listdir(directory):
+                stem, dot, suffix = name[1:].partition(".")
+                if not name.startswith(".") or not dot or suffix not in suffixes or not is_id(stem):
+                    continue
+                path = directory / name
+                # `elastic-api image add` may be importing right now (it runs beside the server):
+                # its temporary file is locked for as long as the import lives.
+                if directory == self.images_dir and _locked(path):
+                    continue
+                _unlink(path)
+                removed.append(name)
+        return removed
 
     # Writes.
 
@@ -495,6 +521,7 @@ class Pool:
             raise FailedError("the image file cannot be read") from None
         try:
             with reader, open(temp, "wb") as out:
+                fcntl.flock(out.fileno(), fcntl.LOCK_EX)  # tells a server's start-up sweep it is in use
                 # Header first with a size placeholder, patched once the size is known.
                 out.write(IMAGE_HEADER.pack(b"\x1f\x8b", 8, GZIP_FEXTRA, 0, 0, 255, 12, IMAGE_SIZE_ID, 8, 0))
                 deflater = zlib.compressobj(6, zlib.DEFLATED, -zlib.MAX_WBITS)
@@ -701,6 +728,21 @@ def _sync_dir(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _locked(path: Path) -> bool:
+    """Whether another open file description holds a lock on path (a live import's temporary)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing the description drops our lock
+    return False
 
 
 def _unlink(path: Path) -> None:
