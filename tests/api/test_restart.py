@@ -47,3 +47,23 @@ def test_cli_contract(tmp_path, monkeypatch):
     assert result.returncode == 2 and "colour" in result.stderr and result.stdout == ""
     result = run_cli(tmp_path / "missing.yaml", "serve")
     assert result.returncode == 2 and "cannot read config" in result.stderr
+
+
+def test_access_log_has_one_line_a_request_and_no_secrets(tmp_path):
+    config = write_config(tmp_path)
+    user, secret = create_user(config)
+    server = Server(config).start()
+    try:
+        status, _, _ = request(server.url + "/drives/create?x=1", user, secret, b"name logged\nsize 1M\n")
+        assert status == 200
+        status, _, _ = request(server.url + "/drives/info?wrong", user, "not-the-secret", method="GET")
+        assert status == 401
+    finally:
+        assert server.stop() == 0
+    lines = [line for line in server.log.read_text().splitlines() if "aiohttp.access" in line]
+    created = [line for line in lines if '"POST /drives/create?x=1" 200 ' in line]
+    refused = [line for line in lines if '"GET /drives/info?wrong" 401 ' in line]
+    assert len(created) == 1 and len(refused) == 1, lines
+    assert created[0].split()[-1].endswith("s") and "127.0.0.1" in created[0]
+    log = server.log.read_text()
+    assert secret not in log and "not-the-secret" not in log and "Basic" not in log
