@@ -75,4 +75,9 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX server_claims_by_drive ON server_claims(drive, server);
     """,
+    # encrypted drives (issue 8; written as migration 5 beside resources' 4, renumber at merge if
+    # needed): each encrypted drive's key, wrapped by the master key that lives outside the database
+    """
+    ALTER TABLE drives ADD COLUMN wrapped_key BLOB;
+    """,
 )
