@@ -1,7 +1,7 @@
 """Running servers: domain XML, hosts and placement, the libvirt driver and the interface the service uses."""
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import Protocol
 
 # `await handler(server_uuid, event)`; event is "started", "stopped", "paused" or "resumed".
@@ -31,7 +31,11 @@ class Hypervisor(Protocol):
 
     async def ensure_network(self, host: str, name: str) -> None: ...
 
-    async def start(self, host: str, xml: str) -> None: ...
+    async def start(self, host: str, xml: str, secrets: Mapping[str, bytes] | None = None) -> None: ...
+
+    async def remove_secrets(self, host: str, server: str) -> None: ...
+
+    async def sweep_secrets(self, running: Collection[str]) -> None: ...
 
     async def stop(self, host: str, server: str) -> None: ...
 
