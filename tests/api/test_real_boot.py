@@ -1,10 +1,13 @@
-"""A real guest through the API on qemu:///system: upload a boot disk, boot, reset, power off."""
+"""A real guest through the API on qemu:///system: upload a boot disk (plain or encrypted), boot,
+reset, power off; an encrypted drive's libvirt secret lives exactly as long as the guest."""
 from __future__ import annotations
 
 import asyncio
 import gzip
 import time
+import xml.etree.ElementTree as ET
 
+import libvirt
 import pytest
 
 from elastic_api.app import SERVICES
@@ -39,8 +42,18 @@ def serial(api: Api, server: str) -> bytes:
     return path.read_bytes() if path.exists() else b""
 
 
-async def boot_drive(api: Api, fmt: str) -> str:
-    drive = (await api.create_drive("1M", name="boot", format=fmt))["drive"]
+def secrets_of(server: str) -> list[str]:
+    """The libvirt secrets on the real libvirtd that belong to this server's guest."""
+    conn = libvirt.open("qemu:///system")
+    try:
+        return [s.UUIDString() for s in conn.listAllSecrets(0)
+                if ET.fromstring(s.XMLDesc(0)).findtext("description") == f"elastic-{server}"]
+    finally:
+        conn.close()
+
+
+async def boot_drive(api: Api, fmt: str, cipher: str = "none") -> str:
+    drive = (await api.create_drive("1M", name="boot", format=fmt, **{"encryption:cipher": cipher}))["drive"]
     reply = await api.call(f"/drives/{drive}/write/0", gzip.compress(boot_sector()),
                            headers={"Content-Encoding": "gzip"})
     assert reply.status == 204
@@ -60,9 +73,11 @@ async def press_power_until_gone(api: Api, server: str, gone) -> None:
             await asyncio.sleep(0.05)
 
 
-@pytest.mark.parametrize("fmt", ["raw", "qcow2"])
-async def test_boot_reset_power_off_persistent(api, fmt):
-    drive = await boot_drive(api, fmt)
+@pytest.mark.parametrize("fmt, cipher", [("raw", "none"), ("qcow2", "none"), ("raw", "aes-xts-plain"),
+                                         ("qcow2", "aes-xts-plain")])
+async def test_boot_reset_power_off_persistent(api, fmt, cipher):
+    drive = await boot_drive(api, fmt, cipher)
+    encrypted = cipher != "none"
     server = (await api.call("/servers/create", {
         "name": "boot", "cpu": "1000", "smp": "1", "mem": "64", "persistent": "true",
         "ide:0:0": drive, "boot": "ide:0:0", "vnc": "auto", "vnc:password": "s3cret",
@@ -72,6 +87,12 @@ async def test_boot_reset_power_off_persistent(api, fmt):
         return serial(api, server).count(BOOT_MARKER) >= times
 
     await until(booted, "the boot marker")
+    assert len(secrets_of(server)) == (1 if encrypted else 0)
+    if encrypted:  # the guest read its boot sector through QEMU's LUKS layer: the file holds no plaintext
+        path = api.client.app[SERVICES].drives.storage.path(api.client.app[SERVICES].drives.volume(
+            await api.client.app[SERVICES].drives.get(api.user, drive)))
+        assert path.suffix == (".luks" if fmt == "raw" else ".qcow2") and BOOT_MARKER not in path.read_bytes()
+        assert (await api.get(f"/drives/{drive}/read/0/512")).status == 409  # the guest holds the file
     info = (await api.get(f"/servers/{server}/info", as_json=True)).json
     assert info["status"] == "active" and info["ide:0:0:read:bytes"] >= 512
     assert info["vnc:ip"] == "127.0.0.1" and info["vnc:port"] >= 5900
@@ -90,11 +111,15 @@ async def test_boot_reset_power_off_persistent(api, fmt):
     await press_power_until_gone(api, server, stopped)
     assert POWER_MARKER in serial(api, server)
     assert (await api.get(f"/drives/{drive}/info", as_json=True)).json["claimed"] == []
+    assert secrets_of(server) == []  # removed when the guest powered off on its own
+    assert (await api.get(f"/drives/{drive}/read/0/512")).body == boot_sector()
 
     assert (await api.call(f"/servers/{server}/start")).status == 204
     await until(lambda: booted(3), "the boot marker after start")
+    assert len(secrets_of(server)) == (1 if encrypted else 0)
     assert (await api.call(f"/servers/{server}/stop")).status == 204
     assert (await api.get(f"/servers/{server}/info", as_json=True)).json["status"] == "stopped"
+    assert secrets_of(server) == []
     assert (await api.call(f"/servers/{server}/destroy")).status == 204
     assert (await api.get(f"/servers/{server}/info")).status == 404
 
