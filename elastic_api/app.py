@@ -57,6 +57,11 @@ def create_app(config: Config, *, store: Store, storage: Storage, hypervisor: Hy
 
     async def backends(app: web.Application) -> AsyncIterator[None]:
         await store.open()
+        try:
+            await services.drives.open_keys()  # no master key, no start: never silent plaintext
+        except BaseException:
+            await store.close()
+            raise
         await hypervisor.open()
         try:
             hypervisor.on_event(services.servers.on_event)

@@ -71,6 +71,12 @@ class Config:
 
     # Volume format of a drive created without a `format` key.
     default_format: str = "raw"
+    # encryption:cipher of a drive created without one: the ElasticHosts default, or "none".
+    default_cipher: str = "aes-xts-plain"
+    # The master key file that wraps every drive key; "" means <data_dir>/master.key, created on
+    # first start. A path given here is never created: a missing file is an error (an unmounted
+    # key store must not silently become a new key).
+    master_key_file: str = ""
     # Where guests' VNC servers listen unless a server asks for an address; loopback keeps them private.
     vnc_listen: str = "127.0.0.1"
     # The MHz of one physical core, to turn a server's `cpu` (core MHz) into a CPU quota.
@@ -131,6 +137,10 @@ class Config:
     @property
     def db_path(self) -> Path:
         return self.data_dir / "elastic.db"
+
+    @property
+    def master_key_path(self) -> Path:
+        return Path(self.master_key_file) if self.master_key_file else self.data_dir / "master.key"
 
     @property
     def pool_dir(self) -> Path:
@@ -262,6 +272,8 @@ def from_mapping(data: dict[str, Any]) -> Config:
     parse_listen(config.listen)
     if config.default_format not in ("raw", "qcow2"):
         raise ConfigError("default_format must be raw or qcow2")
+    if config.default_cipher not in ("none", "aes-xts-plain"):
+        raise ConfigError("default_cipher must be aes-xts-plain or none")
     if config.domain_type not in ("auto", "kvm", "qemu"):
         raise ConfigError("domain_type must be auto, kvm or qemu")
     for key in ("max_uploads_per_user", "max_uploads", "header_timeout", "body_timeout"):

@@ -204,8 +204,9 @@ class Server:
                 await self.process.wait()
 
 
-async def create_drive(session: aiohttp.ClientSession, url: str, size: int, fmt: str) -> str:
-    body = f"name bench\nsize {size}\nformat {fmt}\nencryption:cipher none\n"
+async def create_drive(session: aiohttp.ClientSession, url: str, size: int, fmt: str, cipher: str = "none") -> str:
+    # Plain unless asked: this benchmark compares the pool file with local I/O (see bench_encryption.py).
+    body = f"name bench\nsize {size}\nformat {fmt}\nencryption:cipher {cipher}\n"
     async with session.post(f"{url}/drives/create", data=body, headers={"Accept": "application/json"}) as r:
         if r.status != 200:
             raise RuntimeError(f"create: {r.status} {await r.text()}")

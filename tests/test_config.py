@@ -28,6 +28,7 @@ def test_minimal_yaml_and_environment(tmp_path, monkeypatch):
     assert config.db_path == Path("/some/dir/elastic.db") and config.pool_dir == Path("/some/dir/pool")
     assert config.hosts[0].uri == "test:///default"
     assert config.max_list_limit == Config().max_list_limit
+    assert config.default_cipher == "aes-xts-plain" and config.master_key_path == Path("/some/dir/master.key")
 
 
 @pytest.mark.parametrize("text, word", [
@@ -39,6 +40,7 @@ def test_minimal_yaml_and_environment(tmp_path, monkeypatch):
     ("max_read_size: lots\n", "integer"),
     ("default_format: vmdk\n", "default_format"),
     ("domain_type: xen\n", "domain_type"),
+    ("default_cipher: rot13\n", "default_cipher"),
     ("- just\n- a list\n", "mapping"),
     ("listen: [unclosed\n", "YAML"),
 ])

@@ -1,7 +1,7 @@
 """Running servers: domain XML, hosts and placement, the libvirt driver and the interface the service uses."""
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import Protocol
 
 from elastic_api.hypervisor.network import PublicNetwork
@@ -45,7 +45,11 @@ class Hypervisor(Protocol):
 
     async def remove_network(self, host: str, name: str) -> None: ...
 
-    async def start(self, host: str, xml: str) -> None: ...
+    async def start(self, host: str, xml: str, secrets: Mapping[str, bytes] | None = None) -> None: ...
+
+    async def remove_secrets(self, host: str, server: str) -> None: ...
+
+    async def sweep_secrets(self, running: Collection[str]) -> None: ...
 
     async def stop(self, host: str, server: str) -> None: ...
 

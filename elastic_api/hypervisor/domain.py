@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from elastic_api.errors import InternalError, UsageError
+from elastic_api.model.ids import is_id
 from elastic_api.model.server import ServerConfig, vcpu_count
 
 # Every domain we run is named so; anything else on a host is not ours and is left alone.
@@ -32,6 +33,8 @@ class DiskSpec:
     format: str  # "raw" or "qcow2": always given to QEMU, never probed from the file's bytes
     readonly: bool = False  # a drive attached by one of its readers: the guest may not write it
     shareable: bool = False  # claim:type shared: several guests may have it open at once
+    # An encrypted (LUKS) volume: the UUID of the libvirt secret holding its passphrase.
+    secret: str | None = None
 
 
 @dataclass(frozen=True)
@@ -140,6 +143,8 @@ def _check(spec: DomainSpec) -> None:
             raise InternalError(f"no volume given for {slot.device}")
         if disk.format not in VOLUME_FORMATS:
             raise InternalError(f"{slot.device}: volume format must be raw or qcow2, not {disk.format!r}")
+        if disk.secret is not None and not is_id(disk.secret):
+            raise InternalError(f"{slot.device}: a libvirt secret is named by a UUID, not {disk.secret!r}")
         if disk.readonly and slot.media == "disk" and slot.device.startswith("ide:"):
             # QEMU's IDE hard disk cannot be read-only; IDE cdroms, SCSI and virtio disks can.
             raise UsageError(
@@ -162,11 +167,17 @@ def _disk(devices: ET.Element, spec: DomainSpec, device: str, boot: Mapping[str,
     cdrom = slot.media == "cdrom"
     disk = _sub(devices, "disk", type="file", device="cdrom" if cdrom else "disk")
     driver = {"name": "qemu", "type": volume.format}
-    if not (cdrom or volume.readonly):
+    luks_raw = volume.secret is not None and volume.format == "raw"
+    if not (cdrom or volume.readonly or luks_raw):
         # Guest TRIM punches holes in the volume, keeping the pool as sparse as the guest's data.
+        # Not under raw LUKS, where a hole decrypts to noise (and would show which blocks are used).
         driver["discard"] = "unmap"
     _sub(disk, "driver", **driver)
-    _sub(disk, "source", file=volume.path)
+    source = _sub(disk, "source", file=volume.path)
+    if volume.secret is not None:
+        # Inside <source>: where libvirt expects the encryption of a raw LUKS or a qcow2 image.
+        encryption = _sub(source, "encryption", format="luks")
+        _sub(encryption, "secret", type="passphrase", uuid=volume.secret)
     bus = {"ide": "ide", "scsi": "scsi", "block": "virtio"}[device.split(":")[0]]
     _sub(disk, "target", dev=target_dev(device), bus=bus)
     if cdrom or volume.readonly:
@@ -180,6 +191,16 @@ def _disk(devices: ET.Element, spec: DomainSpec, device: str, boot: Mapping[str,
         _sub(disk, "address", type="drive", controller="0", bus=numbers[0], target="0", unit=numbers[1])
     elif bus == "scsi":
         _sub(disk, "address", type="drive", controller="0", bus="0", target="0", unit=numbers[1])
+
+
+def secret_xml(uuid: str, server: str) -> str:
+    """A libvirt secret for one encrypted drive of one run of a server: ephemeral (never written to
+    disk) and private (libvirt never hands its value back), described by the domain's name so
+    that the server's secrets can be found and removed when it stops."""
+    secret = ET.Element("secret", ephemeral="yes", private="yes")
+    _sub(secret, "uuid", uuid)
+    _sub(secret, "description", domain_name(server))
+    return ET.tostring(secret, encoding="unicode")
 
 
 def domain_xml(spec: DomainSpec) -> str:
@@ -270,6 +291,7 @@ __all__ = [
     "device_of_target",
     "domain_name",
     "domain_xml",
+    "secret_xml",
     "server_of",
     "target_dev",
     "vnc_address",

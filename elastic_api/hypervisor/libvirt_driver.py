@@ -4,7 +4,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import TypeVar
 
 import libvirt
@@ -13,7 +13,7 @@ import libvirtaio
 from elastic_api.config import Config, HostConfig
 from elastic_api.errors import FailedError, FullError
 from elastic_api.hypervisor import EventHandler
-from elastic_api.hypervisor.domain import CPU_PERIOD_US, cpu_quota, device_of_target, server_of
+from elastic_api.hypervisor.domain import CPU_PERIOD_US, cpu_quota, device_of_target, secret_xml, server_of
 from elastic_api.hypervisor.events import drain, ensure_event_loop
 from elastic_api.hypervisor.hosts import Host
 from elastic_api.hypervisor.network import (
@@ -93,6 +93,30 @@ def _update_dhcp_host(network: libvirt.virNetwork, command: int, mac: str, ip: s
     if network.isPersistent():
         flags |= libvirt.VIR_NETWORK_UPDATE_AFFECT_CONFIG
     network.update(command, libvirt.VIR_NETWORK_SECTION_IP_DHCP_HOST, -1, dhcp_host_xml(mac, ip), flags)
+def _define_secrets(conn: libvirt.virConnect, server: str, secrets: Mapping[str, bytes]) -> None:
+    for uuid, value in secrets.items():
+        conn.secretDefineXML(secret_xml(uuid, server), 0).setValue(value, 0)
+
+
+def _remove_secrets(conn: libvirt.virConnect, gone: Callable[[str], bool]) -> int:
+    """Undefine our secrets (described by their server's domain name) whose server is gone."""
+    try:
+        secrets = conn.listAllSecrets(0)
+    except libvirt.libvirtError as e:
+        if e.get_error_code() == libvirt.VIR_ERR_NO_SUPPORT:
+            return 0  # a driver without secrets (test:///) holds none of ours
+        raise
+    removed = 0
+    for secret in secrets:
+        try:
+            server = server_of(ET.fromstring(secret.XMLDesc(0)).findtext("description") or "")
+            if server is not None and gone(server):
+                secret.undefine()
+                removed += 1
+        except libvirt.libvirtError as e:
+            if e.get_error_code() != libvirt.VIR_ERR_NO_SECRET:
+                raise  # one already removed by someone else is fine
+    return removed
 
 
 def _memory_mb(root: ET.Element) -> int:
@@ -368,9 +392,11 @@ class LibvirtHypervisor:
 
     # --- servers ----------------------------------------------------------------------------
 
-    async def start(self, host: str, xml: str) -> None:
+    async def start(self, host: str, xml: str, secrets: Mapping[str, bytes] | None = None) -> None:
         """Start a transient domain from domain_xml() on host. Memory is checked and reserved
-        under the host's lock, so concurrent starts cannot together overfill it (FullError)."""
+        under the host's lock, so concurrent starts cannot together overfill it (FullError).
+        `secrets` (libvirt secret UUID → LUKS passphrase, for the domain's encrypted disks) are
+        defined first and removed again if the domain does not start."""
         root = ET.fromstring(xml)
         server = root.findtext("uuid") or ""
         mem_mb = _memory_mb(root)
@@ -388,8 +414,14 @@ class LibvirtHypervisor:
             except libvirt.libvirtError as e:
                 if e.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
                     raise
-            # No AUTODESTROY: guests keep running while the API restarts; running() finds them.
-            conn.createXML(xml, 0)
+            try:
+                _define_secrets(conn, server, secrets or {})
+                # No AUTODESTROY: guests keep running while the API restarts; running() finds them.
+                conn.createXML(xml, 0)
+            except BaseException:
+                if secrets:
+                    _remove_secrets(conn, lambda owner: owner == server)
+                raise
         try:
             await self._call(host, f"start server {server}", create)
         finally:
@@ -409,8 +441,25 @@ class LibvirtHypervisor:
         return await self._call(host, f"{what} server {server}", call)
 
     async def stop(self, host: str, server: str) -> None:
-        """Power cut. A server that is already off is not an error: the result is the same."""
+        """Power cut, and the run's secrets go with it. A server that is already off is not an
+        error: the result is the same."""
         await self._domain_call(host, server, "stop", lambda dom: dom.destroy(), missing_ok=True)
+        await self.remove_secrets(host, server)
+
+    async def remove_secrets(self, host: str, server: str) -> None:
+        """Remove the secrets of a server that is not running (its guest has stopped)."""
+        await self._call(host, f"remove the secrets of server {server}",
+                         lambda conn: _remove_secrets(conn, lambda owner: owner == server))
+
+    async def sweep_secrets(self, running: Collection[str]) -> None:
+        """Remove our secrets of every server not in `running`, on every host (at start-up: guests
+        that stopped while the API was down)."""
+        keep = set(running)
+        for name in self._hosts:
+            removed = await self._call(name, "remove stale secrets",
+                                       lambda conn: _remove_secrets(conn, lambda owner: owner not in keep))
+            if removed:
+                self._log.info("host %s: removed %d secrets of servers no longer running", name, removed)
 
     async def shutdown(self, host: str, server: str) -> None:
         """Ask the guest to power down (ACPI power button: the domains have no guest agent, so

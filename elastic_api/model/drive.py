@@ -12,8 +12,8 @@ from elastic_api.model.units import parse_size
 CLAIM_TYPES = ("exclusive", "shared")
 TIERS = ("disk", "ssd")
 FORMATS = ("raw", "qcow2")
-# Until encrypted drives exist a drive may only say what it is: plain.
-CIPHERS = ("none",)
+# aes-xts-plain: a LUKS volume (AES-256-XTS, plain64 IVs) through QEMU's block layer; none: plain.
+CIPHERS = ("none", "aes-xts-plain")
 MAX_NAME = 256
 MAX_USER_VALUE = 4096
 MAX_WORDS = 64
@@ -51,6 +51,12 @@ class Drive:
     imaging: str | None = None  # "queued" or "NN%" while an image job is pending
     imaging_error: str | None = None  # the last image job's failure, until the next succeeds
     claimed: tuple[str, ...] = ()  # servers using it (filled by the service)
+    # The drive's own key wrapped by the master key (encrypted drives only); never shown to anyone.
+    wrapped_key: bytes | None = field(default=None, repr=False)
+
+    @property
+    def encrypted(self) -> bool:
+        return self.encryption != "none"
 
     def readable_by(self, user: str) -> bool:
         return self.owner == user or user in self.readers or ALL_USERS in self.readers
@@ -137,8 +143,6 @@ def parse_changes(props: Props, *, creating: bool, max_size: int) -> DriveChange
         elif key == "tags":
             values["tags"] = _tags(value)
         elif key == "encryption:cipher":
-            if value == "aes-xts-plain":
-                raise UsageError("encryption:cipher aes-xts-plain is not available yet; use none")
             values["encryption"] = _one_of(key, value, CIPHERS)
         elif key == "avoid":
             values["avoid"] = _ids(key, value)
@@ -153,7 +157,8 @@ def parse_changes(props: Props, *, creating: bool, max_size: int) -> DriveChange
     return DriveChanges(user_keys=user_keys, **values)  # type: ignore[arg-type]
 
 
-def new_drive(drive: str, owner: str, changes: DriveChanges, *, default_format: str, created: int) -> Drive:
+def new_drive(drive: str, owner: str, changes: DriveChanges, *, default_format: str, created: int,
+              default_cipher: str = "none") -> Drive:
     assert changes.name is not None and changes.size is not None
     return Drive(
         drive=drive, owner=owner, name=changes.name, size=changes.size,
@@ -161,7 +166,7 @@ def new_drive(drive: str, owner: str, changes: DriveChanges, *, default_format: 
         claim_type=changes.claim_type or "exclusive",
         readers=changes.readers or (), tags=changes.tags or (),
         user_keys={k: v for k, v in changes.user_keys.items() if v},
-        encryption=changes.encryption or "none", tier=changes.tier or "disk",
+        encryption=changes.encryption or default_cipher, tier=changes.tier or "disk",
         avoid=changes.avoid or (), created=created,
     )
 

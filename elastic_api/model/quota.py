@@ -51,6 +51,11 @@ class Usage:
     ips: int = 0
 
 
+def combined(a: Usage, b: Usage, sign: int = 1) -> Usage:
+    """a plus b (or minus b, with sign -1), key by key."""
+    return Usage(**{key: getattr(a, key) + sign * getattr(b, key) for key in KEYS})
+
+
 def parse_value(key: str, value: str | int | None) -> int | None:
     """One limit: `unlimited` (or YAML null) is no limit; drive_bytes takes k/M/G/T; the rest
     are whole numbers in their own units (cpu in MHz, mem in MB)."""

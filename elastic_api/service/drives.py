@@ -13,13 +13,14 @@ from pathlib import Path
 from typing import BinaryIO
 
 from elastic_api.config import Config
-from elastic_api.errors import BusyError, FullError, MissingError, UsageError
+from elastic_api.errors import BusyError, FailedError, FullError, MissingError, UsageError
 from elastic_api.model import drive as model
 from elastic_api.model.drive import Drive
 from elastic_api.model.ids import new_id, parse_id
 from elastic_api.model.pages import Page
 from elastic_api.model.properties import Props
 from elastic_api.model.units import parse_size
+from elastic_api.service.keyring import Keyring
 from elastic_api.service.locks import DriveUse, LockTable, UploadSlots
 from elastic_api.service.quotas import QuotaService
 from elastic_api.storage import Storage, Volume
@@ -27,10 +28,6 @@ from elastic_api.storage.fileops import open_to_send
 from elastic_api.store import Store
 
 log = logging.getLogger(__name__)
-
-
-def volume(drive: Drive) -> Volume:
-    return Volume(drive.drive, drive.format, drive.size)
 
 
 @dataclass(frozen=True)
@@ -57,6 +54,19 @@ class DriveService:
         self.locks = LockTable()
         self.use = DriveUse()
         self.uploads = UploadSlots(per_user=config.max_uploads_per_user, total=config.max_uploads)
+        self.keys = Keyring(config.master_key_path, may_create=not config.master_key_file)
+
+    async def open_keys(self) -> None:
+        """At start-up, before any drive is touched: the master key, or a ConfigError."""
+        await self.keys.open(await self.store.some_wrapped_key())
+
+    def volume(self, drive: Drive) -> Volume:
+        """The drive's volume for the pool, with its passphrase unwrapped when it is encrypted."""
+        if not drive.encrypted:
+            return Volume(drive.drive, drive.format, drive.size)
+        if drive.wrapped_key is None:
+            raise FailedError(f"drive {drive.drive} is encrypted but has no key")
+        return Volume(drive.drive, drive.format, drive.size, self.keys.passphrase(drive.drive, drive.wrapped_key))
 
     def _live(self, drive: Drive) -> Drive:
         """The stored drive with what only the running process knows: image progress and claims."""
@@ -88,15 +98,17 @@ class DriveService:
     async def create(self, user: str, props: Props) -> Drive:
         changes = model.parse_changes(props, creating=True, max_size=self.config.max_drive_size)
         drive = model.new_drive(new_id(), user, changes, default_format=self.config.default_format,
-                                created=self.clock())
+                                default_cipher=self.config.default_cipher, created=self.clock())
+        if drive.encrypted:
+            drive = dataclasses.replace(drive, wrapped_key=self.keys.new_wrapped_key(drive.drive))
         async with self.quotas.drives(user, count=1, size=drive.size):
             # The volume comes first: a crash between the two leaves an orphan file that the
             # start-up sweep removes, never a drive row without its bytes.
-            await self.storage.create(volume(drive))
+            await self.storage.create(self.volume(drive))
             try:
                 await self.store.insert_drive(drive)
             except BaseException:
-                await self.storage.destroy(volume(drive))
+                await self.storage.destroy(_keyless(drive))
                 raise
         return drive
 
@@ -110,10 +122,16 @@ class DriveService:
                 raise UsageError("size cannot shrink: that would discard the drive's data")
             async with self.quotas.drives(user, size=changed.size - drive.size):
                 if changed.size > drive.size:
-                    await self.storage.resize(volume(drive), changed.size)
+                    await self.storage.resize(self.volume(drive), changed.size)
                 if not await self.store.update_drive(user, changed):
                     raise MissingError(f"no such drive: {drive_id[:40]}")
             return changed
+
+    def _check_exportable(self, drive: Drive) -> None:
+        """Reads of a qcow2 or encrypted drive go through an export of our own, which a running
+        guest's lock on the file forbids (and qcow2 metadata may change under a reader anyway)."""
+        if (drive.format == "qcow2" or drive.encrypted) and [c for c in drive.claimed if not c.startswith("image:")]:
+            raise BusyError(f"drive {drive.drive} is in use by a running server")
 
     def check_unclaimed(self, drive: Drive) -> None:
         servers = [c for c in drive.claimed if not c.startswith("image:")]
@@ -137,7 +155,7 @@ class DriveService:
             # file is removed leaves an orphan the start-up sweep deletes.
             if not await self.store.delete_drive(user, drive.drive):
                 raise MissingError(f"no such drive: {drive_id[:40]}")
-            await self.storage.destroy(volume(drive))
+            await self.storage.destroy(_keyless(drive))
 
     async def write(self, user: str, drive_id: str, offset_text: str, body: AsyncIterator[bytes], *,
                     gzip: bool, length: int | None) -> int:
@@ -153,7 +171,7 @@ class DriveService:
                 # Checked again inside: an image job may have started while this request waited.
                 if drive.drive in self.use.imaging:
                     raise BusyError(f"drive {drive.drive} is being imaged")
-                written = await self.storage.write(volume(drive), offset, body, gzip=gzip,
+                written = await self.storage.write(self.volume(drive), offset, body, gzip=gzip,
                                                    max_decompressed=self.config.max_write_decompressed)
         await self.store.count_drive_io(user, drive.drive, write_bytes=written, write_requests=1)
         return written
@@ -166,12 +184,10 @@ class DriveService:
         size = parse_size(size_text, "size")
         if offset >= drive.size:
             raise UsageError(f"offset {offset} is at or past the end of the drive ({drive.size} bytes)")
-        if drive.format == "qcow2" and [c for c in drive.claimed if not c.startswith("image:")]:
-            # QEMU locks a running guest's qcow2 file; reading its metadata mid-write is unsafe anyway.
-            raise BusyError(f"drive {drive.drive} is in use by a running server")
+        self._check_exportable(drive)
         if not 0 < size <= self.config.max_read_size:
             raise UsageError(f"read size must be between 1 and {self.config.max_read_size} bytes")
-        return DriveRead(drive, offset, min(size, drive.size - offset), self.storage.plain_file(volume(drive)))
+        return DriveRead(drive, offset, min(size, drive.size - offset), self.storage.plain_file(self.volume(drive)))
 
     @asynccontextmanager
     async def reading(self, user: str, read: DriveRead) -> AsyncIterator[Sent]:
@@ -189,7 +205,7 @@ class DriveService:
         return await asyncio.to_thread(open_to_send, str(read.file), read.offset, read.length)
 
     def chunks(self, read: DriveRead) -> AsyncGenerator[bytes, None]:
-        return self.storage.read(volume(read.drive), read.offset, read.length)
+        return self.storage.read(self.volume(read.drive), read.offset, read.length)
 
     async def checksum(self, user: str, drive_id: str, offset_text: str | None,
                        size_text: str | None) -> dict[str, str | int]:
@@ -202,9 +218,10 @@ class DriveService:
         length = min(size, drive.size - offset)
         if length > self.config.max_checksum_size:
             raise UsageError(f"a checksum covers at most {self.config.max_checksum_size} bytes; ask for ranges")
+        self._check_exportable(drive)
         digest = hashlib.sha256()
         async with self.use.io(drive.drive):
-            async for chunk in self.storage.read(volume(drive), offset, length):
+            async for chunk in self.storage.read(self.volume(drive), offset, length):
                 await asyncio.to_thread(digest.update, chunk)  # hashlib drops the GIL on large buffers
         return {"drive": drive.drive, "offset": offset, "size": length, "sha256": digest.hexdigest()}
 
@@ -219,3 +236,8 @@ class DriveService:
             for fmt in model.FORMATS:
                 await self.storage.destroy(Volume(orphan, fmt, 0))
         return orphans
+
+
+def _keyless(drive: Drive) -> Volume:
+    """Enough of a volume to remove its file: no key needed, so a drive always can be destroyed."""
+    return Volume(drive.drive, drive.format, drive.size)

@@ -11,7 +11,7 @@ from elastic_api.errors import ElasticError, MissingError, UsageError
 from elastic_api.model.ids import parse_id
 from elastic_api.model.image import CONVERSIONS, ImageJob, StandardImage
 from elastic_api.model.pages import Page
-from elastic_api.service.drives import DriveService, volume
+from elastic_api.service.drives import DriveService
 from elastic_api.storage import ImageFile, Storage, Volume
 from elastic_api.store import Store
 
@@ -79,7 +79,7 @@ class ImagingService:
         image = await self.store.get_image(job.source)
         if image is not None:
             return await self.storage.image_file(image.image)
-        return volume(await self.drives.get(job.owner, job.source))
+        return self.drives.volume(await self.drives.get(job.owner, job.source))
 
     async def _run(self, job: ImageJob) -> str | None:
         """Copy one job; the error message when it failed, None when it succeeded."""
@@ -96,7 +96,7 @@ class ImagingService:
                     use.imaging[job.drive] = f"{min(99, done * 100 // max(total, 1))}%"
 
                 async with use.io(job.source):
-                    await self.storage.copy(source, volume(target), job.conversion, progress)
+                    await self.storage.copy(source, self.drives.volume(target), job.conversion, progress)
                 log.info("imaged drive %s from %s", job.drive, job.source)
                 return None
             except ElasticError as e:

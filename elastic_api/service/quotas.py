@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from elastic_api.config import Config
 from elastic_api.errors import BillingError, MissingError
@@ -14,52 +14,54 @@ from elastic_api.store import Store
 
 
 class QuotaService:
-    """A check and the change it admits happen under one lock per user and kind (drives,
-    servers), so two concurrent creates cannot both see room for one. The lock is only ever
-    taken innermost (inside a drive's or server's own lock, never around one), so it cannot
-    deadlock, and drives and servers of one user do not wait for each other."""
+    """Admission under one lock per user and kind (drives, servers, IPs): the check counts what
+    the store holds plus what admitted commands are still making, and an admitted command counts
+    as pending until it has made its change. So two concurrent creates cannot both see room for
+    one, and no lock is held while a volume or a guest is being made: a slow encrypted create
+    never holds up the user's other commands. (Between a change's commit and the end of its
+    pending count it is counted twice, which can only refuse, never overshoot.)"""
 
     def __init__(self, config: Config, store: Store) -> None:
         self.config = config
         self.store = store
         self.locks = LockTable()
+        self._pending: dict[str, Usage] = {}
 
     async def limits(self, user: str) -> Quota:
         return self.config.quotas.with_overrides(await self.store.quota_overrides(user))
 
-    async def check(self, user: str, adding: Usage) -> None:
-        """BillingError naming the limit when the user's usage plus `adding` would pass it."""
-        message = model.exceeded(await self.limits(user), await self.store.usage(user), adding)
-        if message:
-            raise BillingError(message)
-
     @asynccontextmanager
-    async def drives(self, user: str, *, count: int = 0, size: int = 0) -> AsyncIterator[None]:
-        """Admit `count` more drives and `size` more drive bytes; the block makes them real (in
-        the store) while no other drive change of this user can be checked."""
-        if count <= 0 and size <= 0:  # nothing grows: no lock, no queries
+    async def _admit(self, user: str, kind: str, adding: Usage) -> AsyncIterator[None]:
+        if not any(getattr(adding, key) > 0 for key in model.KEYS):  # nothing grows: no lock, no queries
             yield
             return
-        async with self.locks.hold(f"{user} drives"):
-            await self.check(user, Usage(drives=count, drive_bytes=size))
+        async with self.locks.hold(f"{user} {kind}"):
+            pending = self._pending.get(user, Usage())
+            message = model.exceeded(await self.limits(user),
+                                     model.combined(await self.store.usage(user), pending), adding)
+            if message:
+                raise BillingError(message)
+            self._pending[user] = model.combined(pending, adding)
+        try:
             yield
+        finally:
+            left = model.combined(self._pending[user], adding, -1)
+            if any(getattr(left, key) for key in model.KEYS):
+                self._pending[user] = left
+            else:
+                del self._pending[user]
 
-    @asynccontextmanager
-    async def servers(self, user: str, *, count: int = 0, cpu: int = 0, mem: int = 0) -> AsyncIterator[None]:
+    def drives(self, user: str, *, count: int = 0, size: int = 0) -> AbstractAsyncContextManager[None]:
+        """Admit `count` more drives and `size` more drive bytes for the block that makes them."""
+        return self._admit(user, "drives", Usage(drives=count, drive_bytes=size))
+
+    def servers(self, user: str, *, count: int = 0, cpu: int = 0, mem: int = 0) -> AbstractAsyncContextManager[None]:
         """Admit `count` more servers, or `cpu` MHz and `mem` MB more of active servers."""
-        if count <= 0 and cpu <= 0 and mem <= 0:
-            yield
-            return
-        async with self.locks.hold(f"{user} servers"):
-            await self.check(user, Usage(servers=count, cpu=cpu, mem=mem))
-            yield
+        return self._admit(user, "servers", Usage(servers=count, cpu=cpu, mem=mem))
 
-    @asynccontextmanager
-    async def ips(self, user: str, *, count: int = 1) -> AsyncIterator[None]:
+    def ips(self, user: str, *, count: int = 1) -> AbstractAsyncContextManager[None]:
         """Admit `count` more IP resources."""
-        async with self.locks.hold(f"{user} ips"):
-            await self.check(user, Usage(ips=count))
-            yield
+        return self._admit(user, "ips", Usage(ips=count))
 
     # -- the operator's command line -------------------------------------------------------------
     async def show(self, user_id: str) -> list[str]:

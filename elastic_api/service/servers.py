@@ -16,7 +16,7 @@ from elastic_api.model.pages import Page
 from elastic_api.model.properties import Info, Props
 from elastic_api.model.server import ServerConfig, apply_set, check_live_set, parse_config
 from elastic_api.model.server_record import ACTIVE, Claim, ServerRecord, to_server_info
-from elastic_api.service.drives import DriveService, volume
+from elastic_api.service.drives import DriveService
 from elastic_api.service.locks import LockTable
 from elastic_api.service.quotas import QuotaService
 from elastic_api.service.resources import ResourceService
@@ -94,15 +94,21 @@ class ServerService:
                 raise BusyError(f"server {record.server} is already active")
             config = record.config
             disks: dict[str, DiskSpec] = {}
+            secrets: dict[str, bytes] = {}  # libvirt secret UUID → passphrase, for encrypted drives
             claims = []
             for slot in config.drives:
                 drive = await self.drives.get(user, slot.drive)
                 if drive.imaging:
                     raise BusyError(f"drive {drive.drive} is being imaged")
+                volume = self.drives.volume(drive)
+                secret = None
+                if volume.secret is not None:
+                    secret = new_id()
+                    secrets[secret] = volume.secret
                 disks[slot.device] = DiskSpec(
-                    path=str(self.drives.storage.path(volume(drive))), format=drive.format,
+                    path=str(self.drives.storage.path(volume)), format=drive.format,
                     readonly=drive.owner != user or slot.media == "cdrom",
-                    shareable=drive.claim_type == "shared")
+                    shareable=drive.claim_type == "shared", secret=secret)
                 claims.append(Claim(slot.device, drive.drive))
             host = await self.hypervisor.place(config.mem, await self._avoid_hosts(user, config))
             started = int(time.time())
@@ -126,8 +132,8 @@ class ServerService:
                 )
                 xml = domain_xml(spec)
                 for slot in config.drives:  # our own qcow2 exports would hold the guest's write lock
-                    await self.drives.storage.release(volume(await self.drives.get(user, slot.drive)))
-                await self.hypervisor.start(host, xml)
+                    await self.drives.storage.release(self.drives.volume(await self.drives.get(user, slot.drive)))
+                await self.hypervisor.start(host, xml, secrets)
             except BaseException:
                 await self.resources.unwire(record, host)
                 await self.store.deactivate_server(user, record.server)
@@ -216,6 +222,11 @@ class ServerService:
         if record is None:
             return
         await self.resources.unwire(record, record.host)
+        if record.host is not None:
+            try:  # the libvirt secrets of its encrypted drives live only as long as the guest
+                await self.hypervisor.remove_secrets(record.host, server)
+            except ElasticError as e:
+                log.warning("secrets of server %s not removed: %s", server, e.message)
         await self.store.deactivate_server(user, server)
         if not record.config.persistent:
             await self.store.delete_server(user, server)
@@ -254,3 +265,7 @@ class ServerService:
                 log.warning("powering off domain of server %s on %s: not active in the database", server, host)
                 await self.hypervisor.stop(host, server)
         await self.resources.reconcile()
+        try:  # secrets of guests that stopped while we were down, or of starts cut short
+            await self.hypervisor.sweep_secrets(known & set(running))
+        except ElasticError as e:
+            log.warning("stale secrets not removed: %s", e.message)

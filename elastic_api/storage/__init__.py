@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
 
@@ -16,11 +16,17 @@ Progress = Callable[[int, int], None]  # (bytes done, bytes in all)
 @dataclass(frozen=True)
 class Volume:
     """The storage identity of a drive: its UUID (the only thing a file name is built from),
-    its volume format and its guest-visible size in bytes."""
+    its volume format and its guest-visible size in bytes; for an encrypted drive, also its LUKS
+    passphrase (never printed: repr leaves it out)."""
 
     drive: str
     format: str
     size: int
+    secret: bytes | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def encrypted(self) -> bool:
+        return self.secret is not None
 
 
 @dataclass(frozen=True)
@@ -37,10 +43,12 @@ class Storage(Protocol):
     event loop: blocking work runs in threads or subprocesses."""
 
     def path(self, volume: Volume) -> Path:
-        """The volume's file, for libvirt to attach."""
+        """The volume's file, for libvirt to attach (an encrypted raw volume is a LUKS file)."""
 
     async def create(self, volume: Volume) -> None:
-        """A new, empty (all zero), sparse volume; FullError when the pool has no room."""
+        """A new, empty (all zero) volume, sparse unless it is encrypted raw (LUKS over a hole
+        would read as noise, so its bytes are written as encrypted zeros); FullError when the
+        pool has no room."""
 
     async def destroy(self, volume: Volume) -> None:
         """Remove the volume's file; a missing file is not an error."""
@@ -60,8 +68,9 @@ class Storage(Protocol):
         process, a guest's QEMU, can take its write lock."""
 
     def plain_file(self, volume: Volume) -> Path | None:
-        """A file holding the guest's bytes at their own offsets (a raw volume), which a reader
-        may send straight from the page cache; None when bytes need translating (qcow2)."""
+        """A file holding the guest's bytes at their own offsets (a plain raw volume), which a
+        reader may send straight from the page cache; None when bytes need translating (qcow2,
+        encrypted)."""
 
     def read(self, volume: Volume, offset: int, length: int) -> AsyncGenerator[bytes, None]:
         """The guest-visible bytes [offset, offset+length), in chunks; holes read as zeros."""

@@ -1,4 +1,5 @@
-"""qcow2 volumes served over NBD by qemu-storage-daemon: one export per drive, kept while in use."""
+"""Volumes served over NBD by qemu-storage-daemon (qcow2, and LUKS-encrypted raw or qcow2): one
+export per drive, kept while in use."""
 from __future__ import annotations
 
 import asyncio
@@ -20,6 +21,10 @@ EXPORT = "disk"
 SUN_PATH_MAX = 107
 # Bytes of the daemon's stderr kept for the log when it fails.
 STDERR_KEPT = 4096
+# The block drivers an export opens a volume with: qcow2, or luks (an encrypted raw volume).
+DRIVERS = ("qcow2", "luks")
+# The id of the LUKS passphrase object in the daemon.
+SECRET_ID = "key"
 
 
 def qemu_escape(text: str) -> str:
@@ -27,10 +32,31 @@ def qemu_escape(text: str) -> str:
     return text.replace(",", ",,")
 
 
+def secret_pipe(secret: bytes) -> int:
+    """A pipe's read end already holding the whole passphrase (far below a pipe's buffer), for a
+    child to read as /proc/self/fd/N: the passphrase never sits in a file or on a command line."""
+    read, write = os.pipe()
+    try:
+        os.write(write, secret)
+    except BaseException:
+        os.close(read)
+        raise
+    finally:
+        os.close(write)
+    return read
+
+
+def secret_object(fd: int) -> str:
+    """The --object argument that makes a qemu tool read the passphrase from inherited fd `fd`."""
+    return f"secret,id={SECRET_ID},format=raw,file=/proc/self/fd/{fd}"
+
+
 @dataclass(eq=False)
 class _Export:
     drive: str
     path: Path
+    driver: str = "qcow2"
+    secret: bytes | None = field(default=None, repr=False)
     users: int = 0
     client: NbdClient | None = None
     process: asyncio.subprocess.Process | None = None
@@ -67,9 +93,13 @@ class Exports:
         return set(self._exports)
 
     @contextlib.asynccontextmanager
-    async def use(self, drive: str, path: Path) -> AsyncIterator[NbdClient]:
-        """The drive's NBD connection, held open for the duration of the block."""
-        export = await self._acquire(drive, path)
+    async def use(self, drive: str, path: Path, *, driver: str = "qcow2",
+                  secret: bytes | None = None) -> AsyncIterator[NbdClient]:
+        """The drive's NBD connection, held open for the duration of the block. `driver` is the
+        volume's block driver; an encrypted volume needs its LUKS passphrase as `secret`."""
+        if driver not in DRIVERS or (driver == "luks" and secret is None):
+            raise FailedError("the drive's storage cannot be served")
+        export = await self._acquire(drive, path, driver, secret)
         try:
             assert export.client is not None
             yield export.client
@@ -88,11 +118,11 @@ class Exports:
         if self._tasks:
             await asyncio.wait(list(self._tasks))
 
-    async def _acquire(self, drive: str, path: Path) -> _Export:
+    async def _acquire(self, drive: str, path: Path, driver: str, secret: bytes | None) -> _Export:
         while True:
             export = self._exports.get(drive)
             if export is None:
-                export = _Export(drive, path)
+                export = _Export(drive, path, driver, secret)
                 self._exports[drive] = export
                 export.started = self._spawn(self._start(export))
             elif export.stopping is not None:
@@ -165,12 +195,23 @@ class Exports:
         if export.drain is not None:
             await asyncio.wait([export.drain])
 
-    def _command(self, path: Path, fd: int) -> list[str]:
-        command = [
-            self._daemon,
+    def _command(self, export: _Export, fd: int, secret_fd: int | None) -> list[str]:
+        if export.driver == "luks":
+            # No discard: a hole under LUKS decrypts to noise, so zeros are written encrypted.
+            disk = f"driver=luks,node-name=disk,file=file,key-secret={SECRET_ID}"
+        elif secret_fd is not None:
+            disk = ("driver=qcow2,node-name=disk,file=file,discard=unmap,encrypt.format=luks,"
+                    f"encrypt.key-secret={SECRET_ID}")
+        else:
+            disk = "driver=qcow2,node-name=disk,file=file,discard=unmap"
+        discard = ",discard=unmap" if export.driver == "qcow2" else ""
+        command = [self._daemon]
+        if secret_fd is not None:
+            command += ["--object", secret_object(secret_fd)]
+        command += [
             # The format is always given: guest bytes are never probed for one.
-            "--blockdev", f"driver=file,node-name=file,filename={qemu_escape(str(path))},discard=unmap",
-            "--blockdev", "driver=qcow2,node-name=disk,file=file,discard=unmap",
+            "--blockdev", f"driver=file,node-name=file,filename={qemu_escape(str(export.path))}{discard}",
+            "--blockdev", disk,
             "--nbd-server", f"addr.type=fd,addr.str={fd},max-connections=1",
             "--export", f"type=nbd,id=export,node-name=disk,name={EXPORT},writable=on",
         ]
@@ -182,13 +223,17 @@ class Exports:
         try:
             listener, connection = await asyncio.to_thread(self._sockets, export.drive)
             try:
+                secret_fd = secret_pipe(export.secret) if export.secret is not None else None
                 try:
+                    fds = (listener.fileno(),) if secret_fd is None else (listener.fileno(), secret_fd)
                     export.process = await asyncio.create_subprocess_exec(
-                        *self._command(export.path, listener.fileno()), pass_fds=(listener.fileno(),),
+                        *self._command(export, listener.fileno(), secret_fd), pass_fds=fds,
                         stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
                         stderr=asyncio.subprocess.PIPE)
                 finally:
                     listener.close()  # the daemon holds its own copy
+                    if secret_fd is not None:
+                        os.close(secret_fd)
             except OSError:
                 connection.close()
                 raise FailedError("qemu-storage-daemon could not be started") from None

@@ -70,6 +70,10 @@ class Store(Protocol):
 
     async def all_image_jobs(self) -> list[ImageJob]: ...
 
+    async def some_wrapped_key(self) -> tuple[str, bytes] | None:
+        """One encrypted drive's UUID and wrapped key (None when there is none): at start-up, to
+        know whether a master key is needed and to check that it is the right one."""
+
     # Servers: owned only (servers are never shared).
     async def insert_server(self, record: ServerRecord) -> None: ...
 

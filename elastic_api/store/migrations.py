@@ -114,4 +114,9 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (owner, key)
     );
     """,
+    # 6: encrypted drives: each encrypted drive's key, wrapped by the master key that lives outside
+    # the database
+    """
+    ALTER TABLE drives ADD COLUMN wrapped_key BLOB;
+    """,
 )

@@ -28,7 +28,7 @@ _DRIVE_COLUMNS = (
     " d.read_bytes, d.read_requests, d.write_bytes, d.write_requests, d.imaging, d.imaging_error,"
     " (SELECT group_concat(r.reader, ' ') FROM drive_readers r WHERE r.drive = d.id),"
     " (SELECT group_concat(server, ' ') FROM (SELECT DISTINCT c.server FROM server_claims c"
-    "  WHERE c.drive = d.id ORDER BY c.server))"
+    "  WHERE c.drive = d.id ORDER BY c.server)), d.wrapped_key"
 )
 # A drive is visible to a user who owns it or is among its readers (directly or as all users).
 _VISIBLE = (
@@ -48,6 +48,7 @@ def _drive(row: tuple[Any, ...]) -> Drive:
         imaging=row[14], imaging_error=row[15],
         readers=tuple(sorted(row[16].split())) if row[16] else (),
         claimed=tuple(row[17].split()) if row[17] else (),
+        wrapped_key=row[18],
     )
 
 
@@ -250,9 +251,9 @@ class SqliteStore:
         def insert(db: sqlite3.Connection) -> None:
             db.execute(
                 "INSERT INTO drives (id, owner, name, size, format, claim_type, encryption, tier, keys,"
-                " created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " created, wrapped_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (drive.drive, drive.owner, drive.name, drive.size, drive.format, drive.claim_type,
-                 drive.encryption, drive.tier, _keys(drive), drive.created),
+                 drive.encryption, drive.tier, _keys(drive), drive.created, drive.wrapped_key),
             )
             self._set_readers(db, drive)
 
@@ -312,6 +313,13 @@ class SqliteStore:
             {"rb": read_bytes, "rr": read_requests, "wb": write_bytes, "wr": write_requests,
              "id": drive, "user": user, "all": ALL_USERS},
         )
+
+    async def some_wrapped_key(self) -> tuple[str, bytes] | None:
+        def one() -> tuple[str, bytes] | None:
+            row = self.db.execute("SELECT id, wrapped_key FROM drives WHERE wrapped_key IS NOT NULL"
+                                  " ORDER BY created LIMIT 1").fetchone()
+            return (row[0], bytes(row[1])) if row else None
+        return await self._run(one)
 
     async def all_drive_ids(self) -> set[str]:
         return await self._run(lambda: {row[0] for row in self.db.execute("SELECT id FROM drives")})

@@ -92,7 +92,7 @@ async def test_empty_json_body_and_octet_stream_text(alice):
     ("name x\nsize lots\n", "size"),
     ("size 1G\n", "name"),
     ("name x\nsize 1G\nformat vmdk\n", "format"),
-    ("name x\nsize 1G\nencryption:cipher aes-xts-plain\n", "encryption"),
+    ("name x\nsize 1G\nencryption:cipher aes-cbc-essiv\n", "encryption:cipher"),
     ('{"name": ', "JSON"),
 ])
 async def test_bad_create_is_400_and_creates_nothing(alice, config, body, word):

@@ -266,7 +266,7 @@ async def test_a_failed_start_gives_everything_back(alice, client):
     hypervisor = client.app[SERVICES].servers.hypervisor
     real_start = hypervisor.start
 
-    async def refuse(host, xml):
+    async def refuse(host, xml, secrets=None):
         assert "elastic-test-public" in xml
         raise FailedError("refused")
 

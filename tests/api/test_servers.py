@@ -231,7 +231,7 @@ async def test_start_up_reconciles_with_libvirt(config, serve, tmp_path):
 async def test_placement_across_hosts(tmp_path, serve):
     hosts = tuple(HostConfig(f"h{i}", f"test://{libvirt_test_host(tmp_path / f'h{i}.xml', memory_mb=1024)}")
                   for i in range(3))
-    config = Config(data_dir=tmp_path / "var", hosts=hosts)
+    config = Config(data_dir=tmp_path / "var", hosts=hosts, default_cipher="none")
     client = await serve(make_app(config))
     services = client.app[SERVICES]
     user, secret = await services.users.create()

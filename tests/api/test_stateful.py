@@ -76,7 +76,8 @@ class TwoUsers(RuleBasedStateMachine):
 
     async def _open(self) -> None:
         host = libvirt_test_host(self.tmp / "host.xml", memory_mb=64 * 1024, cpus=8)
-        config = Config(data_dir=self.tmp / "var", hosts=(HostConfig("test", f"test://{host}"),))
+        config = Config(data_dir=self.tmp / "var", hosts=(HostConfig("test", f"test://{host}"),),
+                        default_cipher="none")  # the model is about ownership and state, not keys
         self.client = await started_client(make_app(config))
         self.services = self.client.app[SERVICES]
         self.users = [Api(self.client, *await self.services.users.create(n)) for n in ("a", "b")]

@@ -15,7 +15,8 @@ import pytest
 
 from elastic_api.errors import InternalError, UsageError
 from elastic_api.hypervisor.domain import (
-    DiskSpec, DomainSpec, cpu_quota, device_of_target, domain_name, domain_xml, server_of, target_dev,
+    DiskSpec, DomainSpec, cpu_quota, device_of_target, domain_name, domain_xml, secret_xml, server_of,
+    target_dev,
 )
 from elastic_api.model.server import parse_config
 
@@ -23,6 +24,7 @@ GOLDEN = Path(__file__).parent / "golden"
 UPDATE = os.environ.get("ELASTIC_UPDATE_GOLDEN") == "1"
 SERVER = "5e7e0000-0000-4000-8000-00000000000a"
 DRIVES = [f"d{n:07x}-0000-4000-8000-000000000000" for n in range(24)]
+SECRETS = [f"5ec0000{n}-0000-4000-8000-000000000000" for n in range(2)]
 POOL = "/var/lib/elastic-api/pool"
 LOG = "/var/lib/elastic-api/logs/5e7e0000-0000-4000-8000-00000000000a.log"
 
@@ -79,6 +81,16 @@ CASES: dict[str, DomainSpec] = {
             "ide:0:0": DiskSpec(f"{POOL}/{DRIVES[2]}.raw", "raw", readonly=True),
         },
     ),
+    # LUKS: a raw drive is a .luks file (no discard: holes would decrypt to noise); a qcow2 drive
+    # keeps its format with LUKS inside, and keeps discard.
+    "encrypted_raw": spec({"block:0": DRIVES[0], "ide:0:0": DRIVES[1], "ide:0:0:media": "cdrom"}, disks={
+        "block:0": DiskSpec(f"{POOL}/{DRIVES[0]}.luks", "raw", secret=SECRETS[0]),
+        "ide:0:0": DiskSpec(f"{POOL}/{DRIVES[1]}.luks", "raw", readonly=True, secret=SECRETS[1]),
+    }),
+    "encrypted_qcow2": spec({"scsi:0:0": DRIVES[0], "block:0": DRIVES[1]}, disks={
+        "scsi:0:0": DiskSpec(f"{POOL}/{DRIVES[0]}.qcow2", "qcow2", secret=SECRETS[0]),
+        "block:0": DiskSpec(f"{POOL}/{DRIVES[1]}.raw", "raw"),
+    }),
     "hostile_name": spec({"name": "</title><devices><disk type='block'> & \"quotes\" 'n' ünïcødé"}),
     "persistent_with_tags_and_user_keys": spec(
         {"persistent": "true", "tags": "a b", "user:owner": "<x>", "avoid:servers": SERVER}
@@ -234,10 +246,31 @@ def test_only_raw_drives_can_be_shared() -> None:
     {"disks": {"ide:0:0": DiskSpec("/p", "raw"), "ide:0:1": DiskSpec("/q", "raw")}},
     {"domain_type": "xen"},
     {"cpu_mode": "maximum"},
+    {"disks": {"ide:0:0": DiskSpec("/p.luks", "raw", secret="'/><disk")}},
 ])
 def test_inconsistent_specs_are_internal_errors(options: dict[str, Any]) -> None:
     with pytest.raises(InternalError):
         domain_xml(spec({"ide:0:0": DRIVES[0]}, **options))
+
+
+def test_encrypted_disks_name_their_secret_inside_the_source() -> None:
+    root = parsed(CASES["encrypted_raw"])
+    for disk in root.iterfind("devices/disk"):
+        secret = disk.find("source/encryption[@format='luks']/secret[@type='passphrase']")
+        assert secret is not None and secret.get("uuid") in SECRETS
+        assert disk.find("driver").get("discard") is None  # holes under LUKS decrypt to noise
+        assert disk.find("encryption") is None  # not the deprecated place beside <source>
+    qcow2, plain = parsed(CASES["encrypted_qcow2"]).iterfind("devices/disk")
+    assert qcow2.find("driver").get("type") == "qcow2" and qcow2.find("driver").get("discard") == "unmap"
+    assert qcow2.find("source/encryption/secret").get("uuid") == SECRETS[0]
+    assert plain.find("source/encryption") is None
+
+
+def test_secret_xml_is_ephemeral_private_and_names_its_server() -> None:
+    root = ET.fromstring(secret_xml(SECRETS[0], SERVER))
+    assert root.tag == "secret" and root.get("ephemeral") == "yes" and root.get("private") == "yes"
+    assert root.findtext("uuid") == SECRETS[0] and server_of(root.findtext("description") or "") == SERVER
+    assert root.find("usage") is None  # UUID-only: two servers sharing a drive never clash
 
 
 def test_target_names_round_trip() -> None:

@@ -1,6 +1,8 @@
 """Drive keys: what create and set accept, and the info rendered back."""
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from elastic_api.errors import UsageError
@@ -40,7 +42,8 @@ def test_create_with_every_key():
     ({"name": "x", "size": "1", "readers": "bob"}, "readers"),
     ({"name": "x", "size": "1", "format": "vmdk"}, "format"),
     ({"name": "x", "size": "1", "encryption:cipher": "rot13"}, "encryption:cipher"),
-    ({"name": "x", "size": "1", "encryption:cipher": "aes-xts-plain"}, "not available"),
+    ({"name": "x", "size": "1", "encryption:cipher": "AES-XTS-PLAIN"}, "encryption:cipher"),
+    ({"name": "x", "size": "1", "encryption:cipher": ""}, "encryption:cipher"),
     ({"name": "x", "size": "1", "drive": OWNER}, "drive is read-only"),
     ({"name": "x", "size": "1", "claimed": ""}, "read-only"),
     ({"name": "x", "size": "1", "avoid": ALL_USERS}, "avoid"),
@@ -69,3 +72,20 @@ def test_readers_share():
     assert drive.readable_by(OTHER) and drive.readable_by(OWNER)
     assert not drive.readable_by("00000000-0000-0000-0000-000000000000")
     assert make({"name": "a", "size": "1", "readers": ALL_USERS}).readable_by("x")
+
+
+def test_cipher_defaults_to_the_operators_choice_and_is_kept_when_given():
+    changes = parse_changes({"name": "x", "size": "1"}, creating=True, max_size=MAX)
+    assert new_drive(OWNER, OWNER, changes, default_format="raw", created=1,
+                     default_cipher="aes-xts-plain").encryption == "aes-xts-plain"
+    plain = parse_changes({"name": "x", "size": "1", "encryption:cipher": "none"}, creating=True, max_size=MAX)
+    drive = new_drive(OWNER, OWNER, plain, default_format="raw", created=1, default_cipher="aes-xts-plain")
+    assert drive.encryption == "none" and not drive.encrypted
+
+
+def test_a_wrapped_key_is_never_shown():
+    changes = parse_changes({"name": "x", "size": "1"}, creating=True, max_size=MAX)
+    drive = dataclasses.replace(new_drive(OWNER, OWNER, changes, default_format="raw", created=1,
+                                          default_cipher="aes-xts-plain"), wrapped_key=b"\x01SECRETBYTES")
+    assert drive.encrypted and "SECRETBYTES" not in repr(drive)
+    assert "SECRETBYTES" not in repr(to_info(drive)) and to_info(drive)["encryption:cipher"] == "aes-xts-plain"

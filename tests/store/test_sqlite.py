@@ -111,3 +111,18 @@ async def test_delete_cascades_readers(store):
 async def test_foreign_keys_refuse_a_drive_without_user(store):
     with pytest.raises(sqlite3.IntegrityError):
         await store.insert_drive(drive(new_id(), 1))
+
+
+async def test_wrapped_keys_are_kept_and_one_is_found_for_the_start_up_check(store):
+    alice, _ = await users(store)
+    assert await store.some_wrapped_key() is None
+    plain = drive(alice, 1)
+    await store.insert_drive(plain)
+    assert await store.some_wrapped_key() is None and (await store.get_drive(alice, plain.drive)).wrapped_key is None
+    secret = drive(alice, 2, encryption="aes-xts-plain", wrapped_key=b"\x01wrapped")
+    await store.insert_drive(secret)
+    found = await store.get_drive(alice, secret.drive)
+    assert found.wrapped_key == b"\x01wrapped" and found.encrypted
+    assert await store.some_wrapped_key() == (secret.drive, b"\x01wrapped")
+    await store.update_drive(alice, found)  # set never touches the key
+    assert (await store.get_drive(alice, secret.drive)).wrapped_key == b"\x01wrapped"
