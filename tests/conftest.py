@@ -18,6 +18,15 @@ from elastic_api.store.sqlite import SqliteStore
 from tests.support import libvirt_test_host
 
 
+@pytest.fixture
+async def store(tmp_path):
+    """A real SQLite store in the test's directory (its folder made by the store)."""
+    store = SqliteStore(tmp_path / "db" / "elastic.db")
+    await store.open()
+    yield store
+    await store.close()
+
+
 SYSTEM_URI = os.environ.get("ELASTIC_TEST_LIBVIRT_URI", "qemu:///system")
 
 

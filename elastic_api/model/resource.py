@@ -3,14 +3,13 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
-import unicodedata
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 
 from elastic_api.errors import MissingError, UsageError
 from elastic_api.model.ids import parse_id
 from elastic_api.model.properties import Info, Props, words
-from elastic_api.model.server import ServerConfig
+from elastic_api.model.server import ServerConfig, free_text
 
 IP, VLAN = "ip", "vlan"
 TYPES = (IP, VLAN)
@@ -93,19 +92,11 @@ def parse_any_resource(text: str) -> str | None:
     return parse_ip(text) or parse_id(text)
 
 
-def _text(key: str, value: str, limit: int) -> str:
-    if len(value) > limit:
-        raise UsageError(f"{key} must be at most {limit} characters")
-    if any(unicodedata.category(c) == "Cc" for c in value):
-        raise UsageError(f"{key} must not contain control characters")
-    return value
-
-
 def _tags(value: str) -> tuple[str, ...]:
     tags = list(dict.fromkeys(words(value)))
     if len(tags) > MAX_TAGS:
         raise UsageError(f"tags holds at most {MAX_TAGS} tags")
-    return tuple(_text("tags", tag, MAX_TAG) for tag in tags)
+    return tuple(free_text("tags", tag, MAX_TAG) for tag in tags)
 
 
 def parse_changes(props: Props) -> ResourceChanges:
@@ -115,13 +106,13 @@ def parse_changes(props: Props) -> ResourceChanges:
     user_keys: dict[str, str] = {}
     for key, value in props.items():
         if key.startswith("user:") and len(key) > len("user:"):
-            user_keys[key] = _text(key, value, MAX_USER_VALUE)
+            user_keys[key] = free_text(key, value, MAX_USER_VALUE)
         elif key in READ_ONLY:
             raise UsageError(f"{key} is read-only")
         elif key not in SETTABLE:
             raise UsageError(f"unknown key: {key}")
         elif key == "name":
-            values["name"] = _text("name", value.strip(), MAX_NAME)
+            values["name"] = free_text("name", value.strip(), MAX_NAME)
         elif key == "tags":
             values["tags"] = _tags(value)
     return ResourceChanges(user_keys=user_keys, **values)  # type: ignore[arg-type]

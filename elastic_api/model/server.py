@@ -139,7 +139,7 @@ def vcpu_count(config: ServerConfig, host_core_mhz: int) -> int:
 # --- parsing -------------------------------------------------------------------------------
 
 
-def _text(key: str, value: str, limit: int) -> str:
+def free_text(key: str, value: str, limit: int) -> str:
     """Free text: no control characters (they break text output and libvirt titles)."""
     if len(value) > limit:
         raise UsageError(f"{key} must be at most {limit} characters")
@@ -201,7 +201,7 @@ def _tags(value: str) -> tuple[str, ...]:
     if len(words) > MAX_TAGS:
         raise UsageError(f"tags holds at most {MAX_TAGS} tags")
     for word in words:
-        _text("tags", word, MAX_TAG)
+        free_text("tags", word, MAX_TAG)
     return tuple(words)
 
 
@@ -237,7 +237,7 @@ def parse_config(props: Mapping[str, str], server: str) -> ServerConfig:
         if required not in given:
             raise UsageError(f"{required} is required")
 
-    name = _text("name", given["name"].strip(), MAX_NAME)
+    name = free_text("name", given["name"].strip(), MAX_NAME)
     cpu = parse_count(given["cpu"], "cpu", minimum=CPU_MIN_MHZ, maximum=CPU_MAX_MHZ)
     mem = parse_count(given["mem"], "mem", minimum=MEM_MIN_MB, maximum=MEM_MAX_MB)
     smp_text = given.get("smp", "auto").strip()
@@ -264,7 +264,7 @@ def parse_config(props: Mapping[str, str], server: str) -> ServerConfig:
         vnc_tls = tls == "on"
 
     user = tuple(sorted(
-        (key, _text(key, value, MAX_USER_VALUE)) for key, value in given.items() if key.startswith("user:")
+        (key, free_text(key, value, MAX_USER_VALUE)) for key, value in given.items() if key.startswith("user:")
     ))
     return ServerConfig(
         name=name, cpu=cpu, mem=mem, smp=smp, persistent=persistent, drives=drives, boot=boot,

@@ -11,15 +11,6 @@ from elastic_api.errors import BillingError, MissingError, UsageError
 from elastic_api.model.quota import Quota, Usage
 from elastic_api.service.quotas import QuotaService
 from elastic_api.service.users import UserService
-from elastic_api.store.sqlite import SqliteStore
-
-
-@pytest.fixture
-async def store(tmp_path):
-    store = SqliteStore(tmp_path / "elastic.db")
-    await store.open()
-    yield store
-    await store.close()
 
 
 @pytest.fixture

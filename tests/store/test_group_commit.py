@@ -4,19 +4,9 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 
-import pytest
 
 from elastic_api.errors import BusyError
-from elastic_api.store.sqlite import SqliteStore
 from tests.store.test_sqlite import drive, users
-
-
-@pytest.fixture
-async def store(tmp_path):
-    store = SqliteStore(tmp_path / "elastic.db")
-    await store.open()
-    yield store
-    await store.close()
 
 
 async def test_a_failing_write_rolls_back_alone(store, tmp_path):
@@ -44,6 +34,6 @@ async def test_a_failing_write_rolls_back_alone(store, tmp_path):
     assert len(commits) < 22  # grouped: fewer syncs than writes
 
     # Durable: another connection (as after a crash and restart) sees exactly the answered writes.
-    other = sqlite3.connect(tmp_path / "elastic.db")
+    other = sqlite3.connect(store.path)
     assert other.execute("SELECT count(*) FROM drives WHERE owner = ?", (alice,)).fetchone()[0] == 20
     other.close()

@@ -16,14 +16,6 @@ from tests.store.test_sqlite import users
 FIRST, LAST = "10.0.0.2", "10.0.0.4"
 
 
-@pytest.fixture
-async def store(tmp_path):
-    store = SqliteStore(tmp_path / "elastic.db")
-    await store.open()
-    yield store
-    await store.close()
-
-
 def ip(owner: str, created: int = 1) -> Resource:
     return Resource("", "ip", owner, created=created)
 

@@ -12,14 +12,6 @@ from elastic_api.store.migrations import MIGRATIONS
 from elastic_api.store.sqlite import SqliteStore
 
 
-@pytest.fixture
-async def store(tmp_path):
-    store = SqliteStore(tmp_path / "db" / "elastic.db")
-    await store.open()
-    yield store
-    await store.close()
-
-
 async def users(store, n=2):
     ids = [new_id() for _ in range(n)]
     for i, user in enumerate(ids):
