@@ -21,7 +21,8 @@ def make_storage(config: Config) -> Storage:
     from elastic_api.storage.pool import Pool
 
     return Pool(config.pool_dir, config.images_dir, chunk=config.stream_chunk,
-                buffer=config.write_buffer, export_idle=config.qcow2_export_idle)
+                buffer=config.write_buffer, export_idle=config.qcow2_export_idle,
+                luks_lanes=config.luks_lanes)
 
 
 def serve(config: Config, listen: str | None) -> int:

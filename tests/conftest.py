@@ -125,7 +125,8 @@ def make_app(config: Config) -> Any:
 
     return create_app(config, store=SqliteStore(config.db_path),
                       storage=Pool(config.pool_dir, config.images_dir, chunk=config.stream_chunk,
-                                   buffer=config.write_buffer, export_idle=config.qcow2_export_idle),
+                                   buffer=config.write_buffer, export_idle=config.qcow2_export_idle,
+                                   luks_lanes=config.luks_lanes),
                       hypervisor=LibvirtHypervisor.from_config(config))
 
 

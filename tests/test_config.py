@@ -67,7 +67,7 @@ def test_quotas(tmp_path):
     assert quotas.drives == Config().quotas.drives  # keys not named keep their defaults
     for text, word in (("quotas: 5\n", "mapping"), ("quotas:\n  disks: 1\n", "unknown quota key"),
                        ("quotas:\n  mem: 1G\n", "mem must be a whole number"),
-                       ("header_timeout: 0\n", "header_timeout")):
+                       ("header_timeout: 0\n", "header_timeout"), ("luks_lanes: 0\n", "luks_lanes")):
         path.write_text(text)
         with pytest.raises(ConfigError, match=word):
             load(path)

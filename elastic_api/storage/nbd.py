@@ -44,6 +44,11 @@ DEFAULT_MAX_PAYLOAD = 32 << 20
 MAX_OPTION_REPLY = 64 << 10
 # One NBD request carries a 32-bit length; zeroing in 1 GiB pieces stays well inside it.
 MAX_ZEROES = 1 << 30
+# Bytes of a volume striped onto one lane before the next (see NbdLanes): the size of the pool's
+# own requests, so each goes to one daemon whole.
+LANE_STRIPE = 1 << 20
+# A stripe boundary never splits a sector: 4 KiB covers every sector size qemu uses.
+SECTOR_ALIGN = 4096
 
 
 class ProtocolError(FailedError):
@@ -226,3 +231,63 @@ class NbdClient:
             if not pending.future.done():
                 pending.future.set_exception(FailedError(self._broken.message))
         self._pending.clear()
+
+
+class NbdLanes:
+    """Connections to several daemons serving one volume (lanes), so work qemu does on a daemon's
+    one thread (the luks driver encrypts and decrypts there) runs on as many cores as there are
+    lanes. The volume is striped over the lanes in `stripe`-sized blocks: every byte always goes
+    through the same daemon, which therefore orders the requests that share a sector exactly as
+    one daemon would (an unaligned write is a read-modify-write of its sectors). Offers the same
+    calls as NbdClient; one lane is just that client."""
+
+    def __init__(self, clients: list[NbdClient], stripe: int = LANE_STRIPE) -> None:
+        if not clients or stripe <= 0 or stripe % SECTOR_ALIGN:
+            raise ValueError("at least one lane, and a stripe of whole 4 KiB blocks")
+        self._clients = clients
+        self._stripe = stripe
+        self.size = min(client.size for client in clients)
+        self.flags = clients[0].flags
+        self.max_payload = min(client.max_payload for client in clients)
+
+    @property
+    def lanes(self) -> int:
+        return len(self._clients)
+
+    @property
+    def closed(self) -> bool:
+        return any(client.closed for client in self._clients)
+
+    def _pieces(self, offset: int, length: int) -> list[tuple[NbdClient, int, int]]:
+        """(lane, start, length) for each stripe block the range touches."""
+        if len(self._clients) == 1:
+            return [(self._clients[0], offset, length)]
+        pieces = []
+        start, end = offset, offset + length
+        while start < end:
+            block = start // self._stripe
+            stop = min(end, (block + 1) * self._stripe)
+            pieces.append((self._clients[block % len(self._clients)], start, stop - start))
+            start = stop
+        return pieces
+
+    async def read(self, offset: int, length: int) -> bytes:
+        pieces = self._pieces(offset, length)
+        if len(pieces) == 1:
+            return await pieces[0][0].read(offset, length)
+        return b"".join(await asyncio.gather(*(lane.read(start, n) for lane, start, n in pieces)))
+
+    async def write(self, offset: int, data: bytes | bytearray | memoryview) -> None:
+        view = memoryview(data)
+        await asyncio.gather(*(lane.write(start, view[start - offset:start - offset + n])
+                               for lane, start, n in self._pieces(offset, len(view))))
+
+    async def write_zeroes(self, offset: int, length: int) -> None:
+        await asyncio.gather(*(lane.write_zeroes(start, n) for lane, start, n in self._pieces(offset, length)))
+
+    async def flush(self) -> None:
+        """Every lane's completed writes made durable (each daemon has its own descriptor)."""
+        await asyncio.gather(*(client.flush() for client in self._clients))
+
+    async def close(self) -> None:
+        await asyncio.gather(*(client.close() for client in self._clients))

@@ -22,7 +22,7 @@ from elastic_api.storage.aio import in_thread, pieces, pipelined, read_ahead
 from elastic_api.storage.exports import SECRET_ID, Exports, qemu_escape, secret_object, secret_pipe
 from elastic_api.storage.fileops import NO_ROOM, FileOps, has_data, no_room, read_exactly, write_all
 from elastic_api.storage.gzipstream import Gunzip, Gzip
-from elastic_api.storage.nbd import NbdClient
+from elastic_api.storage.nbd import NbdLanes
 from elastic_api.storage.staging import Staging
 from elastic_api.storage.zeros import Run, split, zero_runs
 
@@ -75,8 +75,8 @@ class Pool:
     created, grown and zeroed with encrypted zeros and are never sparse."""
 
     def __init__(self, pool_dir: Path, images_dir: Path, *, chunk: int = 1 * MiB,
-                 buffer: int = 8 * MiB, export_idle: float = 2.0, qemu_img: str = "qemu-img",
-                 storage_daemon: str = "qemu-storage-daemon") -> None:
+                 buffer: int = 8 * MiB, export_idle: float = 2.0, luks_lanes: int = 1,
+                 qemu_img: str = "qemu-img", storage_daemon: str = "qemu-storage-daemon") -> None:
         if chunk <= 0 or buffer <= 0:
             raise ValueError("chunk and buffer must be positive")
         # Absolute, so that a path handed to the qemu tools can never be read as a protocol prefix.
@@ -90,7 +90,7 @@ class Pool:
         self._qemu_img = qemu_img
         self._ops = FileOps()
         self._exports = Exports(self.pool_dir, daemon=storage_daemon, idle_seconds=export_idle,
-                                pdeathsig=shutil.which("setpriv"))
+                                luks_lanes=luks_lanes, pdeathsig=shutil.which("setpriv"))
         self._log = logging.getLogger(__name__)
 
     # Paths: built from a validated UUID and a known suffix, nothing else.
@@ -101,7 +101,7 @@ class Pool:
         suffix = "luks" if _luks(volume) else volume.format
         return self.pool_dir / f"{volume.drive}.{suffix}"
 
-    def _use(self, volume: Volume, path: Path | None = None) -> contextlib.AbstractAsyncContextManager[NbdClient]:
+    def _use(self, volume: Volume, path: Path | None = None) -> contextlib.AbstractAsyncContextManager[NbdLanes]:
         """The volume's NBD export (qcow2 or encrypted volumes)."""
         return self._exports.use(volume.drive, path or self.path(volume),
                                  driver="luks" if _luks(volume) else "qcow2", secret=volume.secret)
@@ -137,6 +137,8 @@ class Pool:
             await self._create_image(volume, temp)
             if _luks(volume):
                 await self._zero_luks(volume, temp, 0)
+                # Its daemons opened the file by its temporary name: none outlives the rename.
+                await self._exports.stop(volume.drive, wait=True)
             await in_thread(self._rename, temp, path)
         finally:
             await in_thread(_unlink, temp)
@@ -320,7 +322,7 @@ class Pool:
             await pipelined(self._qcow2_requests(nbd, offset, staged, runs), NBD_DEPTH)
             await nbd.flush()
 
-    async def _qcow2_requests(self, nbd: NbdClient, offset: int, staged: Staging,
+    async def _qcow2_requests(self, nbd: NbdLanes, offset: int, staged: Staging,
                               runs: list[Run]) -> AsyncGenerator[Coroutine[Any, Any, Any], None]:
         for run in runs:
             if run.zero:
@@ -375,7 +377,7 @@ class Pool:
     async def _read_nbd(self, volume: Volume, offset: int, end: int) -> AsyncGenerator[bytes, None]:
         async with self._use(volume) as nbd:
             _check_export(nbd, volume)
-            async for data in pieces(offset, end, self._chunk, nbd.read):
+            async for data in pieces(offset, end, self._chunk, nbd.read, ahead=4):
                 yield data
 
     # Imaging.
@@ -788,12 +790,12 @@ def _luks(volume: Volume) -> bool:
     return volume.format == "raw" and volume.encrypted
 
 
-async def _zeroes(nbd: NbdClient, start: int, end: int, chunk: int) -> AsyncGenerator[Coroutine[Any, Any, Any], None]:
+async def _zeroes(nbd: NbdLanes, start: int, end: int, chunk: int) -> AsyncGenerator[Coroutine[Any, Any, Any], None]:
     for piece_start, piece_end in split(start, end, chunk):
         yield nbd.write_zeroes(piece_start, piece_end - piece_start)
 
 
-def _check_export(nbd: NbdClient, volume: Volume) -> None:
+def _check_export(nbd: NbdLanes, volume: Volume) -> None:
     if nbd.size < volume.size:
         raise FailedError("the drive's storage is smaller than the drive")
 

@@ -15,6 +15,7 @@ from elastic_api.storage import Pool, Volume
 KiB = 1 << 10
 MiB = 1 << 20
 FORMATS = ("raw", "qcow2")
+LANES = 3
 
 
 def mixed(size: int, seed: int = 1) -> bytes:
@@ -74,7 +75,8 @@ def allocated(path: Path) -> int:
 
 @pytest.fixture
 async def pool(tmp_path: Path) -> AsyncIterator[Pool]:
-    pool = Pool(tmp_path / "pool", tmp_path / "images", export_idle=0.2)
+    # Three lanes: encrypted raw volumes are striped over several daemons, unevenly many.
+    pool = Pool(tmp_path / "pool", tmp_path / "images", export_idle=0.2, luks_lanes=LANES)
     yield pool
     await pool.close()
 

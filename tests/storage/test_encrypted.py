@@ -2,8 +2,10 @@
 where nothing was written, round trips and conversions to and from plain volumes."""
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
+import signal
 import secrets
 import subprocess
 import uuid
@@ -14,7 +16,7 @@ import pytest
 from elastic_api.errors import FailedError
 from elastic_api.storage import Pool, Volume
 from elastic_api.storage.exports import qemu_escape
-from tests.storage.conftest import MiB, body, mixed, read_all, upload
+from tests.storage.conftest import LANES, MiB, body, mixed, read_all, upload
 
 MARKER = b"ELASTIC-PLAINTEXT-MARKER-7f3a9c"
 FORMATS = ("raw", "qcow2")
@@ -161,6 +163,105 @@ async def test_the_passphrase_is_never_on_a_command_line_nor_in_a_file(pool):
     finally:
         await reads.aclose()
     assert volume.secret.decode() not in repr(volume)
+
+
+def daemon_pids(volume: Volume) -> list[int]:
+    pids = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if cmdline.startswith(b"qemu-storage-daemon\0") and volume.drive.encode() in cmdline:
+            pids.append(int(pid))
+    return pids
+
+
+def hold_image(volume: Volume, path: Path) -> subprocess.Popen[bytes]:
+    """A paused QEMU with the volume as its virtio disk, holding qemu's image lock as a running
+    guest does (a second writer refused); it is ready once it greets on its QMP monitor."""
+    assert volume.secret is not None
+    read, write = os.pipe()
+    os.write(write, volume.secret)
+    os.close(write)
+    try:
+        holder = subprocess.Popen(
+            ["qemu-system-x86_64", "-S", "-nodefaults", "-display", "none", "-M", "q35", "-accel", "tcg",
+             "-object", f"secret,id=s,format=raw,file=/proc/self/fd/{read}",
+             "-blockdev", f"driver=file,node-name=f,filename={qemu_escape(str(path))}",
+             "-blockdev", "driver=luks,key-secret=s,node-name=d,file=f",
+             "-device", "virtio-blk-pci,drive=d", "-qmp", "stdio"],
+            pass_fds=(read,), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    finally:
+        os.close(read)
+    assert holder.stdout is not None
+    assert b"QMP" in holder.stdout.readline()
+    return holder
+
+
+async def test_an_encrypted_raw_volume_is_striped_over_several_daemons(pool, tmp_path):
+    volume = await encrypted(pool, "raw", 8 * MiB)
+    data = mixed(volume.size, seed=21)
+    reads = pool.read(volume, 0, volume.size)
+    await anext(reads)
+    try:
+        assert len(daemon_pids(volume)) == LANES
+        await upload(pool, volume, data, 3 * MiB + 5)  # pieces that straddle the stripes
+    finally:
+        await reads.aclose()
+    assert await read_all(pool, volume) == data
+    await pool.close()
+    assert daemon_pids(volume) == []
+    assert qemu_decrypted(volume, pool.path(volume), tmp_path) == data
+
+
+async def test_lanes_do_not_open_a_volume_another_program_holds(pool):
+    """Only the first lane takes qemu's image lock, and its refusal stops the whole set."""
+    volume = await encrypted(pool, "raw", 2 * MiB)
+    holder = await asyncio.to_thread(hold_image, volume, pool.path(volume))
+    try:
+        with pytest.raises(FailedError):
+            await read_all(pool, volume)
+        assert daemon_pids(volume) == [] and not pool.exports()
+    finally:
+        holder.kill()
+        holder.communicate()  # reaps it and closes its pipes
+    assert await read_all(pool, volume) == bytes(volume.size)  # and once it has gone, they open
+
+
+async def test_concurrent_unaligned_writes_sharing_sectors_across_stripes(pool, tmp_path):
+    """Each request a read-modify-write of the sectors it touches: two of them on one sector must
+    go through one daemon, which orders them, or one would undo the other."""
+    volume = await encrypted(pool, "raw", 4 * MiB)
+    expected = bytearray(volume.size)
+    writes = []
+    for boundary in (MiB, 2 * MiB, 3 * MiB):
+        for start, length, fill in ((boundary - 700, 300, 0x11), (boundary - 400, 300, 0x22),
+                                    (boundary - 100, 150, 0x33), (boundary + 50, 100, 0x44),
+                                    (boundary + 150, 3, 0x55)):
+            expected[start:start + length] = bytes([fill]) * length
+            writes.append(pool.write(volume, start, body(bytes([fill]) * length), gzip=False,
+                                     max_decompressed=MiB))
+    await asyncio.gather(*writes)
+    assert await read_all(pool, volume) == expected
+    await pool.close()
+    assert qemu_decrypted(volume, pool.path(volume), tmp_path) == expected
+
+
+async def test_a_dead_lane_brings_up_a_whole_new_set(pool):
+    volume = await encrypted(pool, "raw", 4 * MiB)
+    data = mixed(volume.size, seed=5)
+    await upload(pool, volume, data, MiB)
+    reads = pool.read(volume, 0, MiB)
+    await anext(reads)
+    first = daemon_pids(volume)
+    os.kill(first[-1], signal.SIGKILL)
+    await reads.aclose()
+    while not pool._exports._exports[volume.drive].client.closed:  # its connection's end is seen
+        await asyncio.sleep(0.01)
+    assert await read_all(pool, volume) == data
+    second = daemon_pids(volume)
+    assert len(second) == LANES and not set(first) & set(second)
 
 
 async def test_destroy_removes_the_luks_file(pool):

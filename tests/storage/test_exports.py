@@ -23,7 +23,7 @@ async def until(condition, timeout=10.0):
 
 
 def daemons(pool):
-    return {drive: export.process for drive, export in pool._exports._exports.items()}
+    return {drive: export.processes[0] for drive, export in pool._exports._exports.items()}
 
 
 async def test_an_export_lives_while_used_and_stops_when_idle(pool, make_volume):

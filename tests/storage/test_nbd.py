@@ -212,3 +212,73 @@ async def test_against_qemu_storage_daemon(tmp_path):
         process.terminate()
         process.wait()
     subprocess.run(["qemu-img", "check", "-q", "-f", "qcow2", str(image)], check=True)
+
+
+class Lane:
+    """A stand-in connection that keeps a volume in memory and records what it was asked."""
+
+    def __init__(self, volume: bytearray, max_payload: int = 32 * MiB):
+        self.volume, self.size, self.flags, self.max_payload = volume, len(volume), 0, max_payload
+        self.closed = False
+        self.calls: list[tuple[str, int, int]] = []
+        self.flushed = 0
+
+    async def read(self, offset, length):
+        self.calls.append(("read", offset, length))
+        return bytes(self.volume[offset:offset + length])
+
+    async def write(self, offset, data):
+        self.calls.append(("write", offset, len(data)))
+        self.volume[offset:offset + len(data)] = data
+
+    async def write_zeroes(self, offset, length):
+        self.calls.append(("zeroes", offset, length))
+        self.volume[offset:offset + length] = bytes(length)
+
+    async def flush(self):
+        self.flushed += 1
+
+    async def close(self):
+        self.closed = True
+
+
+async def test_lanes_send_every_byte_through_the_lane_of_its_stripe():
+    stripe = 64 * 1024
+    volume = bytearray(os.urandom(20 * stripe))
+    lanes = [Lane(volume) for _ in range(3)]
+    striped = nbd.NbdLanes(lanes, stripe=stripe)
+    ranges = [(0, stripe), (stripe - 100, 300), (5, 7 * stripe + 11), (19 * stripe - 1, 1)]
+    for offset, length in ranges:
+        assert await striped.read(offset, length) == bytes(volume[offset:offset + length])
+    data = os.urandom(4 * stripe + 3)
+    await striped.write(2 * stripe - 1, data)
+    assert bytes(volume[2 * stripe - 1:6 * stripe + 2]) == data
+    await striped.write_zeroes(stripe // 2, 2 * stripe)
+    assert volume[stripe // 2:stripe // 2 + 2 * stripe] == bytes(2 * stripe)
+    for index, lane in enumerate(lanes):
+        assert lane.calls
+        for _, offset, length in lane.calls:
+            first, last = offset // stripe, (offset + length - 1) // stripe
+            assert first == last and first % 3 == index  # within one stripe, and that stripe's lane
+    await striped.flush()
+    assert [lane.flushed for lane in lanes] == [1, 1, 1]
+    lanes[1].closed = True
+    assert striped.closed
+    await striped.close()
+    assert all(lane.closed for lane in lanes)
+
+
+async def test_one_lane_takes_requests_whole():
+    volume = bytearray(8 * MiB)
+    lane = Lane(volume)
+    single = nbd.NbdLanes([lane])
+    await single.write(MiB - 5, bytes(3 * MiB))
+    await single.read(0, 8 * MiB)
+    assert lane.calls == [("write", MiB - 5, 3 * MiB), ("read", 0, 8 * MiB)]
+
+
+def test_lanes_need_a_lane_and_whole_blocks():
+    with pytest.raises(ValueError):
+        nbd.NbdLanes([])
+    with pytest.raises(ValueError):
+        nbd.NbdLanes([Lane(bytearray(8192))], stripe=1000)
