@@ -239,6 +239,9 @@ def run(args: argparse.Namespace) -> int:
         "hosts": [{"name": "test", "uri": "test:///default"}],
         # Throughput, not the upload limit, is measured: every client may be writing at once.
         "max_uploads": args.clients, "max_uploads_per_user": args.clients,
+        # Plain drives unless asked: a LUKS create runs qemu-img and storage daemons (on this
+        # core too, since children inherit the pinning), which bench_encryption measures.
+        "default_cipher": args.cipher,
     }))
     auths = []
     for _ in range(args.users):
@@ -288,6 +291,8 @@ def main() -> int:
     parser.add_argument("--write-size", type=int, default=4 * MiB, help="bytes per write (default 4 MiB)")
     parser.add_argument("--server-cpu", type=int, default=0, help="the core the server runs on")
     parser.add_argument("--client-cpu", type=int, default=1, help="the core the load runs on")
+    parser.add_argument("--cipher", default="none",
+                        help="the server's default_cipher for created drives (default none)")
     parser.add_argument("--log-level", default="INFO", help="the server's log level (INFO logs every request)")
     parser.add_argument("--profile", help="run the server under cProfile and write its stats here")
     return run(parser.parse_args())

@@ -36,12 +36,17 @@ class QuotaService:
             yield
             return
         async with self.locks.hold(f"{user} {kind}"):
+            # Pending is read before the usage: a block that commits and ends in between is then
+            # counted twice (refusing, never overshooting).
             pending = self._pending.get(user, Usage())
             message = model.exceeded(await self.limits(user),
                                      model.combined(await self.store.usage(user), pending), adding)
             if message:
                 raise BillingError(message)
-            self._pending[user] = model.combined(pending, adding)
+            # Added to the count as it is now, not to the copy read before the awaits: blocks that
+            # ended meanwhile (and other kinds' admissions) changed it, and writing the stale copy
+            # back would undo their changes for good.
+            self._pending[user] = model.combined(self._pending.get(user, Usage()), adding)
         try:
             yield
         finally:
