@@ -119,6 +119,7 @@ class Tally:
     writes: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     by_op: dict[str, int] = field(default_factory=dict)
+    op_seconds: dict[str, list[float]] = field(default_factory=dict)
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -145,6 +146,7 @@ async def client(port: int, auth: str, seed: int, deadline: float, write_share: 
         took = time.perf_counter() - start
         (tally.writes if op == "write" else tally.small).append(took)
         tally.by_op[op] = tally.by_op.get(op, 0) + 1
+        tally.op_seconds.setdefault(op, []).append(took)
         if status not in ok:
             tally.errors.append(f"{op} {path}: {status} {data[:100]!r}")
         return data
@@ -267,6 +269,9 @@ def run(args: argparse.Namespace) -> int:
           f" server on CPU {args.server_cpu}, load on CPU {args.client_cpu}:")
     print(f"  all requests: {total / seconds:,.0f}/s ({total} in {seconds:.1f} s); by command {tally.by_op}")
     small_rps = report("  small requests", tally, seconds)
+    print("  p50/p99 ms by command: " + ", ".join(
+        f"{op} {percentile(took, 50) * 1000:.1f}/{percentile(took, 99) * 1000:.1f}"
+        for op, took in sorted(tally.op_seconds.items())))
     print(f"  {args.write_size // MiB} MiB writes: {len(tally.writes) / seconds:.1f}/s"
           f" ({len(tally.writes) * args.write_size / seconds / MiB:.0f} MiB/s),"
           f" p50 {percentile(tally.writes, 50) * 1000:.0f} ms, p99 {percentile(tally.writes, 99) * 1000:.0f} ms")
