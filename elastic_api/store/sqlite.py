@@ -89,10 +89,8 @@ def _keys(drive: Drive) -> str:
 
 
 class SqliteStore:
-    """Writes run on one worker thread, so the event loop never waits on a disk sync and writes
-    are serialised without SQLite's busy loop. Reads have connections of their own (WAL: readers
-    never wait for a writer, nor a writer for them), so none queues behind a commit's sync:
-    lookups of one row by its key run on the event loop itself, everything else on a read thread.
+    """All SQL runs on one worker thread, so the event loop never waits on a disk sync and
+    writes are serialised without SQLite's busy loop.
 
     Writes commit in groups: a transaction that arrives while the thread is busy (usually
     syncing the previous commit) waits with the others, and the next COMMIT, one disk sync,
@@ -104,38 +102,12 @@ class SqliteStore:
         self.path = path
         self._db: sqlite3.Connection | None = None
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
-        self._loop_db: sqlite3.Connection | None = None  # the event loop thread's own
-        self._read_db: sqlite3.Connection | None = None  # the read thread's own
-        self._read_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-read")
         self._pending: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]] = []
         self._pending_lock = threading.Lock()
         self._flush_queued = False
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
-
-    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """A query of any size, on the read thread."""
-        def run() -> T:
-            assert self._read_db is not None, "store is not open"
-            return fn(self._read_db)
-
-        return await asyncio.get_running_loop().run_in_executor(self._read_thread, run)
-
-    async def _lookup(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """A lookup of one row by its primary key, on the event loop. Blocking, but bounded: an
-        index search in a local file, tens of microseconds, less than the hop to a thread costs;
-        and a WAL reader takes no lock a writer holds, so it never waits (busy_timeout 0). In the
-        rare cases SQLite documents where a WAL reader is told SQLITE_BUSY (another process
-        holding the file in exclusive mode, or recovering it after a crash), the lookup goes to
-        the read thread, which may wait."""
-        assert self._loop_db is not None, "store is not open"
-        try:
-            return fn(self._loop_db)
-        except sqlite3.OperationalError as e:
-            if e.sqlite_errorcode != sqlite3.SQLITE_BUSY:
-                raise
-        return await self._read(fn)
 
     async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run fn in a write transaction of its own, committed with whatever others are waiting."""
@@ -210,32 +182,10 @@ class SqliteStore:
                 self.db.execute("ROLLBACK")
                 raise
 
-    def _connect_reader(self, busy_timeout_ms: int) -> sqlite3.Connection:
-        """A connection for reads only, on the calling thread (after the writer made the schema)."""
-        db = sqlite3.connect(self.path, isolation_level=None)
-        db.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
-        db.execute("PRAGMA query_only=ON")
-        return db
-
-    def _open_read_db(self) -> None:
-        self._read_db = self._connect_reader(5000)
-
-    def _close_read_db(self) -> None:
-        if self._read_db is not None:
-            self._read_db.close()
-            self._read_db = None
-
     async def open(self) -> None:
         await self._run(self._open)
-        await asyncio.get_running_loop().run_in_executor(self._read_thread, self._open_read_db)
-        self._loop_db = self._connect_reader(0)
 
     async def close(self) -> None:
-        if self._loop_db is not None:
-            self._loop_db.close()
-            self._loop_db = None
-        await asyncio.get_running_loop().run_in_executor(self._read_thread, self._close_read_db)
-        self._read_thread.shutdown(wait=True)
         if self._db is not None:
             await self._run(self.db.close)
             self._db = None
@@ -250,15 +200,15 @@ class SqliteStore:
                             (user, name, secret_hash, created))
 
     async def user_secret_hash(self, user: str) -> bytes | None:
-        def query(db: sqlite3.Connection) -> bytes | None:
-            row = db.execute("SELECT secret_hash FROM users WHERE id = ?", (user,)).fetchone()
+        def query() -> bytes | None:
+            row = self.db.execute("SELECT secret_hash FROM users WHERE id = ?", (user,)).fetchone()
             return bytes(row[0]) if row else None
 
-        return await self._lookup(query)
+        return await self._run(query)
 
     # -- quotas -----------------------------------------------------------------------------
     async def quota_overrides(self, user: str) -> dict[str, int | None]:
-        rows = await self._lookup(lambda db: db.execute(
+        rows = await self._run(lambda: self.db.execute(
             "SELECT key, value FROM quotas WHERE owner = ?", (user,)).fetchall())
         return {str(key): value for key, value in rows}
 
@@ -276,20 +226,20 @@ class SqliteStore:
         return await self._write(change)
 
     async def usage(self, user: str) -> Usage:
-        def query(db: sqlite3.Connection) -> Usage:
-            drives, drive_bytes = db.execute(
+        def query() -> Usage:
+            drives, drive_bytes = self.db.execute(
                 "SELECT count(*), coalesce(sum(size), 0) FROM drives WHERE owner = ?", (user,)).fetchone()
-            servers, cpu, mem = db.execute(
+            servers, cpu, mem = self.db.execute(
                 "SELECT count(*),"
                 " coalesce(sum(CASE WHEN status = :active THEN CAST(json_extract(config, '$.cpu') AS INTEGER) END), 0),"
                 " coalesce(sum(CASE WHEN status = :active THEN CAST(json_extract(config, '$.mem') AS INTEGER) END), 0)"
                 " FROM servers WHERE owner = :user", {"user": user, "active": ACTIVE}).fetchone()
-            ips, = db.execute("SELECT count(*) FROM resources WHERE owner = ? AND type = 'ip'",
+            ips, = self.db.execute("SELECT count(*) FROM resources WHERE owner = ? AND type = 'ip'",
                                    (user,)).fetchone()
             return Usage(drive_bytes=int(drive_bytes), drives=int(drives), servers=int(servers),
                          cpu=int(cpu), mem=int(mem), ips=int(ips))
 
-        return await self._read(query)
+        return await self._run(query)
 
     # -- drives -----------------------------------------------------------------------------
     def _set_readers(self, db: sqlite3.Connection, drive: Drive) -> None:
@@ -309,30 +259,29 @@ class SqliteStore:
 
         await self._write(insert)
 
-    @staticmethod
-    def _get_drive(db: sqlite3.Connection, user: str, drive: str) -> Drive | None:
-        row = db.execute(
+    def _get_drive(self, user: str, drive: str) -> Drive | None:
+        row = self.db.execute(
             f"SELECT {_DRIVE_COLUMNS} FROM drives d WHERE d.id = :id AND {_VISIBLE}",
             {"id": drive, "user": user, "all": ALL_USERS},
         ).fetchone()
         return _drive(row) if row else None
 
     async def get_drive(self, user: str, drive: str) -> Drive | None:
-        return await self._lookup(lambda db: self._get_drive(db, user, drive))
+        return await self._run(self._get_drive, user, drive)
 
     async def list_drives(self, user: str, limit: int | None, marker: str | None) -> list[Drive]:
-        def query(db: sqlite3.Connection) -> list[Drive]:
+        def query() -> list[Drive]:
             params: dict[str, Any] = {"user": user, "all": ALL_USERS, "limit": -1 if limit is None else limit}
-            found = self._get_drive(db, user, marker) if marker else None
+            found = self._get_drive(user, marker) if marker else None
             after = _after(marker, (found.created, found.drive) if found else None, params, "AND (d.created, d.id)")
-            rows = db.execute(
+            rows = self.db.execute(
                 f"SELECT {_DRIVE_COLUMNS} FROM drives d WHERE {_VISIBLE} {after}"
                 " ORDER BY d.created, d.id LIMIT :limit",
                 params,
             ).fetchall()
             return [_drive(row) for row in rows]
 
-        return await self._read(query)
+        return await self._run(query)
 
     async def update_drive(self, user: str, drive: Drive) -> bool:
         def update(db: sqlite3.Connection) -> bool:
@@ -366,14 +315,14 @@ class SqliteStore:
         )
 
     async def some_wrapped_key(self) -> tuple[str, bytes] | None:
-        def one(db: sqlite3.Connection) -> tuple[str, bytes] | None:
-            row = db.execute("SELECT id, wrapped_key FROM drives WHERE wrapped_key IS NOT NULL"
+        def one() -> tuple[str, bytes] | None:
+            row = self.db.execute("SELECT id, wrapped_key FROM drives WHERE wrapped_key IS NOT NULL"
                                   " ORDER BY created LIMIT 1").fetchone()
             return (row[0], bytes(row[1])) if row else None
-        return await self._read(one)
+        return await self._run(one)
 
     async def all_drive_ids(self) -> set[str]:
-        return await self._read(lambda db: {row[0] for row in db.execute("SELECT id FROM drives")})
+        return await self._run(lambda: {row[0] for row in self.db.execute("SELECT id FROM drives")})
 
     async def set_imaging(self, user: str, drive: str, imaging: str | None, error: str | None) -> None:
         await self._execute("UPDATE drives SET imaging = ?, imaging_error = ? WHERE id = ? AND owner = ?",
@@ -384,25 +333,24 @@ class SqliteStore:
         await self._execute("INSERT INTO images (id, name, size, created) VALUES (?, ?, ?, ?)",
                             (image.image, image.name, image.size, image.created))
 
-    @staticmethod
-    def _get_image(db: sqlite3.Connection, image: str) -> StandardImage | None:
-        row = db.execute("SELECT id, name, size, created FROM images WHERE id = ?", (image,)).fetchone()
+    def _get_image(self, image: str) -> StandardImage | None:
+        row = self.db.execute("SELECT id, name, size, created FROM images WHERE id = ?", (image,)).fetchone()
         return StandardImage(*row) if row else None
 
     async def get_image(self, image: str) -> StandardImage | None:
-        return await self._lookup(lambda db: self._get_image(db, image))
+        return await self._run(self._get_image, image)
 
     async def list_images(self, limit: int | None, marker: str | None) -> list[StandardImage]:
-        def query(db: sqlite3.Connection) -> list[StandardImage]:
+        def query() -> list[StandardImage]:
             params: dict[str, Any] = {"limit": -1 if limit is None else limit}
-            found = self._get_image(db, marker) if marker else None
+            found = self._get_image(marker) if marker else None
             after = _after(marker, (found.created, found.image) if found else None, params, "WHERE (created, id)")
-            rows = db.execute(
+            rows = self.db.execute(
                 f"SELECT id, name, size, created FROM images {after} ORDER BY created, id LIMIT :limit", params
             ).fetchall()
             return [StandardImage(*row) for row in rows]
 
-        return await self._read(query)
+        return await self._run(query)
 
     async def delete_image(self, image: str) -> bool:
         return await self._execute("DELETE FROM images WHERE id = ?", (image,)) == 1
@@ -426,7 +374,7 @@ class SqliteStore:
         return await self._write(add)
 
     async def image_jobs(self, user: str, drive: str) -> list[ImageJob]:
-        rows = await self._read(lambda db: db.execute(
+        rows = await self._run(lambda: self.db.execute(
             "SELECT id, drive, owner, source, conversion FROM image_jobs WHERE drive = ? AND owner = ?"
             " ORDER BY id", (drive, user)).fetchall())
         return [ImageJob(*row) for row in rows]
@@ -442,7 +390,7 @@ class SqliteStore:
         await self._write(finish)
 
     async def all_image_jobs(self) -> list[ImageJob]:
-        rows = await self._read(lambda db: db.execute(
+        rows = await self._run(lambda: self.db.execute(
             "SELECT id, drive, owner, source, conversion FROM image_jobs ORDER BY id").fetchall())
         return [ImageJob(*row) for row in rows]
 
@@ -460,25 +408,25 @@ class SqliteStore:
             (record.server, record.owner, json.dumps(to_props(record.config)), record.created, record.status),
         )
 
-    def _get_server(self, db: sqlite3.Connection, user: str, server: str) -> ServerRecord | None:
-        row = db.execute(f"SELECT {self._SERVER_COLUMNS} FROM servers WHERE id = ? AND owner = ?",
+    def _get_server(self, user: str, server: str) -> ServerRecord | None:
+        row = self.db.execute(f"SELECT {self._SERVER_COLUMNS} FROM servers WHERE id = ? AND owner = ?",
                               (server, user)).fetchone()
         return self._server(row) if row else None
 
     async def get_server(self, user: str, server: str) -> ServerRecord | None:
-        return await self._lookup(lambda db: self._get_server(db, user, server))
+        return await self._run(self._get_server, user, server)
 
     async def list_servers(self, user: str, limit: int | None, marker: str | None) -> list[ServerRecord]:
-        def query(db: sqlite3.Connection) -> list[ServerRecord]:
+        def query() -> list[ServerRecord]:
             params: dict[str, Any] = {"user": user, "limit": -1 if limit is None else limit}
-            found = self._get_server(db, user, marker) if marker else None
+            found = self._get_server(user, marker) if marker else None
             after = _after(marker, (found.created, found.server) if found else None, params, "AND (created, id)")
-            rows = db.execute(
+            rows = self.db.execute(
                 f"SELECT {self._SERVER_COLUMNS} FROM servers WHERE owner = :user {after}"
                 " ORDER BY created, id LIMIT :limit", params).fetchall()
             return [self._server(row) for row in rows]
 
-        return await self._read(query)
+        return await self._run(query)
 
     async def update_server_config(self, user: str, record: ServerRecord) -> bool:
         updated = await self._execute("UPDATE servers SET config = ? WHERE id = ? AND owner = ?",
@@ -531,13 +479,13 @@ class SqliteStore:
 
     async def active_servers(self) -> list[ServerRecord]:
         """Maintenance: every active server, whoever owns it (start-up reconciliation, events)."""
-        rows = await self._read(lambda db: db.execute(
+        rows = await self._run(lambda: self.db.execute(
             f"SELECT {self._SERVER_COLUMNS} FROM servers WHERE status = ?", (ACTIVE,)).fetchall())
         return [self._server(row) for row in rows]
 
     async def server_owner(self, server: str) -> str | None:
         """Maintenance: who owns a server a hypervisor event names."""
-        row = await self._lookup(lambda db: db.execute("SELECT owner FROM servers WHERE id = ?",
+        row = await self._run(lambda: self.db.execute("SELECT owner FROM servers WHERE id = ?",
                                                       (server,)).fetchone())
         return str(row[0]) if row else None
 
@@ -585,28 +533,27 @@ class SqliteStore:
 
         return await self._write(insert)
 
-    def _get_resource(self, db: sqlite3.Connection, user: str, resource: str,
-                      type_: str | None = None) -> Resource | None:
-        row = db.execute(
+    def _get_resource(self, user: str, resource: str, type_: str | None = None) -> Resource | None:
+        row = self.db.execute(
             f"SELECT {self._RESOURCE_COLUMNS} FROM resources WHERE id = ? AND owner = ? AND type = coalesce(?, type)",
             (resource, user, type_)).fetchone()
         return self._resource(row) if row else None
 
     async def get_resource(self, user: str, type_: str, resource: str) -> Resource | None:
-        return await self._lookup(lambda db: self._get_resource(db, user, resource, type_))
+        return await self._run(self._get_resource, user, resource, type_)
 
     async def list_resources(self, user: str, type_: str | None, limit: int | None,
                              marker: str | None) -> list[Resource]:
-        def query(db: sqlite3.Connection) -> list[Resource]:
+        def query() -> list[Resource]:
             params: dict[str, Any] = {"user": user, "type": type_, "limit": -1 if limit is None else limit}
-            found = self._get_resource(db, user, marker, type_) if marker else None
+            found = self._get_resource(user, marker, type_) if marker else None
             after = _after(marker, (found.created, found.resource) if found else None, params, "AND (created, id)")
-            rows = db.execute(
+            rows = self.db.execute(
                 f"SELECT {self._RESOURCE_COLUMNS} FROM resources WHERE owner = :user"
                 f" AND type = coalesce(:type, type) {after} ORDER BY created, id LIMIT :limit", params).fetchall()
             return [self._resource(row) for row in rows]
 
-        return await self._read(query)
+        return await self._run(query)
 
     async def update_resource(self, user: str, resource: Resource) -> bool:
         return await self._execute(
@@ -617,7 +564,7 @@ class SqliteStore:
         """Remove the user's resource; False when there is none. BusyError, and nothing changes,
         while one of the user's servers (active or stopped) names it or a NIC holds it."""
         def delete(db: sqlite3.Connection) -> bool:
-            if self._get_resource(db, user, resource, type_) is None:
+            if self._get_resource(user, resource, type_) is None:
                 return False
             users = [row[0] for row in db.execute(
                 f"SELECT DISTINCT s.id FROM servers s, json_each(s.config) j WHERE s.owner = ?"
@@ -647,7 +594,7 @@ class SqliteStore:
             db.execute("DELETE FROM ip_leases WHERE server = ?", (server,))
             leases = []
             for nic, mac, ip in static:
-                if self._get_resource(db, user, ip, IP) is None:
+                if self._get_resource(user, ip, IP) is None:
                     raise MissingError(f"no such ip: {ip}")
                 holder = db.execute("SELECT server FROM ip_leases WHERE ip = ?", (ip,)).fetchone()
                 if holder is not None:
@@ -672,7 +619,7 @@ class SqliteStore:
             raise BusyError(f"an address server {server} asked for is held by another server") from None
 
     async def server_leases(self, user: str, server: str) -> list[Lease]:
-        rows = await self._read(lambda db: db.execute(
+        rows = await self._run(lambda: self.db.execute(
             "SELECT l.server, l.nic, l.mac, l.ip, l.resource FROM ip_leases l JOIN servers s ON s.id = l.server"
             " WHERE l.server = ? AND s.owner = ? ORDER BY l.nic", (server, user)).fetchall())
         return [self._lease(row) for row in rows]
@@ -684,7 +631,7 @@ class SqliteStore:
 
     async def active_leases(self) -> list[tuple[str, Lease]]:
         """Maintenance: (host, lease) for every address an active server holds, whoever owns it."""
-        rows = await self._read(lambda db: db.execute(
+        rows = await self._run(lambda: self.db.execute(
             "SELECT s.host, l.server, l.nic, l.mac, l.ip, l.resource FROM ip_leases l"
             " JOIN servers s ON s.id = l.server WHERE s.status = ? ORDER BY l.ip", (ACTIVE,)).fetchall())
         return [(row[0], self._lease(row[1:])) for row in rows]
@@ -697,5 +644,5 @@ class SqliteStore:
 
     async def all_vlan_ids(self) -> set[str]:
         """Maintenance: every VLAN's UUID regardless of owner (start-up removes other VLAN networks)."""
-        return await self._read(lambda db: {row[0] for row in db.execute(
+        return await self._run(lambda: {row[0] for row in self.db.execute(
             "SELECT id FROM resources WHERE type = 'vlan'")})
