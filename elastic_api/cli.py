@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import sys
 from collections.abc import Sequence
@@ -34,6 +35,10 @@ def serve(config: Config, listen: str | None) -> int:
     from elastic_api.http.server import serve as serve_http
 
     def ready(site: object) -> None:
+        # What start-up made lives as long as the process: frozen, no collection walks it again.
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(config.gc_threshold, *gc.get_threshold()[1:])
         logging.getLogger(__name__).info("elastic-api listening on %s:%d, data in %s", host, port,
                                          config.data_dir.resolve())
 

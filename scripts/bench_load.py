@@ -119,6 +119,7 @@ class Tally:
     writes: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     by_op: dict[str, int] = field(default_factory=dict)
+    op_seconds: dict[str, list[float]] = field(default_factory=dict)
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -145,6 +146,7 @@ async def client(port: int, auth: str, seed: int, deadline: float, write_share: 
         took = time.perf_counter() - start
         (tally.writes if op == "write" else tally.small).append(took)
         tally.by_op[op] = tally.by_op.get(op, 0) + 1
+        tally.op_seconds.setdefault(op, []).append(took)
         if status not in ok:
             tally.errors.append(f"{op} {path}: {status} {data[:100]!r}")
         return data
@@ -239,6 +241,9 @@ def run(args: argparse.Namespace) -> int:
         "hosts": [{"name": "test", "uri": "test:///default"}],
         # Throughput, not the upload limit, is measured: every client may be writing at once.
         "max_uploads": args.clients, "max_uploads_per_user": args.clients,
+        # Plain drives unless asked: a LUKS create runs qemu-img and storage daemons (on this
+        # core too, since children inherit the pinning), which bench_encryption measures.
+        "default_cipher": args.cipher,
     }))
     auths = []
     for _ in range(args.users):
@@ -264,6 +269,9 @@ def run(args: argparse.Namespace) -> int:
           f" server on CPU {args.server_cpu}, load on CPU {args.client_cpu}:")
     print(f"  all requests: {total / seconds:,.0f}/s ({total} in {seconds:.1f} s); by command {tally.by_op}")
     small_rps = report("  small requests", tally, seconds)
+    print("  p50/p99 ms by command: " + ", ".join(
+        f"{op} {percentile(took, 50) * 1000:.1f}/{percentile(took, 99) * 1000:.1f}"
+        for op, took in sorted(tally.op_seconds.items())))
     print(f"  {args.write_size // MiB} MiB writes: {len(tally.writes) / seconds:.1f}/s"
           f" ({len(tally.writes) * args.write_size / seconds / MiB:.0f} MiB/s),"
           f" p50 {percentile(tally.writes, 50) * 1000:.0f} ms, p99 {percentile(tally.writes, 99) * 1000:.0f} ms")
@@ -288,6 +296,8 @@ def main() -> int:
     parser.add_argument("--write-size", type=int, default=4 * MiB, help="bytes per write (default 4 MiB)")
     parser.add_argument("--server-cpu", type=int, default=0, help="the core the server runs on")
     parser.add_argument("--client-cpu", type=int, default=1, help="the core the load runs on")
+    parser.add_argument("--cipher", default="none",
+                        help="the server's default_cipher for created drives (default none)")
     parser.add_argument("--log-level", default="INFO", help="the server's log level (INFO logs every request)")
     parser.add_argument("--profile", help="run the server under cProfile and write its stats here")
     return run(parser.parse_args())

@@ -67,7 +67,8 @@ def test_quotas(tmp_path):
     assert quotas.drives == Config().quotas.drives  # keys not named keep their defaults
     for text, word in (("quotas: 5\n", "mapping"), ("quotas:\n  disks: 1\n", "unknown quota key"),
                        ("quotas:\n  mem: 1G\n", "mem must be a whole number"),
-                       ("header_timeout: 0\n", "header_timeout"), ("luks_lanes: 0\n", "luks_lanes")):
+                       ("header_timeout: 0\n", "header_timeout"), ("luks_lanes: 0\n", "luks_lanes"),
+                       ("gc_threshold: 0\n", "gc_threshold")):
         path.write_text(text)
         with pytest.raises(ConfigError, match=word):
             load(path)

@@ -92,6 +92,14 @@ class DriveService:
             raise MissingError(f"no such drive: {drive_id[:40]}")
         return found
 
+    @asynccontextmanager
+    async def _held(self, user: str, drive_id: str) -> AsyncIterator[Drive]:
+        """A drive the user owns, under its lock and read once the lock is held. The lock's key
+        is the canonical ID, so no read is needed to find it: every read is a queue on the
+        store's thread, behind the sync of whatever commit is in progress."""
+        async with self.locks.hold(parse_id(drive_id) or drive_id):
+            yield await self.owned(user, drive_id)
+
     async def visible(self, user: str, page: Page) -> list[Drive]:
         return [self._live(d) for d in await self.store.list_drives(user, page.limit, page.marker)]
 
@@ -114,9 +122,7 @@ class DriveService:
 
     async def set(self, user: str, drive_id: str, props: Props) -> Drive:
         changes = model.parse_changes(props, creating=False, max_size=self.config.max_drive_size)
-        drive = await self.owned(user, drive_id)
-        async with self.locks.hold(drive.drive):
-            drive = await self.owned(user, drive.drive)
+        async with self._held(user, drive_id) as drive:
             changed = model.apply_changes(drive, changes)
             if changed.size < drive.size:
                 raise UsageError("size cannot shrink: that would discard the drive's data")
@@ -145,9 +151,7 @@ class DriveService:
         self.check_unclaimed(drive)
 
     async def destroy(self, user: str, drive_id: str) -> None:
-        drive = await self.owned(user, drive_id)
-        async with self.locks.hold(drive.drive):
-            drive = await self.owned(user, drive.drive)
+        async with self._held(user, drive_id) as drive:
             self.check_writable(drive)
             if self.use.in_use(drive.drive):
                 raise BusyError(f"drive {drive.drive} has reads or writes in progress")

@@ -1,6 +1,7 @@
 """/drives metadata over HTTP: both formats, both methods, ownership, readers, pages, errors."""
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import pytest
@@ -140,6 +141,19 @@ async def test_malformed_and_unknown_uuids_are_404(alice):
 async def test_uppercase_uuid_finds_the_drive(alice):
     drive = (await alice.create_drive())["drive"]
     assert (await alice.get(f"/drives/{drive.upper()}/info")).status == 200
+
+
+async def test_changes_to_one_drive_take_turns(alice):
+    """set and destroy read the drive under its lock, keyed by the canonical ID however the
+    request spells it: of two destroys one finds the drive gone, and a set never revives it."""
+    drive = (await alice.create_drive())["drive"]
+    set_, upper, lower = await asyncio.gather(
+        alice.call(f"/drives/{drive}/set", "name late\n"), alice.call(f"/drives/{drive.upper()}/destroy"),
+        alice.call(f"/drives/{drive}/destroy"))
+    assert sorted((upper.status, lower.status)) == [204, 404]
+    assert set_.status in (200, 404)
+    assert (await alice.get(f"/drives/{drive}/info")).status == 404
+    assert (await alice.get("/drives/list")).text == ""
 
 
 async def test_other_users_drives_answer_like_missing_ones(alice, bob, config):

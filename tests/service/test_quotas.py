@@ -91,3 +91,54 @@ async def test_the_lock_admits_one_at_a_time(store, quotas):
 async def test_usage_counts_only_what_the_user_owns(store):
     alice, _ = await UserService(store).create()
     assert await store.usage(alice) == Usage()
+
+
+class GatedStore:
+    """The real store, except that usage() can be held until the test lets it go on."""
+
+    def __init__(self, store):
+        self.store = store
+        self.held = False
+        self.asked = asyncio.Event()
+        self.go = asyncio.Event()
+
+    def __getattr__(self, name):
+        return getattr(self.store, name)
+
+    async def usage(self, user):
+        if self.held:
+            self.asked.set()
+            await self.go.wait()
+        return await self.store.usage(user)
+
+
+async def test_a_block_ending_during_another_check_is_not_lost(tmp_path, store):
+    """A create's block ends while the next create's check waits on the store: the count of
+    pending changes must end at zero, not keep the finished one for good."""
+    gated = GatedStore(store)
+    quotas = QuotaService(Config(data_dir=tmp_path, quotas=Quota(drives=2)), gated)
+    user, _ = await UserService(store).create()
+    first_in, first_may_end = asyncio.Event(), asyncio.Event()
+
+    async def first():
+        async with quotas.drives(user, count=1):
+            first_in.set()
+            await first_may_end.wait()
+
+    a = asyncio.create_task(first())
+    await first_in.wait()
+    gated.held = True
+    b = asyncio.create_task(admit_drives(quotas, user, 1))
+    await gated.asked.wait()
+    first_may_end.set()
+    await a
+    gated.held = False
+    gated.go.set()
+    async with asyncio.timeout(10):
+        await b
+    await admit_drives(quotas, user, 2)  # nothing is held or pending: both slots are free
+
+
+async def admit_drives(quotas, user, count):
+    async with quotas.drives(user, count=count):
+        pass
