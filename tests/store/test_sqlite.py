@@ -9,7 +9,7 @@ from elastic_api.errors import UsageError
 from elastic_api.model.drive import Drive
 from elastic_api.model.ids import ALL_USERS, new_id
 from elastic_api.store.migrations import MIGRATIONS
-from elastic_api.store.sqlite import SqliteStore
+from elastic_api.store.sqlite import LIST_DRIVES, SqliteStore
 
 
 async def users(store, n=2):
@@ -78,6 +78,19 @@ async def test_readers_make_a_drive_visible_not_writable(store):
     assert [d.drive for d in await store.list_drives(stranger, None, None)] == [public.drive]
     assert not await store.update_drive(bob, shared)
     assert not await store.delete_drive(bob, shared.drive)
+
+
+async def test_a_list_reads_only_the_users_drives(store):
+    """Through the owner and reader indexes: never a scan of every drive in the system."""
+    alice, bob = await users(store)
+    for created in range(50):
+        await store.insert_drive(drive(bob, created))
+    await store.insert_drive(drive(bob, 99, readers=(alice,)))
+    plan = store.db.execute(f"EXPLAIN QUERY PLAN {LIST_DRIVES} ORDER BY d.created, d.id LIMIT -1",
+                            {"user": alice, "all": ALL_USERS}).fetchall()
+    steps = [row[-1] for row in plan]
+    assert not [step for step in steps if step.startswith("SCAN") and "drives" in step], steps
+    assert [d.name for d in await store.list_drives(alice, None, None)] == ["d"]
 
 
 async def test_pages_by_creation_then_id(store):
