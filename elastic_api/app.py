@@ -41,7 +41,8 @@ def build_services(config: Config, store: Store, storage: Storage, hypervisor: H
     quotas = QuotaService(config, store)
     drives = DriveService(config, store, storage, quotas=quotas)
     resources = ResourceService(config, store, hypervisor, quotas=quotas)
-    return Services(users=UserService(store), drives=drives,
+    users = UserService(store, cache_seconds=config.auth_cache_seconds, cache_users=config.auth_cache_users)
+    return Services(users=users, drives=drives,
                     imaging=ImagingService(config, store, storage, drives),
                     servers=ServerService(config, store, hypervisor, drives, resources),
                     quotas=quotas, resources=resources)

@@ -103,6 +103,9 @@ class DriveService:
     async def visible(self, user: str, page: Page) -> list[Drive]:
         return [self._live(d) for d in await self.store.list_drives(user, page.limit, page.marker)]
 
+    async def visible_ids(self, user: str, page: Page) -> list[str]:
+        return await self.store.list_drive_ids(user, page.limit, page.marker)
+
     async def create(self, user: str, props: Props) -> Drive:
         changes = model.parse_changes(props, creating=True, max_size=self.config.max_drive_size)
         drive = model.new_drive(new_id(), user, changes, default_format=self.config.default_format,

@@ -1,7 +1,6 @@
 """Quotas: each user's limits (configured defaults, own overrides) checked before anything is made."""
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
@@ -40,8 +39,8 @@ class QuotaService:
             # Pending is read before the usage: a block that commits and ends in between is then
             # counted twice (refusing, never overshooting).
             pending = self._pending.get(user, Usage())
-            # Asked together: they queue back to back on the store's thread, one wait instead of two.
-            limits, usage = await asyncio.gather(self.limits(user), self.store.usage(user))
+            overrides, usage = await self.store.quota_state(user)
+            limits = self.config.quotas.with_overrides(overrides)
             message = model.exceeded(limits, model.combined(usage, pending), adding)
             if message:
                 raise BillingError(message)

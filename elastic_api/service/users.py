@@ -5,6 +5,7 @@ import hashlib
 import hmac
 import secrets
 import time
+from collections.abc import Callable
 
 from elastic_api.errors import AuthError, UsageError
 from elastic_api.model.ids import new_id, parse_id
@@ -18,8 +19,19 @@ def hash_secret(secret: bytes) -> bytes:
 
 
 class UserService:
-    def __init__(self, store: Store) -> None:
+    """Users and their secrets. A secret that verified against the store is remembered (its
+    hash, per user) for `cache_seconds`, so a signed-in user's requests skip the store's thread;
+    anything that does not match what is remembered, an unknown user or a wrong secret, is
+    checked against the store every time, so a new user is known at once and nothing is
+    refused from memory."""
+
+    def __init__(self, store: Store, *, cache_seconds: float = 0, cache_users: int = 1,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.store = store
+        self.cache_seconds = cache_seconds
+        self.cache_users = cache_users
+        self.clock = clock
+        self._verified: dict[str, tuple[bytes, float]] = {}  # user: (secret hash, trusted until)
 
     async def create(self, name: str = "") -> tuple[str, str]:
         if len(name) > 256 or "\n" in name:
@@ -31,9 +43,22 @@ class UserService:
     async def authenticate(self, user: str, secret: bytes) -> str:
         """The canonical user UUID when the secret is right; one AuthError for every wrong case."""
         canonical = parse_id(user)
+        digest = hash_secret(secret)
+        remembered = self._verified.get(canonical) if canonical else None
+        if remembered is not None and hmac.compare_digest(digest, remembered[0]) and self.clock() < remembered[1]:
+            return canonical  # type: ignore[return-value]  # remembered implies canonical
         stored = await self.store.user_secret_hash(canonical) if canonical else None
         # Compare even when the user is unknown, so timing does not tell which part was wrong.
         expected = stored if stored is not None else b"\0" * 32
-        if not hmac.compare_digest(hash_secret(secret), expected) or stored is None or canonical is None:
+        if not hmac.compare_digest(digest, expected) or stored is None or canonical is None:
             raise AuthError("wrong user or secret")
+        self._remember(canonical, stored)
         return canonical
+
+    def _remember(self, user: str, stored: bytes) -> None:
+        if self.cache_seconds <= 0:
+            return
+        self._verified.pop(user, None)  # re-inserted last: the dict's order is oldest first
+        while len(self._verified) >= self.cache_users:
+            del self._verified[next(iter(self._verified))]
+        self._verified[user] = (stored, self.clock() + self.cache_seconds)

@@ -29,8 +29,10 @@ class Store(Protocol):
         there is no such user."""
 
     async def usage(self, user: str) -> Usage:
-        """Drives (count, bytes), servers (count) and active servers' cpu and mem; ips stay 0
-        here (IP resources count themselves)."""
+        """Drives (count, bytes), servers (count), active servers' cpu and mem, IP resources."""
+
+    async def quota_state(self, user: str) -> tuple[dict[str, int | None], Usage]:
+        """quota_overrides and usage read together: one wait on the store instead of two."""
 
     # Drives: visible means owned, or shared with the user through `readers`.
     async def insert_drive(self, drive: Drive) -> None: ...
@@ -38,6 +40,9 @@ class Store(Protocol):
     async def get_drive(self, user: str, drive: str) -> Drive | None: ...
 
     async def list_drives(self, user: str, limit: int | None, marker: str | None) -> list[Drive]: ...
+
+    async def list_drive_ids(self, user: str, limit: int | None, marker: str | None) -> list[str]:
+        """The page list_drives would give, as IDs alone: what `/drives/list` shows."""
 
     async def update_drive(self, user: str, drive: Drive) -> bool: ...
 

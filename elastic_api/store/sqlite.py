@@ -54,10 +54,12 @@ def _drive(row: tuple[Any, ...]) -> Drive:
 
 # The drives a user sees, found through the owner and reader indexes: `_VISIBLE` as a WHERE
 # clause would read every drive in the system for each list.
-LIST_DRIVES = (
-    f"SELECT {_DRIVE_COLUMNS} FROM drives d WHERE d.id IN (SELECT id FROM drives WHERE owner = :user"
+_VISIBLE_DRIVES = (
+    "FROM drives d WHERE d.id IN (SELECT id FROM drives WHERE owner = :user"
     " UNION SELECT drive FROM drive_readers WHERE reader IN (:user, :all))"
 )
+LIST_DRIVES = f"SELECT {_DRIVE_COLUMNS} {_VISIBLE_DRIVES}"
+LIST_DRIVE_IDS = f"SELECT d.id {_VISIBLE_DRIVES}"
 
 
 def _after(marker: str | None, found: tuple[int, str] | None, params: dict[str, Any], key: str) -> str:
@@ -216,9 +218,7 @@ class SqliteStore:
 
     # -- quotas -----------------------------------------------------------------------------
     async def quota_overrides(self, user: str) -> dict[str, int | None]:
-        rows = await self._run(lambda: self.db.execute(
-            "SELECT key, value FROM quotas WHERE owner = ?", (user,)).fetchall())
-        return {str(key): value for key, value in rows}
+        return await self._run(self._overrides, user)
 
     async def set_quota_overrides(self, user: str, values: dict[str, int | None],
                                   cleared: list[str]) -> bool:
@@ -233,21 +233,28 @@ class SqliteStore:
 
         return await self._write(change)
 
-    async def usage(self, user: str) -> Usage:
-        def query() -> Usage:
-            drives, drive_bytes = self.db.execute(
-                "SELECT count(*), coalesce(sum(size), 0) FROM drives WHERE owner = ?", (user,)).fetchone()
-            servers, cpu, mem = self.db.execute(
-                "SELECT count(*),"
-                " coalesce(sum(CASE WHEN status = :active THEN CAST(json_extract(config, '$.cpu') AS INTEGER) END), 0),"
-                " coalesce(sum(CASE WHEN status = :active THEN CAST(json_extract(config, '$.mem') AS INTEGER) END), 0)"
-                " FROM servers WHERE owner = :user", {"user": user, "active": ACTIVE}).fetchone()
-            ips, = self.db.execute("SELECT count(*) FROM resources WHERE owner = ? AND type = 'ip'",
-                                   (user,)).fetchone()
-            return Usage(drive_bytes=int(drive_bytes), drives=int(drives), servers=int(servers),
-                         cpu=int(cpu), mem=int(mem), ips=int(ips))
+    def _overrides(self, user: str) -> dict[str, int | None]:
+        return {str(key): value for key, value in
+                self.db.execute("SELECT key, value FROM quotas WHERE owner = ?", (user,)).fetchall()}
 
-        return await self._run(query)
+    async def quota_state(self, user: str) -> tuple[dict[str, int | None], Usage]:
+        return await self._run(lambda: (self._overrides(user), self._usage(user)))
+
+    async def usage(self, user: str) -> Usage:
+        return await self._run(self._usage, user)
+
+    def _usage(self, user: str) -> Usage:
+        drives, drive_bytes = self.db.execute(
+            "SELECT count(*), coalesce(sum(size), 0) FROM drives WHERE owner = ?", (user,)).fetchone()
+        servers, cpu, mem = self.db.execute(
+            "SELECT count(*),"
+            " coalesce(sum(CASE WHEN status = :active THEN CAST(json_extract(config, '$.cpu') AS INTEGER) END), 0),"
+            " coalesce(sum(CASE WHEN status = :active THEN CAST(json_extract(config, '$.mem') AS INTEGER) END), 0)"
+            " FROM servers WHERE owner = :user", {"user": user, "active": ACTIVE}).fetchone()
+        ips, = self.db.execute("SELECT count(*) FROM resources WHERE owner = ? AND type = 'ip'",
+                               (user,)).fetchone()
+        return Usage(drive_bytes=int(drive_bytes), drives=int(drives), servers=int(servers),
+                     cpu=int(cpu), mem=int(mem), ips=int(ips))
 
     # -- drives -----------------------------------------------------------------------------
     def _set_readers(self, db: sqlite3.Connection, drive: Drive) -> None:
@@ -277,15 +284,17 @@ class SqliteStore:
     async def get_drive(self, user: str, drive: str) -> Drive | None:
         return await self._run(self._get_drive, user, drive)
 
-    async def list_drives(self, user: str, limit: int | None, marker: str | None) -> list[Drive]:
-        def query() -> list[Drive]:
-            params: dict[str, Any] = {"user": user, "all": ALL_USERS, "limit": -1 if limit is None else limit}
-            found = self._get_drive(user, marker) if marker else None
-            after = _after(marker, (found.created, found.drive) if found else None, params, "AND (d.created, d.id)")
-            rows = self.db.execute(f"{LIST_DRIVES} {after} ORDER BY d.created, d.id LIMIT :limit", params).fetchall()
-            return [_drive(row) for row in rows]
+    def _drive_page(self, select: str, user: str, limit: int | None, marker: str | None) -> list[Any]:
+        params: dict[str, Any] = {"user": user, "all": ALL_USERS, "limit": -1 if limit is None else limit}
+        found = self._get_drive(user, marker) if marker else None
+        after = _after(marker, (found.created, found.drive) if found else None, params, "AND (d.created, d.id)")
+        return self.db.execute(f"{select} {after} ORDER BY d.created, d.id LIMIT :limit", params).fetchall()
 
-        return await self._run(query)
+    async def list_drives(self, user: str, limit: int | None, marker: str | None) -> list[Drive]:
+        return await self._run(lambda: [_drive(row) for row in self._drive_page(LIST_DRIVES, user, limit, marker)])
+
+    async def list_drive_ids(self, user: str, limit: int | None, marker: str | None) -> list[str]:
+        return await self._run(lambda: [row[0] for row in self._drive_page(LIST_DRIVE_IDS, user, limit, marker)])
 
     async def update_drive(self, user: str, drive: Drive) -> bool:
         def update(db: sqlite3.Connection) -> bool:

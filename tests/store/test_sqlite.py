@@ -9,7 +9,7 @@ from elastic_api.errors import UsageError
 from elastic_api.model.drive import Drive
 from elastic_api.model.ids import ALL_USERS, new_id
 from elastic_api.store.migrations import MIGRATIONS
-from elastic_api.store.sqlite import LIST_DRIVES, SqliteStore
+from elastic_api.store.sqlite import LIST_DRIVE_IDS, LIST_DRIVES, SqliteStore
 
 
 async def users(store, n=2):
@@ -86,11 +86,13 @@ async def test_a_list_reads_only_the_users_drives(store):
     for created in range(50):
         await store.insert_drive(drive(bob, created))
     await store.insert_drive(drive(bob, 99, readers=(alice,)))
-    plan = store.db.execute(f"EXPLAIN QUERY PLAN {LIST_DRIVES} ORDER BY d.created, d.id LIMIT -1",
-                            {"user": alice, "all": ALL_USERS}).fetchall()
-    steps = [row[-1] for row in plan]
-    assert not [step for step in steps if step.startswith("SCAN") and "drives" in step], steps
+    for select in (LIST_DRIVES, LIST_DRIVE_IDS):
+        plan = store.db.execute(f"EXPLAIN QUERY PLAN {select} ORDER BY d.created, d.id LIMIT -1",
+                                {"user": alice, "all": ALL_USERS}).fetchall()
+        steps = [row[-1] for row in plan]
+        assert not [step for step in steps if step.startswith("SCAN") and "drives" in step], steps
     assert [d.name for d in await store.list_drives(alice, None, None)] == ["d"]
+    assert await store.list_drive_ids(alice, None, None) == [d.drive for d in await store.list_drives(alice, None, None)]
 
 
 async def test_pages_by_creation_then_id(store):
@@ -101,8 +103,11 @@ async def test_pages_by_creation_then_id(store):
     order = sorted(drives, key=lambda d: (d.created, d.drive))
     assert await store.list_drives(alice, None, None) == order
     assert await store.list_drives(alice, 2, order[1].drive) == order[2:4]
-    with pytest.raises(UsageError):
-        await store.list_drives(alice, 2, new_id())
+    assert await store.list_drive_ids(alice, None, None) == [d.drive for d in order]
+    assert await store.list_drive_ids(alice, 2, order[1].drive) == [d.drive for d in order[2:4]]
+    for listing in (store.list_drives, store.list_drive_ids):
+        with pytest.raises(UsageError):
+            await listing(alice, 2, new_id())
 
 
 async def test_delete_cascades_readers(store):

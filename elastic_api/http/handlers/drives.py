@@ -15,8 +15,8 @@ from elastic_api.model.image import to_info as image_info
 
 
 async def list_drives(call: Call) -> ValuesList:
-    drives = await call.services.drives.visible(call.user, call.page())
-    return ValuesList([to_info(d) for d in drives], ("drive",))
+    drives = await call.services.drives.visible_ids(call.user, call.page())
+    return ValuesList([{"drive": d} for d in drives], ("drive",))
 
 
 async def info_drives(call: Call) -> PropertiesList:
