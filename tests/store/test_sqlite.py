@@ -91,8 +91,9 @@ async def test_a_list_reads_only_the_users_drives(store):
                                 {"user": alice, "all": ALL_USERS}).fetchall()
         steps = [row[-1] for row in plan]
         assert not [step for step in steps if step.startswith("SCAN") and "drives" in step], steps
-    assert [d.name for d in await store.list_drives(alice, None, None)] == ["d"]
-    assert await store.list_drive_ids(alice, None, None) == [d.drive for d in await store.list_drives(alice, None, None)]
+    listed = await store.list_drives(alice, None, None)
+    assert [d.name for d in listed] == ["d"]
+    assert await store.list_drive_ids(alice, None, None) == [d.drive for d in listed]
 
 
 async def test_pages_by_creation_then_id(store):
