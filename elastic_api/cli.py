@@ -32,7 +32,7 @@ def serve(config: Config, listen: str | None) -> int:
 
     app = create_app(config, store=SqliteStore(config.db_path), storage=make_storage(config),
                      hypervisor=LibvirtHypervisor.from_config(config))
-    from elastic_api.http.server import serve as serve_http
+    from elastic_api.http.server import batched_access_log, serve as serve_http
 
     def ready(site: object) -> None:
         # What start-up made lives as long as the process: frozen, no collection walks it again.
@@ -42,7 +42,8 @@ def serve(config: Config, listen: str | None) -> int:
         logging.getLogger(__name__).info("elastic-api listening on %s:%d, data in %s", host, port,
                                          config.data_dir.resolve())
 
-    asyncio.run(serve_http(app, config, host, port, ready))
+    with batched_access_log(sys.stderr):
+        asyncio.run(serve_http(app, config, host, port, ready))
     return 0
 
 
