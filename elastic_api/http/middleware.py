@@ -52,6 +52,19 @@ async def errors(request: web.Request,
     return response
 
 
+def refused_message(status: int) -> web.Response:
+    """The answer to what aiohttp itself refuses before any middleware runs: a message its parser
+    cannot read (a bad request line, control characters in a header, a header too long). The
+    client's bytes are not echoed, and the connection is closed, as aiohttp would."""
+    error = (UsageError("the request is not valid HTTP/1.1: check its request line and headers")
+             if 400 <= status < 500 else InternalError("internal error; it has been logged"))
+    response = error_response(error)
+    response.set_status(status)
+    response.headers["Server"] = "elastic-api"
+    response.force_close()
+    return response
+
+
 async def plain_server_header(request: web.Request, response: web.StreamResponse) -> None:
     """Every answer names the program, not the Python and aiohttp versions behind it."""
     response.headers["Server"] = "elastic-api"

@@ -14,6 +14,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
 from elastic_api.config import Config
+from elastic_api.http.middleware import refused_message
 
 log = logging.getLogger(__name__)
 
@@ -195,6 +196,25 @@ async def header_deadline(request: web.Request,
         guard.request_finished()
 
 
+class _AnsweringInOurShape(web.RequestHandler):
+    """aiohttp answers a message its parser refuses with its own plain text (which may quote the
+    client's bytes); this answers it as every other error, with a status, an X-Elastic-Error
+    word and one line. aiohttp's Server makes the handler, so each connection's handler takes
+    this class after it is made (same slots, nothing added: only this method differs)."""
+
+    __slots__ = ()
+
+    def handle_error(self, request: web.BaseRequest, status: int = 500, exc: BaseException | None = None,
+                     message: str | None = None) -> web.StreamResponse:
+        super().handle_error(request, status, exc, message)  # its logging, and its refusal once an answer began
+        return refused_message(status)
+
+
+def _answering_in_our_shape(handler: web.RequestHandler) -> web.RequestHandler:
+    handler.__class__ = _AnsweringInOurShape
+    return handler
+
+
 class GuardedSite(web.BaseSite):
     """A TCP listener whose connections each get a HeaderDeadline around aiohttp's protocol."""
 
@@ -213,8 +233,8 @@ class GuardedSite(web.BaseSite):
         factory = self.runner.server
         assert factory is not None, "the runner is not set up"
         self._server = await loop.create_server(
-            lambda: HeaderDeadline(factory(), self.header_timeout, loop), self.host, self.port,
-            backlog=self._backlog, reuse_address=True)
+            lambda: HeaderDeadline(_answering_in_our_shape(factory()), self.header_timeout, loop),
+            self.host, self.port, backlog=self._backlog, reuse_address=True)
         sockets = self._server.sockets
         if sockets:
             self.port = int(sockets[0].getsockname()[1])
