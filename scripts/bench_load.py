@@ -167,7 +167,7 @@ async def client(port: int, auth: str, seed: int, deadline: float, write_share: 
         op = rng.choices(small_ops, weights)[0]
         if op == "create" and len(drives) >= 6:
             op = "destroy"
-        if op == "destroy" and len(drives) <= 1:
+        if (op == "destroy" and len(drives) <= 1) or not drives:  # a client whose creates failed makes one
             op = "create"
         if op == "info":
             await call(op, "GET", f"/drives/{rng.choice(drives)}/info")
