@@ -44,9 +44,8 @@ class UserService:
         """The canonical user UUID when the secret is right; one AuthError for every wrong case."""
         canonical = parse_id(user)
         digest = hash_secret(secret)
-        remembered = self._verified.get(canonical) if canonical else None
-        if remembered is not None and hmac.compare_digest(digest, remembered[0]) and self.clock() < remembered[1]:
-            return canonical  # type: ignore[return-value]  # remembered implies canonical
+        if canonical is not None and self._remembered(canonical, digest):
+            return canonical
         stored = await self.store.user_secret_hash(canonical) if canonical else None
         # Compare even when the user is unknown, so timing does not tell which part was wrong.
         expected = stored if stored is not None else b"\0" * 32
@@ -54,6 +53,10 @@ class UserService:
             raise AuthError("wrong user or secret")
         self._remember(canonical, stored)
         return canonical
+
+    def _remembered(self, user: str, digest: bytes) -> bool:
+        entry = self._verified.get(user)
+        return entry is not None and hmac.compare_digest(digest, entry[0]) and self.clock() < entry[1]
 
     def _remember(self, user: str, stored: bytes) -> None:
         if self.cache_seconds <= 0:
