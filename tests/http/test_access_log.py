@@ -79,15 +79,20 @@ def test_access_lines_take_the_root_format_and_only_while_open(monkeypatch):
     passthrough.setFormatter(formatter)
     monkeypatch.setattr(root, "handlers", [passthrough])
     access = logging.getLogger("aiohttp.access")
-    monkeypatch.setattr(access, "level", logging.INFO)
-    stream = io.StringIO()
-    with batched_access_log(stream):
-        access.info("%s %d", "GET /drives/list", 200)
-        assert passthrough.stream.getvalue() == ""  # not through the root's own handler
-    assert stream.getvalue() == "ROOT INFO aiohttp.access: GET /drives/list 200\n"
-    assert access.propagate and not [h for h in access.handlers if isinstance(h, BatchedLines)]
-    access.info("after")
-    assert "after" in passthrough.stream.getvalue() and "after" not in stream.getvalue()
+    monkeypatch.setattr(access, "disabled", False)
+    level = access.level
+    access.setLevel(logging.INFO)  # setLevel, not the attribute: it clears the loggers' cached answers
+    try:
+        stream = io.StringIO()
+        with batched_access_log(stream):
+            access.info("%s %d", "GET /drives/list", 200)
+            assert passthrough.stream.getvalue() == ""  # not through the root's own handler
+        assert stream.getvalue() == "ROOT INFO aiohttp.access: GET /drives/list 200\n"
+        assert access.propagate and not [h for h in access.handlers if isinstance(h, BatchedLines)]
+        access.info("after")
+        assert "after" in passthrough.stream.getvalue() and "after" not in stream.getvalue()
+    finally:
+        access.setLevel(level)
 
 
 def test_lines_from_several_threads_are_all_written_whole():
