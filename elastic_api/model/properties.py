@@ -57,31 +57,47 @@ def parse_text(body: bytes) -> Props:
     return props
 
 
+def _unicode(key: str, text: str) -> str:
+    """JSON can spell a lone UTF-16 surrogate (`"\\ud800"`), which is no character: no UTF-8 text,
+    SQLite row or rendered answer can hold it."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UsageError(f"key {key[:MAX_KEY]!r} holds a lone UTF-16 surrogate, which is not text") from None
+    return text
+
+
 def _json_value(key: str, value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, str):
-        return value
-    if isinstance(value, int):
+    if isinstance(value, _Digits):
         return str(value)
+    if isinstance(value, str):
+        return _unicode(key, value)
     if isinstance(value, list):
         items = []
         for item in value:
-            if not isinstance(item, str) or not item or any(c.isspace() for c in item):
+            if not isinstance(item, str) or isinstance(item, _Digits) or not item or any(c.isspace() for c in item):
                 raise UsageError(f"key {key} must be a list of words")
-            items.append(item)
+            items.append(_unicode(key, item))
         return " ".join(items)
     raise UsageError(f"key {key} must be a string, a whole number or a list of strings")
 
 
+class _Digits(str):
+    """A JSON whole number, kept as the digits the client sent: converting it to an int would raise
+    ValueError past Python's int-string limit (4,300 digits), and every key that takes a number
+    parses and bounds the text itself, as it does for the same number sent as a string."""
+
+
 def parse_json(body: bytes) -> Props:
     try:
-        data = json.loads(_text(body))
-    except (json.JSONDecodeError, RecursionError):
+        data = json.loads(_text(body), parse_int=_Digits)
+    except (ValueError, RecursionError):  # JSONDecodeError is a ValueError
         raise UsageError("body is not valid JSON") from None
     if not isinstance(data, dict):
         raise UsageError("JSON body must be one object of keys to values")
-    return {_check_key(str(k)): _json_value(str(k), v) for k, v in data.items()}
+    return {_check_key(_unicode("key", str(k))): _json_value(str(k), v) for k, v in data.items()}
 
 
 def parse_body(body: bytes, content_type: str) -> Props:

@@ -127,3 +127,36 @@ def test_server_configurations(props):
 def test_server_set(props):
     base = parse_config({"name": "s", "cpu": "1000", "mem": "256", "ide:0:0": SERVER}, SERVER)
     only_usage_errors(apply_set, base, props, SERVER)
+
+
+# JSON numbers longer than Python's int-string limit (4,300 digits), and lone UTF-16 surrogates
+# (which JSON can spell as \ud800 but no UTF-8 text, file name or SQLite row can hold).
+LONG_NUMBER = st.integers(4200, 6000).map(lambda n: "9" * n)
+SURROGATE = st.integers(0xD800, 0xDFFF).map(lambda n: f"\\u{n:04x}")
+
+
+@settings(max_examples=60)
+@given(st.sampled_from(["name", "size", "cpu", "mem", "user:x", "tags"]), LONG_NUMBER, st.booleans())
+def test_long_json_numbers_are_keys_or_a_usage_error(key, digits, negative):
+    body = f'{{"{key}": {"-" if negative else ""}{digits}}}'.encode()
+    props = only_usage_errors(parse_body, body, "application/json")
+    if props is not None:
+        only_usage_errors(drive_model.parse_changes, props, creating=True, max_size=1 << 40)
+        only_usage_errors(parse_config, {"name": "s", "cpu": "1000", "mem": "256", **props}, SERVER)
+
+
+@given(st.text(max_size=8), SURROGATE, st.text(max_size=8), st.sampled_from(["value", "key", "list"]))
+def test_lone_surrogates_in_json_are_a_usage_error(before, surrogate, after, where):
+    text = json.dumps(before)[1:-1] + surrogate + json.dumps(after)[1:-1]
+    body = {"value": f'{{"name": "{text}"}}', "key": f'{{"{text}": "x"}}',
+            "list": f'{{"tags": ["a", "{text}"]}}'}[where]
+    try:
+        parse_body(body.encode(), "application/json")
+    except UsageError:
+        return
+    raise AssertionError(f"accepted {body!r}")
+
+
+def test_a_surrogate_pair_is_one_character_and_accepted():
+    assert parse_body(b'{"name": "\\ud83d\\ude00"}', "application/json") == {"name": "\U0001F600"}
+    assert parse_body(b'{"size": 12345678901234567890}', "application/json") == {"size": "12345678901234567890"}
