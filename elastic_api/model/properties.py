@@ -31,8 +31,20 @@ def unescape(value: str) -> str:
     return value.replace("\\n", "\n")
 
 
+# Characters never written raw: C0 (LF has the protocol's own `\n`), DEL, C1 and the Unicode line
+# and paragraph separators. Input refuses them (model/fields.py); rows stored before that may
+# hold them, and a raw CR or NEL would let a value forge a line in another user's answer.
+_UNSAFE = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _escaped(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+
+
 def escape(value: str) -> str:
-    return value.replace("\r\n", "\n").replace("\n", "\\n")
+    r"""A value as one line of text: LF as `\n`, other control characters as `\xNN` or `\uNNNN`."""
+    return _UNSAFE.sub(_escaped, value.replace("\r\n", "\n")).replace("\n", "\\n")
 
 
 def _text(body: bytes) -> str:
@@ -111,7 +123,7 @@ def parse_body(body: bytes, content_type: str) -> Props:
 
 def _render_value(value: Value) -> str:
     if isinstance(value, list):
-        return " ".join(value)
+        return " ".join(escape(word) for word in value)
     return escape(str(value))
 
 
@@ -127,8 +139,14 @@ def render_properties_list(infos: Iterable[Mapping[str, Value]]) -> str:
     return "\n".join(render_properties(info) for info in infos)
 
 
+_UNSAFE_IN_JSON = re.compile("[\x7f-\x9f\u2028\u2029]")
+
+
 def render_json(data: object) -> str:
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=False) + "\n"
+    # json.dumps escapes C0 itself; DEL, C1 and U+2028/9 it would write raw. Outside strings
+    # JSON text is ASCII, so each such character sits in a string, where its escape means the same.
+    text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    return _UNSAFE_IN_JSON.sub(lambda m: f"\\u{ord(m.group()):04x}", text) + "\n"
 
 
 def words(value: str) -> list[str]:

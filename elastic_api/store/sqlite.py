@@ -412,7 +412,7 @@ class SqliteStore:
 
     @staticmethod
     def _server(row: tuple[Any, ...]) -> ServerRecord:
-        return ServerRecord(server=row[0], owner=row[1], config=parse_config(json.loads(row[2]), row[0]),
+        return ServerRecord(server=row[0], owner=row[1], config=parse_config(json.loads(row[2]), row[0], stored=True),
                             created=row[3], status=row[4], host=row[5], started=row[6])
 
     async def insert_server(self, record: ServerRecord) -> None:
