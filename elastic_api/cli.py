@@ -30,7 +30,7 @@ def serve(config: Config, listen: str | None) -> int:
     host, port = parse_listen(listen or config.listen)
     from elastic_api.hypervisor.libvirt_driver import LibvirtHypervisor
 
-    app = create_app(config, store=SqliteStore(config.db_path), storage=make_storage(config),
+    app = create_app(config, store=SqliteStore(config.db_path, reserve=config.db_reserve), storage=make_storage(config),
                      hypervisor=LibvirtHypervisor.from_config(config))
     from elastic_api.http.server import batched_access_log, serve as serve_http
 
