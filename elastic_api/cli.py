@@ -23,7 +23,7 @@ def make_storage(config: Config) -> Storage:
 
     return Pool(config.pool_dir, config.images_dir, chunk=config.stream_chunk,
                 buffer=config.write_buffer, export_idle=config.qcow2_export_idle,
-                luks_lanes=config.luks_lanes)
+                luks_lanes=config.luks_lanes, storage_timeout=config.storage_timeout)
 
 
 def serve(config: Config, listen: str | None) -> int:

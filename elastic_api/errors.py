@@ -31,6 +31,13 @@ class SlowClientError(ElasticError):
     status, word = 408, "usage"
 
 
+class ClientGoneError(ElasticError):
+    """The client closed its connection while its request was being served. Nobody reads the
+    answer: 499 (nginx's "client closed request") is for the access log."""
+
+    status, word = 499, "usage"
+
+
 class AuthError(ElasticError):
     status, word = 401, "auth"
 
