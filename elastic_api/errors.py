@@ -1,6 +1,17 @@
 """One exception tree; each class knows its HTTP status and X-Elastic-Error word."""
 from __future__ import annotations
 
+import re
+
+# Control characters a message may quote from a request (a path segment, a key): written as
+# \xNN so an error line never carries one raw (ESC sequences, NUL, a CR that forges a line).
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _escaped(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+
 
 class ElasticError(Exception):
     """Base of every error the API answers with; the message is one line for the client."""
@@ -11,7 +22,7 @@ class ElasticError(Exception):
 
     def __init__(self, message: str) -> None:
         # A client sees exactly one line: newlines in a message would break text output.
-        self.message = " ".join(message.split())
+        self.message = _CONTROL.sub(_escaped, " ".join(message.split()))
         super().__init__(self.message)
 
 

@@ -101,3 +101,17 @@ async def test_stored_rows_with_control_characters_load_and_render_escaped(alice
     assert (await alice.call(f"/resources/vlan/{vlan}/set", {"name": "clean"})).status == 200
     fixed = await alice.call(f"/servers/{server}/set", {"name": "clean", "tags": "ok", "user:n": ""})
     assert fixed.status == 200, fixed.text
+
+
+@pytest.mark.parametrize("path", ["/drives/%1b%5b2J%07/info", "/drives/x%0dreaders%20ffff/info",
+                                  "/servers/%00%c2%85/info", "/resources/vlan/%1b/info"])
+async def test_error_lines_never_echo_control_characters(alice, path):
+    reply = await alice.get(path)
+    assert (reply.status, reply.error) == (404, "missing")
+    assert reply.text.count("\n") == 1 and reply.text.endswith("\n")
+    _assert_no_raw_controls(reply.text[:-1])
+
+
+async def test_error_lines_quote_ordinary_text_as_it_is(alice):
+    reply = await alice.get("/drives/no-such-drive/info")
+    assert reply.text == "no such drive: no-such-drive\n"
