@@ -3,13 +3,24 @@ dialect maps kinds to its status and body in one place (the ElasticHosts table i
 http/negotiate.py; ECS will have its own)."""
 from __future__ import annotations
 
+import re
+
+# Control characters a message may quote from a request (a path segment, a key): written as
+# \xNN so an error line never carries one raw (ESC sequences, NUL, a CR that forges a line).
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _escaped(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+
 
 class Error(Exception):
     """Base of every error a client is answered with; the message is one line for the client."""
 
     def __init__(self, message: str) -> None:
         # A client sees exactly one line: newlines in a message would break text output.
-        self.message = " ".join(message.split())
+        self.message = _CONTROL.sub(_escaped, " ".join(message.split()))
         super().__init__(self.message)
 
 
@@ -23,6 +34,11 @@ class TooLarge(Error):
 
 class TooSlow(Error):
     """A request body that stalled or trickled past its deadline; the connection cannot be reused."""
+
+
+class ClientGone(Error):
+    """The client closed its connection while its request was being served; nobody reads the
+    answer, which is for the access log alone."""
 
 
 class Unauthenticated(Error):
@@ -74,6 +90,7 @@ ElasticError = Error
 UsageError = Invalid
 TooLargeError = TooLarge
 SlowClientError = TooSlow
+ClientGoneError = ClientGone
 AuthError = Unauthenticated
 BillingError = QuotaExceeded
 MissingError = NotFound

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from elastic_api.errors import (
-    Busy, Error, Failed, Full, Internal, Invalid, MethodNotAllowed, NotFound, QuotaExceeded, TooLarge, TooSlow,
-    Unauthenticated, Unavailable,
+    Busy, ClientGone, Error, Failed, Full, Internal, Invalid, MethodNotAllowed, NotFound, QuotaExceeded, TooLarge,
+    TooSlow, Unauthenticated, Unavailable,
 )
 from elastic_api.model.properties import (
     Info, render_json, render_list, render_properties, render_properties_list,
@@ -83,6 +83,7 @@ ANSWERS: dict[type[Error], tuple[int, str]] = {
     TooSlow: (408, "usage"),
     Busy: (409, "busy"),
     TooLarge: (413, "usage"),
+    ClientGone: (499, "usage"),  # nginx's "client closed request": only the access log sees it
     Failed: (500, "failed"),
     Internal: (500, "system"),
     Unavailable: (503, "busy"),
