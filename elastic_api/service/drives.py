@@ -180,7 +180,7 @@ class DriveService:
                     raise BusyError(f"drive {drive.drive} is being imaged")
                 written = await self.storage.write(self.volume(drive), offset, body, gzip=gzip,
                                                    max_decompressed=self.config.max_write_decompressed)
-        await self.store.count_drive_io(user, drive.drive, write_bytes=written, write_requests=1)
+        await self._count(user, drive.drive, write_bytes=written, write_requests=1)
         return written
 
     async def read(self, user: str, drive_id: str, offset_text: str, size_text: str) -> DriveRead:
@@ -204,7 +204,16 @@ class DriveService:
             async with self.use.io(read.drive.drive):
                 yield sent
         finally:
-            await self.store.count_drive_io(user, read.drive.drive, read_bytes=sent.bytes, read_requests=1)
+            await self._count(user, read.drive.drive, read_bytes=sent.bytes, read_requests=1)
+
+    async def _count(self, user: str, drive_id: str, **counts: int) -> None:
+        """Add to a drive's I/O counters. A counter that cannot be saved is logged, never the
+        request's failure: the bytes were read or written, and a read's answer has gone out."""
+        try:
+            await self.store.count_drive_io(user, drive_id, **counts)
+        except Exception as e:
+            log.warning("drive %s: I/O counters not saved (%s): %s", drive_id,
+                        " ".join(f"{k}={v}" for k, v in counts.items()), " ".join(str(e).split()) or type(e).__name__)
 
     async def open_to_send(self, read: DriveRead) -> BinaryIO:
         """The volume's file, to send read's range from with sendfile (only when read.file is set)."""
