@@ -149,6 +149,7 @@ class HeaderDeadline(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self._request: web.BaseRequest | None = None
         self._pending = False  # bytes came since the last request was handled: one may be on its way
+        self._answered = False  # a request was answered: the connection is a kept-alive one
         self.client_done = False  # the client shut down its sending side
         self.closing = False  # the server is stopping: close after the answer in progress
         self.closed = asyncio.Event()
@@ -163,11 +164,15 @@ class HeaderDeadline(asyncio.Protocol):
 
     def request_finished(self) -> None:
         self._request = None
+        self._answered = True
 
     def drain(self) -> None:
-        """The server is stopping: no new request on this connection."""
+        """The server is stopping: no new request on this connection. One idle after an answer
+        is closed now (a client reusing it may find it closed, as with keepalive_timeout, and
+        retries); a fresh one may still be bringing its first request, which is served within
+        header_timeout, and the connection closed after it."""
         self.closing = True
-        if self._request is None and not self._pending and self._transport is not None:
+        if self._answered and self._request is None and not self._pending and self._transport is not None:
             self._transport.close()
 
     # -- the timer ----------------------------------------------------------------------------
