@@ -281,6 +281,19 @@ async def test_chunked_writes_work_and_are_checked_like_gzip_ones(running):
         assert (await c.ask("GET", f"/drives/{drive}/read/{MiB - 100}/100")).body == bytes(100)
     finally:
         c.close()
+    c = await target.connect()  # both framings at once (a smuggling attempt): refused, nothing written
+    try:
+        await c.send("POST", f"/drives/{drive}/write/0", chunked(b"\xee" * 10, 10),
+                     headers={**te, "Content-Length": "15"})
+        answer = await c.answer(timeout=15)
+        assert answer.status == 400 and answer.error == "usage"
+    finally:
+        c.close()
+    c = await target.connect()
+    try:
+        assert (await c.ask("GET", f"/drives/{drive}/read/0/10")).body != b"\xee" * 10
+    finally:
+        c.close()
 
 
 # -- 10: one line per event, no traceback for a client's own failure ----------------------------------
