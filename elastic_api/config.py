@@ -135,7 +135,8 @@ class Config:
     # with room, and makes holding all 32 slots cost an attacker a sustained 512 KiB/s. 0: no minimum.
     min_body_rate: int = 16 * KiB
     # Seconds of waiting for a body before min_body_rate applies: room for TCP slow start and a
-    # client reading its first chunk from disk, short enough that a trickle is cut off soon.
+    # client reading its first chunk from disk, short enough that a trickle is cut off soon (at
+    # least 1: with none, a body whose first byte is not already in would be too slow at once).
     body_rate_grace: int = 10
     # Seconds that requests in flight at SIGTERM get to finish (new connections are refused and
     # idle ones closed meanwhile): a 4 MiB chunk finishes in 60 s on a 0.6 Mbit/s uplink, and 60
@@ -305,10 +306,10 @@ def from_mapping(data: dict[str, Any]) -> Config:
     if config.domain_type not in ("auto", "kvm", "qemu"):
         raise ConfigError("domain_type must be auto, kvm or qemu")
     for key in ("max_uploads_per_user", "max_uploads", "header_timeout", "body_timeout", "luks_lanes",
-                "gc_threshold", "auth_cache_users"):
+                "gc_threshold", "auth_cache_users", "body_rate_grace"):
         if getattr(config, key) < 1:
             raise ConfigError(f"{key} must be at least 1")
-    for key in ("auth_cache_seconds", "min_body_rate", "body_rate_grace", "shutdown_grace"):
+    for key in ("auth_cache_seconds", "min_body_rate", "shutdown_grace"):
         if getattr(config, key) < 0:
             raise ConfigError(f"{key} must be 0 or more")
     for key in ("public_network", "vlan_network_prefix"):

@@ -264,10 +264,11 @@ async def connection(request: web.Request,
         except ConnectionError:
             if not client_gone(request):
                 raise
-            sent.aborted = True
             response.force_close()
-            occasional.log(logging.INFO, "client-gone", "%s left before the answer to %s %s went out",
-                           request.remote, request.method, request.path)
+            if not sent.aborted:  # else the errors middleware closed it, and has said why
+                sent.aborted = True
+                occasional.log(logging.INFO, "client-gone", "%s left before the answer to %s %s went out",
+                               request.remote, request.method, request.path)
         return response
     finally:
         if isinstance(guard, HeaderDeadline):
