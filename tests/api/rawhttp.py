@@ -78,9 +78,10 @@ class Connection:
         length = int(headers.get("content-length", "0"))
         return Answer(status, headers, await asyncio.wait_for(self.reader.readexactly(length), timeout), head)
 
-    async def ask(self, method: str, path: str, body: bytes = b"", *, head_only: bool = False, **kw) -> Answer:
+    async def ask(self, method: str, path: str, body: bytes = b"", *, head_only: bool = False,
+                  timeout: float = 30, **kw) -> Answer:
         await self.send(method, path, body, **kw)
-        return await self.answer(head_only=head_only or method == "HEAD")
+        return await self.answer(head_only=head_only or method == "HEAD", timeout=timeout)
 
     async def rest(self, timeout: float = 30) -> bytes:
         """Everything until the server closes the connection (TimeoutError if it does not)."""
