@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from elastic_api.errors import MethodError, UsageError
+from elastic_api.errors import MethodError, MissingError, UsageError
 from elastic_api.http.call import Call
 from elastic_api.http.handlers import drives, resources, servers
 from elastic_api.http.negotiate import Result, error_response, render
@@ -95,6 +95,13 @@ async def expect_later(request: web.Request) -> web.StreamResponse | None:
     return response
 
 
+async def no_such_command(request: web.Request) -> web.StreamResponse:
+    raise MissingError(f"no such command: {request.path[:80]}")
+
+
 def add_routes(app: web.Application, make_call: Callable[[web.Request], Awaitable[Call]]) -> None:
     for route in ROUTES:
         app.router.add_route("*", route.path, endpoint(route, make_call), expect_handler=expect_later)
+    # Last, for every path that is no command: aiohttp's own "not found" would answer an
+    # `Expect: 100-continue` with 100 before its 404, and the client would send its body for nothing.
+    app.router.add_route("*", "/{path:.*}", no_such_command, expect_handler=expect_later)

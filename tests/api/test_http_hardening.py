@@ -231,6 +231,7 @@ async def test_100_continue_only_after_authentication_and_checks(running):
         ("Basic eDp5", f"/drives/{drive}/write/0", 401),                      # wrong credentials
         (None, "/drives/00000000-0000-4000-8000-000000000000/write/0", 404),  # no such drive
         (None, f"/drives/{drive}/write/{2 * MiB}", 507),                      # past the end
+        (None, "/drives/no/such/command", 404),                               # no such command
     ]
     for auth, path, status in cases:
         c = await target.connect()
