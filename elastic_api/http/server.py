@@ -288,8 +288,10 @@ class _AnsweringInOurShape(web.RequestHandler):
     def handle_error(self, request: web.BaseRequest, status: int = 500, exc: BaseException | None = None,
                      message: str | None = None) -> web.StreamResponse:
         if 400 <= status < 500:
+            # The parser's message may quote the client's bytes (an Authorization line among
+            # them), so only its kind is logged.
             occasional.log(logging.INFO, "refused", "refused a message from %s: %d %s", request.remote, status,
-                           " ".join(str(message or exc or "").split())[:100])
+                           type(exc).__name__ if exc is not None else "unreadable")
         else:
             log.error("error handling a request from %s", request.remote, exc_info=exc)
         if request.writer.output_size > 0:  # an answer began: there is no second one
