@@ -67,23 +67,32 @@ def _client_gone(request: web.Request) -> bool:
 async def _while_connected(request: web.Request, work: Awaitable[T]) -> T:
     """`work`, cancelled if the client closes its connection first. aiohttp does not cancel a
     handler whose client left, so a write stuck on its storage would keep its upload slot (and
-    its drive busy) for nobody; cancelled, it gives both back."""
-    task = asyncio.ensure_future(work)
+    its drive busy) for nobody; cancelled, it gives both back. The work runs in the handler's
+    own task, from its first step, exactly as when awaited directly; a watcher cancels it."""
+    handler = asyncio.current_task()
+    assert handler is not None
+    loop = asyncio.get_running_loop()
+    gone = False
+    timer: asyncio.TimerHandle | None = None
+
+    def check() -> None:
+        nonlocal gone, timer
+        if _client_gone(request):
+            gone, timer = True, None
+            handler.cancel()
+        else:
+            timer = loop.call_later(CLIENT_CHECK, check)
+
+    timer = loop.call_later(CLIENT_CHECK, check)
     try:
-        while True:
-            done, _ = await asyncio.wait([task], timeout=CLIENT_CHECK)
-            if done:
-                return task.result()
-            if _client_gone(request):
-                task.cancel()
-                await asyncio.wait([task])
-                if not task.cancelled() and task.exception() is None:
-                    return task.result()  # it finished just as the client left
-                raise ClientGoneError("the client closed the connection before the write finished")
+        return await work
+    except asyncio.CancelledError:
+        if gone and handler.uncancel() == 0:
+            raise ClientGoneError("the client closed the connection before the write finished") from None
+        raise
     finally:
-        if not task.done():
-            task.cancel()
-            await asyncio.wait([task])
+        if timer is not None:
+            timer.cancel()
 
 
 async def write(call: Call) -> NoContent:
