@@ -59,9 +59,21 @@ T = TypeVar("T")
 CLIENT_CHECK = 1.0
 
 
+# An interim answer every HTTP/1.1 client must skip (RFC 9110 §15.2), sent to tell a client that
+# only shut down its sending side from one that closed its socket.
+_PROBE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
 def _client_gone(request: web.Request) -> bool:
     transport = request.transport
-    return transport is None or transport.is_closing()
+    if transport is None or transport.is_closing():
+        return True
+    if getattr(transport.get_protocol(), "client_done", False):
+        # The client's end of the stream came in while the write is still at work. A client that
+        # half-closed waits for its answer; one that closed its socket is gone, and its kernel
+        # answers the probe with a reset, which the next look finds as a closing transport.
+        transport.write(_PROBE)
+    return False
 
 
 async def _while_connected(request: web.Request, work: Awaitable[T]) -> T:
