@@ -57,6 +57,14 @@ class FailedError(ElasticError):
     status, word = 500, "failed"
 
 
+class UnreachableError(FailedError):
+    """A host the command needs cannot be reached (its libvirtd is down, or the network to it),
+    and nothing was sent to it. 503, not 507: no host is full, and asking again later may work;
+    the word stays `failed` (the command failed), as PROTOCOL.md's table has no other for it."""
+
+    status = 503
+
+
 class InternalError(ElasticError):
     status, word = 500, "system"
 

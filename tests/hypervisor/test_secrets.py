@@ -14,13 +14,14 @@ from elastic_api.errors import FailedError
 from elastic_api.hypervisor.domain import DiskSpec, DomainSpec, domain_xml, secret_xml
 from elastic_api.hypervisor.libvirt_driver import LibvirtHypervisor
 from elastic_api.model.server import parse_config
+from tests.hypervisor.conftest import INSTALLATION
 
 HOST = "local"
 
 
 @pytest.fixture
 async def hypervisor(system_libvirt: str) -> AsyncIterator[LibvirtHypervisor]:
-    hypervisor = LibvirtHypervisor([HostConfig(HOST, system_libvirt)])
+    hypervisor = LibvirtHypervisor([HostConfig(HOST, system_libvirt)], installation=INSTALLATION)
     await hypervisor.open()
     try:
         yield hypervisor
@@ -42,7 +43,7 @@ def ours(conn: libvirt.virConnect, server: str) -> list[str]:
 
 def define(conn: libvirt.virConnect, server: str) -> str:
     secret = str(uuid.uuid4())
-    conn.secretDefineXML(secret_xml(secret, server), 0).setValue(b"passphrase", 0)
+    conn.secretDefineXML(secret_xml(secret, server, INSTALLATION), 0).setValue(b"passphrase", 0)
     return secret
 
 
@@ -52,7 +53,8 @@ async def test_a_failed_start_leaves_no_secret(hypervisor, conn, tmp_path):
     config = parse_config({"name": "x", "cpu": "500", "mem": "64", "block:0": str(uuid.uuid4())}, server)
     missing = DiskSpec(str(tmp_path / "missing.luks"), "raw", secret=secret)
     xml = domain_xml(DomainSpec(server=server, config=config, disks={"block:0": missing},
-                                serial_log=str(tmp_path / "serial.log"), domain_type="qemu"))
+                                serial_log=str(tmp_path / "serial.log"), domain_type="qemu",
+                                installation=INSTALLATION))
     with pytest.raises(FailedError):
         await hypervisor.start(HOST, xml, {secret: b"passphrase"})
     assert ours(conn, server) == []
