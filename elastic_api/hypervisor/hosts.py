@@ -71,6 +71,17 @@ class Host:
                 self._reconnected(self.name)
             return self._conn
 
+    def alive(self) -> bool:
+        """Whether the open connection still works: a local check, no call to the host (blocks
+        on the connection's lock, so call it from a worker thread)."""
+        conn = self._conn
+        if conn is None:
+            return False
+        try:
+            return bool(conn.isAlive())
+        except libvirt.libvirtError:
+            return False
+
     def mark_lost(self) -> None:
         """The connection failed under a call: reopen it next time."""
         self._lost = self._missed = True

@@ -242,10 +242,14 @@ class LibvirtHypervisor:
 
     async def _watch(self) -> None:
         """Reopen lost connections without waiting for a client to need them: a guest that
-        stopped while its host was out of reach is only noticed once the host is back."""
+        stopped while its host was out of reach is only noticed once the host is back. A
+        connection libvirt has given up on (keepalives unanswered, socket closed) without its
+        close callback having come yet counts as lost too."""
         while True:
             await asyncio.sleep(self._reconnect_interval)
             for host in self._hosts.values():
+                if host.connected and not await asyncio.to_thread(host.alive):
+                    host.mark_lost()
                 if not host.connected:
                     try:
                         await host.connection()
