@@ -55,9 +55,12 @@ async def api(relay: SocketRelay, serve: Any, tmp_path: Path, virsh: libvirt.vir
     user, secret = await client.app[SERVICES].users.create()
     api = Api(client, user, secret)
     yield api
-    for server in (await api.get("/servers/list")).text.split()[::3]:
-        try:  # straight to libvirtd: the app's connection may still be coming back
-            virsh.lookupByUUIDString(server).destroy()
+    # Straight to libvirtd (the app's connection may be away, the app itself restarted): every
+    # guest whose files are this test's.
+    for dom in virsh.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE):
+        try:
+            if str(tmp_path) in dom.XMLDesc(0):
+                dom.destroy()
         except libvirt.libvirtError:
             pass
 
@@ -134,3 +137,24 @@ async def test_guests_that_died_while_the_host_was_away_are_put_right_when_it_re
 
     assert (await api.call(f"/servers/{stopped}/start")).status == 204  # the host is usable again
     assert (await api.call(f"/servers/{stopped}/stop")).status == 204
+
+
+async def test_a_host_away_at_start_up_is_reconciled_when_it_returns(
+    api: Api, relay: SocketRelay, virsh: libvirt.virConnect, serve: Any,
+) -> None:
+    server = await booted_server(api, "true")
+    config = api.client.app[SERVICES].servers.config
+    await api.client.close()  # the API goes down; its guest runs on
+    relay.cut()
+    os.kill(qemu_pid(server), signal.SIGKILL)
+    await until(lambda: gone_from_libvirt(virsh, server), "libvirtd to see the guest gone")
+
+    # The API starts while its only host is away: it serves, and takes nothing for stopped yet.
+    client = await serve(make_app(config))
+    api = Api(client, api.user, api.secret)
+    assert (await api.get(f"/servers/{server}/info", as_json=True)).json["status"] == "active"
+    relay.restore()
+
+    async def stopped() -> bool:
+        return (await api.get(f"/servers/{server}/info", as_json=True)).json["status"] == "stopped"
+    await until(stopped, "the server to stop once its host is back")
