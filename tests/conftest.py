@@ -176,3 +176,12 @@ async def alice(make_user: Any) -> Api:
 @pytest.fixture
 async def bob(make_user: Any) -> Api:
     return await make_user("bob")
+
+
+@pytest.fixture
+async def objects(alice: Api) -> dict[str, str]:
+    """One drive, one stopped server and one VLAN of alice's: an object for every route's ID."""
+    drive = (await alice.create_drive())["drive"]
+    server = (await alice.call("/servers/create/stopped", {"name": "s", "cpu": "1000", "mem": "64"})).props()["server"]
+    vlan = (await alice.call("/resources/vlan/create", {"name": "v"})).props()["resource"]
+    return {"drive": drive, "server": server, "vlan": vlan}
