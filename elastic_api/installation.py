@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import secrets
 import stat
 from pathlib import Path
 
@@ -51,7 +52,8 @@ def load_or_create(data_dir: Path) -> str:
 def _create(path: Path) -> str:
     installation = new_id()
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.{os.getpid()}.new")
+    # A name no other process or thread making the file at the same moment uses.
+    temp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.new")
     try:
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
         try:
@@ -62,7 +64,7 @@ def _create(path: Path) -> str:
         # link, not rename: of two processes starting at once, the second takes the first's ID.
         os.link(temp, path)
     except FileExistsError:
-        return load_or_create(path.parent)
+        return load_or_create(path.parent)  # only the link can find the name taken: read the winner's
     except OSError as e:
         raise ConfigError(f"installation ID file {path} cannot be created: {e.strerror}") from None
     finally:

@@ -18,11 +18,11 @@ from elastic_api.hypervisor.domain import (
 )
 from elastic_api.hypervisor.events import drain, ensure_event_loop
 from elastic_api.hypervisor.hosts import Host
-from elastic_api.model.ids import is_id
 from elastic_api.hypervisor.network import (
     PublicNetwork, dhcp_host_xml, dhcp_hosts, isolated_network_xml, public_network_differs, public_network_xml,
 )
 from elastic_api.hypervisor.placement import HostRoom, choose_host
+from elastic_api.model.ids import is_id
 
 T = TypeVar("T")
 

@@ -12,6 +12,7 @@ import pytest
 
 from elastic_api.app import SERVICES
 from elastic_api.config import Config, HostConfig
+from elastic_api.hypervisor.domain import secret_owner
 from tests.conftest import Api, make_app
 from tests.support import GUEST_DEADLINE
 from tests.hypervisor.bootsector_image import BOOT_MARKER, POWER_MARKER, boot_sector
@@ -52,7 +53,8 @@ def _secrets_of(server: str) -> list[str]:
     found = []
     for line in virsh("secret-list").splitlines()[2:]:
         uuid = line.split()[0] if line.strip() else ""
-        if uuid and ET.fromstring(virsh("secret-dumpxml", uuid)).findtext("description") == f"elastic-{server}":
+        description = ET.fromstring(virsh("secret-dumpxml", uuid)).findtext("description") if uuid else None
+        if secret_owner(description or "")[0] == server:
             found.append(uuid)
     return found
 
