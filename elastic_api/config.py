@@ -150,6 +150,13 @@ class Config:
 
     quotas: Quota = DEFAULT_QUOTA
 
+    def __post_init__(self) -> None:
+        # Absolute from the start: every path built from these is handed to libvirt, QEMU and
+        # qemu-img, which resolve a relative one in their own working directory, not ours.
+        object.__setattr__(self, "data_dir", Path(os.path.abspath(self.data_dir)))
+        if self.master_key_file:
+            object.__setattr__(self, "master_key_file", os.path.abspath(self.master_key_file))
+
     @property
     def db_path(self) -> Path:
         return self.data_dir / "elastic.db"

@@ -14,8 +14,22 @@ from elastic_api.errors import ConfigError
 def test_builtin_defaults(monkeypatch):
     monkeypatch.delenv("ELASTIC_API_CONFIG", raising=False)
     config = load(None)
-    assert config.listen == "127.0.0.1:8080" and config.data_dir == Path("./var")
+    assert config.listen == "127.0.0.1:8080" and config.data_dir == Path.cwd() / "var"
     assert config.hosts == (HostConfig("local", "qemu:///system"),)
+
+
+def test_relative_paths_become_absolute_where_the_server_starts(tmp_path, monkeypatch):
+    # libvirt and the qemu tools resolve a relative path in their own working directory: every
+    # path built from the config must already be absolute (a relative serial log answered 500).
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "c.yaml"
+    path.write_text("data_dir: ./here/var\nmaster_key_file: keys/master.key\n")
+    config = load(str(path))
+    monkeypatch.chdir("/")
+    assert config.data_dir == tmp_path / "here" / "var"
+    assert config.log_dir.is_absolute() and config.log_dir == tmp_path / "here" / "var" / "logs"
+    assert config.master_key_path == tmp_path / "keys" / "master.key"
+    assert Config(data_dir=Path("rel")).data_dir == Path("/rel")
 
 
 def test_minimal_yaml_and_environment(tmp_path, monkeypatch):

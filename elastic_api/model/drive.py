@@ -160,13 +160,22 @@ def parse_changes(props: Props, *, creating: bool, max_size: int) -> DriveChange
 def new_drive(drive: str, owner: str, changes: DriveChanges, *, default_format: str, created: int,
               default_cipher: str = "none") -> Drive:
     assert changes.name is not None and changes.size is not None
+    encryption = changes.encryption or default_cipher
+    fmt = changes.format or default_format
+    if encryption != "none":
+        # Encrypted drives are qcow2 with LUKS inside: thin whatever their size, reading zeros
+        # where nothing was written. An encrypted raw (LUKS) file would be written whole.
+        if changes.format == "raw":
+            raise UsageError("an encrypted drive is qcow2 (LUKS inside): "
+                             "create it without format raw, or with encryption:cipher none")
+        fmt = "qcow2"
     return Drive(
         drive=drive, owner=owner, name=changes.name, size=changes.size,
-        format=changes.format or default_format,
+        format=fmt,
         claim_type=changes.claim_type or "exclusive",
         readers=changes.readers or (), tags=changes.tags or (),
         user_keys={k: v for k, v in changes.user_keys.items() if v},
-        encryption=changes.encryption or default_cipher, tier=changes.tier or "disk",
+        encryption=encryption, tier=changes.tier or "disk",
         avoid=changes.avoid or (), created=created,
     )
 

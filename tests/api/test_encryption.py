@@ -37,15 +37,16 @@ def passphrase_of(config, drive: str) -> bytes:
     return keys.unwrap_passphrase(master, drive, wrapped)
 
 
-@pytest.mark.parametrize("fmt", ["raw", "qcow2"])
+@pytest.mark.parametrize("fmt", [None, "qcow2"])
 async def test_a_marker_written_through_the_api_never_reaches_the_pool(alice, client, config, fmt):
     size = 5 * MiB + 4096
     data = bytearray(mixed(size, seed=5))
     for offset in range(0, size - len(MARKER), MiB + 17):
         data[offset:offset + len(MARKER)] = MARKER
-    created = await alice.create_drive(str(size), format=fmt)
+    created = await alice.create_drive(str(size), **({"format": fmt} if fmt else {}))
     drive = created["drive"]
-    assert created["encryption:cipher"] == "aes-xts-plain"
+    # Encrypted drives are qcow2 with LUKS inside, and say so, whatever the default format is.
+    assert created["encryption:cipher"] == "aes-xts-plain" and created["format"] == "qcow2"
     await upload(alice, drive, bytes(data), 1 * MiB)  # gzipped chunks, as the tools send them
     assert (await alice.call(f"/drives/{drive}/write/{3 * MiB}", MARKER)).status == 204  # and a plain body
     data[3 * MiB:3 * MiB + len(MARKER)] = MARKER
@@ -53,9 +54,8 @@ async def test_a_marker_written_through_the_api_never_reaches_the_pool(alice, cl
     checksum = (await alice.get(f"/drives/{drive}/checksum", as_json=True)).json
     assert checksum["sha256"] == hashlib.sha256(data).hexdigest()
     await client.app[SERVICES].drives.storage.close()  # exports flushed and gone: the file is all there is
-    suffix = "luks" if fmt == "raw" else "qcow2"
-    assert {p.name for p in config.pool_dir.iterdir()} == {f"{drive}.{suffix}"}
-    content = (config.pool_dir / f"{drive}.{suffix}").read_bytes()
+    assert {p.name for p in config.pool_dir.iterdir()} == {f"{drive}.qcow2"}
+    content = (config.pool_dir / f"{drive}.qcow2").read_bytes()
     assert MARKER not in content and b"elastic text region" not in content
 
 
@@ -99,6 +99,53 @@ async def test_an_unknown_cipher_is_400_and_creates_nothing(alice, config, ciphe
     assert (await alice.get("/drives/list")).text == "" and not any(config.pool_dir.iterdir())
 
 
+async def test_a_large_encrypted_drive_is_thin_and_reads_zeros_at_its_end(alice, config):
+    # Libcloud's "small" size: 160 GB. A pool with far less room holds it (it used to be written
+    # whole, encrypted zeros and all: 507 full, or minutes where it fit).
+    created = await alice.create_drive("160G")
+    drive = created["drive"]
+    assert created["format"] == "qcow2" and created["encryption:cipher"] == "aes-xts-plain"
+    assert (config.pool_dir / f"{drive}.qcow2").stat().st_blocks * 512 < 8 * MiB
+    end = 160 * 1024 * MiB
+    assert (await alice.get(f"/drives/{drive}/read/{end - MiB}/1M")).body == bytes(MiB)
+    assert (await alice.call(f"/drives/{drive}/write/{end - 4096}", b"\x07" * 4096)).status == 204
+    assert (await alice.get(f"/drives/{drive}/read/{end - 8192}/8192")).body == bytes(4096) + b"\x07" * 4096
+
+
+async def test_an_encrypted_raw_drive_is_refused_and_nothing_is_created(alice, config):
+    reply = await alice.call("/drives/create", b"name x\nsize 1M\nformat raw\n")
+    assert reply.status == 400 and reply.error == "usage" and "qcow2" in reply.text
+    assert (await alice.get("/drives/list")).text == ""
+    assert not list(config.pool_dir.iterdir())
+    # With the cipher off, raw it is.
+    created = await alice.create_drive("1M", format="raw", **{"encryption:cipher": "none"})
+    assert created["format"] == "raw"
+
+
+async def test_a_drive_encrypted_as_raw_luks_by_an_older_version_still_works(alice, client, config):
+    # Before encrypted drives became qcow2, they were raw LUKS files (DRIVE.luks): make one the
+    # way that version did, under the drive's own key, and use it through the API.
+    drive = (await alice.create_drive("3M"))["drive"]
+    services = client.app[SERVICES]
+    record = await services.drives.get(alice.user, drive)
+    volume = services.drives.volume(record)
+    await services.drives.storage.destroy(volume)
+    legacy = dataclasses.replace(volume, format="raw")
+    await services.drives.storage.create(legacy)
+    assert (config.pool_dir / f"{drive}.luks").exists()
+    with sqlite3.connect(config.db_path) as db:
+        db.execute("UPDATE drives SET format = 'raw' WHERE id = ?", (drive,))
+    info = (await alice.get(f"/drives/{drive}/info")).props()
+    assert info["format"] == "raw" and info["encryption:cipher"] == "aes-xts-plain"
+    assert (await alice.get(f"/drives/{drive}/read/0/3M")).body == bytes(3 * MiB)
+    assert (await alice.call(f"/drives/{drive}/write/1M", MARKER)).status == 204
+    assert (await alice.get(f"/drives/{drive}/read/1M/{len(MARKER)}")).body == MARKER
+    assert (await alice.call(f"/drives/{drive}/set", b"size 4M\n")).status == 200
+    assert (await alice.get(f"/drives/{drive}/read/3M/1M")).body == bytes(MiB)
+    await services.drives.storage.close()
+    assert MARKER not in (config.pool_dir / f"{drive}.luks").read_bytes()
+
+
 async def test_a_plain_drive_on_request_is_a_plain_file(alice, config):
     created = await alice.create_drive("1M", **{"encryption:cipher": "none"})
     assert created["encryption:cipher"] == "none"
@@ -112,7 +159,7 @@ async def test_imaging_from_encrypted_to_plain_and_back(alice, config):
     source = (await alice.create_drive(str(size), format="qcow2"))["drive"]  # encrypted qcow2
     await upload(alice, source, data, 1 * MiB)
     plain = (await alice.create_drive(str(size + MiB), **{"encryption:cipher": "none"}))["drive"]
-    back = (await alice.create_drive(str(size + MiB)))["drive"]  # encrypted raw
+    back = (await alice.create_drive(str(size + MiB)))["drive"]  # encrypted, the default
     assert (await alice.call(f"/drives/{back}/write/0", b"\xff" * (size + MiB))).status == 204  # old bytes
 
     assert (await alice.call(f"/drives/{plain}/image/{source}")).status == 204
