@@ -14,6 +14,7 @@ from typing import Any
 import libcloud
 from libcloud.compute.base import Node, NodeImage
 from libcloud.compute.drivers.elastichosts import ElasticHostsNodeDriver
+from libcloud.compute.types import NodeState
 
 
 def as_dict(node: Node) -> dict[str, Any]:
@@ -23,7 +24,7 @@ def as_dict(node: Node) -> dict[str, Any]:
 
 def bare_node(driver: ElasticHostsNodeDriver, node_id: str) -> Node:
     """A Node with only its ID, as a caller that kept nothing else has: all reboot and destroy read."""
-    return Node(id=node_id, name="", state=None, public_ips=[], private_ips=[], driver=driver)
+    return Node(id=node_id, name="", state=NodeState.UNKNOWN, public_ips=[], private_ips=[], driver=driver)
 
 
 def call(args: dict[str, Any]) -> Any:

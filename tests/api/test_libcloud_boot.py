@@ -38,14 +38,14 @@ class Libcloud:
     """Libcloud's ElasticHosts driver in another interpreter, one call per process."""
 
     def __init__(self, python: str, installation: Installation, user: str, secret: str) -> None:
-        self.python = python
+        self.python, self.directory = python, installation.directory
         self.args = {"host": "127.0.0.1", "port": installation.port, "user": user, "secret": secret}
 
     def answer(self, op: str, timeout: float = 120, **args: Any) -> dict[str, Any]:
         env = {k: v for k, v in program_env().items() if k not in ("PYTHONPATH", "PYTHONHOME")}
         done = subprocess.run([self.python, str(CLIENT), json.dumps({**self.args, **args, "op": op})],
                               capture_output=True, text=True, timeout=timeout, check=False, env=env,
-                              cwd=CLIENT.parent.parent.parent)
+                              cwd=self.directory)
         assert done.returncode == 0, done.stderr
         return dict(json.loads(done.stdout))
 
