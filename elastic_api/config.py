@@ -69,7 +69,8 @@ class Config:
     data_dir: Path = Path("./var")
     hosts: tuple[HostConfig, ...] = (HostConfig("local", "qemu:///system"),)
 
-    # Volume format of a drive created without a `format` key.
+    # Volume format of a plain drive created without a `format` key (encrypted drives are always
+    # qcow2 with LUKS inside: thin, and reading zeros where nothing was written).
     default_format: str = "raw"
     # encryption:cipher of a drive created without one: the ElasticHosts default, or "none".
     default_cipher: str = "aes-xts-plain"

@@ -17,6 +17,10 @@ from typing import Any
 import yaml
 
 BIN = Path(sys.executable).parent / "elastic-api"
+# Seconds a real guest may take to print its boot marker. Firmware and the boot sector take under
+# a second on an idle machine, but a guest throttled to its `cpu` share on a 2-core machine that
+# another program keeps busy took over 120 s: a deadline, not a wait, so generous costs nothing.
+GUEST_DEADLINE = 300.0
 
 
 def free_port() -> int:
@@ -83,7 +87,7 @@ class Server:
         self.log = config.parent / "server.log"
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout: float = 30) -> Server:
+    def start(self, timeout: float = 120) -> Server:
         with open(self.log, "ab") as out:  # the child keeps its own copy of the descriptor
             env = {**program_env(), **self.env}
             self.process = subprocess.Popen(self.command, stdout=out, stderr=out, env=env, cwd=self.cwd)

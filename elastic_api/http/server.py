@@ -119,13 +119,16 @@ class HeaderDeadline(asyncio.Protocol):
     stops it once a request's headers are parsed and it reaches the app. A timer that fires
     first answers 408 and closes the connection."""
 
-    def __init__(self, inner: asyncio.Protocol, timeout: int, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, inner: asyncio.Protocol, timeout: int, loop: asyncio.AbstractEventLoop,
+                 lingering: float = 2.0) -> None:
         self._inner = inner
         self._timeout = timeout
         self._loop = loop
+        self._lingering = lingering
         self._transport: asyncio.Transport | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._in_request = False
+        self._closing = False  # the 408 is sent: what still arrives is read and dropped
 
     # -- what the middleware reports ---------------------------------------------------------
     def request_started(self) -> None:
@@ -152,7 +155,16 @@ class HeaderDeadline(asyncio.Protocol):
         log.info("closing a connection from %s: no request headers within %d s",
                  transport.get_extra_info("peername"), self._timeout)
         transport.write(_timeout_response(self._timeout))
-        transport.close()
+        # Closing a socket with unread bytes in it sends a reset, which can reach the client
+        # before the 408 does (a trickling client always has some on the way). So: the answer,
+        # then our end of the stream, then read and drop what comes until the client closes, or
+        # for lingering_time at most.
+        self._closing = True
+        if transport.can_write_eof():
+            transport.write_eof()
+            self._timer = self._loop.call_later(self._lingering, transport.close)
+        else:
+            transport.close()
 
     # -- asyncio.Protocol, passed through ----------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -162,11 +174,15 @@ class HeaderDeadline(asyncio.Protocol):
         self._inner.connection_made(transport)
 
     def data_received(self, data: bytes) -> None:
+        if self._closing:
+            return
         if not self._in_request and self._timer is None:
             self._arm()
         self._inner.data_received(data)
 
     def eof_received(self) -> bool | None:
+        if self._closing:
+            return False  # the client has read our answer and closed: so do we
         return self._inner.eof_received()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -219,9 +235,10 @@ class GuardedSite(web.BaseSite):
     """A TCP listener whose connections each get a HeaderDeadline around aiohttp's protocol."""
 
     def __init__(self, runner: web.BaseRunner, host: str, port: int, *, header_timeout: int,
-                 backlog: int = 128) -> None:
+                 lingering: float = 2.0, backlog: int = 128) -> None:
         super().__init__(runner, backlog=backlog)
         self.runner, self.host, self.port, self.header_timeout = runner, host, port, header_timeout
+        self.lingering = lingering
 
     @property
     def name(self) -> str:
@@ -233,7 +250,8 @@ class GuardedSite(web.BaseSite):
         factory = self.runner.server
         assert factory is not None, "the runner is not set up"
         self._server = await loop.create_server(
-            lambda: HeaderDeadline(_answering_in_our_shape(factory()), self.header_timeout, loop),
+            lambda: HeaderDeadline(_answering_in_our_shape(factory()), self.header_timeout, loop,
+                                   self.lingering),
             self.host, self.port, backlog=self._backlog, reuse_address=True)
         sockets = self._server.sockets
         if sockets:
@@ -253,7 +271,8 @@ async def serve(app: web.Application, config: Config, host: str, port: int,
     runner = web.AppRunner(app, **runner_options(config))
     await runner.setup()
     try:
-        site = GuardedSite(runner, host, port, header_timeout=config.header_timeout)
+        site = GuardedSite(runner, host, port, header_timeout=config.header_timeout,
+                           lingering=config.lingering_time)
         await site.start()
         if ready is not None:
             ready(site)

@@ -33,7 +33,7 @@ async def exchange(host: str, port: int, data: bytes) -> tuple[int, dict[str, st
     try:
         writer.write(data)
         await writer.drain()
-        raw = await asyncio.wait_for(reader.read(), timeout=10)  # to EOF: the server must close
+        raw = await asyncio.wait_for(reader.read(), timeout=60)  # to EOF: the server must close
     finally:
         writer.close()
     head, _, body = raw.partition(b"\r\n\r\n")

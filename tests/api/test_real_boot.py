@@ -13,10 +13,11 @@ import pytest
 from elastic_api.app import SERVICES
 from elastic_api.config import Config, HostConfig
 from tests.conftest import Api, make_app
+from tests.support import GUEST_DEADLINE
 from tests.hypervisor.bootsector_image import BOOT_MARKER, POWER_MARKER, boot_sector
 
-pytestmark = pytest.mark.libvirt
-BOOT_TIMEOUT = 60.0
+pytestmark = [pytest.mark.libvirt, pytest.mark.timeout(4 * GUEST_DEADLINE)]
+BOOT_TIMEOUT = GUEST_DEADLINE
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ async def new_server(api: Api, *, start: bool = True, as_json: bool = True, **ke
     return reply.json
 
 
-async def until(condition, timeout=10.0):
+async def until(condition, timeout=60.0):
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while not await condition():

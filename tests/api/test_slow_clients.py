@@ -22,8 +22,9 @@ from tests.support import Server, create_user, write_config
 HEADER_TIMEOUT = 2
 BODY_TIMEOUT = 2
 LINGER = 1
-# Scheduling noise on a shared two-core machine; the timeouts themselves are what is measured.
-SLACK = 1.5
+# Scheduling noise on a shared two-core machine that another program keeps busy (1.5 s was
+# exceeded there); still far below the "forever" a missing timeout would give.
+SLACK = 5.0
 MiB = 1 << 20
 
 
@@ -251,7 +252,7 @@ async def test_one_upload_too_many_answers_503(client, make_user):
     assert (await alice.call(f"/drives/{a_drives[2]}/write/0", b"x")).status == 204  # slots come back
 
 
-async def until(condition, timeout: float = 10.0) -> None:
+async def until(condition, timeout: float = 60.0) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while not condition():

@@ -17,7 +17,7 @@ from elastic_api.model.server import parse_config
 # The real libvirtd the `libvirt`-marked tests use; another URI (a remote host) may be given.
 
 
-async def wait_for(condition: Callable[[], bool | Awaitable[bool]], timeout: float = 10.0,
+async def wait_for(condition: Callable[[], bool | Awaitable[bool]], timeout: float = 60.0,
                    what: str = "condition") -> None:
     """Poll until condition() holds; fail the test after `timeout` seconds."""
     deadline = time.monotonic() + timeout

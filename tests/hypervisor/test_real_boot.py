@@ -15,14 +15,15 @@ from elastic_api.config import HostConfig
 from elastic_api.hypervisor.domain import DiskSpec, DomainSpec, domain_xml
 from elastic_api.hypervisor.libvirt_driver import LibvirtHypervisor
 from elastic_api.model.server import parse_config
+from tests.support import GUEST_DEADLINE
 from tests.hypervisor.bootsector_image import BOOT_MARKER, POWER_MARKER, write_boot_image
 from tests.hypervisor.conftest import EventLog, wait_for
 
-pytestmark = [pytest.mark.libvirt, pytest.mark.slow]
+pytestmark = [pytest.mark.libvirt, pytest.mark.slow, pytest.mark.timeout(4 * GUEST_DEADLINE)]
 
 # Firmware plus the boot sector take well under a second on TCG and a few seconds under nested
 # KVM; a busy CI machine gets generous room before a test calls it a failure.
-BOOT_TIMEOUT = 120.0
+BOOT_TIMEOUT = GUEST_DEADLINE
 HOST = "local"
 HOST_CORE_MHZ = 2000
 

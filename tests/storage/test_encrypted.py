@@ -194,8 +194,13 @@ def hold_image(volume: Volume, path: Path) -> subprocess.Popen[bytes]:
             pass_fds=(read,), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     finally:
         os.close(read)
-    assert holder.stdout is not None
+    assert holder.stdout is not None and holder.stdin is not None
     assert b"QMP" in holder.stdout.readline()
+    # The greeting can come before the disk's device exists (and takes the image's write lock):
+    # QMP commands are answered from the main loop, which runs only once the machine is built.
+    holder.stdin.write(b'{"execute": "qmp_capabilities"}\n')
+    holder.stdin.flush()
+    assert b'"return"' in holder.stdout.readline()
     return holder
 
 

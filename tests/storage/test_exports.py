@@ -13,7 +13,7 @@ from elastic_api.storage.exports import qemu_escape
 from tests.storage.conftest import MiB, body, read_all, upload
 
 
-async def until(condition, timeout=10.0):
+async def until(condition, timeout=60.0):
     """Wait for a condition the code under test makes true by itself (a timer, a process exit)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
