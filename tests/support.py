@@ -165,7 +165,7 @@ class Installation:
         assert set(lines) == {"user", "secret"}, result.stdout
         return lines["user"], lines["secret"]
 
-    def serve(self, command: list[str] | None = None, timeout: float = 60) -> Server:
+    def serve(self, command: list[str] | None = None, timeout: float = 120) -> Server:
         """`elastic-api --config LISTEN-ONLY serve` (or `command`, given that config) in the directory."""
         self.server = Server(self.config, command=command, cwd=self.directory).start(timeout)
         return self.server

@@ -21,14 +21,14 @@ import libvirt
 import pytest
 
 from tests.hypervisor.bootsector_image import BOOT_MARKER, write_boot_image
-from tests.support import Installation, as_json, program_env, request, wait_until
+from tests.support import GUEST_DEADLINE, Installation, as_json, program_env, request, wait_until
 
 pytestmark = [pytest.mark.libvirt, pytest.mark.slow]
 
 CLIENT = Path(__file__).with_name("libcloud_client.py")
 DEBIAN = "980cf63c-f21e-4382-997b-6541d5809629"  # "Debian Linux 5.0", a standard image Libcloud lists
 UNADDED = "aee5589a-88c3-43ef-bb0a-9cab6e64192d"  # another image Libcloud lists, never added here
-BOOT_TIMEOUT = 240.0
+BOOT_TIMEOUT = GUEST_DEADLINE
 DEBIAN_PYTHON = "/usr/bin/python3"
 
 CLIENTS = {"libcloud-3.7.0": (sys.executable, "3.7.0"), "debian-3.4.1": (DEBIAN_PYTHON, "3.4.1")}
