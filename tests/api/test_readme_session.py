@@ -26,8 +26,6 @@ import pytest
 from tests.hypervisor.bootsector_image import BOOT_MARKER, write_boot_image
 from tests.support import GUEST_DEADLINE, Installation, program_env, request, wait_until
 
-pytestmark = [pytest.mark.libvirt, pytest.mark.slow]
-
 ROOT = Path(__file__).resolve().parents[2]
 VENV = Path(sys.executable).parent.parent
 BOOT_TIMEOUT = GUEST_DEADLINE
@@ -127,6 +125,8 @@ def domain_exists(uri: str, server: str) -> bool:
         conn.close()
 
 
+@pytest.mark.libvirt
+@pytest.mark.slow
 @pytest.mark.timeout(1200)
 def test_first_session_and_the_seed_example_on_the_default_config(installation, system_libvirt):
     home = installation.directory
