@@ -25,7 +25,8 @@ from bench_drives import MiB, Server, build_image, create_drive, download, rate,
 
 from elastic_api.model.units import parse_size
 from elastic_api.storage.exports import daemon_env
-from elastic_api.storage.pool import LUKS_CIPHER, QEMU_IMG_TRIES
+from elastic_api.storage.nbd_volume import LUKS_CIPHER
+from elastic_api.storage.qemu_img import QEMU_IMG_TRIES
 
 # (label, format, encryption:cipher); the first is the baseline.
 KINDS = (("plain raw", "raw", "none"), ("plain qcow2", "qcow2", "none"),

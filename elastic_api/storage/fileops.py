@@ -144,3 +144,44 @@ def open_to_send(path: str, offset: int, length: int) -> BinaryIO:
     except OSError:
         pass  # advice only: a file system without it is still read correctly
     return file
+
+
+def open_volume(path: str | os.PathLike[str], flags: int) -> int:
+    """A volume file's descriptor; a missing or unopenable file is the drive's failure."""
+    try:
+        return os.open(path, flags | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise FailedError("the drive has no storage") from None
+    except OSError:
+        raise FailedError("the drive's storage cannot be opened") from None
+
+
+def sync_data(fd: int) -> None:
+    """fdatasync: a write is answered 204 only once it would survive a power cut."""
+    try:
+        os.fdatasync(fd)
+    except OSError as e:
+        raise (no_room() if e.errno in NO_ROOM else FailedError("the drive's storage could not be synced")) from None
+
+
+def sync_dir(directory: str | os.PathLike[str]) -> None:
+    """A created or renamed file survives a crash only once its directory entry is synced."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def replace_synced(temp: str | os.PathLike[str], path: str | os.PathLike[str]) -> None:
+    """Rename temp over path, durably."""
+    os.replace(temp, path)
+    sync_dir(os.path.dirname(os.fspath(path)))
+
+
+def unlink_quietly(path: str | os.PathLike[str]) -> None:
+    """Remove path; one already gone is fine."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass

@@ -80,7 +80,18 @@ def test_cipher_defaults_to_the_operators_choice_and_is_kept_when_given():
                      default_cipher="aes-xts-plain").encryption == "aes-xts-plain"
     plain = parse_changes({"name": "x", "size": "1", "encryption:cipher": "none"}, creating=True, max_size=MAX)
     drive = new_drive(OWNER, OWNER, plain, default_format="raw", created=1, default_cipher="aes-xts-plain")
-    assert drive.encryption == "none" and not drive.encrypted
+    assert drive.encryption == "none" and not drive.encrypted and drive.format == "raw"
+
+
+@pytest.mark.parametrize("default_format", ["raw", "qcow2"])
+def test_an_encrypted_drive_is_qcow2_whatever_the_default_format(default_format):
+    changes = parse_changes({"name": "x", "size": "1"}, creating=True, max_size=MAX)
+    drive = new_drive(OWNER, OWNER, changes, default_format=default_format, created=1, default_cipher="aes-xts-plain")
+    assert drive.encrypted and drive.format == "qcow2"
+    raw = parse_changes({"name": "x", "size": "1", "format": "raw"}, creating=True, max_size=MAX)
+    with pytest.raises(UsageError, match="qcow2"):
+        new_drive(OWNER, OWNER, raw, default_format="raw", created=1, default_cipher="aes-xts-plain")
+    assert new_drive(OWNER, OWNER, raw, default_format="raw", created=1).format == "raw"  # plain: as asked
 
 
 def test_a_wrapped_key_is_never_shown():

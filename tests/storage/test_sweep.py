@@ -5,6 +5,7 @@ import fcntl
 import os
 import uuid
 
+from elastic_api.storage.library import ImageLibrary
 from elastic_api.storage.pool import Pool
 
 
@@ -44,14 +45,14 @@ async def test_an_import_holds_its_lock_while_it_writes(pool: Pool, tmp_path, mo
     source.write_bytes(os.urandom(64 * 1024))
     image = str(uuid.uuid4())
     seen = []
-    real_compress = Pool._compress_image
+    real_compress = ImageLibrary._compress
 
     def compress(self, src, path):
         temp = path.with_name(f".{path.name}.tmp")
         real_fsync = os.fsync
 
         def fsync(fd):  # the import syncs its temporary before the rename: it must be locked then
-            seen.append(self._sweep_temporaries())
+            seen.append(pool._sweep_temporaries())
             return real_fsync(fd)
 
         monkeypatch.setattr(os, "fsync", fsync)
@@ -61,7 +62,7 @@ async def test_an_import_holds_its_lock_while_it_writes(pool: Pool, tmp_path, mo
             monkeypatch.setattr(os, "fsync", real_fsync)
             assert not temp.exists()
 
-    monkeypatch.setattr(Pool, "_compress_image", compress)
+    monkeypatch.setattr(ImageLibrary, "_compress", compress)
     stored = await pool.import_image(image, source)
     # Without the lock, the first sweep would have removed the temporary and the rename failed.
     assert seen and all(removed == [] for removed in seen) and stored.size == 64 * 1024
