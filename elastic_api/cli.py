@@ -23,14 +23,14 @@ def make_storage(config: Config) -> Storage:
 
     return Pool(config.pool_dir, config.images_dir, chunk=config.stream_chunk,
                 buffer=config.write_buffer, export_idle=config.qcow2_export_idle,
-                luks_lanes=config.luks_lanes)
+                luks_lanes=config.luks_lanes, storage_timeout=config.storage_timeout)
 
 
 def serve(config: Config, listen: str | None) -> int:
     host, port = parse_listen(listen or config.listen)
     from elastic_api.hypervisor.libvirt_driver import LibvirtHypervisor
 
-    app = create_app(config, store=SqliteStore(config.db_path), storage=make_storage(config),
+    app = create_app(config, store=SqliteStore(config.db_path, reserve=config.db_reserve), storage=make_storage(config),
                      hypervisor=LibvirtHypervisor.from_config(config))
     from elastic_api.http.server import batched_access_log, serve as serve_http
 

@@ -117,6 +117,15 @@ class Config:
     # encrypts on a daemon's one thread; 4 keep two cores busy (one decrypting while another moves
     # bytes: 4 lanes read 15% faster than 2 here); each daemon holds about 12 MiB while in use.
     luks_lanes: int = 4
+    # Bytes kept in a reserve file beside the database and given up when a destroy finds the disk
+    # full (SQLite must write WAL frames to delete a row): a destroy touches a few dozen pages, and
+    # the WAL grows to about 4 MiB (1,000 pages) before a checkpoint rewinds it, so 8 MiB let
+    # destroys commit with the disk full. 0 keeps no reserve.
+    db_reserve: int = 8 * MiB
+    # Seconds one storage request (an NBD read, write or flush of at most stream_chunk bytes) may
+    # take: a healthy daemon answers in milliseconds and a slow disk in a few seconds, so 60 only
+    # catches a frozen or wedged qemu-storage-daemon, whose export is then killed and restarted.
+    storage_timeout: int = 60
     # Image jobs copying at once: each is disk- and CPU-bound (gzip), two cores serve two well.
     max_image_jobs: int = 2
     # Writes receiving a body at once, per user and in all (more answer 503 with Retry-After):
@@ -306,6 +315,10 @@ def from_mapping(data: dict[str, Any]) -> Config:
             raise ConfigError(f"{key} must be at least 1")
     if config.auth_cache_seconds < 0:
         raise ConfigError("auth_cache_seconds must be 0 or more")
+    if config.db_reserve < 0:
+        raise ConfigError("db_reserve must be 0 or more")
+    if config.storage_timeout < 1:
+        raise ConfigError("storage_timeout must be at least 1")
     for key in ("public_network", "vlan_network_prefix"):
         if not _NETWORK_NAME.match(getattr(config, key)):
             raise ConfigError(f"{key} must be 1 to 64 letters, digits, '_', '.' or '-'")

@@ -123,10 +123,10 @@ def make_app(config: Config) -> Any:
     from elastic_api.hypervisor.libvirt_driver import LibvirtHypervisor
     from elastic_api.storage.pool import Pool
 
-    return create_app(config, store=SqliteStore(config.db_path),
+    return create_app(config, store=SqliteStore(config.db_path, reserve=config.db_reserve),
                       storage=Pool(config.pool_dir, config.images_dir, chunk=config.stream_chunk,
                                    buffer=config.write_buffer, export_idle=config.qcow2_export_idle,
-                                   luks_lanes=config.luks_lanes),
+                                   luks_lanes=config.luks_lanes, storage_timeout=config.storage_timeout),
                       hypervisor=LibvirtHypervisor.from_config(config))
 
 

@@ -5,6 +5,7 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from elastic_api.errors import UsageError
+from elastic_api.model.fields import is_user_key, parse_name, parse_tags, parse_user_value
 from elastic_api.model.ids import ALL_USERS, parse_id
 from elastic_api.model.properties import Info, Props, words
 from elastic_api.model.units import parse_size
@@ -14,8 +15,7 @@ TIERS = ("disk", "ssd")
 FORMATS = ("raw", "qcow2")
 # aes-xts-plain: a LUKS volume (AES-256-XTS, plain64 IVs) through QEMU's block layer; none: plain.
 CIPHERS = ("none", "aes-xts-plain")
-MAX_NAME = 256
-MAX_USER_VALUE = 4096
+# readers and avoid: 64 UUIDs are more than any sharing or placement needs, and bound a row.
 MAX_WORDS = 64
 
 # Keys the server reports but a client never sets.
@@ -99,30 +99,14 @@ def _ids(key: str, value: str, *, allow_all: bool = False) -> tuple[str, ...]:
     return tuple(result)
 
 
-def _tags(value: str) -> tuple[str, ...]:
-    tags = words(value)
-    if len(tags) > MAX_WORDS or any(len(t) > MAX_NAME for t in tags):
-        raise UsageError(f"tags: at most {MAX_WORDS} tags of at most {MAX_NAME} characters")
-    return tuple(dict.fromkeys(tags))
-
-
-def _name(value: str) -> str:
-    name = value.strip()
-    if not name or len(name) > MAX_NAME:
-        raise UsageError(f"name must be 1 to {MAX_NAME} characters")
-    return name
-
-
 def parse_changes(props: Props, *, creating: bool, max_size: int) -> DriveChanges:
     """Validate the keys of a drive create or set; the first bad key is named in the error."""
     allowed = CREATE_KEYS if creating else SET_KEYS
     values: dict[str, object] = {}
     user_keys: dict[str, str] = {}
     for key, value in props.items():
-        if key.startswith("user:"):
-            if len(value) > MAX_USER_VALUE:
-                raise UsageError(f"{key} is longer than {MAX_USER_VALUE} characters")
-            user_keys[key] = value
+        if is_user_key(key):
+            user_keys[key] = parse_user_value(key, value)
         elif key in READ_ONLY:
             raise UsageError(f"{key} is read-only")
         elif not creating and key in FIXED_AFTER_CREATE:
@@ -130,7 +114,7 @@ def parse_changes(props: Props, *, creating: bool, max_size: int) -> DriveChange
         elif key not in allowed:
             raise UsageError(f"unknown key: {key}")
         elif key == "name":
-            values["name"] = _name(value)
+            values["name"] = parse_name(value)
         elif key == "size":
             size = parse_size(value)
             if not 0 < size <= max_size:
@@ -141,7 +125,7 @@ def parse_changes(props: Props, *, creating: bool, max_size: int) -> DriveChange
         elif key == "readers":
             values["readers"] = _ids(key, value, allow_all=True)
         elif key == "tags":
-            values["tags"] = _tags(value)
+            values["tags"] = parse_tags(value)
         elif key == "encryption:cipher":
             values["encryption"] = _one_of(key, value, CIPHERS)
         elif key == "avoid":

@@ -31,8 +31,20 @@ def unescape(value: str) -> str:
     return value.replace("\\n", "\n")
 
 
+# Characters never written raw: C0 (LF has the protocol's own `\n`), DEL, C1 and the Unicode line
+# and paragraph separators. Input refuses them (model/fields.py); rows stored before that may
+# hold them, and a raw CR or NEL would let a value forge a line in another user's answer.
+_UNSAFE = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _escaped(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+
+
 def escape(value: str) -> str:
-    return value.replace("\r\n", "\n").replace("\n", "\\n")
+    r"""A value as one line of text: LF as `\n`, other control characters as `\xNN` or `\uNNNN`."""
+    return _UNSAFE.sub(_escaped, value.replace("\r\n", "\n")).replace("\n", "\\n")
 
 
 def _text(body: bytes) -> str:
@@ -57,31 +69,47 @@ def parse_text(body: bytes) -> Props:
     return props
 
 
+def _unicode(key: str, text: str) -> str:
+    """JSON can spell a lone UTF-16 surrogate (`"\\ud800"`), which is no character: no UTF-8 text,
+    SQLite row or rendered answer can hold it."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UsageError(f"key {key[:MAX_KEY]!r} holds a lone UTF-16 surrogate, which is not text") from None
+    return text
+
+
 def _json_value(key: str, value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, str):
-        return value
-    if isinstance(value, int):
+    if isinstance(value, _Digits):
         return str(value)
+    if isinstance(value, str):
+        return _unicode(key, value)
     if isinstance(value, list):
         items = []
         for item in value:
-            if not isinstance(item, str) or not item or any(c.isspace() for c in item):
+            if not isinstance(item, str) or isinstance(item, _Digits) or not item or any(c.isspace() for c in item):
                 raise UsageError(f"key {key} must be a list of words")
-            items.append(item)
+            items.append(_unicode(key, item))
         return " ".join(items)
     raise UsageError(f"key {key} must be a string, a whole number or a list of strings")
 
 
+class _Digits(str):
+    """A JSON whole number, kept as the digits the client sent: converting it to an int would raise
+    ValueError past Python's int-string limit (4,300 digits), and every key that takes a number
+    parses and bounds the text itself, as it does for the same number sent as a string."""
+
+
 def parse_json(body: bytes) -> Props:
     try:
-        data = json.loads(_text(body))
-    except (json.JSONDecodeError, RecursionError):
+        data = json.loads(_text(body), parse_int=_Digits)
+    except (ValueError, RecursionError):  # JSONDecodeError is a ValueError
         raise UsageError("body is not valid JSON") from None
     if not isinstance(data, dict):
         raise UsageError("JSON body must be one object of keys to values")
-    return {_check_key(str(k)): _json_value(str(k), v) for k, v in data.items()}
+    return {_check_key(_unicode("key", str(k))): _json_value(str(k), v) for k, v in data.items()}
 
 
 def parse_body(body: bytes, content_type: str) -> Props:
@@ -95,7 +123,7 @@ def parse_body(body: bytes, content_type: str) -> Props:
 
 def _render_value(value: Value) -> str:
     if isinstance(value, list):
-        return " ".join(value)
+        return " ".join(escape(word) for word in value)
     return escape(str(value))
 
 
@@ -111,8 +139,14 @@ def render_properties_list(infos: Iterable[Mapping[str, Value]]) -> str:
     return "\n".join(render_properties(info) for info in infos)
 
 
+_UNSAFE_IN_JSON = re.compile("[\x7f-\x9f\u2028\u2029]")
+
+
 def render_json(data: object) -> str:
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=False) + "\n"
+    # json.dumps escapes C0 itself; DEL, C1 and U+2028/9 it would write raw. Outside strings
+    # JSON text is ASCII, so each such character sits in a string, where its escape means the same.
+    text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    return _UNSAFE_IN_JSON.sub(lambda m: f"\\u{ord(m.group()):04x}", text) + "\n"
 
 
 def words(value: str) -> list[str]:

@@ -7,19 +7,13 @@ from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 
 from elastic_api.errors import MissingError, UsageError
+from elastic_api.model.fields import is_user_key, parse_name, parse_tags, parse_user_value
 from elastic_api.model.ids import parse_id
-from elastic_api.model.properties import Info, Props, words
-from elastic_api.model.server import ServerConfig, free_text
+from elastic_api.model.properties import Info, Props
+from elastic_api.model.server import ServerConfig
 
 IP, VLAN = "ip", "vlan"
 TYPES = (IP, VLAN)
-# Names are shown in lists; 256 characters is plenty and keeps rows short (as for drives).
-MAX_NAME = 256
-# user:* values are free text for the client's own bookkeeping; 4 KiB bounds a row.
-MAX_USER_VALUE = 4096
-# Tags are short labels; these bounds keep one resource's tags to a few KiB.
-MAX_TAG = 128
-MAX_TAGS = 64
 
 # Keys the server reports but a client never sets.
 READ_ONLY = frozenset({"resource", "type", "user", "netmask", "gateway", "nameserver"})
@@ -92,29 +86,22 @@ def parse_any_resource(text: str) -> str | None:
     return parse_ip(text) or parse_id(text)
 
 
-def _tags(value: str) -> tuple[str, ...]:
-    tags = list(dict.fromkeys(words(value)))
-    if len(tags) > MAX_TAGS:
-        raise UsageError(f"tags holds at most {MAX_TAGS} tags")
-    return tuple(free_text("tags", tag, MAX_TAG) for tag in tags)
-
-
 def parse_changes(props: Props) -> ResourceChanges:
     """Validate the keys of a resource create or set; the first bad key is named in the error.
     Both take the same keys: the address or UUID is the server's to choose."""
     values: dict[str, object] = {}
     user_keys: dict[str, str] = {}
     for key, value in props.items():
-        if key.startswith("user:") and len(key) > len("user:"):
-            user_keys[key] = free_text(key, value, MAX_USER_VALUE)
+        if is_user_key(key):
+            user_keys[key] = parse_user_value(key, value)
         elif key in READ_ONLY:
             raise UsageError(f"{key} is read-only")
         elif key not in SETTABLE:
             raise UsageError(f"unknown key: {key}")
         elif key == "name":
-            values["name"] = free_text("name", value.strip(), MAX_NAME)
+            values["name"] = parse_name(value, required=False)
         elif key == "tags":
-            values["tags"] = _tags(value)
+            values["tags"] = parse_tags(value)
     return ResourceChanges(user_keys=user_keys, **values)  # type: ignore[arg-type]
 
 

@@ -5,11 +5,11 @@ import hashlib
 import ipaddress
 import math
 import re
-import unicodedata
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 
 from elastic_api.errors import BusyError, UsageError
+from elastic_api.model.fields import is_user_key, parse_name, parse_tags, parse_user_value
 from elastic_api.model.ids import parse_id
 from elastic_api.model.properties import Info, Props, Value
 from elastic_api.model.units import parse_count
@@ -25,13 +25,6 @@ SMP_MAX = 128
 MEM_MIN_MB = 16
 # 1 TiB: beyond what any one host here can give, so larger values are mistakes.
 MEM_MAX_MB = 1024 * 1024
-# Names are shown in lists and libvirt titles; 256 characters is plenty and keeps rows short.
-MAX_NAME = 256
-# user:* values are free text for the client's own bookkeeping; 4 KiB bounds a row.
-MAX_USER_VALUE = 4096
-# Tags are short labels; these bounds keep one server's tags to a few KiB.
-MAX_TAG = 128
-MAX_TAGS = 64
 # The docs show nic:0 and nic:1; a few more suit multi-VLAN guests, and 8 never runs out of PCI slots.
 MAX_NICS = 8
 # VNC's DES challenge uses an 8-byte key: longer passwords would be silently cut by every VNC server.
@@ -139,15 +132,6 @@ def vcpu_count(config: ServerConfig, host_core_mhz: int) -> int:
 # --- parsing -------------------------------------------------------------------------------
 
 
-def free_text(key: str, value: str, limit: int) -> str:
-    """Free text: no control characters (they break text output and libvirt titles)."""
-    if len(value) > limit:
-        raise UsageError(f"{key} must be at most {limit} characters")
-    if any(unicodedata.category(c) == "Cc" for c in value):
-        raise UsageError(f"{key} must not contain control characters")
-    return value
-
-
 def _bool(key: str, value: str) -> bool:
     lowered = value.strip().lower()
     if lowered not in ("true", "false"):
@@ -196,15 +180,6 @@ def parse_mac(key: str, value: str) -> str:
     return mac
 
 
-def _tags(value: str) -> tuple[str, ...]:
-    words = list(dict.fromkeys(value.split()))
-    if len(words) > MAX_TAGS:
-        raise UsageError(f"tags holds at most {MAX_TAGS} tags")
-    for word in words:
-        free_text("tags", word, MAX_TAG)
-    return tuple(words)
-
-
 def _nic_index(key: str, text: str) -> int:
     if not text.isdigit() or (len(text) > 1 and text.startswith("0")) or int(text) >= MAX_NICS:
         raise UsageError(f"unknown key: {key} (NICs are nic:0 to nic:{MAX_NICS - 1})")
@@ -215,7 +190,7 @@ def check_key(key: str) -> None:
     """UsageError unless key is a server configuration key."""
     if key in _SIMPLE_KEYS or _DEVICE.match(key) or _DEVICE_MEDIA.match(key):
         return
-    if key.startswith("user:") and len(key) > len("user:"):
+    if is_user_key(key):
         return
     nic = _NIC_KEY.match(key)
     if nic:
@@ -224,10 +199,11 @@ def check_key(key: str) -> None:
     raise UsageError(f"unknown key: {key}")
 
 
-def parse_config(props: Mapping[str, str], server: str) -> ServerConfig:
+def parse_config(props: Mapping[str, str], server: str, *, stored: bool = False) -> ServerConfig:
     """Validate a whole configuration (a create, or the result of a set) for the server with UUID
     `server`. Every key must be known and every value valid; an empty value means "absent".
-    Raises UsageError naming the first bad key."""
+    Raises UsageError naming the first bad key. `stored`: a row the store already holds, whose
+    free text (name, tags, user:*) may predate the control-character rule and loads as it is."""
     given = {}
     for key, value in props.items():
         check_key(key)
@@ -237,7 +213,7 @@ def parse_config(props: Mapping[str, str], server: str) -> ServerConfig:
         if required not in given:
             raise UsageError(f"{required} is required")
 
-    name = free_text("name", given["name"].strip(), MAX_NAME)
+    name = given["name"].strip() if stored else parse_name(given["name"])
     cpu = parse_count(given["cpu"], "cpu", minimum=CPU_MIN_MHZ, maximum=CPU_MAX_MHZ)
     mem = parse_count(given["mem"], "mem", minimum=MEM_MIN_MB, maximum=MEM_MAX_MB)
     smp_text = given.get("smp", "auto").strip()
@@ -264,12 +240,13 @@ def parse_config(props: Mapping[str, str], server: str) -> ServerConfig:
         vnc_tls = tls == "on"
 
     user = tuple(sorted(
-        (key, free_text(key, value, MAX_USER_VALUE)) for key, value in given.items() if key.startswith("user:")
+        (key, value if stored else parse_user_value(key, value)) for key, value in given.items() if is_user_key(key)
     ))
+    tags = tuple(dict.fromkeys(given.get("tags", "").split())) if stored else parse_tags(given.get("tags", ""))
     return ServerConfig(
         name=name, cpu=cpu, mem=mem, smp=smp, persistent=persistent, drives=drives, boot=boot,
         nics=nics, vnc=vnc, vnc_password=vnc_password, vnc_tls=vnc_tls,
-        tags=_tags(given.get("tags", "")), user=user,
+        tags=tags, user=user,
         avoid_drives=_uuid_list("avoid:drives", given.get("avoid:drives", "")),
         avoid_servers=_uuid_list("avoid:servers", given.get("avoid:servers", "")),
     )

@@ -180,8 +180,16 @@ class DriveService:
                     raise BusyError(f"drive {drive.drive} is being imaged")
                 written = await self.storage.write(self.volume(drive), offset, body, gzip=gzip,
                                                    max_decompressed=self.config.max_write_decompressed)
-        await self.store.count_drive_io(user, drive.drive, write_bytes=written, write_requests=1)
+        await self._count(user, drive.drive, write_bytes=written, write_requests=1)
         return written
+
+    async def _count(self, user: str, drive: str, **counts: int) -> None:
+        """Add to a drive's I/O counters, best-effort: the bytes have moved by now, and a full
+        metadata disk (or any store failure) must not turn a done write or read into an error."""
+        try:
+            await self.store.count_drive_io(user, drive, **counts)
+        except Exception as e:  # whatever stops the count, the I/O itself stands
+            log.warning("drive %s: I/O counters not stored (%s): %s", drive, type(e).__name__, e)
 
     async def read(self, user: str, drive_id: str, offset_text: str, size_text: str) -> DriveRead:
         """What a read returns: the range, cut at the drive's end, and the file to send it from
@@ -204,7 +212,7 @@ class DriveService:
             async with self.use.io(read.drive.drive):
                 yield sent
         finally:
-            await self.store.count_drive_io(user, read.drive.drive, read_bytes=sent.bytes, read_requests=1)
+            await self._count(user, read.drive.drive, read_bytes=sent.bytes, read_requests=1)
 
     async def open_to_send(self, read: DriveRead) -> BinaryIO:
         """The volume's file, to send read's range from with sendfile (only when read.file is set)."""

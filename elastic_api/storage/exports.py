@@ -88,7 +88,8 @@ class Exports:
     no start-up race to poll for, and no path left where another local process could connect."""
 
     def __init__(self, pool_dir: Path, *, daemon: str, idle_seconds: float, luks_lanes: int = 1,
-                 start_timeout: float = 30.0, pdeathsig: str | None = None) -> None:
+                 start_timeout: float = 30.0, pdeathsig: str | None = None,
+                 request_timeout: float | None = None) -> None:
         if luks_lanes < 1:
             raise ValueError("luks_lanes must be at least 1")
         self._dir = pool_dir
@@ -100,6 +101,8 @@ class Exports:
         self._daemon = daemon
         self._idle_seconds = idle_seconds
         self._start_timeout = start_timeout
+        # Seconds one NBD request may take (None: no deadline); a daemon that misses it is killed.
+        self._request_timeout = request_timeout
         # setpriv --pdeathsig: a daemon outliving a crashed server would keep its image locked.
         self._pdeathsig = pdeathsig
         self._exports: dict[str, _Export] = {}
@@ -123,6 +126,11 @@ class Exports:
             yield export.client
         finally:
             self._release(export)
+            if export.client is not None and export.client.timed_out and export.stopping is None:
+                # A frozen daemon: kill it now (it would never flush), so the next use starts afresh.
+                self._log.error("qemu-storage-daemon for drive %s missed the %g s deadline: restarting it",
+                                drive, self._request_timeout)
+                self._spawn(self._stop(export, wait=False))
 
     async def stop(self, drive: str, *, wait: bool) -> None:
         """Stop the drive's export: after its current users finish (`wait`), or now, failing them
@@ -194,18 +202,22 @@ class Exports:
                 await export.idle.wait()
             if export.started is not None:
                 await asyncio.wait([export.started])
+            frozen = export.client is not None and export.client.timed_out
             if export.client is not None:
                 await export.client.close()
-            await self._terminate(export)
+            await self._terminate(export, kill=frozen)
         finally:
             if self._exports.get(export.drive) is export:
                 del self._exports[export.drive]
             export.stopped.set()
 
-    async def _terminate(self, export: _Export) -> None:
+    async def _terminate(self, export: _Export, *, kill: bool = False) -> None:
         for process in export.processes:
             if process.returncode is None:
-                process.terminate()  # SIGTERM: the daemon flushes and exits cleanly
+                if kill:
+                    process.kill()  # SIGKILL: a stopped or wedged daemon never acts on SIGTERM
+                else:
+                    process.terminate()  # SIGTERM: the daemon flushes and exits cleanly
         for process in export.processes:
             try:
                 await asyncio.wait_for(process.wait(), self._start_timeout)
@@ -254,7 +266,7 @@ class Exports:
             streams = [await asyncio.open_unix_connection(sock=connection) for connection in connections]
             try:
                 clients = await asyncio.wait_for(asyncio.gather(*(
-                    NbdClient.connect(reader, writer, EXPORT) for reader, writer in streams)),
+                    NbdClient.connect(reader, writer, EXPORT, self._request_timeout) for reader, writer in streams)),
                     self._start_timeout)
                 export.client = NbdLanes(clients)
             except (FailedError, TimeoutError):

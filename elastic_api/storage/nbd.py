@@ -72,8 +72,12 @@ class NbdClient:
     handle and a single receiver task matches replies to them, so several stay in flight."""
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, size: int,
-                 flags: int, max_payload: int) -> None:
+                 flags: int, max_payload: int, timeout: float | None = None) -> None:
         self.size = size
+        # Seconds one request may take, from its turn to send to its reply; past that the peer is
+        # taken for frozen and the connection is dropped, failing every request on it.
+        self.timeout = timeout
+        self.timed_out = False
         self.flags = flags
         self.max_payload = max_payload
         self._reader, self._writer = reader, writer
@@ -85,7 +89,7 @@ class NbdClient:
 
     @classmethod
     async def connect(cls, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                      export: str) -> NbdClient:
+                      export: str, request_timeout: float | None = None) -> NbdClient:
         """Negotiate `export` over an open stream (fixed newstyle, NBD_OPT_GO)."""
         try:
             magic, option_magic, server_flags = struct.unpack(">QQH", await reader.readexactly(18))
@@ -121,7 +125,7 @@ class NbdClient:
         except BaseException:
             writer.close()
             raise
-        return cls(reader, writer, size, flags, max_payload)
+        return cls(reader, writer, size, flags, max_payload, request_timeout)
 
     @property
     def closed(self) -> bool:
@@ -181,6 +185,26 @@ class NbdClient:
 
     async def _request(self, command: int, offset: int, length: int,
                        payload: memoryview | None = None, flags: int = 0) -> bytes:
+        if self.timeout is None:
+            return await self._exchange(command, offset, length, payload, flags)
+        try:
+            async with asyncio.timeout(self.timeout):
+                return await self._exchange(command, offset, length, payload, flags)
+        except TimeoutError:
+            self._time_out()
+            raise FailedError(f"the drive's storage did not answer within {self.timeout:g} seconds; "
+                              "it is being restarted") from None
+
+    def _time_out(self) -> None:
+        """A request outlived its deadline: the peer is frozen or wedged. Every request on the
+        connection fails now, and the socket is dropped without waiting to send anything more."""
+        if not self.timed_out:
+            self.timed_out = True
+            self._fail(FailedError(f"the drive's storage did not answer within {self.timeout:g} seconds"))
+            self._writer.transport.abort()
+
+    async def _exchange(self, command: int, offset: int, length: int,
+                        payload: memoryview | None = None, flags: int = 0) -> bytes:
         if self._broken is not None:
             raise FailedError(self._broken.message)
         future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
@@ -257,6 +281,10 @@ class NbdLanes:
     @property
     def closed(self) -> bool:
         return any(client.closed for client in self._clients)
+
+    @property
+    def timed_out(self) -> bool:
+        return any(client.timed_out for client in self._clients)
 
     def _pieces(self, offset: int, length: int) -> list[tuple[NbdClient, int, int]]:
         """(lane, start, length) for each stripe block the range touches."""

@@ -48,7 +48,8 @@ class Pool:
 
     def __init__(self, pool_dir: Path, images_dir: Path, *, chunk: int = 1 * MiB,
                  buffer: int = 8 * MiB, export_idle: float = 2.0, luks_lanes: int = 1,
-                 qemu_img: str = "qemu-img", storage_daemon: str = "qemu-storage-daemon") -> None:
+                 qemu_img: str = "qemu-img", storage_daemon: str = "qemu-storage-daemon",
+                 storage_timeout: float | None = None) -> None:
         if chunk <= 0 or buffer <= 0:
             raise ValueError("chunk and buffer must be positive")
         # Absolute, so that a path handed to the qemu tools can never be read as a protocol prefix.
@@ -60,7 +61,8 @@ class Pool:
         self._chunk = chunk
         self._buffer = max(buffer, chunk)
         self._exports = Exports(self.pool_dir, daemon=storage_daemon, idle_seconds=export_idle,
-                                luks_lanes=luks_lanes, pdeathsig=shutil.which("setpriv"))
+                                luks_lanes=luks_lanes, pdeathsig=shutil.which("setpriv"),
+                                request_timeout=storage_timeout)
         self._raw = RawVolumes(chunk)
         self._nbd = NbdVolumes(self.pool_dir, self._exports, QemuImg(qemu_img), chunk)
         self._library = ImageLibrary(self.images_dir, chunk=chunk)

@@ -4,8 +4,11 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import logging
+import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -22,6 +25,17 @@ from elastic_api.model.server_record import ACTIVE, STOPPED, Claim, ServerRecord
 from elastic_api.store.migrations import MIGRATIONS
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+
+def _is_full(error: BaseException) -> bool:
+    """SQLite's "database or disk is full" (SQLITE_FULL, with any extended code)."""
+    code = getattr(error, "sqlite_errorcode", None) if isinstance(error, sqlite3.Error) else None
+    return code is not None and code & 0xFF == sqlite3.SQLITE_FULL
+
+
+def _full() -> FullError:
+    return FullError("the metadata disk is full: destroy drives or servers to free space")
 
 _DRIVE_COLUMNS = (
     "d.id, d.owner, d.name, d.size, d.format, d.claim_type, d.encryption, d.tier, d.keys, d.created,"
@@ -108,8 +122,15 @@ class SqliteStore:
     alone, and none is answered before the COMMIT that holds it: durability and atomicity are
     those of a transaction each, at the cost of one sync per group instead of one per write."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, reserve: int = 0) -> None:
         self.path = path
+        # A file of `reserve` bytes beside the database, given up when a destroy finds the disk
+        # full: SQLite needs room (WAL frames) to delete a row, and destroying is how a user frees
+        # space. Taken back by the first write that finds room again.
+        self.reserve = reserve
+        self.reserve_path = path.with_name(path.name + ".reserve")
+        self._reserve_held = False
+        self._reserve_retry = 0.0  # monotonic time of the next try to take it back
         self._db: sqlite3.Connection | None = None
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
         self._pending: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]] = []
@@ -119,8 +140,27 @@ class SqliteStore:
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
 
-    async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run fn in a write transaction of its own, committed with whatever others are waiting."""
+    async def _write(self, fn: Callable[[sqlite3.Connection], T], *, freeing: bool = False) -> T:
+        """Run fn in a write transaction of its own, committed with whatever others are waiting.
+        A full disk is FullError; a `freeing` write (a destroy) that finds it full gives up the
+        reserve and tries once more."""
+        try:
+            return await self._queue(fn)
+        except sqlite3.Error as e:
+            if not _is_full(e):
+                raise
+        if not (freeing and await self._run(self._release_reserve)):
+            raise _full()
+        try:
+            return await self._queue(fn)
+        except sqlite3.Error as e:
+            if _is_full(e):
+                raise _full() from None
+            raise
+        finally:
+            self._reserve_retry = 0.0  # the next commit takes it back, if the destroy freed room
+
+    async def _queue(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         with self._pending_lock:
@@ -137,6 +177,8 @@ class SqliteStore:
     def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
         with self._pending_lock:
             batch, self._pending, self._flush_queued = self._pending, [], False
+        if self.reserve and not self._reserve_held and time.monotonic() >= self._reserve_retry:
+            self._take_reserve()  # before the writes: space a destroy freed goes to the reserve first
         outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
         try:
             self.db.execute("BEGIN IMMEDIATE")
@@ -165,6 +207,40 @@ class SqliteStore:
         assert self._db is not None, "store is not open"
         return self._db
 
+    # -- the reserve ---------------------------------------------------------------------------
+    def _take_reserve(self) -> None:
+        """Make the reserve file, if the disk has room for it (a partial one is removed)."""
+        if self.reserve_path.exists() and self.reserve_path.stat().st_size >= self.reserve:
+            self._reserve_held = True
+            return
+        temporary = self.reserve_path.with_name(self.reserve_path.name + ".new")
+        try:
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                os.posix_fallocate(fd, 0, self.reserve)  # real blocks, not a sparse promise
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(temporary, self.reserve_path)
+        except OSError as e:
+            temporary.unlink(missing_ok=True)
+            self._reserve_retry = time.monotonic() + 5  # a full disk: not a failed syscall per commit
+            log.warning("no room for the database's reserve file %s (%s): a destroy on a full disk "
+                        "may fail until space is freed", self.reserve_path, e.strerror)
+            return
+        self._reserve_held = True
+
+    def _release_reserve(self) -> bool:
+        """Give up the reserve; False when there was none to give."""
+        if not self._reserve_held:
+            return False
+        self.reserve_path.unlink(missing_ok=True)
+        self._reserve_held = False
+        self._reserve_retry = float("inf")  # not before the destroy that needs the room has committed
+        log.warning("the metadata disk is full: released the reserve file %s so a destroy can "
+                    "commit; it comes back once there is room", self.reserve_path)
+        return True
+
     # -- lifecycle --------------------------------------------------------------------------
     def _open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -175,6 +251,8 @@ class SqliteStore:
         db.execute("PRAGMA busy_timeout=5000")
         self._db = db
         self._migrate()
+        if self.reserve:
+            self._take_reserve()
 
     def _migrate(self) -> None:
         version = self.db.execute("PRAGMA user_version").fetchone()[0]
@@ -315,7 +393,7 @@ class SqliteStore:
         def delete(db: sqlite3.Connection) -> bool:
             return db.execute("DELETE FROM drives WHERE id = ? AND owner = ?", (drive, user)).rowcount == 1
 
-        return await self._write(delete)
+        return await self._write(delete, freeing=True)
 
     async def count_drive_io(self, user: str, drive: str, *, read_bytes: int = 0, read_requests: int = 0,
                              write_bytes: int = 0, write_requests: int = 0) -> None:
@@ -412,7 +490,7 @@ class SqliteStore:
 
     @staticmethod
     def _server(row: tuple[Any, ...]) -> ServerRecord:
-        return ServerRecord(server=row[0], owner=row[1], config=parse_config(json.loads(row[2]), row[0]),
+        return ServerRecord(server=row[0], owner=row[1], config=parse_config(json.loads(row[2]), row[0], stored=True),
                             created=row[3], status=row[4], host=row[5], started=row[6])
 
     async def insert_server(self, record: ServerRecord) -> None:
@@ -450,7 +528,7 @@ class SqliteStore:
         def delete(db: sqlite3.Connection) -> bool:
             return db.execute("DELETE FROM servers WHERE id = ? AND owner = ?", (server, user)).rowcount == 1
 
-        return await self._write(delete)
+        return await self._write(delete, freeing=True)
 
     async def activate_server(self, user: str, server: str, host: str, started: int,
                               claims: list[Claim]) -> None:
@@ -588,7 +666,7 @@ class SqliteStore:
             return db.execute("DELETE FROM resources WHERE id = ? AND owner = ? AND type = ?",
                               (resource, user, type_)).rowcount == 1
 
-        return await self._write(delete)
+        return await self._write(delete, freeing=True)
 
     @staticmethod
     def _lease(row: tuple[Any, ...]) -> Lease:

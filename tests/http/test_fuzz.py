@@ -117,6 +117,11 @@ BODY = st.one_of(
     st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=10),
                  lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
                  max_leaves=10).map(lambda v: json.dumps(v).encode()),
+    # A number past Python's 4,300-digit int-string limit, or a lone surrogate, as a value.
+    st.tuples(st.sampled_from(["name", "size", "cpu", "mem", "user:x", "smp"]),
+              st.one_of(st.integers(4200, 6000).map(lambda n: "9" * n),
+                        st.integers(0xD800, 0xDFFF).map(lambda n: f'"x\\u{n:04x}"'))).map(
+        lambda kv: f'{{"name": "n", "size": "1M", "cpu": 1000, "mem": 64, "{kv[0]}": {kv[1]}}}'.encode()),
 )
 CONTENT_TYPE = st.sampled_from(["application/json", "text/plain", "application/octet-stream", "", "x/y; charset=z"])
 

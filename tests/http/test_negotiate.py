@@ -3,7 +3,12 @@ from __future__ import annotations
 
 from aiohttp.test_utils import make_mocked_request
 
-from elastic_api.http.negotiate import NoContent, Properties, PropertiesList, ValuesList, render, wants_json
+import pytest
+
+from elastic_api import errors
+from elastic_api.http.negotiate import (
+    NoContent, Properties, PropertiesList, ValuesList, answer_of, error_response, render, wants_json,
+)
 
 
 def request(accept: str | None):
@@ -28,3 +33,24 @@ def test_shapes_and_headers():
     one = render(request(None), Properties({"name": "a\nb"}))
     assert one.text == "name a\\nb\n" and one.headers["X-Elastic-Output"] == "properties"
     assert render(request(None), NoContent()).status == 204
+
+
+@pytest.mark.parametrize("kind, status, word", [
+    (errors.Invalid, 400, "usage"), (errors.Unauthenticated, 401, "auth"), (errors.QuotaExceeded, 402, "billing"),
+    (errors.NotFound, 404, "missing"), (errors.MethodNotAllowed, 405, "method"), (errors.TooSlow, 408, "usage"),
+    (errors.Busy, 409, "busy"), (errors.TooLarge, 413, "usage"), (errors.Failed, 500, "failed"),
+    (errors.Internal, 500, "system"), (errors.Unavailable, 503, "busy"), (errors.Full, 507, "full"),
+])
+def test_each_error_kind_has_its_elastichosts_answer(kind, status, word):
+    response = error_response(kind("one line"))
+    assert (response.status, response.headers["X-Elastic-Error"], response.text) == (status, word, "one line\n")
+
+
+def test_a_kind_not_in_the_table_answers_as_its_nearest_listed_parent():
+    class Narrower(errors.Busy):
+        pass
+
+    assert answer_of(Narrower("x")) == (409, "busy")
+    assert answer_of(errors.Error("x")) == (500, "system")
+    response = error_response(errors.Unavailable("later", retry_after=7))
+    assert response.headers["Retry-After"] == "7"

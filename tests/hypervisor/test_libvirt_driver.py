@@ -101,9 +101,8 @@ async def test_memory_room_and_full(test_hypervisor: LibvirtHypervisor) -> None:
     first, second = new_server(), new_server()
     await test_hypervisor.start("test", server_xml(first, mem=600))
     assert await test_hypervisor.room_mb("test") == 400
-    with pytest.raises(FullError) as caught:
+    with pytest.raises(FullError):
         await test_hypervisor.start("test", server_xml(second, mem=600))
-    assert caught.value.status == 507
     with pytest.raises(FullError):
         await test_hypervisor.place(600)
     await test_hypervisor.stop("test", first)

@@ -208,7 +208,6 @@ def test_bad_keys_and_values_are_usage_errors_naming_the_key(props: dict[str, st
     with pytest.raises(UsageError) as caught:
         parse_props(props)
     assert key in caught.value.message
-    assert caught.value.status == 400 and caught.value.word == "usage"
 
 
 @pytest.mark.parametrize("missing", ["name", "cpu", "mem"])
@@ -286,7 +285,6 @@ def test_an_active_server_takes_only_live_keys() -> None:
         with pytest.raises(BusyError) as caught:
             check_live_set(old, apply_set(old, props, SERVER), props)
         assert next(iter(props)) in caught.value.message
-        assert caught.value.status == 409
 
 
 def test_setting_an_unchanged_value_is_not_a_change() -> None:

@@ -60,9 +60,9 @@ async def pair():
     client_streams[1].close()
 
 
-async def connected(pair, **go):
+async def connected(pair, request_timeout=None, **go):
     (reader, writer), server = pair
-    connecting = asyncio.ensure_future(NbdClient.connect(reader, writer, "disk"))
+    connecting = asyncio.ensure_future(NbdClient.connect(reader, writer, "disk", request_timeout))
     await server.go(**go)
     return await connecting, server
 
@@ -149,6 +149,30 @@ async def test_a_lost_connection_fails_every_request(pair):
     assert client.closed
     with pytest.raises(FailedError):
         await client.flush()
+    await client.close()
+
+
+async def test_a_server_that_stops_answering_fails_every_request_at_the_deadline(pair):
+    client, server = await connected(pair, request_timeout=0.5)
+    # Before: a server that answers in time is served as ever, deadline or not.
+    reading = asyncio.ensure_future(client.read(0, 3))
+    _, handle, _, _, _ = await server.request()
+    server.answer(handle, data=b"abc")
+    assert await reading == b"abc" and not client.timed_out
+    # Then it freezes: the requests in flight fail at the deadline, not whenever it wakes.
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    pending = [asyncio.ensure_future(client.write(i, b"x")) for i in range(3)]
+    for _ in pending:
+        await server.request()
+    for request in pending:
+        with pytest.raises(FailedError, match="did not answer within 0.5 seconds"):
+            await request
+    assert 0.5 <= loop.time() - started < 30
+    assert client.timed_out and client.closed
+    with pytest.raises(FailedError):
+        await client.flush()  # the connection is dropped: nothing more goes to a frozen peer
+    assert await server.reader.read() == b""  # aborted: the server sees the end of the stream
     await client.close()
 
 

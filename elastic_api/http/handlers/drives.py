@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import asyncio
 import zlib
+from collections.abc import Awaitable
 from contextlib import aclosing
+from typing import TypeVar
 
 from aiohttp import web
 
-from elastic_api.errors import UsageError
+from elastic_api.errors import ClientGoneError, UsageError
 from elastic_api.http.call import Call
 from elastic_api.http.negotiate import NoContent, Properties, PropertiesList, ValuesList
 from elastic_api.model.drive import to_info
@@ -50,15 +52,48 @@ def _gzip_accepted(accept_encoding: str) -> bool:
     return False
 
 
+T = TypeVar("T")
+# Seconds between looks at whether a write's client is still connected: a client that left is
+# noticed within one, for the cost of one timer a second per write in flight.
+CLIENT_CHECK = 1.0
+
+
+def _client_gone(request: web.Request) -> bool:
+    transport = request.transport
+    return transport is None or transport.is_closing()
+
+
+async def _while_connected(request: web.Request, work: Awaitable[T]) -> T:
+    """`work`, cancelled if the client closes its connection first. aiohttp does not cancel a
+    handler whose client left, so a write stuck on its storage would keep its upload slot (and
+    its drive busy) for nobody; cancelled, it gives both back."""
+    task = asyncio.ensure_future(work)
+    try:
+        while True:
+            done, _ = await asyncio.wait([task], timeout=CLIENT_CHECK)
+            if done:
+                return task.result()
+            if _client_gone(request):
+                task.cancel()
+                await asyncio.wait([task])
+                if not task.cancelled() and task.exception() is None:
+                    return task.result()  # it finished just as the client left
+                raise ClientGoneError("the client closed the connection before the write finished")
+    finally:
+        if not task.done():
+            task.cancel()
+            await asyncio.wait([task])
+
+
 async def write(call: Call) -> NoContent:
     encoding = call.request.headers.get("Content-Encoding", "identity").strip().lower()
     if encoding not in ("", "identity", "gzip", "x-gzip"):
         raise UsageError(f"unsupported Content-Encoding: {encoding[:20]} (send raw bytes or gzip)")
-    await call.services.drives.write(
+    await _while_connected(call.request, call.services.drives.write(
         call.user, call.arg("drive"), call.request.match_info.get("offset", "0"),
         call.body(),
         gzip=encoding in ("gzip", "x-gzip"), length=call.request.content_length,
-    )
+    ))
     return NoContent()
 
 
