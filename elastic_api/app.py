@@ -10,7 +10,8 @@ from elastic_api.config import Config
 from elastic_api.http.auth import parse_basic
 from elastic_api.http.call import Call
 from elastic_api.http.middleware import errors, plain_server_header
-from elastic_api.http.server import header_deadline
+from elastic_api.http.server import connection
+from elastic_api.http.transfer import record_start
 from elastic_api.http.routes import add_routes
 from elastic_api.service.drives import DriveService
 from elastic_api.hypervisor import Hypervisor
@@ -50,8 +51,9 @@ def build_services(config: Config, store: Store, storage: Storage, hypervisor: H
 
 def create_app(config: Config, *, store: Store, storage: Storage, hypervisor: Hypervisor) -> web.Application:
     """The application; the store, storage and hypervisor are opened and closed with it."""
-    app = web.Application(middlewares=[header_deadline, errors], client_max_size=config.max_metadata_body)
+    app = web.Application(middlewares=[connection, errors], client_max_size=config.max_metadata_body)
     app.on_response_prepare.append(plain_server_header)
+    app.on_response_prepare.append(record_start)
     services = build_services(config, store, storage, hypervisor)
     app[SERVICES] = services
     app[CONFIG] = config

@@ -139,6 +139,19 @@ class Config:
     # Seconds a request body may go without a byte arriving (a metadata body: in all); a stalled
     # upload would otherwise hold its connection and keep its drive busy forever.
     body_timeout: int = 30
+    # Bytes per second a request body must average, counting only the time spent waiting for the
+    # client, once body_rate_grace seconds of waiting have passed: body_timeout alone let a byte
+    # every few seconds hold an upload slot forever. 16 KiB/s passes a 256 kbit/s uplink (32 KB/s)
+    # with room, and makes holding all 32 slots cost an attacker a sustained 512 KiB/s. 0: no minimum.
+    min_body_rate: int = 16 * KiB
+    # Seconds of waiting for a body before min_body_rate applies: room for TCP slow start and a
+    # client reading its first chunk from disk, short enough that a trickle is cut off soon (at
+    # least 1: with none, a body whose first byte is not already in would be too slow at once).
+    body_rate_grace: int = 10
+    # Seconds that requests in flight at SIGTERM get to finish (new connections are refused and
+    # idle ones closed meanwhile): a 4 MiB chunk finishes in 60 s on a 0.6 Mbit/s uplink, and 60
+    # is under systemd's 90 s stop timeout, so an orderly exit comes before its SIGKILL.
+    shutdown_grace: int = 60
     # Seconds an idle keep-alive connection stays open: clients reuse them between chunks, but an
     # idle socket costs a descriptor and memory.
     keepalive_timeout: int = 60
@@ -310,13 +323,12 @@ def from_mapping(data: dict[str, Any]) -> Config:
     if config.domain_type not in ("auto", "kvm", "qemu"):
         raise ConfigError("domain_type must be auto, kvm or qemu")
     for key in ("max_uploads_per_user", "max_uploads", "header_timeout", "body_timeout", "luks_lanes",
-                "gc_threshold", "auth_cache_users"):
+                "gc_threshold", "auth_cache_users", "body_rate_grace"):
         if getattr(config, key) < 1:
             raise ConfigError(f"{key} must be at least 1")
-    if config.auth_cache_seconds < 0:
-        raise ConfigError("auth_cache_seconds must be 0 or more")
-    if config.db_reserve < 0:
-        raise ConfigError("db_reserve must be 0 or more")
+    for key in ("auth_cache_seconds", "min_body_rate", "shutdown_grace", "db_reserve"):
+        if getattr(config, key) < 0:
+            raise ConfigError(f"{key} must be 0 or more")
     if config.storage_timeout < 1:
         raise ConfigError("storage_timeout must be at least 1")
     for key in ("public_network", "vlan_network_prefix"):

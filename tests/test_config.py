@@ -57,6 +57,9 @@ def test_minimal_yaml_and_environment(tmp_path, monkeypatch):
     ("default_cipher: rot13\n", "default_cipher"),
     ("- just\n- a list\n", "mapping"),
     ("listen: [unclosed\n", "YAML"),
+    ("min_body_rate: -1\n", "min_body_rate"),
+    ("body_rate_grace: 0\n", "body_rate_grace"),
+    ("shutdown_grace: -1\n", "shutdown_grace"),
 ])
 def test_mistakes_are_named(tmp_path, text, word):
     path = tmp_path / "c.yaml"
@@ -86,3 +89,10 @@ def test_quotas(tmp_path):
         path.write_text(text)
         with pytest.raises(ConfigError, match=word):
             load(path)
+
+
+def test_zero_turns_the_body_rate_and_the_grace_off(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("min_body_rate: 0\nshutdown_grace: 0\n")
+    config = load(path)
+    assert (config.min_body_rate, config.shutdown_grace) == (0, 0)

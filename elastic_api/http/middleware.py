@@ -11,9 +11,13 @@ from elastic_api.errors import (
     UsageError,
 )
 from elastic_api.http.auth import REALM
-from elastic_api.http.negotiate import error_response
+from elastic_api.http.negotiate import answer_of, error_response
+from elastic_api.http.transfer import Occasional, transfer
 
 log = logging.getLogger(__name__)
+occasional = Occasional(log)
+# The access log's status for a request whose client left before any answer began (nginx's).
+CLIENT_GONE = 499
 
 
 def from_aiohttp(error: web.HTTPException, request: web.Request) -> ElasticError:
@@ -31,25 +35,68 @@ def from_aiohttp(error: web.HTTPException, request: web.Request) -> ElasticError
 @web.middleware
 async def errors(request: web.Request,
                  handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+    cause: BaseException
     try:
         return await handler(request)
-    except ElasticError as e:
-        error = e
     except web.HTTPException as e:
         if e.status < 400:
             raise
-        error = from_aiohttp(e, request)
-    except ConnectionResetError:
-        raise  # the client went away; there is nobody to answer
-    except Exception:
-        log.exception("internal error on %s %s", request.method, request.path)
-        error = InternalError("internal error; it has been logged")
+        error, cause = from_aiohttp(e, request), e
+    except Exception as e:
+        if client_gone(request):  # whatever failed after, it failed for want of a client
+            return left(request)
+        # A ConnectionError here is a backend's connection (an NBD socket, say), not the client's.
+        error, cause = (e if isinstance(e, ElasticError) else unexpected(request, e)), e
+    started = transfer(request).started
+    if started is not None:
+        return abort(request, started, cause)
     response = error_response(error)
     if isinstance(error, AuthError):
         response.headers["WWW-Authenticate"] = REALM
     if isinstance(error, SlowClientError):
         response.force_close()  # the rest of the body may never come: the connection cannot be reused
     return response
+
+
+def unexpected(request: web.Request, e: BaseException) -> InternalError:
+    """A bug or a backend's failure: its traceback is logged, unless the answer had begun (then
+    abort's one line says what happened)."""
+    if transfer(request).started is None:
+        log.exception("internal error on %s %s", request.method, request.path)
+    return InternalError("internal error; it has been logged")
+
+
+def client_gone(request: web.BaseRequest) -> bool:
+    transport = request.transport
+    return transport is None or transport.is_closing()
+
+
+def left(request: web.Request) -> web.StreamResponse:
+    """The client closed its connection: nobody to answer, nothing of ours failed. One line, and
+    the access log shows the status the client saw (or CLIENT_GONE) marked aborted."""
+    sent = transfer(request)
+    sent.aborted = True
+    occasional.log(logging.INFO, "client-gone", "%s left during %s %s after %d body bytes",
+                   request.remote, request.method, request.path, sent.body_bytes)
+    response = sent.started or web.Response(status=CLIENT_GONE)
+    response.force_close()
+    return response
+
+
+def abort(request: web.Request, started: web.StreamResponse, cause: BaseException) -> web.StreamResponse:
+    """An error after the answer's head went out: a second answer would be read as the first's
+    body (or as the next request's answer), so the connection is closed under the first instead.
+    The client sees a body shorter than its Content-Length, or a chunked body without its end."""
+    sent = transfer(request)
+    sent.aborted = True
+    what = (f"{answer_of(cause)[1]}: {cause.message}" if isinstance(cause, ElasticError)
+            else f"{type(cause).__name__}: {' '.join(str(cause).split())}")
+    log.warning("aborted the answer to %s %s from %s after %d body bytes: %s", request.method,
+                request.path, request.remote, sent.body_bytes, what)
+    if request.transport is not None:
+        request.transport.close()
+    started.force_close()
+    return started
 
 
 def refused_message(status: int) -> web.Response:

@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from elastic_api.errors import MethodError
+from elastic_api.errors import MethodError, MissingError, UsageError
 from elastic_api.http.call import Call
 from elastic_api.http.handlers import drives, resources, servers
-from elastic_api.http.negotiate import Result, render
+from elastic_api.http.negotiate import Result, error_response, render
 
 # Reads accept GET and POST (real clients POST every command); changes accept POST only.
 READ, CHANGE = "read", "change"
@@ -82,6 +82,26 @@ def endpoint(route: Route, make_call: Callable[[web.Request], Awaitable[Call]]) 
     return handle
 
 
+async def expect_later(request: web.Request) -> web.StreamResponse | None:
+    """aiohttp answers `Expect: 100-continue` as soon as a route matches, before authentication;
+    here only an expectation we cannot meet is answered (417). 100 Continue goes out when a
+    handler first reads the body (Call.props, Call.body): after authentication and its checks,
+    so a refused client never sends its body."""
+    if request.headers.get("Expect", "").strip().lower() in ("", "100-continue"):
+        return None
+    response = error_response(UsageError("the only expectation understood is 100-continue"))
+    response.set_status(417)
+    response.force_close()
+    return response
+
+
+async def no_such_command(request: web.Request) -> web.StreamResponse:
+    raise MissingError(f"no such command: {request.path[:80]}")
+
+
 def add_routes(app: web.Application, make_call: Callable[[web.Request], Awaitable[Call]]) -> None:
     for route in ROUTES:
-        app.router.add_route("*", route.path, endpoint(route, make_call))
+        app.router.add_route("*", route.path, endpoint(route, make_call), expect_handler=expect_later)
+    # Last, for every path that is no command: aiohttp's own "not found" would answer an
+    # `Expect: 100-continue` with 100 before its 404, and the client would send its body for nothing.
+    app.router.add_route("*", "/{path:.*}", no_such_command, expect_handler=expect_later)

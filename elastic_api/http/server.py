@@ -1,5 +1,6 @@
 """Serving the app as `elastic-api serve` does: a header deadline on every connection, the
-configured timeouts, and a graceful stop on SIGTERM or SIGINT."""
+configured timeouts, and a graceful stop on SIGTERM or SIGINT: requests in flight finish within
+shutdown_grace, idle connections are closed and new ones refused."""
 from __future__ import annotations
 
 import asyncio
@@ -7,6 +8,7 @@ import contextlib
 import logging
 import signal
 import threading
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import IO, Any
 
@@ -14,9 +16,12 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
 from elastic_api.config import Config
-from elastic_api.http.middleware import refused_message
+from elastic_api.errors import UsageError
+from elastic_api.http.middleware import client_gone, refused_message
+from elastic_api.http.transfer import TRANSFER as TRANSFER_KEY, Occasional, transfer
 
 log = logging.getLogger(__name__)
+occasional = Occasional(log)
 
 class BatchedLines(logging.Handler):
     """Formats each record at once and writes what gathered every `interval` seconds, in one
@@ -89,13 +94,22 @@ def batched_access_log(stream: IO[str]) -> Iterator[None]:
 
 
 class AccessLog(AbstractAccessLogger):
-    """One line per request: client, method and path, status, body bytes, seconds. aiohttp's own
-    logger interprets a format string for every request, a tenth of a busy server's time; this
-    one costs nothing when INFO is off. Headers (Authorization among them) are never logged."""
+    """One line per request: client, method and path, status, body bytes, seconds, and the word
+    `aborted` when the answer did not go out whole. The status is the one whose head the client
+    got (499 when it left before any answer began, as nginx logs it); the bytes are the body bytes
+    that went out, sendfile's included, never the head's. aiohttp's own logger interprets a format
+    string for every request, a tenth of a busy server's time; this one costs nothing when INFO is
+    off. Headers (Authorization among them) are never logged."""
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
-        self.logger.info('%s "%s %s" %d %d %.6fs', request.remote, request.method, request.path_qs,
-                         response.status, response.body_length, time)
+        sent = request.get(TRANSFER_KEY)
+        if sent is None:  # an answer aiohttp made before our middlewares ran (a refused message)
+            body = 0 if request.method == "HEAD" else response.content_length or 0
+            aborted = False
+        else:
+            body, aborted = sent.body_bytes, sent.aborted
+        self.logger.info('%s "%s %s" %d %d %.6fs%s', request.remote, request.method, request.path_qs,
+                         response.status, body, time, " aborted" if aborted else "")
 
     @property
     def enabled(self) -> bool:
@@ -110,33 +124,58 @@ def _timeout_response(seconds: int) -> bytes:
 
 
 class HeaderDeadline(asyncio.Protocol):
-    """One connection: aiohttp's own protocol inside, and a deadline on request headers around it.
+    """One connection: aiohttp's own protocol inside, a deadline on request headers around it, and
+    what aiohttp's protocol does not do for us at a client's half-close and at shutdown.
 
     aiohttp bounds only the idle time between requests (keepalive_timeout); a client that sends
     a header byte now and then keeps a connection, and the memory of a half-parsed request, for
     as long as it likes. Here a timer starts when the connection opens and again at the first
-    byte that arrives while no request is being handled; the app's `header_deadline` middleware
+    byte that arrives while no request is being handled; the app's `connection` middleware
     stops it once a request's headers are parsed and it reaches the app. A timer that fires
-    first answers 408 and closes the connection."""
+    first answers 408 and closes the connection.
 
-    def __init__(self, inner: asyncio.Protocol, timeout: int, loop: asyncio.AbstractEventLoop,
-                 lingering: float = 2.0) -> None:
+    A client that shuts down its sending side (a `shutdown(SHUT_WR)` after its body, or in the
+    middle of one) still reads: the connection stays open for the answer, a body cut short ends
+    in 400, and the connection closes after that answer. At shutdown (`drain`) an idle connection
+    is closed at once and a busy one after its answer."""
+
+    def __init__(self, inner: web.RequestHandler, timeout: int, loop: asyncio.AbstractEventLoop,
+                 on_lost: Callable[[HeaderDeadline], None] | None = None, lingering: float = 2.0) -> None:
         self._inner = inner
+        self._lingering = lingering
+        self._timed_out = False  # the 408 is sent: what still arrives is read and dropped
+        self._on_lost = on_lost
         self._timeout = timeout
         self._loop = loop
-        self._lingering = lingering
         self._transport: asyncio.Transport | None = None
         self._timer: asyncio.TimerHandle | None = None
-        self._in_request = False
-        self._closing = False  # the 408 is sent: what still arrives is read and dropped
+        self._request: web.BaseRequest | None = None
+        self._pending = False  # bytes came since the last request was handled: one may be on its way
+        self._answered = False  # a request was answered: the connection is a kept-alive one
+        self.client_done = False  # the client shut down its sending side
+        self.closing = False  # the server is stopping: close after the answer in progress
+        self.closed = asyncio.Event()
 
     # -- what the middleware reports ---------------------------------------------------------
-    def request_started(self) -> None:
-        self._in_request = True
+    def request_started(self, request: web.BaseRequest) -> None:
+        self._request = request
+        self._pending = False
         self._disarm()
+        if self.client_done:
+            _end_body(request)
 
     def request_finished(self) -> None:
-        self._in_request = False
+        self._request = None
+        self._answered = True
+
+    def drain(self) -> None:
+        """The server is stopping: no new request on this connection. One idle after an answer
+        is closed now (a client reusing it may find it closed, as with keepalive_timeout, and
+        retries); a fresh one may still be bringing its first request, which is served within
+        header_timeout, and the connection closed after it."""
+        self.closing = True
+        if self._answered and self._request is None and not self._pending and self._transport is not None:
+            self._transport.close()
 
     # -- the timer ----------------------------------------------------------------------------
     def _arm(self) -> None:
@@ -150,16 +189,16 @@ class HeaderDeadline(asyncio.Protocol):
     def _expired(self) -> None:
         self._timer = None
         transport = self._transport
-        if self._in_request or transport is None or transport.is_closing():
+        if self._request is not None or transport is None or transport.is_closing():
             return
-        log.info("closing a connection from %s: no request headers within %d s",
-                 transport.get_extra_info("peername"), self._timeout)
+        occasional.log(logging.INFO, "header-timeout", "closing a connection from %s: no request headers within %d s",
+                       transport.get_extra_info("peername"), self._timeout)
         transport.write(_timeout_response(self._timeout))
         # Closing a socket with unread bytes in it sends a reset, which can reach the client
         # before the 408 does (a trickling client always has some on the way). So: the answer,
         # then our end of the stream, then read and drop what comes until the client closes, or
         # for lingering_time at most.
-        self._closing = True
+        self._timed_out = True
         if transport.can_write_eof():
             transport.write_eof()
             self._timer = self._loop.call_later(self._lingering, transport.close)
@@ -174,21 +213,33 @@ class HeaderDeadline(asyncio.Protocol):
         self._inner.connection_made(transport)
 
     def data_received(self, data: bytes) -> None:
-        if self._closing:
+        if self._timed_out:
             return
-        if not self._in_request and self._timer is None:
-            self._arm()
+        if self._request is None:
+            self._pending = True
+            if self._timer is None:
+                self._arm()
         self._inner.data_received(data)
 
     def eof_received(self) -> bool | None:
-        if self._closing:
+        if self._timed_out:
             return False  # the client has read our answer and closed: so do we
-        return self._inner.eof_received()
+        self.client_done = True
+        if self._request is not None:
+            _end_body(self._request)
+            return True  # the answer still has to go out
+        if self._pending:
+            return True  # a request may be queued; a half-sent one meets the header deadline
+        self._inner.eof_received()
+        return None  # idle: close
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
         self._transport = None
         self._inner.connection_lost(exc)
+        self.closed.set()
+        if self._on_lost is not None:
+            self._on_lost(self)
 
     def pause_writing(self) -> None:
         self._inner.pause_writing()
@@ -197,32 +248,69 @@ class HeaderDeadline(asyncio.Protocol):
         self._inner.resume_writing()
 
 
+def _end_body(request: web.BaseRequest) -> None:
+    """The client sent all it will: a body still short of its length ends in a 400, not a wait."""
+    content = request.content
+    if not content.is_eof():
+        content.set_exception(UsageError("the request body ended before its Content-Length: the client "
+                                         "shut down its side of the connection"))
+        content.feed_eof()
+
+
 @web.middleware
-async def header_deadline(request: web.Request,
-                          handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
-    """Tells the connection's HeaderDeadline (when it has one) that a request's headers are in."""
+async def connection(request: web.Request,
+                     handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+    """Tells the connection's HeaderDeadline (when it has one) that a request's headers are in and
+    when its answer is out, and writes the answer here so that the connection counts as busy
+    until then. An answer goes out with Connection: close when the server is stopping or the
+    client has shut down its side."""
+    sent = transfer(request)
     transport = request.transport
     guard = transport.get_protocol() if transport is not None else None
-    if not isinstance(guard, HeaderDeadline):
-        return await handler(request)
-    guard.request_started()
+    if isinstance(guard, HeaderDeadline):
+        guard.request_started(request)
     try:
-        return await handler(request)
+        response = await handler(request)
+        if isinstance(guard, HeaderDeadline) and (guard.closing or guard.client_done):
+            response.force_close()
+        try:
+            await response.prepare(request)
+            await response.write_eof()
+        except ConnectionError:
+            if not client_gone(request):
+                raise
+            response.force_close()
+            if not sent.aborted:  # else the errors middleware closed it, and has said why
+                sent.aborted = True
+                occasional.log(logging.INFO, "client-gone", "%s left before the answer to %s %s went out",
+                               request.remote, request.method, request.path)
+        return response
     finally:
-        guard.request_finished()
+        if isinstance(guard, HeaderDeadline):
+            guard.request_finished()
 
 
 class _AnsweringInOurShape(web.RequestHandler):
     """aiohttp answers a message its parser refuses with its own plain text (which may quote the
-    client's bytes); this answers it as every other error, with a status, an X-Elastic-Error
-    word and one line. aiohttp's Server makes the handler, so each connection's handler takes
-    this class after it is made (same slots, nothing added: only this method differs)."""
+    client's bytes), and logs a traceback for it; this answers it as every other error, with a
+    status, an X-Elastic-Error word and one line, and logs one line (at most one a second). An
+    exception that escaped the app (a bug) keeps its traceback. aiohttp's Server makes the
+    handler, so each connection's handler takes this class after it is made (same slots,
+    nothing added: only this method differs)."""
 
     __slots__ = ()
 
     def handle_error(self, request: web.BaseRequest, status: int = 500, exc: BaseException | None = None,
                      message: str | None = None) -> web.StreamResponse:
-        super().handle_error(request, status, exc, message)  # its logging, and its refusal once an answer began
+        if 400 <= status < 500:
+            # The parser's message may quote the client's bytes (an Authorization line among
+            # them), so only its kind is logged.
+            occasional.log(logging.INFO, "refused", "refused a message from %s: %d %s", request.remote, status,
+                           type(exc).__name__ if exc is not None else "unreadable")
+        else:
+            log.error("error handling a request from %s", request.remote, exc_info=exc)
+        if request.writer.output_size > 0:  # an answer began: there is no second one
+            raise ConnectionError("an answer was already sent, the connection cannot carry another")
         return refused_message(status)
 
 
@@ -239,23 +327,50 @@ class GuardedSite(web.BaseSite):
         super().__init__(runner, backlog=backlog)
         self.runner, self.host, self.port, self.header_timeout = runner, host, port, header_timeout
         self.lingering = lingering
+        self.connections: set[HeaderDeadline] = set()
 
     @property
     def name(self) -> str:
         return f"http://{self.host}:{self.port}"
 
+    def _connection(self, loop: asyncio.AbstractEventLoop) -> HeaderDeadline:
+        factory = self.runner.server
+        assert factory is not None, "the runner is not set up"
+        guard = HeaderDeadline(_answering_in_our_shape(factory()), self.header_timeout, loop,
+                               on_lost=self.connections.discard, lingering=self.lingering)
+        self.connections.add(guard)
+        return guard
+
     async def start(self) -> None:
         await super().start()
         loop = asyncio.get_running_loop()
-        factory = self.runner.server
-        assert factory is not None, "the runner is not set up"
-        self._server = await loop.create_server(
-            lambda: HeaderDeadline(_answering_in_our_shape(factory()), self.header_timeout, loop,
-                                   self.lingering),
-            self.host, self.port, backlog=self._backlog, reuse_address=True)
+        self._server = await loop.create_server(lambda: self._connection(loop), self.host, self.port,
+                                                backlog=self._backlog, reuse_address=True)
         sockets = self._server.sockets
         if sockets:
             self.port = int(sockets[0].getsockname()[1])
+
+    async def drain(self, grace: float, cut_short: asyncio.Event) -> int:
+        """Stop listening (new connections are refused), close idle connections, and wait up to
+        `grace` seconds (or until cut_short is set) for the requests in flight to be answered.
+        Returns how many connections were still open at the end."""
+        if self._server is not None:
+            self._server.close()
+        for guard in list(self.connections):
+            guard.drain()
+        open_ones = list(self.connections)
+        if open_ones:
+            async def all_closed() -> None:
+                for guard in open_ones:
+                    await guard.closed.wait()
+
+            waiting = [asyncio.ensure_future(all_closed()), asyncio.ensure_future(cut_short.wait())]
+            try:
+                await asyncio.wait(waiting, timeout=grace, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for task in waiting:
+                    task.cancel()
+        return sum(1 for guard in open_ones if not guard.closed.is_set())
 
 
 def runner_options(config: Config) -> dict[str, Any]:
@@ -265,10 +380,24 @@ def runner_options(config: Config) -> dict[str, Any]:
             "keepalive_timeout": config.keepalive_timeout, "lingering_time": config.lingering_time}
 
 
+def quiet_accept_errors(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """asyncio logs a traceback for every accept that fails for want of descriptors (EMFILE), many
+    a millisecond under a flood; one line a second with a count says the same."""
+    if "accept" in str(context.get("message", "")) and isinstance(context.get("exception"), OSError):
+        exc = context["exception"]
+        occasional.log(logging.ERROR, "accept", "cannot accept connections: %s", exc.strerror or exc)
+        return
+    loop.default_exception_handler(context)
+
+
 async def serve(app: web.Application, config: Config, host: str, port: int,
                 ready: Callable[[GuardedSite], None] | None = None) -> None:
-    """Run until SIGTERM or SIGINT, then stop taking connections, let requests finish, and close."""
-    runner = web.AppRunner(app, **runner_options(config))
+    """Run until SIGTERM or SIGINT, then stop taking connections, let requests finish within
+    shutdown_grace (a second signal cuts it short), and close."""
+    # Our drain has waited already: what is left after it is cut off at once.
+    runner = web.AppRunner(app, shutdown_timeout=1.0, **runner_options(config))
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(quiet_accept_errors)
     await runner.setup()
     try:
         site = GuardedSite(runner, host, port, header_timeout=config.header_timeout,
@@ -276,11 +405,17 @@ async def serve(app: web.Application, config: Config, host: str, port: int,
         await site.start()
         if ready is not None:
             ready(site)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
+        stop, again = asyncio.Event(), asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         await stop.wait()
-        log.info("stopping")
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, again.set)
+        busy = len(site.connections)
+        log.info("stopping: no new connections; %d open ones get up to %d s to finish", busy, config.shutdown_grace)
+        began = time.monotonic()
+        left_open = await site.drain(config.shutdown_grace, again)
+        log.info("stopped taking requests after %.1f s%s", time.monotonic() - began,
+                 f"; cutting off {left_open} connections" if left_open else "")
     finally:
         await runner.cleanup()

@@ -90,12 +90,11 @@ def test_dhcp_hosts_read_back() -> None:
     assert dhcp_hosts(CASES["vlan"]) == {}
 
 
-@pytest.mark.parametrize("uri", ["test:///default", "system"])
+@pytest.mark.parametrize("uri", ["test:///default", pytest.param("system", marks=pytest.mark.libvirt)])
 def test_libvirt_accepts_the_networks(uri: str, request: pytest.FixtureRequest) -> None:
     """Each network starts on libvirt (the real libvirtd too, under a name and subnet of this
     test's own) and takes a reservation live; all are removed however the test ends."""
     if uri == "system":
-        request.applymarker(pytest.mark.libvirt)
         uri = request.getfixturevalue("system_libvirt")
     tag = secrets.token_hex(4)
     third = secrets.randbelow(256)

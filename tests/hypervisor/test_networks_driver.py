@@ -14,13 +14,12 @@ from elastic_api.hypervisor.libvirt_driver import LibvirtHypervisor, _create_net
 from elastic_api.hypervisor.network import PublicNetwork, isolated_network_xml, vlan_bridge
 
 
-@pytest.fixture(params=["test", "system"])
+@pytest.fixture(params=["test", pytest.param("system", marks=pytest.mark.libvirt)])
 async def hypervisor(request: pytest.FixtureRequest):
     """One driver on a test:/// host, or on the real libvirtd (networks named for this test only,
     all removed at the end)."""
     uri = "test:///default"
     if request.param == "system":
-        request.applymarker(pytest.mark.libvirt)
         uri = request.getfixturevalue("system_libvirt")
     driver = LibvirtHypervisor([HostConfig("h", uri)])
     await driver.open()

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from elastic_api.errors import ClientGoneError, UsageError
 from elastic_api.http.call import Call
+from elastic_api.http.transfer import send_file
 from elastic_api.http.negotiate import NoContent, Properties, PropertiesList, ValuesList
 from elastic_api.model.drive import to_info
 from elastic_api.model.image import to_info as image_info
@@ -108,12 +109,16 @@ async def read(call: Call) -> web.StreamResponse:
         response.headers["Content-Encoding"] = "gzip"
     else:
         response.content_length = plan.length
+    if call.request.method == "HEAD":
+        # The head a GET would have, and no body: bytes after it would be read as the next answer.
+        await response.prepare(call.request)
+        return response
     async with drives.reading(call.user, plan) as sent:
         await response.prepare(call.request)
-        if compressor is None and plan.file is not None and call.request.transport is not None:
+        if compressor is None and plan.file is not None:
             # Zero-copy: the kernel moves the bytes from the page cache to the socket.
             with await drives.open_to_send(plan) as file:
-                await asyncio.get_running_loop().sendfile(call.request.transport, file, plan.offset, plan.length)
+                await send_file(call.request, file, plan.offset, plan.length)
             sent.bytes = plan.length
         else:
             async with aclosing(drives.chunks(plan)) as chunks:

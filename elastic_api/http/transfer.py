@@ -1,0 +1,87 @@
+"""What one request's answer put on the wire, and log lines that a flood cannot multiply.
+
+The access log must say what the client saw: the body bytes that really went out (sendfile
+bypasses aiohttp's writer, whose own count is the header's size then), the status whose head
+went out, and whether the answer was cut off. A Transfer rides on each request and is filled
+from three places: aiohttp's writer (every body byte it writes), send_file (what the kernel
+sent), and the errors middleware (an answer aborted after it began)."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+from aiohttp import web
+
+
+@dataclass
+class Transfer:
+    body_bytes: int = 0
+    # The answer whose head went out (or is going out): once set, no other answer may follow.
+    started: web.StreamResponse | None = None
+    # The answer did not go out whole: the connection was closed under it.
+    aborted: bool = False
+
+    def count(self, size: int, _total: int = 0) -> None:
+        """aiohttp's writer calls this with each body piece's size (framing not included)."""
+        self.body_bytes += size
+
+
+TRANSFER = web.RequestKey("transfer", Transfer)
+
+
+def transfer(request: web.BaseRequest) -> Transfer:
+    """The request's Transfer, made and hooked to its writer on first use."""
+    found = request.get(TRANSFER)
+    if found is None:
+        found = request[TRANSFER] = Transfer()
+        request.writer.on_body_write = found.count
+    return found
+
+
+async def record_start(request: web.Request, response: web.StreamResponse) -> None:
+    """on_response_prepare: from here on this request's answer has begun."""
+    transfer(request).started = response
+
+
+async def send_file(request: web.BaseRequest, file: BinaryIO, offset: int, length: int) -> None:
+    """Send [offset, offset+length) of a file after a prepared answer's head, zero-copy, and
+    count what went even when the send fails part-way (asyncio leaves the file's position just
+    past the last byte sent). A HEAD answer never carries these bytes."""
+    if request.method == "HEAD" or length <= 0:
+        return
+    transport = request.transport
+    if transport is None or transport.is_closing():
+        raise ConnectionResetError("the client closed the connection")
+    file.seek(offset)
+    try:
+        await asyncio.get_running_loop().sendfile(transport, file, offset, length)
+    finally:
+        transfer(request).body_bytes += max(0, file.tell() - offset)
+
+
+@dataclass
+class Occasional:
+    """A logger for events that come in floods (descriptors running out, clients dropping
+    connections, malformed messages): one line per `interval` seconds per kind of event, the
+    next line saying how many were left out meanwhile."""
+
+    logger: logging.Logger
+    interval: float = 1.0
+    _last: dict[str, float] = field(default_factory=dict)
+    _left_out: dict[str, int] = field(default_factory=dict)
+
+    def log(self, level: int, kind: str, message: str, *args: object) -> None:
+        if not self.logger.isEnabledFor(level):
+            return
+        now = time.monotonic()
+        if now - self._last.get(kind, -self.interval) < self.interval:
+            self._left_out[kind] = self._left_out.get(kind, 0) + 1
+            return
+        self._last[kind] = now
+        left_out = self._left_out.pop(kind, 0)
+        if left_out:
+            message += f" ({left_out} more like it in the last {self.interval:g} s not logged)"
+        self.logger.log(level, message, *args)
