@@ -43,6 +43,7 @@ def free_text(key: str, value: str, limit: int, *, newlines: bool = False) -> st
 
 def parse_name(value: str, *, required: bool = True) -> str:
     """An object's `name`: surrounding spaces dropped; empty only where the object allows it."""
+    free_text("name", value, len(value))  # the whole value: strip() would quietly drop FS or NEL
     name = free_text("name", value.strip(), MAX_NAME)
     if required and not name:
         raise UsageError(f"name must be 1 to {MAX_NAME} characters")

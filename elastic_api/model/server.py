@@ -379,8 +379,10 @@ def apply_set(config: ServerConfig, props: Mapping[str, str], server: str) -> Se
     """The configuration after a `set`: given keys replace the old values, other keys stay.
     An empty value removes an optional key (a device with its media, a NIC with all its keys)."""
     merged = to_props(config)
-    for key in props:
+    for key, value in props.items():
         check_key(key)
+        if value.strip():
+            _check_free_text(key, value)
     for key, value in props.items():
         if value.strip():
             merged[key] = value
@@ -389,7 +391,18 @@ def apply_set(config: ServerConfig, props: Mapping[str, str], server: str) -> Se
         for dependent in _removed_with(key):
             if dependent not in props:
                 merged.pop(dependent, None)
-    return parse_config(merged, server)
+    # The free text given was checked above; what was stored before the rule stays as it is, so
+    # a set of `cpu` still works on a server whose old name holds a control character.
+    return parse_config(merged, server, stored=True)
+
+
+def _check_free_text(key: str, value: str) -> None:
+    if key == "name":
+        parse_name(value)
+    elif key == "tags":
+        parse_tags(value)
+    elif is_user_key(key):
+        parse_user_value(key, value)
 
 
 def changed_keys(old: ServerConfig, new: ServerConfig) -> list[str]:

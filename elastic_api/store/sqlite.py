@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import logging
@@ -210,11 +211,12 @@ class SqliteStore:
     # -- the reserve ---------------------------------------------------------------------------
     def _take_reserve(self) -> None:
         """Make the reserve file, if the disk has room for it (a partial one is removed)."""
-        if self.reserve_path.exists() and self.reserve_path.stat().st_size >= self.reserve:
-            self._reserve_held = True
-            return
         temporary = self.reserve_path.with_name(self.reserve_path.name + ".new")
         try:
+            with contextlib.suppress(FileNotFoundError):
+                if self.reserve_path.stat().st_size >= self.reserve:
+                    self._reserve_held = True
+                    return
             fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             try:
                 os.posix_fallocate(fd, 0, self.reserve)  # real blocks, not a sparse promise

@@ -96,7 +96,13 @@ async def test_stored_rows_with_control_characters_load_and_render_escaped(alice
         _assert_no_raw_controls(as_json.text)
         loaded = as_json.json if isinstance(as_json.json, dict) else as_json.json[0]
         assert loaded["name"] == FORGE  # the stored value itself, escaped only on the wire
-    # The rows still work: a set that replaces the bad text is taken.
+    # The rows still work: a set of another key leaves the old text as it is...
+    assert (await alice.call(f"/drives/{drive}/set", {"claim:type": "shared"})).status == 200
+    kept = await alice.call(f"/servers/{server}/set", {"cpu": "2000"}, as_json=True)
+    assert kept.status == 200 and kept.json["name"] == FORGE and kept.json["cpu"] == 2000
+    # ...while new text is held to the rule, and a set that replaces the bad text is taken.
+    refused = await alice.call(f"/servers/{server}/set", {"cpu": "1000", "user:m": "\x1b"})
+    assert (refused.status, refused.error) == (400, "usage")
     assert (await alice.call(f"/drives/{drive}/set", {"name": "clean", "tags": "ok"})).status == 200
     assert (await alice.call(f"/resources/vlan/{vlan}/set", {"name": "clean"})).status == 200
     fixed = await alice.call(f"/servers/{server}/set", {"name": "clean", "tags": "ok", "user:n": ""})

@@ -152,7 +152,7 @@ async def test_head_never_carries_a_body_on_any_route(running):
     drives = {
         "raw": await create_drive(target, "1M", format="raw", **{"encryption:cipher": "none"}),
         "qcow2": await create_drive(target, "1M", format="qcow2", **{"encryption:cipher": "none"}),
-        "encrypted": await create_drive(target, "1M", format="raw", **{"encryption:cipher": "aes-xts-plain"}),
+        "encrypted": await create_drive(target, "1M", **{"encryption:cipher": "aes-xts-plain"}),
     }
     for drive in drives.values():
         await write(target, drive, 0, PLANTED)

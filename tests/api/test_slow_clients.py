@@ -171,8 +171,12 @@ async def test_stalled_upload_is_cut_off_and_the_drive_left_as_it_was(running):
     assert (await call(running, f"/drives/{drive}/write/0", before))[0] == 204
 
     reader, writer = await asyncio.open_connection(running.host, running.port)
+    # 100 Continue comes once the handler reads the body, with the drive already taken: without
+    # it, a busy machine could serve the destroy below before the write's headers were read.
     writer.write(f"POST /drives/{drive}/write/0 HTTP/1.1\r\nHost: x\r\nAuthorization: {running.auth}\r\n"
-                 f"Content-Length: {2 * MiB}\r\n\r\n".encode() + b"\xee" * MiB)  # half, then nothing
+                 f"Expect: 100-continue\r\nContent-Length: {2 * MiB}\r\n\r\n".encode())
+    assert (await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 60)).startswith(b"HTTP/1.1 100")
+    writer.write(b"\xee" * MiB)  # half, then nothing
     await writer.drain()
     start = loop.time()
     # While it stalls the drive is busy: it cannot be destroyed under the upload.

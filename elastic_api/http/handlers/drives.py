@@ -59,31 +59,52 @@ T = TypeVar("T")
 CLIENT_CHECK = 1.0
 
 
+# An interim answer every HTTP/1.1 client must skip (RFC 9110 §15.2), sent to tell a client that
+# only shut down its sending side from one that closed its socket.
+_PROBE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
 def _client_gone(request: web.Request) -> bool:
     transport = request.transport
-    return transport is None or transport.is_closing()
+    if transport is None or transport.is_closing():
+        return True
+    if getattr(transport.get_protocol(), "client_done", False):
+        # The client's end of the stream came in while the write is still at work. A client that
+        # half-closed waits for its answer; one that closed its socket is gone, and its kernel
+        # answers the probe with a reset, which the next look finds as a closing transport.
+        transport.write(_PROBE)
+    return False
 
 
 async def _while_connected(request: web.Request, work: Awaitable[T]) -> T:
     """`work`, cancelled if the client closes its connection first. aiohttp does not cancel a
     handler whose client left, so a write stuck on its storage would keep its upload slot (and
-    its drive busy) for nobody; cancelled, it gives both back."""
-    task = asyncio.ensure_future(work)
+    its drive busy) for nobody; cancelled, it gives both back. The work runs in the handler's
+    own task, from its first step, exactly as when awaited directly; a watcher cancels it."""
+    handler = asyncio.current_task()
+    assert handler is not None
+    loop = asyncio.get_running_loop()
+    gone = False
+    timer: asyncio.TimerHandle | None = None
+
+    def check() -> None:
+        nonlocal gone, timer
+        if _client_gone(request):
+            gone, timer = True, None
+            handler.cancel()
+        else:
+            timer = loop.call_later(CLIENT_CHECK, check)
+
+    timer = loop.call_later(CLIENT_CHECK, check)
     try:
-        while True:
-            done, _ = await asyncio.wait([task], timeout=CLIENT_CHECK)
-            if done:
-                return task.result()
-            if _client_gone(request):
-                task.cancel()
-                await asyncio.wait([task])
-                if not task.cancelled() and task.exception() is None:
-                    return task.result()  # it finished just as the client left
-                raise ClientGoneError("the client closed the connection before the write finished")
+        return await work
+    except asyncio.CancelledError:
+        if gone and handler.uncancel() == 0:
+            raise ClientGoneError("the client closed the connection before the write finished") from None
+        raise
     finally:
-        if not task.done():
-            task.cancel()
-            await asyncio.wait([task])
+        if timer is not None:
+            timer.cancel()
 
 
 async def write(call: Call) -> NoContent:
