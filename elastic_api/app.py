@@ -68,12 +68,14 @@ def create_app(config: Config, *, store: Store, storage: Storage, hypervisor: Hy
         await hypervisor.open()
         try:
             hypervisor.on_event(services.servers.on_event)
+            hypervisor.on_host_back(services.servers.on_host_back)
             await services.servers.reconcile()
             await services.drives.sweep_orphans()
             await services.imaging.resume()
             yield
         finally:
             hypervisor.on_event(None)
+            hypervisor.on_host_back(None)
             await services.imaging.close()
             await storage.close()
             await hypervisor.close()

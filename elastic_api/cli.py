@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from elastic_api import config as configuration
+from elastic_api import installation as installations
 from elastic_api.app import create_app
 from elastic_api.config import Config, parse_listen
 from elastic_api.errors import ConfigError, ElasticError
@@ -26,12 +27,12 @@ def make_storage(config: Config) -> Storage:
                 luks_lanes=config.luks_lanes, storage_timeout=config.storage_timeout)
 
 
-def serve(config: Config, listen: str | None) -> int:
+def serve(config: Config, installation: str, listen: str | None) -> int:
     host, port = parse_listen(listen or config.listen)
     from elastic_api.hypervisor.libvirt_driver import LibvirtHypervisor
 
-    app = create_app(config, store=SqliteStore(config.db_path, reserve=config.db_reserve), storage=make_storage(config),
-                     hypervisor=LibvirtHypervisor.from_config(config))
+    app = create_app(config, store=SqliteStore(config.db_path, reserve=config.db_reserve),
+                     storage=make_storage(config), hypervisor=LibvirtHypervisor.from_config(config, installation))
     from elastic_api.http.server import batched_access_log, serve as serve_http
 
     def ready(site: object) -> None:
@@ -39,8 +40,8 @@ def serve(config: Config, listen: str | None) -> int:
         gc.collect()
         gc.freeze()
         gc.set_threshold(config.gc_threshold, *gc.get_threshold()[1:])
-        logging.getLogger(__name__).info("elastic-api listening on %s:%d, data in %s", host, port,
-                                         config.data_dir.resolve())
+        logging.getLogger(__name__).info("elastic-api listening on %s:%d, data in %s, installation %s",
+                                         host, port, config.data_dir.resolve(), installation)
 
     with batched_access_log(sys.stderr):
         asyncio.run(serve_http(app, config, host, port, ready))
@@ -139,8 +140,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=config.log_level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
+        # Every command, not only serve: the data directory is one installation's from its first
+        # use, and a damaged ID file is reported before anything acts on the data.
+        installation = installations.load_or_create(config.data_dir)
         if args.command == "serve":
-            return serve(config, args.listen)
+            return serve(config, installation, args.listen)
         if args.command == "user" and args.action == "create":
             return asyncio.run(user_create(config, args.name))
         if args.command == "user" and args.action == "set-quota":

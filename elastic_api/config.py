@@ -94,6 +94,10 @@ class Config:
     vlan_network_prefix: str = "elastic-vlan-"
 
     # Limits. Each says why its default is what it is.
+    # Seconds between attempts to reopen a lost libvirt connection: a guest that stopped while its
+    # host was out of reach is put right within this long of the host's return, and an attempt
+    # costs one connect (keepalives take ~20 s to notice a dead remote host anyway).
+    host_reconnect_interval: float = 5.0
     # Metadata bodies are a few hundred bytes of keys; 64 KiB leaves room for many user:* keys.
     max_metadata_body: int = 64 * KiB
     # The one page size a list may ask for; larger pages belong in several requests.
@@ -331,6 +335,9 @@ def from_mapping(data: dict[str, Any]) -> Config:
             raise ConfigError(f"{key} must be 0 or more")
     if config.storage_timeout < 1:
         raise ConfigError("storage_timeout must be at least 1")
+    interval = config.host_reconnect_interval
+    if isinstance(interval, bool) or not isinstance(interval, (int, float)) or not 0 < interval <= 3600:
+        raise ConfigError("host_reconnect_interval must be a number of seconds above 0 and at most 3600")
     for key in ("public_network", "vlan_network_prefix"):
         if not _NETWORK_NAME.match(getattr(config, key)):
             raise ConfigError(f"{key} must be 1 to 64 letters, digits, '_', '.' or '-'")

@@ -65,6 +65,11 @@ class Failed(Error):
     """The command was valid but a backend (hypervisor, qemu tools) refused it."""
 
 
+class Unreachable(Failed):
+    """A host the command needs cannot be reached (its libvirtd is down, or the network to it),
+    and nothing was sent to it: no host is full, and asking again later may work."""
+
+
 class Internal(Error):
     """A fault of ours; the details are logged, never answered."""
 
@@ -97,6 +102,7 @@ MissingError = NotFound
 MethodError = MethodNotAllowed
 BusyError = Busy
 FailedError = Failed
+UnreachableError = Unreachable
 InternalError = Internal
 FullError = Full
 UnavailableError = Unavailable

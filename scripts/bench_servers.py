@@ -21,6 +21,9 @@ from elastic_api.hypervisor.libvirt_driver import LibvirtHypervisor  # noqa: E40
 from elastic_api.model.server import parse_config  # noqa: E402
 from tests.hypervisor.bootsector_image import BOOT_MARKER, write_boot_image  # noqa: E402
 
+# The raw-libvirt benchmark's guests belong to an installation of their own, made per run.
+INSTALLATION = str(uuid.uuid4())
+
 HOST = "bench"
 HOST_CORE_MHZ = 2000
 
@@ -38,7 +41,7 @@ class Guest:
                                "ide:0:0": drive}, self.server)
         self.xml = domain_xml(DomainSpec(self.server, config, {"ide:0:0": DiskSpec(str(self.image), "raw")},
                                          serial_log=str(self.log), domain_type=domain_type,
-                                         host_core_mhz=HOST_CORE_MHZ))
+                                         host_core_mhz=HOST_CORE_MHZ, installation=INSTALLATION))
         self.xml_file = workdir / f"{self.server}.xml"
         self.xml_file.write_text(self.xml)
 
@@ -94,13 +97,14 @@ class ApiBench:
 
         from elastic_api.app import SERVICES, create_app
         from elastic_api.hypervisor.libvirt_driver import LibvirtHypervisor
+        from elastic_api.installation import load_or_create
         from elastic_api.storage.pool import Pool
         from elastic_api.store.sqlite import SqliteStore
 
         config = self.config
         app = create_app(config, store=SqliteStore(config.db_path),
                          storage=Pool(config.pool_dir, config.images_dir),
-                         hypervisor=LibvirtHypervisor.from_config(config))
+                         hypervisor=LibvirtHypervisor.from_config(config, load_or_create(config.data_dir)))
         self.runner = web.AppRunner(app, auto_decompress=False, access_log=None)
         await self.runner.setup()
         site = web.TCPSite(self.runner, "127.0.0.1", 0)  # loopback only
@@ -182,7 +186,8 @@ async def bench_api(args: argparse.Namespace, workdir: Path, hypervisor: Libvirt
 
 async def bench(args: argparse.Namespace) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="elastic-bench-", dir="/var/tmp"))
-    hypervisor = LibvirtHypervisor([HostConfig(HOST, args.uri)], host_core_mhz=HOST_CORE_MHZ)
+    hypervisor = LibvirtHypervisor([HostConfig(HOST, args.uri)], installation=INSTALLATION,
+                                   host_core_mhz=HOST_CORE_MHZ)
     await hypervisor.open()
     started: list[str] = []
     try:

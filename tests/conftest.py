@@ -121,13 +121,14 @@ async def app(config: Config) -> Any:
 def make_app(config: Config) -> Any:
     """The real application on a config's data dir: SQLite, the drive pool, libvirt hosts."""
     from elastic_api.hypervisor.libvirt_driver import LibvirtHypervisor
+    from elastic_api.installation import load_or_create
     from elastic_api.storage.pool import Pool
 
     return create_app(config, store=SqliteStore(config.db_path, reserve=config.db_reserve),
                       storage=Pool(config.pool_dir, config.images_dir, chunk=config.stream_chunk,
                                    buffer=config.write_buffer, export_idle=config.qcow2_export_idle,
                                    luks_lanes=config.luks_lanes, storage_timeout=config.storage_timeout),
-                      hypervisor=LibvirtHypervisor.from_config(config))
+                      hypervisor=LibvirtHypervisor.from_config(config, load_or_create(config.data_dir)))
 
 
 async def started_client(app: Any) -> Any:
@@ -175,3 +176,12 @@ async def alice(make_user: Any) -> Api:
 @pytest.fixture
 async def bob(make_user: Any) -> Api:
     return await make_user("bob")
+
+
+@pytest.fixture
+async def objects(alice: Api) -> dict[str, str]:
+    """One drive, one stopped server and one VLAN of alice's: an object for every route's ID."""
+    drive = (await alice.create_drive())["drive"]
+    server = (await alice.call("/servers/create/stopped", {"name": "s", "cpu": "1000", "mem": "64"})).props()["server"]
+    vlan = (await alice.call("/resources/vlan/create", {"name": "v"})).props()["resource"]
+    return {"drive": drive, "server": server, "vlan": vlan}

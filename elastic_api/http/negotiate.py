@@ -8,7 +8,7 @@ from aiohttp import web
 
 from elastic_api.errors import (
     Busy, ClientGone, Error, Failed, Full, Internal, Invalid, MethodNotAllowed, NotFound, QuotaExceeded, TooLarge,
-    TooSlow, Unauthenticated, Unavailable,
+    TooSlow, Unauthenticated, Unavailable, Unreachable,
 )
 from elastic_api.model.properties import (
     Info, render_json, render_list, render_properties, render_properties_list,
@@ -85,6 +85,8 @@ ANSWERS: dict[type[Error], tuple[int, str]] = {
     TooLarge: (413, "usage"),
     ClientGone: (499, "usage"),  # nginx's "client closed request": only the access log sees it
     Failed: (500, "failed"),
+    # 503, not 507: no host is full; the word stays `failed`, PROTOCOL.md's table has no other.
+    Unreachable: (503, "failed"),
     Internal: (500, "system"),
     Unavailable: (503, "busy"),
     Full: (507, "full"),

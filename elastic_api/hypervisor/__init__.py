@@ -8,20 +8,30 @@ from elastic_api.hypervisor.network import PublicNetwork
 
 # `await handler(server_uuid, event)`; event is "started", "stopped", "paused" or "resumed".
 EventHandler = Callable[[str, str], Awaitable[None]]
+# `await handler(host)`: the host's connection is back after a loss; what happened meanwhile was
+# never reported as events.
+HostHandler = Callable[[str], Awaitable[None]]
 
 
 class Hypervisor(Protocol):
     """What the service layer asks of the hypervisor (LibvirtHypervisor, or a fake in tests).
-    Failures are FailedError (the hypervisor refused), FullError (no room)."""
+    Failures are FailedError (the hypervisor refused), UnreachableError (a FailedError: the host
+    could not be reached), FullError (no room). Every object it lists, sweeps or reports events
+    of is this installation's (see LibvirtHypervisor)."""
 
     @property
     def host_names(self) -> tuple[str, ...]: ...
+
+    @property
+    def installation(self) -> str: ...
 
     async def open(self) -> None: ...
 
     async def close(self) -> None: ...
 
     def on_event(self, handler: EventHandler | None) -> None: ...
+
+    def on_host_back(self, handler: HostHandler | None) -> None: ...
 
     async def kvm_available(self, host: str) -> bool: ...
 
@@ -37,7 +47,7 @@ class Hypervisor(Protocol):
 
     async def dhcp_hosts(self, host: str, name: str) -> dict[str, str] | None: ...
 
-    async def set_dhcp_host(self, host: str, name: str, mac: str, ip: str) -> None: ...
+    async def set_dhcp_host(self, host: str, name: str, mac: str, ip: str, ours: Collection[str]) -> None: ...
 
     async def remove_dhcp_host(self, host: str, name: str, mac: str, ip: str) -> None: ...
 
@@ -49,7 +59,8 @@ class Hypervisor(Protocol):
 
     async def remove_secrets(self, host: str, server: str) -> None: ...
 
-    async def sweep_secrets(self, running: Collection[str]) -> None: ...
+    async def sweep_secrets(self, running: Collection[str], adopt: Collection[str] = (),
+                            hosts: Collection[str] | None = None) -> None: ...
 
     async def stop(self, host: str, server: str) -> None: ...
 
@@ -63,7 +74,7 @@ class Hypervisor(Protocol):
 
     async def stats(self, host: str, server: str) -> dict[str, int]: ...
 
-    async def running(self) -> dict[str, str]: ...
+    async def running(self, adopt: Collection[str] = (), hosts: Collection[str] | None = None) -> dict[str, str]: ...
 
 
-__all__ = ["EventHandler", "Hypervisor"]
+__all__ = ["EventHandler", "HostHandler", "Hypervisor"]

@@ -10,8 +10,16 @@ from elastic_api.errors import InternalError, UsageError
 from elastic_api.model.ids import is_id
 from elastic_api.model.server import ServerConfig, vcpu_count
 
-# Every domain we run is named so; anything else on a host is not ours and is left alone.
+# Every domain we run is named so; anything else on a host is not ours and is left alone. A name
+# alone does not make a domain ours: another installation on the same libvirtd names its own so.
 DOMAIN_PREFIX = "elastic-"
+# Our XML namespace in libvirt <metadata> (domains, networks): it holds the installation ID that
+# says which installation made the object. A constant: changing it would disown every object.
+XMLNS = "https://elastic-api.example/xmlns/1"
+XMLNS_PREFIX = "elastic"
+INSTALLATION_TAG = f"{{{XMLNS}}}installation"
+# A secret's description: `elastic-<server> installation <ID>` (secrets have no <metadata>).
+SECRET_INSTALLATION_WORD = "installation"
 # The CFS period libvirt applies quotas against: 100 ms is the kernel's default period.
 CPU_PERIOD_US = 100_000
 # The kernel refuses CFS quotas under 1 ms.
@@ -59,6 +67,9 @@ class DomainSpec:
     # but nested or unusual hosts refuse them (QEMU cannot set some MSRs), so it is opt-in.
     cpu_mode: str | None = None
     default_network: str = DEFAULT_NETWORK
+    # The installation starting the domain (see elastic_api.installation): written into its
+    # <metadata>, it is what makes the domain this installation's and no other's.
+    installation: str = ""
 
 
 def domain_name(server: str) -> str:
@@ -68,6 +79,42 @@ def domain_name(server: str) -> str:
 def server_of(domain_name: str) -> str | None:
     """The server UUID of one of our domains, or None for a domain that is not ours."""
     return domain_name[len(DOMAIN_PREFIX):] if domain_name.startswith(DOMAIN_PREFIX) else None
+
+
+def metadata_element(installation: str) -> ET.Element:
+    """<metadata> holding our installation element: for domains and networks alike."""
+    ET.register_namespace(XMLNS_PREFIX, XMLNS)
+    metadata = ET.Element("metadata")
+    ET.SubElement(metadata, INSTALLATION_TAG).text = installation
+    return metadata
+
+
+def installation_of(xml: str | ET.Element) -> str | None:
+    """The installation ID in a domain's or network's <metadata>, or None when it has none (made
+    by no installation, or by one from before installation IDs)."""
+    root = ET.fromstring(xml) if isinstance(xml, str) else xml
+    text = root.findtext(f"metadata/{INSTALLATION_TAG}")
+    return text.strip() if text is not None and text.strip() else None
+
+
+def secret_description(server: str, installation: str) -> str:
+    return f"{domain_name(server)} {SECRET_INSTALLATION_WORD} {installation}"
+
+
+def secret_owner(description: str) -> tuple[str | None, str | None]:
+    """(server UUID, installation ID) of a secret by its description: (None, None) for a secret
+    that is not one of ours at all; (server, None) for one from before installation IDs."""
+    words = description.split()
+    if not words:
+        return None, None
+    server = server_of(words[0])
+    if server is None or not is_id(server):
+        return None, None
+    if len(words) == 1:
+        return server, None
+    if len(words) == 3 and words[1] == SECRET_INSTALLATION_WORD and is_id(words[2]):
+        return server, words[2]
+    return None, None
 
 
 def cpu_quota(cpu_mhz: int, host_core_mhz: int, vcpus: int) -> int:
@@ -133,6 +180,8 @@ def _boot_order(spec: DomainSpec) -> dict[str, int]:
 
 
 def _check(spec: DomainSpec) -> None:
+    if not is_id(spec.installation):
+        raise InternalError(f"a domain needs its installation's ID, not {spec.installation!r}")
     if spec.domain_type not in DOMAIN_TYPES:
         raise InternalError(f"domain type must be kvm or qemu, not {spec.domain_type!r}")
     if spec.cpu_mode is not None and spec.cpu_mode not in CPU_MODES:
@@ -193,19 +242,23 @@ def _disk(devices: ET.Element, spec: DomainSpec, device: str, boot: Mapping[str,
         _sub(disk, "address", type="drive", controller="0", bus="0", target="0", unit=numbers[1])
 
 
-def secret_xml(uuid: str, server: str) -> str:
+def secret_xml(uuid: str, server: str, installation: str) -> str:
     """A libvirt secret for one encrypted drive of one run of a server: ephemeral (never written to
-    disk) and private (libvirt never hands its value back), described by the domain's name so
-    that the server's secrets can be found and removed when it stops."""
+    disk) and private (libvirt never hands its value back), described by the domain's name and
+    the installation's ID (see secret_owner) so that the server's secrets can be found and
+    removed when it stops, by this installation only."""
+    if not is_id(installation):
+        raise InternalError(f"a secret needs its installation's ID, not {installation!r}")
     secret = ET.Element("secret", ephemeral="yes", private="yes")
     _sub(secret, "uuid", uuid)
-    _sub(secret, "description", domain_name(server))
+    _sub(secret, "description", secret_description(server, installation))
     return ET.tostring(secret, encoding="unicode")
 
 
 def domain_xml(spec: DomainSpec) -> str:
     """The transient domain for one run of a server: its UUID is the server's, its name
-    `elastic-<uuid>`, and the user's name only ever appears escaped, as the title."""
+    `elastic-<uuid>`, its <metadata> names the installation that runs it, and the user's name
+    only ever appears escaped, as the title."""
     _check(spec)
     config = spec.config
     vcpus = vcpu_count(config, spec.host_core_mhz)
@@ -215,6 +268,7 @@ def domain_xml(spec: DomainSpec) -> str:
     _sub(domain, "name", domain_name(spec.server))
     _sub(domain, "uuid", spec.server)
     _sub(domain, "title", config.name)
+    domain.append(metadata_element(spec.installation))
     _sub(domain, "memory", str(config.mem), unit="MiB")
     _sub(domain, "vcpu", str(vcpus), placement="static")
     cputune = _sub(domain, "cputune")
@@ -285,12 +339,17 @@ __all__ = [
     "DEFAULT_NETWORK",
     "DOMAIN_PREFIX",
     "LOOPBACK",
+    "XMLNS",
     "DiskSpec",
     "DomainSpec",
     "cpu_quota",
     "device_of_target",
     "domain_name",
     "domain_xml",
+    "installation_of",
+    "metadata_element",
+    "secret_description",
+    "secret_owner",
     "secret_xml",
     "server_of",
     "target_dev",

@@ -8,10 +8,12 @@ from collections.abc import Callable
 import libvirt
 
 from elastic_api.config import HostConfig
-from elastic_api.errors import FailedError
+from elastic_api.errors import UnreachableError
 
 # (host name, domain name, server UUID, libvirt event, libvirt detail); called on the loop thread.
 LifecycleSink = Callable[[str, str, str, int, int], None]
+# (host name): its connection opened again after it was lost or could not be opened.
+ReconnectSink = Callable[[str], None]
 
 # Keepalive on remote connections: a probe every 5 s, given up after 3 unanswered, so a dead
 # host is noticed in about 20 s instead of at the next TCP timeout.
@@ -23,7 +25,7 @@ class Host:
     """A configured host and its libvirt connection. Every method that blocks runs in a worker
     thread; the connection is opened on first use and reopened after libvirt reports it lost."""
 
-    def __init__(self, config: HostConfig, sink: LifecycleSink) -> None:
+    def __init__(self, config: HostConfig, sink: LifecycleSink, reconnected: ReconnectSink) -> None:
         self.name = config.name
         self.uri = config.uri
         self.mem_mb = config.mem_mb
@@ -32,8 +34,12 @@ class Host:
         self.reserved: dict[str, int] = {}
         self.reserve_lock = asyncio.Lock()
         self._sink = sink
+        self._reconnected = reconnected
         self._conn: libvirt.virConnect | None = None
         self._lost = False
+        # Events may have been missed since the last time the host was known: set when its
+        # connection is lost or cannot be opened, cleared (and reported) when it opens again.
+        self._missed = False
         self._event_id: int | None = None
         self._open_lock = asyncio.Lock()
         self._log = logging.getLogger(__name__)
@@ -43,7 +49,8 @@ class Host:
         return self._conn is not None and not self._lost
 
     async def connection(self) -> libvirt.virConnect:
-        """The open connection, (re)opening it when needed; FailedError when the host is unreachable."""
+        """The open connection, (re)opening it when needed; UnreachableError when the host cannot be
+        reached (nothing was sent to it). A reopening after a loss is reported to `reconnected`."""
         if self._conn is not None and not self._lost:
             return self._conn
         async with self._open_lock:
@@ -55,14 +62,29 @@ class Host:
             try:
                 self._conn = await asyncio.to_thread(self._open)
             except libvirt.libvirtError as e:
+                self._missed = True
                 self._log.warning("host %s (%s): cannot connect: %s", self.name, self.uri, e)
-                raise FailedError(f"host {self.name} is unreachable") from None
+                raise UnreachableError(f"host {self.name} is unreachable") from None
             self._lost = False
+            if self._missed:
+                self._missed = False
+                self._reconnected(self.name)
             return self._conn
+
+    def alive(self) -> bool:
+        """Whether the open connection still works: a local check, no call to the host (blocks
+        on the connection's lock, so call it from a worker thread)."""
+        conn = self._conn
+        if conn is None:
+            return False
+        try:
+            return bool(conn.isAlive())
+        except libvirt.libvirtError:
+            return False
 
     def mark_lost(self) -> None:
         """The connection failed under a call: reopen it next time."""
-        self._lost = True
+        self._lost = self._missed = True
 
     async def close(self) -> None:
         conn, self._conn = self._conn, None
@@ -103,8 +125,8 @@ class Host:
             pass
 
     def _closed(self, _conn: libvirt.virConnect, reason: int, _opaque: object) -> None:
-        self._log.warning("host %s: connection lost (reason %d); reconnecting on next use", self.name, reason)
-        self._lost = True
+        self._log.warning("host %s: connection lost (reason %d); reconnecting", self.name, reason)
+        self._lost = self._missed = True
 
     def _lifecycle(self, _conn: libvirt.virConnect, dom: libvirt.virDomain, event: int, detail: int,
                    _opaque: object) -> None:

@@ -11,11 +11,14 @@ import libvirt
 import libvirtaio
 
 from elastic_api.config import Config, HostConfig
-from elastic_api.errors import FailedError, FullError
-from elastic_api.hypervisor import EventHandler
-from elastic_api.hypervisor.domain import CPU_PERIOD_US, cpu_quota, device_of_target, secret_xml, server_of
+from elastic_api.errors import FailedError, FullError, InternalError, UnreachableError
+from elastic_api.hypervisor import EventHandler, HostHandler
+from elastic_api.hypervisor.domain import (
+    CPU_PERIOD_US, cpu_quota, device_of_target, installation_of, secret_owner, secret_xml, server_of,
+)
 from elastic_api.hypervisor.events import drain, ensure_event_loop
 from elastic_api.hypervisor.hosts import Host
+from elastic_api.model.ids import is_id
 from elastic_api.hypervisor.network import (
     PublicNetwork, dhcp_host_xml, dhcp_hosts, isolated_network_xml, public_network_differs, public_network_xml,
 )
@@ -93,13 +96,17 @@ def _update_dhcp_host(network: libvirt.virNetwork, command: int, mac: str, ip: s
     if network.isPersistent():
         flags |= libvirt.VIR_NETWORK_UPDATE_AFFECT_CONFIG
     network.update(command, libvirt.VIR_NETWORK_SECTION_IP_DHCP_HOST, -1, dhcp_host_xml(mac, ip), flags)
-def _define_secrets(conn: libvirt.virConnect, server: str, secrets: Mapping[str, bytes]) -> None:
+
+
+def _define_secrets(conn: libvirt.virConnect, server: str, installation: str, secrets: Mapping[str, bytes]) -> None:
     for uuid, value in secrets.items():
-        conn.secretDefineXML(secret_xml(uuid, server), 0).setValue(value, 0)
+        conn.secretDefineXML(secret_xml(uuid, server, installation), 0).setValue(value, 0)
 
 
-def _remove_secrets(conn: libvirt.virConnect, gone: Callable[[str], bool]) -> int:
-    """Undefine our secrets (described by their server's domain name) whose server is gone."""
+def _remove_secrets(conn: libvirt.virConnect, gone: Callable[[str, str | None], bool]) -> int:
+    """Undefine the secrets (described by their server's domain name and installation, see
+    domain.secret_owner) for which gone(server, installation) holds; installation is None for a
+    secret from before installation IDs."""
     try:
         secrets = conn.listAllSecrets(0)
     except libvirt.libvirtError as e:
@@ -109,8 +116,8 @@ def _remove_secrets(conn: libvirt.virConnect, gone: Callable[[str], bool]) -> in
     removed = 0
     for secret in secrets:
         try:
-            server = server_of(ET.fromstring(secret.XMLDesc(0)).findtext("description") or "")
-            if server is not None and gone(server):
+            server, installation = secret_owner(ET.fromstring(secret.XMLDesc(0)).findtext("description") or "")
+            if server is not None and gone(server, installation):
                 secret.undefine()
                 removed += 1
         except libvirt.libvirtError as e:
@@ -133,24 +140,44 @@ def _memory_mb(root: ET.Element) -> int:
 class LibvirtHypervisor:
     """Servers as transient libvirt domains (UUID = the server's, name `elastic-<uuid>`) on the
     configured hosts. All methods are coroutines that keep libvirt's blocking calls off the loop;
-    libvirt's failures surface as FailedError with a client-safe message (details are logged)."""
+    libvirt's failures surface as FailedError with a client-safe message (details are logged).
 
-    def __init__(self, hosts: Sequence[HostConfig], *, host_core_mhz: int = 2000) -> None:
+    One libvirtd may serve several installations. Every domain, network and secret this one makes
+    carries its installation ID (domain.installation_of, domain.secret_owner), and listing,
+    sweeping and events act only on objects with that ID. Objects from before installation IDs
+    carry none: a domain or secret without an ID is adopted when the caller names its server
+    (`adopt`: the servers its database knows), and is left alone otherwise. Memory placement
+    counts every `elastic-` guest on a host, whoever runs it: they all hold memory."""
+
+    def __init__(self, hosts: Sequence[HostConfig], *, installation: str, host_core_mhz: int = 2000,
+                 reconnect_interval: float = 5.0) -> None:
         if not hosts:
             raise FailedError("no hosts configured")
-        self._hosts = {config.name: Host(config, self._on_lifecycle) for config in hosts}
+        if not is_id(installation):
+            raise InternalError(f"the hypervisor needs the installation's ID, not {installation!r}")
+        self.installation = installation
+        self._hosts = {config.name: Host(config, self._on_lifecycle, self._on_reconnect) for config in hosts}
         self._host_core_mhz = host_core_mhz
+        self._reconnect_interval = reconnect_interval
         self._handler: EventHandler | None = None
+        self._host_handler: HostHandler | None = None
+        # Servers whose domains are known to be this installation's (started here, or found with
+        # our ID or adopted by running()): a "stopped" event can no longer be checked against the
+        # domain, which is gone by then.
+        self._ours: set[str] = set()
+        # (host, server, event); server "" with event "reconnected" for a host whose connection came back.
         self._events: asyncio.Queue[tuple[str, str, str]] | None = None
         self._deliverer: asyncio.Task[None] | None = None
+        self._watcher: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._kvm: dict[str, bool] = {}
         self._impl: libvirtaio.virEventAsyncIOImpl | None = None
         self._log = logging.getLogger(__name__)
 
     @classmethod
-    def from_config(cls, config: Config) -> LibvirtHypervisor:
-        return cls(config.hosts, host_core_mhz=config.host_core_mhz)
+    def from_config(cls, config: Config, installation: str) -> LibvirtHypervisor:
+        return cls(config.hosts, installation=installation, host_core_mhz=config.host_core_mhz,
+                   reconnect_interval=config.host_reconnect_interval)
 
     @property
     def host_names(self) -> tuple[str, ...]:
@@ -171,15 +198,17 @@ class LibvirtHypervisor:
         for result in results:
             if isinstance(result, BaseException) and not isinstance(result, FailedError):
                 raise result
+        self._watcher = asyncio.create_task(self._watch(), name="hypervisor-reconnect")
 
     async def close(self) -> None:
-        if self._deliverer is not None:
-            self._deliverer.cancel()
-            try:
-                await self._deliverer
-            except asyncio.CancelledError:
-                pass
-            self._deliverer = None
+        for task in (self._watcher, self._deliverer):
+            if task is not None:
+                task.cancel()
+                try:
+                    await task
+                except asyncio.CancelledError:
+                    pass
+        self._watcher = self._deliverer = None
         for host in self._hosts.values():
             await host.close()
         if self._impl is not None:
@@ -188,8 +217,15 @@ class LibvirtHypervisor:
 
     def on_event(self, handler: EventHandler | None) -> None:
         """Deliver each of our domains' lifecycle events as `await handler(server, event)`, in
-        order, one at a time; event is "started", "stopped", "paused" or "resumed"."""
+        order, one at a time; event is "started", "stopped", "paused" or "resumed". Events of
+        domains another installation runs are dropped."""
         self._handler = handler
+
+    def on_host_back(self, handler: HostHandler | None) -> None:
+        """`await handler(host)` when a host's connection opens again after it was lost (or
+        could not be opened at start-up), in order with the domains' events: what happened on
+        the host meanwhile was never reported, so the caller reconciles it."""
+        self._host_handler = handler
 
     def _on_lifecycle(self, host: str, name: str, uuid: str, event: int, detail: int) -> None:
         server = server_of(name)
@@ -200,6 +236,39 @@ class LibvirtHypervisor:
         # libvirt dispatches events on the loop's thread; call_soon_threadsafe keeps this safe anyway.
         self._loop.call_soon_threadsafe(self._events.put_nowait, (host, server, word))
 
+    def _on_reconnect(self, host: str) -> None:
+        if self._loop is not None and self._events is not None:
+            self._loop.call_soon_threadsafe(self._events.put_nowait, (host, "", "reconnected"))
+
+    async def _watch(self) -> None:
+        """Reopen lost connections without waiting for a client to need them: a guest that
+        stopped while its host was out of reach is only noticed once the host is back. A
+        connection libvirt has given up on (keepalives unanswered, socket closed) without its
+        close callback having come yet counts as lost too."""
+        while True:
+            await asyncio.sleep(self._reconnect_interval)
+            for host in self._hosts.values():
+                if host.connected and not await asyncio.to_thread(host.alive):
+                    host.mark_lost()
+                if not host.connected:
+                    try:
+                        await host.connection()
+                    except FailedError:
+                        pass  # logged by the host; tried again next round
+
+    async def _ours_now(self, host: str, server: str) -> bool:
+        """Whether the running domain of server on host carries our installation ID (for a
+        "started" event of a domain we did not start: one adopted, or another installation's)."""
+        def read(conn: libvirt.virConnect) -> str | None:
+            try:
+                return installation_of(conn.lookupByUUIDString(server).XMLDesc(0))
+            except libvirt.libvirtError:
+                return None
+        try:
+            return await self._call(host, "look up server", read) == self.installation
+        except FailedError:
+            return False
+
     async def _deliver(self) -> None:
         assert self._events is not None
         # The last event delivered per running server: QEMU starts paused and libvirt resumes it
@@ -207,6 +276,15 @@ class LibvirtHypervisor:
         last: dict[str, str] = {}
         while True:
             host, server, word = await self._events.get()
+            if word == "reconnected":
+                await self._host_back(host)
+                continue
+            if server not in self._ours:
+                if word == "started" and await self._ours_now(host, server):
+                    self._ours.add(server)
+                else:
+                    self._log.debug("host %s: server %s %s: not this installation's domain", host, server, word)
+                    continue
             if word == "resumed" and last.get(server) != "paused":
                 continue
             if word == "stopped":
@@ -223,6 +301,18 @@ class LibvirtHypervisor:
                 await handler(server, word)
             except Exception:
                 self._log.exception("event handler failed for server %s %s", server, word)
+            if word == "stopped":
+                self._ours.discard(server)  # a new run is ours again from its start()
+
+    async def _host_back(self, host: str) -> None:
+        handler = self._host_handler
+        self._log.info("host %s: connection is back", host)
+        if handler is None:
+            return
+        try:
+            await handler(host)
+        except Exception:
+            self._log.exception("reconciling host %s after its connection came back failed", host)
 
     async def _active(self, host: str, server: str) -> bool:
         def active(conn: libvirt.virConnect) -> bool:
@@ -307,35 +397,47 @@ class LibvirtHypervisor:
 
     async def place(self, mem_mb: int, avoid_hosts: Collection[str] = ()) -> str:
         """The host a server of mem_mb should start on (see placement.choose_host); unreachable
-        hosts are skipped. FullError when no host has room."""
+        hosts are skipped. FullError when every host answered and none has room;
+        UnreachableError when no host that answered has room but some did not answer (one of
+        them may have room once it is back: the client should ask again, not give up)."""
         hosts = list(self._hosts.values())
         rooms = await asyncio.gather(*(self._room_mb(host) for host in hosts), return_exceptions=True)
-        usable = []
+        usable, unreachable = [], []
         for host, room in zip(hosts, rooms, strict=True):
             if isinstance(room, FailedError):
+                unreachable.append(host.name)
                 continue
             if isinstance(room, BaseException):
                 raise room
             usable.append(HostRoom(host.name, room))
-        return choose_host(usable, mem_mb, avoid_hosts)
+        try:
+            return choose_host(usable, mem_mb, avoid_hosts)
+        except FullError:
+            if not unreachable:
+                raise
+            raise UnreachableError(f"no reachable host has room for a server of {mem_mb} MB; unreachable: "
+                                   f"{' '.join(unreachable)}") from None
 
     async def ensure_network(self, host: str, name: str, bridge: str | None = None) -> None:
         """An isolated libvirt network (a bridge with no forwarding, no host address, no DHCP) by
-        this name, created transient when missing: NICs on no other network, and each VLAN (whose
-        bridge name the caller derives)."""
+        this name, created transient (with our installation ID) when missing: NICs on no other
+        network, and each VLAN (whose bridge name the caller derives). One that exists is used
+        whoever made it: the default isolated network is shared by the installations on a host."""
         def ensure(conn: libvirt.virConnect) -> None:
-            network = _lookup_network(conn, name) or _create_network(conn, name, isolated_network_xml(name, bridge))
+            network = _lookup_network(conn, name) or _create_network(
+                conn, name, isolated_network_xml(name, self.installation, bridge))
             if not network.isActive():
                 network.create()
         await self._call(host, f"set up network {name}", ensure)
 
     async def ensure_public_network(self, host: str, public: PublicNetwork) -> None:
-        """The public network on host (see network.public_network_xml), created transient when
-        missing. One that exists with other addressing is not ours to change under running
+        """The public network on host (see network.public_network_xml), created transient (with
+        our installation ID) when missing. One that exists is shared, whichever installation made
+        it, and never removed by us; one with other addressing is not ours to change under running
         guests: FailedError, and the operator removes it or fixes the pool."""
         def ensure(conn: libvirt.virConnect) -> str | None:
-            network = _lookup_network(conn, public.name) or _create_network(conn, public.name,
-                                                                            public_network_xml(public))
+            network = _lookup_network(conn, public.name) or _create_network(
+                conn, public.name, public_network_xml(public, self.installation))
             if not network.isActive():
                 network.create()
             return public_network_differs(network.XMLDesc(0), public)
@@ -351,17 +453,31 @@ class LibvirtHypervisor:
             return None if network is None else dhcp_hosts(network.XMLDesc(0))
         return await self._call(host, f"read network {name}", read)
 
-    async def set_dhcp_host(self, host: str, name: str, mac: str, ip: str) -> None:
+    async def set_dhcp_host(self, host: str, name: str, mac: str, ip: str, ours: Collection[str]) -> None:
         """Reserve ip for mac in network `name`, live (and in its persistent config, if it has
-        one). Reservations left over for this MAC or this IP go first: the database, not libvirt,
-        says who holds an address."""
-        def update(conn: libvirt.virConnect) -> None:
+        one). Reservations left over for this MAC, or for this IP and a MAC in `ours` (the NICs
+        of the caller's own servers), go first: the database, not libvirt, says who holds an
+        address. An IP reserved for a MAC not in `ours` belongs to another installation sharing
+        the network, and is never taken from it: FailedError."""
+        replaceable = {m.lower() for m in ours} | {mac.lower()}
+
+        def update(conn: libvirt.virConnect) -> str | None:
             network = conn.networkLookupByName(name)
-            for old_mac, old_ip in dhcp_hosts(network.XMLDesc(0)).items():
+            reserved = dhcp_hosts(network.XMLDesc(0))
+            for old_mac, old_ip in reserved.items():
+                if old_ip == ip and old_mac not in replaceable:
+                    return old_mac
+            for old_mac, old_ip in reserved.items():
                 if old_mac == mac or old_ip == ip:
                     _update_dhcp_host(network, libvirt.VIR_NETWORK_UPDATE_COMMAND_DELETE, old_mac, old_ip)
             _update_dhcp_host(network, libvirt.VIR_NETWORK_UPDATE_COMMAND_ADD_LAST, mac, ip)
-        await self._call(host, f"reserve {ip} in network {name}", update)
+            return None
+        holder = await self._call(host, f"reserve {ip} in network {name}", update)
+        if holder is not None:
+            self._log.error("host %s: %s in network %s is reserved for %s, a NIC this installation does not know",
+                            host, ip, name, holder)
+            raise FailedError(f"could not reserve {ip} on host {host}: another installation sharing the "
+                              "network holds it")
 
     async def remove_dhcp_host(self, host: str, name: str, mac: str, ip: str) -> None:
         """Drop the reservation of ip for mac; a missing network or reservation is already done."""
@@ -372,16 +488,36 @@ class LibvirtHypervisor:
         await self._call(host, f"release {ip} in network {name}", update)
 
     async def networks(self, host: str, prefix: str) -> list[str]:
-        """Names of the networks on host that start with prefix (ours, by the prefix we gave them)."""
+        """Names of the networks on host that start with prefix and carry our installation ID.
+        Those without an ID (made before installation IDs) or with another's are not listed: no
+        name can prove that a network nobody claims was ours."""
         def names(conn: libvirt.virConnect) -> list[str]:
-            return sorted(n.name() for n in conn.listAllNetworks() if n.name().startswith(prefix))
+            found = []
+            for network in conn.listAllNetworks():
+                if not network.name().startswith(prefix):
+                    continue
+                try:
+                    owner = installation_of(network.XMLDesc(0))
+                except libvirt.libvirtError:
+                    continue  # removed since the list was taken
+                if owner == self.installation:
+                    found.append(network.name())
+                else:
+                    self._log.debug("host %s: network %s is not this installation's", host, network.name())
+            return sorted(found)
         return await self._call(host, "list networks", names)
 
     async def remove_network(self, host: str, name: str) -> None:
-        """Stop network `name` and forget it; one that does not exist is already gone."""
+        """Stop network `name` and forget it; one that does not exist is already gone. One that
+        carries another installation's ID is left alone (logged): only its maker removes it. One
+        without an ID (made before installation IDs) is the caller's by its name (a VLAN's UUID)."""
         def remove(conn: libvirt.virConnect) -> None:
             network = _lookup_network(conn, name)
             if network is None:
+                return
+            owner = installation_of(network.XMLDesc(0))
+            if owner is not None and owner != self.installation:
+                self._log.warning("host %s: network %s belongs to installation %s; not removed", host, name, owner)
                 return
             persistent = network.isPersistent()
             if network.isActive():
@@ -399,6 +535,8 @@ class LibvirtHypervisor:
         defined first and removed again if the domain does not start."""
         root = ET.fromstring(xml)
         server = root.findtext("uuid") or ""
+        if installation_of(root) != self.installation:
+            raise InternalError(f"server {server}: the domain XML does not carry this installation's ID")
         mem_mb = _memory_mb(root)
         target = self._host(host)
         async with target.reserve_lock:
@@ -415,13 +553,15 @@ class LibvirtHypervisor:
                 if e.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:
                     raise
             try:
-                _define_secrets(conn, server, secrets or {})
+                _define_secrets(conn, server, self.installation, secrets or {})
                 # No AUTODESTROY: guests keep running while the API restarts; running() finds them.
                 conn.createXML(xml, 0)
             except BaseException:
                 if secrets:
-                    _remove_secrets(conn, lambda owner: owner == server)
+                    _remove_secrets(conn, lambda owner, installation: owner == server
+                                    and installation == self.installation)
                 raise
+        self._ours.add(server)  # before the start, so that its "started" event is taken as ours
         try:
             await self._call(host, f"start server {server}", create)
         finally:
@@ -447,17 +587,24 @@ class LibvirtHypervisor:
         await self.remove_secrets(host, server)
 
     async def remove_secrets(self, host: str, server: str) -> None:
-        """Remove the secrets of a server that is not running (its guest has stopped)."""
+        """Remove the secrets of one of our servers that is not running (its guest has stopped):
+        those with our ID, and those from before installation IDs (the server is ours)."""
         await self._call(host, f"remove the secrets of server {server}",
-                         lambda conn: _remove_secrets(conn, lambda owner: owner == server))
+                         lambda conn: _remove_secrets(conn, lambda owner, installation: owner == server
+                                                      and installation in (None, self.installation)))
 
-    async def sweep_secrets(self, running: Collection[str]) -> None:
-        """Remove our secrets of every server not in `running`, on every host (at start-up: guests
-        that stopped while the API was down)."""
-        keep = set(running)
-        for name in self._hosts:
-            removed = await self._call(name, "remove stale secrets",
-                                       lambda conn: _remove_secrets(conn, lambda owner: owner not in keep))
+    async def sweep_secrets(self, running: Collection[str], adopt: Collection[str] = (),
+                            hosts: Collection[str] | None = None) -> None:
+        """Remove our secrets of every server not in `running`, on every host (or those named):
+        guests that stopped while the API was down or the host out of reach. Ours are those with
+        our ID, and those without one whose server is in `adopt`; others are never touched."""
+        keep, adopted = set(running), set(adopt)
+
+        def gone(owner: str, installation: str | None) -> bool:
+            mine = installation == self.installation or (installation is None and owner in adopted)
+            return mine and owner not in keep
+        for name in self._hosts if hosts is None else hosts:
+            removed = await self._call(name, "remove stale secrets", lambda conn: _remove_secrets(conn, gone))
             if removed:
                 self._log.info("host %s: removed %d secrets of servers no longer running", name, removed)
 
@@ -531,16 +678,35 @@ class LibvirtHypervisor:
         assert result is not None
         return result
 
-    async def running(self) -> dict[str, str]:
-        """Server UUID → host for every one of our domains running anywhere, to reconcile state at
-        start-up. FailedError if a host cannot be asked: "not running" must never be a guess."""
+    async def running(self, adopt: Collection[str] = (), hosts: Collection[str] | None = None) -> dict[str, str]:
+        """Server UUID → host for every one of our domains running anywhere (or on the hosts
+        named), to reconcile state. Ours: carrying our installation ID, or carrying none (made
+        before installation IDs) with a server in `adopt` or adopted before. A domain named
+        `elastic-*` with another installation's ID, or none and not adopted, is not ours: logged
+        at debug and left alone. FailedError if a host cannot be asked: "not running" must never
+        be a guess."""
+        adopted = set(adopt) | self._ours
+
         def ours(conn: libvirt.virConnect) -> list[str]:
-            names = (dom.name() for dom in conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE))
-            return [server for server in map(server_of, names) if server is not None]
+            found = []
+            for dom in conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE):
+                server = server_of(dom.name())
+                if server is None:
+                    continue
+                try:
+                    owner = installation_of(dom.XMLDesc(0))
+                except libvirt.libvirtError:
+                    continue  # gone since the list was taken
+                if owner == self.installation or (owner is None and server in adopted):
+                    found.append(server)
+                else:
+                    self._log.debug("domain %s is not this installation's (installation %s)", dom.name(), owner)
+            return found
         found: dict[str, str] = {}
-        for name in self._hosts:
+        for name in self._hosts if hosts is None else hosts:
             for server in await self._call(name, "list servers", ours):
                 found[server] = name
+        self._ours.update(found)
         return found
 
 

@@ -5,6 +5,8 @@ import hashlib
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 
+from elastic_api.hypervisor.domain import metadata_element
+
 # libvirt's namespace for raw dnsmasq options: the only way to hand out a nameserver that is not
 # dnsmasq itself.
 DNSMASQ_NS = "http://libvirt.org/schemas/network/dnsmasq/1.0"
@@ -34,10 +36,12 @@ def vlan_bridge(vlan: str) -> str:
     return name
 
 
-def isolated_network_xml(name: str, bridge: str | None = None) -> str:
-    """A bridge with no forwarding, no host address and no DHCP: guests on it reach each other only."""
+def isolated_network_xml(name: str, installation: str, bridge: str | None = None) -> str:
+    """A bridge with no forwarding, no host address and no DHCP: guests on it reach each other only.
+    Its <metadata> names the installation that made it (see domain.installation_of)."""
     root = ET.Element("network")
     ET.SubElement(root, "name").text = name
+    root.append(metadata_element(installation))
     attrs = {"stp": "on", "delay": "0"}
     if bridge is not None:
         attrs = {"name": bridge, **attrs}
@@ -45,12 +49,14 @@ def isolated_network_xml(name: str, bridge: str | None = None) -> str:
     return ET.tostring(root, encoding="unicode")
 
 
-def public_network_xml(network: PublicNetwork) -> str:
+def public_network_xml(network: PublicNetwork, installation: str) -> str:
     """The public network: no <forward> (isolated: the host routes nothing for guests), the
-    gateway as the host's address, DHCP over the pool's range, no DNS server of its own."""
+    gateway as the host's address, DHCP over the pool's range, no DNS server of its own. Its
+    <metadata> names the installation that made it; others with the same addressing share it."""
     ET.register_namespace("dnsmasq", DNSMASQ_NS)
     root = ET.Element("network")
     ET.SubElement(root, "name").text = network.name
+    root.append(metadata_element(installation))
     ET.SubElement(root, "bridge", stp="on", delay="0")
     # dnsmasq would otherwise answer (and forward) guests' DNS from the host.
     ET.SubElement(root, "dns", enable="no")

@@ -130,8 +130,9 @@ class ResourceService:
                                                     self.public.first, self.public.last)
                 async with self.locks.hold(f"public network on {host}"):
                     await self.hypervisor.ensure_public_network(host, self.public)
+                ours = await self.our_macs()
                 for lease in leases:
-                    await self.hypervisor.set_dhcp_host(host, self.public.name, lease.mac, lease.ip)
+                    await self.hypervisor.set_dhcp_host(host, self.public.name, lease.mac, lease.ip, ours)
                     networks[lease.nic] = self.public.name
             for nic in config.nics:
                 if nic.vlan is not None:
@@ -159,6 +160,14 @@ class ResourceService:
                                 record.server, lease.ip, host, e.message)
         await self.store.release_leases(record.owner, record.server)
 
+    async def our_macs(self) -> frozenset[str]:
+        """The MACs of every NIC of every server in our database: the public network's DHCP
+        reservations this installation may drop or replace. The public network is shared by the
+        installations on a libvirtd (its reservations carry no installation ID, and a name on
+        them would reach the guests as their hostname), so a reservation for any other MAC is
+        another installation's, and is left alone."""
+        return frozenset(nic.mac.lower() for record in await self.store.all_servers() for nic in record.config.nics)
+
     async def server_info(self, record: ServerRecord) -> Info:
         """What an active server's info says of its addresses: `nic:N:dhcp:ip`."""
         return {f"nic:{lease.nic}:dhcp:ip": lease.ip
@@ -167,9 +176,12 @@ class ResourceService:
     # -- start-up -------------------------------------------------------------------------------
     async def reconcile(self) -> None:
         """After the servers' own reconcile: forget addresses of servers that are not active;
-        make each host's public network hold exactly the reservations of the leases of servers
-        running there; remove VLAN networks (by our prefix) whose VLAN no longer exists. A host
-        that cannot be reached is logged and left for the next start-up."""
+        make each host's public network hold exactly the reservations of the leases of our servers
+        running there (reservations for MACs none of our servers has are another installation's
+        and stay); remove our VLAN networks (by our prefix and our installation ID) whose VLAN no
+        longer exists. The public and the default isolated network are never removed: other
+        installations' guests may use them. A host that cannot be reached is logged and left for
+        the next start-up."""
         dropped = await self.store.drop_stale_leases()
         if dropped:
             log.info("released %d addresses of servers that are not running", dropped)
@@ -177,14 +189,15 @@ class ResourceService:
         for host, lease in await self.store.active_leases():
             wanted.setdefault(host, []).append(lease)
         vlans = await self.store.all_vlan_ids()
+        ours = await self.our_macs()
         for host in self.hypervisor.host_names:
             try:
-                await self._reconcile_public(host, wanted.get(host, []))
+                await self._reconcile_public(host, wanted.get(host, []), ours)
                 await self._reconcile_vlans(host, vlans)
             except FailedError as e:
                 log.error("host %s: networks not reconciled: %s", host, e.message)
 
-    async def _reconcile_public(self, host: str, leases: list[Lease]) -> None:
+    async def _reconcile_public(self, host: str, leases: list[Lease], ours: frozenset[str]) -> None:
         reserved = await self.hypervisor.dhcp_hosts(host, self.public.name)
         if reserved is None:
             if not leases:
@@ -193,16 +206,20 @@ class ResourceService:
             reserved = {}
         want = {lease.mac: lease.ip for lease in leases}
         for mac, ip in reserved.items():
-            if want.get(mac) != ip:
+            if mac not in ours:
+                log.debug("host %s: reservation of %s for %s is another installation's", host, ip, mac)
+            elif want.get(mac) != ip:
                 log.info("host %s: dropping stale reservation of %s for %s", host, ip, mac)
                 await self.hypervisor.remove_dhcp_host(host, self.public.name, mac, ip)
         for mac, ip in want.items():
             if reserved.get(mac) != ip:
                 log.info("host %s: restoring reservation of %s for %s", host, ip, mac)
-                await self.hypervisor.set_dhcp_host(host, self.public.name, mac, ip)
+                await self.hypervisor.set_dhcp_host(host, self.public.name, mac, ip, ours)
 
     async def _reconcile_vlans(self, host: str, vlans: Collection[str]) -> None:
         prefix = self.config.vlan_network_prefix
+        # Only networks with our installation ID are listed: another installation's VLAN networks,
+        # and ones from before installation IDs (whose maker nothing records), are left alone.
         for name in await self.hypervisor.networks(host, prefix):
             vlan = name[len(prefix):]
             if not is_id(vlan) or vlan in vlans:

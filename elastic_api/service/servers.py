@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from elastic_api.config import Config
-from elastic_api.errors import BusyError, ElasticError, MissingError
+from elastic_api.errors import BusyError, ElasticError, FailedError, MissingError
 from elastic_api.hypervisor import Hypervisor
 from elastic_api.hypervisor.domain import DiskSpec, DomainSpec, domain_xml
 from elastic_api.model.ids import new_id, parse_id
@@ -129,6 +129,7 @@ class ServerService:
                     # password (or wanting TLS the host lacks) on loopback regardless.
                     vnc_listen=self.config.vnc_listen,
                     networks=networks,
+                    installation=self.hypervisor.installation,
                 )
                 xml = domain_xml(spec)
                 for slot in config.drives:  # our own qcow2 exports would hold the guest's write lock
@@ -244,28 +245,73 @@ class ServerService:
             return
         async with self.locks.hold(server):
             record = await self.store.get_server(owner, server)
-            if record is not None and record.status == ACTIVE:
-                running = await self.hypervisor.running()
+            if record is not None and record.status == ACTIVE and record.host is not None:
+                running = await self.hypervisor.running(hosts=[record.host])
                 if server not in running:
                     await self._stopped(owner, server)
 
     async def reconcile(self) -> None:
-        """At start-up: servers the database thinks active but no host runs (they stopped while
-        we were down) stop now; our domains no database row knows are powered off."""
-        running = await self.hypervisor.running()
+        """At start-up: every host is reconciled (reconcile_host). A host that cannot be reached
+        now is left as the database has it until its connection comes back (on_host_back), so one
+        dead host neither keeps the API from starting nor has its guests taken for stopped.
+        Servers active on a host no longer configured stopped with it. Then the resources."""
+        configured = set(self.hypervisor.host_names)
+        for record in await self.store.active_servers():
+            if record.host not in configured:
+                log.info("server %s was active on host %s, which is no longer configured", record.server, record.host)
+                await self._stopped(record.owner, record.server)
+        for host in self.hypervisor.host_names:
+            try:
+                await self.reconcile_host(host, sweep=True)
+            except FailedError as e:
+                log.error("host %s not reconciled (%s): it will be when its connection is back", host, e.message)
+        await self.resources.reconcile()
+
+    async def on_host_back(self, host: str) -> None:
+        """The host's connection came back after a loss: guests that stopped meanwhile sent no
+        event we saw, so reconcile it as at start-up (but for the secrets sweep: a libvirtd that
+        restarted has dropped its ephemeral secrets anyway, and starts under way define theirs)."""
+        await self.reconcile_host(host, sweep=False)
+
+    async def reconcile_host(self, host: str, *, sweep: bool) -> None:
+        """One host against the database. Servers the database holds active there but the host
+        no longer runs stopped behind our back (while the API was down or the host out of reach):
+        they stop now (persistent → stopped, else destroyed). Our domains there the database does
+        not hold active are powered off (running them would hold drives nobody claimed). Secrets
+        of our guests no longer running go (with `sweep`: only while no start can be under way,
+        at start-up). Only this installation's domains and secrets count
+        (hypervisor.running); those from before installation IDs are adopted when the database
+        knows their server, so an upgrade keeps its guests and another installation's are never
+        touched. Each change is made under the server's lock and after a second look, as starts
+        and stops through the API may be under way."""
+        adopt = {record.server for record in await self.store.all_servers()}
+        # Domains first, rows second: a start activates its row before it makes its domain, so a
+        # domain seen here has a row that the read below sees active.
+        running = await self.hypervisor.running(adopt, hosts=[host])
         known = set()
         for record in await self.store.active_servers():
+            if record.host != host:
+                continue
             known.add(record.server)
             if record.server not in running:
-                log.info("server %s stopped while the API was down", record.server)
-                await self._stopped(record.owner, record.server)
-        for server, host in running.items():
+                async with self.locks.hold(record.server):
+                    current = await self.store.get_server(record.owner, record.server)
+                    if (current is not None and current.status == ACTIVE and current.host == host
+                            and record.server not in await self.hypervisor.running(adopt, hosts=[host])):
+                        log.info("server %s stopped while its host %s was not watched", record.server, host)
+                        await self._stopped(record.owner, record.server)
+        for server in running:
             if server not in known:
-                # Unknown, or stopped in the database: running it would hold drives nobody claimed.
-                log.warning("powering off domain of server %s on %s: not active in the database", server, host)
-                await self.hypervisor.stop(host, server)
-        await self.resources.reconcile()
-        try:  # secrets of guests that stopped while we were down, or of starts cut short
-            await self.hypervisor.sweep_secrets(known & set(running))
+                async with self.locks.hold(server):
+                    owner = await self.store.server_owner(server)
+                    current = await self.store.get_server(owner, server) if owner is not None else None
+                    if current is not None and current.status == ACTIVE and current.host == host:
+                        continue  # started since the look above
+                    log.warning("powering off domain of server %s on %s: not active in the database", server, host)
+                    await self.hypervisor.stop(host, server)
+        if not sweep:
+            return
+        try:  # secrets of guests that stopped while we were not watching, or of starts cut short
+            await self.hypervisor.sweep_secrets(known & set(running), adopt, hosts=[host])
         except ElasticError as e:
-            log.warning("stale secrets not removed: %s", e.message)
+            log.warning("host %s: stale secrets not removed: %s", host, e.message)

@@ -576,6 +576,14 @@ class SqliteStore:
             f"SELECT {self._SERVER_COLUMNS} FROM servers WHERE status = ?", (ACTIVE,)).fetchall())
         return [self._server(row) for row in rows]
 
+    async def all_servers(self) -> list[ServerRecord]:
+        """Maintenance: every server, whoever owns it, active or not (what this installation owns
+        on a libvirtd it may share: adopting domains from before installation IDs, knowing its
+        NICs' MACs among the public network's reservations)."""
+        rows = await self._run(lambda: self.db.execute(
+            f"SELECT {self._SERVER_COLUMNS} FROM servers ORDER BY created, id").fetchall())
+        return [self._server(row) for row in rows]
+
     async def server_owner(self, server: str) -> str | None:
         """Maintenance: who owns a server a hypervisor event names."""
         row = await self._run(lambda: self.db.execute("SELECT owner FROM servers WHERE id = ?",

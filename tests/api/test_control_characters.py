@@ -16,14 +16,6 @@ REFUSED = ["\x00", "\x07", "\t", "\r", "\x1b", "\x1f", "\x7f", "\x85", "\x9b", "
 FORGE = f"x\rreaders {ALL_USERS}"
 
 
-@pytest.fixture
-async def objects(alice):
-    drive = (await alice.create_drive())["drive"]
-    server = (await alice.call("/servers/create/stopped", {"name": "s", "cpu": "1000", "mem": "64"})).props()["server"]
-    vlan = (await alice.call("/resources/vlan/create", {"name": "v"})).props()["resource"]
-    return {"drive": drive, "server": server, "vlan": vlan}
-
-
 # Each route with the keys it needs besides the free text under test.
 ROUTES = {"/drives/create": {"name": "n", "size": "1M"}, "/drives/{drive}/set": {},
           "/servers/create/stopped": {"name": "n", "cpu": "1000", "mem": "64"}, "/servers/{server}/set": {},

@@ -11,14 +11,6 @@ ROUTES = {"/drives/create": '"name": "n", "size": 1048576', "/drives/{drive}/set
           "/resources/vlan/{vlan}/set": '"name": "n"'}
 
 
-@pytest.fixture
-async def objects(alice):
-    drive = (await alice.create_drive())["drive"]
-    server = (await alice.call("/servers/create/stopped", {"name": "s", "cpu": "1000", "mem": "64"})).props()["server"]
-    vlan = (await alice.call("/resources/vlan/create", {"name": "v"})).props()["resource"]
-    return {"drive": drive, "server": server, "vlan": vlan}
-
-
 @pytest.mark.parametrize("route", list(ROUTES))
 @pytest.mark.parametrize("bad", [
     '"name": ' + "9" * 5000, '"user:n": -' + "7" * 4400, '"user:n": ' + "5" * 4301,

@@ -287,14 +287,20 @@ async def test_start_up_reconciles_networks(config, serve):
     user, secret = await services.users.create()
     api = Api(first, user, secret)
     server = await new_server(api, persistent="true", **{"nic:0:model": "virtio", "nic:0:dhcp": "auto"})
+    stopped = (await api.call("/servers/create/stopped", {"name": "off", "cpu": "500", "mem": "64",
+                                                          "nic:0:model": "virtio", "nic:0:mac": "02:aa:00:00:00:01"},
+                              as_json=True)).json
     hypervisor = services.resources.hypervisor
-    # A reservation nobody holds and a VLAN network without a VLAN, as a crash might leave them.
-    await hypervisor.set_dhcp_host("test", "elastic-test-public", "02:aa:00:00:00:01", ADDRESSES[2])
+    # A reservation for a stopped server of ours and a VLAN network without a VLAN, as a crash
+    # might leave them; a reservation for a MAC none of our servers has is another installation's.
+    await hypervisor.set_dhcp_host("test", "elastic-test-public", stopped["nic:0:mac"], ADDRESSES[2], set())
+    await hypervisor.set_dhcp_host("test", "elastic-test-public", "02:bb:00:00:00:01", ADDRESSES[1], set())
     stray = f"elastic-test-vlan-{uuid.uuid4()}"
     await hypervisor.ensure_network("test", stray)
     await hypervisor.ensure_network("test", "elastic-test-vlan-not-ours")
     await services.resources.reconcile()
-    assert set((await reservations(first)).values()) == {server["nic:0:dhcp:ip"]}
+    assert await reservations(first) == {server["nic:0:mac"]: server["nic:0:dhcp:ip"],
+                                         "02:bb:00:00:00:01": ADDRESSES[1]}
     assert await hypervisor.networks("test", "elastic-test-vlan-") == ["elastic-test-vlan-not-ours"]
     await first.close()
 

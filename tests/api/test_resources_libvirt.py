@@ -19,7 +19,7 @@ import pytest
 
 from elastic_api.app import SERVICES
 from elastic_api.config import Config, HostConfig, IpPool
-from elastic_api.hypervisor.network import vlan_bridge
+from elastic_api.hypervisor.network import isolated_network_xml, vlan_bridge
 from tests.api.test_servers import until
 from tests.conftest import Api, make_app
 
@@ -201,24 +201,38 @@ async def test_start_up_reconciles_libvirt_with_the_database(config, serve, virs
     api = Api(first, user, secret)
     server = await new_server(api, **{"nic:0:model": "virtio", "nic:0:dhcp": "auto"})
     mac, leased = server["nic:0:mac"], server["nic:0:dhcp:ip"]
+    off = (await api.call("/servers/create/stopped", {"name": "off", "cpu": "500", "mem": "32", "nic:0:model": "virtio",
+                                                      "nic:0:mac": "02:aa:00:00:00:01"}, as_json=True)).json
+    installation = services.servers.hypervisor.installation
     try:
         await first.close()  # the guest keeps running on a real host while the API is down
         network = virsh.networkLookupByName(config.public_network)
-        stale = ET.tostring(ET.Element("host", mac="02:aa:00:00:00:01", ip=config.ip_pool.last), encoding="unicode")
-        network.update(libvirt.VIR_NETWORK_UPDATE_COMMAND_ADD_LAST, libvirt.VIR_NETWORK_SECTION_IP_DHCP_HOST, -1,
-                       stale, libvirt.VIR_NETWORK_UPDATE_AFFECT_LIVE)
+        # A reservation left for a stopped server of ours goes; one for a MAC none of our servers
+        # has is another installation's (sharing the network) and stays.
+        theirs = str(ipaddress.IPv4Address(config.ip_pool.first) + 1)  # between the lease and `last`
+        hosts = {off["nic:0:mac"]: config.ip_pool.last, "02:bb:00:00:00:01": theirs}
+        for host_mac, ip in hosts.items():
+            stale = ET.tostring(ET.Element("host", mac=host_mac, ip=ip), encoding="unicode")
+            network.update(libvirt.VIR_NETWORK_UPDATE_COMMAND_ADD_LAST, libvirt.VIR_NETWORK_SECTION_IP_DHCP_HOST,
+                           -1, stale, libvirt.VIR_NETWORK_UPDATE_AFFECT_LIVE)
         ours = ET.tostring(ET.Element("host", mac=mac, ip=leased), encoding="unicode")
         network.update(libvirt.VIR_NETWORK_UPDATE_COMMAND_DELETE, libvirt.VIR_NETWORK_SECTION_IP_DHCP_HOST, -1,
                        ours, libvirt.VIR_NETWORK_UPDATE_AFFECT_LIVE)
-        orphan = config.vlan_network_prefix + str(uuid.uuid4())
-        virsh.networkCreateXML(f"<network><name>{orphan}</name><bridge stp='on' delay='0'/></network>")
+        # A VLAN network of ours whose VLAN is gone goes; one without an installation ID (from
+        # before them, or made by hand) cannot be proved ours and stays.
+        orphan, unowned = (config.vlan_network_prefix + str(uuid.uuid4()) for _ in range(2))
+        virsh.networkCreateXML(isolated_network_xml(orphan, installation))
+        virsh.networkCreateXML(f"<network><name>{unowned}</name><bridge stp='on' delay='0'/></network>")
 
         second = await serve(make_app(config))
         api = Api(second, user, secret)
         info = (await api.get(f"/servers/{server['server']}/info", as_json=True)).json
         assert info["status"] == "active" and info["nic:0:dhcp:ip"] == leased
-        assert reservations(virsh, config.public_network) == {mac: leased}
-        assert network_xml(virsh, orphan) is None
+        assert reservations(virsh, config.public_network) == {mac: leased, "02:bb:00:00:00:01": theirs}
+        assert network_xml(virsh, orphan) is None and network_xml(virsh, unowned) is not None
+        reserved = ET.tostring(ET.Element("host", mac="02:bb:00:00:00:01", ip=theirs), encoding="unicode")
+        network.update(libvirt.VIR_NETWORK_UPDATE_COMMAND_DELETE, libvirt.VIR_NETWORK_SECTION_IP_DHCP_HOST, -1,
+                       reserved, libvirt.VIR_NETWORK_UPDATE_AFFECT_LIVE)
 
         # Stopped behind the API's back while it was down: the address is free after the next start.
         await second.close()

@@ -97,8 +97,8 @@ async def test_trickled_headers_are_cut_off_and_others_served(running):
     others = asyncio.create_task(prompt.run(done))
 
     async def attack() -> tuple[float, bytes]:
+        start = loop.time()  # before the connection: the server's deadline starts when it opens
         reader, writer = await asyncio.open_connection(running.host, running.port)
-        start = loop.time()
         sender = asyncio.create_task(trickle(writer, request, 1.0))
         try:
             answer = await read_until_closed(reader, HEADER_TIMEOUT + 10)

@@ -66,6 +66,20 @@ class Api:
         assert status == 200, body
         return dict(line.split(" ", 1) for line in body.decode().splitlines())["drive"]
 
+    def uploads_at_once(self, drive: str, count: int) -> list[int]:
+        """The statuses of `count` small writes sent before any answer is read."""
+        sockets = [self.send_write(drive, b"z" * 4096) for _ in range(count)]
+        try:
+            statuses = []
+            for sock in sockets:
+                sock.settimeout(60)
+                with sock.makefile("rb") as answer:
+                    statuses.append(int(answer.readline().split()[1]))
+            return statuses
+        finally:
+            for sock in sockets:
+                sock.close()
+
     def send_write(self, drive: str, data: bytes) -> socket.socket:
         """A whole write request on a socket of its own, the answer left unread."""
         token = base64.b64encode(f"{self.user}:{self.secret}".encode()).decode()
@@ -152,9 +166,10 @@ def test_writes_whose_clients_leave_give_their_upload_slots_back(frozen_setup):
     finally:
         for sock in stuck:
             sock.close()
-    # The clients left: within a few seconds (not storage_timeout's 600) the slots are free.
+    # The clients left: within a few seconds (not storage_timeout's 600) all eight slots are
+    # free again (eight uploads at once are all taken) and the frozen drive is no longer busy.
     started = time.monotonic()
-    wait_for(lambda: api(f"/drives/{other}/write/0", b"y" * 4096)[0] == 204, timeout=SLACK, what="slots back")
+    wait_for(lambda: api.uploads_at_once(other, 8) == [204] * 8, timeout=SLACK, what="all slots back")
     assert time.monotonic() - started < SLACK
     os.kill(pid, signal.SIGCONT)
     assert api(f"/drives/{drive}/destroy")[:2] == (204, None)

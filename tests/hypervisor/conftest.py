@@ -14,7 +14,8 @@ from elastic_api.hypervisor.domain import DiskSpec, DomainSpec, domain_xml
 from elastic_api.hypervisor.libvirt_driver import LibvirtHypervisor
 from elastic_api.model.server import parse_config
 
-# The real libvirtd the `libvirt`-marked tests use; another URI (a remote host) may be given.
+# The installation the hypervisor tests run as (tests of several installations make their own).
+INSTALLATION = "1a57a11a-0000-4000-8000-000000000001"
 
 
 async def wait_for(condition: Callable[[], bool | Awaitable[bool]], timeout: float = 60.0,
@@ -53,7 +54,8 @@ def server_xml(server: str, mem: int = 64, props: dict[str, str] | None = None) 
     config = parse_config({"name": "test", "cpu": "1000", "mem": str(mem), "ide:0:0": TEST_DRIVE,
                            "nic:0:model": "virtio", **(props or {})}, server)
     disks = {"ide:0:0": DiskSpec(f"/pool/{TEST_DRIVE}.raw", "raw")}
-    return domain_xml(DomainSpec(server, config, disks, serial_log=f"/logs/{server}.log", domain_type="qemu"))
+    return domain_xml(DomainSpec(server, config, disks, serial_log=f"/logs/{server}.log", domain_type="qemu",
+                                 installation=INSTALLATION))
 
 
 class EventLog:
@@ -77,7 +79,7 @@ def events() -> EventLog:
 @pytest.fixture
 async def test_hypervisor(events: EventLog) -> AsyncIterator[LibvirtHypervisor]:
     """A hypervisor on one test:///default host with 1000 MB to give."""
-    hypervisor = LibvirtHypervisor([HostConfig("test", "test:///default", mem_mb=1000)])
+    hypervisor = LibvirtHypervisor([HostConfig("test", "test:///default", mem_mb=1000)], installation=INSTALLATION)
     hypervisor.on_event(events)
     await hypervisor.open()
     try:

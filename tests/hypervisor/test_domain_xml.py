@@ -15,10 +15,11 @@ import pytest
 
 from elastic_api.errors import InternalError, UsageError
 from elastic_api.hypervisor.domain import (
-    DiskSpec, DomainSpec, cpu_quota, device_of_target, domain_name, domain_xml, secret_xml, server_of,
-    target_dev,
+    XMLNS, DiskSpec, DomainSpec, cpu_quota, device_of_target, domain_name, domain_xml, installation_of, secret_owner,
+    secret_xml, server_of, target_dev,
 )
 from elastic_api.model.server import parse_config
+from tests.hypervisor.conftest import INSTALLATION
 
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE = os.environ.get("ELASTIC_UPDATE_GOLDEN") == "1"
@@ -37,7 +38,8 @@ def spec(props: dict[str, str], formats: dict[str, str] | None = None, **options
     for slot in config.drives:
         fmt = formats.get(slot.device, "raw")
         disks[slot.device] = DiskSpec(f"{POOL}/{slot.drive}.{fmt}", fmt)
-    return DomainSpec(server=SERVER, config=config, disks=options.pop("disks", disks), serial_log=LOG, **options)
+    return DomainSpec(server=SERVER, config=config, disks=options.pop("disks", disks), serial_log=LOG,
+                      installation=options.pop("installation", INSTALLATION), **options)
 
 
 CASES: dict[str, DomainSpec] = {
@@ -267,10 +269,60 @@ def test_encrypted_disks_name_their_secret_inside_the_source() -> None:
 
 
 def test_secret_xml_is_ephemeral_private_and_names_its_server() -> None:
-    root = ET.fromstring(secret_xml(SECRETS[0], SERVER))
+    root = ET.fromstring(secret_xml(SECRETS[0], SERVER, INSTALLATION))
     assert root.tag == "secret" and root.get("ephemeral") == "yes" and root.get("private") == "yes"
-    assert root.findtext("uuid") == SECRETS[0] and server_of(root.findtext("description") or "") == SERVER
+    assert root.findtext("uuid") == SECRETS[0]
+    assert secret_owner(root.findtext("description") or "") == (SERVER, INSTALLATION)
     assert root.find("usage") is None  # UUID-only: two servers sharing a drive never clash
+    with pytest.raises(InternalError):
+        secret_xml(SECRETS[0], SERVER, "")
+
+
+@pytest.mark.parametrize("description, owner", [
+    (f"elastic-{SERVER} installation {INSTALLATION}", (SERVER, INSTALLATION)),
+    (f"elastic-{SERVER}", (SERVER, None)),  # from before installation IDs: adopted by the database's word
+    (f"  elastic-{SERVER}  installation  {INSTALLATION} ", (SERVER, INSTALLATION)),
+    (f"elastic-{SERVER} installation", (None, None)),
+    (f"elastic-{SERVER} installation not-a-uuid", (None, None)),
+    (f"elastic-{SERVER} owner {INSTALLATION}", (None, None)),
+    (f"elastic-{SERVER} installation {INSTALLATION} extra", (None, None)),
+    ("elastic-not-a-uuid", (None, None)),
+    ("someone else's secret", (None, None)),
+    ("", (None, None)),
+])
+def test_secret_owner(description: str, owner: tuple[str | None, str | None]) -> None:
+    assert secret_owner(description) == owner
+
+
+def test_every_domain_names_its_installation_in_our_namespace() -> None:
+    for case in CASES.values():
+        root = ET.fromstring(domain_xml(case))
+        assert root.find(f"metadata/{{{XMLNS}}}installation").text == INSTALLATION  # type: ignore[union-attr]
+        assert installation_of(root) == installation_of(domain_xml(case)) == INSTALLATION
+    other = "0e000000-0000-4000-8000-000000000002"
+    assert installation_of(domain_xml(spec({}, installation=other))) == other
+
+
+@pytest.mark.parametrize("xml", [
+    "<domain><name>elastic-x</name></domain>",  # from before installation IDs
+    "<domain><metadata/></domain>",
+    "<domain><metadata><installation>abc</installation></metadata></domain>",  # not our namespace
+    "<domain><metadata><x:installation xmlns:x='https://elsewhere.example/1'>abc</x:installation></metadata></domain>",
+    f"<domain><metadata><e:installation xmlns:e='{XMLNS}'>  </e:installation></metadata></domain>",
+])
+def test_no_installation(xml: str) -> None:
+    assert installation_of(xml) is None
+
+
+def test_our_namespace_under_any_prefix() -> None:
+    xml = f"<network><metadata><x:installation xmlns:x='{XMLNS}'>{INSTALLATION}</x:installation></metadata></network>"
+    assert installation_of(xml) == INSTALLATION
+
+
+@pytest.mark.parametrize("installation", ["", "not-a-uuid", INSTALLATION.upper()])
+def test_a_domain_without_a_valid_installation_is_refused(installation: str) -> None:
+    with pytest.raises(InternalError, match="installation"):
+        domain_xml(spec({}, installation=installation))
 
 
 def test_target_names_round_trip() -> None:

@@ -11,7 +11,7 @@ from elastic_api.config import HostConfig
 from elastic_api.errors import FailedError
 from elastic_api.hypervisor.events import ThreadSafeLoop
 from elastic_api.hypervisor.libvirt_driver import LibvirtHypervisor
-from tests.hypervisor.conftest import EventLog, server_xml, wait_for
+from tests.hypervisor.conftest import INSTALLATION, EventLog, server_xml, wait_for
 
 
 async def test_calls_from_other_threads_run_on_the_loop_in_order() -> None:
@@ -81,7 +81,7 @@ def test_events_follow_the_hypervisor_from_loop_to_loop() -> None:
 
     async def one_run() -> list[str]:
         events = EventLog()
-        hypervisor = LibvirtHypervisor([HostConfig("test", "test:///default")])
+        hypervisor = LibvirtHypervisor([HostConfig("test", "test:///default")], installation=INSTALLATION)
         hypervisor.on_event(events)
         await hypervisor.open()
         try:

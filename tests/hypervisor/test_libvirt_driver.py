@@ -9,10 +9,11 @@ import libvirt
 import pytest
 
 from elastic_api.config import Config, HostConfig
-from elastic_api.errors import FailedError, FullError
+from elastic_api.errors import FailedError, FullError, InternalError, UnreachableError
+from elastic_api.http.negotiate import answer_of
 from elastic_api.hypervisor import Hypervisor
 from elastic_api.hypervisor.libvirt_driver import LibvirtHypervisor
-from tests.hypervisor.conftest import EventLog, host_xml_file, server_xml, wait_for
+from tests.hypervisor.conftest import INSTALLATION, EventLog, host_xml_file, server_xml, wait_for
 
 def new_server() -> str:
     return str(uuid.uuid4())
@@ -219,13 +220,17 @@ async def test_unknown_host(test_hypervisor: LibvirtHypervisor) -> None:
 async def test_an_unreachable_host_does_not_block_the_others(tmp_path: Path) -> None:
     good = host_xml_file(tmp_path / "good.xml", memory_mb=2048)
     hypervisor = LibvirtHypervisor([HostConfig("gone", f"test://{tmp_path}/missing.xml"),
-                                    HostConfig("good", f"test://{good}")])
+                                    HostConfig("good", f"test://{good}")], installation=INSTALLATION)
     await hypervisor.open()
     try:
         assert await hypervisor.place(512) == "good"
-        with pytest.raises(FailedError) as caught:
+        # No reachable host has room, but the one out of reach might: unreachable, not full.
+        with pytest.raises(UnreachableError, match="unreachable: gone") as unreachable:
+            await hypervisor.place(4096)
+        assert answer_of(unreachable.value) == (503, "failed")
+        with pytest.raises(UnreachableError) as caught:
             await hypervisor.stats("gone", new_server())
-        assert caught.value.message == "host gone is unreachable"
+        assert caught.value.message == "host gone is unreachable" and answer_of(caught.value) == (503, "failed")
         with pytest.raises(FailedError, match="unreachable"):
             await hypervisor.running()  # "not running" must never be a guess
         server = new_server()
@@ -235,19 +240,33 @@ async def test_an_unreachable_host_does_not_block_the_others(tmp_path: Path) -> 
         await hypervisor.close()
 
 
+async def test_full_when_every_host_answered(tmp_path: Path) -> None:
+    good = host_xml_file(tmp_path / "good.xml", memory_mb=2048)
+    hypervisor = LibvirtHypervisor([HostConfig("good", f"test://{good}")], installation=INSTALLATION)
+    await hypervisor.open()
+    try:
+        with pytest.raises(FullError) as caught:
+            await hypervisor.place(4096)
+        assert not isinstance(caught.value, UnreachableError) and answer_of(caught.value) == (507, "full")
+    finally:
+        await hypervisor.close()
+
+
 async def test_from_config() -> None:
     config = Config(hosts=(HostConfig("a", "test:///default"), HostConfig("b", "test:///default")))
-    hypervisor: Hypervisor = LibvirtHypervisor.from_config(config)  # it is what the service expects
+    hypervisor: Hypervisor = LibvirtHypervisor.from_config(config, INSTALLATION)  # it is what the service expects
     assert hypervisor.host_names == ("a", "b")
 
 
 async def test_no_hosts_is_an_error() -> None:
     with pytest.raises(FailedError):
-        LibvirtHypervisor([])
+        LibvirtHypervisor([], installation=INSTALLATION)
+    with pytest.raises(InternalError):
+        LibvirtHypervisor([HostConfig("test", "test:///default")], installation="not-a-uuid")
 
 
 async def test_close_is_safe_twice_and_without_open() -> None:
-    hypervisor = LibvirtHypervisor([HostConfig("test", "test:///default")])
+    hypervisor = LibvirtHypervisor([HostConfig("test", "test:///default")], installation=INSTALLATION)
     await hypervisor.close()
     await hypervisor.open()
     await hypervisor.close()

@@ -21,15 +21,17 @@ from elastic_api.hypervisor.network import (
     public_network_xml, vlan_bridge,
 )
 
+from tests.hypervisor.conftest import INSTALLATION
+
 GOLDEN = Path(__file__).parent / "golden_networks"
 UPDATE = os.environ.get("ELASTIC_UPDATE_GOLDEN") == "1"
 PUBLIC = PublicNetwork(name="elastic-public", gateway="198.51.100.1", netmask="255.255.255.0",
                        first="198.51.100.10", last="198.51.100.254", nameserver="192.0.2.53")
 VLAN = "0ddba11a-0000-4000-8000-000000000000"
 CASES = {
-    "public": public_network_xml(PUBLIC),
-    "vlan": isolated_network_xml(f"elastic-vlan-{VLAN}", vlan_bridge(VLAN)) + "\n",
-    "isolated_default": isolated_network_xml("elastic-isolated") + "\n",
+    "public": public_network_xml(PUBLIC, INSTALLATION),
+    "vlan": isolated_network_xml(f"elastic-vlan-{VLAN}", INSTALLATION, vlan_bridge(VLAN)) + "\n",
+    "isolated_default": isolated_network_xml("elastic-isolated", INSTALLATION) + "\n",
 }
 
 
@@ -104,7 +106,8 @@ def test_libvirt_accepts_the_networks(uri: str, request: pytest.FixtureRequest) 
     conn = libvirt.open(uri)
     made = []
     try:
-        for xml in (public_network_xml(public), isolated_network_xml(f"elastic-t{tag}-vlan-{vlan}", vlan_bridge(vlan))):
+        for xml in (public_network_xml(public, INSTALLATION),
+                    isolated_network_xml(f"elastic-t{tag}-vlan-{vlan}", INSTALLATION, vlan_bridge(vlan))):
             made.append(conn.networkCreateXML(xml))
         made[0].update(libvirt.VIR_NETWORK_UPDATE_COMMAND_ADD_LAST, libvirt.VIR_NETWORK_SECTION_IP_DHCP_HOST, -1,
                        dhcp_host_xml("02:00:00:00:00:01", public.first), libvirt.VIR_NETWORK_UPDATE_AFFECT_LIVE)

@@ -12,6 +12,7 @@ from elastic_api.config import HostConfig
 from elastic_api.errors import FailedError
 from elastic_api.hypervisor.libvirt_driver import LibvirtHypervisor, _create_network
 from elastic_api.hypervisor.network import PublicNetwork, isolated_network_xml, vlan_bridge
+from tests.hypervisor.conftest import INSTALLATION
 
 
 @pytest.fixture(params=["test", pytest.param("system", marks=pytest.mark.libvirt)])
@@ -21,7 +22,7 @@ async def hypervisor(request: pytest.FixtureRequest):
     uri = "test:///default"
     if request.param == "system":
         uri = request.getfixturevalue("system_libvirt")
-    driver = LibvirtHypervisor([HostConfig("h", uri)])
+    driver = LibvirtHypervisor([HostConfig("h", uri)], installation=INSTALLATION)
     await driver.open()
     prefix = f"elastic-t{secrets.token_hex(4)}-"
     try:
@@ -40,7 +41,8 @@ async def test_concurrent_creates_share_one_network(hypervisor):
     assert await driver.networks("h", prefix) == [name]
     # A create that loses the race to another process takes the winner's network.
     conn = await driver._host("h").connection()
-    network = await asyncio.to_thread(_create_network, conn, name, isolated_network_xml(name, vlan_bridge(vlan)))
+    network = await asyncio.to_thread(_create_network, conn, name,
+                                      isolated_network_xml(name, INSTALLATION, vlan_bridge(vlan)))
     assert network.name() == name and await driver.networks("h", prefix) == [name]
     await driver.remove_network("h", name)
     await driver.remove_network("h", name)  # already gone: nothing to do
@@ -55,10 +57,15 @@ async def test_reservations_replace_stale_ones(hypervisor):
     assert await driver.dhcp_hosts("h", public.name) is None
     await asyncio.gather(*(driver.ensure_public_network("h", public) for _ in range(3)))
     a, b = f"198.19.{third}.10", f"198.19.{third}.11"
-    await driver.set_dhcp_host("h", public.name, "02:00:00:00:00:01", a)
-    await driver.set_dhcp_host("h", public.name, "02:00:00:00:00:02", b)
-    # The database gave a to another MAC: the old holder's reservation of it goes.
-    await driver.set_dhcp_host("h", public.name, "02:00:00:00:00:03", a)
+    ours = {"02:00:00:00:00:01", "02:00:00:00:00:02", "02:00:00:00:00:03"}
+    await driver.set_dhcp_host("h", public.name, "02:00:00:00:00:01", a, ours)
+    await driver.set_dhcp_host("h", public.name, "02:00:00:00:00:02", b, ours)
+    # The database gave a to another of our MACs: the old holder's reservation of it goes.
+    await driver.set_dhcp_host("h", public.name, "02:00:00:00:00:03", a, ours)
+    assert await driver.dhcp_hosts("h", public.name) == {"02:00:00:00:00:02": b, "02:00:00:00:00:03": a}
+    # A MAC none of our servers has holds a: another installation's guest; never taken from it.
+    with pytest.raises(FailedError, match="another installation"):
+        await driver.set_dhcp_host("h", public.name, "02:00:00:00:00:04", a, ours - {"02:00:00:00:00:03"})
     assert await driver.dhcp_hosts("h", public.name) == {"02:00:00:00:00:02": b, "02:00:00:00:00:03": a}
     await driver.remove_dhcp_host("h", public.name, "02:00:00:00:00:01", a)  # not its reservation any more
     await driver.remove_dhcp_host("h", public.name, "02:00:00:00:00:03", a)
@@ -69,7 +76,7 @@ async def test_reservations_replace_stale_ones(hypervisor):
     with pytest.raises(FailedError, match="other addressing"):
         await driver.ensure_public_network("h", other)
     with pytest.raises(FailedError):
-        await driver.set_dhcp_host("h", f"{prefix}none", "02:00:00:00:00:02", b)
+        await driver.set_dhcp_host("h", f"{prefix}none", "02:00:00:00:00:02", b, ours)
     with pytest.raises(libvirt.libvirtError):
         conn = await driver._host("h").connection()
         conn.networkLookupByName(f"{prefix}none")

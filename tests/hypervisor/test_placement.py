@@ -11,7 +11,7 @@ from elastic_api.config import HostConfig
 from elastic_api.errors import FullError
 from elastic_api.hypervisor.libvirt_driver import LibvirtHypervisor
 from elastic_api.hypervisor.placement import HostRoom, choose_host
-from tests.hypervisor.conftest import host_xml_file, server_xml
+from tests.hypervisor.conftest import INSTALLATION, host_xml_file, server_xml
 
 
 def rooms(**room_mb: int) -> list[HostRoom]:
@@ -52,7 +52,7 @@ async def three_hosts(tmp_path: Path) -> AsyncIterator[LibvirtHypervisor]:
         HostConfig("big", f"test://{host_xml_file(tmp_path / 'big.xml', 4096)}"),
         HostConfig("capped", f"test://{host_xml_file(tmp_path / 'capped.xml', 8192)}", mem_mb=2048),
     ]
-    hypervisor = LibvirtHypervisor(hosts)
+    hypervisor = LibvirtHypervisor(hosts, installation=INSTALLATION)
     await hypervisor.open()
     try:
         yield hypervisor

@@ -17,7 +17,7 @@ from elastic_api.hypervisor.libvirt_driver import LibvirtHypervisor
 from elastic_api.model.server import parse_config
 from tests.support import GUEST_DEADLINE
 from tests.hypervisor.bootsector_image import BOOT_MARKER, POWER_MARKER, write_boot_image
-from tests.hypervisor.conftest import EventLog, wait_for
+from tests.hypervisor.conftest import INSTALLATION, EventLog, wait_for
 
 pytestmark = [pytest.mark.libvirt, pytest.mark.slow, pytest.mark.timeout(4 * GUEST_DEADLINE)]
 
@@ -30,7 +30,8 @@ HOST_CORE_MHZ = 2000
 
 @pytest.fixture
 async def hypervisor(system_libvirt: str, events: EventLog) -> AsyncIterator[LibvirtHypervisor]:
-    hypervisor = LibvirtHypervisor([HostConfig(HOST, system_libvirt)], host_core_mhz=HOST_CORE_MHZ)
+    hypervisor = LibvirtHypervisor([HostConfig(HOST, system_libvirt)], installation=INSTALLATION,
+                                   host_core_mhz=HOST_CORE_MHZ)
     hypervisor.on_event(events)
     await hypervisor.open()
     try:
@@ -81,7 +82,8 @@ def guest_spec(server: str, image: Path, fmt: str, device: str, log: Path, domai
     config = parse_config({"name": f"boot test {device}", "cpu": str(HOST_CORE_MHZ), "smp": "1", "mem": "32",
                            device: drive, **props}, server)
     return DomainSpec(server, config, {device: DiskSpec(str(image), fmt)}, serial_log=str(log),
-                      domain_type=domain_type, host_core_mhz=HOST_CORE_MHZ, networks=networks or {})
+                      domain_type=domain_type, host_core_mhz=HOST_CORE_MHZ, networks=networks or {},
+                      installation=INSTALLATION)
 
 
 async def power_button_until_off(hypervisor: LibvirtHypervisor, events: EventLog, server: str) -> None:

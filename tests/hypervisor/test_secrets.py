@@ -11,16 +11,17 @@ import pytest
 
 from elastic_api.config import HostConfig
 from elastic_api.errors import FailedError
-from elastic_api.hypervisor.domain import DiskSpec, DomainSpec, domain_xml, secret_xml
+from elastic_api.hypervisor.domain import DiskSpec, DomainSpec, domain_xml, secret_owner, secret_xml
 from elastic_api.hypervisor.libvirt_driver import LibvirtHypervisor
 from elastic_api.model.server import parse_config
+from tests.hypervisor.conftest import INSTALLATION
 
 HOST = "local"
 
 
 @pytest.fixture
 async def hypervisor(system_libvirt: str) -> AsyncIterator[LibvirtHypervisor]:
-    hypervisor = LibvirtHypervisor([HostConfig(HOST, system_libvirt)])
+    hypervisor = LibvirtHypervisor([HostConfig(HOST, system_libvirt)], installation=INSTALLATION)
     await hypervisor.open()
     try:
         yield hypervisor
@@ -37,12 +38,15 @@ def conn(system_libvirt: str) -> Iterator[libvirt.virConnect]:
 
 def ours(conn: libvirt.virConnect, server: str) -> list[str]:
     return [s.UUIDString() for s in conn.listAllSecrets(0)
-            if ET.fromstring(s.XMLDesc(0)).findtext("description") == f"elastic-{server}"]
+            if secret_owner(ET.fromstring(s.XMLDesc(0)).findtext("description") or "")[0] == server]
 
 
-def define(conn: libvirt.virConnect, server: str) -> str:
+def define(conn: libvirt.virConnect, server: str, installation: str | None = INSTALLATION) -> str:
     secret = str(uuid.uuid4())
-    conn.secretDefineXML(secret_xml(secret, server), 0).setValue(b"passphrase", 0)
+    xml = (secret_xml(secret, server, installation) if installation else
+           f"<secret ephemeral='yes' private='yes'><uuid>{secret}</uuid>"
+           f"<description>elastic-{server}</description></secret>")  # as made before installation IDs
+    conn.secretDefineXML(xml, 0).setValue(b"passphrase", 0)
     return secret
 
 
@@ -52,7 +56,8 @@ async def test_a_failed_start_leaves_no_secret(hypervisor, conn, tmp_path):
     config = parse_config({"name": "x", "cpu": "500", "mem": "64", "block:0": str(uuid.uuid4())}, server)
     missing = DiskSpec(str(tmp_path / "missing.luks"), "raw", secret=secret)
     xml = domain_xml(DomainSpec(server=server, config=config, disks={"block:0": missing},
-                                serial_log=str(tmp_path / "serial.log"), domain_type="qemu"))
+                                serial_log=str(tmp_path / "serial.log"), domain_type="qemu",
+                                installation=INSTALLATION))
     with pytest.raises(FailedError):
         await hypervisor.start(HOST, xml, {secret: b"passphrase"})
     assert ours(conn, server) == []
@@ -78,6 +83,32 @@ async def test_secrets_are_removed_per_server_and_swept_at_start_up(hypervisor, 
         assert conn.secretLookupByUUIDString(foreign).UUIDString() == foreign
     finally:
         conn.secretLookupByUUIDString(foreign).undefine()
+
+
+@pytest.mark.libvirt
+async def test_only_our_secrets_are_swept_and_removed(hypervisor, conn):
+    other_installation = str(uuid.uuid4())
+    server, theirs, legacy, stranger = (str(uuid.uuid4()) for _ in range(4))
+    kept = [define(conn, theirs, other_installation), define(conn, server, other_installation),
+            define(conn, stranger, None)]
+    try:
+        swept_legacy = define(conn, legacy, None)
+        await hypervisor.sweep_secrets(set(), adopt={legacy, server, theirs})
+        # Another installation's, even for a server UUID we name, and one without an ID that we
+        # do not adopt: untouched. One without an ID whose server we adopt: ours, and swept.
+        for secret in kept:
+            assert conn.secretLookupByUUIDString(secret).UUIDString() == secret
+        with pytest.raises(libvirt.libvirtError):
+            conn.secretLookupByUUIDString(swept_legacy)
+        mine, old = define(conn, server), define(conn, server, None)
+        await hypervisor.remove_secrets(HOST, server)  # ours, and ours from before IDs; not another's
+        assert ours(conn, server) == [kept[1]]
+        for secret in (mine, old):
+            with pytest.raises(libvirt.libvirtError):
+                conn.secretLookupByUUIDString(secret)
+    finally:
+        for secret in kept:
+            conn.secretLookupByUUIDString(secret).undefine()
 
 
 async def test_hosts_without_secrets_have_none_to_remove(test_hypervisor):
