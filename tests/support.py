@@ -183,6 +183,24 @@ class Installation:
         path = self.serial_log(server)
         return path.read_bytes() if path.exists() else b""
 
+    def wait_for_serial(self, server: str, marker: bytes, user: str, secret: str, *, times: int = 1,
+                        timeout: float = GUEST_DEADLINE) -> None:
+        """Wait until the guest has printed `marker` `times` times on its serial console. A guest
+        that stops first fails at once, saying what libvirt saw, rather than at the deadline."""
+        deadline = time.monotonic() + timeout
+        while self.serial(server).count(marker) < times:
+            status, _, body = request(f"{self.url}/servers/{server}/info", user, secret, method="GET",
+                                      headers={"Accept": "application/json"})
+            state = str(json.loads(body)["status"]) if status == 200 else ""
+            if state != "active" and self.serial(server).count(marker) < times:
+                qemu_log = Path(f"/var/log/libvirt/qemu/elastic-{server}.log")
+                seen = qemu_log.read_text(errors="replace")[-600:] if qemu_log.exists() else "(no libvirt log)"
+                raise AssertionError(f"server {server} stopped (HTTP {status}, status {state or '-'}) before "
+                                     f"printing {marker!r} {times} time(s); serial log {self.serial(server)!r}; "
+                                     f"libvirt's log ends: {seen}")
+            assert time.monotonic() < deadline, f"timed out after {timeout:.0f} s waiting for {marker!r} from {server}"
+            time.sleep(0.2)
+
 
 def _quiet_libvirt() -> Any:
     """libvirt, without its default of printing every error (a lookup that finds nothing) to stderr."""
@@ -215,7 +233,7 @@ def remove_guests_under(uri: str, directory: Path) -> list[str]:
             removed.append(name)
             for secret in conn.listAllSecrets(0):
                 try:
-                    if f"<description>{name}</description>" in secret.XMLDesc(0):
+                    if f"<description>{name}" in secret.XMLDesc(0):  # then the installation's words
                         secret.undefine()
                 except libvirt.libvirtError:
                     pass

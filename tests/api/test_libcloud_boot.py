@@ -21,14 +21,13 @@ import libvirt
 import pytest
 
 from tests.hypervisor.bootsector_image import BOOT_MARKER, write_boot_image
-from tests.support import GUEST_DEADLINE, Installation, as_json, program_env, request, wait_until
+from tests.support import Installation, as_json, program_env, request
 
 pytestmark = [pytest.mark.libvirt, pytest.mark.slow]
 
 CLIENT = Path(__file__).with_name("libcloud_client.py")
 DEBIAN = "980cf63c-f21e-4382-997b-6541d5809629"  # "Debian Linux 5.0", a standard image Libcloud lists
 UNADDED = "aee5589a-88c3-43ef-bb0a-9cab6e64192d"  # another image Libcloud lists, never added here
-BOOT_TIMEOUT = GUEST_DEADLINE
 DEBIAN_PYTHON = "/usr/bin/python3"
 
 CLIENTS = {"libcloud-3.7.0": (sys.executable, "3.7.0"), "debian-3.4.1": (DEBIAN_PYTHON, "3.4.1")}
@@ -117,7 +116,7 @@ def test_create_node_boots_a_real_guest_on_the_default_config(installation, clie
     assert node["name"] == "libcloud boot" and node["state"] == "running", node
     assert node["extra"]["cpu"] == 2000 and node["extra"]["mem"] == 1700
     assert len(node["public_ips"]) == 1  # nic:0:dhcp auto leased from the default pool
-    wait_until(lambda: BOOT_MARKER in installation.serial(server), "the guest's boot marker", BOOT_TIMEOUT)
+    installation.wait_for_serial(server, BOOT_MARKER, user, secret)
 
     # The 160 GB drive is the default kind (encrypted) and thin: the pool holds what was written.
     status, _, body = request(f"{installation.url}/drives/{drive}/info", user, secret, method="GET",
@@ -133,8 +132,7 @@ def test_create_node_boots_a_real_guest_on_the_default_config(installation, clie
     assert listed["id"] == server and listed["state"] == "running" and listed["public_ips"] == node["public_ips"]
 
     assert libcloud("reboot_node", id=server) is True
-    wait_until(lambda: installation.serial(server).count(BOOT_MARKER) >= 2, "the boot marker after reboot",
-               BOOT_TIMEOUT)
+    installation.wait_for_serial(server, BOOT_MARKER, user, secret, times=2)
 
     assert libcloud("destroy_node", id=server) is True
     assert libcloud("list_nodes") == []

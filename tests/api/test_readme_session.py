@@ -24,11 +24,10 @@ import libvirt
 import pytest
 
 from tests.hypervisor.bootsector_image import BOOT_MARKER, write_boot_image
-from tests.support import GUEST_DEADLINE, Installation, program_env, request, wait_until
+from tests.support import Installation, program_env, request, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV = Path(sys.executable).parent.parent
-BOOT_TIMEOUT = GUEST_DEADLINE
 # The README's example values, replaced by the real ones as they become known.
 EXAMPLE_PORT = "127.0.0.1:8080"
 
@@ -170,8 +169,7 @@ def test_first_session_and_the_seed_example_on_the_default_config(installation, 
     guest = props(created_server.stdout)
     assert guest["status"] == "active" and guest["name"] == "seed example" and guest["ide:0:0"] == boot
     assert guest["nic:0:dhcp:ip"] and guest["vnc:ip"] == "127.0.0.1"
-    wait_until(lambda: BOOT_MARKER in installation.serial(guest["server"]), "the guest's boot marker",
-               BOOT_TIMEOUT)
+    installation.wait_for_serial(guest["server"], BOOT_MARKER, user, secret)
 
     # The same exclusive drive in a second server, and a drive that does not exist: clean refusals.
     busy = tool(installation, user, secret, "elastichosts", "-c", "servers", "create", stdin=seed)
