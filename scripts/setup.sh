@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils qemu-block-extra
-              dnsmasq-base libvirt-dev pkg-config gcc python3-venv python3-dev)
+              dnsmasq-base libvirt-dev pkg-config gcc python3-venv python3-dev
+              curl python3-libcloud)
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 

@@ -52,6 +52,13 @@ def libvirt_test_host(path: Path, memory_mb: int, cpus: int = 4) -> Path:
     return path
 
 
+def program_env() -> dict[str, str]:
+    """The environment for the programs under test: this one's, without a config a developer may
+    have exported (each test names its config, or means the built-in defaults)."""
+    env = {k: v for k, v in os.environ.items() if k != "ELASTIC_API_CONFIG"}
+    return {**env, "PYTHONUNBUFFERED": "1"}
+
+
 def run_cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(BIN), "--config", str(config), *args], capture_output=True, text=True,
                           timeout=60, check=False)
@@ -68,18 +75,22 @@ def create_user(config: Path) -> tuple[str, str]:
 class Server:
     """`elastic-api serve` in the background, waited for until it answers."""
 
-    def __init__(self, config: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(self, config: Path, env: dict[str, str] | None = None, *,
+                 command: list[str] | None = None, cwd: Path | None = None) -> None:
+        """`command` replaces `elastic-api --config CONFIG serve` (e.g. scripts/serve.sh); `cwd` is
+        where it runs, which is where a relative data_dir lands."""
         self.config = config
         self.env = env or {}
+        self.command = command or [str(BIN), "--config", str(config), "serve"]
+        self.cwd = cwd
         self.url = "http://" + yaml.safe_load(config.read_text())["listen"]
         self.log = config.parent / "server.log"
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 120) -> Server:
         with open(self.log, "ab") as out:  # the child keeps its own copy of the descriptor
-            env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
-            self.process = subprocess.Popen([str(BIN), "--config", str(self.config), "serve"],
-                                            stdout=out, stderr=out, env=env)
+            env = {**program_env(), **self.env}
+            self.process = subprocess.Popen(self.command, stdout=out, stderr=out, env=env, cwd=self.cwd)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -112,3 +123,160 @@ def request(url: str, user: str, secret: str, body: bytes | None = None, *, meth
 
 def as_json(body: bytes) -> Any:
     return json.loads(body)
+
+
+def wait_until(condition: Any, what: str, timeout: float) -> None:
+    """Poll `condition()` until it holds; fail after `timeout` seconds (generous: a TCG guest on a
+    loaded two-core machine can take a minute to reach its boot sector)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out after {timeout:.0f} s waiting for {what}"
+        time.sleep(0.1)
+
+
+class Installation:
+    """elastic-api as a new user runs it: the built-in defaults, started in a directory of its own,
+    so ./var is DIRECTORY/var and a developer's ./var is never touched. The one thing that differs
+    is the port, in a config file holding only `listen`, so a developer's server on
+    127.0.0.1:8080 is never in the way."""
+
+    def __init__(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.directory = directory
+        self.data_dir = directory / "var"
+        self.config = directory / "listen.yaml"
+        self.port = free_port()
+        self.config.write_text(f"listen: 127.0.0.1:{self.port}\n")
+        self.server: Server | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def cli(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        """`elastic-api ARGS` without --config, in the directory: the built-in defaults exactly."""
+        return subprocess.run([str(BIN), *args], capture_output=True, text=True, timeout=timeout, check=False,
+                              cwd=self.directory, env=program_env())
+
+    def create_user(self, name: str) -> tuple[str, str]:
+        result = self.cli("user", "create", "--name", name)
+        assert result.returncode == 0, result.stderr
+        lines = dict(line.split(" ", 1) for line in result.stdout.splitlines())
+        assert set(lines) == {"user", "secret"}, result.stdout
+        return lines["user"], lines["secret"]
+
+    def serve(self, command: list[str] | None = None, timeout: float = 120) -> Server:
+        """`elastic-api --config LISTEN-ONLY serve` (or `command`, given that config) in the directory."""
+        self.server = Server(self.config, command=command, cwd=self.directory).start(timeout)
+        return self.server
+
+    def stop(self) -> int | None:
+        """SIGTERM and wait; the exit status, or None when nothing was running."""
+        if self.server is None or self.server.process is None or self.server.process.poll() is not None:
+            return None
+        return self.server.stop()
+
+    def serial_log(self, server: str) -> Path:
+        return self.data_dir / "logs" / f"{server}.serial.log"
+
+    def serial(self, server: str) -> bytes:
+        path = self.serial_log(server)
+        return path.read_bytes() if path.exists() else b""
+
+    def wait_for_serial(self, server: str, marker: bytes, user: str, secret: str, *, times: int = 1,
+                        timeout: float = GUEST_DEADLINE) -> None:
+        """Wait until the guest has printed `marker` `times` times on its serial console. A guest
+        that stops first fails at once, saying what libvirt saw, rather than at the deadline."""
+        deadline = time.monotonic() + timeout
+        while self.serial(server).count(marker) < times:
+            status, _, body = request(f"{self.url}/servers/{server}/info", user, secret, method="GET",
+                                      headers={"Accept": "application/json"})
+            state = str(json.loads(body)["status"]) if status == 200 else ""
+            if state != "active" and self.serial(server).count(marker) < times:
+                qemu_log = Path(f"/var/log/libvirt/qemu/elastic-{server}.log")
+                seen = qemu_log.read_text(errors="replace")[-600:] if qemu_log.exists() else "(no libvirt log)"
+                raise AssertionError(f"server {server} stopped (HTTP {status}, status {state or '-'}) before "
+                                     f"printing {marker!r} {times} time(s); serial log {self.serial(server)!r}; "
+                                     f"libvirt's log ends: {seen}")
+            assert time.monotonic() < deadline, f"timed out after {timeout:.0f} s waiting for {marker!r} from {server}"
+            time.sleep(0.2)
+
+
+def _quiet_libvirt() -> Any:
+    """libvirt, without its default of printing every error (a lookup that finds nothing) to stderr."""
+    import libvirt
+
+    libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
+    return libvirt
+
+
+def remove_guests_under(uri: str, directory: Path) -> list[str]:
+    """Destroy (and undefine) every libvirt domain whose XML names a file under `directory`, and the
+    libvirt secrets of their drives: whatever a failed test left running on the real libvirtd.
+    Returns the domains' names."""
+    libvirt = _quiet_libvirt()
+
+    conn = libvirt.open(uri)
+    removed = []
+    try:
+        for dom in conn.listAllDomains(0):
+            try:
+                if str(directory.resolve()) not in dom.XMLDesc(0):
+                    continue
+                name = dom.name()
+                if dom.isActive():
+                    dom.destroy()
+                if dom.isPersistent():
+                    dom.undefine()
+            except libvirt.libvirtError:
+                continue  # gone meanwhile
+            removed.append(name)
+            for secret in conn.listAllSecrets(0):
+                try:
+                    if f"<description>{name}" in secret.XMLDesc(0):  # then the installation's words
+                        secret.undefine()
+                except libvirt.libvirtError:
+                    pass
+    finally:
+        conn.close()
+    return removed
+
+
+def remove_network_if_unused(uri: str, name: str) -> None:
+    """Remove a libvirt network no domain uses (one a test's server made on the shared libvirtd)."""
+    libvirt = _quiet_libvirt()
+
+    conn = libvirt.open(uri)
+    try:
+        try:
+            network = conn.networkLookupByName(name)
+        except libvirt.libvirtError:
+            return
+        for dom in conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE):
+            try:
+                if f"network='{name}'" in dom.XMLDesc(0):
+                    return
+            except libvirt.libvirtError:
+                continue
+        try:
+            if network.isActive():
+                network.destroy()
+            if network.isPersistent():
+                network.undefine()
+        except libvirt.libvirtError:
+            pass
+    finally:
+        conn.close()
+
+
+def network_exists(uri: str, name: str) -> bool:
+    libvirt = _quiet_libvirt()
+
+    conn = libvirt.open(uri)
+    try:
+        conn.networkLookupByName(name)
+        return True
+    except libvirt.libvirtError:
+        return False
+    finally:
+        conn.close()
