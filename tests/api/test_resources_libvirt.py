@@ -45,12 +45,12 @@ def prefix(system_libvirt: str) -> Iterator[str]:
             if not network.name().startswith(prefix):
                 continue
             for dom in conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE):
-                sources = ET.fromstring(dom.XMLDesc(0)).findall("devices/interface/source")
-                if any(source.get("network") == network.name() for source in sources):
-                    try:
+                try:  # another run's guest may go between the list and this look
+                    sources = ET.fromstring(dom.XMLDesc(0)).findall("devices/interface/source")
+                    if any(source.get("network") == network.name() for source in sources):
                         dom.destroy()
-                    except libvirt.libvirtError:
-                        pass
+                except libvirt.libvirtError:
+                    pass
             try:
                 if network.isActive():
                     network.destroy()
