@@ -70,16 +70,29 @@ async def test_resume_is_the_lowest_unfinished_chunk_whatever_the_order():
     done: list[int] = []
     committed: list[int] = []
 
+    # Later chunks finish first (200, then 100, then 0); the chunk at 300 fails once those three
+    # are committed; later ones never finish. Ordered by events, not by sleeps: a busy machine
+    # once let a 40 ms sleep end before a 30 ms one had been acted on.
+    finished = {offset: asyncio.Event() for offset in (0, 100, 200)}
+    all_committed = asyncio.Event()
+    never = asyncio.Event()
+
     async def fetch(offset: int, length: int) -> int:
-        # Later chunks finish first; the chunk at 300 fails after the others are done.
-        await asyncio.sleep({0: 0.03, 100: 0.02, 200: 0.01}.get(offset, 0.04))
+        after = {0: finished[100], 100: finished[200], 300: all_committed}.get(offset)
+        if offset > 300:
+            await never.wait()
+        if after is not None:
+            await after.wait()
         if offset == 300:
             raise TransportError("boom")
         done.append(offset)
+        finished[offset].set()
         return offset
 
     async def commit(offset: int, length: int, result: int) -> None:
         committed.append(offset)
+        if len(committed) == 3:
+            all_committed.set()
 
     transfer: Transfer[int] = Transfer(0, 1000, 100, parallel=4)
     with pytest.raises(ChunkFailed) as failed:
