@@ -50,10 +50,16 @@ def _secrets_of(server: str) -> list[str]:
     def virsh(*args: str) -> str:
         return subprocess.run(["virsh", "-c", "qemu:///system", *args], capture_output=True, text=True,
                               check=True, timeout=30).stdout
+
+    def description_of(uuid: str) -> str | None:
+        try:
+            return ET.fromstring(virsh("secret-dumpxml", uuid)).findtext("description")
+        except subprocess.CalledProcessError:
+            return None  # removed since the listing (another run's guest stopped): not ours
     found = []
     for line in virsh("secret-list").splitlines()[2:]:
         uuid = line.split()[0] if line.strip() else ""
-        description = ET.fromstring(virsh("secret-dumpxml", uuid)).findtext("description") if uuid else None
+        description = description_of(uuid) if uuid else None
         if secret_owner(description or "")[0] == server:
             found.append(uuid)
     return found
