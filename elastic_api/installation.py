@@ -2,14 +2,13 @@
 makes, so that several installations can share one libvirtd without touching each other's objects."""
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import secrets
 import stat
 from pathlib import Path
 
 from elastic_api.errors import ConfigError
+from elastic_api.once import create_once
 from elastic_api.model.ids import is_id, new_id
 
 log = logging.getLogger(__name__)
@@ -51,30 +50,12 @@ def load_or_create(data_dir: Path) -> str:
 
 def _create(path: Path) -> str:
     installation = new_id()
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    # A name no other process or thread making the file at the same moment uses.
-    temp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.new")
     try:
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
-        try:
-            os.write(fd, installation.encode() + b"\n")
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        # link, not rename: of two processes starting at once, the second takes the first's ID.
-        os.link(temp, path)
-    except FileExistsError:
-        return load_or_create(path.parent)  # only the link can find the name taken: read the winner's
+        made = create_once(path, installation.encode() + b"\n", 0o644)
     except OSError as e:
         raise ConfigError(f"installation ID file {path} cannot be created: {e.strerror}") from None
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp)
-    directory = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
+    if not made:
+        return load_or_create(path.parent)  # another process made it first: read the winner's
     log.info("new installation %s (%s)", installation, path)
     return installation
 

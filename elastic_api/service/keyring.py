@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import stat
@@ -10,6 +9,7 @@ from pathlib import Path
 
 from elastic_api.errors import ConfigError, FailedError
 from elastic_api.model import keys
+from elastic_api.once import create_once
 
 log = logging.getLogger(__name__)
 # A key file is a line of hex; anything much longer is not one (and is not read whole).
@@ -81,29 +81,12 @@ class Keyring:
 
     def _create(self) -> bytes:
         master = keys.new_master_key()
-        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        temp = self.path.with_name(f".{self.path.name}.new")
         try:
-            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-            try:
-                os.write(fd, keys.format_master_key(master))
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            # link, not rename: two servers starting at once must not each make a key.
-            os.link(temp, self.path)
-        except FileExistsError:
-            return self._load_or_create(False)
+            made = create_once(self.path, keys.format_master_key(master), 0o600)
         except OSError as e:
             raise ConfigError(f"master key file {self.path} cannot be created: {e.strerror}") from None
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(temp)
-        directory = os.open(self.path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
+        if not made:
+            return self._load_or_create(False)  # another server starting made it first: use theirs
         log.warning("created master key file %s: back it up; encrypted drives cannot be read without it",
                     self.path)
         return master
