@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from elastic_api.errors import FailedError, MissingError
-from elastic_api.storage import Progress
+from elastic_api.storage.base import Progress
 from elastic_api.storage.aio import in_thread
 from elastic_api.storage.gzipstream import Gunzip, Gzip
 from elastic_api.storage.zeros import split

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from elastic_api.errors import FailedError, MissingError, UsageError
 from elastic_api.model.ids import is_id
-from elastic_api.storage import ImageFile
+from elastic_api.storage.base import ImageFile
 from elastic_api.storage.aio import in_thread
 from elastic_api.storage.fileops import NO_ROOM, no_room, replace_synced, unlink_quietly
 from elastic_api.storage.gzipstream import Gunzip

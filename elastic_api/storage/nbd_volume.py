@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from elastic_api.errors import FailedError, FullError
-from elastic_api.storage import Volume
+from elastic_api.storage.base import Volume
 from elastic_api.storage.aio import in_thread, pieces, pipelined
 from elastic_api.storage.exports import SECRET_ID, Exports, qemu_escape
 from elastic_api.storage.fileops import NO_ROOM, no_room, replace_synced, unlink_quietly, write_all

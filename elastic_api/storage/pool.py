@@ -12,7 +12,7 @@ from pathlib import Path
 
 from elastic_api.errors import FullError, MissingError, UsageError
 from elastic_api.model.ids import is_id
-from elastic_api.storage import FORMATS, ImageFile, Progress, Volume
+from elastic_api.storage.base import FORMATS, ImageFile, Progress, Volume
 from elastic_api.storage.aio import in_thread, read_ahead
 from elastic_api.storage.exports import Exports
 from elastic_api.storage.fileops import unlink_quietly
