@@ -1,4 +1,4 @@
-"""Layers import downward only: http → service → store/storage/hypervisor → model."""
+"""Layers import downward only: api → http → service → store/storage/hypervisor → model."""
 from __future__ import annotations
 
 import ast
@@ -9,13 +9,17 @@ import pytest
 PACKAGE = Path(__file__).resolve().parent.parent / "elastic_api"
 # What each layer may never import.
 FORBIDDEN = {
-    "model": ("aiohttp", "sqlite3", "libvirt", "elastic_api.http", "elastic_api.service",
+    "model": ("aiohttp", "sqlite3", "libvirt", "elastic_api.api", "elastic_api.http", "elastic_api.service",
               "elastic_api.store", "elastic_api.storage", "elastic_api.hypervisor"),
-    "store": ("aiohttp", "libvirt", "elastic_api.http", "elastic_api.service"),
-    "storage": ("aiohttp", "sqlite3", "libvirt", "elastic_api.http", "elastic_api.service",
+    "store": ("aiohttp", "libvirt", "elastic_api.api", "elastic_api.http", "elastic_api.service"),
+    "storage": ("aiohttp", "sqlite3", "libvirt", "elastic_api.api", "elastic_api.http", "elastic_api.service",
                 "elastic_api.store"),
-    "hypervisor": ("aiohttp", "sqlite3", "elastic_api.http", "elastic_api.service", "elastic_api.store"),
-    "service": ("aiohttp", "sqlite3", "libvirt", "elastic_api.http"),
+    "hypervisor": ("aiohttp", "sqlite3", "elastic_api.api", "elastic_api.http", "elastic_api.service",
+                   "elastic_api.store"),
+    "service": ("aiohttp", "sqlite3", "libvirt", "elastic_api.api", "elastic_api.http"),
+    # The transport knows no dialect: each dialect's routes, auth and error shape come from api/.
+    "http": ("sqlite3", "libvirt", "elastic_api.api", "elastic_api.store", "elastic_api.storage",
+             "elastic_api.hypervisor"),
 }
 
 

@@ -1,4 +1,5 @@
-"""The one place errors become HTTP: every ElasticError, aiohttp's own and the unexpected."""
+"""The one place errors become HTTP: every neutral error, aiohttp's own and the unexpected. The
+shape of the answer is the dialect's: each mounts `errors(render)` with its own renderer."""
 from __future__ import annotations
 
 import logging
@@ -7,11 +8,8 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from elastic_api.errors import (
-    AuthError, ElasticError, InternalError, MethodError, MissingError, SlowClientError, TooLargeError,
-    UsageError,
+    ElasticError, InternalError, MethodError, MissingError, SlowClientError, TooLargeError, UsageError,
 )
-from elastic_api.http.auth import REALM
-from elastic_api.http.negotiate import answer_of, error_response
 from elastic_api.http.transfer import Occasional, transfer
 
 log = logging.getLogger(__name__)
@@ -32,30 +30,37 @@ def from_aiohttp(error: web.HTTPException, request: web.Request) -> ElasticError
     return InternalError("internal error")
 
 
-@web.middleware
-async def errors(request: web.Request,
-                 handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
-    cause: BaseException
-    try:
-        return await handler(request)
-    except web.HTTPException as e:
-        if e.status < 400:
-            raise
-        error, cause = from_aiohttp(e, request), e
-    except Exception as e:
-        if client_gone(request):  # whatever failed after, it failed for want of a client
-            return left(request)
-        # A ConnectionError here is a backend's connection (an NBD socket, say), not the client's.
-        error, cause = (e if isinstance(e, ElasticError) else unexpected(request, e)), e
-    started = transfer(request).started
-    if started is not None:
-        return abort(request, started, cause)
-    response = error_response(error)
-    if isinstance(error, AuthError):
-        response.headers["WWW-Authenticate"] = REALM
-    if isinstance(error, SlowClientError):
-        response.force_close()  # the rest of the body may never come: the connection cannot be reused
-    return response
+# A dialect's answer to an error: status, headers and body in its own shape.
+Render = Callable[[ElasticError], web.Response]
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def errors(render: Render) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+    """The middleware that answers every error of a dialect's routes with `render`."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        cause: BaseException
+        try:
+            return await handler(request)
+        except web.HTTPException as e:
+            if e.status < 400:
+                raise
+            error, cause = from_aiohttp(e, request), e
+        except Exception as e:
+            if client_gone(request):  # whatever failed after, it failed for want of a client
+                return left(request)
+            # A ConnectionError here is a backend's connection (an NBD socket, say), not the client's.
+            error, cause = (e if isinstance(e, ElasticError) else unexpected(request, e)), e
+        started = transfer(request).started
+        if started is not None:
+            return abort(request, started, cause)
+        response = render(error)
+        if isinstance(error, SlowClientError):
+            response.force_close()  # the rest of the body may never come: the connection cannot be reused
+        return response
+
+    return middleware
 
 
 def unexpected(request: web.Request, e: BaseException) -> InternalError:
@@ -89,7 +94,7 @@ def abort(request: web.Request, started: web.StreamResponse, cause: BaseExceptio
     The client sees a body shorter than its Content-Length, or a chunked body without its end."""
     sent = transfer(request)
     sent.aborted = True
-    what = (f"{answer_of(cause)[1]}: {cause.message}" if isinstance(cause, ElasticError)
+    what = (f"{type(cause).__name__}: {cause.message}" if isinstance(cause, ElasticError)
             else f"{type(cause).__name__}: {' '.join(str(cause).split())}")
     log.warning("aborted the answer to %s %s from %s after %d body bytes: %s", request.method,
                 request.path, request.remote, sent.body_bytes, what)
@@ -99,13 +104,13 @@ def abort(request: web.Request, started: web.StreamResponse, cause: BaseExceptio
     return started
 
 
-def refused_message(status: int) -> web.Response:
+def refused_message(status: int, render: Render) -> web.Response:
     """The answer to what aiohttp itself refuses before any middleware runs: a message its parser
     cannot read (a bad request line, control characters in a header, a header too long). The
     client's bytes are not echoed, and the connection is closed, as aiohttp would."""
     error = (UsageError("the request is not valid HTTP/1.1: check its request line and headers")
              if 400 <= status < 500 else InternalError("internal error; it has been logged"))
-    response = error_response(error)
+    response = render(error)
     response.set_status(status)
     response.headers["Server"] = "elastic-api"
     response.force_close()

@@ -1,107 +1,99 @@
-"""The one route table: every endpoint, its method rule and its handler on one screen."""
+"""Routes of any dialect: a path, the methods it answers, who may call it and its handler.
+
+A dialect writes its table as a tuple of `Route`s and mounts it with `add_routes`; the table is
+the one place that says, for every endpoint, which methods and which authentication it takes."""
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from aiohttp import web
 
-from elastic_api.errors import MethodError, MissingError, UsageError
-from elastic_api.http.call import Call
-from elastic_api.http.handlers import drives, resources, servers
-from elastic_api.http.negotiate import Result, error_response, render
+from elastic_api.errors import Invalid, MethodNotAllowed, NotFound
+from elastic_api.http.middleware import Render
 
-# Reads accept GET and POST (real clients POST every command); changes accept POST only.
-READ, CHANGE = "read", "change"
-READ_METHODS = frozenset({"GET", "HEAD", "POST"})
+P = TypeVar("P")  # what an auth policy yields: the caller, as the dialect knows it
 
-Handler = Callable[[Call], Awaitable[Result]]
+# An authentication policy: the caller of a request, or Unauthenticated. `PUBLIC` routes have none.
+Auth = Callable[[web.Request], Awaitable[P]]
+Handler = Callable[[web.Request, P], Awaitable[web.StreamResponse]]
+
+
+async def public(request: web.Request) -> None:
+    """The policy of a route anyone may call (a login, say): no caller."""
+    return None
 
 
 @dataclass(frozen=True)
-class Route:
-    rule: str
+class Route(Generic[P]):
+    methods: frozenset[str]
     path: str
-    handler: Handler
+    auth: Auth[P]
+    handler: Handler[P]
+    name: str = ""
 
 
-# Fixed paths come before the patterns they would otherwise match (aiohttp tries in order).
-ROUTES: tuple[Route, ...] = (
-    Route(READ,   "/drives/list",                            drives.list_drives),
-    Route(READ,   "/drives/info",                            drives.info_drives),
-    Route(READ,   "/drives/list/standard",                   drives.list_standard),
-    Route(READ,   "/drives/info/standard",                   drives.info_standard),
-    Route(READ,   "/drives/standard/info",                   drives.info_standard),
-    Route(CHANGE, "/drives/create",                          drives.create),
-    Route(READ,   "/drives/{drive}/info",                    drives.info),
-    Route(READ,   "/drives/{drive}/info/full",               drives.info),
-    Route(CHANGE, "/drives/{drive}/set",                     drives.set_),
-    Route(CHANGE, "/drives/{drive}/destroy",                 drives.destroy),
-    Route(READ,   "/drives/{drive}/read/{offset}/{size}",    drives.read),
-    Route(READ,   "/drives/{drive}/checksum",                drives.checksum),
-    Route(READ,   "/drives/{drive}/checksum/{offset}/{size}", drives.checksum),
-    Route(CHANGE, "/drives/{drive}/write",                   drives.write),
-    Route(CHANGE, "/drives/{drive}/write/{offset}",          drives.write),
-    Route(CHANGE, "/drives/{drive}/image/{source}",          drives.image),
-    Route(CHANGE, "/drives/{drive}/image/{source}/{conversion}", drives.image),
-    Route(READ,   "/servers/list",                           servers.list_servers),
-    Route(READ,   "/servers/info",                           servers.info_servers),
-    Route(CHANGE, "/servers/create",                         servers.create),
-    Route(CHANGE, "/servers/create/stopped",                 servers.create_stopped),
-    Route(READ,   "/servers/{server}/info",                  servers.info),
-    Route(CHANGE, "/servers/{server}/set",                   servers.set_),
-    Route(CHANGE, "/servers/{server}/start",                 servers.start),
-    Route(CHANGE, "/servers/{server}/stop",                  servers.stop),
-    Route(CHANGE, "/servers/{server}/shutdown",              servers.shutdown),
-    Route(CHANGE, "/servers/{server}/reset",                 servers.reset),
-    Route(CHANGE, "/servers/{server}/destroy",               servers.destroy),
-    Route(READ,   "/resources/list",                         resources.list_all),
-    Route(READ,   "/resources/info",                         resources.info_all),
-    Route(READ,   "/resources/{type}/list",                  resources.list_type),
-    Route(READ,   "/resources/{type}/info",                  resources.info_type),
-    Route(CHANGE, "/resources/{type}/create",                resources.create),
-    Route(READ,   "/resources/{type}/{resource}/info",       resources.info),
-    Route(CHANGE, "/resources/{type}/{resource}/set",        resources.set_),
-    Route(CHANGE, "/resources/{type}/{resource}/destroy",    resources.destroy),
-)
+def endpoint(routes: Sequence[Route[P]]) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """One aiohttp handler for every route of one path: the caller is authenticated by the
+    policy of the path's first route before the method is looked at, so a client without
+    credentials learns nothing about which methods a path takes."""
+    first = routes[0]
+    by_method = {method: route for route in routes for method in route.methods}
+    allowed = sorted(by_method)
 
-
-def allowed(rule: str, method: str) -> bool:
-    return method in READ_METHODS if rule == READ else method == "POST"
-
-
-def endpoint(route: Route, make_call: Callable[[web.Request], Awaitable[Call]]) -> Callable[
-        [web.Request], Awaitable[web.StreamResponse]]:
     async def handle(request: web.Request) -> web.StreamResponse:
-        call = await make_call(request)
-        if not allowed(route.rule, request.method):
-            raise MethodError(f"{request.method} is not allowed here: this command changes state, use POST")
-        return render(request, await route.handler(call))
+        route = by_method.get(request.method)
+        caller = await (route or first).auth(request)
+        if route is None:
+            raise MethodNotAllowed(f"{request.method} is not allowed here; use {' or '.join(allowed)}")
+        return await route.handler(request, caller)
 
-    handle.__name__ = route.handler.__name__
+    handle.__name__ = first.name or getattr(first.handler, "__name__", "endpoint")
     return handle
 
 
 async def expect_later(request: web.Request) -> web.StreamResponse | None:
     """aiohttp answers `Expect: 100-continue` as soon as a route matches, before authentication;
     here only an expectation we cannot meet is answered (417). 100 Continue goes out when a
-    handler first reads the body (Call.props, Call.body): after authentication and its checks,
-    so a refused client never sends its body."""
+    handler first reads the body (http.body): after authentication and its checks, so a refused
+    client never sends its body."""
     if request.headers.get("Expect", "").strip().lower() in ("", "100-continue"):
         return None
-    response = error_response(UsageError("the only expectation understood is 100-continue"))
-    response.set_status(417)
-    response.force_close()
-    return response
+    raise ExpectationFailed("the only expectation understood is 100-continue")
 
 
-async def no_such_command(request: web.Request) -> web.StreamResponse:
-    raise MissingError(f"no such command: {request.path[:80]}")
+class ExpectationFailed(Invalid):
+    """An `Expect` header other than 100-continue (answered 417 by every dialect)."""
 
 
-def add_routes(app: web.Application, make_call: Callable[[web.Request], Awaitable[Call]]) -> None:
-    for route in ROUTES:
-        app.router.add_route("*", route.path, endpoint(route, make_call), expect_handler=expect_later)
-    # Last, for every path that is no command: aiohttp's own "not found" would answer an
-    # `Expect: 100-continue` with 100 before its 404, and the client would send its body for nothing.
-    app.router.add_route("*", "/{path:.*}", no_such_command, expect_handler=expect_later)
+async def no_such_path(request: web.Request) -> web.StreamResponse:
+    raise NotFound(f"no such command: {request.path[:80]}")
+
+
+def add_routes(app: web.Application, routes: Sequence[Route[P]], render: Render, *, catch_all: bool = True) -> None:
+    """Mount a route table; paths keep the table's order (aiohttp tries them in order, so fixed
+    paths come before the patterns they would otherwise match)."""
+    by_path: dict[str, list[Route[P]]] = {}
+    for route in routes:
+        by_path.setdefault(route.path, []).append(route)
+
+    async def expect(request: web.Request) -> web.StreamResponse | None:
+        return await _expect(request, render)
+
+    for path, group in by_path.items():
+        app.router.add_route("*", path, endpoint(group), expect_handler=expect)
+    if catch_all:
+        # Last, for every path that is no command: aiohttp's own "not found" would answer an
+        # `Expect: 100-continue` with 100 before its 404, and the client would send its body for nothing.
+        app.router.add_route("*", "/{path:.*}", no_such_path, expect_handler=expect)
+
+
+async def _expect(request: web.Request, render: Render) -> web.StreamResponse | None:
+    try:
+        return await expect_later(request)
+    except ExpectationFailed as e:
+        response = render(e)
+        response.set_status(417)
+        response.force_close()
+        return response

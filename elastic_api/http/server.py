@@ -17,7 +17,7 @@ from aiohttp.abc import AbstractAccessLogger
 
 from elastic_api.config import Config
 from elastic_api.errors import UsageError
-from elastic_api.http.middleware import client_gone, refused_message
+from elastic_api.http.middleware import Render, client_gone, refused_message
 from elastic_api.http.transfer import TRANSFER as TRANSFER_KEY, Occasional, transfer
 
 log = logging.getLogger(__name__)
@@ -299,6 +299,7 @@ class _AnsweringInOurShape(web.RequestHandler):
     nothing added: only this method differs)."""
 
     __slots__ = ()
+    render: Render  # the root dialect's error shape, set on the class made for each site
 
     def handle_error(self, request: web.BaseRequest, status: int = 500, exc: BaseException | None = None,
                      message: str | None = None) -> web.StreamResponse:
@@ -311,11 +312,19 @@ class _AnsweringInOurShape(web.RequestHandler):
             log.error("error handling a request from %s", request.remote, exc_info=exc)
         if request.writer.output_size > 0:  # an answer began: there is no second one
             raise ConnectionError("an answer was already sent, the connection cannot carry another")
-        return refused_message(status)
+        return refused_message(status, type(self).render)
 
 
-def _answering_in_our_shape(handler: web.RequestHandler) -> web.RequestHandler:
-    handler.__class__ = _AnsweringInOurShape
+# The application's renderer for messages refused before any route is known: the root dialect's.
+REFUSAL = web.AppKey("refusal", Render)
+
+
+def _answering_class(render: Render) -> type[_AnsweringInOurShape]:
+    return type("AnsweringInOurShape", (_AnsweringInOurShape,), {"__slots__": (), "render": staticmethod(render)})
+
+
+def _answering_in_our_shape(handler: web.RequestHandler, cls: type[_AnsweringInOurShape]) -> web.RequestHandler:
+    handler.__class__ = cls
     return handler
 
 
@@ -328,6 +337,7 @@ class GuardedSite(web.BaseSite):
         self.runner, self.host, self.port, self.header_timeout = runner, host, port, header_timeout
         self.lingering = lingering
         self.connections: set[HeaderDeadline] = set()
+        self._answering: type[_AnsweringInOurShape] | None = None
 
     @property
     def name(self) -> str:
@@ -336,13 +346,16 @@ class GuardedSite(web.BaseSite):
     def _connection(self, loop: asyncio.AbstractEventLoop) -> HeaderDeadline:
         factory = self.runner.server
         assert factory is not None, "the runner is not set up"
-        guard = HeaderDeadline(_answering_in_our_shape(factory()), self.header_timeout, loop,
+        assert self._answering is not None, "the site is not started"
+        guard = HeaderDeadline(_answering_in_our_shape(factory(), self._answering), self.header_timeout, loop,
                                on_lost=self.connections.discard, lingering=self.lingering)
         self.connections.add(guard)
         return guard
 
     async def start(self) -> None:
         await super().start()
+        assert isinstance(self.runner, web.AppRunner)
+        self._answering = _answering_class(self.runner.app[REFUSAL])
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(lambda: self._connection(loop), self.host, self.port,
                                                 backlog=self._backlog, reuse_address=True)

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from elastic_api.http.routes import ROUTES
+from elastic_api.api.elastichosts.routes import ROUTES
 from tests.api.rawhttp import Connection, Target
 from tests.support import Server, create_user, write_config
 

@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from elastic_api.errors import AuthError
-from elastic_api.http.auth import parse_basic
+from elastic_api.api.elastichosts.auth import parse_basic
 
 
 def basic(raw: bytes) -> str:

@@ -6,9 +6,8 @@ from aiohttp.test_utils import make_mocked_request
 import pytest
 
 from elastic_api import errors
-from elastic_api.http.negotiate import (
-    NoContent, Properties, PropertiesList, ValuesList, answer_of, error_response, render, wants_json,
-)
+from elastic_api.api.elastichosts.errors import answer_of, error_response
+from elastic_api.api.elastichosts.negotiate import NoContent, Properties, PropertiesList, ValuesList, render, wants_json
 
 
 def request(accept: str | None):

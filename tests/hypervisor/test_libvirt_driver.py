@@ -10,7 +10,7 @@ import pytest
 
 from elastic_api.config import Config, HostConfig
 from elastic_api.errors import FailedError, FullError, InternalError, UnreachableError
-from elastic_api.http.negotiate import answer_of
+from elastic_api.api.elastichosts.errors import answer_of
 from elastic_api.hypervisor import Hypervisor
 from elastic_api.hypervisor.libvirt_driver import LibvirtHypervisor
 from tests.hypervisor.conftest import INSTALLATION, EventLog, host_xml_file, server_xml, wait_for

@@ -4,7 +4,13 @@ from __future__ import annotations
 import base64
 import binascii
 
+from collections.abc import Awaitable, Callable
+from enum import Enum
+
+from aiohttp import web
+
 from elastic_api.errors import AuthError
+from elastic_api.service.users import UserService
 
 REALM = 'Basic realm="elastic-api"'
 
@@ -27,3 +33,22 @@ def parse_basic(header: str | None) -> tuple[str, bytes]:
         return user.decode("ascii"), secret
     except UnicodeDecodeError:
         raise AuthError("wrong user or secret") from None
+
+
+class Policy(Enum):
+    """Who may call a route of this dialect."""
+
+    BASIC = "basic"  # a user, by HTTP Basic with its UUID and secret key
+
+
+BASIC = Policy.BASIC
+
+
+def basic(users: UserService) -> Callable[[web.Request], Awaitable[str]]:
+    """The BASIC policy: the user the request's credentials name, or Unauthenticated."""
+
+    async def authenticate(request: web.Request) -> str:
+        user, secret = parse_basic(request.headers.get("Authorization"))
+        return await users.authenticate(user, secret)
+
+    return authenticate

@@ -1,8 +1,8 @@
 """/servers: list, info, create, start, stop, shutdown, reset, set, destroy."""
 from __future__ import annotations
 
-from elastic_api.http.call import Call
-from elastic_api.http.negotiate import NoContent, Properties, PropertiesList, ValuesList
+from elastic_api.api.elastichosts.call import Call
+from elastic_api.api.elastichosts.negotiate import NoContent, Properties, PropertiesList, ValuesList
 from elastic_api.model.server_record import to_server_info
 
 

@@ -1,8 +1,8 @@
 """/resources: list, info, create, set and destroy of static IPs and VLANs."""
 from __future__ import annotations
 
-from elastic_api.http.call import Call
-from elastic_api.http.negotiate import NoContent, Properties, PropertiesList, ValuesList
+from elastic_api.api.elastichosts.call import Call
+from elastic_api.api.elastichosts.negotiate import NoContent, Properties, PropertiesList, ValuesList
 from elastic_api.model.pages import parse_page
 from elastic_api.model.properties import Info
 

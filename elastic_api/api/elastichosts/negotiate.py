@@ -6,10 +6,6 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from elastic_api.errors import (
-    Busy, ClientGone, Error, Failed, Full, Internal, Invalid, MethodNotAllowed, NotFound, QuotaExceeded, TooLarge,
-    TooSlow, Unauthenticated, Unavailable, Unreachable,
-)
 from elastic_api.model.properties import (
     Info, render_json, render_list, render_properties, render_properties_list,
 )
@@ -70,42 +66,3 @@ def render(request: web.Request, result: Result) -> web.StreamResponse:
         content_type="application/json" if as_json else "text/plain",
         headers={"X-Elastic-Output": shape},
     )
-
-
-# The ElasticHosts answer to each error kind: status and X-Elastic-Error word (PROTOCOL.md's table).
-# The first kind in an error's class hierarchy that is listed here decides.
-ANSWERS: dict[type[Error], tuple[int, str]] = {
-    Invalid: (400, "usage"),
-    Unauthenticated: (401, "auth"),
-    QuotaExceeded: (402, "billing"),
-    NotFound: (404, "missing"),
-    MethodNotAllowed: (405, "method"),
-    TooSlow: (408, "usage"),
-    Busy: (409, "busy"),
-    TooLarge: (413, "usage"),
-    ClientGone: (499, "usage"),  # nginx's "client closed request": only the access log sees it
-    Failed: (500, "failed"),
-    # 503, not 507: no host is full; the word stays `failed`, PROTOCOL.md's table has no other.
-    Unreachable: (503, "failed"),
-    Internal: (500, "system"),
-    Unavailable: (503, "busy"),
-    Full: (507, "full"),
-    Error: (500, "system"),
-}
-
-
-def answer_of(error: Error) -> tuple[int, str]:
-    """(status, X-Elastic-Error word) for an error of any kind."""
-    for kind in type(error).__mro__:
-        if kind in ANSWERS:
-            return ANSWERS[kind]
-    return ANSWERS[Error]
-
-
-def error_response(error: Error) -> web.Response:
-    status, word = answer_of(error)
-    headers = {"X-Elastic-Error": word}
-    if isinstance(error, Unavailable):
-        headers["Retry-After"] = str(error.retry_after)
-    return web.Response(status=status, text=error.message + "\n", content_type="text/plain",
-                        headers=headers)

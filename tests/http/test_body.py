@@ -1,4 +1,4 @@
-"""Call.body's minimum rate: only time spent waiting for the client counts against it."""
+"""http.body.stream's minimum rate: only time spent waiting for the client counts against it."""
 from __future__ import annotations
 
 import asyncio
@@ -11,19 +11,18 @@ from multidict import CIMultiDict
 
 from elastic_api.config import Config
 from elastic_api.errors import SlowClientError
-from elastic_api.http.call import Call
+from elastic_api.http.body import stream
 
 
-def call_for(content: asyncio.StreamReader, **limits: int) -> Call:
+def body_of(content: asyncio.StreamReader, **limits: int):
     request = SimpleNamespace(content=content, version=HttpVersion11, content_length=None,
                               headers=CIMultiDict(), transport=None)
-    config = dataclasses.replace(Config(), **limits)
-    return Call(request, "user", None, config)  # type: ignore[arg-type]
+    return stream(request, dataclasses.replace(Config(), **limits))  # type: ignore[arg-type]
 
 
 async def test_a_trickle_is_too_slow_once_the_grace_has_passed():
     content = asyncio.StreamReader()
-    body = call_for(content, min_body_rate=1000, body_rate_grace=1, body_timeout=30).body()
+    body = body_of(content, min_body_rate=1000, body_rate_grace=1, body_timeout=30)
 
     async def trickle() -> None:
         while True:
@@ -47,7 +46,7 @@ async def test_time_our_side_spends_does_not_count_against_the_client():
     content.feed_data(b"y" * 300)
     content.feed_eof()
     # stream_chunk 100: three pieces, each already buffered when asked for.
-    body = call_for(content, min_body_rate=1000, body_rate_grace=1, body_timeout=30, stream_chunk=100).body()
+    body = body_of(content, min_body_rate=1000, body_rate_grace=1, body_timeout=30, stream_chunk=100)
     pieces = []
     async for piece in body:
         pieces.append(piece)
@@ -57,7 +56,7 @@ async def test_time_our_side_spends_does_not_count_against_the_client():
 
 async def test_no_minimum_leaves_only_the_gap_between_bytes():
     content = asyncio.StreamReader()
-    body = call_for(content, min_body_rate=0, body_timeout=1).body()
+    body = body_of(content, min_body_rate=0, body_timeout=1)
     content.feed_data(b"z")
     assert await body.__anext__() == b"z"
     with pytest.raises(SlowClientError, match="stalled"):

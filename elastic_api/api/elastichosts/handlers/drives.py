@@ -10,9 +10,9 @@ from typing import TypeVar
 from aiohttp import web
 
 from elastic_api.errors import ClientGoneError, UsageError
-from elastic_api.http.call import Call
+from elastic_api.api.elastichosts.call import Call
 from elastic_api.http.transfer import send_file
-from elastic_api.http.negotiate import NoContent, Properties, PropertiesList, ValuesList
+from elastic_api.api.elastichosts.negotiate import NoContent, Properties, PropertiesList, ValuesList
 from elastic_api.model.drive import to_info
 from elastic_api.model.image import to_info as image_info
 

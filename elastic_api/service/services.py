@@ -1,0 +1,36 @@
+"""The services one engine is made of, built once and shared by every dialect."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from elastic_api.config import Config
+from elastic_api.hypervisor import Hypervisor
+from elastic_api.service.drives import DriveService
+from elastic_api.service.imaging import ImagingService
+from elastic_api.service.quotas import QuotaService
+from elastic_api.service.resources import ResourceService
+from elastic_api.service.servers import ServerService
+from elastic_api.service.users import UserService
+from elastic_api.storage import Storage
+from elastic_api.store import Store
+
+
+@dataclass
+class Services:
+    users: UserService
+    drives: DriveService
+    imaging: ImagingService
+    servers: ServerService
+    quotas: QuotaService
+    resources: ResourceService
+
+
+def build_services(config: Config, store: Store, storage: Storage, hypervisor: Hypervisor) -> Services:
+    quotas = QuotaService(config, store)
+    drives = DriveService(config, store, storage, quotas=quotas)
+    resources = ResourceService(config, store, hypervisor, quotas=quotas)
+    users = UserService(store, cache_seconds=config.auth_cache_seconds, cache_users=config.auth_cache_users)
+    return Services(users=users, drives=drives,
+                    imaging=ImagingService(config, store, storage, drives),
+                    servers=ServerService(config, store, hypervisor, drives, resources),
+                    quotas=quotas, resources=resources)
