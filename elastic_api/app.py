@@ -47,12 +47,12 @@ def create_app(config: Config, *, store: Store, storage: Storage, hypervisor: Hy
             hypervisor.on_host_back(services.servers.on_host_back)
             await services.servers.reconcile()
             await services.drives.sweep_orphans()
-            await services.imaging.resume()
+            await services.jobs.start()  # after every kind's handler is registered
             yield
         finally:
             hypervisor.on_event(None)
             hypervisor.on_host_back(None)
-            await services.imaging.close()
+            await services.jobs.close()
             await storage.close()
             await hypervisor.close()
             await store.close()

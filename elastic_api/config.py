@@ -132,6 +132,16 @@ class Config:
     storage_timeout: int = 60
     # Image jobs copying at once: each is disk- and CPU-bound (gzip), two cores serve two well.
     max_image_jobs: int = 2
+    # Seconds a node's claim on a running job lasts unless its heartbeat renews it: another node
+    # (or this one restarted under a new ID) takes the job over only after that, so it must
+    # outlast a few missed beats and a stalled store, and is short enough to resume in a minute.
+    job_lease_seconds: int = 60
+    # Seconds between heartbeats renewing this node's leases: a fifth of the lease rides out a
+    # few slow store writes (one write per beat, whatever the number of jobs).
+    job_heartbeat_seconds: int = 12
+    # Seconds at least between two stores of one job's progress: the live value is in memory and
+    # the row only matters after a crash, so a copy's thousands of reports cost a write a second.
+    job_progress_seconds: int = 1
     # Writes receiving a body at once, per user and in all (more answer 503 with Retry-After):
     # each holds up to write_buffer in memory, so 32 bound that to 256 MiB; a user's tool sends
     # a few chunks in flight, and 8 leave room without letting one user take every slot.
@@ -333,6 +343,12 @@ def from_mapping(data: dict[str, Any]) -> Config:
     for key in ("auth_cache_seconds", "min_body_rate", "shutdown_grace", "db_reserve"):
         if getattr(config, key) < 0:
             raise ConfigError(f"{key} must be 0 or more")
+    for key in ("max_image_jobs", "job_lease_seconds", "job_heartbeat_seconds", "job_progress_seconds"):
+        if getattr(config, key) < 1:
+            raise ConfigError(f"{key} must be at least 1")
+    if config.job_heartbeat_seconds * 2 > config.job_lease_seconds:
+        raise ConfigError("job_heartbeat_seconds must be at most half of job_lease_seconds:"
+                          " a lease must outlast a missed beat")
     if config.storage_timeout < 1:
         raise ConfigError("storage_timeout must be at least 1")
     interval = config.host_reconnect_interval

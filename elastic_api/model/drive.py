@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from elastic_api.errors import UsageError
 from elastic_api.model.fields import is_user_key, parse_name, parse_tags, parse_user_value
 from elastic_api.model.ids import ALL_USERS, parse_id
+from elastic_api.model.job import RUNNING, Job
 from elastic_api.model.properties import Info, Props, words
 from elastic_api.model.units import parse_size
 
@@ -48,9 +49,11 @@ class Drive:
     read_requests: int = 0
     write_bytes: int = 0
     write_requests: int = 0
-    imaging: str | None = None  # "queued" or "NN%" while an image job is pending
-    imaging_error: str | None = None  # the last image job's failure, until the next succeeds
-    claimed: tuple[str, ...] = ()  # servers using it (filled by the service)
+    # The pending image job (running, else the first queued) and the last one's failure, until
+    # the next is asked for: both from the drive's jobs (filled by the store; progress live).
+    image_job: Job | None = None
+    imaging_error: str | None = None
+    claimed: tuple[str, ...] = ()  # servers using it (filled by the store)
     # The drive's own key wrapped by the master key (encrypted drives only); never shown to anyone.
     wrapped_key: bytes | None = field(default=None, repr=False)
 
@@ -179,6 +182,14 @@ def apply_changes(drive: Drive, changes: DriveChanges) -> Drive:
     return dataclasses.replace(drive, user_keys=user_keys, **updates)
 
 
+def _claimed(drive: Drive) -> list[str]:
+    """The servers that claim the drive and, while an image job copies into it, `image:SOURCE`:
+    the job holds the drive as a server would, and clients have always seen it so."""
+    job = drive.image_job
+    copying = [f"image:{job.params.source}"] if job is not None and job.status == RUNNING else []
+    return [*drive.claimed, *copying]
+
+
 def to_info(drive: Drive) -> Info:
     info: Info = {
         "drive": drive.drive,
@@ -186,7 +197,7 @@ def to_info(drive: Drive) -> Info:
         "size": drive.size,
         "user": drive.owner,
         "status": "active",
-        "claimed": list(drive.claimed),
+        "claimed": _claimed(drive),
         "claim:type": drive.claim_type,
         "readers": list(drive.readers),
         "tags": list(drive.tags),
@@ -200,8 +211,9 @@ def to_info(drive: Drive) -> Info:
     }
     if drive.avoid:
         info["avoid"] = list(drive.avoid)
-    if drive.imaging:
-        info["imaging"] = drive.imaging
+    job = drive.image_job
+    if job is not None:
+        info["imaging"] = f"{job.progress}%" if job.status == RUNNING else "queued"
     if drive.imaging_error:
         info["imaging:error"] = drive.imaging_error
     info.update(sorted(drive.user_keys.items()))

@@ -1,4 +1,4 @@
-"""Standard images and image jobs: the read-only library every user sees, and queued copies."""
+"""Standard images: the read-only library every user sees (copies into drives are jobs: model/job.py)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -18,15 +18,6 @@ class StandardImage:
     name: str
     size: int  # bytes of the raw image (what /gunzip writes into a drive)
     created: int
-
-
-@dataclass(frozen=True)
-class ImageJob:
-    job: int
-    drive: str
-    owner: str
-    source: str
-    conversion: str  # "", "gzip" or "gunzip"
 
 
 def to_info(image: StandardImage) -> Info:

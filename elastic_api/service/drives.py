@@ -20,6 +20,7 @@ from elastic_api.model.ids import new_id, parse_id
 from elastic_api.model.pages import Page
 from elastic_api.model.properties import Props
 from elastic_api.model.units import parse_size
+from elastic_api.service.jobs import JobRunner
 from elastic_api.service.keyring import Keyring
 from elastic_api.service.locks import DriveUse, LockTable, UploadSlots
 from elastic_api.service.quotas import QuotaService
@@ -45,7 +46,8 @@ class Sent:
 
 class DriveService:
     def __init__(self, config: Config, store: Store, storage: Storage,
-                 clock: Callable[[], int] = time.time_ns, quotas: QuotaService | None = None) -> None:
+                 clock: Callable[[], int] = time.time_ns, quotas: QuotaService | None = None,
+                 jobs: JobRunner | None = None) -> None:
         self.config = config
         self.store = store
         self.storage = storage
@@ -55,6 +57,10 @@ class DriveService:
         self.use = DriveUse()
         self.uploads = UploadSlots(per_user=config.max_uploads_per_user, total=config.max_uploads)
         self.keys = Keyring(config.master_key_path, may_create=not config.master_key_file)
+        # The jobs on drives (image copies): what runs here now, with its live progress.
+        self.jobs = jobs or JobRunner(store, "local", lease_seconds=config.job_lease_seconds,
+                                      heartbeat_seconds=config.job_heartbeat_seconds,
+                                      progress_seconds=config.job_progress_seconds)
 
     async def open_keys(self) -> None:
         """At start-up, before any drive is touched: the master key, or a ConfigError."""
@@ -69,12 +75,10 @@ class DriveService:
         return Volume(drive.drive, drive.format, drive.size, self.keys.passphrase(drive.drive, drive.wrapped_key))
 
     def _live(self, drive: Drive) -> Drive:
-        """The stored drive with what only the running process knows: image progress and claims."""
-        progress = self.use.imaging.get(drive.drive)
-        if progress is None:
+        """The stored drive with its image job's live progress (the stored one lags behind)."""
+        if drive.image_job is None:
             return drive
-        source = self.use.image_sources[drive.drive]
-        return dataclasses.replace(drive, imaging=progress, claimed=(*drive.claimed, f"image:{source}"))
+        return dataclasses.replace(drive, image_job=self.jobs.live(drive.image_job))
 
     async def get(self, user: str, drive_id: str) -> Drive:
         """A drive the user may see (owned or shared through readers); 404 alike for all others."""
@@ -139,23 +143,25 @@ class DriveService:
     def _check_exportable(self, drive: Drive) -> None:
         """Reads of a qcow2 or encrypted drive go through an export of our own, which a running
         guest's lock on the file forbids (and qcow2 metadata may change under a reader anyway)."""
-        if (drive.format == "qcow2" or drive.encrypted) and [c for c in drive.claimed if not c.startswith("image:")]:
+        if (drive.format == "qcow2" or drive.encrypted) and drive.claimed:
             raise BusyError(f"drive {drive.drive} is in use by a running server")
 
     def check_unclaimed(self, drive: Drive) -> None:
-        servers = [c for c in drive.claimed if not c.startswith("image:")]
-        if servers:
-            raise BusyError(f"drive {drive.drive} is claimed by {' '.join(servers)}")
+        if drive.claimed:
+            raise BusyError(f"drive {drive.drive} is claimed by {' '.join(drive.claimed)}")
 
     def check_writable(self, drive: Drive) -> None:
-        """Bytes may change only when no image job and no active server holds the drive."""
-        if drive.imaging:
+        """Bytes may change only when no image job is pending on the drive (its jobs, as the
+        store read them with the drive) and no active server holds it."""
+        if drive.image_job is not None:
             raise BusyError(f"drive {drive.drive} is being imaged")
         self.check_unclaimed(drive)
 
     async def destroy(self, user: str, drive_id: str) -> None:
         async with self._held(user, drive_id) as drive:
             self.check_writable(drive)
+            if self.jobs.running_on(drive.drive) is not None:  # one that started since the read
+                raise BusyError(f"drive {drive.drive} is being imaged")
             if self.use.in_use(drive.drive):
                 raise BusyError(f"drive {drive.drive} has reads or writes in progress")
             # Row first: once it is gone no request can reach the volume, and a crash before the
@@ -176,7 +182,7 @@ class DriveService:
         with self.uploads.take(user):
             async with self.use.io(drive.drive):
                 # Checked again inside: an image job may have started while this request waited.
-                if drive.drive in self.use.imaging:
+                if self.jobs.running_on(drive.drive) is not None:
                     raise BusyError(f"drive {drive.drive} is being imaged")
                 written = await self.storage.write(self.volume(drive), offset, body, gzip=gzip,
                                                    max_decompressed=self.config.max_write_decompressed)

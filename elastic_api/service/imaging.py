@@ -1,7 +1,6 @@
-"""Imaging: background copies from a drive or standard image into a drive, queued per drive."""
+"""Imaging: copies from a drive or standard image into a drive, run as jobs (service/jobs.py)."""
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from pathlib import Path
@@ -9,9 +8,11 @@ from pathlib import Path
 from elastic_api.config import Config
 from elastic_api.errors import ElasticError, MissingError, UsageError
 from elastic_api.model.ids import parse_id
-from elastic_api.model.image import CONVERSIONS, ImageJob, StandardImage
+from elastic_api.model.image import CONVERSIONS, StandardImage
+from elastic_api.model.job import IMAGE, ImageParams, Job
 from elastic_api.model.pages import Page
 from elastic_api.service.drives import DriveService
+from elastic_api.service.jobs import JobFailed, JobRunner, Progress
 from elastic_api.storage import ImageFile, Storage, Volume
 from elastic_api.store import Store
 
@@ -19,14 +20,16 @@ log = logging.getLogger(__name__)
 
 
 class ImagingService:
-    def __init__(self, config: Config, store: Store, storage: Storage, drives: DriveService) -> None:
+    def __init__(self, config: Config, store: Store, storage: Storage, drives: DriveService,
+                 jobs: JobRunner | None = None) -> None:
         self.config = config
         self.store = store
         self.storage = storage
         self.drives = drives
-        self._runners: dict[str, asyncio.Task[None]] = {}
-        # Copies are disk- and CPU-heavy; a few at once keep the API responsive.
-        self._slots = asyncio.Semaphore(config.max_image_jobs)
+        self.jobs = jobs or drives.jobs
+        # Copies are disk- and CPU-heavy: a few at once keep the API responsive. A copy rewrites
+        # its whole target, so one a crash or stop cut short simply runs again from the start.
+        self.jobs.register(IMAGE, self._copy, concurrency=config.max_image_jobs, idempotent=True)
 
     # -- the standard library -----------------------------------------------------------------
     async def standard(self, page: Page) -> list[StandardImage]:
@@ -46,8 +49,9 @@ class ImagingService:
         return record
 
     # -- jobs -----------------------------------------------------------------------------------
-    async def image(self, user: str, drive_id: str, source_id: str, conversion: str) -> None:
-        """Queue a copy of SOURCE into DRIVE; it runs in the background (204 to the client)."""
+    async def image(self, user: str, drive_id: str, source_id: str, conversion: str) -> Job:
+        """Queue a copy of SOURCE into DRIVE, behind the drive's other jobs; it runs in the
+        background."""
         if conversion and conversion not in CONVERSIONS:
             raise MissingError(f"no such command: image/{source_id[:40]}/{conversion[:20]}")
         target = await self.drives.owned(user, drive_id)
@@ -59,64 +63,32 @@ class ImagingService:
             raise UsageError("a drive cannot be imaged from itself")
         if await self.store.get_image(source) is None:
             await self.drives.get(user, source)  # 404 unless the user may read it
-        job = await self.store.add_image_job(user, target.drive, source, conversion)
-        if job is None:
-            raise MissingError(f"no such drive: {drive_id[:40]}")
-        self._kick(user, target.drive)
+        return await self.jobs.submit(Job(0, IMAGE, user, target.drive, ImageParams(source, conversion)))
 
-    def _kick(self, owner: str, drive: str) -> None:
-        if drive not in self._runners:
-            task = asyncio.create_task(self._run_queue(owner, drive), name=f"imaging {drive}")
-            self._runners[drive] = task
-            task.add_done_callback(lambda _: self._runners.pop(drive, None))
-
-    async def _run_queue(self, owner: str, drive: str) -> None:
-        while jobs := await self.store.image_jobs(owner, drive):
-            error = await self._run(jobs[0])
-            await self.store.finish_image_job(owner, jobs[0].job, "queued" if len(jobs) > 1 else None, error)
-
-    async def _source(self, job: ImageJob) -> Volume | ImageFile:
-        image = await self.store.get_image(job.source)
+    async def _source(self, owner: str, source: str) -> Volume | ImageFile:
+        image = await self.store.get_image(source)
         if image is not None:
             return await self.storage.image_file(image.image)
-        return self.drives.volume(await self.drives.get(job.owner, job.source))
+        return self.drives.volume(await self.drives.get(owner, source))
 
-    async def _run(self, job: ImageJob) -> str | None:
-        """Copy one job; the error message when it failed, None when it succeeded."""
+    async def _copy(self, job: Job, progress: Progress) -> None:
+        """Run one image job; JobFailed with the words its drive shows when it fails."""
+        params = job.params
+        assert isinstance(params, ImageParams)
         use = self.drives.use
-        async with self._slots:
-            use.imaging[job.drive] = "0%"
-            use.image_sources[job.drive] = job.source
-            try:
-                await use.drained(job.drive)  # writes that started before the job finish first
-                target = await self.drives.owned(job.owner, job.drive)
-                source = await self._source(job)
+        try:
+            await use.drained(job.resource)  # writes that started before the job finish first
+            target = await self.drives.owned(job.owner, job.resource)
+            source = await self._source(job.owner, params.source)
 
-                def progress(done: int, total: int) -> None:
-                    use.imaging[job.drive] = f"{min(99, done * 100 // max(total, 1))}%"
+            def copied(done: int, total: int) -> None:
+                progress(min(99, done * 100 // max(total, 1)))  # 100% is the job done, not the last byte
 
-                async with use.io(job.source):
-                    await self.storage.copy(source, self.drives.volume(target), job.conversion, progress)
-                log.info("imaged drive %s from %s", job.drive, job.source)
-                return None
-            except ElasticError as e:
-                log.warning("image job %d into %s failed: %s", job.job, job.drive, e.message)
-                return f"image from {job.source} failed: {e.message}"
-            except Exception:
-                log.exception("image job %d into %s failed", job.job, job.drive)
-                return f"image from {job.source} failed: internal error"
-            finally:
-                use.imaging.pop(job.drive, None)
-                use.image_sources.pop(job.drive, None)
-
-    async def resume(self) -> None:
-        """At start-up: jobs a stop or crash interrupted run again from the beginning (a copy
-        rewrites the whole target, so a rerun is exact)."""
-        for job in await self.store.all_image_jobs():
-            self._kick(job.owner, job.drive)
-
-    async def close(self) -> None:
-        for task in list(self._runners.values()):
-            task.cancel()
-        await asyncio.gather(*self._runners.values(), return_exceptions=True)
-
+            async with use.io(params.source):
+                await self.storage.copy(source, self.drives.volume(target), params.conversion, copied)
+            log.info("imaged drive %s from %s", job.resource, params.source)
+        except ElasticError as e:
+            raise JobFailed(f"image from {params.source} failed: {e.message}") from None
+        except Exception:
+            log.exception("image job %d into %s failed", job.id, job.resource)
+            raise JobFailed(f"image from {params.source} failed: internal error") from None

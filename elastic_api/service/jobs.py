@@ -9,9 +9,10 @@ import logging
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from elastic_api.model.job import DONE, FAILED, QUEUED, RUNNING, Job
+from elastic_api.store.base import JobStore
 
 log = logging.getLogger(__name__)
 
@@ -20,38 +21,6 @@ log = logging.getLogger(__name__)
 Progress = Callable[[int], None]
 Handler = Callable[[Job, Progress], Coroutine[Any, Any, None]]
 SECOND = 1_000_000_000
-
-
-class JobStore(Protocol):
-    """What the runner asks of the store (moves to store/base.py with the other Protocols)."""
-
-    async def add_job(self, job: Job) -> Job:
-        """Store a new job; the job with its ID."""
-
-    async def next_job(self, resource: str) -> Job | None:
-        """The resource's first unfinished job (running, else the first queued), or None."""
-
-    async def claim_job(self, job: int, holder: str, now: int, expires: int) -> Job | None:
-        """Start a queued job under holder's lease, if it is still queued and first on its
-        resource with none running there; the running job, or None."""
-
-    async def renew_jobs(self, holder: str, jobs: list[int], expires: int) -> list[int]:
-        """Extend holder's leases on these running jobs; the IDs holder still holds."""
-
-    async def job_progress(self, job: int, holder: str, progress: int) -> None: ...
-
-    async def finish_job(self, job: int, holder: str | None, status: str, error: str | None,
-                         finished: int) -> bool:
-        """End a running job that holder holds (done or failed); False when it is not."""
-
-    async def requeue_job(self, job: int, holder: str | None) -> bool:
-        """Put a running job that holder held back in the queue, in its place; False when not."""
-
-    async def jobs_of(self, owner: str, resource: str) -> list[Job]:
-        """The owner's jobs on the resource, oldest first (finished ones too, while kept)."""
-
-    async def unfinished_jobs(self) -> list[Job]:
-        """Every queued or running job of every owner, by ID: for start-up and the heartbeat."""
 
 
 class JobFailed(Exception):

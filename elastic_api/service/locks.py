@@ -31,14 +31,13 @@ class LockTable:
 
 
 class DriveUse:
-    """Who is using each drive's bytes right now: reads and writes in flight, and image jobs
-    with their progress. Destroy refuses a drive in use; an image job waits for writes to drain."""
+    """Who is using each drive's bytes right now: reads and writes in flight (an image job's
+    reading of its source among them). Destroy refuses a drive in use; an image job waits for
+    the writes into its target to drain."""
 
     def __init__(self) -> None:
         self._io: dict[str, int] = {}
         self._drained: dict[str, asyncio.Event] = {}
-        self.imaging: dict[str, str] = {}  # drive → "NN%" while its job copies
-        self.image_sources: dict[str, str] = {}  # drive → the source its running job copies from
 
     @asynccontextmanager
     async def io(self, drive: str) -> AsyncIterator[None]:
@@ -53,7 +52,7 @@ class DriveUse:
                 self._drained.pop(drive).set()
 
     def in_use(self, drive: str) -> bool:
-        return drive in self._io or drive in self.imaging
+        return drive in self._io
 
     async def drained(self, drive: str) -> None:
         event = self._drained.get(drive)

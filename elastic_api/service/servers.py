@@ -98,7 +98,7 @@ class ServerService:
             claims = []
             for slot in config.drives:
                 drive = await self.drives.get(user, slot.drive)
-                if drive.imaging:
+                if drive.image_job is not None:
                     raise BusyError(f"drive {drive.drive} is being imaged")
                 volume = self.drives.volume(drive)
                 secret = None

@@ -7,6 +7,7 @@ from elastic_api.config import Config
 from elastic_api.hypervisor import Hypervisor
 from elastic_api.service.drives import DriveService
 from elastic_api.service.imaging import ImagingService
+from elastic_api.service.jobs import JobRunner
 from elastic_api.service.quotas import QuotaService
 from elastic_api.service.resources import ResourceService
 from elastic_api.service.servers import ServerService
@@ -20,6 +21,7 @@ class Services:
     users: UserService
     drives: DriveService
     imaging: ImagingService
+    jobs: JobRunner
     servers: ServerService
     quotas: QuotaService
     resources: ResourceService
@@ -27,10 +29,14 @@ class Services:
 
 def build_services(config: Config, store: Store, storage: Storage, hypervisor: Hypervisor) -> Services:
     quotas = QuotaService(config, store)
-    drives = DriveService(config, store, storage, quotas=quotas)
+    # Leases name this installation: after a restart its jobs left running are known as its own.
+    jobs = JobRunner(store, hypervisor.installation, lease_seconds=config.job_lease_seconds,
+                     heartbeat_seconds=config.job_heartbeat_seconds,
+                     progress_seconds=config.job_progress_seconds)
+    drives = DriveService(config, store, storage, quotas=quotas, jobs=jobs)
     resources = ResourceService(config, store, hypervisor, quotas=quotas)
     users = UserService(store, cache_seconds=config.auth_cache_seconds, cache_users=config.auth_cache_users)
     return Services(users=users, drives=drives,
-                    imaging=ImagingService(config, store, storage, drives),
+                    imaging=ImagingService(config, store, storage, drives, jobs), jobs=jobs,
                     servers=ServerService(config, store, hypervisor, drives, resources),
                     quotas=quotas, resources=resources)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from elastic_api.store.base import (
     DriveStore,
-    ImageJobStore,
     ImageStore,
+    JobStore,
     LeaseStore,
     QuotaStore,
     ResourceStore,
@@ -14,5 +14,5 @@ from elastic_api.store.base import (
     UserStore,
 )
 
-__all__ = ["DriveStore", "ImageJobStore", "ImageStore", "LeaseStore", "QuotaStore", "ResourceStore",
+__all__ = ["DriveStore", "ImageStore", "JobStore", "LeaseStore", "QuotaStore", "ResourceStore",
            "ServerStore", "Store", "UserStore"]

@@ -23,7 +23,8 @@ from __future__ import annotations
 from typing import Protocol
 
 from elastic_api.model.drive import Drive
-from elastic_api.model.image import ImageJob, StandardImage
+from elastic_api.model.image import StandardImage
+from elastic_api.model.job import Job
 from elastic_api.model.quota import Usage
 from elastic_api.model.resource import Lease, Resource
 from elastic_api.model.server_record import Claim, ServerRecord
@@ -64,12 +65,13 @@ class DriveStore(Protocol):
     users); only the owner may change or destroy a drive."""
 
     async def insert_drive(self, drive: Drive) -> None:
-        """Add the drive and its readers in one transaction. Its I/O counters, imaging state
-        and claims start empty whatever `drive` says."""
+        """Add the drive and its readers in one transaction. Its I/O counters, image job and
+        claims start empty whatever `drive` says."""
 
     async def get_drive(self, user: str, drive: str) -> Drive | None:
-        """The drive, with its readers and the active servers that claim it, if the user may
-        see it; None when it is missing or not visible to the user."""
+        """The drive, with its readers, the active servers that claim it, its pending image job
+        (running, else the first queued) and its last image job's error (see last_error in
+        sqlite/jobs.py), if the user may see it; None when it is missing or not visible to the user."""
 
     async def list_drives(self, user: str, limit: int | None, marker: str | None) -> list[Drive]:
         """One page of the drives the user may see (a marker must be one of them)."""
@@ -78,13 +80,13 @@ class DriveStore(Protocol):
         """The page list_drives would give, as IDs alone: what `/drives/list` shows."""
 
     async def update_drive(self, user: str, drive: Drive) -> bool:
-        """Replace the owner's drive's name, size, claim type, tags, avoid list, user keys,
-        imaging state and readers in one transaction (owner, format, encryption, tier, creation
-        time, I/O counters and wrapped key never change). False, and nothing changed, when the
+        """Replace the owner's drive's name, size, claim type, tags, avoid list, user keys and
+        readers in one transaction (owner, format, encryption, tier, creation time, I/O
+        counters, wrapped key and jobs never change). False, and nothing changed, when the
         drive is missing or not the user's own (a reader may not change it)."""
 
     async def delete_drive(self, user: str, drive: str) -> bool:
-        """Remove the owner's drive, with its readers and queued image jobs, in one transaction;
+        """Remove the owner's drive, with its readers and all its jobs, in one transaction;
         False, and nothing changed, when it is missing or not the user's own. A drive an active
         server claims is refused with the engine's integrity error and stays (callers check
         `claimed` first). May use the full-disk reserve."""
@@ -93,10 +95,6 @@ class DriveStore(Protocol):
                              write_bytes: int = 0, write_requests: int = 0) -> None:
         """Add to the counters of a drive the user may see, in one statement: counts added at
         the same time all add up. Nothing happens when it is missing or not visible."""
-
-    async def set_imaging(self, user: str, drive: str, imaging: str | None, error: str | None) -> None:
-        """Set the owner's drive's imaging progress and error in one transaction; nothing
-        happens when the drive is missing or not the user's own."""
 
     # Maintenance.
     async def all_drive_ids(self) -> set[str]:
@@ -123,27 +121,40 @@ class ImageStore(Protocol):
         """Remove the image; False when there was none."""
 
 
-class ImageJobStore(Protocol):
-    """Image jobs: copies into a drive, queued in order per drive; only its owner may add one."""
+class JobStore(Protocol):
+    """Jobs: background work on one resource, run in order per resource under a node's lease.
+    The runner (service/jobs.py) checks who may act on a resource before it adds a job; these
+    calls take job IDs, never a user, except jobs_of. A job's status only moves queued →
+    running → done or failed (or back to queued when its runner is gone), and a change made
+    "by holder" happens only while the job is running under holder's lease."""
 
-    async def add_image_job(self, user: str, drive: str, source: str, conversion: str) -> ImageJob | None:
-        """Queue a job on the owner's drive and, in the same transaction, mark the drive
-        `queued` unless it already shows progress, and clear its last imaging error. Job
-        numbers only grow (never reused). None, and nothing changed, when the drive is missing
-        or not the user's own. The source is not checked here."""
+    async def add_job(self, job: Job) -> Job:
+        """Store a new job; the job with its ID."""
 
-    async def image_jobs(self, user: str, drive: str) -> list[ImageJob]:
-        """The jobs queued on the owner's drive, first first; [] when the drive is missing or
-        not the user's own."""
+    async def next_job(self, resource: str) -> Job | None:
+        """The resource's first unfinished job (running, else the first queued), or None."""
 
-    async def finish_image_job(self, user: str, job: int, imaging: str | None, error: str | None) -> None:
-        """Remove a done job and set its drive's imaging progress and error, in one transaction:
-        no one sees the job gone and the drive's state not yet set. Nothing happens when the job
-        is missing or not the user's."""
+    async def claim_job(self, job: int, holder: str, now: int, expires: int) -> Job | None:
+        """Start a queued job under holder's lease, if it is still queued and first on its
+        resource with none running there; the running job, or None."""
 
-    # Maintenance.
-    async def all_image_jobs(self) -> list[ImageJob]:
-        """Every queued job regardless of owner, in order (resumed at start-up)."""
+    async def renew_jobs(self, holder: str, jobs: list[int], expires: int) -> list[int]:
+        """Extend holder's leases on these running jobs; the IDs holder still holds."""
+
+    async def job_progress(self, job: int, holder: str, progress: int) -> None: ...
+
+    async def finish_job(self, job: int, holder: str | None, status: str, error: str | None,
+                         finished: int) -> bool:
+        """End a running job that holder holds (done or failed); False when it is not."""
+
+    async def requeue_job(self, job: int, holder: str | None) -> bool:
+        """Put a running job that holder held back in the queue, in its place; False when not."""
+
+    async def jobs_of(self, owner: str, resource: str) -> list[Job]:
+        """The owner's jobs on the resource, oldest first (finished ones too, while kept)."""
+
+    async def unfinished_jobs(self) -> list[Job]:
+        """Every queued or running job of every owner, by ID: for start-up and the heartbeat."""
 
 
 class ServerStore(Protocol):
@@ -261,7 +272,7 @@ class LeaseStore(Protocol):
         """Forget the addresses of servers that are not active, in one transaction; how many went."""
 
 
-class Store(UserStore, QuotaStore, DriveStore, ImageStore, ImageJobStore, ServerStore, ResourceStore,
+class Store(UserStore, QuotaStore, DriveStore, ImageStore, JobStore, ServerStore, ResourceStore,
             LeaseStore, Protocol):
     """The whole metadata store."""
 

@@ -119,4 +119,40 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE drives ADD COLUMN wrapped_key BLOB;
     """,
+    # 7: jobs: background work on one resource (image copies into drives first), with progress,
+    # times, error and a lease (the node running it, until when). Queued image jobs move here in
+    # their order, and each drive's last imaging error becomes a failed job: a drive's imaging
+    # state is derived from its jobs from now on, and its old columns are cleared, never read.
+    # Rows from before have times of 0 (unknown). A drive's jobs go with it.
+    """
+    CREATE TABLE jobs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind TEXT NOT NULL,
+        owner TEXT NOT NULL REFERENCES users(id),
+        resource TEXT NOT NULL,
+        params TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('queued', 'running', 'done', 'failed')),
+        progress INTEGER NOT NULL DEFAULT 0 CHECK (progress BETWEEN 0 AND 100),
+        created INTEGER NOT NULL,
+        started INTEGER,
+        finished INTEGER,
+        error TEXT,
+        lease_holder TEXT,
+        lease_expires INTEGER,
+        CHECK ((status = 'running') = (lease_holder IS NOT NULL AND lease_expires IS NOT NULL)),
+        CHECK ((status IN ('done', 'failed')) = (finished IS NOT NULL))
+    );
+    CREATE INDEX jobs_by_resource ON jobs(resource, id);
+    CREATE INDEX jobs_unfinished ON jobs(id) WHERE status IN ('queued', 'running');
+    INSERT INTO jobs (kind, owner, resource, params, status, created, finished, error)
+        SELECT 'image', owner, id, json_object('conversion', '', 'source', ''), 'failed', 0, 0, imaging_error
+        FROM drives WHERE imaging_error IS NOT NULL ORDER BY id;
+    INSERT INTO jobs (kind, owner, resource, params, status, created)
+        SELECT 'image', owner, drive, json_object('conversion', conversion, 'source', source), 'queued', 0
+        FROM image_jobs ORDER BY id;
+    UPDATE drives SET imaging = NULL, imaging_error = NULL WHERE imaging IS NOT NULL OR imaging_error IS NOT NULL;
+    DROP TABLE image_jobs;
+    CREATE TRIGGER drives_take_their_jobs AFTER DELETE ON drives
+    BEGIN DELETE FROM jobs WHERE resource = OLD.id; END;
+    """,
 )

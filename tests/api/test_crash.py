@@ -87,9 +87,10 @@ class Crashed:
         with self.db() as db:
             assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
             assert db.execute("PRAGMA foreign_key_check").fetchall() == []
-        wait_for(lambda: not self.rows("SELECT id FROM image_jobs"), timeout, "image jobs to finish")
+        wait_for(lambda: not self.rows("SELECT id FROM jobs WHERE status IN ('queued', 'running')"), timeout,
+                 "jobs to finish")
         with self.db() as db:
-            assert db.execute("SELECT id, imaging FROM drives WHERE imaging IS NOT NULL").fetchall() == []
+            assert db.execute("SELECT id, status FROM jobs WHERE status != 'done'").fetchall() == []
             stale = db.execute("SELECT c.server, c.drive FROM server_claims c JOIN servers s ON s.id = c.server"
                                " WHERE s.status != 'active'").fetchall()
             assert stale == []
@@ -286,7 +287,7 @@ def test_kill_during_imaging(crashed):
     wait_for(running, 60, "the image job to be part-way")
     c.kill()
     with c.db() as db:
-        assert db.execute("SELECT count(*) FROM image_jobs").fetchone() == (2,)
+        assert db.execute("SELECT status FROM jobs ORDER BY id").fetchall() == [("running",), ("queued",)]
 
     c.restart()
     c.check(timeout=120)  # both jobs ran again, in order, and finished

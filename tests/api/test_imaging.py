@@ -10,6 +10,7 @@ import zlib
 import pytest
 
 from elastic_api.app import SERVICES
+from elastic_api.model.job import IMAGE, ImageParams, Job
 from tests.api.test_drive_bytes import mixed
 
 MiB = 1 << 20
@@ -185,7 +186,7 @@ async def test_interrupted_jobs_resume_at_start(config, serve):
     source = await filled(api, MiB, data)
     target = (await api.create_drive("1M"))["drive"]
     # A job recorded but never run, as if the server died right after answering 204.
-    await services.drives.store.add_image_job(user, target, source, "")
+    await services.drives.store.add_job(Job(0, IMAGE, user, target, ImageParams(source, ""), created=1))
     await first.close()
 
     api = Api(await serve(make_app(config)), user, secret)

@@ -169,7 +169,7 @@ async def snapshot(alice: Api, client: Any, w: World) -> dict[str, Any]:
     resources = (await alice.get("/resources/info", as_json=True)).json
     return {"drives": drives, "servers": servers, "checksums": checksums, "resources": resources,
             "running": sorted(await services.servers.hypervisor.running()),
-            "jobs": len(await services.imaging.store.all_image_jobs())}
+            "jobs": len(await services.jobs.store.unfinished_jobs())}
 
 
 async def test_the_isolation_matrix(alice, bob, client):

@@ -1,4 +1,4 @@
-"""Store contract: users, quotas, drives, standard images and image jobs."""
+"""Store contract: users, quotas, drives and standard images (jobs: test_jobs.py)."""
 from __future__ import annotations
 
 import pytest
@@ -117,25 +117,3 @@ async def test_standard_images_are_one_public_library(contract_store):
     assert await store.list_images(None, None) == order
     assert await store.list_images(1, order[0].image) == order[1:2]
     assert await store.delete_image(images[0].image) and not await store.delete_image(images[0].image)
-
-
-async def test_image_jobs_queue_in_order_per_drive_and_only_for_the_owner(contract_store):
-    store = contract_store
-    alice, bob = await users(store)
-    target, source = drive(alice, 1), drive(alice, 2)
-    await store.insert_drive(target)
-    await store.insert_drive(source)
-    assert await store.add_image_job(bob, target.drive, source.drive, "") is None
-    first = await store.add_image_job(alice, target.drive, source.drive, "")
-    second = await store.add_image_job(alice, target.drive, source.drive, "gzip")
-    assert first is not None and second is not None and first.job < second.job
-    assert await store.image_jobs(alice, target.drive) == [first, second]
-    assert await store.image_jobs(bob, target.drive) == []
-    assert await store.all_image_jobs() == [first, second]
-    await store.finish_image_job(alice, first.job, "queued", None)
-    assert await store.image_jobs(alice, target.drive) == [second]
-    assert (await store.get_drive(alice, target.drive)).imaging == "queued"
-    await store.finish_image_job(alice, second.job, None, "image from x failed: no room")
-    assert await store.all_image_jobs() == []
-    done = await store.get_drive(alice, target.drive)
-    assert done.imaging is None and done.imaging_error == "image from x failed: no room"

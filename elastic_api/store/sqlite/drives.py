@@ -7,12 +7,15 @@ from typing import Any
 
 from elastic_api.model.drive import Drive
 from elastic_api.model.ids import ALL_USERS
+from elastic_api.model.job import IMAGE
 from elastic_api.store.sqlite.engine import SqliteEngine, after_marker
+from elastic_api.store.sqlite.jobs import job_row, last_error, pending_job_json
 
 
 _DRIVE_COLUMNS = (
     "d.id, d.owner, d.name, d.size, d.format, d.claim_type, d.encryption, d.tier, d.keys, d.created,"
-    " d.read_bytes, d.read_requests, d.write_bytes, d.write_requests, d.imaging, d.imaging_error,"
+    " d.read_bytes, d.read_requests, d.write_bytes, d.write_requests,"
+    f" {pending_job_json('d.id', IMAGE)}, {last_error('d.id', IMAGE)},"
     " (SELECT group_concat(r.reader, ' ') FROM drive_readers r WHERE r.drive = d.id),"
     " (SELECT group_concat(server, ' ') FROM (SELECT DISTINCT c.server FROM server_claims c"
     "  WHERE c.drive = d.id ORDER BY c.server)), d.wrapped_key"
@@ -32,7 +35,7 @@ def _drive(row: tuple[Any, ...]) -> Drive:
         tags=tuple(keys.get("tags", ())), avoid=tuple(keys.get("avoid", ())),
         user_keys=dict(keys.get("user", {})),
         read_bytes=row[10], read_requests=row[11], write_bytes=row[12], write_requests=row[13],
-        imaging=row[14], imaging_error=row[15],
+        image_job=job_row(json.loads(row[14])) if row[14] else None, imaging_error=row[15],
         readers=tuple(sorted(row[16].split())) if row[16] else (),
         claimed=tuple(row[17].split()) if row[17] else (),
         wrapped_key=row[18],
@@ -54,7 +57,7 @@ def _keys(drive: Drive) -> str:
 
 
 class DriveRows(SqliteEngine):
-    """Drives, their readers, I/O counters and imaging state."""
+    """Drives, their readers and I/O counters (their imaging state is their jobs'; see jobs.py)."""
 
     def _set_readers(self, db: sqlite3.Connection, drive: Drive) -> None:
         db.execute("DELETE FROM drive_readers WHERE drive = ?", (drive.drive,))
@@ -98,10 +101,8 @@ class DriveRows(SqliteEngine):
     async def update_drive(self, user: str, drive: Drive) -> bool:
         def update(db: sqlite3.Connection) -> bool:
             cursor = db.execute(
-                "UPDATE drives SET name = ?, size = ?, claim_type = ?, keys = ?, imaging = ?,"
-                " imaging_error = ? WHERE id = ? AND owner = ?",
-                (drive.name, drive.size, drive.claim_type, _keys(drive), drive.imaging,
-                 drive.imaging_error, drive.drive, user),
+                "UPDATE drives SET name = ?, size = ?, claim_type = ?, keys = ? WHERE id = ? AND owner = ?",
+                (drive.name, drive.size, drive.claim_type, _keys(drive), drive.drive, user),
             )
             if cursor.rowcount != 1:
                 return False
@@ -135,7 +136,3 @@ class DriveRows(SqliteEngine):
 
     async def all_drive_ids(self) -> set[str]:
         return await self._run(lambda: {row[0] for row in self.db.execute("SELECT id FROM drives")})
-
-    async def set_imaging(self, user: str, drive: str, imaging: str | None, error: str | None) -> None:
-        await self._execute("UPDATE drives SET imaging = ?, imaging_error = ? WHERE id = ? AND owner = ?",
-                            (imaging, error, drive, user))

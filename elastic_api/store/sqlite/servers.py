@@ -65,10 +65,12 @@ class ServerRows(SqliteEngine):
         another server shares), cannot be claimed."""
         def activate(db: sqlite3.Connection) -> None:
             for claim in claims:
-                row = db.execute("SELECT claim_type, imaging FROM drives WHERE id = ?", (claim.drive,)).fetchone()
+                row = db.execute("SELECT claim_type, EXISTS (SELECT 1 FROM jobs WHERE resource = drives.id"
+                                 " AND status IN ('queued', 'running')) FROM drives WHERE id = ?",
+                                 (claim.drive,)).fetchone()
                 if row is None:
                     raise BusyError(f"drive {claim.drive} is gone")
-                if row[1] is not None:
+                if row[1]:  # a job pending on the drive: it changes the bytes the guest would see
                     raise BusyError(f"drive {claim.drive} is being imaged")
                 others = [r[0] for r in db.execute(
                     "SELECT DISTINCT server FROM server_claims WHERE drive = ? AND server != ?",
