@@ -90,7 +90,7 @@ class Crashed:
         wait_for(lambda: not self.rows("SELECT id FROM jobs WHERE status IN ('queued', 'running')"), timeout,
                  "jobs to finish")
         with self.db() as db:
-            assert db.execute("SELECT id, status FROM jobs WHERE status != 'done'").fetchall() == []
+            assert db.execute("SELECT id, status FROM jobs WHERE status IN ('queued', 'running')").fetchall() == []
             stale = db.execute("SELECT c.server, c.drive FROM server_claims c JOIN servers s ON s.id = c.server"
                                " WHERE s.status != 'active'").fetchall()
             assert stale == []
