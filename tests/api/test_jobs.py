@@ -7,7 +7,10 @@ import hashlib
 import re
 import time
 
-from tests.api.test_crash import MiB, crashed, pattern, wait_for  # noqa: F401 (crashed: a fixture)
+from tests.api import test_crash
+from tests.api.test_crash import MiB, pattern, wait_for
+
+crashed = test_crash.crashed  # the fixture: a server on its data directory, killed and restarted
 
 # A lease far longer than the test may wait: the job must come back because it is this
 # installation's, never because its lease ran out.
