@@ -89,7 +89,7 @@ class JobRunner:
     async def start(self) -> None:
         """At start-up: take back the jobs a crash or stop left running, start every queue, and
         the heartbeat that keeps this node's leases."""
-        for resource in await self._recover():
+        for resource in await self._recover(startup=True):
             self.kick(resource)
         self._heartbeat = asyncio.create_task(self._beat(), name="jobs heartbeat")
 
@@ -106,7 +106,7 @@ class JobRunner:
                 await self._interrupted(dataclasses.replace(job, lease_holder=self.holder),
                                         "interrupted: the server stopped while it ran")
 
-    async def _recover(self) -> list[str]:
+    async def _recover(self, *, startup: bool = False) -> list[str]:
         """Running jobs whose holder is gone, this node before a restart or any node whose lease
         ran out: back to the queue when their kind may run again, failed otherwise. Returns the
         resources with jobs waiting, in the order of their first job."""
@@ -114,8 +114,9 @@ class JobRunner:
         resources: dict[str, None] = {}
         for job in await self.store.unfinished_jobs():
             if job.status == RUNNING and job.resource not in self._running:
-                if job.lease_holder != self.holder and (job.lease_expires or 0) > now:
-                    continue  # another node runs it and still renews its lease
+                ours_before = startup and job.lease_holder == self.holder
+                if not ours_before and (job.lease_expires or 0) > now:
+                    continue  # its holder runs it and renews its lease (here: one just claimed)
                 log.warning("job %d (%s on %s) was left running by %s: %s", job.id, job.kind, job.resource,
                             job.lease_holder, "queued again" if self._may_rerun(job) else "failed")
                 await self._interrupted(job, "interrupted: the server running it stopped")

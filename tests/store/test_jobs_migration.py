@@ -9,16 +9,20 @@ from elastic_api.model.job import IMAGE, QUEUED, ImageParams
 from elastic_api.store.sqlite import SqliteStore, _statements
 from elastic_api.store.migrations import MIGRATIONS
 
-JOBS_MIGRATION = 7
+# Its place in the list, found by what it does: other migrations may land before it.
+JOBS_MIGRATION = next(i for i, m in enumerate(MIGRATIONS) if isinstance(m, str) and "CREATE TABLE jobs" in m)
 
 
 def old_database(path) -> tuple[str, str, str, str]:
-    """A database as migration 6 left it, with rows the code before jobs wrote."""
+    """A database as the migrations before jobs left it, with rows the code before jobs wrote."""
     db = sqlite3.connect(path, isolation_level=None)
-    for script in MIGRATIONS[:JOBS_MIGRATION - 1]:
-        for statement in _statements(script):
-            db.execute(statement)
-    db.execute(f"PRAGMA user_version = {JOBS_MIGRATION - 1}")
+    for migration in MIGRATIONS[:JOBS_MIGRATION]:
+        if callable(migration):
+            migration(db)
+        else:
+            for statement in _statements(migration):
+                db.execute(statement)
+    db.execute(f"PRAGMA user_version = {JOBS_MIGRATION}")
     user, queued, failed, source = new_id(), new_id(), new_id(), new_id()
     db.execute("INSERT INTO users VALUES (?, 'u', x'00', 1)", (user,))
     for drive, imaging, error in ((queued, "queued", "image from x failed: no room"),
