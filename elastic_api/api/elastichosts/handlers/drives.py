@@ -5,6 +5,7 @@ import asyncio
 import zlib
 from collections.abc import Awaitable, Callable
 from contextlib import aclosing
+from functools import partial
 from typing import TypeVar
 
 from aiohttp import web
@@ -39,6 +40,7 @@ async def create(call: Call) -> Properties:
     try:
         drive = await call.services.drives.create(call.user, spec)
     except EncryptedRawError:
+        # Said in this dialect's keys: the service cannot name them.
         raise UsageError(codec.ENCRYPTED_RAW) from None
     return Properties(to_info(drive))
 
@@ -50,8 +52,8 @@ async def set_(call: Call) -> Properties:
 
 async def _number(text: str, what: str, visible: Callable[[], Awaitable[Drive]]) -> int:
     """A byte count from the path. A drive the user cannot see (or, for a write, does not own)
-    answers 404 before its offset or size is looked at, whatever they say: `visible()` is asked
-    first when the text is bad, so a good request costs no extra lookup."""
+    answers 404 whatever its offset and size say, as it always has: when the text is bad,
+    `visible()` is asked before the error is raised, so a good request costs no extra lookup."""
     try:
         return parse_size(text, what)
     except UsageError:
@@ -132,7 +134,7 @@ async def write(call: Call) -> NoContent:
         raise UsageError(f"unsupported Content-Encoding: {encoding[:20]} (send raw bytes or gzip)")
     drives, drive = call.services.drives, call.arg("drive")
     offset = await _number(call.request.match_info.get("offset", "0"), "offset",
-                           lambda: drives.owned(call.user, drive))
+                           partial(drives.owned, call.user, drive))
     await _while_connected(call.request, drives.write(
         call.user, drive, offset,
         call.body(),
@@ -144,7 +146,7 @@ async def write(call: Call) -> NoContent:
 async def read(call: Call) -> web.StreamResponse:
     drives = call.services.drives
     drive = call.arg("drive")
-    visible = lambda: drives.get(call.user, drive)  # noqa: E731
+    visible = partial(drives.get, call.user, drive)
     offset = await _number(call.arg("offset"), "offset", visible)
     size = await _number(call.arg("size"), "size", visible)
     plan = await drives.read(call.user, drive, offset, size)
@@ -181,7 +183,7 @@ async def read(call: Call) -> web.StreamResponse:
 async def checksum(call: Call) -> Properties:
     drives, drive = call.services.drives, call.arg("drive")
     offset_text, size_text = call.request.match_info.get("offset"), call.request.match_info.get("size")
-    visible = lambda: drives.get(call.user, drive)  # noqa: E731
+    visible = partial(drives.get, call.user, drive)
     offset = None if offset_text is None else await _number(offset_text, "offset", visible)
     size = None if size_text is None else await _number(size_text, "size", visible)
     return Properties(checksum_info(await drives.checksum(call.user, drive, offset, size)))
