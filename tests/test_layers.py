@@ -33,12 +33,27 @@ def imports(path: Path) -> set[str]:
     return names
 
 
+# Temporary shims that re-export a module moved up into api/ for modules not yet moved off it,
+# path → why. The list may only shrink: each goes when its last user does.
+SHIMS = {
+    "model/properties.py": "the ElasticHosts property format, now api/elastichosts/properties.py, "
+                           "for model/server.py and model/server_record.py until the servers' codec lands",
+}
+
+
 @pytest.mark.parametrize("layer", sorted(FORBIDDEN))
 def test_layer_imports_downward_only(layer):
     for path in (PACKAGE / layer).rglob("*.py"):
+        if str(path.relative_to(PACKAGE)) in SHIMS:
+            continue
         for name in imports(path):
             for forbidden in FORBIDDEN[layer]:
                 assert not (name == forbidden or name.startswith(forbidden + ".")), f"{path}: {name}"
+
+
+def test_shims_still_exist():
+    """A shim removed must leave the list, so the exemption cannot outlive it."""
+    assert all((PACKAGE / path).exists() for path in SHIMS), sorted(p for p in SHIMS if not (PACKAGE / p).exists())
 
 
 def test_libvirt_only_in_hypervisor():
