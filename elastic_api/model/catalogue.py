@@ -35,7 +35,7 @@ DEFAULT_REGION = Region(1, "local", "Local")
 @dataclass(frozen=True)
 class Plan:
     """A server size with its prices. Sizes are what the engine gives a server: `cpu` cores
-    (smp; MHz = cores × host_core_mhz), `ram_mb` of memory and a `disk_gb` boot drive."""
+    (smp; MHz = cores x host_core_mhz), `ram_mb` of memory and a `disk_gb` boot drive."""
 
     id: int
     name: str

@@ -5,18 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from typing import Protocol
 
 from elastic_api.config import Config
 from elastic_api.errors import Failed, Invalid
 from elastic_api.hypervisor import Hypervisor
 from elastic_api.model.catalogue import CatalogueImage, Placement, Plan, Region, placements, regions_of
+from elastic_api.store.base import CatalogueStore
 
 log = logging.getLogger(__name__)
-
-
-class ImageNumbers(Protocol):
-    async def numbered_images(self) -> list[CatalogueImage]: ...
 
 
 @dataclass(frozen=True)
@@ -36,7 +32,7 @@ class PlanRoom:
 
 
 class CatalogueService:
-    def __init__(self, config: Config, store: ImageNumbers, hypervisor: Hypervisor) -> None:
+    def __init__(self, config: Config, store: CatalogueStore, hypervisor: Hypervisor) -> None:
         self.config = config
         self.store = store
         self.hypervisor = hypervisor

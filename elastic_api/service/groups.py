@@ -7,27 +7,15 @@ import hashlib
 import hmac
 import secrets
 import time
-from typing import Protocol
-
 from elastic_api.errors import Invalid, NotFound
 from elastic_api.model.group import Group, group_id
+from elastic_api.store.base import GroupStore
 
 MAX_NOTES = 1024
 MAX_PASSWORD = 256
 # scrypt at N=2**14, r=8: 16 MiB and ~50 ms on one core, OWASP's floor for interactive logins.
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1, "maxmem": 64 * 1024 * 1024}
 _SALT = 16
-
-
-class GroupStore(Protocol):
-    async def insert_group(self, owner: str, notes: str, password_hash: bytes, created: int, limit: int) -> Group:
-        """The new group with its number. QuotaExceeded when the owner already has `limit` groups."""
-
-    async def list_groups(self, owner: str) -> list[Group]: ...
-
-    async def get_group(self, owner: str, id_: int) -> Group | None: ...
-
-    async def delete_group(self, owner: str, id_: int) -> bool: ...
 
 
 def hash_password(password: str, salt: bytes | None = None) -> bytes:

@@ -2,22 +2,9 @@
 from __future__ import annotations
 
 import time
-from typing import Protocol
-
 from elastic_api.errors import Busy, NotFound
 from elastic_api.model.sshkey import SshKey, parse_label, parse_public_key
-
-
-class SshKeyStore(Protocol):
-    async def insert_ssh_key(self, owner: str, label: str, key: str, created: int, limit: int) -> SshKey | None:
-        """The new key with its number; None when the owner has a key of that label. QuotaExceeded
-        when the owner already has `limit` keys (checked in the same transaction)."""
-
-    async def list_ssh_keys(self, owner: str) -> list[SshKey]: ...
-
-    async def get_ssh_key(self, owner: str, id_: int) -> SshKey | None: ...
-
-    async def delete_ssh_key(self, owner: str, id_: int) -> bool: ...
+from elastic_api.store.base import SshKeyStore
 
 
 class SshKeyService:

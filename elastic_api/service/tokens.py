@@ -23,6 +23,7 @@ from elastic_api.model.ids import parse_id
 from elastic_api.model.token import ApiToken, Principal
 from elastic_api.once import create_once
 from elastic_api.service.users import UserService
+from elastic_api.store.base import GroupStore, TokenStore, UserStore
 
 # 32 random bytes: 256 bits, url-safe base64 without padding (43 characters).
 TOKEN_BYTES = 32
@@ -32,18 +33,8 @@ _RANDOM = re.compile(r"^[A-Za-z0-9_-]{43}$")
 MAX_KEY_FILE = 4096
 
 
-class TokenStore(Protocol):
-    async def insert_token(self, token: ApiToken) -> None: ...
-
-    async def get_token(self, digest: bytes) -> ApiToken | None: ...
-
-    async def list_tokens(self, user: str) -> list[ApiToken]: ...
-
-    async def delete_token(self, digest: bytes) -> bool: ...
-
-    async def user_secret_hash(self, user: str) -> bytes | None: ...
-
-    async def group_exists(self, user: str, group: int) -> bool: ...
+class TokenUsers(TokenStore, UserStore, GroupStore, Protocol):
+    """What tokens need of the store: tokens, and whether their user and group exist."""
 
 
 def token_digest(token: str) -> bytes:
@@ -53,7 +44,7 @@ def token_digest(token: str) -> bytes:
 
 
 class TokenService:
-    def __init__(self, store: TokenStore, users: UserService, key_path: Path, *, login_seconds: int,
+    def __init__(self, store: TokenUsers, users: UserService, key_path: Path, *, login_seconds: int,
                  clock: Callable[[], float] = time.time) -> None:
         self.store = store
         self.users = users
