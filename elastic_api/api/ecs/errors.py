@@ -9,10 +9,12 @@ from elastic_api.errors import (
     Busy, ClientGone, Error, Failed, Full, Internal, Invalid, MethodNotAllowed, NotFound, QuotaExceeded, TooLarge,
     TooSlow, Unauthenticated, Unavailable, Unreachable,
 )
+from elastic_api.http.routes import ExpectationFailed
 
 # The first kind in an error's class hierarchy that is listed here decides.
 STATUSES: dict[type[Error], int] = {
     Invalid: 400,
+    ExpectationFailed: 417,
     Unauthenticated: 401,
     QuotaExceeded: 403,  # Huawei's and Nova's convention; the ElasticHosts dialect keeps 402
     NotFound: 404,  # also what another user's object gets: existence must not leak
