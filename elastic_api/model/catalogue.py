@@ -210,8 +210,12 @@ def os_base(slug_: str) -> str:
 
 
 def os_version(slug_: str) -> str:
-    """The version an image slug names: its first word made of digits and dots, or ""."""
-    for word in slug_.split("-")[1:]:
-        if re.fullmatch(r"[0-9]+(\.[0-9]+)*", word):
-            return word
-    return ""
+    """The version an image slug names: its first run of number words, joined by dots
+    (`ubuntu-24-04` → `24.04`, `debian-12-bookworm` → `12`), or ""."""
+    words, run = slug_.split("-")[1:], []
+    for word in words:
+        if word.isdigit():
+            run.append(word)
+        elif run:
+            break
+    return ".".join(run)
