@@ -89,6 +89,9 @@ async def read_form_or_object(request: web.Request, config: Config, fields: Mapp
         return await read_object(request, config, fields)
     if request.content_type == FORMS[0]:
         raw = await read_small(request, config)
+        if raw.lstrip().startswith(b"{"):
+            # JSON labelled as a form: what `curl -d '{...}'` and urllib send by default.
+            return parse_object(parse_json(raw), fields)
         try:
             pairs = urllib.parse.parse_qsl(raw.decode("utf-8"), keep_blank_values=True, strict_parsing=bool(raw),
                                            max_num_fields=len(fields) + 1)
