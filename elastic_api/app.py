@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from elastic_api.api import ecs
+from elastic_api.api.ecs import app as ecs
 from elastic_api.api.elastichosts import routes as elastichosts
 from elastic_api.api.elastichosts.errors import error_response
 from elastic_api.config import Config

@@ -97,9 +97,10 @@ def placements(hosts: Sequence[tuple[str, str, str]], configured: Sequence[Regio
 
 # -- config parsing -----------------------------------------------------------------------------
 def parse_regions(value: Any) -> tuple[Region, ...]:
-    """The `regions:` list: [{location, description, id}], codes and ids unique."""
-    if not isinstance(value, list) or not value:
-        raise ConfigError("regions must be a non-empty list of {location, description, id}")
+    """The `regions:` list: [{location, description, id}], codes and ids unique; an empty list
+    is the default single region."""
+    if not isinstance(value, list):
+        raise ConfigError("regions must be a list of {location, description, id}")
     regions = []
     for item in value:
         if not isinstance(item, dict):

@@ -36,7 +36,8 @@ async def test_a_token_needs_a_user(contract_store):
 async def test_ssh_keys(contract_store):
     alice, bob = await users(contract_store)
     first = await contract_store.insert_ssh_key(alice, "work", "ssh-ed25519 AAAA", 5, limit=10)
-    assert first is not None and (first.owner, first.label, first.key, first.created) == (alice, "work", "ssh-ed25519 AAAA", 5)
+    assert first is not None
+    assert (first.owner, first.label, first.key, first.created) == (alice, "work", "ssh-ed25519 AAAA", 5)
     assert await contract_store.insert_ssh_key(alice, "work", "ssh-rsa BBBB", 6, limit=10) is None
     theirs = await contract_store.insert_ssh_key(bob, "work", "ssh-rsa BBBB", 6, limit=10)
     assert theirs is not None and theirs.id > first.id
@@ -63,7 +64,8 @@ async def test_ssh_keys_have_a_limit_per_user_even_at_once(contract_store):
 async def test_groups(contract_store):
     alice, bob = await users(contract_store)
     first = await contract_store.insert_group(alice, "notes", b"hash", 3, limit=5)
-    assert (first.owner, first.notes, first.enabled, first.password_hash, first.created) == (alice, "notes", True, b"hash", 3)
+    assert (first.owner, first.notes, first.enabled, first.password_hash, first.created) == (
+        alice, "notes", True, b"hash", 3)
     assert first.name == group_name(first.id)
     theirs = await contract_store.insert_group(bob, "", b"h", 4, limit=5)
     assert await contract_store.list_groups(alice) == [first]

@@ -19,7 +19,8 @@ def test_the_defaults_are_one_region_and_the_real_catalogue():
         ("ECS1", 1, 1024, 20), ("ECS2", 2, 2048, 40), ("ECS3", 4, 4096, 80), ("ECS4", 4, 8192, 160),
         ("ECS5", 8, 16384, 320), ("ECS6", 12, 24576, 400)]
     assert all(p.hourly_price == p.monthly_price == 0 for p in DEFAULT_PLANS)
-    assert placements([("a", "", ""), ("b", "", "")], ()) == (Placement("a", "local", "a"), Placement("b", "local", "b"))
+    assert placements([("a", "", ""), ("b", "", "")], ()) == (
+        Placement("a", "local", "a"), Placement("b", "local", "b"))
     assert DEFAULT_REGION.location == "local" and DEFAULT_REGION.description == "Local"
     assert config.login_token_seconds == 4 * 3600
 
@@ -50,7 +51,8 @@ def test_plans_from_the_config():
 @pytest.mark.parametrize("extra,message", [
     ({"host": {"region": "nowhere"}}, "not in the regions list"),
     ({"host": {"colour": "red"}}, "unknown host key"),
-    ({"regions": []}, "non-empty"),
+    ({"regions": {}}, "list"),
+    ({"plans": []}, "non-empty"),
     ({"regions": [{"location": "A B", "id": 1}]}, "location"),
     ({"regions": [{"location": "a", "id": 0}]}, "id"),
     ({"regions": [{"location": "a", "id": 1}, {"location": "a", "id": 2}]}, "unique"),

@@ -20,7 +20,8 @@ def test_a_key_without_comment():
     assert parse_public_key(line) == line
 
 
-@pytest.mark.parametrize("text", ["", "ssh-rsa", "ssh-dss AAAAB3NzaC1kc3M=", ssh_key().replace("ssh-ed25519", "ssh-rsa", 1),
+@pytest.mark.parametrize("text", ["", "ssh-rsa", "ssh-dss AAAAB3NzaC1kc3M=",
+                                  ssh_key().replace("ssh-ed25519", "ssh-rsa", 1),
                                   ssh_key().replace(" ", " !", 1), "ssh-ed25519 AAAA====",
                                   ssh_key(comment="tab\there"), "x" * 9000])
 def test_bad_keys(text):

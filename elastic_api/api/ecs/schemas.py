@@ -52,6 +52,8 @@ def parse_json(raw: bytes) -> Any:
         raise Invalid(f"body is not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
     except RecursionError:
         raise Invalid("body is nested too deeply") from None
+    except ValueError:  # a number past Python's int-string limit
+        raise Invalid("body holds a number too long") from None
 
 
 def parse_object(data: Any, fields: Mapping[str, Field]) -> dict[str, Any]:
@@ -71,11 +73,21 @@ def parse_object(data: Any, fields: Mapping[str, Field]) -> dict[str, Any]:
             continue
         if not isinstance(value, field.kind) or (field.kind is int and isinstance(value, bool)):
             raise Invalid(f"{key} must be {_NAMES[field.kind]}")
+        if isinstance(value, str) and not _encodable(value):
+            raise Invalid(f"{key} must be valid Unicode (JSON allows lone surrogates; we do not)")
         result[key] = value
     return result
 
 
 _NAMES = {str: "a string", int: "an integer", bool: "true or false"}
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 async def read_object(request: web.Request, config: Config, fields: Mapping[str, Field]) -> dict[str, Any]:
