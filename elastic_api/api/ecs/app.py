@@ -27,8 +27,9 @@ def mount(app: web.Application, services: Services, config: Config) -> None:
         async def handle(request: web.Request, principal: Any) -> web.StreamResponse:
             return web.json_response(await route.handler(Call(request, principal, services, config)))
 
-        return http.Route(frozenset({route.method}), route.path, policies[route.auth], handle,
-                          route.handler.__name__)
+        # HEAD is GET without the body (RFC 9110), answered by the same handler.
+        methods = frozenset({"GET", "HEAD"}) if route.method == "GET" else frozenset({route.method})
+        return http.Route(methods, route.path, policies[route.auth], handle, route.handler.__name__)
 
     http.add_routes(ecs, [bind(route) for route in ROUTES], error_response)
     app.add_subapp(PREFIX, ecs)

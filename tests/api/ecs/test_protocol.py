@@ -18,6 +18,12 @@ async def test_a_wrong_method_on_a_known_path_is_405(ecs_alice, method, path):
     assert "not allowed" in body["message"]
 
 
+async def test_head_is_get_without_a_body(ecs_alice):
+    answer = await ecs_alice.call("HEAD", "/regions")
+    assert answer.status == 200 and answer.body == b"" and answer.headers["Content-Type"].startswith("application/json")
+    assert (await ecs_alice.call("HEAD", "/login")).status == 405
+
+
 async def test_without_a_token_a_wrong_method_is_401_first(ecs_alice):
     assert_error(await ecs_alice.call("DELETE", "/plans", token=False), 401)
 
