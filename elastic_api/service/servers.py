@@ -9,7 +9,7 @@ from pathlib import Path
 
 from elastic_api.config import Config
 from elastic_api.errors import BusyError, ElasticError, FailedError, MissingError
-from elastic_api.hypervisor import Hypervisor
+from elastic_api.hypervisor import DomainStats, Hypervisor
 from elastic_api.hypervisor.domain import DiskSpec, DomainSpec, domain_xml
 from elastic_api.model.ids import new_id, parse_id
 from elastic_api.model.pages import Page
@@ -201,16 +201,26 @@ class ServerService:
                 raise MissingError(f"no such server: {server_id[:40]}")
             return updated
 
-    async def info(self, record: ServerRecord) -> Info:
+    async def stats(self, record: ServerRecord) -> DomainStats | None:
+        """A running server's counters; None when it is not running or its host could not say
+        (logged: a listing must not fail for one server's counters)."""
+        if record.status != ACTIVE or record.host is None:
+            return None
+        try:
+            return await self.hypervisor.stats(record.host, record.server)
+        except ElasticError as e:
+            log.warning("no statistics for server %s: %s", record.server, e.message)
+            return None
+
+    async def info(self, record: ServerRecord, stats_info: Callable[[DomainStats], Info]) -> Info:
+        """stats_info renders the counters in the caller's dialect (the service speaks none)."""
         info = to_server_info(record)
         if record.status == ACTIVE and record.host is not None:
             info.update(await self.resources.server_info(record))
-            try:
-                stats = await self.hypervisor.stats(record.host, record.server)
-            except ElasticError as e:
-                log.warning("no statistics for server %s: %s", record.server, e.message)
+            stats = await self.stats(record)
+            if stats is None:
                 return info
-            info.update(stats)
+            info.update(stats_info(stats))
             if record.config.vnc is not None:
                 exposed = record.config.vnc_password and not record.config.vnc_tls
                 info["vnc:ip"] = self.config.vnc_listen if exposed else "127.0.0.1"

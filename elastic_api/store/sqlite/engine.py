@@ -74,7 +74,11 @@ class SqliteEngine:
     syncing the previous commit) waits with the others, and the next COMMIT, one disk sync,
     makes them all durable. Each runs inside its own SAVEPOINT, so one that fails rolls back
     alone, and none is answered before the COMMIT that holds it: durability and atomicity are
-    those of a transaction each, at the cost of one sync per group instead of one per write."""
+    those of a transaction each, at the cost of one sync per group instead of one per write.
+    Reads run on the same thread, between groups, so each sees one consistent state.
+
+    The rows of each concept are a mixin over this class (users.py, drives.py, ...), which
+    SqliteStore combines; they touch `db` only in functions _run or _write runs on the thread."""
 
     def __init__(self, path: Path, *, reserve: int = 0) -> None:
         self.path = path

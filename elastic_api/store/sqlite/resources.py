@@ -103,6 +103,7 @@ class ResourceRows(SqliteEngine):
 
         return await self._write(delete, freeing=True)
 
+    # -- the addresses active servers' NICs lease -------------------------------------------------
     @staticmethod
     def _lease(row: tuple[Any, ...]) -> Lease:
         return Lease(server=row[0], nic=row[1], mac=row[2], ip=row[3], auto=row[4] is None)

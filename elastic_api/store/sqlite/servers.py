@@ -86,8 +86,11 @@ class ServerRows(SqliteEngine):
         await self._write(activate)
 
     async def deactivate_server(self, user: str, server: str) -> bool:
-        """Release the server's claims and mark it stopped; False when it was not active."""
+        """Release the server's claims and leases and mark it stopped; False when it was not
+        active. Another user's server is left alone."""
         def deactivate(db: sqlite3.Connection) -> bool:
+            if db.execute("SELECT 1 FROM servers WHERE id = ? AND owner = ?", (server, user)).fetchone() is None:
+                return False
             db.execute("DELETE FROM server_claims WHERE server = ?", (server,))
             db.execute("DELETE FROM ip_leases WHERE server = ?", (server,))
             return db.execute(

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from elastic_api.api.elastichosts.call import Call
+from elastic_api.api.elastichosts.codec.stats import stats_info
 from elastic_api.api.elastichosts.negotiate import NoContent, Properties, PropertiesList, ValuesList
 from elastic_api.model.server_record import to_server_info
 
@@ -13,28 +14,29 @@ async def list_servers(call: Call) -> ValuesList:
 
 async def info_servers(call: Call) -> PropertiesList:
     servers = call.services.servers
-    return PropertiesList([await servers.info(s) for s in await servers.visible(call.user, call.page())])
+    return PropertiesList([await servers.info(s, stats_info) for s in await servers.visible(call.user, call.page())])
 
 
 async def info(call: Call) -> Properties:
     servers = call.services.servers
-    return Properties(await servers.info(await servers.get(call.user, call.arg("server"))))
+    return Properties(await servers.info(await servers.get(call.user, call.arg("server")), stats_info))
 
 
 async def create(call: Call) -> Properties:
     servers = call.services.servers
-    return Properties(await servers.info(await servers.create(call.user, await call.props(), start=True)))
+    return Properties(await servers.info(await servers.create(call.user, await call.props(), start=True), stats_info))
 
 
 async def create_stopped(call: Call) -> Properties:
     servers = call.services.servers
-    return Properties(await servers.info(await servers.create(call.user, await call.props(), start=False)))
+    return Properties(await servers.info(await servers.create(call.user, await call.props(), start=False),
+                                         stats_info))
 
 
 async def set_(call: Call) -> Properties:
     servers = call.services.servers
     props = await call.props()
-    return Properties(await servers.info(await servers.set(call.user, call.arg("server"), props)))
+    return Properties(await servers.info(await servers.set(call.user, call.arg("server"), props), stats_info))
 
 
 async def start(call: Call) -> NoContent:

@@ -1,0 +1,1 @@
+"""The ElasticHosts codec: wire properties parsed into typed specs and changes, typed values rendered back."""
