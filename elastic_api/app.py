@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from elastic_api.api.ecs import app as ecs
 from elastic_api.api.elastichosts import routes as elastichosts
 from elastic_api.api.elastichosts.errors import error_response
 from elastic_api.config import Config
@@ -58,5 +59,6 @@ def create_app(config: Config, *, store: Store, storage: Storage, hypervisor: Hy
             await store.close()
 
     app.cleanup_ctx.append(backends)
+    ecs.mount(app, services, config)
     elastichosts.mount(app, services, config)
     return app

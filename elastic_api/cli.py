@@ -6,6 +6,7 @@ import asyncio
 import gc
 import logging
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -56,6 +57,31 @@ async def user_create(config: Config, name: str) -> int:
     finally:
         await store.close()
     print(f"user {user}\nsecret {secret}")
+    return 0
+
+
+async def token(config: Config, action: str, subject: str, group: str | None) -> int:
+    """`user token create USER [--group NAME]` prints `token TOKEN`; `list USER` prints one
+    `token HINT… created TIME [group NAME]` line per token; `revoke TOKEN`."""
+    from elastic_api.service.tokens import TokenService, parse_group_option
+
+    store = SqliteStore(config.db_path)
+    await store.open()
+    try:
+        service = TokenService(store, UserService(store), config.token_key_path,
+                               login_seconds=config.login_token_seconds)
+        if action == "create":
+            lines = [f"token {await service.create(subject, parse_group_option(group))}"]
+        elif action == "list":
+            lines = [f"token {t.hint}... created {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(t.created / 1e9))}"
+                     + (f" group {t.group}" if t.group else "") for t in await service.list(subject)]
+        else:
+            await service.revoke(subject)
+            lines = ["revoked"]
+    finally:
+        await store.close()
+    if lines:
+        print("\n".join(lines))
     return 0
 
 
@@ -119,6 +145,15 @@ def parser() -> argparse.ArgumentParser:
                            help="drive_bytes (k/M/G/T), drives, servers, cpu (MHz), mem (MB), ips")
     show_quota = user.add_parser("show-quota", help="print a user's limits and usage: KEY LIMIT USED SOURCE")
     show_quota.add_argument("user", help="the user's UUID")
+    tokens = user.add_parser("token", help="manage a user's API tokens (for the ECS API at /ecs/v2)")
+    token_actions = tokens.add_subparsers(dest="token_action", required=True)
+    token_create = token_actions.add_parser("create", help="make an API token; prints `token TOKEN` (shown once)")
+    token_create.add_argument("user", help="the user's UUID")
+    token_create.add_argument("--group", help="confine the token to one of the user's groups (egNNNNNN)")
+    token_list = token_actions.add_parser("list", help="list a user's tokens: the first characters, when made, group")
+    token_list.add_argument("user", help="the user's UUID")
+    token_revoke = token_actions.add_parser("revoke", help="revoke a token at once")
+    token_revoke.add_argument("token", help="the whole token")
 
     image = commands.add_parser("image", help="manage the standard image library").add_subparsers(
         dest="action", required=True)
@@ -147,6 +182,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return serve(config, installation, args.listen)
         if args.command == "user" and args.action == "create":
             return asyncio.run(user_create(config, args.name))
+        if args.command == "user" and args.action == "token":
+            subject = args.token if args.token_action == "revoke" else args.user
+            return asyncio.run(token(config, args.token_action, subject, getattr(args, "group", None)))
         if args.command == "user" and args.action == "set-quota":
             return asyncio.run(quota(config, args.user, args.limits))
         if args.command == "user" and args.action == "show-quota":

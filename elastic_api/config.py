@@ -12,6 +12,9 @@ from typing import Any
 import yaml
 
 from elastic_api.errors import ConfigError, UsageError
+from elastic_api.model.catalogue import (
+    DEFAULT_PLANS, Plan, Region, check_plan_regions, parse_plans, parse_regions, placements,
+)
 from elastic_api.model.quota import Quota, parse_mapping
 
 KiB = 1024
@@ -27,6 +30,10 @@ class HostConfig:
     uri: str
     # Memory this host may give to guests, in MB; 0 means "ask libvirt for the host's free memory".
     mem_mb: int = 0
+    # The region (a location code of `regions:`) and availability zone the host is in: "" is the
+    # first region, and a zone of its own named after the host.
+    region: str = ""
+    zone: str = ""
 
 
 # Every user's limits unless `elastic-api user set-quota` gives them their own. Generous enough
@@ -187,6 +194,18 @@ class Config:
 
     quotas: Quota = DEFAULT_QUOTA
 
+    # The catalogue the ECS dialect offers. Regions group hosts (empty: one region `local`
+    # holding every host); plans are the server sizes (default: the real catalogue's six, free).
+    regions: tuple[Region, ...] = ()
+    plans: tuple[Plan, ...] = DEFAULT_PLANS
+    # Seconds a token from `POST /ecs/v2/login` lasts: a working day's session, as Seeweb's
+    # panel logins do; long-lived automation uses `elastic-api user token create` instead.
+    login_token_seconds: int = 4 * 3600
+    # SSH keys and groups one user may keep: each is a small row, and a few dozen cover any real
+    # account (the web panel lists them on one page); the cap keeps one user from filling the store.
+    max_ssh_keys_per_user: int = 100
+    max_groups_per_user: int = 100
+
     def __post_init__(self) -> None:
         # Absolute from the start: every path built from these is handed to libvirt, QEMU and
         # qemu-img, which resolve a relative one in their own working directory, not ours.
@@ -201,6 +220,12 @@ class Config:
     @property
     def master_key_path(self) -> Path:
         return Path(self.master_key_file) if self.master_key_file else self.data_dir / "master.key"
+
+    @property
+    def token_key_path(self) -> Path:
+        """The key that signs login tokens, made on first use beside the master key (kept and
+        backed up the same way; losing it only ends the login sessions)."""
+        return self.master_key_path.parent / "token.key"
 
     @property
     def pool_dir(self) -> Path:
@@ -234,11 +259,12 @@ def _hosts(value: Any) -> tuple[HostConfig, ...]:
     for item in value:
         if not isinstance(item, dict) or "uri" not in item:
             raise ConfigError(f"each host needs a uri: {item!r}")
-        unknown = set(item) - {"name", "uri", "mem_mb"}
+        unknown = set(item) - {"name", "uri", "mem_mb", "region", "zone"}
         if unknown:
             raise ConfigError(f"unknown host key: {sorted(unknown)[0]}")
         hosts.append(
-            HostConfig(str(item.get("name", item["uri"])), str(item["uri"]), int(item.get("mem_mb", 0)))
+            HostConfig(str(item.get("name", item["uri"])), str(item["uri"]), int(item.get("mem_mb", 0)),
+                       str(item.get("region", "")), str(item.get("zone", "")))
         )
     names = [h.name for h in hosts]
     if len(set(names)) != len(names):
@@ -318,6 +344,10 @@ def from_mapping(data: dict[str, Any]) -> Config:
             values[key] = Path(str(raw))
         elif key == "quotas":
             values[key] = _quotas(raw)
+        elif key == "regions":
+            values[key] = parse_regions(raw)
+        elif key == "plans":
+            values[key] = parse_plans(raw)
         else:
             default = fields[key].default
             if isinstance(default, bool) or not isinstance(default, (int, str)):
@@ -337,7 +367,8 @@ def from_mapping(data: dict[str, Any]) -> Config:
     if config.domain_type not in ("auto", "kvm", "qemu"):
         raise ConfigError("domain_type must be auto, kvm or qemu")
     for key in ("max_uploads_per_user", "max_uploads", "header_timeout", "body_timeout", "luks_lanes",
-                "gc_threshold", "auth_cache_users", "body_rate_grace"):
+                "gc_threshold", "auth_cache_users", "body_rate_grace", "max_ssh_keys_per_user",
+                "max_groups_per_user"):
         if getattr(config, key) < 1:
             raise ConfigError(f"{key} must be at least 1")
     for key in ("auth_cache_seconds", "min_body_rate", "shutdown_grace", "db_reserve"):
@@ -349,6 +380,10 @@ def from_mapping(data: dict[str, Any]) -> Config:
     if config.job_heartbeat_seconds * 2 > config.job_lease_seconds:
         raise ConfigError("job_heartbeat_seconds must be at most half of job_lease_seconds:"
                           " a lease must outlast a missed beat")
+    placements([(h.name, h.region, h.zone) for h in config.hosts], config.regions)
+    check_plan_regions(config.plans, config.regions)
+    if config.login_token_seconds < 60:
+        raise ConfigError("login_token_seconds must be at least 60")
     if config.storage_timeout < 1:
         raise ConfigError("storage_timeout must be at least 1")
     interval = config.host_reconnect_interval

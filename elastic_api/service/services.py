@@ -5,12 +5,16 @@ from dataclasses import dataclass
 
 from elastic_api.config import Config
 from elastic_api.hypervisor import Hypervisor
+from elastic_api.service.catalogue import CatalogueService
 from elastic_api.service.drives import DriveService
+from elastic_api.service.groups import GroupService
 from elastic_api.service.imaging import ImagingService
 from elastic_api.service.jobs import JobRunner
 from elastic_api.service.quotas import QuotaService
 from elastic_api.service.resources import ResourceService
 from elastic_api.service.servers import ServerService
+from elastic_api.service.sshkeys import SshKeyService
+from elastic_api.service.tokens import TokenService
 from elastic_api.service.users import UserService
 from elastic_api.storage import Storage
 from elastic_api.store import Store
@@ -25,6 +29,10 @@ class Services:
     servers: ServerService
     quotas: QuotaService
     resources: ResourceService
+    tokens: TokenService
+    catalogue: CatalogueService
+    ssh_keys: SshKeyService
+    groups: GroupService
 
 
 def build_services(config: Config, store: Store, storage: Storage, hypervisor: Hypervisor) -> Services:
@@ -39,4 +47,8 @@ def build_services(config: Config, store: Store, storage: Storage, hypervisor: H
     return Services(users=users, drives=drives,
                     imaging=ImagingService(config, store, storage, drives, jobs), jobs=jobs,
                     servers=ServerService(config, store, hypervisor, drives, resources),
-                    quotas=quotas, resources=resources)
+                    quotas=quotas, resources=resources,
+                    tokens=TokenService(store, users, config.token_key_path, login_seconds=config.login_token_seconds),
+                    catalogue=CatalogueService(config, store, hypervisor),
+                    ssh_keys=SshKeyService(store, max_per_user=config.max_ssh_keys_per_user),
+                    groups=GroupService(store, max_per_user=config.max_groups_per_user))

@@ -3,16 +3,20 @@ takes the user it acts for; `Store` is all of them, and store/sqlite/ the implem
 from __future__ import annotations
 
 from elastic_api.store.base import (
+    CatalogueStore,
     DriveStore,
+    GroupStore,
     ImageStore,
     JobStore,
     LeaseStore,
     QuotaStore,
     ResourceStore,
     ServerStore,
+    SshKeyStore,
     Store,
+    TokenStore,
     UserStore,
 )
 
-__all__ = ["DriveStore", "ImageStore", "JobStore", "LeaseStore", "QuotaStore", "ResourceStore",
-           "ServerStore", "Store", "UserStore"]
+__all__ = ["CatalogueStore", "DriveStore", "GroupStore", "ImageStore", "JobStore", "LeaseStore",
+           "QuotaStore", "ResourceStore", "ServerStore", "SshKeyStore", "Store", "TokenStore", "UserStore"]

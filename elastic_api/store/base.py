@@ -22,12 +22,16 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from elastic_api.model.catalogue import CatalogueImage
 from elastic_api.model.drive import Drive
+from elastic_api.model.group import Group
 from elastic_api.model.image import StandardImage
 from elastic_api.model.job import Job
 from elastic_api.model.quota import Usage
 from elastic_api.model.resource import Lease, Resource
 from elastic_api.model.server_record import Claim, ServerRecord
+from elastic_api.model.sshkey import SshKey
+from elastic_api.model.token import ApiToken
 
 
 class UserStore(Protocol):
@@ -272,8 +276,69 @@ class LeaseStore(Protocol):
         """Forget the addresses of servers that are not active, in one transaction; how many went."""
 
 
+class TokenStore(Protocol):
+    """API tokens, kept as hashes: the hash is the one key a token is found by."""
+
+    async def insert_token(self, token: ApiToken) -> None:
+        """Add a token, in one transaction (its owner must be a user)."""
+
+    async def get_token(self, digest: bytes) -> ApiToken | None:
+        """The token with this hash; None when there is none (never made, or revoked). The one
+        token query without an owner: it establishes who the owner is."""
+
+    async def list_tokens(self, user: str) -> list[ApiToken]:
+        """The user's tokens, oldest first; [] for an unknown user."""
+
+    async def delete_token(self, digest: bytes) -> bool:
+        """Revoke a token; False when there was none with this hash."""
+
+
+class SshKeyStore(Protocol):
+    """A user's SSH public keys, numbered globally; a label is unique per owner."""
+
+    async def insert_ssh_key(self, owner: str, label: str, key: str, created: int, limit: int) -> SshKey | None:
+        """The new key with its number, in one transaction; None, and nothing added, when the
+        owner has a key of that label; QuotaExceeded when the owner already has `limit` keys."""
+
+    async def list_ssh_keys(self, owner: str) -> list[SshKey]:
+        """The owner's keys by number; [] for an unknown owner."""
+
+    async def get_ssh_key(self, owner: str, id_: int) -> SshKey | None:
+        """The key; None when there is none or it is another user's."""
+
+    async def delete_ssh_key(self, owner: str, id_: int) -> bool:
+        """False, and nothing done, when there is none or it is another user's."""
+
+
+class GroupStore(Protocol):
+    """A user's groups, numbered from a global counter never reused (the number makes the name)."""
+
+    async def insert_group(self, owner: str, notes: str, password_hash: bytes, created: int, limit: int) -> Group:
+        """The new group with its number, in one transaction; QuotaExceeded when the owner already
+        has `limit` groups."""
+
+    async def list_groups(self, owner: str) -> list[Group]:
+        """The owner's groups by number; [] for an unknown owner."""
+
+    async def get_group(self, owner: str, id_: int) -> Group | None:
+        """The group; None when there is none or it is another user's."""
+
+    async def group_exists(self, user: str, group: int) -> bool:
+        """Whether the user has a group of that number."""
+
+    async def delete_group(self, owner: str, id_: int) -> bool:
+        """False, and nothing done, when there is none or it is another user's. Tokens confined
+        to the group go with it (they would see nothing)."""
+
+
+class CatalogueStore(Protocol):
+    async def numbered_images(self) -> list[CatalogueImage]:
+        """Every standard image with its catalogue number, by number. Numbers are given when an
+        image is added, never change and are never reused."""
+
+
 class Store(UserStore, QuotaStore, DriveStore, ImageStore, JobStore, ServerStore, ResourceStore,
-            LeaseStore, Protocol):
+            LeaseStore, TokenStore, SshKeyStore, GroupStore, CatalogueStore, Protocol):
     """The whole metadata store."""
 
     async def open(self) -> None:

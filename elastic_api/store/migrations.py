@@ -155,4 +155,42 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TRIGGER drives_take_their_jobs AFTER DELETE ON drives
     BEGIN DELETE FROM jobs WHERE resource = OLD.id; END;
     """,
+    # 8: the ECS dialect's own rows: API tokens (hashes only), SSH keys (a label unique per owner),
+    # groups (numbered from a counter never reused: the number makes the name), and the catalogue
+    # number of each standard image, given by a trigger as an image is added (existing images are
+    # numbered in the order they were added) and gone with it.
+    """
+    CREATE TABLE api_tokens (
+        digest BLOB PRIMARY KEY,
+        owner TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        group_name TEXT,
+        created INTEGER NOT NULL,
+        hint TEXT NOT NULL
+    );
+    CREATE INDEX api_tokens_by_owner ON api_tokens(owner, created);
+    CREATE TABLE ssh_keys (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        owner TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        label TEXT NOT NULL,
+        key TEXT NOT NULL,
+        created INTEGER NOT NULL,
+        UNIQUE (owner, label)
+    );
+    CREATE TABLE ecs_groups (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        owner TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        notes TEXT NOT NULL,
+        enabled INTEGER NOT NULL DEFAULT 1,
+        password_hash BLOB NOT NULL,
+        created INTEGER NOT NULL
+    );
+    CREATE INDEX ecs_groups_by_owner ON ecs_groups(owner, id);
+    CREATE TABLE image_numbers (
+        number INTEGER PRIMARY KEY AUTOINCREMENT,
+        image TEXT NOT NULL UNIQUE REFERENCES images(id) ON DELETE CASCADE
+    );
+    INSERT INTO image_numbers (image) SELECT id FROM images ORDER BY created, id;
+    CREATE TRIGGER images_numbered AFTER INSERT ON images
+    BEGIN INSERT INTO image_numbers (image) VALUES (NEW.id); END;
+    """,
 )

@@ -1,0 +1,35 @@
+"""The Seeweb ECS v2 dialect (ECS.md), a sub-application at /ecs/v2 on the same listener as the
+ElasticHosts API: its own routes, token authentication, JSON bodies and error shape, over the
+same services."""
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from elastic_api.api.ecs.auth import PUBLIC, TOKEN, token_policy
+from elastic_api.api.ecs.call import Call
+from elastic_api.api.ecs.errors import error_response
+from elastic_api.api.ecs.routes import PREFIX, ROUTES, Route
+from elastic_api.config import Config
+from elastic_api.http import routes as http
+from elastic_api.http.middleware import errors
+from elastic_api.service.services import Services
+
+
+def mount(app: web.Application, services: Services, config: Config) -> None:
+    """The ECS sub-application on `app` at /ecs/v2, with its own error middleware (inside the
+    root's: every error of its routes, its unknown paths included, is answered in its shape)."""
+    ecs = web.Application(middlewares=[errors(error_response)], client_max_size=config.max_metadata_body)
+    policies: dict[Any, http.Auth[Any]] = {PUBLIC: http.public, TOKEN: token_policy(services.tokens)}
+
+    def bind(route: Route) -> http.Route[Any]:
+        async def handle(request: web.Request, principal: Any) -> web.StreamResponse:
+            return web.json_response(await route.handler(Call(request, principal, services, config)))
+
+        # HEAD is GET without the body (RFC 9110), answered by the same handler.
+        methods = frozenset({"GET", "HEAD"}) if route.method == "GET" else frozenset({route.method})
+        return http.Route(methods, route.path, policies[route.auth], handle, route.handler.__name__)
+
+    http.add_routes(ecs, [bind(route) for route in ROUTES], error_response)
+    app.add_subapp(PREFIX, ecs)

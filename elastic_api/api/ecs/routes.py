@@ -1,0 +1,42 @@
+"""The ECS v2 route table (ECS.md §3): every endpoint under /ecs/v2, its method, its auth policy
+and its handler on one screen. A known path with another method is 405; an unknown path is a
+404 in this dialect's JSON shape."""
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from elastic_api.api.ecs.auth import PUBLIC, TOKEN, Policy
+from elastic_api.api.ecs.call import Call, Wire
+from elastic_api.api.ecs.handlers import account, catalogue, groups, sshkeys
+
+Handler = Callable[[Call], Awaitable[Wire]]
+PREFIX = "/ecs/v2"
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    auth: Policy
+    handler: Handler
+
+
+ROUTES: tuple[Route, ...] = (
+    Route("POST",   "/login",              PUBLIC, account.login),
+    Route("GET",    "/account",            TOKEN,  account.account),
+    Route("GET",    "/plans",              TOKEN,  catalogue.plans),
+    Route("GET",    "/plans/availables",   TOKEN,  catalogue.plans_available),
+    Route("GET",    "/regions",            TOKEN,  catalogue.regions),
+    Route("POST",   "/regions/availables", TOKEN,  catalogue.regions_available),
+    Route("GET",    "/images/basics",      TOKEN,  catalogue.basic_images),
+    Route("GET",    "/images/cloud-images", TOKEN, catalogue.cloud_images),
+    Route("GET",    "/sshkeys",            TOKEN,  sshkeys.list_keys),
+    Route("POST",   "/sshkeys",            TOKEN,  sshkeys.add_key),
+    Route("GET",    "/sshkeys/{id}",       TOKEN,  sshkeys.get_key),
+    Route("DELETE", "/sshkeys/{id}",       TOKEN,  sshkeys.delete_key),
+    Route("GET",    "/groups",             TOKEN,  groups.list_groups),
+    Route("POST",   "/groups",             TOKEN,  groups.create_group),
+    Route("GET",    "/groups/{id}",        TOKEN,  groups.get_group),
+    Route("DELETE", "/groups/{id}",        TOKEN,  groups.delete_group),
+)

@@ -1,0 +1,48 @@
+"""The isolation matrix of the ECS dialect: user B on user A's SSH keys and groups answers
+exactly like a number nothing has (404 for paths, 400 for markers), and A's objects are unchanged.
+(The ElasticHosts matrix is tests/api/test_isolation.py; a token confined to a group is covered
+in test_sshkeys_groups.py.)"""
+from __future__ import annotations
+
+from tests.api.ecs.conftest import ssh_key
+
+PROBES = (
+    ("GET", "/sshkeys/{key}", 404),
+    ("DELETE", "/sshkeys/{key}", 404),
+    ("GET", "/groups/{group}", 404),
+    ("DELETE", "/groups/{group}", 404),
+    ("GET", "/sshkeys?limit=1&marker={key}", 400),
+    ("GET", "/groups?limit=1&marker={group}", 400),
+)
+
+
+async def test_the_ecs_isolation_matrix(ecs_alice, ecs_bob):
+    assert (await ecs_alice.post("/sshkeys", {"key": ssh_key(), "label": "private"})).status == 200
+    key = (await ecs_alice.get("/sshkeys")).json["pubkeys"][0]["id"]
+    group = (await ecs_alice.post("/groups", {"notes": "private", "password": "p"})).json["group"]["id"]
+    assert (await ecs_bob.post("/sshkeys", {"key": ssh_key(), "label": "bobs"})).status == 200
+    assert (await ecs_bob.post("/groups", {"notes": "bobs", "password": "p"})).status == 200
+    before = [(await ecs_alice.get(p)).json for p in ("/sshkeys", "/groups")]
+    # Stand-ins of the same length that nothing has, so even Content-Length must match.
+    victims = {"key": str(key), "group": str(group)}
+    stand_ins = {"key": str(key + 7), "group": str(group + 7)}
+    for method, path, status in PROBES:
+        answers = []
+        for names in (victims, stand_ins):
+            answer = await ecs_bob.call(method, path.format(**names))
+            text = answer.text
+            for name, value in names.items():
+                text = text.replace(value, victims[name])
+            headers = {k: v for k, v in answer.headers.items() if k.lower() != "date"}
+            answers.append((answer.status, headers, text))
+        assert answers[0][0] == status, (method, path, answers[0])
+        assert answers[0] == answers[1], (method, path)
+    assert [(await ecs_alice.get(p)).json for p in ("/sshkeys", "/groups")] == before
+
+
+async def test_lists_show_only_the_users_own(ecs_alice, ecs_bob):
+    await ecs_alice.post("/sshkeys", {"key": ssh_key(comment="alice-only"), "label": "alice-label"})
+    await ecs_alice.post("/groups", {"notes": "alice-notes", "password": "p"})
+    for path in ("/sshkeys", "/groups"):
+        text = (await ecs_bob.get(path)).text
+        assert "alice" not in text, path
