@@ -1,10 +1,13 @@
-"""A server as stored: its validated configuration and where and since when it runs."""
+"""A server as stored: its validated configuration and where and since when it runs; and a
+server as shown: the record with what only a running guest has."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-from elastic_api.model.properties import Info
-from elastic_api.model.server import ServerConfig, to_info
+from elastic_api.model.device import Device
+from elastic_api.model.resource import Lease
+from elastic_api.model.server import ServerConfig
 
 ACTIVE, STOPPED = "active", "stopped"
 
@@ -24,13 +27,17 @@ class ServerRecord:
 class Claim:
     """A drive an active server holds on one of its devices."""
 
-    device: str
+    device: Device
     drive: str
 
 
-def to_server_info(record: ServerRecord) -> Info:
-    info: Info = {"server": record.server, "user": record.owner, "status": record.status}
-    info.update(to_info(record.config))
-    if record.started is not None:
-        info["started"] = record.started
-    return info
+@dataclass(frozen=True)
+class ServerView:
+    """A server as a client sees it: the record, and for a running one the addresses its NICs
+    hold, the hypervisor's counters (opaque here: each dialect renders them) and the address its
+    VNC display listens on."""
+
+    record: ServerRecord
+    leases: tuple[Lease, ...] = ()
+    stats: Mapping[str, int] | None = None
+    vnc_ip: str | None = None

@@ -14,7 +14,7 @@ from elastic_api.model.ids import is_id, new_id
 from elastic_api.model.pages import Page
 from elastic_api.model.properties import Info, Props
 from elastic_api.model.resource import IP, VLAN, Lease, PoolInfo, Resource
-from elastic_api.model.server import ServerConfig
+from elastic_api.model.server import ServerConfig, mac_of
 from elastic_api.model.server_record import ServerRecord
 from elastic_api.service.locks import LockTable
 from elastic_api.service.quotas import QuotaService
@@ -121,9 +121,9 @@ class ResourceService:
         networks: dict[int, str] = {}
         for vlan in model.vlans(config):
             await self.get(record.owner, VLAN, vlan)
-        static = [(nic.index, nic.mac, nic.dhcp) for nic in config.nics
+        static = [(nic.index, mac_of(record.server, nic), nic.dhcp) for nic in config.nics
                   if nic.dhcp is not None and nic.dhcp != "auto"]
-        auto = [(nic.index, nic.mac) for nic in config.nics if nic.dhcp == "auto"]
+        auto = [(nic.index, mac_of(record.server, nic)) for nic in config.nics if nic.dhcp == "auto"]
         try:
             if static or auto:
                 leases = await self.store.lease_ips(record.owner, record.server, static, auto,
@@ -166,7 +166,8 @@ class ResourceService:
         installations on a libvirtd (its reservations carry no installation ID, and a name on
         them would reach the guests as their hostname), so a reservation for any other MAC is
         another installation's, and is left alone."""
-        return frozenset(nic.mac.lower() for record in await self.store.all_servers() for nic in record.config.nics)
+        return frozenset(mac_of(record.server, nic).lower()
+                         for record in await self.store.all_servers() for nic in record.config.nics)
 
     async def server_info(self, record: ServerRecord) -> Info:
         """What an active server's info says of its addresses: `nic:N:dhcp:ip`."""
