@@ -1,132 +1,18 @@
-"""Metadata store: one narrow interface whose every object query takes the user it acts for."""
+"""Metadata store: narrow interfaces, one per concept (store/base.py), whose every object query
+takes the user it acts for; `Store` is all of them, and store/sqlite/ the implementation."""
 from __future__ import annotations
 
-from typing import Protocol
+from elastic_api.store.base import (
+    DriveStore,
+    ImageJobStore,
+    ImageStore,
+    LeaseStore,
+    QuotaStore,
+    ResourceStore,
+    ServerStore,
+    Store,
+    UserStore,
+)
 
-from elastic_api.model.drive import Drive
-from elastic_api.model.image import ImageJob, StandardImage
-from elastic_api.model.quota import Usage
-from elastic_api.model.resource import Lease, Resource
-from elastic_api.model.server_record import Claim, ServerRecord
-
-
-class Store(Protocol):
-    async def open(self) -> None: ...
-
-    async def close(self) -> None: ...
-
-    # Users. Looking up a secret hash is the one query without an owner: it establishes who the owner is.
-    async def create_user(self, user: str, name: str, secret_hash: bytes, created: int) -> None: ...
-
-    async def user_secret_hash(self, user: str) -> bytes | None: ...
-
-    # Quotas: a user's own limits (None is unlimited), and what the user holds now.
-    async def quota_overrides(self, user: str) -> dict[str, int | None]: ...
-
-    async def set_quota_overrides(self, user: str, values: dict[str, int | None],
-                                  cleared: list[str]) -> bool:
-        """Set some limits and drop others back to the default in one transaction; False when
-        there is no such user."""
-
-    async def usage(self, user: str) -> Usage:
-        """Drives (count, bytes), servers (count), active servers' cpu and mem, IP resources."""
-
-    async def quota_state(self, user: str) -> tuple[dict[str, int | None], Usage]:
-        """quota_overrides and usage read together: one wait on the store instead of two."""
-
-    # Drives: visible means owned, or shared with the user through `readers`.
-    async def insert_drive(self, drive: Drive) -> None: ...
-
-    async def get_drive(self, user: str, drive: str) -> Drive | None: ...
-
-    async def list_drives(self, user: str, limit: int | None, marker: str | None) -> list[Drive]: ...
-
-    async def list_drive_ids(self, user: str, limit: int | None, marker: str | None) -> list[str]:
-        """The page list_drives would give, as IDs alone: what `/drives/list` shows."""
-
-    async def update_drive(self, user: str, drive: Drive) -> bool: ...
-
-    async def delete_drive(self, user: str, drive: str) -> bool: ...
-
-    async def count_drive_io(self, user: str, drive: str, *, read_bytes: int = 0, read_requests: int = 0,
-                             write_bytes: int = 0, write_requests: int = 0) -> None: ...
-
-    async def set_imaging(self, user: str, drive: str, imaging: str | None, error: str | None) -> None: ...
-
-    # Standard images: a public, read-only library (no owner to scope by).
-    async def insert_image(self, image: StandardImage) -> None: ...
-
-    async def get_image(self, image: str) -> StandardImage | None: ...
-
-    async def list_images(self, limit: int | None, marker: str | None) -> list[StandardImage]: ...
-
-    async def delete_image(self, image: str) -> bool: ...
-
-    # Image jobs: queued in order per drive; only the drive's owner may add one.
-    async def add_image_job(self, user: str, drive: str, source: str, conversion: str) -> ImageJob | None: ...
-
-    async def image_jobs(self, user: str, drive: str) -> list[ImageJob]: ...
-
-    async def finish_image_job(self, user: str, job: int, imaging: str | None, error: str | None) -> None:
-        """Remove a done job and set the drive's imaging state in one transaction."""
-
-    # Maintenance, for start-up sweeps only: every drive UUID regardless of owner.
-    async def all_drive_ids(self) -> set[str]: ...
-
-    async def all_image_jobs(self) -> list[ImageJob]: ...
-
-    async def some_wrapped_key(self) -> tuple[str, bytes] | None:
-        """One encrypted drive's UUID and wrapped key (None when there is none): at start-up, to
-        know whether a master key is needed and to check that it is the right one."""
-
-    # Servers: owned only (servers are never shared).
-    async def insert_server(self, record: ServerRecord) -> None: ...
-
-    async def get_server(self, user: str, server: str) -> ServerRecord | None: ...
-
-    async def list_servers(self, user: str, limit: int | None, marker: str | None) -> list[ServerRecord]: ...
-
-    async def update_server_config(self, user: str, record: ServerRecord) -> bool: ...
-
-    async def delete_server(self, user: str, server: str) -> bool: ...
-
-    async def activate_server(self, user: str, server: str, host: str, started: int,
-                              claims: list[Claim]) -> None: ...
-
-    async def deactivate_server(self, user: str, server: str) -> bool: ...
-
-    # Maintenance, for start-up reconciliation and hypervisor events that name no user.
-    async def active_servers(self) -> list[ServerRecord]: ...
-
-    async def server_owner(self, server: str) -> str | None: ...
-
-    async def all_servers(self) -> list[ServerRecord]: ...
-
-    # Resources (IPs and VLANs): owned only. An IP resource's ID is its address.
-    async def insert_resource(self, resource: Resource) -> None: ...
-
-    async def insert_ip_from_pool(self, resource: Resource, first: str, last: str) -> Resource | None: ...
-
-    async def get_resource(self, user: str, type_: str, resource: str) -> Resource | None: ...
-
-    async def list_resources(self, user: str, type_: str | None, limit: int | None,
-                             marker: str | None) -> list[Resource]: ...
-
-    async def update_resource(self, user: str, resource: Resource) -> bool: ...
-
-    async def delete_resource(self, user: str, type_: str, resource: str) -> bool: ...
-
-    # Addresses active servers' NICs hold (released with deactivate_server too).
-    async def lease_ips(self, user: str, server: str, static: list[tuple[int, str, str]],
-                        auto: list[tuple[int, str]], first: str, last: str) -> list[Lease]: ...
-
-    async def server_leases(self, user: str, server: str) -> list[Lease]: ...
-
-    async def release_leases(self, user: str, server: str) -> None: ...
-
-    # Maintenance, for start-up reconciliation.
-    async def active_leases(self) -> list[tuple[str, Lease]]: ...
-
-    async def drop_stale_leases(self) -> int: ...
-
-    async def all_vlan_ids(self) -> set[str]: ...
+__all__ = ["DriveStore", "ImageJobStore", "ImageStore", "LeaseStore", "QuotaStore", "ResourceStore",
+           "ServerStore", "Store", "UserStore"]

@@ -1,0 +1,16 @@
+"""The embedded SQLite store: the engine (one connection on one thread, grouped commits, the
+disk-full reserve, migrations) and one module of rows per concept, combined into SqliteStore."""
+from __future__ import annotations
+
+from elastic_api.store.sqlite.drives import LIST_DRIVE_IDS, LIST_DRIVES, DriveRows
+from elastic_api.store.sqlite.engine import SqliteEngine, _statements
+from elastic_api.store.sqlite.images import ImageRows
+from elastic_api.store.sqlite.resources import ResourceRows
+from elastic_api.store.sqlite.servers import ServerRows
+from elastic_api.store.sqlite.users import UserRows
+
+__all__ = ["LIST_DRIVES", "LIST_DRIVE_IDS", "SqliteEngine", "SqliteStore", "_statements"]
+
+
+class SqliteStore(UserRows, DriveRows, ImageRows, ServerRows, ResourceRows):
+    """The Store over one SQLite database: every concept's rows over the one engine they share."""

@@ -1,0 +1,141 @@
+"""Drives: visible to their owner and to the users among their readers."""
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any
+
+from elastic_api.model.drive import Drive
+from elastic_api.model.ids import ALL_USERS
+from elastic_api.store.sqlite.engine import SqliteEngine, after_marker
+
+
+_DRIVE_COLUMNS = (
+    "d.id, d.owner, d.name, d.size, d.format, d.claim_type, d.encryption, d.tier, d.keys, d.created,"
+    " d.read_bytes, d.read_requests, d.write_bytes, d.write_requests, d.imaging, d.imaging_error,"
+    " (SELECT group_concat(r.reader, ' ') FROM drive_readers r WHERE r.drive = d.id),"
+    " (SELECT group_concat(server, ' ') FROM (SELECT DISTINCT c.server FROM server_claims c"
+    "  WHERE c.drive = d.id ORDER BY c.server)), d.wrapped_key"
+)
+# A drive is visible to a user who owns it or is among its readers (directly or as all users).
+_VISIBLE = (
+    "(d.owner = :user OR EXISTS (SELECT 1 FROM drive_readers r"
+    " WHERE r.drive = d.id AND r.reader IN (:user, :all)))"
+)
+
+
+def _drive(row: tuple[Any, ...]) -> Drive:
+    keys = json.loads(row[8])
+    return Drive(
+        drive=row[0], owner=row[1], name=row[2], size=row[3], format=row[4], claim_type=row[5],
+        encryption=row[6], tier=row[7], created=row[9],
+        tags=tuple(keys.get("tags", ())), avoid=tuple(keys.get("avoid", ())),
+        user_keys=dict(keys.get("user", {})),
+        read_bytes=row[10], read_requests=row[11], write_bytes=row[12], write_requests=row[13],
+        imaging=row[14], imaging_error=row[15],
+        readers=tuple(sorted(row[16].split())) if row[16] else (),
+        claimed=tuple(row[17].split()) if row[17] else (),
+        wrapped_key=row[18],
+    )
+
+
+# The drives a user sees, found through the owner and reader indexes: `_VISIBLE` as a WHERE
+# clause would read every drive in the system for each list.
+_VISIBLE_DRIVES = (
+    "FROM drives d WHERE d.id IN (SELECT id FROM drives WHERE owner = :user"
+    " UNION SELECT drive FROM drive_readers WHERE reader IN (:user, :all))"
+)
+LIST_DRIVES = f"SELECT {_DRIVE_COLUMNS} {_VISIBLE_DRIVES}"
+LIST_DRIVE_IDS = f"SELECT d.id {_VISIBLE_DRIVES}"
+
+
+def _keys(drive: Drive) -> str:
+    return json.dumps({"tags": list(drive.tags), "avoid": list(drive.avoid), "user": drive.user_keys})
+
+
+class DriveRows(SqliteEngine):
+    """Drives, their readers, I/O counters and imaging state."""
+
+    def _set_readers(self, db: sqlite3.Connection, drive: Drive) -> None:
+        db.execute("DELETE FROM drive_readers WHERE drive = ?", (drive.drive,))
+        db.executemany("INSERT INTO drive_readers (drive, reader) VALUES (?, ?)",
+                       [(drive.drive, reader) for reader in drive.readers])
+
+    async def insert_drive(self, drive: Drive) -> None:
+        def insert(db: sqlite3.Connection) -> None:
+            db.execute(
+                "INSERT INTO drives (id, owner, name, size, format, claim_type, encryption, tier, keys,"
+                " created, wrapped_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (drive.drive, drive.owner, drive.name, drive.size, drive.format, drive.claim_type,
+                 drive.encryption, drive.tier, _keys(drive), drive.created, drive.wrapped_key),
+            )
+            self._set_readers(db, drive)
+
+        await self._write(insert)
+
+    def _get_drive(self, user: str, drive: str) -> Drive | None:
+        row = self.db.execute(
+            f"SELECT {_DRIVE_COLUMNS} FROM drives d WHERE d.id = :id AND {_VISIBLE}",
+            {"id": drive, "user": user, "all": ALL_USERS},
+        ).fetchone()
+        return _drive(row) if row else None
+
+    async def get_drive(self, user: str, drive: str) -> Drive | None:
+        return await self._run(self._get_drive, user, drive)
+
+    def _drive_page(self, select: str, user: str, limit: int | None, marker: str | None) -> list[Any]:
+        params: dict[str, Any] = {"user": user, "all": ALL_USERS, "limit": -1 if limit is None else limit}
+        found = self._get_drive(user, marker) if marker else None
+        after = after_marker(marker, (found.created, found.drive) if found else None, params, "AND (d.created, d.id)")
+        return self.db.execute(f"{select} {after} ORDER BY d.created, d.id LIMIT :limit", params).fetchall()
+
+    async def list_drives(self, user: str, limit: int | None, marker: str | None) -> list[Drive]:
+        return await self._run(lambda: [_drive(row) for row in self._drive_page(LIST_DRIVES, user, limit, marker)])
+
+    async def list_drive_ids(self, user: str, limit: int | None, marker: str | None) -> list[str]:
+        return await self._run(lambda: [row[0] for row in self._drive_page(LIST_DRIVE_IDS, user, limit, marker)])
+
+    async def update_drive(self, user: str, drive: Drive) -> bool:
+        def update(db: sqlite3.Connection) -> bool:
+            cursor = db.execute(
+                "UPDATE drives SET name = ?, size = ?, claim_type = ?, keys = ?, imaging = ?,"
+                " imaging_error = ? WHERE id = ? AND owner = ?",
+                (drive.name, drive.size, drive.claim_type, _keys(drive), drive.imaging,
+                 drive.imaging_error, drive.drive, user),
+            )
+            if cursor.rowcount != 1:
+                return False
+            self._set_readers(db, drive)
+            return True
+
+        return await self._write(update)
+
+    async def delete_drive(self, user: str, drive: str) -> bool:
+        def delete(db: sqlite3.Connection) -> bool:
+            return db.execute("DELETE FROM drives WHERE id = ? AND owner = ?", (drive, user)).rowcount == 1
+
+        return await self._write(delete, freeing=True)
+
+    async def count_drive_io(self, user: str, drive: str, *, read_bytes: int = 0, read_requests: int = 0,
+                             write_bytes: int = 0, write_requests: int = 0) -> None:
+        await self._execute(
+            "UPDATE drives AS d SET read_bytes = read_bytes + :rb, read_requests = read_requests + :rr,"
+            " write_bytes = write_bytes + :wb, write_requests = write_requests + :wr"
+            f" WHERE d.id = :id AND {_VISIBLE}",
+            {"rb": read_bytes, "rr": read_requests, "wb": write_bytes, "wr": write_requests,
+             "id": drive, "user": user, "all": ALL_USERS},
+        )
+
+    async def some_wrapped_key(self) -> tuple[str, bytes] | None:
+        def one() -> tuple[str, bytes] | None:
+            row = self.db.execute("SELECT id, wrapped_key FROM drives WHERE wrapped_key IS NOT NULL"
+                                  " ORDER BY created LIMIT 1").fetchone()
+            return (row[0], bytes(row[1])) if row else None
+        return await self._run(one)
+
+    async def all_drive_ids(self) -> set[str]:
+        return await self._run(lambda: {row[0] for row in self.db.execute("SELECT id FROM drives")})
+
+    async def set_imaging(self, user: str, drive: str, imaging: str | None, error: str | None) -> None:
+        await self._execute("UPDATE drives SET imaging = ?, imaging_error = ? WHERE id = ? AND owner = ?",
+                            (imaging, error, drive, user))

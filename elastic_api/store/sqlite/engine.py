@@ -1,0 +1,242 @@
+"""The SQLite engine under the store: WAL, synchronous=FULL, foreign keys, one connection on one
+thread; writes committed in groups, each in a savepoint of its own; the reserve file that lets a
+destroy commit on a full disk; schema migrations; open, close and the integrity check."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from elastic_api.errors import FullError, UsageError
+from elastic_api.store.migrations import MIGRATIONS
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+
+def _is_full(error: BaseException) -> bool:
+    """SQLite's "database or disk is full" (SQLITE_FULL, with any extended code)."""
+    code = getattr(error, "sqlite_errorcode", None) if isinstance(error, sqlite3.Error) else None
+    return code is not None and code & 0xFF == sqlite3.SQLITE_FULL
+
+
+def _full() -> FullError:
+    return FullError("the metadata disk is full: destroy drives or servers to free space")
+
+
+def after_marker(marker: str | None, found: tuple[int, str] | None, params: dict[str, Any], key: str) -> str:
+    """The clause that starts a page after its marker (creation time, then ID), or none; a marker
+    the user cannot see is unknown, whether it exists or not."""
+    if marker is None:
+        return ""
+    if found is None:
+        raise UsageError(f"unknown marker: {marker}")
+    params.update(created=found[0], id=found[1])
+    return f"{key} > (:created, :id)"
+
+
+def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if future.done():  # the caller was cancelled; its transaction committed or failed regardless
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
+
+
+def _statements(script: str) -> list[str]:
+    """A migration's statements, split at the semicolons that end one (a trigger's body holds more)."""
+    statements, pending = [], ""
+    for part in script.split(";"):
+        pending += part + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n;"):
+                statements.append(pending)
+            pending = ""
+    if pending.strip(" \n;"):
+        raise RuntimeError(f"incomplete statement in a migration: {pending.strip()[:60]}")
+    return statements
+
+
+class SqliteEngine:
+    """All SQL runs on one worker thread, so the event loop never waits on a disk sync and
+    writes are serialised without SQLite's busy loop.
+
+    Writes commit in groups: a transaction that arrives while the thread is busy (usually
+    syncing the previous commit) waits with the others, and the next COMMIT, one disk sync,
+    makes them all durable. Each runs inside its own SAVEPOINT, so one that fails rolls back
+    alone, and none is answered before the COMMIT that holds it: durability and atomicity are
+    those of a transaction each, at the cost of one sync per group instead of one per write.
+    Reads run on the same thread, between groups, so each sees one consistent state.
+
+    The rows of each concept are a mixin over this class (users.py, drives.py, ...), which
+    SqliteStore combines; they touch `db` only in functions _run or _write runs on the thread."""
+
+    def __init__(self, path: Path, *, reserve: int = 0) -> None:
+        self.path = path
+        # A file of `reserve` bytes beside the database, given up when a destroy finds the disk
+        # full: SQLite needs room (WAL frames) to delete a row, and destroying is how a user frees
+        # space. Taken back by the first write that finds room again.
+        self.reserve = reserve
+        self.reserve_path = path.with_name(path.name + ".reserve")
+        self._reserve_held = False
+        self._reserve_retry = 0.0  # monotonic time of the next try to take it back
+        self._db: sqlite3.Connection | None = None
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
+        self._pending: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]] = []
+        self._pending_lock = threading.Lock()
+        self._flush_queued = False
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
+
+    async def _write(self, fn: Callable[[sqlite3.Connection], T], *, freeing: bool = False) -> T:
+        """Run fn in a write transaction of its own, committed with whatever others are waiting.
+        A full disk is FullError; a `freeing` write (a destroy) that finds it full gives up the
+        reserve and tries once more."""
+        try:
+            return await self._queue(fn)
+        except sqlite3.Error as e:
+            if not _is_full(e):
+                raise
+        if not (freeing and await self._run(self._release_reserve)):
+            raise _full()
+        try:
+            return await self._queue(fn)
+        except sqlite3.Error as e:
+            if _is_full(e):
+                raise _full() from None
+            raise
+        finally:
+            self._reserve_retry = 0.0  # the next commit takes it back, if the destroy freed room
+
+    async def _queue(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        with self._pending_lock:
+            self._pending.append((fn, future))
+            queue_flush, self._flush_queued = not self._flush_queued, True
+        if queue_flush:
+            loop.run_in_executor(self._thread, self._flush, loop)
+        return await future
+
+    async def _execute(self, sql: str, params: Any = ()) -> int:
+        """One statement as a write transaction; the rows it changed."""
+        return await self._write(lambda db: db.execute(sql, params).rowcount)
+
+    def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
+        with self._pending_lock:
+            batch, self._pending, self._flush_queued = self._pending, [], False
+        if self.reserve and not self._reserve_held and time.monotonic() >= self._reserve_retry:
+            self._take_reserve()  # before the writes: space a destroy freed goes to the reserve first
+        outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+            for fn, future in batch:
+                self.db.execute("SAVEPOINT write")
+                try:
+                    result = fn(self.db)
+                except Exception as e:
+                    self.db.execute("ROLLBACK TO write")
+                    self.db.execute("RELEASE write")
+                    outcomes.append((future, None, e))
+                else:
+                    self.db.execute("RELEASE write")
+                    outcomes.append((future, result, None))
+            self.db.execute("COMMIT")
+        except BaseException as e:
+            # The group could not commit (disk full, I/O error): none of it happened.
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
+            outcomes = [(future, None, e) for _, future in batch]
+        for future, result, error in outcomes:
+            loop.call_soon_threadsafe(_settle, future, result, error)
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        assert self._db is not None, "store is not open"
+        return self._db
+
+    # -- the reserve ---------------------------------------------------------------------------
+    def _take_reserve(self) -> None:
+        """Make the reserve file, if the disk has room for it (a partial one is removed)."""
+        temporary = self.reserve_path.with_name(self.reserve_path.name + ".new")
+        try:
+            with contextlib.suppress(FileNotFoundError):
+                if self.reserve_path.stat().st_size >= self.reserve:
+                    self._reserve_held = True
+                    return
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                os.posix_fallocate(fd, 0, self.reserve)  # real blocks, not a sparse promise
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(temporary, self.reserve_path)
+        except OSError as e:
+            temporary.unlink(missing_ok=True)
+            self._reserve_retry = time.monotonic() + 5  # a full disk: not a failed syscall per commit
+            log.warning("no room for the database's reserve file %s (%s): a destroy on a full disk "
+                        "may fail until space is freed", self.reserve_path, e.strerror)
+            return
+        self._reserve_held = True
+
+    def _release_reserve(self) -> bool:
+        """Give up the reserve; False when there was none to give."""
+        if not self._reserve_held:
+            return False
+        self.reserve_path.unlink(missing_ok=True)
+        self._reserve_held = False
+        self._reserve_retry = float("inf")  # not before the destroy that needs the room has committed
+        log.warning("the metadata disk is full: released the reserve file %s so a destroy can "
+                    "commit; it comes back once there is room", self.reserve_path)
+        return True
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def _open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        db.execute("PRAGMA foreign_keys=ON")
+        db.execute("PRAGMA busy_timeout=5000")
+        self._db = db
+        self._migrate()
+        if self.reserve:
+            self._take_reserve()
+
+    def _migrate(self) -> None:
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if version > len(MIGRATIONS):
+            raise RuntimeError(f"database schema {version} is newer than this program ({len(MIGRATIONS)})")
+        for number, script in enumerate(MIGRATIONS[version:], version + 1):
+            # executescript would commit on its own; run each migration inside one transaction.
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in _statements(script):
+                    self.db.execute(statement)
+                self.db.execute(f"PRAGMA user_version = {number}")
+                self.db.execute("COMMIT")
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+
+    async def open(self) -> None:
+        await self._run(self._open)
+
+    async def close(self) -> None:
+        if self._db is not None:
+            await self._run(self.db.close)
+            self._db = None
+        self._thread.shutdown(wait=True)
+
+    async def integrity_check(self) -> str:
+        return await self._run(lambda: self.db.execute("PRAGMA integrity_check").fetchone()[0])

@@ -1,0 +1,63 @@
+"""Users, and their quotas: each user's own limits and what the user holds now."""
+from __future__ import annotations
+
+import sqlite3
+
+from elastic_api.model.quota import Usage
+from elastic_api.model.server_record import ACTIVE
+from elastic_api.store.sqlite.engine import SqliteEngine
+
+
+class UserRows(SqliteEngine):
+    """Users, and the quotas kept per user (the usage is counted from the other tables)."""
+
+    async def create_user(self, user: str, name: str, secret_hash: bytes, created: int) -> None:
+        await self._execute("INSERT INTO users (id, name, secret_hash, created) VALUES (?, ?, ?, ?)",
+                            (user, name, secret_hash, created))
+
+    async def user_secret_hash(self, user: str) -> bytes | None:
+        def query() -> bytes | None:
+            row = self.db.execute("SELECT secret_hash FROM users WHERE id = ?", (user,)).fetchone()
+            return bytes(row[0]) if row else None
+
+        return await self._run(query)
+
+    # -- quotas -----------------------------------------------------------------------------
+    async def quota_overrides(self, user: str) -> dict[str, int | None]:
+        return await self._run(self._overrides, user)
+
+    async def set_quota_overrides(self, user: str, values: dict[str, int | None],
+                                  cleared: list[str]) -> bool:
+        def change(db: sqlite3.Connection) -> bool:
+            if db.execute("SELECT 1 FROM users WHERE id = ?", (user,)).fetchone() is None:
+                return False
+            db.executemany("INSERT INTO quotas (owner, key, value) VALUES (?, ?, ?)"
+                           " ON CONFLICT (owner, key) DO UPDATE SET value = excluded.value",
+                           [(user, key, value) for key, value in values.items()])
+            db.executemany("DELETE FROM quotas WHERE owner = ? AND key = ?", [(user, key) for key in cleared])
+            return True
+
+        return await self._write(change)
+
+    def _overrides(self, user: str) -> dict[str, int | None]:
+        return {str(key): value for key, value in
+                self.db.execute("SELECT key, value FROM quotas WHERE owner = ?", (user,)).fetchall()}
+
+    async def quota_state(self, user: str) -> tuple[dict[str, int | None], Usage]:
+        return await self._run(lambda: (self._overrides(user), self._usage(user)))
+
+    async def usage(self, user: str) -> Usage:
+        return await self._run(self._usage, user)
+
+    def _usage(self, user: str) -> Usage:
+        drives, drive_bytes = self.db.execute(
+            "SELECT count(*), coalesce(sum(size), 0) FROM drives WHERE owner = ?", (user,)).fetchone()
+        servers, cpu, mem = self.db.execute(
+            "SELECT count(*),"
+            " coalesce(sum(CASE WHEN status = :active THEN CAST(json_extract(config, '$.cpu') AS INTEGER) END), 0),"
+            " coalesce(sum(CASE WHEN status = :active THEN CAST(json_extract(config, '$.mem') AS INTEGER) END), 0)"
+            " FROM servers WHERE owner = :user", {"user": user, "active": ACTIVE}).fetchone()
+        ips, = self.db.execute("SELECT count(*) FROM resources WHERE owner = ? AND type = 'ip'",
+                               (user,)).fetchone()
+        return Usage(drive_bytes=int(drive_bytes), drives=int(drives), servers=int(servers),
+                     cpu=int(cpu), mem=int(mem), ips=int(ips))
