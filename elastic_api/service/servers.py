@@ -14,7 +14,8 @@ from elastic_api.hypervisor.domain import DiskSpec, DomainSpec, domain_xml
 from elastic_api.model.ids import new_id, parse_id
 from elastic_api.model.pages import Page
 from elastic_api.model.device import Device
-from elastic_api.model.server import Field, ServerConfig, ServerPatch, apply_patch, check_live, settle, validate
+from elastic_api.model.server import ServerConfig, settle, validate
+from elastic_api.model.server_patch import Field, ServerPatch, apply_patch, check_live
 from elastic_api.model.server_record import ACTIVE, Claim, ServerRecord, ServerView
 from elastic_api.service.drives import DriveService
 from elastic_api.service.locks import LockTable

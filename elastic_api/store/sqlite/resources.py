@@ -16,10 +16,13 @@ class ResourceRows(SqliteEngine):
     """Resources (static IPs and VLANs), and the addresses active servers' NICs lease."""
 
     _RESOURCE_COLUMNS = "id, type, owner, name, keys, created"
-    # The keys of a server configuration that name a resource of each type.
+    # Where a server's configuration (store.server_rows) names a resource of each type: an IP as
+    # a NIC's dhcp address or the VNC address, a VLAN as a NIC's.
     _REFERENCES = {
-        "ip": "(j.key LIKE 'nic:%:dhcp' OR j.key = 'vnc')",
-        "vlan": "j.key LIKE 'nic:%:vlan'",
+        "ip": "(json_extract(s.config, '$.vnc') = :resource OR EXISTS (SELECT 1 FROM json_each(s.config, '$.nics') n"
+              " WHERE json_extract(n.value, '$.dhcp') = :resource))",
+        "vlan": "EXISTS (SELECT 1 FROM json_each(s.config, '$.nics') n"
+                " WHERE json_extract(n.value, '$.vlan') = :resource)",
     }
 
     @staticmethod
@@ -93,8 +96,8 @@ class ResourceRows(SqliteEngine):
             if self._get_resource(user, resource, type_) is None:
                 return False
             users = [row[0] for row in db.execute(
-                f"SELECT DISTINCT s.id FROM servers s, json_each(s.config) j WHERE s.owner = ?"
-                f" AND {self._REFERENCES[type_]} AND j.value = ? ORDER BY s.id", (user, resource))]
+                f"SELECT s.id FROM servers s WHERE s.owner = :user AND {self._REFERENCES[type_]} ORDER BY s.id",
+                {"user": user, "resource": resource})]
             users += [row[0] for row in db.execute("SELECT server FROM ip_leases WHERE resource = ?", (resource,))]
             if users:
                 raise BusyError(f"{type_} {resource} is used by server {' '.join(dict.fromkeys(users))}")

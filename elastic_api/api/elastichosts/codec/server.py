@@ -20,10 +20,8 @@ from elastic_api.model.device import Device
 from elastic_api.model.fields import is_user_key, parse_name, parse_tags, parse_user_value
 from elastic_api.model.ids import parse_id
 from elastic_api.model.properties import Info, Props, Value
-from elastic_api.model.server import (
-    KEEP, MAX_NICS, MAX_VNC_PASSWORD, Boot, DriveChange, DriveSlot, Field, Keep, Nic, NicChange, ServerConfig,
-    ServerPatch,
-)
+from elastic_api.model.server import MAX_NICS, MAX_VNC_PASSWORD, Boot, DriveSlot, Nic, ServerConfig
+from elastic_api.model.server_patch import KEEP, DriveChange, Field, Keep, LiveChangeRefused, NicChange, ServerPatch
 from elastic_api.model.server_record import ServerRecord, ServerView
 from elastic_api.model.units import parse_count
 
@@ -179,7 +177,8 @@ def wire_refusal(error: model.ConfigRefusal) -> UsageError:
         case model.BadMedia(device=device):
             return UsageError(f"{device_name(device)}:media must be disk or cdrom")
         case model.CdromOnVirtio(device=device):
-            return UsageError(f"{device_name(device)}:media cannot be cdrom: virtio block devices have no removable media")
+            return UsageError(f"{device_name(device)}:media cannot be cdrom: "
+                              "virtio block devices have no removable media")
         case model.NicWithoutModel(index=index, parts=parts):
             return UsageError(f"nic:{index}:{parts[0]} given without nic:{index}:model")
         case model.BadNicModel(index=index):
@@ -196,7 +195,7 @@ def wire_refusal(error: model.ConfigRefusal) -> UsageError:
     return error
 
 
-def wire_live_refusal(error: model.LiveChangeRefused, given: Collection[str] = ()) -> BusyError:
+def wire_live_refusal(error: LiveChangeRefused, given: Collection[str] = ()) -> BusyError:
     """A change an active server refused, naming a key the client sent (`given`) when one of the
     refused is, rather than one it changed as a consequence."""
     keys = sorted(field_key(part) for part in error.fields)
@@ -211,7 +210,7 @@ def wire_errors(given: Collection[str] = ()) -> Iterator[None]:
         yield
     except model.ConfigRefusal as e:
         raise wire_refusal(e) from None
-    except model.LiveChangeRefused as e:
+    except LiveChangeRefused as e:
         raise wire_live_refusal(e, given) from None
 
 
