@@ -181,13 +181,17 @@ class ServerService:
                 await self.store.deactivate_server(user, record.server)
             await self.store.delete_server(user, record.server)
 
-    async def set(self, user: str, server_id: str, patch: ServerPatch) -> ServerRecord:
+    async def set(self, user: str, server_id: str, patch: ServerPatch, *,
+                  check: Callable[[ServerConfig], None] | None = None) -> ServerRecord:
         """The server after `patch`. An active server takes only the changes model.check_live
         allows (LiveChangeRefused otherwise), its CPU share and VNC password applied to the
-        running guest."""
+        running guest. `check`: the dialect's own look at the change against the configuration
+        it applies to, run first, under the server's lock (its errors are the dialect's)."""
         record = await self.get(user, server_id)
         async with self.locks.hold(record.server):
             record = await self.get(user, record.server)
+            if check is not None:
+                check(record.config)
             config = apply_patch(record.config, patch, record.server)
             if record.status == ACTIVE and record.host is not None:
                 changed = check_live(record.config, config)

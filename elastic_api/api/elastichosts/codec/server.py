@@ -192,7 +192,7 @@ def wire_refusal(error: model.ConfigRefusal) -> UsageError:
                               "disk cannot be; use :media cdrom or a scsi or block device")
         case model.SharedQcow2(device=device, drive=drive):
             return UsageError(f"{device_name(device)}: drive {drive} is qcow2, which cannot be shared between servers")
-    return error
+    return UsageError(error.message)
 
 
 def wire_live_refusal(error: LiveChangeRefused, given: Collection[str] = ()) -> BusyError:
@@ -221,6 +221,12 @@ def parse_config(props: Mapping[str, str]) -> ServerConfig:
     """A whole configuration (a create). Every key must be known and every value valid; an empty
     value means "absent". Raises UsageError naming the first bad key. NICs given no MAC get theirs
     when the server has its UUID (model.settle)."""
+    return _parse(props, stored=False)
+
+
+def _parse(props: Mapping[str, str], *, stored: bool) -> ServerConfig:
+    """`stored`: the free text (name, tags, user:*) comes from a stored configuration, which may
+    predate the control-character rule, and is taken as it is."""
     given = {}
     for key, value in props.items():
         check_key(key)
@@ -230,7 +236,7 @@ def parse_config(props: Mapping[str, str]) -> ServerConfig:
         if required not in given:
             raise UsageError(f"{required} is required")
     with wire_errors():
-        name = parse_name(given["name"])
+        name = given["name"].strip() if stored else parse_name(given["name"])
         cpu = parse_count(given["cpu"], "cpu", minimum=model.CPU_MIN_MHZ, maximum=model.CPU_MAX_MHZ)
         mem = parse_count(given["mem"], "mem", minimum=model.MEM_MIN_MB, maximum=model.MEM_MAX_MB)
         smp = _smp(given.get("smp", "auto"))
@@ -247,9 +253,9 @@ def parse_config(props: Mapping[str, str]) -> ServerConfig:
             vnc=_ip_or_auto("vnc", given["vnc"]) if "vnc" in given else None,
             vnc_password=_vnc_password(given["vnc:password"]) if "vnc:password" in given else None,
             vnc_tls=_vnc_tls(given["vnc:tls"]) if "vnc:tls" in given else False,
-            user=tuple(sorted((key[len("user:"):], parse_user_value(key, value))
+            user=tuple(sorted((key[len("user:"):], value if stored else parse_user_value(key, value))
                               for key, value in given.items() if is_user_key(key))),
-            tags=parse_tags(given.get("tags", "")),
+            tags=tuple(dict.fromkeys(given.get("tags", "").split())) if stored else parse_tags(given.get("tags", "")),
             avoid_drives=_uuid_list("avoid:drives", given.get("avoid:drives", "")),
             avoid_servers=_uuid_list("avoid:servers", given.get("avoid:servers", "")),
         )
@@ -303,16 +309,21 @@ def _check_free_text(key: str, value: str) -> None:
         parse_user_value(key, value)
 
 
-def parse_patch(props: Mapping[str, str]) -> ServerPatch:
-    """What a `set` changes: given keys replace the old values, other keys stay. An empty value
-    removes an optional key (a device with its media, a NIC with all its keys); name, cpu and mem
-    cannot be removed. The rules across fields are checked when the patch meets the server's
-    configuration (model.apply_patch, said with wire keys by wire_refusal). Values are checked in
-    the order a whole configuration's are, so the first bad key named is the same."""
+def _check_keys(props: Mapping[str, str]) -> None:
+    """What a set's keys are checked for before anything else: known keys, and free text given."""
     for key, text in props.items():
         check_key(key)
         if text.strip():
             _check_free_text(key, text)
+
+
+def parse_patch(props: Mapping[str, str]) -> ServerPatch:
+    """What a `set` changes: given keys replace the old values, other keys stay. An empty value
+    removes an optional key (a device with its media, a NIC with all its keys); name, cpu and mem
+    cannot be removed. The rules across fields are checked when the patch meets the server's
+    configuration (model.apply_patch, said with wire keys by wire_refusal); which bad key the
+    protocol names first can depend on that configuration (check_set says it)."""
+    _check_keys(props)
     for required in ("name", "cpu", "mem"):
         if required in props and not props[required].strip():
             raise UsageError(f"{required} is required")
@@ -358,6 +369,37 @@ def parse_patch(props: Mapping[str, str]) -> ServerPatch:
         avoid_drives=value("avoid:drives", lambda v: _uuid_list("avoid:drives", v), ()),
         avoid_servers=value("avoid:servers", lambda v: _uuid_list("avoid:servers", v), ()),
     )
+
+
+def _removed_with(key: str) -> tuple[str, ...]:
+    """Keys that go when `key` is removed: a device's media, or all of a NIC's keys with its model."""
+    if parse_device(key):
+        return (f"{key}:media",)
+    nic = _NIC_KEY.match(key)
+    if nic and nic.group(2) == "model":
+        return tuple(f"nic:{nic.group(1)}:{part}" for part in ("dhcp", "vlan", "mac"))
+    return ()
+
+
+def check_set(config: ServerConfig, props: Mapping[str, str]) -> None:
+    """The error the protocol names first for a `set` of `props` (checked by parse_patch) on a
+    server configured so, if any: the keys merged into the configuration's and read as a whole.
+    The patch alone cannot say it: whether `nic:0:dhcp x` is a bad address or a key given without
+    `nic:0:model` depends on the server, and the protocol names the second. The service runs this
+    under the server's lock, before it applies the patch (ServerService.set's `check`)."""
+    _check_keys(props)
+    merged = to_props(config)
+    for key, value in props.items():
+        if value.strip():
+            merged[key] = value
+            continue
+        merged.pop(key, None)
+        for dependent in _removed_with(key):
+            if dependent not in props:
+                merged.pop(dependent, None)
+    # What was stored before the free-text rule stays as it is: a set of `cpu` still works on a
+    # server whose old name holds a control character (the text given was checked by parse_patch).
+    _parse(merged, stored=True)
 
 
 def _nic_part(key: str, part: str, value: str) -> str:
@@ -447,6 +489,7 @@ def view_info(view: ServerView) -> Info:
 __all__ = [
     "MULTI_KEYS",
     "check_key",
+    "check_set",
     "field_key",
     "parse_config",
     "parse_mac",

@@ -4,6 +4,7 @@ from __future__ import annotations
 from elastic_api.api.elastichosts.call import Call
 from elastic_api.api.elastichosts.codec import server as codec
 from elastic_api.api.elastichosts.negotiate import NoContent, Properties, PropertiesList, ValuesList
+from elastic_api.errors import UsageError
 
 
 async def list_servers(call: Call) -> ValuesList:
@@ -41,9 +42,19 @@ async def create_stopped(call: Call) -> Properties:
 async def set_(call: Call) -> Properties:
     servers = call.services.servers
     props = await call.props()
-    patch = codec.parse_patch(props)
+    # A server that is not there is answered so before its keys are looked at.
+    record = await servers.get(call.user, call.arg("server"))
+    try:
+        patch = codec.parse_patch(props)
+    except UsageError:
+        # Which bad key is named first can depend on the configuration (`nic:0:dhcp x` on a
+        # server without nic:0 is a key given without its model): say that one if it differs.
+        codec.check_set(record.config, props)
+        raise
     with codec.wire_errors(props.keys()):
-        record = await servers.set(call.user, call.arg("server"), patch)
+        # check_set again under the server's lock: the configuration may have changed meanwhile.
+        record = await servers.set(call.user, record.server, patch,
+                                   check=lambda config: codec.check_set(config, props))
     return Properties(codec.view_info(await servers.info(record)))
 
 
