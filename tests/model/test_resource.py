@@ -8,7 +8,7 @@ from elastic_api.model.resource import (
     PoolInfo, Resource, apply_changes, check_nics, first_free, new_resource, parse_any_resource, parse_changes,
     parse_resource, parse_type, static_ips, to_info, vlans,
 )
-from elastic_api.model.server import parse_config
+from elastic_api.api.elastichosts.codec.server import parse_config
 
 SERVER = "5e7e0000-0000-4000-8000-00000000000a"
 VLAN = "0ddba11a-0000-4000-8000-000000000000"

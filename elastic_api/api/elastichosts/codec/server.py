@@ -2,26 +2,28 @@
 server rendered back as info, and the model's refusals said with the wire's key names.
 
 The messages are the protocol's: each names the key a client sent. Rules across fields are the
-model's (elastic_api.model.server); this module only says their refusals in wire words."""
+model's (elastic_api.model.server); server_errors says their refusals in wire words."""
 from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Callable, Collection, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from functools import partial
 from typing import TypeVar
 
 from elastic_api.api.elastichosts.codec.device import DEVICE_PATTERN, device_name, parse_device
-from elastic_api.errors import BusyError, UsageError
+from elastic_api.api.elastichosts.codec.server_errors import (
+    boot_name, field_key, wire_errors, wire_live_refusal, wire_refusal,
+)
+from elastic_api.errors import UsageError
 from elastic_api.model import server as model
 from elastic_api.model.device import Device
 from elastic_api.model.fields import is_user_key, parse_name, parse_tags, parse_user_value
 from elastic_api.model.ids import parse_id
 from elastic_api.model.properties import Info, Props, Value
 from elastic_api.model.server import MAX_NICS, MAX_VNC_PASSWORD, Boot, DriveSlot, Nic, ServerConfig
-from elastic_api.model.server_patch import KEEP, DriveChange, Field, Keep, LiveChangeRefused, NicChange, ServerPatch
+from elastic_api.model.server_patch import KEEP, DriveChange, Keep, NicChange, ServerPatch
 from elastic_api.model.server_record import ServerRecord, ServerView
 from elastic_api.model.units import parse_count
 
@@ -38,10 +40,6 @@ _SIMPLE_KEYS = frozenset({
     "name", "cpu", "smp", "mem", "persistent", "boot", "vnc", "vnc:password", "vnc:tls", "tags",
     "avoid:drives", "avoid:servers",
 })
-# A configuration field's key, where it has one of its own.
-_KEYS = {"vnc_password": "vnc:password", "vnc_tls": "vnc:tls", "avoid_drives": "avoid:drives",
-         "avoid_servers": "avoid:servers"}
-
 
 # --- values ----------------------------------------------------------------------------------
 
@@ -134,10 +132,6 @@ def check_key(key: str) -> None:
     raise UsageError(f"unknown key: {key}")
 
 
-def boot_name(entry: Boot) -> str:
-    return device_name(entry) if isinstance(entry, Device) else f"nic:{entry}"
-
-
 def _boot_entry(word: str) -> Boot:
     """A `boot` word as a device: UsageError for one that names no device, or a NIC in a spelling
     no NIC key has (`nic:01`), which cannot be a configured one."""
@@ -153,75 +147,15 @@ def _boot_entry(word: str) -> Boot:
     return int(nic.group(1))
 
 
-# --- the model's refusals in wire words ----------------------------------------------------------
-
-
-def field_key(part: Field) -> str:
-    """The wire key of one part of a configuration."""
-    if part.name == "drives" and isinstance(part.of, Device):
-        return device_name(part.of) + (":media" if part.part == "media" else "")
-    if part.name == "nics":
-        return f"nic:{part.of}:{part.part}"
-    if part.name == "user":
-        return f"user:{part.of}"
-    return _KEYS.get(part.name, part.name)
-
-
-def wire_refusal(error: model.ConfigRefusal) -> UsageError:
-    """A model refusal as the protocol words it."""
-    match error:
-        case model.DriveTwice(device=device, drive=drive, first=first):
-            return UsageError(f"{device_name(device)}: drive {drive} is already attached as {device_name(first)}")
-        case model.MediaWithoutDrive(device=device):
-            return UsageError(f"{device_name(device)}:media given without {device_name(device)}")
-        case model.BadMedia(device=device):
-            return UsageError(f"{device_name(device)}:media must be disk or cdrom")
-        case model.CdromOnVirtio(device=device):
-            return UsageError(f"{device_name(device)}:media cannot be cdrom: "
-                              "virtio block devices have no removable media")
-        case model.NicWithoutModel(index=index, parts=parts):
-            return UsageError(f"nic:{index}:{parts[0]} given without nic:{index}:model")
-        case model.BadNicModel(index=index):
-            return UsageError(f"nic:{index}:model must be one of {', '.join(model.NIC_MODELS)}")
-        case model.BootNotConfigured(entry=entry):
-            return UsageError(f"boot: {boot_name(entry)} is not a configured device")
-        case model.BootTwice(entry=entry):
-            return UsageError(f"boot: {boot_name(entry)} given twice")
-        case model.ReadOnlyIdeDisk(device=device, drive=drive):
-            return UsageError(f"{device_name(device)}: drive {drive} can only be attached read-only, which an IDE "
-                              "disk cannot be; use :media cdrom or a scsi or block device")
-        case model.SharedQcow2(device=device, drive=drive):
-            return UsageError(f"{device_name(device)}: drive {drive} is qcow2, which cannot be shared between servers")
-    return UsageError(error.message)
-
-
-def wire_live_refusal(error: LiveChangeRefused, given: Collection[str] = ()) -> BusyError:
-    """A change an active server refused, naming a key the client sent (`given`) when one of the
-    refused is, rather than one it changed as a consequence."""
-    keys = sorted(field_key(part) for part in error.fields)
-    key = next((k for k in keys if k in given), keys[0])
-    return BusyError(f"{key} cannot change while the server is active; stop it first")
-
-
-@contextmanager
-def wire_errors(given: Collection[str] = ()) -> Iterator[None]:
-    """Refusals from the model, the service or the hypervisor said with wire keys."""
-    try:
-        yield
-    except model.ConfigRefusal as e:
-        raise wire_refusal(e) from None
-    except LiveChangeRefused as e:
-        raise wire_live_refusal(e, given) from None
-
-
 # --- create: a whole configuration ---------------------------------------------------------------
 
 
-def parse_config(props: Mapping[str, str]) -> ServerConfig:
+def parse_config(props: Mapping[str, str], server: str | None = None) -> ServerConfig:
     """A whole configuration (a create). Every key must be known and every value valid; an empty
     value means "absent". Raises UsageError naming the first bad key. NICs given no MAC get theirs
-    when the server has its UUID (model.settle)."""
-    return _parse(props, stored=False)
+    from the server's UUID: now when `server` is given, else when the server has one (model.settle)."""
+    config = _parse(props, stored=False)
+    return config if server is None else model.settle(config, server)
 
 
 def _parse(props: Mapping[str, str], *, stored: bool) -> ServerConfig:
@@ -488,6 +422,7 @@ def view_info(view: ServerView) -> Info:
 
 __all__ = [
     "MULTI_KEYS",
+    "boot_name",
     "check_key",
     "check_set",
     "field_key",
