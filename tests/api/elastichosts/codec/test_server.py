@@ -14,7 +14,11 @@ from elastic_api.errors import BusyError, UsageError
 from elastic_api.model.properties import parse_json, parse_text, render_json, render_properties
 from elastic_api.model.device import Device
 from elastic_api.model.server import DriveSlot, Nic, ServerConfig, derived_mac, referenced_drives, settle, vcpu_count
-from elastic_api.model.server_patch import LiveChangeRefused, apply_patch, changed_fields, check_live
+from elastic_api.model.resource import Lease
+from elastic_api.model.server_patch import (
+    DriveChange, LiveChangeRefused, NicChange, ServerPatch, apply_patch, changed_fields, check_live,
+)
+from elastic_api.model.server_record import ServerRecord, ServerView
 
 SERVER = "0f0e0d0c-0b0a-4908-8706-050403020100"
 OTHER_SERVER = "1f0e0d0c-0b0a-4908-8706-050403020100"
@@ -323,3 +327,122 @@ def test_an_active_server_takes_only_live_keys() -> None:
 def test_setting_an_unchanged_value_is_not_a_change() -> None:
     old = parse(mem="512", smp="auto")
     assert check_live_set(old, apply_set(old, {"mem": "512", "smp": "AUTO"}, SERVER)) == []
+
+
+# --- golden: the exact words, and the typed values behind them -----------------------------------
+
+
+def set_error(old: ServerConfig, props: dict[str, str]) -> str:
+    """The message a set answers, made as the handler makes it."""
+    with pytest.raises((UsageError, BusyError)) as caught:
+        try:
+            patch = codec.parse_patch(props)
+        except UsageError:
+            codec.check_set(old, props)
+            raise
+        with codec.wire_errors(props.keys()):
+            codec.check_set(old, props)
+            apply_patch(old, patch, SERVER)
+    return caught.value.message
+
+
+@pytest.mark.parametrize("props, message", [
+    ({"ide:0:0": D1, "block:0": D1}, f"block:0: drive {D1} is already attached as ide:0:0"),
+    ({"block:0": D1, "ide:0:0": D1}, f"ide:0:0: drive {D1} is already attached as block:0"),
+    ({"ide:0:0:media": "disk"}, "ide:0:0:media given without ide:0:0"),
+    ({"ide:0:0": D1, "ide:0:0:media": "floppy"}, "ide:0:0:media must be disk or cdrom"),
+    ({"block:0": D1, "block:0:media": "cdrom"},
+     "block:0:media cannot be cdrom: virtio block devices have no removable media"),
+    ({"nic:0:vlan": VLAN, "nic:0:dhcp": "auto"}, "nic:0:dhcp given without nic:0:model"),
+    ({"nic:0:model": "ne2k_pci"}, "nic:0:model must be one of e1000, rtl8139, virtio"),
+    ({"nic:8:model": "virtio"}, "unknown key: nic:8:model (NICs are nic:0 to nic:7)"),
+    ({"nic:0:model": "virtio", "nic:1:model": "virtio", "nic:0:mac": "02:00:00:00:00:01",
+      "nic:1:mac": "02:00:00:00:00:01"}, "two NICs of one server must not share a MAC address"),
+    ({"boot": "ide:0:0"}, "boot: ide:0:0 is not a configured device"),
+    ({"nic:1:model": "virtio", "boot": "nic:01"}, "boot: nic:01 is not a configured device"),
+    ({"ide:0:0": D1, "boot": "IDE:0:0 ide:0:0"}, "boot: ide:0:0 given twice"),
+    ({"boot": "hd"}, "boot: 'hd' is not a device name"),
+])
+def test_create_messages(props: dict[str, str], message: str) -> None:
+    with pytest.raises(UsageError) as caught:
+        parse_props(props)
+    assert caught.value.message == message
+    assert type(caught.value) is UsageError  # the plain kind: the dialect's words, not the model's class
+
+
+OLD = {"ide:0:0": D1, "nic:0:model": "virtio", "boot": "ide:0:0"}
+
+
+@pytest.mark.parametrize("props, message", [
+    # Which bad key comes first depends on the server: a NIC part without the NIC's model...
+    ({"nic:1:dhcp": "x"}, "nic:1:dhcp given without nic:1:model"),
+    ({"nic:0:dhcp": "x"}, "nic:0:dhcp must be an IP address: 'x'"),
+    ({"block:0:media": "x"}, "block:0:media given without block:0"),
+    ({"ide:0:0:media": "x"}, "ide:0:0:media must be disk or cdrom"),
+    # ...and the rules across fields, with the keys the client sent.
+    ({"block:1": D1}, f"block:1: drive {D1} is already attached as ide:0:0"),
+    ({"ide:0:0": ""}, "boot: ide:0:0 is not a configured device"),
+    ({"ide:0:0": "", "boot": "", "ide:0:0:media": "cdrom"}, "ide:0:0:media given without ide:0:0"),
+    ({"nic:0:model": "", "nic:0:vlan": VLAN}, "nic:0:vlan given without nic:0:model"),
+    ({"nic:1:model": "virtio", "nic:1:mac": derived_mac(SERVER, 0)},
+     "two NICs of one server must not share a MAC address"),
+    ({"name": " ", "cpu": "x"}, "name is required"),
+    ({"colour": "red", "cpu": "x"}, "unknown key: colour"),
+])
+def test_set_messages(props: dict[str, str], message: str) -> None:
+    assert set_error(parse_props(OLD), props) == message
+
+
+def test_live_refusals_name_the_key_sent() -> None:
+    old = parse_props(OLD)
+    for props, key in [({"mem": "1024", "name": "x"}, "mem"), ({"ide:0:1": D2}, "ide:0:1"),
+                       ({"nic:0:model": ""}, "nic:0:model"), ({"boot": ""}, "boot")]:
+        try:
+            check_live(old, apply_set(old, props, SERVER))
+        except LiveChangeRefused as e:
+            assert codec.wire_live_refusal(e, props.keys()).message == (
+                f"{key} cannot change while the server is active; stop it first")
+        else:
+            raise AssertionError(props)
+    # A key changed only as a consequence is named when the client sent none of the refused ones.
+    try:
+        check_live(old, apply_set(old, {"ide:0:0": "", "boot": ""}, SERVER))
+    except LiveChangeRefused as e:
+        assert codec.wire_live_refusal(e, ["user:x"]).message.startswith("boot cannot change")
+
+
+def test_patches_say_what_a_set_says() -> None:
+    patch = codec.parse_patch({"cpu": "3000", "smp": "", "vnc": "AUTO", "ide:0:0": "", "ide:0:1": D2.upper(),
+                               "ide:0:1:media": "CDROM", "nic:1:model": "", "nic:2:mac": "02:00:00:00:00:AA",
+                               "user:x": "", "user:y": "1", "boot": "nic:2 ide:0:1", "tags": "a b a"})
+    assert patch == ServerPatch(
+        cpu=3000, smp=None, vnc="auto", tags=("a", "b"), boot=(2, dev("ide:0:1")),
+        drives={dev("ide:0:0"): DriveChange(drive=None), dev("ide:0:1"): DriveChange(D2, "cdrom")},
+        nics={1: NicChange(model=None), 2: NicChange(mac="02:00:00:00:00:aa")},
+        user={"x": None, "y": "1"},
+    )
+    assert codec.parse_patch({}) == ServerPatch()
+
+
+def test_device_names_round_trip() -> None:
+    names = ["ide:0:0", "ide:1:1", "scsi:0:0", "scsi:0:7", "block:0", "block:7"]
+    assert [device_name(dev(name)) for name in names] == names
+    assert dev("block:5") == Device("virtio", 0, 5) and dev("ide:1:0") == Device("ide", 1, 0)
+    for bad in ["ide:2:0", "scsi:1:0", "block:8", "virtio:0:0", "IDE:0:0", "ide:0"]:
+        assert parse_device(bad) is None
+
+
+def test_a_server_view_renders_in_the_protocols_order() -> None:
+    config = parse_props({"nic:0:model": "virtio", "nic:0:dhcp": "auto", "vnc": "auto", "vnc:password": "pw"})
+    record = ServerRecord(SERVER, OTHER_SERVER, config, created=1, status="active", host="h", started=1234)
+    view = ServerView(record, (Lease(SERVER, 0, config.nics[0].mac or "", "192.0.2.9", auto=True),),
+                      {"rx": 1, "vnc:port": 5900}, "127.0.0.1")
+    info = codec.view_info(view)
+    assert list(info) == ["server", "user", "status", "name", "cpu", "smp", "mem", "persistent", "nic:0:model",
+                          "nic:0:dhcp", "nic:0:mac", "vnc", "vnc:password", "started", "nic:0:dhcp:ip", "rx",
+                          "vnc:port", "vnc:ip"]
+    assert (info["user"], info["started"], info["nic:0:dhcp:ip"], info["vnc:ip"]) == (
+        OTHER_SERVER, 1234, "192.0.2.9", "127.0.0.1")
+    stopped = codec.view_info(ServerView(ServerRecord(SERVER, OTHER_SERVER, config, created=1)))
+    assert stopped == codec.record_info(ServerRecord(SERVER, OTHER_SERVER, config, created=1))
+    assert "started" not in stopped and stopped["status"] == "stopped"
