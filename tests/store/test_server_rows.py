@@ -36,7 +36,8 @@ OLD_FULL_ROW = (
 )
 OLD_SMALL_ROW = '{"name": "web", "cpu": "500", "smp": "auto", "mem": "64", "persistent": "false"}'
 # Stored before the control-character rule: the row loads as it is.
-OLD_NAME_ROW = '{"name": "tab\\there", "cpu": "100", "smp": "auto", "mem": "16", "persistent": "true", "tags": "a\\u0007"}'
+OLD_NAME_ROW = ('{"name": "tab\\there", "cpu": "100", "smp": "auto", "mem": "16", "persistent": "true", '
+                '"tags": "a\\u0007"}')
 
 FULL = ServerConfig(
     name="db server", cpu=3000, mem=2048, smp=2, persistent=True,
@@ -95,11 +96,12 @@ def old_database(path) -> None:
     db.execute("INSERT INTO users (id, name, secret_hash, created) VALUES (?, 'alice', ?, 1)", (ALICE, b"h" * 32))
     db.execute("INSERT INTO resources (id, type, owner, name, keys, created) VALUES (?, 'vlan', ?, 'v', '{}', 1)",
                (VLAN, ALICE))
-    db.execute("INSERT INTO resources (id, type, owner, name, keys, created) VALUES ('192.0.2.10', 'ip', ?, 'i', '{}', 2)",
-               (ALICE,))
+    db.execute("INSERT INTO resources (id, type, owner, name, keys, created)"
+               " VALUES ('192.0.2.10', 'ip', ?, 'i', '{}', 2)", (ALICE,))
     rows = [(FULL_ID, OLD_FULL_ROW, ACTIVE, "h1", 1234, 1), (SMALL_ID, OLD_SMALL_ROW, ACTIVE, "h1", 1235, 2),
             (OLD_NAME_ID, OLD_NAME_ROW, STOPPED, None, None, 3)]
-    db.executemany("INSERT INTO servers (id, owner, config, status, host, started, created) VALUES (?, ?, ?, ?, ?, ?, ?)",
+    db.executemany("INSERT INTO servers (id, owner, config, status, host, started, created)"
+                   " VALUES (?, ?, ?, ?, ?, ?, ?)",
                    [(sid, ALICE, config, status, host, started, created)
                     for sid, config, status, host, started, created in rows])
     db.close()
