@@ -274,7 +274,7 @@ def domain_xml(spec: DomainSpec) -> str:
     _sub(cputune, "quota", str(cpu_quota(config.cpu, spec.host_core_mhz, vcpus)))
 
     os_ = _sub(domain, "os")
-    # `pc` (i440fx), not q35: q35 has no IDE bus, and ide:* devices are part of the protocol.
+    # `pc` (i440fx), not q35: q35 has no IDE bus, and IDE devices are part of what guests are offered.
     _sub(os_, "type", "hvm", arch="x86_64", machine="pc")
     features = _sub(domain, "features")
     _sub(features, "acpi")  # `shutdown` is an ACPI power-button press

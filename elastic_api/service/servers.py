@@ -75,7 +75,7 @@ class ServerService:
             raise
 
     async def _avoid_hosts(self, user: str, config: ServerConfig) -> set[str]:
-        """Hosts running the servers named in avoid:servers, or holding the drives in avoid:drives
+        """Hosts running the servers the configuration avoids, or holding the drives it avoids
         (a drive is held on the host of each active server that claims it)."""
         hosts_of = {r.server: r.host for r in await self.store.active_servers()}
         avoid = {hosts_of.get(s) for s in config.avoid_servers}
