@@ -8,7 +8,7 @@ import pytest
 from elastic_api.errors import UsageError
 from elastic_api.model.device import Device
 from elastic_api.model.server import (
-    BadMedia, BadNic, BadNicModel, BootNotConfigured, BootTwice, CdromOnVirtio, DriveSlot, DriveTwice, MacShared, Nic,
+    BadMedia, BadNic, Boot, BadNicModel, BootNotConfigured, BootTwice, CdromOnVirtio, DriveSlot, DriveTwice, MacShared, Nic,
     ServerConfig, check_boot, check_drives, derived_mac, mac_of, referenced_drives, settle, validate, vcpu_count,
 )
 
@@ -73,8 +73,9 @@ def test_media() -> None:
 def test_boot_names_configured_devices_once() -> None:
     drives, nics = [DriveSlot(IDE0, D1)], [Nic(0, "virtio")]
     check_boot([0, IDE0], drives, nics)
-    for boot, refusal, entry in (([IDE1], BootNotConfigured, IDE1), ([1], BootNotConfigured, 1),
-                                 ([IDE0, 0, IDE0], BootTwice, IDE0)):
+    cases: list[tuple[list[Boot], type[Exception], Boot]] = [
+        ([IDE1], BootNotConfigured, IDE1), ([1], BootNotConfigured, 1), ([IDE0, 0, IDE0], BootTwice, IDE0)]
+    for boot, refusal, entry in cases:
         with pytest.raises(refusal) as caught:
             check_boot(boot, drives, nics)
         assert caught.value.entry == entry  # type: ignore[attr-defined]
