@@ -9,7 +9,8 @@ from elastic_api.errors import UsageError
 from elastic_api.model.device import Device
 from elastic_api.model.server import (
     BadMedia, BadNic, BadNicModel, Boot, BootNotConfigured, BootTwice, CdromOnVirtio, DriveSlot, DriveTwice,
-    MacShared, Nic, ServerConfig, check_boot, check_drives, derived_mac, mac_of, referenced_drives, settle, validate, vcpu_count,
+    MacShared, Nic, ServerConfig, check_boot, check_drives, derived_mac, mac_of, referenced_drives, settle, validate,
+    vcpu_count,
 )
 
 SERVER = "0f0e0d0c-0b0a-4908-8706-050403020100"
