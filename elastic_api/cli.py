@@ -29,7 +29,7 @@ def make_storage(config: Config) -> Storage:
 
 def serve(config: Config, installation: str, listen: str | None) -> int:
     host, port = parse_listen(listen or config.listen)
-    from elastic_api.hypervisor.libvirt_driver import LibvirtHypervisor
+    from elastic_api.hypervisor.libvirt import LibvirtHypervisor
 
     app = create_app(config, store=SqliteStore(config.db_path, reserve=config.db_reserve),
                      storage=make_storage(config), hypervisor=LibvirtHypervisor.from_config(config, installation))

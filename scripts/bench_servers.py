@@ -17,7 +17,7 @@ sys.path.insert(0, str(ROOT))
 
 from elastic_api.config import HostConfig  # noqa: E402
 from elastic_api.hypervisor.domain import DiskSpec, DomainSpec, domain_xml  # noqa: E402
-from elastic_api.hypervisor.libvirt_driver import LibvirtHypervisor  # noqa: E402
+from elastic_api.hypervisor.libvirt import LibvirtHypervisor  # noqa: E402
 from elastic_api.model.server import parse_config  # noqa: E402
 from tests.hypervisor.bootsector_image import BOOT_MARKER, write_boot_image  # noqa: E402
 
@@ -96,7 +96,7 @@ class ApiBench:
         from aiohttp import web
 
         from elastic_api.app import SERVICES, create_app
-        from elastic_api.hypervisor.libvirt_driver import LibvirtHypervisor
+        from elastic_api.hypervisor.libvirt import LibvirtHypervisor
         from elastic_api.installation import load_or_create
         from elastic_api.storage.pool import Pool
         from elastic_api.store.sqlite import SqliteStore

@@ -120,7 +120,7 @@ async def app(config: Config) -> Any:
 
 def make_app(config: Config) -> Any:
     """The real application on a config's data dir: SQLite, the drive pool, libvirt hosts."""
-    from elastic_api.hypervisor.libvirt_driver import LibvirtHypervisor
+    from elastic_api.hypervisor.libvirt import LibvirtHypervisor
     from elastic_api.installation import load_or_create
     from elastic_api.storage.pool import Pool
 

@@ -33,12 +33,24 @@ def imports(path: Path) -> set[str]:
     return names
 
 
+# Temporary shims that re-export a module moved up into api/ for modules not yet moved off it,
+# path → why. The list may only shrink: each goes when its last user does.
+SHIMS: dict[str, str] = {}
+
+
 @pytest.mark.parametrize("layer", sorted(FORBIDDEN))
 def test_layer_imports_downward_only(layer):
     for path in (PACKAGE / layer).rglob("*.py"):
+        if str(path.relative_to(PACKAGE)) in SHIMS:
+            continue
         for name in imports(path):
             for forbidden in FORBIDDEN[layer]:
                 assert not (name == forbidden or name.startswith(forbidden + ".")), f"{path}: {name}"
+
+
+def test_shims_still_exist():
+    """A shim removed must leave the list, so the exemption cannot outlive it."""
+    assert all((PACKAGE / path).exists() for path in SHIMS), sorted(p for p in SHIMS if not (PACKAGE / p).exists())
 
 
 def test_libvirt_only_in_hypervisor():
@@ -47,19 +59,15 @@ def test_libvirt_only_in_hypervisor():
             assert not any(n.split(".")[0] in ("libvirt", "libvirtaio") for n in imports(path)), path
 
 
-# Modules over MAX_LINES today, each to be split by concept (the store into an engine and
-# per-entity modules, the libvirt driver into hosts, events, networks, secrets, domains and
-# stats). The list may only shrink: a module that grows past the limit fails, and one that is
-# split must leave the list.
+# No module over MAX_LINES: past it a module mixes concepts; split it by concept (as the store
+# and the libvirt driver were) rather than raising the limit.
 MAX_LINES = 500
-TOO_LONG_FOR_NOW = {"hypervisor/libvirt_driver.py"}
 
 
 def test_no_module_over_the_limit():
     long = {str(path.relative_to(PACKAGE)) for path in PACKAGE.rglob("*.py")
             if len(path.read_text().splitlines()) > MAX_LINES}
-    assert long <= TOO_LONG_FOR_NOW, f"split these: {sorted(long - TOO_LONG_FOR_NOW)}"
-    assert long == TOO_LONG_FOR_NOW, f"split already, take off the list: {sorted(TOO_LONG_FOR_NOW - long)}"
+    assert not long, f"split these: {sorted(long)}"
 
 
 def runtime_imports(path: Path) -> set[str]:

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from elastic_api.errors import (
     ElasticError, InternalError, MethodError, MissingError, SlowClientError, TooLargeError, UsageError,
@@ -35,7 +36,7 @@ Render = Callable[[ElasticError], web.Response]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def errors(render: Render) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+def errors(render: Render) -> Middleware:
     """The middleware that answers every error of a dialect's routes with `render`."""
 
     @web.middleware

@@ -316,7 +316,7 @@ class _AnsweringInOurShape(web.RequestHandler):
 
 
 # The application's renderer for messages refused before any route is known: the root dialect's.
-REFUSAL = web.AppKey("refusal", Render)
+REFUSAL: web.AppKey[Render] = web.AppKey("refusal")
 
 
 def _answering_class(render: Render) -> type[_AnsweringInOurShape]:

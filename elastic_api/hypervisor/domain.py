@@ -140,20 +140,6 @@ def _named(device: Device) -> str:
     return f"{device.bus} {device.controller}:{device.unit}"
 
 
-def device_of_target(dev: str) -> str | None:
-    """The inverse of target_dev, for stats read back from a running domain."""
-    if len(dev) != 3 or not "a" <= dev[2] <= "z":
-        return None
-    n = ord(dev[2]) - ord("a")
-    if dev.startswith("hd") and n < 4:
-        return f"ide:{n // 2}:{n % 2}"
-    if dev.startswith("sd") and n < 8:
-        return f"scsi:0:{n}"
-    if dev.startswith("vd") and n < 8:
-        return f"block:{n}"
-    return None
-
-
 def vnc_address(spec: DomainSpec) -> str:
     """Where the VNC display listens. Off loopback only when the service gave an address and the
     display is protected: with a password, and, if the user asked for TLS, on a host that has it."""
@@ -341,7 +327,6 @@ __all__ = [
     "DiskSpec",
     "DomainSpec",
     "cpu_quota",
-    "device_of_target",
     "domain_name",
     "domain_xml",
     "installation_of",

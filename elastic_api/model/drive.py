@@ -1,14 +1,12 @@
-"""Drives: the record, the keys create and set accept, and the info a client sees."""
+"""Drives: the record, what a create asks for (DriveSpec), what a set changes (DriveChanges), and
+the values each field allows. How a dialect spells them is its codec's business."""
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
 
 from elastic_api.errors import UsageError
-from elastic_api.model.fields import is_user_key, parse_name, parse_tags, parse_user_value
-from elastic_api.model.ids import ALL_USERS, parse_id
-from elastic_api.model.properties import Info, Props, words
-from elastic_api.model.units import parse_size
+from elastic_api.model.ids import ALL_USERS
 
 CLAIM_TYPES = ("exclusive", "shared")
 TIERS = ("disk", "ssd")
@@ -17,16 +15,6 @@ FORMATS = ("raw", "qcow2")
 CIPHERS = ("none", "aes-xts-plain")
 # readers and avoid: 64 UUIDs are more than any sharing or placement needs, and bound a row.
 MAX_WORDS = 64
-
-# Keys the server reports but a client never sets.
-READ_ONLY = frozenset({
-    "drive", "user", "status", "claimed", "imaging", "read:bytes", "read:requests",
-    "write:bytes", "write:requests",
-})
-CREATE_KEYS = frozenset({"name", "size", "claim:type", "readers", "tags", "encryption:cipher",
-                         "avoid", "tier", "format"})
-SET_KEYS = frozenset({"name", "size", "claim:type", "readers", "tags"})
-FIXED_AFTER_CREATE = frozenset({"encryption:cipher", "format", "avoid", "tier"})
 
 
 @dataclass(frozen=True)
@@ -39,6 +27,7 @@ class Drive:
     claim_type: str = "exclusive"
     readers: tuple[str, ...] = ()
     tags: tuple[str, ...] = ()
+    # The client's own keys → values, each key as the client named it (stored as given).
     user_keys: dict[str, str] = field(default_factory=dict)
     encryption: str = "none"
     tier: str = "disk"
@@ -63,104 +52,103 @@ class Drive:
 
 
 @dataclass(frozen=True)
+class DriveSpec:
+    """What a valid create asks for; None where the operator's default applies."""
+
+    name: str
+    size: int
+    format: str | None = None  # None: the configured default format
+    claim_type: str = "exclusive"
+    readers: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    user_keys: dict[str, str] = field(default_factory=dict)  # "" values are dropped
+    encryption: str | None = None  # None: the configured default cipher
+    tier: str = "disk"
+    avoid: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class DriveChanges:
-    """What a valid create or set asks for; None means "leave as it is"."""
+    """What a valid set asks for; None means "leave as it is". Format, cipher, tier and avoid are
+    fixed when a drive is made, so a set cannot name them."""
 
     name: str | None = None
     size: int | None = None
-    format: str | None = None
     claim_type: str | None = None
     readers: tuple[str, ...] | None = None
     tags: tuple[str, ...] | None = None
     user_keys: dict[str, str] = field(default_factory=dict)  # "" removes the key
-    encryption: str | None = None
-    tier: str | None = None
-    avoid: tuple[str, ...] | None = None
 
 
-def _one_of(key: str, value: str, allowed: tuple[str, ...]) -> str:
-    if value not in allowed:
-        raise UsageError(f"{key} must be one of {', '.join(allowed)}")
-    return value
+@dataclass(frozen=True)
+class Checksum:
+    """SHA-256 of a drive's guest-visible bytes [offset, offset + size)."""
+
+    drive: str
+    offset: int
+    size: int
+    sha256: str
 
 
-def _ids(key: str, value: str, *, allow_all: bool = False) -> tuple[str, ...]:
-    result = []
-    for word in words(value)[: MAX_WORDS + 1]:
-        parsed = parse_id(word)
-        if parsed is None:
-            raise UsageError(f"{key} must be a list of UUIDs: {word[:40]!r}")
-        if parsed == ALL_USERS and not allow_all:
-            raise UsageError(f"{key} must name real objects")
-        if parsed not in result:
-            result.append(parsed)
-    if len(result) > MAX_WORDS:
-        raise UsageError(f"{key} holds more than {MAX_WORDS} entries")
-    return tuple(result)
+class EncryptedRawError(UsageError):
+    """An encrypted drive asked to be raw: encrypted drives are qcow2 with LUKS inside, thin
+    whatever their size. A dialect may say so in its own words."""
 
 
-def parse_changes(props: Props, *, creating: bool, max_size: int) -> DriveChanges:
-    """Validate the keys of a drive create or set; the first bad key is named in the error."""
-    allowed = CREATE_KEYS if creating else SET_KEYS
-    values: dict[str, object] = {}
-    user_keys: dict[str, str] = {}
-    for key, value in props.items():
-        if is_user_key(key):
-            user_keys[key] = parse_user_value(key, value)
-        elif key in READ_ONLY:
-            raise UsageError(f"{key} is read-only")
-        elif not creating and key in FIXED_AFTER_CREATE:
-            raise UsageError(f"{key} cannot be changed after a drive is created")
-        elif key not in allowed:
-            raise UsageError(f"unknown key: {key}")
-        elif key == "name":
-            values["name"] = parse_name(value)
-        elif key == "size":
-            size = parse_size(value)
-            if not 0 < size <= max_size:
-                raise UsageError(f"size must be between 1 byte and {max_size} bytes")
-            values["size"] = size
-        elif key == "claim:type":
-            values["claim_type"] = _one_of(key, value, CLAIM_TYPES)
-        elif key == "readers":
-            values["readers"] = _ids(key, value, allow_all=True)
-        elif key == "tags":
-            values["tags"] = parse_tags(value)
-        elif key == "encryption:cipher":
-            values["encryption"] = _one_of(key, value, CIPHERS)
-        elif key == "avoid":
-            values["avoid"] = _ids(key, value)
-        elif key == "tier":
-            values["tier"] = _one_of(key, value, TIERS)
-        elif key == "format":
-            values["format"] = _one_of(key, value, FORMATS)
-    if creating:
-        for required in ("name", "size"):
-            if required not in values:
-                raise UsageError(f"{required} is required to create a drive")
-    return DriveChanges(user_keys=user_keys, **values)  # type: ignore[arg-type]
+def check_size(size: int, max_size: int) -> int:
+    if not 0 < size <= max_size:
+        raise UsageError(f"size must be between 1 byte and {max_size} bytes")
+    return size
 
 
-def new_drive(drive: str, owner: str, changes: DriveChanges, *, default_format: str, created: int,
+def _check(what: str, value: str | None, allowed: tuple[str, ...]) -> None:
+    if value is not None and value not in allowed:
+        raise UsageError(f"{what} must be one of {', '.join(allowed)}")
+
+
+def _check_ids(what: str, values: tuple[str, ...] | None) -> None:
+    if values is not None and len(values) > MAX_WORDS:
+        raise UsageError(f"{what} holds more than {MAX_WORDS} entries")
+
+
+def check_spec(spec: DriveSpec, max_size: int) -> None:
+    """What every dialect's create must hold, whoever parsed it (a codec names the wire key first)."""
+    check_size(spec.size, max_size)
+    _check("format", spec.format, FORMATS)
+    _check("claim type", spec.claim_type, CLAIM_TYPES)
+    _check("encryption", spec.encryption, CIPHERS)
+    _check("tier", spec.tier, TIERS)
+    _check_ids("readers", spec.readers)
+    _check_ids("avoid", spec.avoid)
+    if ALL_USERS in spec.avoid:
+        raise UsageError("avoid must name real objects")
+
+
+def check_changes(changes: DriveChanges, max_size: int) -> None:
+    if changes.size is not None:
+        check_size(changes.size, max_size)
+    _check("claim type", changes.claim_type, CLAIM_TYPES)
+    _check_ids("readers", changes.readers)
+
+
+def new_drive(drive: str, owner: str, spec: DriveSpec, *, default_format: str, created: int,
               default_cipher: str = "none") -> Drive:
-    assert changes.name is not None and changes.size is not None
-    encryption = changes.encryption or default_cipher
-    fmt = changes.format or default_format
+    encryption = spec.encryption or default_cipher
+    fmt = spec.format or default_format
     if encryption != "none":
         # Encrypted drives are qcow2 with LUKS inside: thin whatever their size, reading zeros
         # where nothing was written. An encrypted raw (LUKS) file would be written whole.
-        if changes.format == "raw":
-            raise UsageError("an encrypted drive is qcow2 (LUKS inside): "
-                             "create it without format raw, or with encryption:cipher none")
+        if spec.format == "raw":
+            raise EncryptedRawError("an encrypted drive is qcow2 (LUKS inside), never raw")
         fmt = "qcow2"
     return Drive(
-        drive=drive, owner=owner, name=changes.name, size=changes.size,
+        drive=drive, owner=owner, name=spec.name, size=spec.size,
         format=fmt,
-        claim_type=changes.claim_type or "exclusive",
-        readers=changes.readers or (), tags=changes.tags or (),
-        user_keys={k: v for k, v in changes.user_keys.items() if v},
-        encryption=encryption, tier=changes.tier or "disk",
-        avoid=changes.avoid or (), created=created,
+        claim_type=spec.claim_type,
+        readers=spec.readers, tags=spec.tags,
+        user_keys={k: v for k, v in spec.user_keys.items() if v},
+        encryption=encryption, tier=spec.tier,
+        avoid=spec.avoid, created=created,
     )
 
 
@@ -177,32 +165,3 @@ def apply_changes(drive: Drive, changes: DriveChanges) -> Drive:
         if f.name != "user_keys" and getattr(changes, f.name) is not None
     }
     return dataclasses.replace(drive, user_keys=user_keys, **updates)
-
-
-def to_info(drive: Drive) -> Info:
-    info: Info = {
-        "drive": drive.drive,
-        "name": drive.name,
-        "size": drive.size,
-        "user": drive.owner,
-        "status": "active",
-        "claimed": list(drive.claimed),
-        "claim:type": drive.claim_type,
-        "readers": list(drive.readers),
-        "tags": list(drive.tags),
-        "encryption:cipher": drive.encryption,
-        "format": drive.format,
-        "tier": drive.tier,
-        "read:bytes": drive.read_bytes,
-        "read:requests": drive.read_requests,
-        "write:bytes": drive.write_bytes,
-        "write:requests": drive.write_requests,
-    }
-    if drive.avoid:
-        info["avoid"] = list(drive.avoid)
-    if drive.imaging:
-        info["imaging"] = drive.imaging
-    if drive.imaging_error:
-        info["imaging:error"] = drive.imaging_error
-    info.update(sorted(drive.user_keys.items()))
-    return info

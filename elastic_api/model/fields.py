@@ -1,30 +1,30 @@
-"""The one rule for the free text every object carries: `name`, `tags` and `user:*` values, for
-drives, servers and resources alike.
+"""The one rule for the free text every object carries: its name, its tags and the values of the
+client's own keys ("user keys"), for drives, servers and resources alike. How a dialect spells
+those keys on the wire (ElasticHosts: `user:NAME`) is the dialect's codec's business.
 
 Free text is refused when it holds a control character: C0 (U+0000 to U+001F, tab included),
 DEL, C1 (U+0080 to U+009F), and the Unicode line and paragraph separators. Those either end a
 line in some reader (CR, NEL, VT, FF, U+2028: `splitlines` breaks on all of them, so a name could
 forge a `readers ffff…` line in what another user's client reads), drive a terminal (ESC, BEL),
 or truncate a C string (NUL). Tab is refused too: it is whitespace no label needs, and text
-input already reads it as a separator. The one exception is LF in a `user:*` value: the protocol
-writes it as the two characters `\\n` and reads it back, so it cannot forge a line.
+input already reads it as a separator. The one exception is LF in a user key's value: the text
+format writes it as the two characters `\\n` and reads it back, so it cannot forge a line.
 
-Rows stored before this rule may still hold such characters: they load as they are, and
-rendering (`properties.escape`) never writes one raw.
+Rows stored before this rule may still hold such characters: they load as they are, and a
+dialect's rendering (ElasticHosts: `properties.escape`) never writes one raw.
 """
 from __future__ import annotations
 
 import re
 
 from elastic_api.errors import UsageError
-from elastic_api.model.properties import words
 
 # Names are shown in lists and libvirt titles; 256 characters is plenty and keeps rows short.
 MAX_NAME = 256
 # Tags are short labels; 64 of at most 128 characters keep one object's tags to a few KiB.
 MAX_TAG = 128
 MAX_TAGS = 64
-# user:* values are free text for the client's own bookkeeping; 4 KiB bounds a row.
+# User keys' values are free text for the client's own bookkeeping; 4 KiB bounds a row.
 MAX_USER_VALUE = 4096
 
 _REFUSED = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
@@ -54,17 +54,12 @@ def parse_tags(value: str) -> tuple[str, ...]:
     """`tags`: space-separated words, each given once, in the order given."""
     # The whole value first: splitting on whitespace would quietly eat FS, NEL or U+2028.
     free_text("tags", value, len(value))
-    tags = list(dict.fromkeys(words(value)))
+    tags = list(dict.fromkeys(value.split()))
     if len(tags) > MAX_TAGS:
         raise UsageError(f"tags holds at most {MAX_TAGS} tags")
     return tuple(free_text("tags", tag, MAX_TAG) for tag in tags)
 
 
-def is_user_key(key: str) -> bool:
-    """A client's own key, `user:` and a name (the key's characters are checked with every key)."""
-    return key.startswith("user:") and len(key) > len("user:")
-
-
 def parse_user_value(key: str, value: str) -> str:
-    """A `user:*` value ("" removes the key)."""
+    """The value of the client's own key `key` ("" removes the key)."""
     return free_text(key, value, MAX_USER_VALUE, newlines=True)

@@ -1,4 +1,5 @@
-"""Resources (static IPs and VLANs): the record, the keys create and set accept, and the info a client sees."""
+"""Resources (static IPs and VLANs): the record, what a create asks for (ResourceSpec) and a set
+changes (ResourceChanges), the pool arithmetic and what a server's configuration asks of them."""
 from __future__ import annotations
 
 import dataclasses
@@ -7,17 +8,11 @@ from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 
 from elastic_api.errors import MissingError, UsageError
-from elastic_api.model.fields import is_user_key, parse_name, parse_tags, parse_user_value
 from elastic_api.model.ids import parse_id
-from elastic_api.model.properties import Info, Props
 from elastic_api.model.server import ServerConfig
 
 IP, VLAN = "ip", "vlan"
 TYPES = (IP, VLAN)
-
-# Keys the server reports but a client never sets.
-READ_ONLY = frozenset({"resource", "type", "user", "netmask", "gateway", "nameserver"})
-SETTABLE = frozenset({"name", "tags"})
 
 
 @dataclass(frozen=True)
@@ -27,13 +22,23 @@ class Resource:
     owner: str
     name: str = ""
     tags: tuple[str, ...] = ()
+    # The client's own keys → values, each key as the client named it (stored as given).
     user_keys: dict[str, str] = field(default_factory=dict)
     created: int = 0  # nanoseconds since the epoch: orders pages
 
 
 @dataclass(frozen=True)
+class ResourceSpec:
+    """What a valid create asks for: the address or UUID is the server's to choose."""
+
+    name: str = ""
+    tags: tuple[str, ...] = ()
+    user_keys: dict[str, str] = field(default_factory=dict)  # "" values are dropped
+
+
+@dataclass(frozen=True)
 class ResourceChanges:
-    """What a valid create or set asks for; None means "leave as it is"."""
+    """What a valid set asks for; None means "leave as it is"."""
 
     name: str | None = None
     tags: tuple[str, ...] | None = None
@@ -86,28 +91,9 @@ def parse_any_resource(text: str) -> str | None:
     return parse_ip(text) or parse_id(text)
 
 
-def parse_changes(props: Props) -> ResourceChanges:
-    """Validate the keys of a resource create or set; the first bad key is named in the error.
-    Both take the same keys: the address or UUID is the server's to choose."""
-    values: dict[str, object] = {}
-    user_keys: dict[str, str] = {}
-    for key, value in props.items():
-        if is_user_key(key):
-            user_keys[key] = parse_user_value(key, value)
-        elif key in READ_ONLY:
-            raise UsageError(f"{key} is read-only")
-        elif key not in SETTABLE:
-            raise UsageError(f"unknown key: {key}")
-        elif key == "name":
-            values["name"] = parse_name(value, required=False)
-        elif key == "tags":
-            values["tags"] = parse_tags(value)
-    return ResourceChanges(user_keys=user_keys, **values)  # type: ignore[arg-type]
-
-
-def new_resource(resource: str, type_: str, owner: str, changes: ResourceChanges, *, created: int) -> Resource:
-    return Resource(resource=resource, type=type_, owner=owner, name=changes.name or "",
-                    tags=changes.tags or (), user_keys={k: v for k, v in changes.user_keys.items() if v},
+def new_resource(resource: str, type_: str, owner: str, spec: ResourceSpec, *, created: int) -> Resource:
+    return Resource(resource=resource, type=type_, owner=owner, name=spec.name,
+                    tags=spec.tags, user_keys={k: v for k, v in spec.user_keys.items() if v},
                     created=created)
 
 
@@ -124,21 +110,6 @@ def apply_changes(resource: Resource, changes: ResourceChanges) -> Resource:
     if changes.tags is not None:
         updates["tags"] = changes.tags
     return dataclasses.replace(resource, **updates)  # type: ignore[arg-type]
-
-
-def to_info(resource: Resource, pool: PoolInfo | None = None) -> Info:
-    """Info keys; an IP resource also says its netmask, gateway and nameserver (from `pool`)."""
-    info: Info = {
-        "resource": resource.resource,
-        "type": resource.type,
-        "user": resource.owner,
-        "name": resource.name,
-        "tags": list(resource.tags),
-    }
-    if resource.type == IP and pool is not None:
-        info.update(netmask=pool.netmask, gateway=pool.gateway, nameserver=pool.nameserver)
-    info.update(sorted(resource.user_keys.items()))
-    return info
 
 
 def addresses(first: str, last: str) -> Iterator[str]:
@@ -196,24 +167,22 @@ def check_nics(config: ServerConfig) -> None:
 
 __all__ = [
     "IP",
-    "READ_ONLY",
     "TYPES",
     "VLAN",
     "Lease",
     "PoolInfo",
     "Resource",
     "ResourceChanges",
+    "ResourceSpec",
     "addresses",
     "apply_changes",
     "check_nics",
     "first_free",
     "new_resource",
     "parse_any_resource",
-    "parse_changes",
     "parse_ip",
     "parse_resource",
     "parse_type",
     "static_ips",
-    "to_info",
     "vlans",
 ]

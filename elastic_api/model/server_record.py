@@ -1,12 +1,9 @@
-"""A server as stored: its validated configuration and where and since when it runs; and a
-server as shown: the record with what only a running guest has."""
+"""A server as stored: its validated configuration and where and since when it runs."""
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 from elastic_api.model.device import Device
-from elastic_api.model.resource import Lease
 from elastic_api.model.server import ServerConfig
 
 ACTIVE, STOPPED = "active", "stopped"
@@ -29,15 +26,3 @@ class Claim:
 
     device: Device
     drive: str
-
-
-@dataclass(frozen=True)
-class ServerView:
-    """A server as a client sees it: the record, and for a running one the addresses its NICs
-    hold, the hypervisor's counters (opaque here: each dialect renders them) and the address its
-    VNC display listens on."""
-
-    record: ServerRecord
-    leases: tuple[Lease, ...] = ()
-    stats: Mapping[str, int] | None = None
-    vnc_ip: str | None = None

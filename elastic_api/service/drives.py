@@ -15,11 +15,9 @@ from typing import BinaryIO
 from elastic_api.config import Config
 from elastic_api.errors import BusyError, FailedError, FullError, MissingError, UsageError
 from elastic_api.model import drive as model
-from elastic_api.model.drive import Drive
+from elastic_api.model.drive import Checksum, Drive, DriveChanges, DriveSpec
 from elastic_api.model.ids import new_id, parse_id
 from elastic_api.model.pages import Page
-from elastic_api.model.properties import Props
-from elastic_api.model.units import parse_size
 from elastic_api.service.keyring import Keyring
 from elastic_api.service.locks import DriveUse, LockTable, UploadSlots
 from elastic_api.service.quotas import QuotaService
@@ -106,9 +104,9 @@ class DriveService:
     async def visible_ids(self, user: str, page: Page) -> list[str]:
         return await self.store.list_drive_ids(user, page.limit, page.marker)
 
-    async def create(self, user: str, props: Props) -> Drive:
-        changes = model.parse_changes(props, creating=True, max_size=self.config.max_drive_size)
-        drive = model.new_drive(new_id(), user, changes, default_format=self.config.default_format,
+    async def create(self, user: str, spec: DriveSpec) -> Drive:
+        model.check_spec(spec, self.config.max_drive_size)
+        drive = model.new_drive(new_id(), user, spec, default_format=self.config.default_format,
                                 default_cipher=self.config.default_cipher, created=self.clock())
         if drive.encrypted:
             drive = dataclasses.replace(drive, wrapped_key=self.keys.new_wrapped_key(drive.drive))
@@ -123,8 +121,8 @@ class DriveService:
                 raise
         return drive
 
-    async def set(self, user: str, drive_id: str, props: Props) -> Drive:
-        changes = model.parse_changes(props, creating=False, max_size=self.config.max_drive_size)
+    async def set(self, user: str, drive_id: str, changes: DriveChanges) -> Drive:
+        model.check_changes(changes, self.config.max_drive_size)
         async with self._held(user, drive_id) as drive:
             changed = model.apply_changes(drive, changes)
             if changed.size < drive.size:
@@ -164,11 +162,11 @@ class DriveService:
                 raise MissingError(f"no such drive: {drive_id[:40]}")
             await self.storage.destroy(_keyless(drive))
 
-    async def write(self, user: str, drive_id: str, offset_text: str, body: AsyncIterator[bytes], *,
+    async def write(self, user: str, drive_id: str, offset: int, body: AsyncIterator[bytes], *,
                     gzip: bool, length: int | None) -> int:
         """Write a request body at an offset; returns the uncompressed bytes written."""
         drive = await self.owned(user, drive_id)
-        offset = parse_size(offset_text, "offset")
+        _check_offset(offset)
         self.check_writable(drive)
         if offset > drive.size or (length is not None and not gzip and offset + length > drive.size):
             raise FullError(f"write past the end of drive {drive.drive} ({drive.size} bytes)")
@@ -191,12 +189,11 @@ class DriveService:
         except Exception as e:  # whatever stops the count, the I/O itself stands
             log.warning("drive %s: I/O counters not stored (%s): %s", drive, type(e).__name__, e)
 
-    async def read(self, user: str, drive_id: str, offset_text: str, size_text: str) -> DriveRead:
+    async def read(self, user: str, drive_id: str, offset: int, size: int) -> DriveRead:
         """What a read returns: the range, cut at the drive's end, and the file to send it from
         when the volume holds guest bytes as they are."""
         drive = await self.get(user, drive_id)
-        offset = parse_size(offset_text, "offset")
-        size = parse_size(size_text, "size")
+        _check_offset(offset)
         if offset >= drive.size:
             raise UsageError(f"offset {offset} is at or past the end of the drive ({drive.size} bytes)")
         self._check_exportable(drive)
@@ -222,12 +219,12 @@ class DriveService:
     def chunks(self, read: DriveRead) -> AsyncGenerator[bytes, None]:
         return self.storage.read(self.volume(read.drive), read.offset, read.length)
 
-    async def checksum(self, user: str, drive_id: str, offset_text: str | None,
-                       size_text: str | None) -> dict[str, str | int]:
-        """SHA-256 of the guest-visible bytes [offset, offset+size), cut at the drive's end like a read."""
+    async def checksum(self, user: str, drive_id: str, offset: int | None, size: int | None) -> Checksum:
+        """SHA-256 of the guest-visible bytes [offset, offset+size), cut at the drive's end like a
+        read; None for the offset is the start, for the size the rest of the drive."""
         drive = await self.get(user, drive_id)
-        offset = 0 if offset_text is None else parse_size(offset_text, "offset")
-        size = drive.size - offset if size_text is None else parse_size(size_text, "size")
+        offset = 0 if offset is None else _check_offset(offset)
+        size = drive.size - offset if size is None else size
         if offset >= drive.size or size <= 0:
             raise UsageError(f"offset {offset} is at or past the end of the drive ({drive.size} bytes)")
         length = min(size, drive.size - offset)
@@ -238,7 +235,7 @@ class DriveService:
         async with self.use.io(drive.drive):
             async for chunk in self.storage.read(self.volume(drive), offset, length):
                 await asyncio.to_thread(digest.update, chunk)  # hashlib drops the GIL on large buffers
-        return {"drive": drive.drive, "offset": offset, "size": length, "sha256": digest.hexdigest()}
+        return Checksum(drive.drive, offset, length, digest.hexdigest())
 
     async def sweep_orphans(self) -> list[str]:
         """Remove pool files that no drive owns (left by a crash between file and row), and the
@@ -251,6 +248,13 @@ class DriveService:
             for fmt in model.FORMATS:
                 await self.storage.destroy(Volume(orphan, fmt, 0))
         return orphans
+
+
+def _check_offset(offset: int) -> int:
+    """A dialect parses offsets from its own text; a negative one is no place in any drive."""
+    if offset < 0:
+        raise UsageError("offset out of range")
+    return offset
 
 
 def _keyless(drive: Drive) -> Volume:

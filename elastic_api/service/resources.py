@@ -12,8 +12,7 @@ from elastic_api.hypervisor.network import PublicNetwork, vlan_bridge
 from elastic_api.model import resource as model
 from elastic_api.model.ids import is_id, new_id
 from elastic_api.model.pages import Page
-from elastic_api.model.properties import Info, Props
-from elastic_api.model.resource import IP, VLAN, Lease, PoolInfo, Resource
+from elastic_api.model.resource import IP, VLAN, Lease, PoolInfo, Resource, ResourceChanges, ResourceSpec
 from elastic_api.model.server import ServerConfig, mac_of
 from elastic_api.model.server_record import ServerRecord
 from elastic_api.service.locks import LockTable
@@ -60,25 +59,20 @@ class ResourceService:
             marker = model.parse_any_resource(marker) or marker
         return await self.store.list_resources(user, type_, page.limit, marker)
 
-    def info(self, resource: Resource) -> Info:
-        return model.to_info(resource, self.pool)
-
-    async def create(self, user: str, type_: str, props: Props) -> Resource:
+    async def create(self, user: str, type_: str, spec: ResourceSpec) -> Resource:
         type_ = model.parse_type(type_)
-        changes = model.parse_changes(props)
         if type_ == VLAN:
-            vlan = model.new_resource(new_id(), VLAN, user, changes, created=self.clock())
+            vlan = model.new_resource(new_id(), VLAN, user, spec, created=self.clock())
             await self.store.insert_resource(vlan)
             return vlan
-        template = model.new_resource("", IP, user, changes, created=self.clock())
+        template = model.new_resource("", IP, user, spec, created=self.clock())
         async with self.quotas.ips(user):
             ip = await self.store.insert_ip_from_pool(template, self.config.ip_pool.first, self.config.ip_pool.last)
         if ip is None:
             raise FullError(f"the IP pool ({self.config.ip_pool.range}) has no free address")
         return ip
 
-    async def set(self, user: str, type_: str, resource_id: str, props: Props) -> Resource:
-        changes = model.parse_changes(props)
+    async def set(self, user: str, type_: str, resource_id: str, changes: ResourceChanges) -> Resource:
         found = await self.get(user, type_, resource_id)
         changed = model.apply_changes(found, changes)
         if not await self.store.update_resource(user, changed):
@@ -169,7 +163,7 @@ class ResourceService:
         return frozenset(mac_of(record.server, nic).lower()
                          for record in await self.store.all_servers() for nic in record.config.nics)
 
-    async def server_info(self, record: ServerRecord) -> Info:
+    async def server_info(self, record: ServerRecord) -> dict[str, str]:
         """What an active server's info says of its addresses: `nic:N:dhcp:ip`."""
         return {f"nic:{lease.nic}:dhcp:ip": lease.ip
                 for lease in await self.store.server_leases(record.owner, record.server)}

@@ -5,18 +5,20 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from elastic_api.config import Config
 from elastic_api.errors import BusyError, ElasticError, FailedError, MissingError
-from elastic_api.hypervisor import Hypervisor
+from elastic_api.hypervisor import DomainStats, Hypervisor
 from elastic_api.hypervisor.domain import DiskSpec, DomainSpec, domain_xml
 from elastic_api.model.ids import new_id, parse_id
 from elastic_api.model.pages import Page
 from elastic_api.model.device import Device
 from elastic_api.model.server import ServerConfig, settle, validate
 from elastic_api.model.server_patch import Field, ServerPatch, apply_patch, check_live
-from elastic_api.model.server_record import ACTIVE, Claim, ServerRecord, ServerView
+from elastic_api.model.resource import Lease
+from elastic_api.model.server_record import ACTIVE, Claim, ServerRecord
 from elastic_api.service.drives import DriveService
 from elastic_api.service.locks import LockTable
 from elastic_api.service.quotas import QuotaService
@@ -24,6 +26,17 @@ from elastic_api.service.resources import ResourceService
 from elastic_api.store import Store
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ServerView:
+    """A server as a client sees it: the record, and for a running one the addresses its NICs
+    hold, its counters and the address its VNC display listens on."""
+
+    record: ServerRecord
+    leases: tuple[Lease, ...] = ()
+    stats: DomainStats | None = None
+    vnc_ip: str | None = None
 
 
 class ServerService:
@@ -209,16 +222,25 @@ class ServerService:
                 raise MissingError(f"no such server: {server_id[:40]}")
             return updated
 
+    async def stats(self, record: ServerRecord) -> DomainStats | None:
+        """A running server's counters; None when it is not running or its host could not say
+        (logged: a listing must not fail for one server's counters)."""
+        if record.status != ACTIVE or record.host is None:
+            return None
+        try:
+            return await self.hypervisor.stats(record.host, record.server)
+        except ElasticError as e:
+            log.warning("no statistics for server %s: %s", record.server, e.message)
+            return None
+
     async def info(self, record: ServerRecord) -> ServerView:
         """The server as a client sees it: for a running one, with its addresses, counters and
         VNC address (without the last two when the hypervisor cannot give its counters)."""
         if record.status != ACTIVE or record.host is None:
             return ServerView(record)
         leases = tuple(await self.store.server_leases(record.owner, record.server))
-        try:
-            stats = await self.hypervisor.stats(record.host, record.server)
-        except ElasticError as e:
-            log.warning("no statistics for server %s: %s", record.server, e.message)
+        stats = await self.stats(record)
+        if stats is None:
             return ServerView(record, leases)
         vnc_ip = None
         if record.config.vnc is not None:

@@ -8,8 +8,8 @@ import sqlite3
 
 import pytest
 
+from elastic_api.api.elastichosts.properties import parse_text
 from elastic_api.store import legacy_server_rows, server_rows
-from elastic_api.model.properties import parse_text
 
 ALL_USERS = "ffffffff-ffff-ffff-ffff-ffffffffffff"
 # NUL, BEL, TAB, CR, ESC, US, DEL, C1 (NEL, CSI) and the Unicode line separator.

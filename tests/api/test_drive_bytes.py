@@ -217,3 +217,21 @@ async def test_checksum_is_capped(alice, client):
     drive = (await alice.create_drive(str(cap + 1)))["drive"]
     assert (await alice.get(f"/drives/{drive}/checksum")).status == 400
     assert (await alice.get(f"/drives/{drive}/checksum/0/1M")).status == 200
+
+
+async def test_a_drive_one_cannot_see_is_404_before_its_offset_or_size_is_read(alice, bob):
+    """Offsets and sizes are parsed at the edge; a bad one still answers 404 for a drive the user
+    may not see (or, for a write, may not change), and a 400 naming it only on one's own."""
+    drive = (await alice.create_drive("1M", readers=bob.user))["drive"]
+    missing = str(uuid.uuid4())
+    for path in ("read/x/10", "read/0/x", "checksum/x/10", "checksum/0/-1"):
+        assert (await alice.get(f"/drives/{missing}/{path}")).status == 404, path
+        mine = await alice.get(f"/drives/{drive}/{path}")
+        assert (mine.status, mine.error) == (400, "usage"), path
+        assert (await bob.get(f"/drives/{drive}/{path}")).status == 400, path  # a reader sees the drive
+    for user in (alice, bob):
+        reply = await user.call(f"/drives/{drive if user is bob else missing}/write/x", b"data")
+        assert (reply.status, reply.error) == (404, "missing")
+    reply = await alice.call(f"/drives/{drive}/write/x", b"data")
+    assert (reply.status, reply.error) == (400, "usage")
+    assert reply.text.startswith("offset must be a number of bytes, optionally with k, M, G or T"), reply.text

@@ -11,7 +11,7 @@ import pytest
 
 from elastic_api.config import HostConfig
 from elastic_api.hypervisor.domain import DiskSpec, DomainSpec, domain_xml
-from elastic_api.hypervisor.libvirt_driver import LibvirtHypervisor
+from elastic_api.hypervisor.libvirt import LibvirtHypervisor
 from elastic_api.api.elastichosts.codec.server import parse_config
 from elastic_api.model.device import Device
 

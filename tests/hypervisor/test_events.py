@@ -9,8 +9,8 @@ import pytest
 
 from elastic_api.config import HostConfig
 from elastic_api.errors import FailedError
-from elastic_api.hypervisor.events import ThreadSafeLoop
-from elastic_api.hypervisor.libvirt_driver import LibvirtHypervisor
+from elastic_api.hypervisor.libvirt.loop import ThreadSafeLoop
+from elastic_api.hypervisor.libvirt import LibvirtHypervisor
 from tests.hypervisor.conftest import INSTALLATION, EventLog, server_xml, wait_for
 
 

@@ -13,7 +13,7 @@ import pytest
 from elastic_api.config import HostConfig
 from elastic_api.errors import InternalError
 from elastic_api.hypervisor.domain import installation_of
-from elastic_api.hypervisor.libvirt_driver import LibvirtHypervisor
+from elastic_api.hypervisor.libvirt import LibvirtHypervisor
 from tests.hypervisor.conftest import INSTALLATION, EventLog, server_xml, wait_for
 
 OTHER = "0e000000-0000-4000-8000-000000000002"

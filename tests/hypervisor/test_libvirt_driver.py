@@ -12,7 +12,8 @@ from elastic_api.config import Config, HostConfig
 from elastic_api.errors import FailedError, FullError, InternalError, UnreachableError
 from elastic_api.api.elastichosts.errors import answer_of
 from elastic_api.hypervisor import Hypervisor
-from elastic_api.hypervisor.libvirt_driver import LibvirtHypervisor
+from elastic_api.hypervisor.libvirt import LibvirtHypervisor
+from elastic_api.model.device import Device
 from tests.hypervisor.conftest import INSTALLATION, EventLog, host_xml_file, server_xml, wait_for
 
 def new_server() -> str:
@@ -33,10 +34,13 @@ async def test_start_stats_reset_stop(test_hypervisor: LibvirtHypervisor, events
     await wait_for(lambda: events.of(server) == ["started"], what="the started event")
 
     stats = await test_hypervisor.stats("test", server)
-    for key in ("rx", "tx", "rx:packets", "tx:packets", "ide:0:0:read:bytes", "ide:0:0:read:requests",
-                "ide:0:0:write:bytes", "ide:0:0:write:requests"):
-        assert isinstance(stats[key], int) and stats[key] >= 0, key
-    assert (stats["smp:sockets"], stats["smp:cores"]) == (1, 1)
+    drive = stats.drives[Device("ide", 0, 0)]
+    for name, value in [("rx_bytes", stats.rx_bytes), ("tx_bytes", stats.tx_bytes),
+                        ("rx_packets", stats.rx_packets), ("tx_packets", stats.tx_packets),
+                        ("read_bytes", drive.read_bytes), ("read_requests", drive.read_requests),
+                        ("write_bytes", drive.write_bytes), ("write_requests", drive.write_requests)]:
+        assert isinstance(value, int) and value >= 0, name
+    assert (stats.sockets, stats.cores) == (1, 1)
 
     await test_hypervisor.reset("test", server)
     assert await test_hypervisor.running() == {server: "test"}
@@ -173,8 +177,8 @@ async def test_a_stale_stopped_event_is_dropped(test_hypervisor: LibvirtHypervis
     await wait_for(lambda: events.of(server) == ["started"], what="started")
     # Replay the STOPPED event libvirt would have sent for a previous run, then a SUSPENDED one:
     # events are delivered in order, so once "paused" arrives the stale stop has been judged.
-    test_hypervisor._on_lifecycle("test", f"elastic-{server}", server, libvirt.VIR_DOMAIN_EVENT_STOPPED, 0)
-    test_hypervisor._on_lifecycle("test", f"elastic-{server}", server, libvirt.VIR_DOMAIN_EVENT_SUSPENDED, 0)
+    test_hypervisor._events.on_lifecycle("test", f"elastic-{server}", server, libvirt.VIR_DOMAIN_EVENT_STOPPED, 0)
+    test_hypervisor._events.on_lifecycle("test", f"elastic-{server}", server, libvirt.VIR_DOMAIN_EVENT_SUSPENDED, 0)
     await wait_for(lambda: events.of(server)[-1:] == ["paused"], what="the marker event")
     assert events.of(server) == ["started", "paused"]
     await test_hypervisor.stop("test", server)
@@ -189,7 +193,7 @@ async def test_resumed_only_after_paused(test_hypervisor: LibvirtHypervisor, eve
     await wait_for(lambda: events.of(server) == ["started"], what="started")
     for event in (libvirt.VIR_DOMAIN_EVENT_RESUMED, libvirt.VIR_DOMAIN_EVENT_SUSPENDED,
                   libvirt.VIR_DOMAIN_EVENT_RESUMED, libvirt.VIR_DOMAIN_EVENT_RESUMED):
-        test_hypervisor._on_lifecycle("test", f"elastic-{server}", server, event, 0)
+        test_hypervisor._events.on_lifecycle("test", f"elastic-{server}", server, event, 0)
     await test_hypervisor.stop("test", server)
     await wait_for(lambda: events.of(server)[-1:] == ["stopped"], what="the stop")
     assert events.of(server) == ["started", "paused", "resumed", "stopped"]

@@ -10,7 +10,8 @@ import pytest
 
 from elastic_api.config import HostConfig
 from elastic_api.errors import FailedError
-from elastic_api.hypervisor.libvirt_driver import LibvirtHypervisor, _create_network
+from elastic_api.hypervisor.libvirt import LibvirtHypervisor
+from elastic_api.hypervisor.libvirt.networks import _create_network
 from elastic_api.hypervisor.network import PublicNetwork, isolated_network_xml, vlan_bridge
 from tests.hypervisor.conftest import INSTALLATION
 
@@ -40,7 +41,7 @@ async def test_concurrent_creates_share_one_network(hypervisor):
     await asyncio.gather(*(driver.ensure_network("h", name, vlan_bridge(vlan)) for _ in range(4)))
     assert await driver.networks("h", prefix) == [name]
     # A create that loses the race to another process takes the winner's network.
-    conn = await driver._host("h").connection()
+    conn = await driver._hosts.host("h").connection()
     network = await asyncio.to_thread(_create_network, conn, name,
                                       isolated_network_xml(name, INSTALLATION, vlan_bridge(vlan)))
     assert network.name() == name and await driver.networks("h", prefix) == [name]
@@ -78,5 +79,5 @@ async def test_reservations_replace_stale_ones(hypervisor):
     with pytest.raises(FailedError):
         await driver.set_dhcp_host("h", f"{prefix}none", "02:00:00:00:00:02", b, ours)
     with pytest.raises(libvirt.libvirtError):
-        conn = await driver._host("h").connection()
+        conn = await driver._hosts.host("h").connection()
         conn.networkLookupByName(f"{prefix}none")

@@ -9,7 +9,7 @@ import pytest
 
 from elastic_api.config import HostConfig
 from elastic_api.errors import FullError
-from elastic_api.hypervisor.libvirt_driver import LibvirtHypervisor
+from elastic_api.hypervisor.libvirt import LibvirtHypervisor
 from elastic_api.hypervisor.placement import HostRoom, choose_host
 from tests.hypervisor.conftest import INSTALLATION, host_xml_file, server_xml
 

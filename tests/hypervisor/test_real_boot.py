@@ -13,7 +13,8 @@ import pytest
 
 from elastic_api.config import HostConfig
 from elastic_api.hypervisor.domain import DiskSpec, DomainSpec, domain_xml
-from elastic_api.hypervisor.libvirt_driver import LibvirtHypervisor
+from elastic_api.hypervisor.libvirt import LibvirtHypervisor
+from elastic_api.model.device import Device
 from elastic_api.api.elastichosts.codec.server import parse_config
 from tests.support import GUEST_DEADLINE
 from tests.hypervisor.bootsector_image import BOOT_MARKER, POWER_MARKER, write_boot_image
@@ -118,11 +119,12 @@ async def test_a_guest_boots_resets_powers_off_and_stops(
     assert (await hypervisor.running()).get(server) == HOST
 
     stats = await hypervisor.stats(HOST, server)
-    assert stats["ide:0:0:read:bytes"] >= 512 and stats["ide:0:0:read:requests"] >= 1  # the BIOS read the sector
-    assert stats["ide:0:0:write:bytes"] == 0
-    assert (stats["smp:sockets"], stats["smp:cores"]) == (1, 1)
-    assert stats["vnc:port"] >= 5900
-    assert {"rx", "tx", "rx:packets", "tx:packets"} <= set(stats)
+    drive = stats.drives[Device("ide", 0, 0)]
+    assert drive.read_bytes >= 512 and drive.read_requests >= 1  # the BIOS read the sector
+    assert drive.write_bytes == 0
+    assert (stats.sockets, stats.cores) == (1, 1)
+    assert stats.vnc_port is not None and stats.vnc_port >= 5900
+    assert all(isinstance(n, int) for n in (stats.rx_bytes, stats.tx_bytes, stats.rx_packets, stats.tx_packets))
 
     conn = libvirt.open(system_libvirt)
     try:

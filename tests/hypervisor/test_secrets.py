@@ -12,7 +12,7 @@ import pytest
 from elastic_api.config import HostConfig
 from elastic_api.errors import FailedError
 from elastic_api.hypervisor.domain import DiskSpec, DomainSpec, domain_xml, secret_owner, secret_xml
-from elastic_api.hypervisor.libvirt_driver import LibvirtHypervisor
+from elastic_api.hypervisor.libvirt import LibvirtHypervisor
 from elastic_api.api.elastichosts.codec.server import parse_config
 from tests.hypervisor.conftest import INSTALLATION
 

@@ -8,11 +8,12 @@ import uuid
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from elastic_api.api.elastichosts.codec import drive as drive_codec
+from elastic_api.api.elastichosts.properties import escape, parse_body, render_properties
 from elastic_api.errors import UsageError
 from elastic_api.model import drive as drive_model
 from elastic_api.model.ids import is_id, parse_id
 from elastic_api.model.pages import parse_page
-from elastic_api.model.properties import escape, parse_body, render_properties
 from elastic_api.api.elastichosts.codec.server import check_set, parse_config, parse_patch, to_props
 from elastic_api.model.server_patch import apply_patch
 from elastic_api.model.units import MAX_BYTES, parse_count, parse_size
@@ -109,9 +110,18 @@ def test_page_parameters(query, marker_is_id):
 @settings(max_examples=300)
 @given(st.dictionaries(st.sampled_from(DRIVE_KEYS), EDGY, max_size=6), st.booleans())
 def test_drive_keys(props, creating):
-    changes = only_usage_errors(drive_model.parse_changes, props, creating=creating, max_size=1 << 40)
-    if changes is not None and creating:
-        drive = drive_model.new_drive(str(uuid.uuid4()), SERVER, changes, default_format="raw", created=0)
+    parse = drive_codec.parse_spec if creating else drive_codec.parse_changes
+    changes = only_usage_errors(parse, props, max_size=1 << 40)
+    # What the codec accepts, the service's own checks accept too.
+    if isinstance(changes, drive_model.DriveChanges):
+        drive_model.check_changes(changes, 1 << 40)
+    if isinstance(changes, drive_model.DriveSpec):
+        drive_model.check_spec(changes, 1 << 40)
+        drive = only_usage_errors(drive_model.new_drive, str(uuid.uuid4()), SERVER, changes, default_format="raw",
+                                  created=0, default_cipher="aes-xts-plain")
+        if drive is None:  # only an encrypted drive asked to be raw
+            assert changes.format == "raw" and changes.encryption != "none"
+            return
         assert 0 < drive.size <= 1 << 40 and drive.name.strip() == drive.name and drive.name
         assert all(is_id(r) for r in drive.readers)
 
@@ -150,7 +160,7 @@ def test_long_json_numbers_are_keys_or_a_usage_error(key, digits, negative):
     body = f'{{"{key}": {"-" if negative else ""}{digits}}}'.encode()
     props = only_usage_errors(parse_body, body, "application/json")
     if props is not None:
-        only_usage_errors(drive_model.parse_changes, props, creating=True, max_size=1 << 40)
+        only_usage_errors(drive_codec.parse_spec, props, max_size=1 << 40)
         only_usage_errors(parse_config, {"name": "s", "cpu": "1000", "mem": "256", **props}, SERVER)
 
 
@@ -176,7 +186,7 @@ def test_a_surrogate_pair_is_one_character_and_accepted():
 @given(st.text(max_size=40), st.sampled_from(["name", "tags", "user:x"]))
 def test_free_text_is_clean_or_refused_and_renders_on_one_line(text, key):
     from elastic_api.model import fields
-    from elastic_api.model.properties import escape, render_json
+    from elastic_api.api.elastichosts.properties import escape, render_json
 
     parse = {"name": fields.parse_name, "tags": fields.parse_tags,
              "user:x": lambda v: fields.parse_user_value("user:x", v)}[key]

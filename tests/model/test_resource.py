@@ -1,41 +1,26 @@
-"""Resource keys, info and the pure pool arithmetic."""
+"""Resources as typed values, the pure pool arithmetic and what a server's configuration names."""
 from __future__ import annotations
 
 import pytest
 
 from elastic_api.errors import MissingError, UsageError
 from elastic_api.model.resource import (
-    PoolInfo, Resource, apply_changes, check_nics, first_free, new_resource, parse_any_resource, parse_changes,
-    parse_resource, parse_type, static_ips, to_info, vlans,
+    Resource, ResourceChanges, ResourceSpec, apply_changes, check_nics, first_free, new_resource, parse_any_resource,
+    parse_resource, parse_type, static_ips, vlans,
 )
 from elastic_api.api.elastichosts.codec.server import parse_config
 
 SERVER = "5e7e0000-0000-4000-8000-00000000000a"
 VLAN = "0ddba11a-0000-4000-8000-000000000000"
-POOL = PoolInfo(netmask="255.255.255.0", gateway="192.0.2.1", nameserver="192.0.2.53")
 
 
-def test_keys_settable_read_only_and_unknown():
-    changes = parse_changes({"name": "  web  ", "tags": "a b a", "user:x": "1", "user:y": ""})
-    assert (changes.name, changes.tags, changes.user_keys) == ("web", ("a", "b"), {"user:x": "1", "user:y": ""})
-    for key in ("resource", "type", "user", "netmask", "gateway", "nameserver"):
-        with pytest.raises(UsageError, match=f"^{key} is read-only$"):
-            parse_changes({key: "x"})
-    for key in ("colour", "user:", "size"):
-        with pytest.raises(UsageError, match=f"unknown key: {key}"):
-            parse_changes({key: "x"})
-
-
-def test_create_set_and_info():
-    created = new_resource("192.0.2.7", "ip", "u", parse_changes({"user:x": "1", "user:gone": ""}), created=5)
-    assert created == Resource("192.0.2.7", "ip", "u", "", (), {"user:x": "1"}, 5)
-    changed = apply_changes(created, parse_changes({"name": "n", "user:x": "", "user:z": "2"}))
-    assert (changed.name, changed.tags, changed.user_keys) == ("n", (), {"user:z": "2"})
-    assert to_info(changed, POOL) == {"resource": "192.0.2.7", "type": "ip", "user": "u", "name": "n", "tags": [],
-                                      "netmask": "255.255.255.0", "gateway": "192.0.2.1",
-                                      "nameserver": "192.0.2.53", "user:z": "2"}
-    vlan = new_resource(VLAN, "vlan", "u", parse_changes({"tags": "t"}), created=1)
-    assert to_info(vlan, POOL) == {"resource": VLAN, "type": "vlan", "user": "u", "name": "", "tags": ["t"]}
+def test_create_and_set():
+    created = new_resource("192.0.2.7", "ip", "u", ResourceSpec(user_keys={"x": "1", "gone": ""}), created=5)
+    assert created == Resource("192.0.2.7", "ip", "u", "", (), {"x": "1"}, 5)
+    changed = apply_changes(created, ResourceChanges(name="n", user_keys={"x": "", "z": "2"}))
+    assert (changed.name, changed.tags, changed.user_keys) == ("n", (), {"z": "2"})
+    assert apply_changes(changed, ResourceChanges(tags=("t",))) == Resource("192.0.2.7", "ip", "u", "n", ("t",),
+                                                                              {"z": "2"}, 5)
 
 
 def test_types_and_ids():

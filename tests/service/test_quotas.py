@@ -77,9 +77,9 @@ async def test_the_lock_admits_one_at_a_time(store, quotas):
                 await asyncio.sleep(0.05)  # the other create runs meanwhile
                 admitted.append(name)
                 # What the real create does inside the block: the row lands in the store.
-                from elastic_api.model.drive import new_drive, parse_changes
-                drive = new_drive(str(uuid.uuid4()), user, parse_changes({"name": name, "size": "1"},
-                                  creating=True, max_size=10), default_format="raw", created=len(admitted))
+                from elastic_api.model.drive import DriveSpec, new_drive
+                drive = new_drive(str(uuid.uuid4()), user, DriveSpec(name=name, size=1), default_format="raw",
+                                  created=len(admitted))
                 await store.insert_drive(drive)
         except BillingError:
             pass

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from elastic_api.model.properties import Props, parse_body
+from elastic_api.api.elastichosts.properties import Props, parse_body
 from elastic_api.http import body
 from elastic_api.model.pages import Page, parse_page
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from elastic_api.model.properties import (
+from elastic_api.api.elastichosts.properties import (
     Info, render_json, render_list, render_properties, render_properties_list,
 )
 

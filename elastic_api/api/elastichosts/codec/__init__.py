@@ -1,1 +1,1 @@
-"""The ElasticHosts wire format of each object: props parsed into typed values, typed values rendered as info."""
+"""The ElasticHosts codec: wire properties parsed into typed specs and changes, typed values rendered back."""

@@ -13,18 +13,21 @@ from functools import partial
 from typing import TypeVar
 
 from elastic_api.api.elastichosts.codec.device import DEVICE_PATTERN, device_name, parse_device
+from elastic_api.api.elastichosts.codec.stats import stats_info
 from elastic_api.api.elastichosts.codec.server_errors import (
     boot_name, field_key, wire_errors, wire_live_refusal, wire_refusal,
 )
 from elastic_api.errors import UsageError
 from elastic_api.model import server as model
 from elastic_api.model.device import Device
-from elastic_api.model.fields import is_user_key, parse_name, parse_tags, parse_user_value
+from elastic_api.api.elastichosts.codec.fields import USER_PREFIX, is_user_key
+from elastic_api.model.fields import parse_name, parse_tags, parse_user_value
 from elastic_api.model.ids import parse_id
-from elastic_api.model.properties import Info, Props, Value
+from elastic_api.api.elastichosts.properties import Info, Props, Value
 from elastic_api.model.server import MAX_NICS, MAX_VNC_PASSWORD, Boot, DriveSlot, Nic, ServerConfig
 from elastic_api.model.server_patch import KEEP, DriveChange, Keep, NicChange, ServerPatch
-from elastic_api.model.server_record import ServerRecord, ServerView
+from elastic_api.model.server_record import ServerRecord
+from elastic_api.service.servers import ServerView
 from elastic_api.model.units import parse_count
 
 T = TypeVar("T")
@@ -187,7 +190,7 @@ def _parse(props: Mapping[str, str], *, stored: bool) -> ServerConfig:
             vnc=_ip_or_auto("vnc", given["vnc"]) if "vnc" in given else None,
             vnc_password=_vnc_password(given["vnc:password"]) if "vnc:password" in given else None,
             vnc_tls=_vnc_tls(given["vnc:tls"]) if "vnc:tls" in given else False,
-            user=tuple(sorted((key[len("user:"):], value if stored else parse_user_value(key, value))
+            user=tuple(sorted((key[len(USER_PREFIX):], value if stored else parse_user_value(key, value))
                               for key, value in given.items() if is_user_key(key))),
             tags=tuple(dict.fromkeys(given.get("tags", "").split())) if stored else parse_tags(given.get("tags", "")),
             avoid_drives=_uuid_list("avoid:drives", given.get("avoid:drives", "")),
@@ -298,7 +301,8 @@ def parse_patch(props: Mapping[str, str]) -> ServerPatch:
         vnc=value("vnc", lambda v: _ip_or_auto("vnc", v), None),
         vnc_password=value("vnc:password", _vnc_password, None),
         vnc_tls=value("vnc:tls", _vnc_tls, False),
-        user={key[len("user:"):]: (text if text.strip() else None) for key, text in props.items() if is_user_key(key)},
+        user={key[len(USER_PREFIX):]: (text if text.strip() else None)
+              for key, text in props.items() if is_user_key(key)},
         tags=value("tags", parse_tags, ()),
         avoid_drives=value("avoid:drives", lambda v: _uuid_list("avoid:drives", v), ()),
         avoid_servers=value("avoid:servers", lambda v: _uuid_list("avoid:servers", v), ()),
@@ -381,7 +385,7 @@ def to_info(config: ServerConfig) -> Info:
     if config.tags:
         info["tags"] = list(config.tags)
     for key, value in config.user:
-        info[f"user:{key}"] = value
+        info[USER_PREFIX + key] = value
     if config.avoid_drives:
         info["avoid:drives"] = list(config.avoid_drives)
     if config.avoid_servers:
@@ -414,7 +418,7 @@ def view_info(view: ServerView) -> Info:
     for lease in view.leases:
         info[f"nic:{lease.nic}:dhcp:ip"] = lease.ip
     if view.stats is not None:
-        info.update(view.stats)
+        info.update(stats_info(view.stats))
     if view.vnc_ip is not None:
         info["vnc:ip"] = view.vnc_ip
     return info

@@ -6,6 +6,7 @@ from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 
 from elastic_api.api.elastichosts.codec.device import device_name
+from elastic_api.api.elastichosts.codec.fields import USER_PREFIX
 from elastic_api.errors import BusyError, UsageError
 from elastic_api.model import server as model
 from elastic_api.model.device import Device
@@ -28,7 +29,7 @@ def field_key(part: Field) -> str:
     if part.name == "nics":
         return f"nic:{part.of}:{part.part}"
     if part.name == "user":
-        return f"user:{part.of}"
+        return f"{USER_PREFIX}{part.of}"
     return _KEYS.get(part.name, part.name)
 
 

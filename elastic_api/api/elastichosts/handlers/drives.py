@@ -3,18 +3,22 @@ from __future__ import annotations
 
 import asyncio
 import zlib
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from contextlib import aclosing
+from functools import partial
 from typing import TypeVar
 
 from aiohttp import web
 
-from elastic_api.errors import ClientGoneError, UsageError
 from elastic_api.api.elastichosts.call import Call
-from elastic_api.http.transfer import send_file
+from elastic_api.api.elastichosts.codec import drive as codec
+from elastic_api.api.elastichosts.codec.drive import checksum_info, to_info
+from elastic_api.api.elastichosts.codec.image import to_info as image_info
 from elastic_api.api.elastichosts.negotiate import NoContent, Properties, PropertiesList, ValuesList
-from elastic_api.model.drive import to_info
-from elastic_api.model.image import to_info as image_info
+from elastic_api.errors import ClientGoneError, UsageError
+from elastic_api.http.transfer import send_file
+from elastic_api.model.drive import Drive, EncryptedRawError
+from elastic_api.model.units import parse_size
 
 
 async def list_drives(call: Call) -> ValuesList:
@@ -32,12 +36,29 @@ async def info(call: Call) -> Properties:
 
 
 async def create(call: Call) -> Properties:
-    return Properties(to_info(await call.services.drives.create(call.user, await call.props())))
+    spec = codec.parse_spec(await call.props(), max_size=call.config.max_drive_size)
+    try:
+        drive = await call.services.drives.create(call.user, spec)
+    except EncryptedRawError:
+        # Said in this dialect's keys: the service cannot name them.
+        raise UsageError(codec.ENCRYPTED_RAW) from None
+    return Properties(to_info(drive))
 
 
 async def set_(call: Call) -> Properties:
-    props = await call.props()
-    return Properties(to_info(await call.services.drives.set(call.user, call.arg("drive"), props)))
+    changes = codec.parse_changes(await call.props(), max_size=call.config.max_drive_size)
+    return Properties(to_info(await call.services.drives.set(call.user, call.arg("drive"), changes)))
+
+
+async def _number(text: str, what: str, visible: Callable[[], Awaitable[Drive]]) -> int:
+    """A byte count from the path. A drive the user cannot see (or, for a write, does not own)
+    answers 404 whatever its offset and size say, as it always has: when the text is bad,
+    `visible()` is asked before the error is raised, so a good request costs no extra lookup."""
+    try:
+        return parse_size(text, what)
+    except UsageError:
+        await visible()
+        raise
 
 
 async def destroy(call: Call) -> NoContent:
@@ -111,8 +132,11 @@ async def write(call: Call) -> NoContent:
     encoding = call.request.headers.get("Content-Encoding", "identity").strip().lower()
     if encoding not in ("", "identity", "gzip", "x-gzip"):
         raise UsageError(f"unsupported Content-Encoding: {encoding[:20]} (send raw bytes or gzip)")
-    await _while_connected(call.request, call.services.drives.write(
-        call.user, call.arg("drive"), call.request.match_info.get("offset", "0"),
+    drives, drive = call.services.drives, call.arg("drive")
+    offset = await _number(call.request.match_info.get("offset", "0"), "offset",
+                           partial(drives.owned, call.user, drive))
+    await _while_connected(call.request, drives.write(
+        call.user, drive, offset,
         call.body(),
         gzip=encoding in ("gzip", "x-gzip"), length=call.request.content_length,
     ))
@@ -121,7 +145,11 @@ async def write(call: Call) -> NoContent:
 
 async def read(call: Call) -> web.StreamResponse:
     drives = call.services.drives
-    plan = await drives.read(call.user, call.arg("drive"), call.arg("offset"), call.arg("size"))
+    drive = call.arg("drive")
+    visible = partial(drives.get, call.user, drive)
+    offset = await _number(call.arg("offset"), "offset", visible)
+    size = await _number(call.arg("size"), "size", visible)
+    plan = await drives.read(call.user, drive, offset, size)
     response = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
     compressor = None
     if _gzip_accepted(call.request.headers.get("Accept-Encoding", "")):
@@ -153,9 +181,12 @@ async def read(call: Call) -> web.StreamResponse:
 
 
 async def checksum(call: Call) -> Properties:
-    info = await call.services.drives.checksum(call.user, call.arg("drive"), call.request.match_info.get("offset"),
-                                               call.request.match_info.get("size"))
-    return Properties(dict(info))
+    drives, drive = call.services.drives, call.arg("drive")
+    offset_text, size_text = call.request.match_info.get("offset"), call.request.match_info.get("size")
+    visible = partial(drives.get, call.user, drive)
+    offset = None if offset_text is None else await _number(offset_text, "offset", visible)
+    size = None if size_text is None else await _number(size_text, "size", visible)
+    return Properties(checksum_info(await drives.checksum(call.user, drive, offset, size)))
 
 
 async def image(call: Call) -> NoContent:

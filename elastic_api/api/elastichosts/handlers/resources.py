@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 from elastic_api.api.elastichosts.call import Call
+from elastic_api.api.elastichosts.codec import resource as codec
 from elastic_api.api.elastichosts.negotiate import NoContent, Properties, PropertiesList, ValuesList
+from elastic_api.api.elastichosts.properties import Info
 from elastic_api.model.pages import parse_page
-from elastic_api.model.properties import Info
+from elastic_api.model.resource import parse_type
 
 # A list line per resource: `TYPE RESOURCE` (e.g. `ip 192.0.2.7`).
 LIST_COLUMNS = ("type", "resource")
@@ -14,7 +16,7 @@ async def _visible(call: Call, type_: str | None) -> list[Info]:
     resources = call.services.resources
     # A marker here is an address or a UUID; the service canonicalises it.
     page = parse_page(call.request.query, call.config.max_list_limit, marker_is_id=False)
-    return [resources.info(r) for r in await resources.visible(call.user, type_, page)]
+    return [codec.to_info(r, resources.pool) for r in await resources.visible(call.user, type_, page)]
 
 
 async def list_all(call: Call) -> ValuesList:
@@ -35,18 +37,24 @@ async def info_type(call: Call) -> PropertiesList:
 
 async def info(call: Call) -> Properties:
     resources = call.services.resources
-    return Properties(resources.info(await resources.get(call.user, call.arg("type"), call.arg("resource"))))
+    return Properties(codec.to_info(await resources.get(call.user, call.arg("type"), call.arg("resource")),
+                                    resources.pool))
 
 
 async def create(call: Call) -> Properties:
     resources = call.services.resources
-    return Properties(resources.info(await resources.create(call.user, call.arg("type"), await call.props())))
+    props = await call.props()
+    # The type first, as before: an unknown type is a 404 whatever the body says.
+    type_ = parse_type(call.arg("type"))
+    resource = await resources.create(call.user, type_, codec.parse_spec(props))
+    return Properties(codec.to_info(resource, resources.pool))
 
 
 async def set_(call: Call) -> Properties:
     resources = call.services.resources
-    props = await call.props()
-    return Properties(resources.info(await resources.set(call.user, call.arg("type"), call.arg("resource"), props)))
+    changes = codec.parse_changes(await call.props())
+    resource = await resources.set(call.user, call.arg("type"), call.arg("resource"), changes)
+    return Properties(codec.to_info(resource, resources.pool))
 
 
 async def destroy(call: Call) -> NoContent:

@@ -11,14 +11,16 @@ from elastic_api.api.elastichosts.codec import server as codec
 from elastic_api.api.elastichosts.codec.device import device_name, parse_device
 from elastic_api.api.elastichosts.codec.server import to_info, to_props
 from elastic_api.errors import BusyError, UsageError
-from elastic_api.model.properties import parse_json, parse_text, render_json, render_properties
+from elastic_api.api.elastichosts.properties import parse_json, parse_text, render_json, render_properties
 from elastic_api.model.device import Device
 from elastic_api.model.server import DriveSlot, Nic, ServerConfig, derived_mac, referenced_drives, settle, vcpu_count
 from elastic_api.model.resource import Lease
 from elastic_api.model.server_patch import (
     DriveChange, LiveChangeRefused, NicChange, ServerPatch, apply_patch, changed_fields, check_live,
 )
-from elastic_api.model.server_record import ServerRecord, ServerView
+from elastic_api.model.server_record import ServerRecord
+from elastic_api.service.servers import ServerView
+from elastic_api.hypervisor.base import DomainStats
 
 SERVER = "0f0e0d0c-0b0a-4908-8706-050403020100"
 OTHER_SERVER = "1f0e0d0c-0b0a-4908-8706-050403020100"
@@ -436,11 +438,11 @@ def test_a_server_view_renders_in_the_protocols_order() -> None:
     config = parse_props({"nic:0:model": "virtio", "nic:0:dhcp": "auto", "vnc": "auto", "vnc:password": "pw"})
     record = ServerRecord(SERVER, OTHER_SERVER, config, created=1, status="active", host="h", started=1234)
     view = ServerView(record, (Lease(SERVER, 0, config.nics[0].mac or "", "192.0.2.9", auto=True),),
-                      {"rx": 1, "vnc:port": 5900}, "127.0.0.1")
+                      DomainStats(1, 2, 3, 4, {}, sockets=1, cores=1, vnc_port=5900), "127.0.0.1")
     info = codec.view_info(view)
     assert list(info) == ["server", "user", "status", "name", "cpu", "smp", "mem", "persistent", "nic:0:model",
                           "nic:0:dhcp", "nic:0:mac", "vnc", "vnc:password", "started", "nic:0:dhcp:ip", "rx",
-                          "vnc:port", "vnc:ip"]
+                          "tx", "rx:packets", "tx:packets", "smp:sockets", "smp:cores", "vnc:port", "vnc:ip"]
     assert (info["user"], info["started"], info["nic:0:dhcp:ip"], info["vnc:ip"]) == (
         OTHER_SERVER, 1234, "192.0.2.9", "127.0.0.1")
     stopped = codec.view_info(ServerView(ServerRecord(SERVER, OTHER_SERVER, config, created=1)))

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from elastic_api.errors import UsageError
-from elastic_api.model.properties import (
+from elastic_api.api.elastichosts.properties import (
     escape, parse_body, parse_json, parse_text, render_json, render_list, render_properties,
     render_properties_list, unescape,
 )
