@@ -28,9 +28,6 @@ FORBIDDEN = (
 ALLOWED: dict[str, str] = {
     "store/legacy_server_rows.py": "the frozen reader of the server rows written before typed rows (ElasticHosts "
                                    "props), for the migration that converts them; never changes",
-    "model/resource.py": "the NIC wiring checks' messages (nic:N:dhcp …), until they are refusals the codec words",
-    "service/resources.py": "server_info's nic:N:dhcp:ip keys, unused since the codec renders a ServerView",
-    "store/sqlite/resources.py": "the pool-full message names nic:N",
 }
 
 

@@ -142,6 +142,25 @@ class MacShared(ConfigRefusal):
         super().__init__("two NICs of one server must not share a MAC address")
 
 
+class NicOnTwoNetworks(ConfigRefusal):
+    def __init__(self, index: int) -> None:
+        super().__init__("a NIC is on the public network or on a VLAN, not both")
+        self.index = index
+
+
+class NicAddressNotIPv4(ConfigRefusal):
+    def __init__(self, index: int) -> None:
+        super().__init__("a NIC's address must be an IPv4 address or automatic")
+        self.index = index
+
+
+class AddressOnTwoNics(ConfigRefusal):
+    def __init__(self, index: int, address: str, first: int) -> None:
+        # Two MACs for one address: the public network's DHCP could answer only one of them.
+        super().__init__(f"{address} is on two NICs")
+        self.index, self.address, self.first = index, address, first
+
+
 class BootNotConfigured(ConfigRefusal):
     def __init__(self, entry: Boot) -> None:
         super().__init__("boot names a device the server does not have")

@@ -97,7 +97,7 @@ class ResourceService:
 
     # -- what servers ask of resources ----------------------------------------------------------
     async def check_references(self, user: str, config: ServerConfig) -> None:
-        """Every IP (nic:N:dhcp, vnc) and VLAN a configuration names must be the user's own;
+        """Every IP (a NIC's address, the VNC address) and VLAN a configuration names must be the user's own;
         another user's answers like one that does not exist."""
         model.check_nics(config)
         for ip in model.static_ips(config):
@@ -162,11 +162,6 @@ class ResourceService:
         another installation's, and is left alone."""
         return frozenset(mac_of(record.server, nic).lower()
                          for record in await self.store.all_servers() for nic in record.config.nics)
-
-    async def server_info(self, record: ServerRecord) -> dict[str, str]:
-        """What an active server's info says of its addresses: `nic:N:dhcp:ip`."""
-        return {f"nic:{lease.nic}:dhcp:ip": lease.ip
-                for lease in await self.store.server_leases(record.owner, record.server)}
 
     # -- start-up -------------------------------------------------------------------------------
     async def reconcile(self) -> None:

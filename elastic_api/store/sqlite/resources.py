@@ -6,8 +6,8 @@ import json
 import sqlite3
 from typing import Any
 
-from elastic_api.errors import BusyError, FullError, MissingError
-from elastic_api.model.resource import IP, Lease, Resource, first_free
+from elastic_api.errors import BusyError, MissingError
+from elastic_api.model.resource import IP, Lease, PoolFull, Resource, first_free
 from elastic_api.model.server_record import ACTIVE
 from elastic_api.store.sqlite.engine import SqliteEngine, after_marker
 
@@ -136,7 +136,7 @@ class ResourceRows(SqliteEngine):
             for nic, mac in auto:
                 free = first_free(first, last, used)
                 if free is None:
-                    raise FullError(f"the IP pool has no free address for nic:{nic} of server {server}")
+                    raise PoolFull(nic, server)
                 used.add(free)
                 db.execute("INSERT INTO ip_leases (ip, server, nic, mac) VALUES (?, ?, ?, ?)", (free, server, nic, mac))
                 leases.append(Lease(server, nic, mac, free, auto=True))

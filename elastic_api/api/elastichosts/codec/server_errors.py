@@ -7,9 +7,10 @@ from contextlib import contextmanager
 
 from elastic_api.api.elastichosts.codec.device import device_name
 from elastic_api.api.elastichosts.codec.fields import USER_PREFIX
-from elastic_api.errors import BusyError, UsageError
+from elastic_api.errors import BusyError, FullError, UsageError
 from elastic_api.model import server as model
 from elastic_api.model.device import Device
+from elastic_api.model.resource import PoolFull
 from elastic_api.model.server import Boot
 from elastic_api.model.server_patch import Field, LiveChangeRefused
 
@@ -56,6 +57,13 @@ def wire_refusal(error: model.ConfigRefusal) -> UsageError:
         case model.ReadOnlyIdeDisk(device=device, drive=drive):
             return UsageError(f"{device_name(device)}: drive {drive} can only be attached read-only, which an IDE "
                               "disk cannot be; use :media cdrom or a scsi or block device")
+        case model.NicOnTwoNetworks(index=index):
+            return UsageError(f"nic:{index}:dhcp and nic:{index}:vlan exclude each other: "
+                              "a NIC is on the public network or on a VLAN")
+        case model.NicAddressNotIPv4(index=index):
+            return UsageError(f"nic:{index}:dhcp must be an IPv4 address or auto")
+        case model.AddressOnTwoNics(index=index, address=address, first=first):
+            return UsageError(f"nic:{index}:dhcp: {address} is already on nic:{first}")
         case model.SharedQcow2(device=device, drive=drive):
             return UsageError(f"{device_name(device)}: drive {drive} is qcow2, which cannot be shared between servers")
     return UsageError(error.message)
@@ -71,10 +79,12 @@ def wire_live_refusal(error: LiveChangeRefused, given: Collection[str] = ()) -> 
 
 @contextmanager
 def wire_errors(given: Collection[str] = ()) -> Iterator[None]:
-    """Refusals from the model, the service or the hypervisor said with wire keys."""
+    """Refusals from the model, the service, the store or the hypervisor said with wire keys."""
     try:
         yield
     except model.ConfigRefusal as e:
         raise wire_refusal(e) from None
+    except PoolFull as e:
+        raise FullError(f"the IP pool has no free address for nic:{e.nic} of server {e.server}") from None
     except LiveChangeRefused as e:
         raise wire_live_refusal(e, given) from None
