@@ -195,7 +195,7 @@ class ServerService:
             await self.store.delete_server(user, record.server)
 
     async def set(self, user: str, server_id: str, patch: ServerPatch, *,
-                  check: Callable[[ServerConfig], None] | None = None) -> ServerRecord:
+                  check: Callable[[ServerConfig], object] | None = None) -> ServerRecord:
         """The server after `patch`. An active server takes only the changes model.check_live
         allows (LiveChangeRefused otherwise), its CPU share and VNC password applied to the
         running guest. `check`: the dialect's own look at the change against the configuration

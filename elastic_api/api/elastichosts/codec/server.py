@@ -319,12 +319,14 @@ def _removed_with(key: str) -> tuple[str, ...]:
     return ()
 
 
-def check_set(config: ServerConfig, props: Mapping[str, str]) -> None:
+def check_set(config: ServerConfig, props: Mapping[str, str]) -> ServerConfig:
     """The error the protocol names first for a `set` of `props` (checked by parse_patch) on a
     server configured so, if any: the keys merged into the configuration's and read as a whole.
     The patch alone cannot say it: whether `nic:0:dhcp x` is a bad address or a key given without
     `nic:0:model` depends on the server, and the protocol names the second. The service runs this
-    under the server's lock, before it applies the patch (ServerService.set's `check`)."""
+    under the server's lock, before it applies the patch (ServerService.set's `check`). Returns
+    the configuration so read, which is what model.apply_patch makes of parse_patch(props) (but
+    for the MACs of NICs it adds, derived once the server's UUID is at hand)."""
     _check_keys(props)
     merged = to_props(config)
     for key, value in props.items():
@@ -337,7 +339,7 @@ def check_set(config: ServerConfig, props: Mapping[str, str]) -> None:
                 merged.pop(dependent, None)
     # What was stored before the free-text rule stays as it is: a set of `cpu` still works on a
     # server whose old name holds a control character (the text given was checked by parse_patch).
-    _parse(merged, stored=True)
+    return _parse(merged, stored=True)
 
 
 def _nic_part(key: str, part: str, value: str) -> str:

@@ -6,6 +6,8 @@ import json
 from collections.abc import Collection, Mapping
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from elastic_api.api.elastichosts.codec import server as codec
 from elastic_api.api.elastichosts.codec.device import device_name, parse_device
@@ -448,3 +450,39 @@ def test_a_server_view_renders_in_the_protocols_order() -> None:
     stopped = codec.view_info(ServerView(ServerRecord(SERVER, OTHER_SERVER, config, created=1)))
     assert stopped == codec.record_info(ServerRecord(SERVER, OTHER_SERVER, config, created=1))
     assert "started" not in stopped and stopped["status"] == "stopped"
+
+
+# --- the patch says what the protocol's merge says --------------------------------------------
+
+WORDS = {
+    "name": ["web", " x ", ""], "cpu": ["2000", "500", ""], "mem": ["512", ""], "smp": ["auto", "2", ""],
+    "persistent": ["true", "false", ""], "ide:0:0": [D1, D2, ""], "ide:0:1": [D1, D3, ""], "block:0": [D2, D3, ""],
+    "ide:0:0:media": ["cdrom", "disk", ""], "ide:0:1:media": ["cdrom", ""], "block:0:media": ["disk", ""],
+    "boot": ["ide:0:0", "nic:0", "nic:1 ide:0:1", ""], "nic:0:model": ["virtio", "E1000", ""],
+    "nic:0:mac": ["02:00:00:00:00:01", ""], "nic:0:dhcp": ["auto", "192.0.2.1", ""], "nic:1:model": ["rtl8139", ""],
+    "nic:1:vlan": [VLAN, ""], "nic:1:mac": ["02:00:00:00:00:02", ""], "vnc": ["auto", "192.0.2.5", ""],
+    "vnc:password": ["pw", ""], "vnc:tls": ["on", "off", ""], "tags": ["a b", ""], "user:x": ["1", ""],
+    "user:y": ["2", ""], "avoid:drives": [D1, ""], "avoid:servers": [OTHER_SERVER, ""],
+}
+PROPS = st.dictionaries(st.sampled_from(sorted(WORDS)), st.integers(0, 3), max_size=7).map(
+    lambda chosen: {key: WORDS[key][n % len(WORDS[key])] for key, n in chosen.items()})
+
+
+@settings(max_examples=400, deadline=None)
+@given(PROPS, PROPS)
+def test_a_patch_applies_as_the_keys_merge(created: dict[str, str], changed: dict[str, str]) -> None:
+    """model.apply_patch of the codec's patch is the configuration the protocol's merge of the keys
+    reads as (check_set), and refuses exactly when the merge does."""
+    try:
+        old = parse_config({**BASE, **created}, SERVER)
+    except UsageError:
+        return
+    try:
+        merged: ServerConfig | None = settle(codec.check_set(old, changed), SERVER)
+    except UsageError:
+        merged = None
+    try:
+        patched: ServerConfig | None = apply_patch(old, codec.parse_patch(changed), SERVER)
+    except UsageError:
+        patched = None
+    assert patched == merged
