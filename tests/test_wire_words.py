@@ -11,11 +11,14 @@ NEUTRAL = ("model", "service", "store", "storage", "hypervisor")
 # ElasticHosts keys that no neutral module may spell in a string literal (error messages and
 # f-strings included): a word of a literal equal to one, ending in `:` and one (`f"{dev}:read:bytes"`),
 # or, for the prefixes ending in ":", starting with one and going on. Extend the list as each object's codec
-# lands (the servers' keys next: "nic:", "ide:", "vnc:port" …).
+# lands.
 FORBIDDEN = (
     # drives
     "claim:type", "encryption:cipher", "read:bytes", "read:requests", "write:bytes", "write:requests",
     "imaging:error",
+    # servers
+    "ide:", "scsi:", "block:", "nic:", "vnc:password", "vnc:tls", "vnc:port", "vnc:ip", "avoid:drives",
+    "avoid:servers", "smp:cores", "smp:sockets", "rx:packets", "tx:packets", "dhcp:ip",
     # every object's own keys
     "user:",
 )
@@ -23,7 +26,8 @@ FORBIDDEN = (
 # Modules still holding wire words, path → why. The dict may only shrink: a module that gains a
 # wire word fails, and one that loses its last must leave the dict.
 ALLOWED: dict[str, str] = {
-    "model/server.py": "the server's wire keys (user:* among them) until the servers' codec lands",
+    "store/legacy_server_rows.py": "the frozen reader of the server rows written before typed rows (ElasticHosts "
+                                   "props), for the migration that converts them; never changes",
 }
 
 

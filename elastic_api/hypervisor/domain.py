@@ -6,9 +6,10 @@ import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from elastic_api.errors import InternalError, UsageError
+from elastic_api.errors import InternalError
+from elastic_api.model.device import Device
 from elastic_api.model.ids import is_id
-from elastic_api.model.server import ServerConfig, vcpu_count
+from elastic_api.model.server import Boot, ReadOnlyIdeDisk, ServerConfig, SharedQcow2, mac_of, vcpu_count
 
 # Every domain we run is named so; anything else on a host is not ours and is left alone. A name
 # alone does not make a domain ours: another installation on the same libvirtd names its own so.
@@ -52,7 +53,7 @@ class DomainSpec:
 
     server: str
     config: ServerConfig
-    disks: Mapping[str, DiskSpec]  # device (`ide:0:0`) → volume
+    disks: Mapping[Device, DiskSpec]  # where the guest sees a drive → its volume
     serial_log: str
     domain_type: str = "kvm"
     host_core_mhz: int = 2000
@@ -124,30 +125,19 @@ def cpu_quota(cpu_mhz: int, host_core_mhz: int, vcpus: int) -> int:
     return max(CPU_QUOTA_MIN_US, round(total / max(1, vcpus)))
 
 
-def target_dev(device: str) -> str:
-    """The guest-side name libvirt gives a drive device: ide:B:U → hdX, scsi:0:U → sdX, block:N → vdX."""
-    bus, *numbers = device.split(":")
-    if bus == "ide":
-        return "hd" + chr(ord("a") + 2 * int(numbers[0]) + int(numbers[1]))
-    if bus == "scsi":
-        return "sd" + chr(ord("a") + int(numbers[1]))
-    if bus == "block":
-        return "vd" + chr(ord("a") + int(numbers[0]))
-    raise InternalError(f"not a drive device: {device}")
+# The guest-side name prefix libvirt gives each bus's disks; the letter is the device's index.
+_TARGET_PREFIX = {"ide": "hd", "scsi": "sd", "virtio": "vd"}
 
 
-def device_of_target(dev: str) -> str | None:
-    """The inverse of target_dev, for stats read back from a running domain."""
-    if len(dev) != 3 or not "a" <= dev[2] <= "z":
-        return None
-    n = ord(dev[2]) - ord("a")
-    if dev.startswith("hd") and n < 4:
-        return f"ide:{n // 2}:{n % 2}"
-    if dev.startswith("sd") and n < 8:
-        return f"scsi:0:{n}"
-    if dev.startswith("vd") and n < 8:
-        return f"block:{n}"
-    return None
+def target_dev(device: Device) -> str:
+    """The guest-side name libvirt gives a drive device: IDE → hdX, SCSI → sdX, virtio → vdX,
+    X the device's index on its bus (IDE channel 1 unit 0 is hdc)."""
+    return _TARGET_PREFIX[device.bus] + chr(ord("a") + device.index)
+
+
+def _named(device: Device) -> str:
+    """A device in log and internal error text."""
+    return f"{device.bus} {device.controller}:{device.unit}"
 
 
 def vnc_address(spec: DomainSpec) -> str:
@@ -172,10 +162,10 @@ def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) ->
     return element
 
 
-def _boot_order(spec: DomainSpec) -> dict[str, int]:
+def _boot_order(spec: DomainSpec) -> dict[Boot, int]:
     """Device → boot order. Without a `boot` key, every drive in bus order, so firmware never has
     to guess."""
-    devices = spec.config.boot or tuple(slot.device for slot in spec.config.drives)
+    devices: tuple[Boot, ...] = spec.config.boot or tuple(slot.device for slot in spec.config.drives)
     return {device: n for n, device in enumerate(devices, 1)}
 
 
@@ -189,27 +179,21 @@ def _check(spec: DomainSpec) -> None:
     for slot in spec.config.drives:
         disk = spec.disks.get(slot.device)
         if disk is None:
-            raise InternalError(f"no volume given for {slot.device}")
+            raise InternalError(f"no volume given for {_named(slot.device)}")
         if disk.format not in VOLUME_FORMATS:
-            raise InternalError(f"{slot.device}: volume format must be raw or qcow2, not {disk.format!r}")
+            raise InternalError(f"{_named(slot.device)}: volume format must be raw or qcow2, not {disk.format!r}")
         if disk.secret is not None and not is_id(disk.secret):
-            raise InternalError(f"{slot.device}: a libvirt secret is named by a UUID, not {disk.secret!r}")
-        if disk.readonly and slot.media == "disk" and slot.device.startswith("ide:"):
-            # QEMU's IDE hard disk cannot be read-only; IDE cdroms, SCSI and virtio disks can.
-            raise UsageError(
-                f"{slot.device}: drive {slot.drive} can only be attached read-only, which an IDE disk "
-                "cannot be; use :media cdrom or a scsi or block device"
-            )
+            raise InternalError(f"{_named(slot.device)}: a libvirt secret is named by a UUID, not {disk.secret!r}")
+        if disk.readonly and slot.media == "disk" and slot.device.bus == "ide":
+            raise ReadOnlyIdeDisk(slot.device, slot.drive)
         if disk.shareable and disk.format != "raw":
-            # Several QEMUs can only share a volume whose bytes are the guest's own: qcow2 metadata
-            # would be rewritten by each of them.
-            raise UsageError(f"{slot.device}: drive {slot.drive} is qcow2, which cannot be shared between servers")
+            raise SharedQcow2(slot.device, slot.drive)
     extra = set(spec.disks) - {slot.device for slot in spec.config.drives}
     if extra:
-        raise InternalError(f"volume given for unconfigured device {sorted(extra)[0]}")
+        raise InternalError(f"volume given for unconfigured device {_named(min(extra, key=lambda d: d.order))}")
 
 
-def _disk(devices: ET.Element, spec: DomainSpec, device: str, boot: Mapping[str, int]) -> None:
+def _disk(devices: ET.Element, spec: DomainSpec, device: Device, boot: Mapping[Boot, int]) -> None:
     slot = spec.config.drive_on(device)
     volume = spec.disks[device]
     assert slot is not None
@@ -227,7 +211,7 @@ def _disk(devices: ET.Element, spec: DomainSpec, device: str, boot: Mapping[str,
         # Inside <source>: where libvirt expects the encryption of a raw LUKS or a qcow2 image.
         encryption = _sub(source, "encryption", format="luks")
         _sub(encryption, "secret", type="passphrase", uuid=volume.secret)
-    bus = {"ide": "ide", "scsi": "scsi", "block": "virtio"}[device.split(":")[0]]
+    bus = device.bus
     _sub(disk, "target", dev=target_dev(device), bus=bus)
     if cdrom or volume.readonly:
         _sub(disk, "readonly")
@@ -235,11 +219,11 @@ def _disk(devices: ET.Element, spec: DomainSpec, device: str, boot: Mapping[str,
         _sub(disk, "shareable")
     if device in boot:
         _sub(disk, "boot", order=str(boot[device]))
-    numbers = device.split(":")[1:]
     if bus == "ide":
-        _sub(disk, "address", type="drive", controller="0", bus=numbers[0], target="0", unit=numbers[1])
+        _sub(disk, "address", type="drive", controller="0", bus=str(device.controller), target="0",
+             unit=str(device.unit))
     elif bus == "scsi":
-        _sub(disk, "address", type="drive", controller="0", bus="0", target="0", unit=numbers[1])
+        _sub(disk, "address", type="drive", controller="0", bus="0", target="0", unit=str(device.unit))
 
 
 def secret_xml(uuid: str, server: str, installation: str) -> str:
@@ -276,7 +260,7 @@ def domain_xml(spec: DomainSpec) -> str:
     _sub(cputune, "quota", str(cpu_quota(config.cpu, spec.host_core_mhz, vcpus)))
 
     os_ = _sub(domain, "os")
-    # `pc` (i440fx), not q35: q35 has no IDE bus, and ide:* devices are part of the protocol.
+    # `pc` (i440fx), not q35: q35 has no IDE bus, and IDE devices are part of what guests are offered.
     _sub(os_, "type", "hvm", arch="x86_64", machine="pc")
     features = _sub(domain, "features")
     _sub(features, "acpi")  # `shutdown` is an ACPI power-button press
@@ -297,17 +281,17 @@ def domain_xml(spec: DomainSpec) -> str:
     _sub(pm, "suspend-to-disk", enabled="no")
 
     devices = _sub(domain, "devices")
-    if any(slot.device.startswith("scsi:") for slot in config.drives):
+    if any(slot.device.bus == "scsi" for slot in config.drives):
         _sub(devices, "controller", type="scsi", index="0", model="virtio-scsi")
     for slot in config.drives:
         _disk(devices, spec, slot.device, boot)
     for nic in config.nics:
         interface = _sub(devices, "interface", type="network")
-        _sub(interface, "mac", address=nic.mac)
+        _sub(interface, "mac", address=mac_of(spec.server, nic))
         _sub(interface, "source", network=spec.networks.get(nic.index, spec.default_network))
         _sub(interface, "model", type=nic.model)
-        if nic.device in boot:
-            _sub(interface, "boot", order=str(boot[nic.device]))
+        if nic.index in boot:
+            _sub(interface, "boot", order=str(boot[nic.index]))
 
     serial = _sub(devices, "serial", type="file")
     # virtlogd writes file-backed consoles (stdio_handler = "logd", the default) and rotates them,
@@ -343,7 +327,6 @@ __all__ = [
     "DiskSpec",
     "DomainSpec",
     "cpu_quota",
-    "device_of_target",
     "domain_name",
     "domain_xml",
     "installation_of",

@@ -18,8 +18,6 @@ from __future__ import annotations
 import re
 
 from elastic_api.errors import UsageError
-# Temporary, for model/server.py until it takes user keys from the codec: the shim goes at the merge.
-from elastic_api.model.properties import is_user_key  # noqa: F401
 
 # Names are shown in lists and libvirt titles; 256 characters is plenty and keeps rows short.
 MAX_NAME = 256

@@ -7,9 +7,9 @@ import ipaddress
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 
-from elastic_api.errors import MissingError, UsageError
+from elastic_api.errors import FullError, MissingError
 from elastic_api.model.ids import parse_id
-from elastic_api.model.server import ServerConfig
+from elastic_api.model.server import AddressOnTwoNics, NicAddressNotIPv4, NicOnTwoNetworks, ServerConfig
 
 IP, VLAN = "ip", "vlan"
 TYPES = (IP, VLAN)
@@ -127,42 +127,41 @@ def first_free(first: str, last: str, used: Collection[str]) -> str | None:
 # --- what a server's configuration asks of resources -------------------------------------------
 
 
-def static_ips(config: ServerConfig) -> dict[str, str]:
-    """Each IP resource the configuration names (nic:N:dhcp, vnc) → the first key naming it."""
-    named: dict[str, str] = {}
-    for nic in config.nics:
-        if nic.dhcp not in (None, "auto"):
-            named.setdefault(nic.dhcp, f"nic:{nic.index}:dhcp")
-    if config.vnc not in (None, "auto"):
-        named.setdefault(config.vnc, "vnc")
-    return named
+def static_ips(config: ServerConfig) -> list[str]:
+    """Each IP resource the configuration names (a NIC's address, then the VNC address), once."""
+    named = [nic.dhcp for nic in config.nics if nic.dhcp is not None and nic.dhcp != "auto"]
+    if config.vnc is not None and config.vnc != "auto":
+        named.append(config.vnc)
+    return list(dict.fromkeys(named))
 
 
-def vlans(config: ServerConfig) -> dict[str, str]:
-    """Each VLAN the configuration names → the first key naming it."""
-    named: dict[str, str] = {}
-    for nic in config.nics:
-        if nic.vlan is not None:
-            named.setdefault(nic.vlan, f"nic:{nic.index}:vlan")
-    return named
+def vlans(config: ServerConfig) -> list[str]:
+    """Each VLAN the configuration's NICs are on, once."""
+    return list(dict.fromkeys(nic.vlan for nic in config.nics if nic.vlan is not None))
 
 
 def check_nics(config: ServerConfig) -> None:
-    """UsageError for NIC wiring no network can give: a NIC both on the public network (dhcp)
-    and on a VLAN, an IP that is not IPv4, or one IP on two NICs (two MACs for one address)."""
+    """A ConfigRefusal for NIC wiring no network can give: a NIC both on the public network (an
+    address) and on a VLAN, an address that is not IPv4, or one address on two NICs."""
     seen: dict[str, int] = {}
     for nic in config.nics:
         if nic.dhcp is not None and nic.vlan is not None:
-            raise UsageError(f"nic:{nic.index}:dhcp and nic:{nic.index}:vlan exclude each other: "
-                             "a NIC is on the public network or on a VLAN")
-        if nic.dhcp in (None, "auto"):
+            raise NicOnTwoNetworks(nic.index)
+        if nic.dhcp is None or nic.dhcp == "auto":
             continue
-        assert nic.dhcp is not None
         if parse_ip(nic.dhcp) is None:
-            raise UsageError(f"nic:{nic.index}:dhcp must be an IPv4 address or auto")
+            raise NicAddressNotIPv4(nic.index)
         if nic.dhcp in seen:
-            raise UsageError(f"nic:{nic.index}:dhcp: {nic.dhcp} is already on nic:{seen[nic.dhcp]}")
+            raise AddressOnTwoNics(nic.index, nic.dhcp, seen[nic.dhcp])
         seen[nic.dhcp] = nic.index
+
+
+class PoolFull(FullError):
+    """The IP pool has no address left for a NIC of a server."""
+
+    def __init__(self, nic: int, server: str) -> None:
+        super().__init__(f"the IP pool has no free address for NIC {nic} of server {server}")
+        self.nic, self.server = nic, server
 
 
 __all__ = [
@@ -170,6 +169,7 @@ __all__ = [
     "TYPES",
     "VLAN",
     "Lease",
+    "PoolFull",
     "PoolInfo",
     "Resource",
     "ResourceChanges",

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from elastic_api.model.properties import Info
-from elastic_api.model.server import ServerConfig, to_info
+from elastic_api.model.device import Device
+from elastic_api.model.server import ServerConfig
 
 ACTIVE, STOPPED = "active", "stopped"
 
@@ -24,13 +24,5 @@ class ServerRecord:
 class Claim:
     """A drive an active server holds on one of its devices."""
 
-    device: str
+    device: Device
     drive: str
-
-
-def to_server_info(record: ServerRecord) -> Info:
-    info: Info = {"server": record.server, "user": record.owner, "status": record.status}
-    info.update(to_info(record.config))
-    if record.started is not None:
-        info["started"] = record.started
-    return info

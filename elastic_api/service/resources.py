@@ -13,7 +13,7 @@ from elastic_api.model import resource as model
 from elastic_api.model.ids import is_id, new_id
 from elastic_api.model.pages import Page
 from elastic_api.model.resource import IP, VLAN, Lease, PoolInfo, Resource, ResourceChanges, ResourceSpec
-from elastic_api.model.server import ServerConfig
+from elastic_api.model.server import ServerConfig, mac_of
 from elastic_api.model.server_record import ServerRecord
 from elastic_api.service.locks import LockTable
 from elastic_api.service.quotas import QuotaService
@@ -97,7 +97,7 @@ class ResourceService:
 
     # -- what servers ask of resources ----------------------------------------------------------
     async def check_references(self, user: str, config: ServerConfig) -> None:
-        """Every IP (nic:N:dhcp, vnc) and VLAN a configuration names must be the user's own;
+        """Every IP (a NIC's address, the VNC address) and VLAN a configuration names must be the user's own;
         another user's answers like one that does not exist."""
         model.check_nics(config)
         for ip in model.static_ips(config):
@@ -115,9 +115,9 @@ class ResourceService:
         networks: dict[int, str] = {}
         for vlan in model.vlans(config):
             await self.get(record.owner, VLAN, vlan)
-        static = [(nic.index, nic.mac, nic.dhcp) for nic in config.nics
+        static = [(nic.index, mac_of(record.server, nic), nic.dhcp) for nic in config.nics
                   if nic.dhcp is not None and nic.dhcp != "auto"]
-        auto = [(nic.index, nic.mac) for nic in config.nics if nic.dhcp == "auto"]
+        auto = [(nic.index, mac_of(record.server, nic)) for nic in config.nics if nic.dhcp == "auto"]
         try:
             if static or auto:
                 leases = await self.store.lease_ips(record.owner, record.server, static, auto,
@@ -160,12 +160,8 @@ class ResourceService:
         installations on a libvirtd (its reservations carry no installation ID, and a name on
         them would reach the guests as their hostname), so a reservation for any other MAC is
         another installation's, and is left alone."""
-        return frozenset(nic.mac.lower() for record in await self.store.all_servers() for nic in record.config.nics)
-
-    async def server_info(self, record: ServerRecord) -> dict[str, str]:
-        """What an active server's info says of its addresses: `nic:N:dhcp:ip`."""
-        return {f"nic:{lease.nic}:dhcp:ip": lease.ip
-                for lease in await self.store.server_leases(record.owner, record.server)}
+        return frozenset(mac_of(record.server, nic).lower()
+                         for record in await self.store.all_servers() for nic in record.config.nics)
 
     # -- start-up -------------------------------------------------------------------------------
     async def reconcile(self) -> None:

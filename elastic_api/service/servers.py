@@ -5,6 +5,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from elastic_api.config import Config
@@ -13,9 +14,11 @@ from elastic_api.hypervisor import DomainStats, Hypervisor
 from elastic_api.hypervisor.domain import DiskSpec, DomainSpec, domain_xml
 from elastic_api.model.ids import new_id, parse_id
 from elastic_api.model.pages import Page
-from elastic_api.model.properties import Info, Props
-from elastic_api.model.server import ServerConfig, apply_set, check_live_set, parse_config
-from elastic_api.model.server_record import ACTIVE, Claim, ServerRecord, to_server_info
+from elastic_api.model.device import Device
+from elastic_api.model.server import ServerConfig, settle, validate
+from elastic_api.model.server_patch import Field, ServerPatch, apply_patch, check_live
+from elastic_api.model.resource import Lease
+from elastic_api.model.server_record import ACTIVE, Claim, ServerRecord
 from elastic_api.service.drives import DriveService
 from elastic_api.service.locks import LockTable
 from elastic_api.service.quotas import QuotaService
@@ -23,6 +26,17 @@ from elastic_api.service.resources import ResourceService
 from elastic_api.store import Store
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ServerView:
+    """A server as a client sees it: the record, and for a running one the addresses its NICs
+    hold, its counters and the address its VNC display listens on."""
+
+    record: ServerRecord
+    leases: tuple[Lease, ...] = ()
+    stats: DomainStats | None = None
+    vnc_ip: str | None = None
 
 
 class ServerService:
@@ -57,9 +71,9 @@ class ServerService:
         for other in config.avoid_servers:
             await self.get(user, other)
 
-    async def create(self, user: str, props: Props, *, start: bool) -> ServerRecord:
+    async def create(self, user: str, config: ServerConfig, *, start: bool) -> ServerRecord:
         server = new_id()
-        config = parse_config(props, server)
+        config = validate(settle(config, server))
         await self._check_references(user, config)
         record = ServerRecord(server, user, config, created=self.clock())
         async with self.quotas.servers(user, count=1):
@@ -74,7 +88,7 @@ class ServerService:
             raise
 
     async def _avoid_hosts(self, user: str, config: ServerConfig) -> set[str]:
-        """Hosts running the servers named in avoid:servers, or holding the drives in avoid:drives
+        """Hosts running the servers the configuration avoids, or holding the drives it avoids
         (a drive is held on the host of each active server that claims it)."""
         hosts_of = {r.server: r.host for r in await self.store.active_servers()}
         avoid = {hosts_of.get(s) for s in config.avoid_servers}
@@ -93,7 +107,7 @@ class ServerService:
             if record.status == ACTIVE:
                 raise BusyError(f"server {record.server} is already active")
             config = record.config
-            disks: dict[str, DiskSpec] = {}
+            disks: dict[Device, DiskSpec] = {}
             secrets: dict[str, bytes] = {}  # libvirt secret UUID → passphrase, for encrypted drives
             claims = []
             for slot in config.drives:
@@ -180,18 +194,25 @@ class ServerService:
                 await self.store.deactivate_server(user, record.server)
             await self.store.delete_server(user, record.server)
 
-    async def set(self, user: str, server_id: str, props: Props) -> ServerRecord:
+    async def set(self, user: str, server_id: str, patch: ServerPatch, *,
+                  check: Callable[[ServerConfig], object] | None = None) -> ServerRecord:
+        """The server after `patch`. An active server takes only the changes model.check_live
+        allows (LiveChangeRefused otherwise), its CPU share and VNC password applied to the
+        running guest. `check`: the dialect's own look at the change against the configuration
+        it applies to, run first, under the server's lock (its errors are the dialect's)."""
         record = await self.get(user, server_id)
         async with self.locks.hold(record.server):
             record = await self.get(user, record.server)
-            config = apply_set(record.config, props, record.server)
+            if check is not None:
+                check(record.config)
+            config = apply_patch(record.config, patch, record.server)
             if record.status == ACTIVE and record.host is not None:
-                changed = check_live_set(record.config, config, props.keys())
-                if "cpu" in changed:
+                changed = check_live(record.config, config)
+                if Field("cpu") in changed:
                     async with self.quotas.servers(user, cpu=config.cpu - record.config.cpu):
                         await self.hypervisor.set_cpu_live(record.host, record.server, config.cpu)
                         await self.store.update_server_config(user, dataclasses.replace(record, config=config))
-                if "vnc:password" in changed and config.vnc is not None:
+                if Field("vnc_password") in changed and config.vnc is not None:
                     await self.hypervisor.set_vnc_password_live(record.host, record.server,
                                                                 config.vnc_password or "")
             else:
@@ -212,19 +233,20 @@ class ServerService:
             log.warning("no statistics for server %s: %s", record.server, e.message)
             return None
 
-    async def info(self, record: ServerRecord, stats_info: Callable[[DomainStats], Info]) -> Info:
-        """stats_info renders the counters in the caller's dialect (the service speaks none)."""
-        info = to_server_info(record)
-        if record.status == ACTIVE and record.host is not None:
-            info.update(await self.resources.server_info(record))
-            stats = await self.stats(record)
-            if stats is None:
-                return info
-            info.update(stats_info(stats))
-            if record.config.vnc is not None:
-                exposed = record.config.vnc_password and not record.config.vnc_tls
-                info["vnc:ip"] = self.config.vnc_listen if exposed else "127.0.0.1"
-        return info
+    async def info(self, record: ServerRecord) -> ServerView:
+        """The server as a client sees it: for a running one, with its addresses, counters and
+        VNC address (without the last two when the hypervisor cannot give its counters)."""
+        if record.status != ACTIVE or record.host is None:
+            return ServerView(record)
+        leases = tuple(await self.store.server_leases(record.owner, record.server))
+        stats = await self.stats(record)
+        if stats is None:
+            return ServerView(record, leases)
+        vnc_ip = None
+        if record.config.vnc is not None:
+            exposed = record.config.vnc_password and not record.config.vnc_tls
+            vnc_ip = self.config.vnc_listen if exposed else "127.0.0.1"
+        return ServerView(record, leases, stats, vnc_ip)
 
     # -- the guest's own lifecycle ---------------------------------------------------------------
     async def _stopped(self, user: str, server: str) -> None:

@@ -1,7 +1,30 @@
-"""Versioned schema migrations: PRAGMA user_version counts the ones applied; append, never edit."""
+"""Versioned schema migrations: PRAGMA user_version counts the ones applied; append, never edit.
+A migration is SQL, or a Python step for a conversion SQL cannot write; each runs in one
+transaction with the version it brings."""
 from __future__ import annotations
 
-MIGRATIONS: tuple[str, ...] = (
+import json
+import sqlite3
+from collections.abc import Callable
+
+from elastic_api.store import legacy_server_rows, server_rows
+
+
+def _typed_server_rows(db: sqlite3.Connection) -> None:
+    """Server rows from props (legacy_server_rows) to the typed JSON of server_rows, with cpu
+    and mem as columns so quotas sum them in SQL."""
+    db.execute("ALTER TABLE servers ADD COLUMN cpu INTEGER NOT NULL DEFAULT 0")
+    db.execute("ALTER TABLE servers ADD COLUMN mem INTEGER NOT NULL DEFAULT 0")
+    for server, text in db.execute("SELECT id, config FROM servers").fetchall():
+        data = json.loads(text)
+        config = server_rows.load(text) if "v" in data else legacy_server_rows.read(data)
+        db.execute("UPDATE servers SET config = ?, cpu = ?, mem = ? WHERE id = ?",
+                   (server_rows.dump(config), config.cpu, config.mem, server))
+
+
+Migration = str | Callable[[sqlite3.Connection], None]
+
+MIGRATIONS: tuple[Migration, ...] = (
     # 1: users and drives
     """
     CREATE TABLE users (
@@ -193,4 +216,7 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TRIGGER images_numbered AFTER INSERT ON images
     BEGIN INSERT INTO image_numbers (image) VALUES (NEW.id); END;
     """,
+    # 9: servers: the configuration as typed JSON (store.server_rows) instead of ElasticHosts props,
+    # and cpu and mem as columns. Python: reading the old rows needs their parser.
+    _typed_server_rows,
 )

@@ -6,7 +6,7 @@ import pytest
 from elastic_api.api.elastichosts.codec.stats import device_key, stats_info
 from elastic_api.hypervisor.base import DomainStats, DriveStats
 from elastic_api.model.device import Device
-from elastic_api.model.properties import render_properties
+from elastic_api.api.elastichosts.properties import render_properties
 
 
 @pytest.mark.parametrize(("device", "key"), [

@@ -9,6 +9,7 @@ import sqlite3
 import pytest
 
 from elastic_api.api.elastichosts.properties import parse_text
+from elastic_api.store import legacy_server_rows, server_rows
 
 ALL_USERS = "ffffffff-ffff-ffff-ffff-ffffffffffff"
 # NUL, BEL, TAB, CR, ESC, US, DEL, C1 (NEL, CSI) and the Unicode line separator.
@@ -72,7 +73,9 @@ async def test_stored_rows_with_control_characters_load_and_render_escaped(alice
     _raw(config.db_path, "UPDATE drives SET name = ?, keys = ? WHERE id = ?", FORGE, tags, drive)
     _raw(config.db_path, "UPDATE resources SET name = ?, keys = ? WHERE id = ?", FORGE, tags, vlan)
     stored = {"name": FORGE, "cpu": "1000", "mem": "64", "tags": "ok e\x1b[31m", "user:n": "bel\x07\u2028"}
-    _raw(config.db_path, "UPDATE servers SET config = ? WHERE id = ?", json.dumps(stored), server)
+    # A server row of the code before typed rows, as the migration left it.
+    _raw(config.db_path, "UPDATE servers SET config = ? WHERE id = ?",
+         server_rows.dump(legacy_server_rows.read(stored)), server)
 
     for who, path in [(bob, f"/drives/{drive}/info"), (bob, "/drives/info"), (alice, f"/drives/{drive}/info"),
                       (alice, f"/servers/{server}/info"), (alice, "/servers/info"),

@@ -13,7 +13,7 @@ import pytest
 from elastic_api.model.drive import Drive
 from elastic_api.model.ids import new_id
 from elastic_api.model.resource import Resource
-from elastic_api.model.server import parse_config
+from elastic_api.api.elastichosts.codec.server import parse_config
 from elastic_api.model.server_record import ServerRecord
 from elastic_api.store import Store
 from elastic_api.store.sqlite import SqliteStore

@@ -9,11 +9,14 @@ import pytest
 
 from elastic_api.errors import BusyError, FullError, MissingError
 from elastic_api.model.ids import new_id
+from elastic_api.model.device import Device
 from elastic_api.model.job import ImageParams, Job
 from elastic_api.model.server_record import ACTIVE, STOPPED, Claim
 from tests.contract.conftest import active_server, drive, ip, server_record, users
 
 FIRST, LAST = "10.0.0.2", "10.0.0.4"
+
+IDE_0_0, IDE_0_1 = Device("ide", 0, 0), Device("ide", 0, 1)
 
 
 async def stopped_server(store, owner: str) -> str:
@@ -34,11 +37,11 @@ async def test_a_refused_activation_claims_nothing_and_stays_stopped(contract_st
     for d in (free, held):
         await store.insert_drive(d)
     holder = await stopped_server(store, alice)
-    await store.activate_server(alice, holder, "h1", 1, [Claim("ide:0:0", held.drive)])
+    await store.activate_server(alice, holder, "h1", 1, [Claim(IDE_0_0, held.drive)])
     other = await stopped_server(store, alice)
     with pytest.raises(BusyError, match=holder):
         await store.activate_server(alice, other, "h2", 2,
-                                    [Claim("ide:0:0", free.drive), Claim("ide:0:1", held.drive)])
+                                    [Claim(IDE_0_0, free.drive), Claim(IDE_0_1, held.drive)])
     await assert_stopped(store, alice, other)
     assert (await store.get_drive(alice, free.drive)).claimed == ()  # the claim before the refused one is undone
     assert (await store.get_drive(alice, held.drive)).claimed == (holder,)
@@ -53,16 +56,16 @@ async def test_activation_refuses_imaging_gone_drives_and_servers_it_may_not_sta
         await store.insert_drive(d)
     await store.add_job(Job(0, "image", alice, imaged.drive, ImageParams(disk.drive, "")))
     sid = await stopped_server(store, alice)
-    for claims in ([Claim("ide:0:0", disk.drive), Claim("ide:0:1", imaged.drive)], [Claim("ide:0:0", new_id())]):
+    for claims in ([Claim(IDE_0_0, disk.drive), Claim(IDE_0_1, imaged.drive)], [Claim(IDE_0_0, new_id())]):
         with pytest.raises(BusyError):
             await store.activate_server(alice, sid, "h", 1, claims)
         await assert_stopped(store, alice, sid)
     for user, server in ((bob, sid), (alice, new_id())):  # another user's server, a missing one
         with pytest.raises(BusyError):
-            await store.activate_server(user, server, "h", 1, [Claim("ide:0:0", disk.drive)])
+            await store.activate_server(user, server, "h", 1, [Claim(IDE_0_0, disk.drive)])
     await assert_stopped(store, alice, sid)
     assert (await store.get_drive(alice, disk.drive)).claimed == ()
-    await store.activate_server(alice, sid, "h", 1, [Claim("ide:0:0", disk.drive)])
+    await store.activate_server(alice, sid, "h", 1, [Claim(IDE_0_0, disk.drive)])
     with pytest.raises(BusyError):  # already active: the first activation's host and time stay
         await store.activate_server(alice, sid, "h2", 2, [])
     record = await store.get_server(alice, sid)
@@ -77,7 +80,7 @@ async def test_a_shared_drive_is_claimed_by_many_an_exclusive_one_by_one_racer(c
         await store.insert_drive(d)
     servers = [await stopped_server(store, alice) for _ in range(4)]
     outcomes = await asyncio.gather(
-        *(store.activate_server(alice, s, "h", 1, [Claim("ide:0:0", shared.drive), Claim("ide:0:1", exclusive.drive)])
+        *(store.activate_server(alice, s, "h", 1, [Claim(IDE_0_0, shared.drive), Claim(IDE_0_1, exclusive.drive)])
           for s in servers), return_exceptions=True)
     winners = [s for s, outcome in zip(servers, outcomes, strict=True) if outcome is None]
     assert len(winners) == 1 and all(isinstance(o, BusyError) for o in outcomes if o is not None)
@@ -85,7 +88,7 @@ async def test_a_shared_drive_is_claimed_by_many_an_exclusive_one_by_one_racer(c
     assert (await store.get_drive(alice, shared.drive)).claimed == tuple(winners)
     rest = [s for s in servers if s not in winners]
     for s in rest:
-        await store.activate_server(alice, s, "h", 1, [Claim("ide:0:0", shared.drive)])
+        await store.activate_server(alice, s, "h", 1, [Claim(IDE_0_0, shared.drive)])
     assert (await store.get_drive(alice, shared.drive)).claimed == tuple(sorted(servers))
 
 
@@ -95,7 +98,7 @@ async def test_deactivation_and_deletion_of_another_users_server_change_nothing(
     disk = drive(alice, 1)
     await store.insert_drive(disk)
     sid = await stopped_server(store, alice)
-    await store.activate_server(alice, sid, "h", 1, [Claim("ide:0:0", disk.drive)])
+    await store.activate_server(alice, sid, "h", 1, [Claim(IDE_0_0, disk.drive)])
     leases = await store.lease_ips(alice, sid, [], [(0, "02:00:00:00:00:01")], FIRST, LAST)
     assert not await store.deactivate_server(bob, sid)
     assert not await store.delete_server(bob, sid)
@@ -111,7 +114,7 @@ async def test_deleting_an_active_server_releases_its_claims_and_leases(contract
     disk = drive(alice, 1)
     await store.insert_drive(disk)
     sid = await stopped_server(store, alice)
-    await store.activate_server(alice, sid, "h", 1, [Claim("ide:0:0", disk.drive)])
+    await store.activate_server(alice, sid, "h", 1, [Claim(IDE_0_0, disk.drive)])
     await store.lease_ips(alice, sid, [], [(0, "02:00:00:00:00:01")], FIRST, LAST)
     assert await store.delete_server(alice, sid)
     assert (await store.get_drive(alice, disk.drive)).claimed == ()
@@ -125,7 +128,7 @@ async def test_a_claimed_drive_cannot_be_deleted(contract_store):
     disk = drive(alice, 1)
     await store.insert_drive(disk)
     sid = await stopped_server(store, alice)
-    await store.activate_server(alice, sid, "h", 1, [Claim("ide:0:0", disk.drive)])
+    await store.activate_server(alice, sid, "h", 1, [Claim(IDE_0_0, disk.drive)])
     with pytest.raises(Exception):  # noqa: B017 - the engine's own integrity error
         await store.delete_drive(alice, disk.drive)
     assert (await store.get_drive(alice, disk.drive)).claimed == (sid,)

@@ -6,6 +6,7 @@ import dataclasses
 import pytest
 
 from elastic_api.errors import BusyError
+from elastic_api.model.device import Device
 from elastic_api.model.job import DONE, FAILED, IMAGE, QUEUED, RUNNING, ImageParams, Job
 from elastic_api.model.server_record import Claim
 from tests.contract.conftest import drive, server_record, users
@@ -131,8 +132,8 @@ async def test_a_drive_with_a_pending_job_cannot_be_claimed(contract_store):
     record = server_record(alice)
     await store.insert_server(record)
     with pytest.raises(BusyError):
-        await store.activate_server(alice, record.server, "h", 1, [Claim("ide:0:0", disk.drive)])
+        await store.activate_server(alice, record.server, "h", 1, [Claim(Device("ide", 0, 0), disk.drive)])
     await store.claim_job(job.id, "n1", 1, 100)
     await store.finish_job(job.id, "n1", DONE, None, 2)
-    await store.activate_server(alice, record.server, "h", 1, [Claim("ide:0:0", disk.drive)])
+    await store.activate_server(alice, record.server, "h", 1, [Claim(Device("ide", 0, 0), disk.drive)])
     assert (await store.get_drive(alice, disk.drive)).claimed == (record.server,)

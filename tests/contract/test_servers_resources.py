@@ -6,11 +6,14 @@ import pytest
 from elastic_api.errors import BusyError, FullError, MissingError, UsageError
 from elastic_api.model.ids import new_id
 from elastic_api.model.resource import Lease, Resource
-from elastic_api.model.server import parse_config
+from elastic_api.api.elastichosts.codec.server import parse_config
+from elastic_api.model.device import Device
 from elastic_api.model.server_record import ACTIVE, STOPPED, Claim, ServerRecord
 from tests.contract.conftest import active_server, drive, ip, server_record, users
 
 FIRST, LAST = "10.0.0.2", "10.0.0.4"
+
+IDE_0_0 = Device("ide", 0, 0)
 
 
 async def test_servers_are_owned_only_and_page_by_creation(contract_store):
@@ -45,7 +48,7 @@ async def test_activation_claims_drives_and_deactivation_frees_them(contract_sto
     await store.insert_drive(disk)
     record = server_record(alice)
     await store.insert_server(record)
-    await store.activate_server(alice, record.server, "h1", 1234, [Claim("ide:0:0", disk.drive)])
+    await store.activate_server(alice, record.server, "h1", 1234, [Claim(IDE_0_0, disk.drive)])
     active = await store.get_server(alice, record.server)
     assert (active.status, active.host, active.started) == (ACTIVE, "h1", 1234)
     assert record.server in (await store.get_drive(alice, disk.drive)).claimed

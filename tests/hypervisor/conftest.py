@@ -12,7 +12,8 @@ import pytest
 from elastic_api.config import HostConfig
 from elastic_api.hypervisor.domain import DiskSpec, DomainSpec, domain_xml
 from elastic_api.hypervisor.libvirt import LibvirtHypervisor
-from elastic_api.model.server import parse_config
+from elastic_api.api.elastichosts.codec.server import parse_config
+from elastic_api.model.device import Device
 
 # The installation the hypervisor tests run as (tests of several installations make their own).
 INSTALLATION = "1a57a11a-0000-4000-8000-000000000001"
@@ -53,7 +54,7 @@ def server_xml(server: str, mem: int = 64, props: dict[str, str] | None = None) 
     test:/// hosts)."""
     config = parse_config({"name": "test", "cpu": "1000", "mem": str(mem), "ide:0:0": TEST_DRIVE,
                            "nic:0:model": "virtio", **(props or {})}, server)
-    disks = {"ide:0:0": DiskSpec(f"/pool/{TEST_DRIVE}.raw", "raw")}
+    disks = {Device("ide", 0, 0): DiskSpec(f"/pool/{TEST_DRIVE}.raw", "raw")}
     return domain_xml(DomainSpec(server, config, disks, serial_log=f"/logs/{server}.log", domain_type="qemu",
                                  installation=INSTALLATION))
 

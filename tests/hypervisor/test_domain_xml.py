@@ -13,12 +13,16 @@ from typing import Any
 import libvirt
 import pytest
 
-from elastic_api.errors import InternalError, UsageError
+from elastic_api.errors import InternalError
 from elastic_api.hypervisor.domain import (
-    XMLNS, DiskSpec, DomainSpec, cpu_quota, device_of_target, domain_name, domain_xml, installation_of, secret_owner,
+    XMLNS, DiskSpec, DomainSpec, cpu_quota, domain_name, domain_xml, installation_of, secret_owner,
     secret_xml, server_of, target_dev,
 )
-from elastic_api.model.server import parse_config
+from elastic_api.hypervisor.libvirt.stats import target_device
+from elastic_api.api.elastichosts.codec.device import device_name, parse_device
+from elastic_api.api.elastichosts.codec.server import parse_config, wire_refusal
+from elastic_api.model.device import Device
+from elastic_api.model.server import ReadOnlyIdeDisk, SharedQcow2
 from tests.hypervisor.conftest import INSTALLATION
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -30,15 +34,24 @@ POOL = "/var/lib/elastic-api/pool"
 LOG = "/var/lib/elastic-api/logs/5e7e0000-0000-4000-8000-00000000000a.log"
 
 
+def dev(name: str) -> Device:
+    device = parse_device(name)
+    assert device is not None
+    return device
+
+
 def spec(props: dict[str, str], formats: dict[str, str] | None = None, **options: Any) -> DomainSpec:
-    """A spec for a server with these keys; each attached drive gets a pool file, raw unless said."""
+    """A spec for a server with these keys; each attached drive gets a pool file, raw unless said.
+    Devices in `formats` and a `disks` option by their ElasticHosts names."""
     config = parse_config({"name": "golden", "cpu": "2000", "mem": "512", **props}, SERVER)
     formats = formats or {}
     disks = {}
     for slot in config.drives:
-        fmt = formats.get(slot.device, "raw")
+        fmt = formats.get(device_name(slot.device), "raw")
         disks[slot.device] = DiskSpec(f"{POOL}/{slot.drive}.{fmt}", fmt)
-    return DomainSpec(server=SERVER, config=config, disks=options.pop("disks", disks), serial_log=LOG,
+    if "disks" in options:
+        disks = {dev(name): disk for name, disk in options.pop("disks").items()}
+    return DomainSpec(server=SERVER, config=config, disks=disks, serial_log=LOG,
                       installation=options.pop("installation", INSTALLATION), **options)
 
 
@@ -232,14 +245,20 @@ def test_nic_networks_and_macs() -> None:
 
 def test_readonly_drive_cannot_be_an_ide_disk() -> None:
     bad = spec({"ide:0:0": DRIVES[0]}, disks={"ide:0:0": DiskSpec("/p.raw", "raw", readonly=True)})
-    with pytest.raises(UsageError, match="ide:0:0"):
+    with pytest.raises(ReadOnlyIdeDisk) as caught:
         domain_xml(bad)
+    assert (caught.value.device, caught.value.drive) == (dev("ide:0:0"), DRIVES[0])
+    assert wire_refusal(caught.value).message == (
+        f"ide:0:0: drive {DRIVES[0]} can only be attached read-only, which an IDE disk cannot be; "
+        "use :media cdrom or a scsi or block device")
 
 
 def test_only_raw_drives_can_be_shared() -> None:
     bad = spec({"block:0": DRIVES[0]}, disks={"block:0": DiskSpec("/p.qcow2", "qcow2", shareable=True)})
-    with pytest.raises(UsageError, match="block:0"):
+    with pytest.raises(SharedQcow2) as caught:
         domain_xml(bad)
+    assert wire_refusal(caught.value).message == (
+        f"block:0: drive {DRIVES[0]} is qcow2, which cannot be shared between servers")
 
 
 @pytest.mark.parametrize("options", [
@@ -328,10 +347,9 @@ def test_a_domain_without_a_valid_installation_is_refused(installation: str) -> 
 def test_target_names_round_trip() -> None:
     devices = ["ide:0:0", "ide:0:1", "ide:1:0", "ide:1:1", *(f"scsi:0:{n}" for n in range(8)),
                *(f"block:{n}" for n in range(8))]
-    targets = [target_dev(d) for d in devices]
+    targets = [target_dev(dev(d)) for d in devices]
     assert targets[:5] == ["hda", "hdb", "hdc", "hdd", "sda"] and targets[-1] == "vdh"
-    assert [device_of_target(t) for t in targets] == devices
-    assert device_of_target("hde") is None and device_of_target("vdz") is None and device_of_target("x") is None
+    assert [target_device(t) for t in targets] == [dev(d) for d in devices]
 
 
 def test_server_of() -> None:

@@ -15,7 +15,7 @@ from elastic_api.config import HostConfig
 from elastic_api.hypervisor.domain import DiskSpec, DomainSpec, domain_xml
 from elastic_api.hypervisor.libvirt import LibvirtHypervisor
 from elastic_api.model.device import Device
-from elastic_api.model.server import parse_config
+from elastic_api.api.elastichosts.codec.server import parse_config
 from tests.support import GUEST_DEADLINE
 from tests.hypervisor.bootsector_image import BOOT_MARKER, POWER_MARKER, write_boot_image
 from tests.hypervisor.conftest import INSTALLATION, EventLog, wait_for
@@ -82,7 +82,7 @@ def guest_spec(server: str, image: Path, fmt: str, device: str, log: Path, domai
     drive = str(uuid.uuid4())
     config = parse_config({"name": f"boot test {device}", "cpu": str(HOST_CORE_MHZ), "smp": "1", "mem": "32",
                            device: drive, **props}, server)
-    return DomainSpec(server, config, {device: DiskSpec(str(image), fmt)}, serial_log=str(log),
+    return DomainSpec(server, config, {config.drives[0].device: DiskSpec(str(image), fmt)}, serial_log=str(log),
                       domain_type=domain_type, host_core_mhz=HOST_CORE_MHZ, networks=networks or {},
                       installation=INSTALLATION)
 

@@ -13,7 +13,7 @@ from elastic_api.config import HostConfig
 from elastic_api.errors import FailedError
 from elastic_api.hypervisor.domain import DiskSpec, DomainSpec, domain_xml, secret_owner, secret_xml
 from elastic_api.hypervisor.libvirt import LibvirtHypervisor
-from elastic_api.model.server import parse_config
+from elastic_api.api.elastichosts.codec.server import parse_config
 from tests.hypervisor.conftest import INSTALLATION
 
 HOST = "local"
@@ -55,7 +55,7 @@ async def test_a_failed_start_leaves_no_secret(hypervisor, conn, tmp_path):
     server, secret = str(uuid.uuid4()), str(uuid.uuid4())
     config = parse_config({"name": "x", "cpu": "500", "mem": "64", "block:0": str(uuid.uuid4())}, server)
     missing = DiskSpec(str(tmp_path / "missing.luks"), "raw", secret=secret)
-    xml = domain_xml(DomainSpec(server=server, config=config, disks={"block:0": missing},
+    xml = domain_xml(DomainSpec(server=server, config=config, disks={config.drives[0].device: missing},
                                 serial_log=str(tmp_path / "serial.log"), domain_type="qemu",
                                 installation=INSTALLATION))
     with pytest.raises(FailedError):

@@ -30,12 +30,10 @@ def test_target_device_refuses_what_is_no_position_of_ours(dev: str) -> None:
                                   "block:0", "block:7"])
 def test_target_device_inverts_the_domain_xml_names(wire: str) -> None:
     """Every drive position the domain XML writes reads back to the same place."""
-    device = target_device(target_dev(wire))
-    assert device is not None
     bus, *numbers = wire.split(":")
     expected = Device.of_index("virtio", int(numbers[0])) if bus == "block" else Device(
         "ide" if bus == "ide" else "scsi", int(numbers[0]), int(numbers[1]))
-    assert device == expected
+    assert target_device(target_dev(expected)) == expected
 
 
 class FakeDomain:

@@ -14,7 +14,8 @@ from elastic_api.errors import UsageError
 from elastic_api.model import drive as drive_model
 from elastic_api.model.ids import is_id, parse_id
 from elastic_api.model.pages import parse_page
-from elastic_api.model.server import apply_set, parse_config, to_props
+from elastic_api.api.elastichosts.codec.server import check_set, parse_config, parse_patch, to_props
+from elastic_api.model.server_patch import apply_patch
 from elastic_api.model.units import MAX_BYTES, parse_count, parse_size
 
 SERVER = "0b9c3a52-3c5d-4d3e-9f0a-6f2b1f1f4a01"
@@ -132,6 +133,12 @@ def test_server_configurations(props):
     if config is not None:
         assert parse_config(to_props(config), SERVER) == config  # what is stored reads back the same
         assert all(is_id(slot.drive) for slot in config.drives)
+
+
+def apply_set(config, props, server):
+    """A set as the ElasticHosts handler makes it: the codec's look at the change, then the patch."""
+    check_set(config, props)
+    return apply_patch(config, parse_patch(props), server)
 
 
 @settings(max_examples=200)

@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import pytest
 
-from elastic_api.errors import MissingError, UsageError
+from elastic_api.errors import MissingError
 from elastic_api.model.resource import (
     Resource, ResourceChanges, ResourceSpec, apply_changes, check_nics, first_free, new_resource, parse_any_resource,
     parse_resource, parse_type, static_ips, vlans,
 )
-from elastic_api.model.server import parse_config
+from elastic_api.api.elastichosts.codec.server import parse_config, wire_refusal
+from elastic_api.model.server import ConfigRefusal
 
 SERVER = "5e7e0000-0000-4000-8000-00000000000a"
 VLAN = "0ddba11a-0000-4000-8000-000000000000"
@@ -52,17 +53,19 @@ def test_what_a_server_names():
     c = config(**{"nic:0:model": "virtio", "nic:0:dhcp": "192.0.2.7", "nic:1:model": "virtio", "nic:1:dhcp": "auto",
                   "nic:2:model": "virtio", "nic:2:vlan": VLAN, "nic:3:model": "virtio", "nic:3:vlan": VLAN,
                   "vnc": "192.0.2.8"})
-    assert static_ips(c) == {"192.0.2.7": "nic:0:dhcp", "192.0.2.8": "vnc"}
-    assert vlans(c) == {VLAN: "nic:2:vlan"}
+    assert static_ips(c) == ["192.0.2.7", "192.0.2.8"]
+    assert vlans(c) == [VLAN]
     check_nics(c)
 
 
-@pytest.mark.parametrize("props, word", [
-    ({"nic:0:model": "virtio", "nic:0:dhcp": "auto", "nic:0:vlan": VLAN}, "exclude"),
-    ({"nic:0:model": "virtio", "nic:0:dhcp": "2001:db8::1"}, "IPv4"),
+@pytest.mark.parametrize("props, message", [
+    ({"nic:0:model": "virtio", "nic:0:dhcp": "auto", "nic:0:vlan": VLAN},
+     "nic:0:dhcp and nic:0:vlan exclude each other: a NIC is on the public network or on a VLAN"),
+    ({"nic:0:model": "virtio", "nic:0:dhcp": "2001:db8::1"}, "nic:0:dhcp must be an IPv4 address or auto"),
     ({"nic:0:model": "virtio", "nic:0:dhcp": "192.0.2.7", "nic:1:model": "virtio", "nic:1:dhcp": "192.0.2.7"},
-     "already on nic:0"),
+     "nic:1:dhcp: 192.0.2.7 is already on nic:0"),
 ])
-def test_nic_wiring_no_network_can_give(props, word):
-    with pytest.raises(UsageError, match=word):
+def test_nic_wiring_no_network_can_give(props, message):
+    with pytest.raises(ConfigRefusal) as caught:
         check_nics(config(**props))
+    assert wire_refusal(caught.value).message == message  # as the ElasticHosts codec says it

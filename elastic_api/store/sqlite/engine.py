@@ -221,8 +221,11 @@ class SqliteEngine:
             # executescript would commit on its own; run each migration inside one transaction.
             self.db.execute("BEGIN IMMEDIATE")
             try:
-                for statement in _statements(script):
-                    self.db.execute(statement)
+                if callable(script):
+                    script(self.db)
+                else:
+                    for statement in _statements(script):
+                        self.db.execute(statement)
                 self.db.execute(f"PRAGMA user_version = {number}")
                 self.db.execute("COMMIT")
             except BaseException:

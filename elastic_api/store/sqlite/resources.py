@@ -6,8 +6,8 @@ import json
 import sqlite3
 from typing import Any
 
-from elastic_api.errors import BusyError, FullError, MissingError
-from elastic_api.model.resource import IP, Lease, Resource, first_free
+from elastic_api.errors import BusyError, MissingError
+from elastic_api.model.resource import IP, Lease, PoolFull, Resource, first_free
 from elastic_api.model.server_record import ACTIVE
 from elastic_api.store.sqlite.engine import SqliteEngine, after_marker
 
@@ -16,10 +16,13 @@ class ResourceRows(SqliteEngine):
     """Resources (static IPs and VLANs), and the addresses active servers' NICs lease."""
 
     _RESOURCE_COLUMNS = "id, type, owner, name, keys, created"
-    # The keys of a server configuration that name a resource of each type.
+    # Where a server's configuration (store.server_rows) names a resource of each type: an IP as
+    # a NIC's dhcp address or the VNC address, a VLAN as a NIC's.
     _REFERENCES = {
-        "ip": "(j.key LIKE 'nic:%:dhcp' OR j.key = 'vnc')",
-        "vlan": "j.key LIKE 'nic:%:vlan'",
+        "ip": "(json_extract(s.config, '$.vnc') = :resource OR EXISTS (SELECT 1 FROM json_each(s.config, '$.nics') n"
+              " WHERE json_extract(n.value, '$.dhcp') = :resource))",
+        "vlan": "EXISTS (SELECT 1 FROM json_each(s.config, '$.nics') n"
+                " WHERE json_extract(n.value, '$.vlan') = :resource)",
     }
 
     @staticmethod
@@ -93,8 +96,8 @@ class ResourceRows(SqliteEngine):
             if self._get_resource(user, resource, type_) is None:
                 return False
             users = [row[0] for row in db.execute(
-                f"SELECT DISTINCT s.id FROM servers s, json_each(s.config) j WHERE s.owner = ?"
-                f" AND {self._REFERENCES[type_]} AND j.value = ? ORDER BY s.id", (user, resource))]
+                f"SELECT s.id FROM servers s WHERE s.owner = :user AND {self._REFERENCES[type_]} ORDER BY s.id",
+                {"user": user, "resource": resource})]
             users += [row[0] for row in db.execute("SELECT server FROM ip_leases WHERE resource = ?", (resource,))]
             if users:
                 raise BusyError(f"{type_} {resource} is used by server {' '.join(dict.fromkeys(users))}")
@@ -133,7 +136,7 @@ class ResourceRows(SqliteEngine):
             for nic, mac in auto:
                 free = first_free(first, last, used)
                 if free is None:
-                    raise FullError(f"the IP pool has no free address for nic:{nic} of server {server}")
+                    raise PoolFull(nic, server)
                 used.add(free)
                 db.execute("INSERT INTO ip_leases (ip, server, nic, mac) VALUES (?, ?, ?, ?)", (free, server, nic, mac))
                 leases.append(Lease(server, nic, mac, free, auto=True))

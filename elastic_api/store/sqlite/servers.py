@@ -1,14 +1,19 @@
 """Servers, and the drives active servers claim."""
 from __future__ import annotations
 
-import json
 import sqlite3
 from typing import Any
 
 from elastic_api.errors import BusyError
-from elastic_api.model.server import parse_config, to_props
+from elastic_api.model.device import Device
 from elastic_api.model.server_record import ACTIVE, STOPPED, Claim, ServerRecord
+from elastic_api.store import server_rows
 from elastic_api.store.sqlite.engine import SqliteEngine, after_marker
+
+
+def _device_column(device: Device) -> str:
+    """A claim's device in its column: what keeps one claim per device of a server."""
+    return f"{device.bus}:{device.controller}:{device.unit}"
 
 
 class ServerRows(SqliteEngine):
@@ -18,13 +23,14 @@ class ServerRows(SqliteEngine):
 
     @staticmethod
     def _server(row: tuple[Any, ...]) -> ServerRecord:
-        return ServerRecord(server=row[0], owner=row[1], config=parse_config(json.loads(row[2]), row[0], stored=True),
+        return ServerRecord(server=row[0], owner=row[1], config=server_rows.load(row[2]),
                             created=row[3], status=row[4], host=row[5], started=row[6])
 
     async def insert_server(self, record: ServerRecord) -> None:
         await self._execute(
-            "INSERT INTO servers (id, owner, config, created, status) VALUES (?, ?, ?, ?, ?)",
-            (record.server, record.owner, json.dumps(to_props(record.config)), record.created, record.status),
+            "INSERT INTO servers (id, owner, config, cpu, mem, created, status) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (record.server, record.owner, server_rows.dump(record.config), record.config.cpu, record.config.mem,
+             record.created, record.status),
         )
 
     def _get_server(self, user: str, server: str) -> ServerRecord | None:
@@ -48,8 +54,9 @@ class ServerRows(SqliteEngine):
         return await self._run(query)
 
     async def update_server_config(self, user: str, record: ServerRecord) -> bool:
-        updated = await self._execute("UPDATE servers SET config = ? WHERE id = ? AND owner = ?",
-                                      (json.dumps(to_props(record.config)), record.server, user))
+        config = record.config
+        updated = await self._execute("UPDATE servers SET config = ?, cpu = ?, mem = ? WHERE id = ? AND owner = ?",
+                                      (server_rows.dump(config), config.cpu, config.mem, record.server, user))
         return updated == 1
 
     async def delete_server(self, user: str, server: str) -> bool:
@@ -83,7 +90,7 @@ class ServerRows(SqliteEngine):
             if updated != 1:
                 raise BusyError(f"server {server} is already active")
             db.executemany("INSERT INTO server_claims (server, device, drive) VALUES (?, ?, ?)",
-                           [(server, c.device, c.drive) for c in claims])
+                           [(server, _device_column(c.device), c.drive) for c in claims])
 
         await self._write(activate)
 

@@ -54,8 +54,8 @@ class UserRows(SqliteEngine):
             "SELECT count(*), coalesce(sum(size), 0) FROM drives WHERE owner = ?", (user,)).fetchone()
         servers, cpu, mem = self.db.execute(
             "SELECT count(*),"
-            " coalesce(sum(CASE WHEN status = :active THEN CAST(json_extract(config, '$.cpu') AS INTEGER) END), 0),"
-            " coalesce(sum(CASE WHEN status = :active THEN CAST(json_extract(config, '$.mem') AS INTEGER) END), 0)"
+            " coalesce(sum(CASE WHEN status = :active THEN cpu END), 0),"
+            " coalesce(sum(CASE WHEN status = :active THEN mem END), 0)"
             " FROM servers WHERE owner = :user", {"user": user, "active": ACTIVE}).fetchone()
         ips, = self.db.execute("SELECT count(*) FROM resources WHERE owner = ? AND type = 'ip'",
                                (user,)).fetchone()

@@ -4,16 +4,12 @@ per drive `DEVICE:read:bytes`, `:read:requests`, `:write:bytes`, `:write:request
 from __future__ import annotations
 
 from elastic_api.hypervisor.base import DomainStats
-from elastic_api.model.device import Device
-from elastic_api.model.properties import Info
+from elastic_api.api.elastichosts.codec.device import device_name
+from elastic_api.api.elastichosts.properties import Info
 
 
-def device_key(device: Device) -> str:
-    """A drive's place as ElasticHosts names it: `ide:C:U`, `scsi:C:U`, or `block:N` for virtio,
-    N counting the virtio devices."""
-    if device.bus == "virtio":
-        return f"block:{device.index}"
-    return f"{device.bus}:{device.controller}:{device.unit}"
+# A drive's place as ElasticHosts names it (codec/device.py, shared with the servers' keys).
+device_key = device_name
 
 
 def stats_info(stats: DomainStats) -> Info:

@@ -2,45 +2,65 @@
 from __future__ import annotations
 
 from elastic_api.api.elastichosts.call import Call
-from elastic_api.api.elastichosts.codec.stats import stats_info
+from elastic_api.api.elastichosts.codec import server as codec
 from elastic_api.api.elastichosts.negotiate import NoContent, Properties, PropertiesList, ValuesList
-from elastic_api.model.server_record import to_server_info
+from elastic_api.errors import UsageError
 
 
 async def list_servers(call: Call) -> ValuesList:
     servers = await call.services.servers.visible(call.user, call.page())
-    return ValuesList([to_server_info(s) for s in servers], ("server", "cpu", "mem"))
+    return ValuesList([codec.record_info(s) for s in servers], ("server", "cpu", "mem"))
 
 
 async def info_servers(call: Call) -> PropertiesList:
     servers = call.services.servers
-    return PropertiesList([await servers.info(s, stats_info) for s in await servers.visible(call.user, call.page())])
+    return PropertiesList([codec.view_info(await servers.info(s))
+                           for s in await servers.visible(call.user, call.page())])
 
 
 async def info(call: Call) -> Properties:
     servers = call.services.servers
-    return Properties(await servers.info(await servers.get(call.user, call.arg("server")), stats_info))
+    return Properties(codec.view_info(await servers.info(await servers.get(call.user, call.arg("server")))))
+
+
+async def _create(call: Call, *, start: bool) -> Properties:
+    servers = call.services.servers
+    config = codec.parse_config(await call.props())
+    with codec.wire_errors():
+        record = await servers.create(call.user, config, start=start)
+    return Properties(codec.view_info(await servers.info(record)))
 
 
 async def create(call: Call) -> Properties:
-    servers = call.services.servers
-    return Properties(await servers.info(await servers.create(call.user, await call.props(), start=True), stats_info))
+    return await _create(call, start=True)
 
 
 async def create_stopped(call: Call) -> Properties:
-    servers = call.services.servers
-    return Properties(await servers.info(await servers.create(call.user, await call.props(), start=False),
-                                         stats_info))
+    return await _create(call, start=False)
 
 
 async def set_(call: Call) -> Properties:
     servers = call.services.servers
     props = await call.props()
-    return Properties(await servers.info(await servers.set(call.user, call.arg("server"), props), stats_info))
+    # A server that is not there is answered so before its keys are looked at.
+    record = await servers.get(call.user, call.arg("server"))
+    try:
+        patch = codec.parse_patch(props)
+    except UsageError:
+        # Which bad key is named first can depend on the configuration (`nic:0:dhcp x` on a
+        # server without nic:0 is a key given without its model): say that one if it differs.
+        codec.check_set(record.config, props)
+        raise
+    with codec.wire_errors(props.keys()):
+        # check_set again under the server's lock: the configuration may have changed meanwhile.
+        record = await servers.set(call.user, record.server, patch,
+                                   check=lambda config: codec.check_set(config, props))
+    return Properties(codec.view_info(await servers.info(record)))
 
 
 async def start(call: Call) -> NoContent:
-    await call.services.servers.start(call.user, call.arg("server"))
+    with codec.wire_errors():
+        await call.services.servers.start(call.user, call.arg("server"))
     return NoContent()
 
 
