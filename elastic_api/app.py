@@ -49,8 +49,10 @@ def create_app(config: Config, *, store: Store, storage: Storage, hypervisor: Hy
             await services.servers.reconcile()
             await services.drives.sweep_orphans()
             await services.jobs.start()  # after every kind's handler is registered
+            await services.metrics.start()
             yield
         finally:
+            await services.metrics.close()
             hypervisor.on_event(None)
             hypervisor.on_host_back(None)
             await services.jobs.close()

@@ -105,6 +105,11 @@ class Config:
     # host was out of reach is put right within this long of the host's return, and an attempt
     # costs one connect (keepalives take ~20 s to notice a dead remote host anyway).
     host_reconnect_interval: float = 5.0
+    # Seconds between two samples of every running server's counters (one bulk call per host):
+    # 300 is the spacing of the ECS docs' example series, 288 rows a day per server.
+    metrics_interval: int = 300
+    # Seconds a sample is kept (then pruned): 24 hours, the day of history the ECS panel shows.
+    metrics_retention: int = 24 * 3600
     # Metadata bodies are a few hundred bytes of keys; 64 KiB leaves room for many user:* keys.
     max_metadata_body: int = 64 * KiB
     # The one page size a list may ask for; larger pages belong in several requests.
@@ -384,6 +389,9 @@ def from_mapping(data: dict[str, Any]) -> Config:
     check_plan_regions(config.plans, config.regions)
     if config.login_token_seconds < 60:
         raise ConfigError("login_token_seconds must be at least 60")
+    if not 1 <= config.metrics_interval <= config.metrics_retention:
+        raise ConfigError("metrics_interval must be at least 1 and at most metrics_retention:"
+                          " a rate needs two samples kept")
     if config.storage_timeout < 1:
         raise ConfigError("storage_timeout must be at least 1")
     interval = config.host_reconnect_interval

@@ -10,6 +10,7 @@ from elastic_api.service.drives import DriveService
 from elastic_api.service.groups import GroupService
 from elastic_api.service.imaging import ImagingService
 from elastic_api.service.jobs import JobRunner
+from elastic_api.service.metrics import MetricsService
 from elastic_api.service.quotas import QuotaService
 from elastic_api.service.resources import ResourceService
 from elastic_api.service.servers import ServerService
@@ -33,6 +34,7 @@ class Services:
     catalogue: CatalogueService
     ssh_keys: SshKeyService
     groups: GroupService
+    metrics: MetricsService
 
 
 def build_services(config: Config, store: Store, storage: Storage, hypervisor: Hypervisor) -> Services:
@@ -51,4 +53,6 @@ def build_services(config: Config, store: Store, storage: Storage, hypervisor: H
                     tokens=TokenService(store, users, config.token_key_path, login_seconds=config.login_token_seconds),
                     catalogue=CatalogueService(config, store, hypervisor),
                     ssh_keys=SshKeyService(store, max_per_user=config.max_ssh_keys_per_user),
-                    groups=GroupService(store, max_per_user=config.max_groups_per_user))
+                    groups=GroupService(store, max_per_user=config.max_groups_per_user),
+                    metrics=MetricsService(store, hypervisor, interval=config.metrics_interval,
+                                           retention=config.metrics_retention))

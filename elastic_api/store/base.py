@@ -27,6 +27,7 @@ from elastic_api.model.drive import Drive
 from elastic_api.model.group import Group
 from elastic_api.model.image import StandardImage
 from elastic_api.model.job import Job
+from elastic_api.model.metrics import MetricSample
 from elastic_api.model.quota import Usage
 from elastic_api.model.resource import Lease, Resource
 from elastic_api.model.server_record import Claim, ServerRecord
@@ -337,8 +338,26 @@ class CatalogueStore(Protocol):
         image is added, never change and are never reused."""
 
 
+class MetricsStore(Protocol):
+    """Servers' sampled counters: owned through their server, gone with it (deleting a server
+    deletes its samples in the same transaction)."""
+
+    async def add_samples(self, samples: list[MetricSample]) -> int:
+        """Keep the samples, all in one transaction; how many were kept. A sample of a server
+        that no longer exists (deleted since it was read) is dropped, not an error, and so is a
+        second sample of a server at the same time. Maintenance: names no user."""
+
+    async def server_samples(self, user: str, server: str, since: float) -> list[MetricSample]:
+        """The user's server's samples taken at `since` or later, oldest first, from one
+        consistent state; [] when there are none, or the server is missing or another user's."""
+
+    async def prune_samples(self, before: float) -> int:
+        """Drop every server's samples taken before `before`, in one transaction; how many went.
+        Maintenance: names no user. May use the full-disk reserve (it frees space)."""
+
+
 class Store(UserStore, QuotaStore, DriveStore, ImageStore, JobStore, ServerStore, ResourceStore,
-            LeaseStore, TokenStore, SshKeyStore, GroupStore, CatalogueStore, Protocol):
+            LeaseStore, TokenStore, SshKeyStore, GroupStore, CatalogueStore, MetricsStore, Protocol):
     """The whole metadata store."""
 
     async def open(self) -> None:

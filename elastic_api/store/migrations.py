@@ -219,4 +219,21 @@ MIGRATIONS: tuple[Migration, ...] = (
     # 9: servers: the configuration as typed JSON (store.server_rows) instead of ElasticHosts props,
     # and cpu and mem as columns. Python: reading the old rows needs their parser.
     _typed_server_rows,
+    # 10: servers' sampled counters (service/metrics.py), deleted with their server; by time too, so
+    # pruning what is past the retention does not scan every server's rows.
+    """
+    CREATE TABLE server_samples (
+        server TEXT NOT NULL REFERENCES servers(id) ON DELETE CASCADE,
+        at REAL NOT NULL,
+        run INTEGER NOT NULL,
+        cpu_ns INTEGER NOT NULL,
+        vcpus INTEGER NOT NULL,
+        read_bytes INTEGER NOT NULL,
+        write_bytes INTEGER NOT NULL,
+        rx_bytes INTEGER NOT NULL,
+        tx_bytes INTEGER NOT NULL,
+        PRIMARY KEY (server, at)
+    ) WITHOUT ROWID;
+    CREATE INDEX server_samples_by_time ON server_samples(at);
+    """,
 )

@@ -9,7 +9,7 @@ from aiohttp import web
 from elastic_api.api.elastichosts.auth import BASIC, Policy, basic
 from elastic_api.api.elastichosts.call import Call
 from elastic_api.api.elastichosts.errors import error_response
-from elastic_api.api.elastichosts.handlers import drives, resources, servers
+from elastic_api.api.elastichosts.handlers import drives, metrics, resources, servers
 from elastic_api.api.elastichosts.negotiate import Result, render
 from elastic_api.config import Config
 from elastic_api.http import routes as http
@@ -61,6 +61,7 @@ ROUTES: tuple[Route, ...] = (
     Route(CHANGE, BASIC, "/servers/{server}/shutdown",              servers.shutdown),
     Route(CHANGE, BASIC, "/servers/{server}/reset",                 servers.reset),
     Route(CHANGE, BASIC, "/servers/{server}/destroy",               servers.destroy),
+    Route(READ,   BASIC, "/servers/{server}/metrics",               metrics.server_metrics),
     Route(READ,   BASIC, "/resources/list",                         resources.list_all),
     Route(READ,   BASIC, "/resources/info",                         resources.info_all),
     Route(READ,   BASIC, "/resources/{type}/list",                  resources.list_type),

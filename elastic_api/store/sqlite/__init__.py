@@ -7,6 +7,7 @@ from elastic_api.store.sqlite.ecs import EcsRows
 from elastic_api.store.sqlite.engine import SqliteEngine, _statements
 from elastic_api.store.sqlite.images import ImageRows
 from elastic_api.store.sqlite.jobs import JobRows
+from elastic_api.store.sqlite.metrics import MetricsRows
 from elastic_api.store.sqlite.resources import ResourceRows
 from elastic_api.store.sqlite.servers import ServerRows
 from elastic_api.store.sqlite.tokens import TokenRows
@@ -15,5 +16,6 @@ from elastic_api.store.sqlite.users import UserRows
 __all__ = ["LIST_DRIVES", "LIST_DRIVE_IDS", "SqliteEngine", "SqliteStore", "_statements"]
 
 
-class SqliteStore(UserRows, DriveRows, ImageRows, JobRows, ServerRows, ResourceRows, TokenRows, EcsRows):
+class SqliteStore(UserRows, DriveRows, ImageRows, JobRows, ServerRows, ResourceRows, TokenRows, EcsRows,
+                  MetricsRows):
     """The Store over one SQLite database: every concept's rows over the one engine they share."""
