@@ -67,7 +67,10 @@ class MetricsService:
         await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _every_interval(self, what: str, round_: Callable[[str], Awaitable[int]]) -> None:
+        # The first round comes an interval after start: start-up (reconciling, sweeping) is busy
+        # enough, and a sample then would only be one more point of the same run.
         while True:
+            await asyncio.sleep(self.interval)
             try:
                 await round_(what)
             except Exception as e:  # one bad round must not end the sampler
@@ -75,7 +78,6 @@ class MetricsService:
             else:
                 if self._failing.pop(what, None) is not None:
                     log.info("metrics: %s works again", what)
-            await asyncio.sleep(self.interval)
 
     def _failed(self, what: str, error: Exception) -> None:
         now = time.monotonic()

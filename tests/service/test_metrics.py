@@ -44,9 +44,8 @@ class FakeHypervisor:
         if host in self.failing:
             raise FailedError(f"could not read the servers' statistics: host {host} is unreachable")
         n = self.rounds[host]
-        found = [DomainSample(s, self.clock(), n * NS, 1,
-                              {Device("ide", 0, 0): DriveBytes(n * 1024, 0), Device("ide", 0, 1): DriveBytes(n * 1024, 0)},
-                              n * 1024, 0) for s in servers]
+        drives = {Device("ide", 0, 0): DriveBytes(n * 1024, 0), Device("ide", 0, 1): DriveBytes(n * 1024, 0)}
+        found = [DomainSample(s, self.clock(), n * NS, 1, drives, n * 1024, 0) for s in servers]
         # A domain nobody asked for is never kept, even if a hypervisor answered it.
         return [*found, DomainSample(new_id(), self.clock(), 1, 1, {}, 0, 0)]
 
