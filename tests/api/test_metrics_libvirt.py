@@ -4,6 +4,8 @@ a stopped one, and the samples gone with the server."""
 from __future__ import annotations
 
 import asyncio
+import gzip
+import json
 import time
 
 import pytest
@@ -11,9 +13,9 @@ import pytest
 from elastic_api.app import SERVICES
 from elastic_api.config import Config, HostConfig
 from tests.api.test_real_boot import boot_drive, serial, until
-from tests.hypervisor.bootsector_image import BOOT_MARKER
 from tests.conftest import Api, make_app
-from tests.support import GUEST_DEADLINE
+from tests.hypervisor.bootsector_image import BOOT_MARKER, boot_sector
+from tests.support import GUEST_DEADLINE, Installation, request, wait_until
 
 pytestmark = [pytest.mark.libvirt, pytest.mark.timeout(4 * GUEST_DEADLINE)]
 
@@ -98,3 +100,35 @@ async def test_a_running_guest_has_points_another_user_none_and_a_stopped_server
     assert (await alice.call(f"/servers/{server}/destroy")).status == 204
     # Its samples went with it: nothing is left to prune (the other server never ran).
     assert await store.prune_samples(time.time() + 3600) == 0
+
+
+def test_the_real_program_serves_a_real_guests_metrics(installation: Installation) -> None:
+    """`elastic-api serve` itself, on the built-in defaults but for the interval."""
+    with installation.config.open("a") as config:
+        config.write("metrics_interval: 1\n")
+    installation.serve()
+    user, secret = installation.create_user("metered")
+    url = installation.url
+
+    def call(path: str, body: bytes | None = None, **headers: str) -> tuple[int, dict[str, str], bytes]:
+        return request(url + path, user, secret, body, headers=headers)
+
+    status, _, body = call("/drives/create", b"name boot\nsize 1M\n", Accept="application/json")
+    assert status == 200, body
+    drive = json.loads(body)["drive"]
+    status, _, body = call(f"/drives/{drive}/write/0", gzip.compress(boot_sector()), **{"Content-Encoding": "gzip"})
+    assert status == 204, body
+    status, _, body = call("/servers/create", b"name metered\ncpu 1000\nsmp 1\nmem 64\nide:0:0 %s\nboot ide:0:0\n"
+                           % drive.encode(), Accept="application/json")
+    assert status == 200, body
+    server = json.loads(body)["server"]
+
+    def points() -> list[str]:
+        status, headers, body = call(f"/servers/{server}/metrics")
+        assert status == 200 and headers["X-Elastic-Output"] == "list", body
+        return body.decode().splitlines()
+    wait_until(lambda: len(points()) >= 1, "a point from two samples", GUEST_DEADLINE)
+    for line in points():
+        check_line(line)
+    status, _, body = call(f"/servers/{server}/destroy")
+    assert status == 204, body
