@@ -69,7 +69,7 @@ DOMAIN = """<domain type='qemu'><devices>
 
 
 def test_read_stats() -> None:
-    stats = read_stats(FakeDomain(DOMAIN % "<cpu><topology sockets='1' cores='2' threads='1'/></cpu>"))  # type: ignore[arg-type]
+    stats = read_stats(FakeDomain(DOMAIN % "<cpu><topology sockets='1' cores='2' threads='1'/></cpu>"))
     assert stats == DomainStats(
         rx_bytes=3000, tx_bytes=6000, rx_packets=30, tx_packets=60,
         drives={Device("virtio", 0, 1): DriveStats(read_bytes=1024, read_requests=2, write_bytes=2048,
@@ -84,10 +84,10 @@ def test_read_stats() -> None:
 
 def test_read_stats_without_topology_nics_or_a_vnc_port() -> None:
     xml = "<domain><devices><graphics type='vnc' port='-1' autoport='yes'/></devices></domain>"
-    stats = read_stats(FakeDomain(xml, vcpus=3))  # type: ignore[arg-type]
+    stats = read_stats(FakeDomain(xml, vcpus=3))
     assert stats == DomainStats(rx_bytes=0, tx_bytes=0, rx_packets=0, tx_packets=0, drives={},
                                 sockets=3, cores=1, vnc_port=None)
-    assert read_stats(FakeDomain("<domain/>", vcpus=1)).vnc_port is None  # type: ignore[arg-type]
+    assert read_stats(FakeDomain("<domain/>", vcpus=1)).vnc_port is None
 
 
 def test_sample_of_a_bulk_stats_record() -> None:

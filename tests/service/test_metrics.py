@@ -2,6 +2,8 @@
 pruning, and a failing host that is logged now and then and stops nobody."""
 from __future__ import annotations
 
+from typing import cast
+
 import asyncio
 import logging
 import time
@@ -9,7 +11,7 @@ import time
 import pytest
 
 from elastic_api.errors import FailedError, MissingError
-from elastic_api.hypervisor.base import DomainSample, DriveBytes
+from elastic_api.hypervisor.base import DomainSample, DriveBytes, Hypervisor
 from elastic_api.model.device import Device
 from elastic_api.model.ids import new_id
 from elastic_api.service.metrics import MetricsService
@@ -69,7 +71,7 @@ async def server_on(store, owner: str, host: str | None, started: int = 500) -> 
 async def test_rounds_keep_the_servers_active_on_the_host_and_the_series_is_their_rates(store):
     clock = Clock()
     hypervisor = FakeHypervisor(clock)
-    metrics = MetricsService(store, hypervisor, interval=10, retention=100, clock=clock)
+    metrics = MetricsService(store, cast(Hypervisor, hypervisor), interval=10, retention=100, clock=clock)
     alice, bob = await users(store)
     on_a, on_b = await server_on(store, alice, "a"), await server_on(store, alice, "b")
     stopped, theirs = await server_on(store, alice, None), await server_on(store, bob, "a")
@@ -92,7 +94,7 @@ async def test_rounds_keep_the_servers_active_on_the_host_and_the_series_is_thei
 async def test_a_restart_between_samples_is_no_rate(store):
     clock = Clock()
     hypervisor = FakeHypervisor(clock)
-    metrics = MetricsService(store, hypervisor, interval=10, retention=1000, clock=clock)
+    metrics = MetricsService(store, cast(Hypervisor, hypervisor), interval=10, retention=1000, clock=clock)
     alice, = await users(store, 1)
     server = await server_on(store, alice, "a", started=500)
     for _ in range(2):
@@ -109,7 +111,7 @@ async def test_a_restart_between_samples_is_no_rate(store):
 
 async def test_pruning_keeps_the_retention(store):
     clock = Clock()
-    metrics = MetricsService(store, FakeHypervisor(clock), interval=10, retention=35, clock=clock)
+    metrics = MetricsService(store, cast(Hypervisor, FakeHypervisor(clock)), interval=10, retention=35, clock=clock)
     alice, = await users(store, 1)
     server = await server_on(store, alice, "a")
     for _ in range(5):  # at 1000, 1010, ... 1040
@@ -123,7 +125,7 @@ async def test_pruning_keeps_the_retention(store):
 async def test_a_failing_host_is_logged_once_and_stops_nobody(store, caplog):
     hypervisor = FakeHypervisor(Clock())
     hypervisor.clock = time.time  # type: ignore[assignment]
-    metrics = MetricsService(store, hypervisor, interval=0.01, retention=3600)
+    metrics = MetricsService(store, cast(Hypervisor, hypervisor), interval=0.01, retention=3600)
     alice, = await users(store, 1)
     server = await server_on(store, alice, "b")
     await server_on(store, alice, "a")
@@ -145,6 +147,6 @@ async def test_a_failing_host_is_logged_once_and_stops_nobody(store, caplog):
         assert any("metrics: a works again" in r.getMessage() for r in caplog.records)
     finally:
         await metrics.close()
-    rounds = dict(hypervisor.rounds)
+    every = dict(hypervisor.rounds)
     await asyncio.sleep(0.05)
-    assert hypervisor.rounds == rounds  # closed: no sampler left running
+    assert hypervisor.rounds == every  # closed: no sampler left running
