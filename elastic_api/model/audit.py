@@ -55,10 +55,12 @@ class AuditEntry:
 
 @dataclass(frozen=True)
 class AuditQuery:
-    """Which of a user's entries to list: newest first, optionally only those about `target`;
+    """Which of a user's entries to list: newest first, optionally only those about `target` (or
+    made through one group's tokens);
     either `offset` entries skipped, or those older than the entry `before` (a marker)."""
 
     target: str | None = None
     offset: int = 0
     before: int | None = None
     limit: int | None = None
+    group: str | None = None  # only the calls made by tokens confined to this group

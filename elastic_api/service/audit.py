@@ -112,9 +112,10 @@ class AuditService:
         await self.flush()
         return await self.store.audit_page(user, query)
 
-    async def get(self, user: str, id_: int) -> AuditEntry:
+    async def get(self, user: str, id_: int, *, group: str | None = None) -> AuditEntry:
+        """The user's entry (made through `group`'s tokens, when given); 404 otherwise."""
         await self.flush()
         found = await self.store.get_audit(user, id_)
-        if found is None:
+        if found is None or (group is not None and found.actor.group != group):
             raise NotFound(f"log not found: {id_}")
         return found

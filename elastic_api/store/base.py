@@ -342,7 +342,7 @@ class AuditStore(Protocol):
         from the service's queue commits whole or not at all."""
 
     async def audit_page(self, user: str, query: AuditQuery) -> tuple[int, list[AuditEntry]]:
-        """How many of the user's entries match `query.target` (paging aside) and one page of
+        """How many of the user's entries match `query.target` and `query.group` (paging aside) and one page of
         them, newest first, both read from one consistent state. `query.before` names an entry
         of the user's matching the target; another one is a UsageError, whether it exists or not."""
 

@@ -19,7 +19,6 @@ from elastic_api.model.audit import Actor
 from elastic_api.model.token import Principal
 from elastic_api.service.services import Services
 
-
 # POSTs that only read (a question in a body): not changing calls, so not in the audit trail.
 QUERIES = frozenset({("POST", "/regions/availables")})
 

@@ -46,6 +46,9 @@ class AuditRows(SqliteEngine):
         if query.target is not None:
             where += " AND target = ?"
             params.append(query.target)
+        if query.group is not None:
+            where += " AND group_name = ?"
+            params.append(query.group)
 
         def read() -> tuple[int, list[AuditEntry]]:
             total, = self.db.execute(f"SELECT count(*) FROM audit_log WHERE {where}", params).fetchone()
