@@ -13,22 +13,11 @@ import yaml
 
 from elastic_api.errors import ConfigError, UsageError
 from elastic_api.model.catalogue import (
-    DEFAULT_PLANS,
-    Plan,
-    Region,
-    check_plan_regions,
-    parse_plans,
-    parse_regions,
-    placements,
+    DEFAULT_PLANS, Plan, Region, check_plan_regions, parse_plans, parse_regions, placements,
 )
 from elastic_api.model.quota import Quota, parse_mapping
 from elastic_api.model.support import (
-    DEFAULT_RESERVED_TERMS,
-    DEFAULT_SUPPORT_PLANS,
-    ReservedTerm,
-    SupportPlan,
-    parse_reserved_terms,
-    parse_support_plans,
+    DEFAULT_RESERVED_TERMS, DEFAULT_SUPPORT_PLANS, ReservedTerm, SupportPlan, parse_reserved_terms, parse_support_plans,
 )
 
 KiB = 1024

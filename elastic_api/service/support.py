@@ -9,14 +9,8 @@ from collections.abc import Callable
 from elastic_api.errors import Busy, Invalid, NotFound
 from elastic_api.model.catalogue import Plan
 from elastic_api.model.support import (
-    ReservedRecord,
-    ReservedTerm,
-    SupportPlan,
-    SupportRecord,
-    check_support_change,
-    new_support,
-    parse_formula,
-    support_plan,
+    ReservedRecord, ReservedTerm, SupportPlan, SupportRecord, check_support_change,
+    new_support, parse_formula, support_plan,
 )
 from elastic_api.store.base import SupportStore
 
