@@ -24,7 +24,7 @@ from elastic_api.service.audit import AuditService
 
 P = TypeVar("P")
 log = logging.getLogger(__name__)
-_CREATED = "elastic_api.audit.created"
+_CREATED = web.RequestKey("audit_created", str)
 # An ID longer than this is no ID of ours: the trail keeps a prefix of what a client put in a path.
 MAX_TARGET = 100
 
