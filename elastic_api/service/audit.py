@@ -35,6 +35,7 @@ class AuditService:
         self.clock = clock
         self._pending: list[AuditEntry] = []
         self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
         self._writing = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self._closed = False
@@ -61,8 +62,9 @@ class AuditService:
         while not self._closed:
             await self._wake.wait()
             if not self._closed:
-                # Let the group gather: the calls of a burst share one transaction.
-                await asyncio.sleep(self.flush_seconds)
+                # Let the group gather: the calls of a burst share one transaction (a close cuts it short).
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), self.flush_seconds)
             self._wake.clear()
             await self.flush()
 
@@ -100,6 +102,7 @@ class AuditService:
     async def close(self) -> None:
         """Write what is queued and stop; entries recorded after this are dropped (logged)."""
         self._closed = True
+        self._stopping.set()
         self._wake.set()
         if self._task is not None:
             with contextlib.suppress(asyncio.CancelledError):
