@@ -13,7 +13,8 @@ def test_defaults():
     config = Config()
     assert [(p.code, p.weight, p.immutable, p.monthly_price) for p in config.support_plans] == [
         ("basic", 1, False, 0.0), ("global", 2, False, 0.0)]
-    assert [(t.id, t.months, t.discount) for t in config.reserved_plans] == [(1, 3, 0), (2, 6, 0), (3, 12, 0), (4, 24, 0)]
+    assert [(t.id, t.months, t.discount) for t in config.reserved_plans] == [
+        (1, 3, 0), (2, 6, 0), (3, 12, 0), (4, 24, 0)]
     assert config.audit_retention == 90 * 86400 and config.audit_batch >= 1 and config.audit_queue >= config.audit_batch
 
 
@@ -29,7 +30,8 @@ def test_an_operators_catalogues(tmp_path):
     config = load(path)
     assert config.support_plans[1] == SupportPlan("gold", "Gold 24/7", 9, 365, True, False, 49.9)
     assert config.reserved_plans == (ReservedTerm(10, 12, 15),)
-    assert (config.audit_retention, config.audit_batch, config.audit_queue, config.audit_flush_seconds) == (0, 50, 10, 1.5)
+    audit = (config.audit_retention, config.audit_batch, config.audit_queue, config.audit_flush_seconds)
+    assert audit == (0, 50, 10, 1.5)
 
 
 @pytest.mark.parametrize("text, word", [
