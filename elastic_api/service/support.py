@@ -3,6 +3,7 @@ takes the engine's server UUID of a server the caller owns (the dialect resolves
 and answers 404 for a server that is not the caller's); no payment is taken."""
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections.abc import Callable
 
@@ -98,6 +99,13 @@ class SupportService:
         server cannot be deleted before its period ends (the ECS delete answers 409)."""
         until = await self.store.reserved_until(server)
         return until is None or (self.clock() if now is None else now) >= until
+
+    async def ensure_deletable(self, server: str) -> None:
+        """Busy (the ECS delete's 409) while a reservation of the server runs."""
+        until = await self.store.reserved_until(server)
+        if until is not None and self.clock() < until:
+            when = dt.datetime.fromtimestamp(until // 10**9, dt.UTC).isoformat()
+            raise Busy(f"a reserved server cannot be deleted before its reservation ends ({when})")
 
     async def reserved_until(self, server: str) -> int | None:
         return await self.store.reserved_until(server)

@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from elastic_api.errors import Invalid, NotFound
+from elastic_api.errors import Busy, Invalid, NotFound
 from elastic_api.model.catalogue import DEFAULT_PLANS
 from elastic_api.model.support import (
     DAY_NS, DEFAULT_RESERVED_TERMS, DEFAULT_SUPPORT_PLANS, ReservedTerm, SupportPlan, add_months,
@@ -106,6 +106,10 @@ async def test_reserve_by_id_and_by_formula(support):
     assert not await support.can_delete(SERVER)
     assert not await support.can_delete(SERVER, first.end)  # the chained term still runs
     assert await support.can_delete(SERVER, second.end)
+    with pytest.raises(Busy, match=r"cannot be deleted before its reservation ends \(2027-04-30T12:00:00\+00:00\)"):
+        await support.ensure_deletable(SERVER)
+    support.test_clock.now = second.end
+    await support.ensure_deletable(SERVER)
 
 
 @pytest.mark.parametrize("spec", ["M12", "12", "M12P", "m12pECS2", "M12PECS2 extra", "", "MxPECS2", "M1234PECS2"])
