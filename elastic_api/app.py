@@ -56,6 +56,7 @@ def create_app(config: Config, *, store: Store, storage: Storage, hypervisor: Hy
             hypervisor.on_event(None)
             hypervisor.on_host_back(None)
             await services.jobs.close()
+            await services.audit.close()  # what is queued, before the store closes
             await storage.close()
             await hypervisor.close()
             await store.close()

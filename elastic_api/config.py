@@ -16,6 +16,9 @@ from elastic_api.model.catalogue import (
     DEFAULT_PLANS, Plan, Region, check_plan_regions, parse_plans, parse_regions, placements,
 )
 from elastic_api.model.quota import Quota, parse_mapping
+from elastic_api.model.support import (
+    DEFAULT_RESERVED_TERMS, DEFAULT_SUPPORT_PLANS, ReservedTerm, SupportPlan, parse_reserved_terms, parse_support_plans,
+)
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -210,6 +213,21 @@ class Config:
     # account (the web panel lists them on one page); the cap keeps one user from filling the store.
     max_ssh_keys_per_user: int = 100
     max_groups_per_user: int = 100
+    # Support plans and reserved terms (months, discount %) servers may take: records a billing
+    # system reads, no payment taken. Default: Seeweb's basic and global, and 3/6/12/24 months, free.
+    support_plans: tuple[SupportPlan, ...] = DEFAULT_SUPPORT_PLANS
+    reserved_plans: tuple[ReservedTerm, ...] = DEFAULT_RESERVED_TERMS
+    # Seconds an audit entry is kept (0: forever): 90 days covers a quarterly review and most
+    # incident look-backs, and bounds the table (an entry is ~150 bytes); older ones are pruned.
+    audit_retention: int = 90 * 86400
+    # Audit entries written in one transaction: a burst of calls shares one commit (one disk sync).
+    audit_batch: int = 500
+    # Audit entries waiting in memory at most (~300 bytes each, so 30 MiB): past it, with the store
+    # stalled, entries are dropped and logged rather than holding calls or memory.
+    audit_queue: int = 100_000
+    # Seconds the first entry of a group waits for others before the group is written: short
+    # enough that the trail is current, long enough that a burst shares a commit.
+    audit_flush_seconds: float = 0.25
 
     def __post_init__(self) -> None:
         # Absolute from the start: every path built from these is handed to libvirt, QEMU and
@@ -353,6 +371,10 @@ def from_mapping(data: dict[str, Any]) -> Config:
             values[key] = parse_regions(raw)
         elif key == "plans":
             values[key] = parse_plans(raw)
+        elif key == "support_plans":
+            values[key] = parse_support_plans(raw)
+        elif key == "reserved_plans":
+            values[key] = parse_reserved_terms(raw)
         else:
             default = fields[key].default
             if isinstance(default, bool) or not isinstance(default, (int, str)):
@@ -392,6 +414,7 @@ def from_mapping(data: dict[str, Any]) -> Config:
     if not 1 <= config.metrics_interval <= config.metrics_retention:
         raise ConfigError("metrics_interval must be at least 1 and at most metrics_retention:"
                           " a rate needs two samples kept")
+    check_audit(config)
     if config.storage_timeout < 1:
         raise ConfigError("storage_timeout must be at least 1")
     interval = config.host_reconnect_interval
@@ -403,6 +426,17 @@ def from_mapping(data: dict[str, Any]) -> Config:
     if config.public_network.startswith(config.vlan_network_prefix):
         raise ConfigError("public_network must not start with vlan_network_prefix: start-up would remove it")
     return config
+
+
+def check_audit(config: Config) -> None:
+    if config.audit_retention != 0 and config.audit_retention < 60:
+        raise ConfigError("audit_retention must be 0 (keep every entry) or at least 60 seconds")
+    for key in ("audit_batch", "audit_queue"):
+        if getattr(config, key) < 1:
+            raise ConfigError(f"{key} must be at least 1")
+    wait = config.audit_flush_seconds
+    if isinstance(wait, bool) or not isinstance(wait, (int, float)) or not 0 <= wait <= 60:
+        raise ConfigError("audit_flush_seconds must be a number of seconds from 0 to 60")
 
 
 def load(path: str | os.PathLike[str] | None = None) -> Config:

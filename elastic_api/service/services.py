@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 from elastic_api.config import Config
 from elastic_api.hypervisor import Hypervisor
+from elastic_api.service.audit import AuditService
 from elastic_api.service.catalogue import CatalogueService
 from elastic_api.service.drives import DriveService
 from elastic_api.service.groups import GroupService
@@ -15,6 +16,7 @@ from elastic_api.service.quotas import QuotaService
 from elastic_api.service.resources import ResourceService
 from elastic_api.service.servers import ServerService
 from elastic_api.service.sshkeys import SshKeyService
+from elastic_api.service.support import SupportService
 from elastic_api.service.tokens import TokenService
 from elastic_api.service.users import UserService
 from elastic_api.storage import Storage
@@ -35,6 +37,8 @@ class Services:
     ssh_keys: SshKeyService
     groups: GroupService
     metrics: MetricsService
+    audit: AuditService
+    support: SupportService
 
 
 def build_services(config: Config, store: Store, storage: Storage, hypervisor: Hypervisor) -> Services:
@@ -55,4 +59,8 @@ def build_services(config: Config, store: Store, storage: Storage, hypervisor: H
                     ssh_keys=SshKeyService(store, max_per_user=config.max_ssh_keys_per_user),
                     groups=GroupService(store, max_per_user=config.max_groups_per_user),
                     metrics=MetricsService(store, hypervisor, interval=config.metrics_interval,
-                                           retention=config.metrics_retention))
+                                           retention=config.metrics_retention),
+                    audit=AuditService(store, retention=config.audit_retention, batch=config.audit_batch,
+                                       queue=config.audit_queue, flush_seconds=config.audit_flush_seconds),
+                    support=SupportService(store, support_plans=config.support_plans,
+                                           reserved_terms=config.reserved_plans, plans=config.plans))

@@ -20,8 +20,10 @@ What every implementation promises (tests/contract/ holds each one to it):
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
+from elastic_api.model.audit import AuditEntry, AuditQuery
 from elastic_api.model.catalogue import CatalogueImage
 from elastic_api.model.drive import Drive
 from elastic_api.model.group import Group
@@ -32,6 +34,7 @@ from elastic_api.model.quota import Usage
 from elastic_api.model.resource import Lease, Resource
 from elastic_api.model.server_record import Claim, ServerRecord
 from elastic_api.model.sshkey import SshKey
+from elastic_api.model.support import ReservedRecord, ReservedTerm, SupportRecord
 from elastic_api.model.token import ApiToken
 
 
@@ -332,6 +335,53 @@ class GroupStore(Protocol):
         to the group go with it (they would see nothing)."""
 
 
+class AuditStore(Protocol):
+    """The audit trail. Entries are never changed; they go only when older than the retention."""
+
+    async def insert_audit(self, entries: Sequence[AuditEntry]) -> None:
+        """Add the entries (ids given by the store, in order) all in one transaction: a group
+        from the service's queue commits whole or not at all."""
+
+    async def audit_page(self, user: str, query: AuditQuery) -> tuple[int, list[AuditEntry]]:
+        """How many of the user's entries match `query.target` and `query.group` (paging aside) and one page of
+        them, newest first, both read from one consistent state. `query.before` names an entry
+        of the user's matching the target; another one is a UsageError, whether it exists or not."""
+
+    async def get_audit(self, user: str, id_: int) -> AuditEntry | None:
+        """The user's entry; None when there is none or it is another user's."""
+
+    async def prune_audit(self, before: int) -> int:
+        """Maintenance, every user's: drop the entries made before `before` (ns), in one
+        transaction; how many went."""
+
+
+class SupportStore(Protocol):
+    """Servers' support plans and reservations, by the engine's server UUID and scoped by owner."""
+
+    async def get_support(self, owner: str, server: str) -> SupportRecord | None:
+        """The server's support record, cancelled or not; None when there is none or it is another user's."""
+
+    async def replace_support(self, record: SupportRecord, expected: SupportRecord | None) -> bool:
+        """Make `record` the server's support in one transaction, if the current one is still
+        `expected` (None: none); False, and nothing changed, when it is not (a concurrent change:
+        the caller decides again)."""
+
+    async def cancel_support(self, owner: str, server: str, expected: SupportRecord, at: int) -> SupportRecord | None:
+        """Mark the support cancelled at `at` in one transaction, if it is still `expected`;
+        the record as it is now, or None, and nothing changed, when it is not."""
+
+    async def insert_reservation(self, owner: str, server: str, term: ReservedTerm, plan: tuple[int, str],
+                                 now: int) -> ReservedRecord:
+        """Reserve the server for `term` (plan = its plan's id and name) in one transaction:
+        from `now`, or from the end of its last reservation if that is later (terms chain)."""
+
+    async def reservations(self, owner: str, server: str) -> list[ReservedRecord]:
+        """The server's reservations, oldest first; [] when none or another user's."""
+
+    async def reserved_until(self, server: str) -> int | None:
+        """Maintenance: when the server's last reservation ends (ns), whoever owns it; None when never reserved."""
+
+
 class CatalogueStore(Protocol):
     async def numbered_images(self) -> list[CatalogueImage]:
         """Every standard image with its catalogue number, by number. Numbers are given when an
@@ -357,7 +407,8 @@ class MetricsStore(Protocol):
 
 
 class Store(UserStore, QuotaStore, DriveStore, ImageStore, JobStore, ServerStore, ResourceStore,
-            LeaseStore, TokenStore, SshKeyStore, GroupStore, CatalogueStore, MetricsStore, Protocol):
+            LeaseStore, TokenStore, SshKeyStore, GroupStore, CatalogueStore, MetricsStore, AuditStore,
+            SupportStore, Protocol):
     """The whole metadata store."""
 
     async def open(self) -> None:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from elastic_api.api.ecs.auth import PUBLIC, TOKEN, Policy
 from elastic_api.api.ecs.call import Call, Wire
-from elastic_api.api.ecs.handlers import account, catalogue, groups, sshkeys
+from elastic_api.api.ecs.handlers import account, catalogue, groups, logs, sshkeys
 
 Handler = Callable[[Call], Awaitable[Wire]]
 PREFIX = "/ecs/v2"
@@ -39,4 +39,6 @@ ROUTES: tuple[Route, ...] = (
     Route("POST",   "/groups",             TOKEN,  groups.create_group),
     Route("GET",    "/groups/{id}",        TOKEN,  groups.get_group),
     Route("DELETE", "/groups/{id}",        TOKEN,  groups.delete_group),
+    Route("GET",    "/logs",               TOKEN,  logs.list_logs),
+    Route("GET",    "/logs/{id}",          TOKEN,  logs.get_log),
 )

@@ -2,6 +2,7 @@
 disk-full reserve, migrations) and one module of rows per concept, combined into SqliteStore."""
 from __future__ import annotations
 
+from elastic_api.store.sqlite.audit import AuditRows
 from elastic_api.store.sqlite.drives import LIST_DRIVE_IDS, LIST_DRIVES, DriveRows
 from elastic_api.store.sqlite.ecs import EcsRows
 from elastic_api.store.sqlite.engine import SqliteEngine, _statements
@@ -17,5 +18,5 @@ __all__ = ["LIST_DRIVES", "LIST_DRIVE_IDS", "SqliteEngine", "SqliteStore", "_sta
 
 
 class SqliteStore(UserRows, DriveRows, ImageRows, JobRows, ServerRows, ResourceRows, TokenRows, EcsRows,
-                  MetricsRows):
+                  MetricsRows, AuditRows):
     """The Store over one SQLite database: every concept's rows over the one engine they share."""
