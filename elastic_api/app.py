@@ -5,15 +5,18 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from elastic_api.api.ecs import app as ecs
 from elastic_api.api.elastichosts import routes as elastichosts
 from elastic_api.api.elastichosts.errors import error_response
 from elastic_api.config import Config
+from elastic_api.http.metrics import DIALECT, OPS_METRICS, timing
 from elastic_api.http.middleware import errors, plain_server_header
 from elastic_api.http.server import REFUSAL, connection
 from elastic_api.http.transfer import record_start
 from elastic_api.hypervisor import Hypervisor
+from elastic_api.service.ops_metrics import OpsMetrics
 from elastic_api.service.services import Services, build_services
 from elastic_api.storage import Storage
 from elastic_api.store import Store
@@ -26,11 +29,18 @@ def create_app(config: Config, *, store: Store, storage: Storage, hypervisor: Hy
     """The application; the store, storage and hypervisor are opened and closed with it."""
     # ElasticHosts is the root dialect: its paths have no prefix, and what matches no route of
     # any dialect is answered in its shape.
-    app = web.Application(middlewares=[connection, errors(error_response)],
-                          client_max_size=config.max_metadata_body)
+    services = build_services(config, store, storage, hypervisor)
+    middlewares: list[Middleware] = [connection, errors(error_response)]
+    ops: OpsMetrics | None = None
+    if config.metrics_listen:  # off by default: no timing, no listener
+        ops = OpsMetrics(store=store, hypervisor=hypervisor, pool_dir=config.pool_dir, job_kinds=services.jobs.kinds)
+        middlewares.insert(0, timing(ops))
+    app = web.Application(middlewares=middlewares, client_max_size=config.max_metadata_body)
     app.on_response_prepare.append(plain_server_header)
     app.on_response_prepare.append(record_start)
-    services = build_services(config, store, storage, hypervisor)
+    app[DIALECT] = "elastichosts"
+    if ops is not None:
+        app[OPS_METRICS] = ops
     app[SERVICES] = services
     app[CONFIG] = config
     app[REFUSAL] = error_response

@@ -76,6 +76,10 @@ class IpPool:
 @dataclass(frozen=True)
 class Config:
     listen: str = "127.0.0.1:8080"
+    # HOST:PORT of the operators' Prometheus endpoint (/metrics), a listener of its own so that
+    # it is never exposed where the API is; "" (the default) serves none: an operator opts in,
+    # and picks an address only the monitoring network reaches (e.g. "127.0.0.1:9108").
+    metrics_listen: str = ""
     data_dir: Path = Path("./var")
     hosts: tuple[HostConfig, ...] = (HostConfig("local", "qemu:///system"),)
 
@@ -387,6 +391,8 @@ def from_mapping(data: dict[str, Any]) -> Config:
                 values[key] = str(raw)
     config = Config(**values)
     parse_listen(config.listen)
+    if config.metrics_listen and parse_listen(config.metrics_listen) == parse_listen(config.listen):
+        raise ConfigError("metrics_listen must differ from listen: /metrics has a listener of its own")
     if config.default_format not in ("raw", "qcow2"):
         raise ConfigError("default_format must be raw or qcow2")
     if config.default_cipher not in ("none", "aes-xts-plain"):

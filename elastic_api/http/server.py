@@ -15,8 +15,9 @@ from typing import IO, Any
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
-from elastic_api.config import Config
+from elastic_api.config import Config, parse_listen
 from elastic_api.errors import UsageError
+from elastic_api.http.metrics import OPS_METRICS, start_metrics
 from elastic_api.http.middleware import Render, client_gone, refused_message
 from elastic_api.http.transfer import TRANSFER as TRANSFER_KEY, Occasional, transfer
 
@@ -412,7 +413,10 @@ async def serve(app: web.Application, config: Config, host: str, port: int,
     loop = asyncio.get_running_loop()
     loop.set_exception_handler(quiet_accept_errors)
     await runner.setup()
+    metrics: web.AppRunner | None = None
     try:
+        if OPS_METRICS in app and config.metrics_listen:  # after setup: the store it reads is open
+            metrics = await start_metrics(app[OPS_METRICS], *parse_listen(config.metrics_listen))
         site = GuardedSite(runner, host, port, header_timeout=config.header_timeout,
                            lingering=config.lingering_time)
         await site.start()
@@ -431,4 +435,6 @@ async def serve(app: web.Application, config: Config, host: str, port: int,
         log.info("stopped taking requests after %.1f s%s", time.monotonic() - began,
                  f"; cutting off {left_open} connections" if left_open else "")
     finally:
+        if metrics is not None:
+            await metrics.cleanup()
         await runner.cleanup()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from elastic_api.hypervisor.network import PublicNetwork
 from elastic_api.model.device import Device
@@ -75,6 +75,16 @@ class DomainSample:
     # Summed over all NICs, as the guest sees them.
     rx_bytes: int
     tx_bytes: int
+
+
+@runtime_checkable
+class HostStates(Protocol):
+    """A hypervisor that can say, without a call to any host, which hosts it is connected to
+    (the operators' metrics read it at every scrape)."""
+
+    def hosts_connected(self) -> dict[str, bool]:
+        """Host name → whether its connection is open and not known to be lost."""
+        ...
 
 
 class Hypervisor(Protocol):

@@ -66,6 +66,11 @@ class JobRunner:
     def register(self, kind: str, handler: Handler, *, concurrency: int, idempotent: bool) -> None:
         self._kinds[kind] = _Kind(handler, asyncio.Semaphore(concurrency), idempotent)
 
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        """The kinds registered (the operators' metrics show each, at 0 when none are pending)."""
+        return tuple(self._kinds)
+
     # -- what the services ask -------------------------------------------------------------------
     async def submit(self, job: Job) -> Job:
         """Store a new job (queued behind the resource's others) and start its resource's queue."""

@@ -20,8 +20,8 @@ What every implementation promises (tests/contract/ holds each one to it):
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Protocol
+from collections.abc import Callable, Sequence
+from typing import Protocol, runtime_checkable
 
 from elastic_api.model.audit import AuditEntry, AuditQuery
 from elastic_api.model.catalogue import CatalogueImage
@@ -417,3 +417,14 @@ class Store(UserStore, QuotaStore, DriveStore, ImageStore, JobStore, ServerStore
 
     async def close(self) -> None:
         """Close the store once no call is under way; it cannot be opened again."""
+
+
+# (kind, seconds): how long one call on the store took, "read" or "write" (queueing included).
+StoreTimer = Callable[[str, float], None]
+
+
+@runtime_checkable
+class Timed(Protocol):
+    """A store that reports how long its calls take (the operators' metrics set `timer`)."""
+
+    timer: StoreTimer | None

@@ -14,6 +14,7 @@ from elastic_api.api.ecs.routes import PREFIX, ROUTES, Route
 from elastic_api.config import Config
 from elastic_api.http import routes as http
 from elastic_api.http.audit import Auditor
+from elastic_api.http.metrics import DIALECT
 from elastic_api.http.middleware import errors
 from elastic_api.model.audit import Actor
 from elastic_api.model.token import Principal
@@ -47,4 +48,5 @@ def mount(app: web.Application, services: Services, config: Config) -> None:
 
     http.add_routes(ecs, [bind(route) for route in ROUTES], error_response,
                     auditor=Auditor[Any](services.audit, "ecs", actor, ("name", "id"), error_response))
+    ecs[DIALECT] = "ecs"  # the operators' metrics label its requests so
     app.add_subapp(PREFIX, ecs)

@@ -57,6 +57,9 @@ class LibvirtHypervisor:
     def host_names(self) -> tuple[str, ...]:
         return self._hosts.names
 
+    def hosts_connected(self) -> dict[str, bool]:
+        return self._hosts.connected()
+
     # --- connections and events ---------------------------------------------------------------
 
     async def open(self) -> None:

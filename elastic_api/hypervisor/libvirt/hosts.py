@@ -192,6 +192,10 @@ class Hosts:
     def names(self) -> tuple[str, ...]:
         return tuple(self._hosts)
 
+    def connected(self) -> dict[str, bool]:
+        """Each host's connection state as last known (no call to the host)."""
+        return {name: host.connected for name, host in self._hosts.items()}
+
     def subscribe(self, lifecycle: LifecycleSink, reconnected: ReconnectSink) -> None:
         self._lifecycle_sink, self._reconnect_sink = lifecycle, reconnected
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from elastic_api.errors import FullError, UsageError
+from elastic_api.store.base import StoreTimer
 from elastic_api.store.migrations import MIGRATIONS
 
 T = TypeVar("T")
@@ -94,14 +95,31 @@ class SqliteEngine:
         self._pending: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]] = []
         self._pending_lock = threading.Lock()
         self._flush_queued = False
+        # Told how long each read and write took, waiting for the thread included (store.base.Timed).
+        self.timer: StoreTimer | None = None
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
+        if self.timer is None:
+            return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
+        began = time.perf_counter()
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
+        finally:
+            self.timer("read", time.perf_counter() - began)
 
     async def _write(self, fn: Callable[[sqlite3.Connection], T], *, freeing: bool = False) -> T:
         """Run fn in a write transaction of its own, committed with whatever others are waiting.
         A full disk is FullError; a `freeing` write (a destroy) that finds it full gives up the
         reserve and tries once more."""
+        if self.timer is None:
+            return await self._write_once(fn, freeing=freeing)
+        began = time.perf_counter()
+        try:
+            return await self._write_once(fn, freeing=freeing)
+        finally:
+            self.timer("write", time.perf_counter() - began)
+
+    async def _write_once(self, fn: Callable[[sqlite3.Connection], T], *, freeing: bool) -> T:
         try:
             return await self._queue(fn)
         except sqlite3.Error as e:
