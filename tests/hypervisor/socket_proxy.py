@@ -78,3 +78,24 @@ class SocketRelay:
                 sink.transport.abort()
         await asyncio.gather(pump(reader, up_writer), pump(up_reader, writer))
         self._writers.difference_update((writer, up_writer))
+
+
+class TcpRelay(SocketRelay):
+    """The same relay listening on TCP on loopback: libvirt's `qemu+tcp` transport (its TCP
+    socket, keepalives and RPC framing) reaches the local libvirtd through it, as a remote host's
+    libvirtd with `listen_tcp` would be reached, without reconfiguring the libvirtd every other
+    test shares. What differs from a real TCP listener is only the server's side of the
+    authentication: libvirtd applies its Unix socket's policy (the relay connects as root), not
+    `auth_tcp`. The port stays the same across cut() and restore(), as a host's address does."""
+
+    def __init__(self, target: str = LIBVIRT_SOCKET) -> None:
+        super().__init__(Path("/nonexistent/no-unix-socket"), target)
+        self.port = 0
+
+    @property
+    def uri(self) -> str:
+        return f"qemu+tcp://127.0.0.1:{self.port}/system"
+
+    async def _listen(self) -> None:
+        self._server = await asyncio.start_server(self._relay, "127.0.0.1", self.port, reuse_address=True)
+        self.port = int(self._server.sockets[0].getsockname()[1])
