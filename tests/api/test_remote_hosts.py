@@ -1,8 +1,12 @@
-"""Hosts named by remote libvirt URIs (issue 16): `qemu+tcp://127.0.0.1:PORT/system`, reaching the
-machine's own libvirtd through a relay on loopback (tests/hypervisor/socket_proxy.py TcpRelay:
-libvirt's TCP transport on the client's side, libvirtd's own RPC on the other) instead of a
-second machine. The shared libvirtd is never reconfigured: cutting the relay is the remote host
-going away for the app under test alone.
+"""Hosts named by remote libvirt URIs (issue 16), reaching the machine's own libvirtd on loopback
+instead of a second machine:
+- `qemu+tcp://127.0.0.1:PORT/system` through a relay (tests/hypervisor/socket_proxy.py TcpRelay:
+  libvirt's TCP transport on the client's side, libvirtd's own RPC on the other); cutting the
+  relay is the remote host going away for the app under test alone;
+- `qemu+ssh://root@127.0.0.1:PORT/system?keyfile=…` through an sshd of the test's own
+  (tests/hypervisor/loopback_sshd.py: its keys, known_hosts and port), which runs
+  virt-ssh-helper against libvirtd's socket; killing that sshd is the host going away.
+The shared libvirtd is never reconfigured or restarted.
 
 Where a test configures two hosts, the remote one and qemu:///system, both are the same libvirtd
 underneath: each "host" sees every guest of the other. Placement is checked by which host each
@@ -28,6 +32,7 @@ from elastic_api.app import SERVICES
 from elastic_api.config import Config, HostConfig
 from tests.api.test_host_outage import booted_server, gone_from_libvirt, qemu_pid, until
 from tests.conftest import Api, make_app
+from tests.hypervisor.loopback_sshd import LoopbackSshd, available as sshd_available
 from tests.hypervisor.socket_proxy import TcpRelay
 from tests.support import Server, free_port, remove_guests_under, wait_until, write_config
 
@@ -44,6 +49,16 @@ def relay(system_libvirt: str) -> Iterator[TcpRelay]:
     relay.restore()
     yield relay
     relay.close()  # the app's connection goes with it; libvirtd itself was never touched
+
+
+@pytest.fixture
+def sshd(system_libvirt: str, tmp_path: Path) -> Iterator[LoopbackSshd]:
+    if system_libvirt != "qemu:///system" or not sshd_available():
+        pytest.skip("needs root, sshd (scripts/setup.sh installs openssh-server) and the local libvirtd")
+    sshd = LoopbackSshd(tmp_path / "sshd")
+    sshd.start()
+    yield sshd
+    sshd.stop()
 
 
 @pytest.fixture
@@ -150,6 +165,44 @@ async def test_a_remote_host_that_goes_away_is_reported_and_picked_up_again(
     assert (await api.call(f"/servers/{stopped}/start")).status == 204
     assert await host_of(api, stopped) == "remote"
     assert (await api.call(f"/servers/{stopped}/stop")).status == 204
+
+
+async def test_a_real_guest_on_a_host_named_by_a_qemu_ssh_uri_outlives_the_host_going_away(
+    start_api: Any, sshd: LoopbackSshd, virsh: libvirt.virConnect, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Over SSH, with the default config (an encrypted drive: its secret defined through the
+    tunnel): the guest boots; sshd dies (the host is out of reach, its guest runs on); a start
+    that needs the host fails 503; sshd returns and the host is picked up again, guest and all."""
+    api: Api = await start_api(HostConfig("ssh-host", sshd.uri))
+    hypervisor = api.client.app[SERVICES].servers.hypervisor
+    server = await booted_server(api, "true")
+    assert await host_of(api, server) == "ssh-host"
+    assert virsh.lookupByUUIDString(server).isActive()  # the same libvirtd, reached through ssh
+    stopped = (await api.call("/servers/create/stopped", {"name": "later", "cpu": "1000", "mem": "32"},
+                              as_json=True)).json["server"]
+
+    with caplog.at_level(logging.WARNING, logger="elastic_api.hypervisor.libvirt.hosts"):
+        sshd.stop()
+
+        async def lost() -> bool:
+            return hypervisor.hosts_connected() == {"ssh-host": False}
+        await until(lost, "the connection to be known lost", timeout=60)
+        assert any("ssh-host" in r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
+        reply = await api.call(f"/servers/{stopped}/start")
+        assert (reply.status, reply.error) == (503, "failed") and "unreachable" in reply.text, reply.text
+
+    sshd.start()
+
+    async def back() -> bool:
+        return hypervisor.hosts_connected() == {"ssh-host": True}
+    await until(back, "the connection to reopen", timeout=30)
+    assert (await api.call(f"/servers/{stopped}/start")).status == 204  # usable again
+    # The guest ran on while its host was away, and the reconcile after the return left it so.
+    assert (await api.get(f"/servers/{server}/info", as_json=True)).json["status"] == "active"
+    assert virsh.lookupByUUIDString(server).isActive()
+    for running in (server, stopped):
+        assert (await api.call(f"/servers/{running}/stop")).status == 204
+        assert await gone_from_libvirt(virsh, running)
 
 
 def host_up(url: str) -> dict[str, float]:
