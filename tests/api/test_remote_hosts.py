@@ -102,11 +102,15 @@ async def test_a_real_guest_boots_and_stops_on_a_host_named_by_a_qemu_tcp_uri(
     assert await gone_from_libvirt(virsh, server)
 
 
-async def test_placement_across_the_remote_host_and_the_local_one(start_api: Any, relay: TcpRelay) -> None:
+async def test_placement_across_the_remote_host_and_the_local_one(
+    start_api: Any, relay: TcpRelay, caplog: pytest.LogCaptureFixture,
+) -> None:
     # Both see the same guests, so their rooms differ by their mem_mb alone: the remote one has
     # 100 MB more, and a server goes there unless it asks to avoid a server running there.
     api: Api = await start_api(HostConfig("local", "qemu:///system", mem_mb=100_000),
                                HostConfig("remote", relay.uri, mem_mb=100_100))
+    # Start-up said that the two are one machine (what the test does on purpose).
+    assert any("hosts local and remote are one machine" in r.getMessage() for r in caplog.records)
     first = await api.call("/servers/create", {"name": "a", "cpu": "1000", "mem": "32"}, as_json=True)
     assert first.status == 200, first.text
     a = first.json["server"]

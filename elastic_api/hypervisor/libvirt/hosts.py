@@ -7,6 +7,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Collection, Sequence
 from typing import TypeVar
+from xml.etree import ElementTree
 
 import libvirt
 
@@ -217,7 +218,28 @@ class Hosts:
         for result in results:
             if isinstance(result, BaseException) and not isinstance(result, FailedError):
                 raise result
+        await self._warn_if_shared()
         self._watcher = asyncio.create_task(self._watch(), name="hypervisor-reconnect")
+
+    async def _warn_if_shared(self) -> None:
+        """Two configured hosts that are one machine (one libvirtd reached by two URIs) each see
+        the other's guests, and a reconcile of one takes those for strays and powers them off:
+        said loudly at start-up (by the host UUID libvirt reports), as nothing else shows it."""
+        def host_uuid(conn: libvirt.virConnect) -> str:
+            return ElementTree.fromstring(conn.getCapabilities()).findtext("host/uuid") or ""
+        seen: dict[str, str] = {}
+        for host in self._hosts.values():
+            if not host.connected:
+                continue
+            try:
+                uuid = await self.call(host.name, "read the host's capabilities", host_uuid)
+            except FailedError:
+                continue
+            if uuid and uuid in seen:
+                self._log.warning("hosts %s and %s are one machine (host UUID %s): each sees the other's guests, "
+                                  "and reconciling one would power off guests started on the other; configure "
+                                  "each host once", seen[uuid], host.name, uuid)
+            seen.setdefault(uuid, host.name)
 
     async def close(self) -> None:
         if self._watcher is not None:
