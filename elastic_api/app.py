@@ -33,7 +33,7 @@ def create_app(config: Config, *, store: Store, storage: Storage, hypervisor: Hy
     middlewares: list[Middleware] = [connection, errors(error_response)]
     ops: OpsMetrics | None = None
     if config.metrics_listen:  # off by default: no timing, no listener
-        ops = OpsMetrics(store=store, hypervisor=hypervisor, pool_dir=config.pool_dir, job_kinds=services.jobs.kinds)
+        ops = OpsMetrics(store=store, hypervisor=hypervisor, pool_dir=config.pool_dir, jobs=services.jobs)
         middlewares.insert(0, timing(ops))
     app = web.Application(middlewares=middlewares, client_max_size=config.max_metadata_body)
     app.on_response_prepare.append(plain_server_header)

@@ -62,6 +62,9 @@ class JobRunner:
         self._kicks: dict[str, int] = {}  # resource → submissions seen, so no kick is lost
         self._running: dict[str, _Running] = {}  # resource → its job running here
         self._heartbeat: asyncio.Task[None] | None = None
+        # Told (kind, "done" or "failed", seconds it ran) of each job this node finishes (the
+        # operators' metrics count them).
+        self.on_finish: Callable[[str, str, float], None] | None = None
 
     def register(self, kind: str, handler: Handler, *, concurrency: int, idempotent: bool) -> None:
         self._kinds[kind] = _Kind(handler, asyncio.Semaphore(concurrency), idempotent)
@@ -191,6 +194,7 @@ class JobRunner:
         # Known as running before the handler's first step: a write checking for a job from here
         # on is refused, and the handler waits for the writes that started before.
         running = self._running[job.resource] = _Running(job, written_at=time.monotonic())
+        began = running.written_at
         try:
             error: str | None = None
             running.task = asyncio.create_task(kind.handler(job, lambda p: self._progress(running, p)),
@@ -212,6 +216,8 @@ class JobRunner:
             if error is not None:
                 log.warning("job %d (%s on %s) failed: %s", job.id, job.kind, job.resource, error)
             await self.store.finish_job(job.id, self.holder, FAILED if error else DONE, error, self.clock())
+            if self.on_finish is not None:
+                self.on_finish(job.kind, FAILED if error else DONE, time.monotonic() - began)
         finally:
             del self._running[job.resource]
 

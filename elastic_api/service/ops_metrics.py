@@ -20,7 +20,8 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from elastic_api.hypervisor.base import HostStates, Hypervisor
-from elastic_api.model.job import UNFINISHED
+from elastic_api.model.job import DONE, FAILED, UNFINISHED
+from elastic_api.service.jobs import JobRunner
 from elastic_api.store.base import JobStore, Timed
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,8 @@ METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"}
 REQUEST_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 # Store latency buckets: a read is tens of microseconds, a write waits for a disk sync (a few ms).
 STORE_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0)
+# Job run times: an image copy of a small drive takes a second, of a large one many minutes.
+JOB_BUCKETS = (0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
@@ -79,11 +82,10 @@ class OpsMetrics:
     """The registry and its instruments; `observe_request` and the store's timer feed it as the
     app runs, and `scrape()` reads the gauges' sources and renders the text format."""
 
-    def __init__(self, *, store: JobStore, hypervisor: Hypervisor, pool_dir: Path,
-                 job_kinds: Iterable[str] = ()) -> None:
+    def __init__(self, *, store: JobStore, hypervisor: Hypervisor, pool_dir: Path, jobs: JobRunner) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self._store, self._hypervisor, self._pool_dir = store, hypervisor, pool_dir
-        self._job_kinds = tuple(job_kinds)
+        self._job_kinds = jobs.kinds
         self.requests = Counter("elastic_api_http_requests", "HTTP requests answered, by dialect, route pattern, "
                                 "method and status", ("dialect", "route", "method", "status"), registry=self.registry)
         self.latency = Histogram("elastic_api_http_request_duration_seconds", "Seconds from a request's headers to "
@@ -92,6 +94,14 @@ class OpsMetrics:
         self.store_latency = Histogram("elastic_api_store_duration_seconds", "Seconds one call on the metadata "
                                        "store took, waiting for its turn included, by kind (read or write)",
                                        ("kind",), buckets=STORE_BUCKETS, registry=self.registry)
+        self.jobs_finished = Counter("elastic_api_jobs_finished", "Jobs this node finished, by kind and outcome "
+                                     "(done or failed)", ("kind", "state"), registry=self.registry)
+        self.job_duration = Histogram("elastic_api_job_duration_seconds", "Seconds a job this node finished ran, "
+                                      "by kind", ("kind",), buckets=JOB_BUCKETS, registry=self.registry)
+        for kind in self._job_kinds:  # at 0 from the start, so a rate() has a first point
+            for state in (DONE, FAILED):
+                self.jobs_finished.labels(kind, state)
+        jobs.on_finish = self.observe_job
         self._snapshot = _Snapshot()
         self.registry.register(_Gauges(self._snapshot))
         if isinstance(store, Timed):
@@ -101,6 +111,10 @@ class OpsMetrics:
         method = method if method in METHODS else "other"
         self.requests.labels(dialect, route, method, str(status)).inc()
         self.latency.labels(dialect, route, method).observe(seconds)
+
+    def observe_job(self, kind: str, state: str, seconds: float) -> None:
+        self.jobs_finished.labels(kind, state).inc()
+        self.job_duration.labels(kind).observe(seconds)
 
     def observe_store(self, kind: str, seconds: float) -> None:
         self.store_latency.labels(kind).observe(seconds)

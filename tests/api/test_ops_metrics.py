@@ -153,7 +153,11 @@ def test_an_image_job_shows_in_the_jobs_gauge_while_it_runs(server: tuple[Server
         assert pending == 1
         assert time.monotonic() < deadline
         time.sleep(0.05)
-    assert value(scrape(url), "elastic_api_jobs", kind="image", state="running") == 0
+    samples = scrape(url)
+    assert value(samples, "elastic_api_jobs", kind="image", state="running") == 0
+    assert value(samples, "elastic_api_jobs_finished_total", kind="image", state="done") == 1
+    assert value(samples, "elastic_api_jobs_finished_total", kind="image", state="failed") == 0
+    assert value(samples, "elastic_api_job_duration_seconds_count", kind="image") == 1
 
 
 def test_metrics_listen_must_differ_from_listen(tmp_path: Path) -> None:
