@@ -126,6 +126,25 @@ async def test_placement_across_the_remote_host_and_the_local_one(
         assert (await api.get(f"/servers/{server}/info")).status == 404  # not persistent: gone
 
 
+async def test_with_the_remote_host_away_a_server_is_placed_on_the_other(start_api: Any, relay: TcpRelay) -> None:
+    api: Api = await start_api(HostConfig("local", "qemu:///system", mem_mb=100_000),
+                               HostConfig("remote", relay.uri, mem_mb=100_100))
+    hypervisor = api.client.app[SERVICES].servers.hypervisor
+    relay.cut()
+
+    async def lost() -> bool:
+        return hypervisor.hosts_connected() == {"local": True, "remote": False}
+    await until(lost, "the remote host to be known lost", timeout=60)
+    # The remote host would have had more room, but cannot be asked: the server goes to the other.
+    reply = await api.call("/servers/create", {"name": "a", "cpu": "1000", "mem": "32"}, as_json=True)
+    assert reply.status == 200, reply.text
+    server = reply.json["server"]
+    assert await host_of(api, server) == "local"
+    # Stopped before the remote host could come back: its reconcile would see this guest too
+    # (one libvirtd underneath) and take it for a stray.
+    assert (await api.call(f"/servers/{server}/stop")).status == 204
+
+
 async def test_a_remote_host_that_goes_away_is_reported_and_picked_up_again(
     start_api: Any, relay: TcpRelay, virsh: libvirt.virConnect, caplog: pytest.LogCaptureFixture,
 ) -> None:
