@@ -96,6 +96,18 @@ class NbdVolumes:
                                  str(path), str(size))
         await in_thread(os.chmod, path, 0o600)
 
+    async def create_overlay(self, volume: Volume, path: Path, base: Path) -> None:
+        """A new qcow2 file at path (plain, or with LUKS inside for an encrypted volume) whose
+        unwritten clusters read the raw file base: copy-on-write imaging (storage/bases.py)."""
+        size = sectors(volume.size)
+        if volume.secret is not None:
+            await in_thread(_write_image, path, qcow2_luks_image(size, volume.secret, backing=(str(base), "raw")))
+            return
+        # -F: the base's format is written into the overlay, never probed from the base's bytes.
+        await self._qemu_img("create", "-q", "-f", "qcow2", "-o", f"cluster_size={QCOW2_CLUSTER}",
+                             "-b", str(base), "-F", "raw", str(path), str(size))
+        await in_thread(os.chmod, path, 0o600)
+
     async def _zero_luks(self, volume: Volume, path: Path, start: int) -> None:
         """Encrypted zeros over [start, end) of a LUKS volume, whose unwritten bytes decrypt to
         noise: a new or grown encrypted drive reads as zeros, to guests as to the API."""

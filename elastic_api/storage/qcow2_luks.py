@@ -33,6 +33,7 @@ L1_ENTRY_COVERS = CLUSTER * (CLUSTER // 8)
 HEADER_LENGTH = 112  # version 3 with the compression type byte (zlib) and its padding
 CRYPT_LUKS = 2
 EXT_CRYPTO_HEADER = 0x0537BE77
+EXT_BACKING_FORMAT = 0xE2792ACA
 SECTOR = 512
 
 LUKS_MAGIC = b"LUKS\xba\xbe"
@@ -156,12 +157,25 @@ def luks_master_key(area: bytes, passphrase: bytes) -> bytes | None:
     return master if ok else None
 
 
+def _extension(kind: int, data: bytes) -> bytes:
+    """A qcow2 header extension: type, length, data padded to 8 bytes."""
+    return struct.pack(">II", kind, len(data)) + data + bytes(_round_up(len(data), 8) - len(data))
+
+
 def qcow2_luks_image(size: int, passphrase: bytes, *, iterations: int = LUKS_ITERATIONS,
-                     random: Callable[[int], bytes] = os.urandom) -> Image:
+                     random: Callable[[int], bytes] = os.urandom,
+                     backing: tuple[str, str] | None = None) -> Image:
     """A new, empty qcow2 image of `size` guest bytes (a whole number of sectors), encrypted with
-    LUKS under passphrase."""
+    LUKS under passphrase; with `backing` (absolute path, format), an overlay whose unallocated
+    clusters read from that unencrypted file (QEMU encrypts the clusters copied up on write with
+    this image's key, and reads the backing file's bytes as they are)."""
     if size < 0 or size % SECTOR:
         raise ValueError("size must be a non-negative multiple of 512")
+    backing_name = b""
+    if backing is not None:
+        backing_name = os.fsencode(backing[0])
+        if not backing[0].startswith("/") or backing[1] not in ("raw", "qcow2") or len(backing_name) > 1023:
+            raise ValueError("a backing file is an absolute path (at most 1023 bytes), raw or qcow2")
     l1_entries = max(1, -(-size // L1_ENTRY_COVERS))
     l1_clusters = _round_up(l1_entries * 8, CLUSTER) // CLUSTER
     luks_pieces, luks_length = luks_header(passphrase, iterations=iterations, random=random)
@@ -173,12 +187,18 @@ def qcow2_luks_image(size: int, passphrase: bytes, *, iterations: int = LUKS_ITE
     if clusters > CLUSTER * 8 // (1 << REFCOUNT_ORDER):
         raise ValueError("drive too large for one refcount block")
 
+    extensions = _extension(EXT_CRYPTO_HEADER, struct.pack(">QQ", luks_offset, luks_length))
+    if backing is not None:
+        # The format is always written: QEMU would otherwise probe the base's bytes for one.
+        extensions += _extension(EXT_BACKING_FORMAT, backing[1].encode())
+    extensions += struct.pack(">II", 0, 0)
+    # The backing file's name follows the extensions, inside the header cluster.
+    backing_offset = HEADER_LENGTH + len(extensions) if backing_name else 0
     header = struct.pack(
-        ">4sIQIIQIIQQIIQQQQIIB7x", b"QFI\xfb", 3, 0, 0, CLUSTER_BITS, size, CRYPT_LUKS, l1_entries,
-        l1_table, refcount_table, 1, 0, 0, 0, 0, 0, REFCOUNT_ORDER, HEADER_LENGTH, 0)
-    extensions = struct.pack(">IIQQ", EXT_CRYPTO_HEADER, 16, luks_offset, luks_length) + struct.pack(">II", 0, 0)
+        ">4sIQIIQIIQQIIQQQQIIB7x", b"QFI\xfb", 3, backing_offset, len(backing_name), CLUSTER_BITS, size,
+        CRYPT_LUKS, l1_entries, l1_table, refcount_table, 1, 0, 0, 0, 0, 0, REFCOUNT_ORDER, HEADER_LENGTH, 0)
     pieces = [
-        (0, header + extensions),
+        (0, header + extensions + backing_name),
         (refcount_table, struct.pack(">Q", refcount_block)),
         (refcount_block, struct.pack(f">{clusters}H", *([1] * clusters))),
     ]
