@@ -53,8 +53,7 @@ QCOW2_HEAD_READ = 64 * 1024
 class Bases:
     def __init__(self, pool_dir: Path, *, chunk: int) -> None:
         self.pool_dir = pool_dir
-        self.dir = pool_dir / BASES_DIR
-        self.dir.mkdir(mode=0o700, exist_ok=True)
+        self.dir = pool_dir / BASES_DIR  # made with the first base
         self._chunk = chunk
         self._making: dict[str, asyncio.Lock] = {}
 
@@ -77,6 +76,7 @@ class Bases:
         """Blocking: the image's raw bytes, sparse (zero blocks left as holes), padded with zeros to
         a whole sector, synced and read-only before it takes its name."""
         temp = path.with_name(f".{path.name}.tmp")
+        self.dir.mkdir(mode=0o700, exist_ok=True)
         try:
             source = open(gzip_path, "rb")  # noqa: SIM115 - closed by the with below
         except FileNotFoundError:
@@ -153,6 +153,8 @@ class Bases:
         from elastic_api.storage.library import locked
 
         removed = []
+        if not self.dir.is_dir():
+            return removed
         for name in os.listdir(self.dir):
             stem, dot, suffix = name[1:].partition(".")
             if name.startswith(".") and dot and suffix in BASE_TEMPORARIES and is_id(stem) \

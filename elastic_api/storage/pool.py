@@ -7,7 +7,7 @@ import contextlib
 import logging
 import os
 import shutil
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from pathlib import Path
 
 from elastic_api.errors import FullError, MissingError, UsageError
@@ -222,9 +222,12 @@ class Pool:
         if isinstance(source, ImageFile) and conversion == "gunzip" and not is_luks(target):
             if source.size > target.size:
                 raise FullError("the image does not fit the drive")
-            progress(0, source.size)
-            await self._clone(source, target, target_path)
-            progress(source.size, source.size)
+            # Progress counts the gzip stream's bytes, as a copy does: the base made (or found)
+            # is half the way, the clone the rest.
+            total = await in_thread(_file_size, self._library.path(source.image))
+            progress(0, total)
+            await self._clone(source, target, target_path, lambda: progress(total // 2, total))
+            progress(total, total)
             return
         pieces: Pieces
         if isinstance(source, Volume):
@@ -258,10 +261,12 @@ class Pool:
                 await self._nbd.copy_in(target, target_path, ahead)
         progress(total, total)
 
-    async def _clone(self, image: ImageFile, target: Volume, target_path: Path) -> None:
+    async def _clone(self, image: ImageFile, target: Volume, target_path: Path,
+                     based: Callable[[], None]) -> None:
         """`/gunzip` of a standard image: the target becomes a clone of the image's base (see
         storage/bases.py), replacing its file whole, as imaging always replaced its bytes."""
         base = await self._bases.ensure(image.image, self._library.path(image.image))
+        based()
         # Whatever served the old file is done with it (imaging waited for its users to drain).
         await self._exports.stop(target.drive, wait=True)
         temp = target_path.with_name(f".{target_path.name}.new")
