@@ -49,11 +49,13 @@ def create_app(config: Config, *, store: Store, storage: Storage, hypervisor: Hy
             await services.servers.reconcile()
             await services.drives.sweep_orphans()
             await services.jobs.start()  # after every kind's handler is registered
+            services.drives.counters.start()
             yield
         finally:
             hypervisor.on_event(None)
             hypervisor.on_host_back(None)
             await services.jobs.close()
+            await services.drives.counters.close()  # the counts not yet stored, before the store goes
             await storage.close()
             await hypervisor.close()
             await store.close()

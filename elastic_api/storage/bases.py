@@ -152,7 +152,7 @@ class Bases:
     def sweep_temporaries(self) -> list[str]:
         from elastic_api.storage.library import locked
 
-        removed = []
+        removed: list[str] = []
         if not self.dir.is_dir():
             return removed
         for name in os.listdir(self.dir):

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Mapping
 from typing import Any
 
-from elastic_api.model.drive import Drive
+from elastic_api.model.drive import Drive, IoCounts
 from elastic_api.model.ids import ALL_USERS
 from elastic_api.model.job import IMAGE
 from elastic_api.store.sqlite.engine import SqliteEngine, after_marker
@@ -126,6 +127,19 @@ class DriveRows(SqliteEngine):
             {"rb": read_bytes, "rr": read_requests, "wb": write_bytes, "wr": write_requests,
              "id": drive, "user": user, "all": ALL_USERS},
         )
+
+    async def add_drive_io(self, counts: Mapping[str, IoCounts]) -> None:
+        rows = [{"rb": c.read_bytes, "rr": c.read_requests, "wb": c.write_bytes, "wr": c.write_requests, "id": d}
+                for d, c in sorted(counts.items())]
+        if not rows:
+            return
+
+        def add(db: sqlite3.Connection) -> None:
+            db.executemany(
+                "UPDATE drives SET read_bytes = read_bytes + :rb, read_requests = read_requests + :rr,"
+                " write_bytes = write_bytes + :wb, write_requests = write_requests + :wr WHERE id = :id", rows)
+
+        await self._write(add)
 
     async def some_wrapped_key(self) -> tuple[str, bytes] | None:
         def one() -> tuple[str, bytes] | None:
