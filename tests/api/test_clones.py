@@ -13,7 +13,8 @@ from tests.support import Server, create_user, request, run_cli, write_config
 
 IMAGE = "5f0e9d57-1d1c-4c0e-9d6b-2a6a4b1f3e21"
 MiB = 1 << 20
-LAYOUTS = {"raw": "format raw\n", "qcow2": "format qcow2\n", "qcow2-luks": "format qcow2\nencryption:cipher aes-xts-plain\n"}
+LAYOUTS = {"raw": "format raw\n", "qcow2": "format qcow2\n",
+           "qcow2-luks": "format qcow2\nencryption:cipher aes-xts-plain\n"}
 
 
 def _image() -> bytes:
