@@ -12,7 +12,8 @@ from elastic_api.api.elastichosts.errors import error_response
 from elastic_api.config import Config
 from elastic_api.http.middleware import errors, plain_server_header
 from elastic_api.http.server import REFUSAL, connection
-from elastic_api.http.transfer import record_start
+from elastic_api.http.sendfile import ThreadedSendfile
+from elastic_api.http.transfer import SENDFILE, record_start
 from elastic_api.hypervisor import Hypervisor
 from elastic_api.service.services import Services, build_services
 from elastic_api.storage import Storage
@@ -34,6 +35,7 @@ def create_app(config: Config, *, store: Store, storage: Storage, hypervisor: Hy
     app[SERVICES] = services
     app[CONFIG] = config
     app[REFUSAL] = error_response
+    app[SENDFILE] = sender = ThreadedSendfile(config.sendfile_threads, config.sendfile_stall_seconds)
 
     async def backends(app: web.Application) -> AsyncIterator[None]:
         await store.open()
@@ -59,6 +61,7 @@ def create_app(config: Config, *, store: Store, storage: Storage, hypervisor: Hy
             await storage.close()
             await hypervisor.close()
             await store.close()
+            sender.close()
 
     app.cleanup_ctx.append(backends)
     ecs.mount(app, services, config)

@@ -32,7 +32,8 @@ def serve(config: Config, installation: str, listen: str | None) -> int:
     host, port = parse_listen(listen or config.listen)
     from elastic_api.hypervisor.libvirt import LibvirtHypervisor
 
-    app = create_app(config, store=SqliteStore(config.db_path, reserve=config.db_reserve),
+    app = create_app(config, store=SqliteStore(config.db_path, reserve=config.db_reserve,
+                                                     inline_rows=config.db_inline_read_rows),
                      storage=make_storage(config), hypervisor=LibvirtHypervisor.from_config(config, installation))
     from elastic_api.http.server import batched_access_log, serve as serve_http
 

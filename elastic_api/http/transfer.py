@@ -15,6 +15,8 @@ from typing import BinaryIO
 
 from aiohttp import web
 
+from elastic_api.http.sendfile import ThreadedSendfile
+
 
 @dataclass
 class Transfer:
@@ -30,6 +32,8 @@ class Transfer:
 
 
 TRANSFER = web.RequestKey("transfer", Transfer)
+# The application's sender threads (http/sendfile.py); without them, the loop's sendfile.
+SENDFILE = web.AppKey("sendfile", ThreadedSendfile)
 
 
 def transfer(request: web.BaseRequest) -> Transfer:
@@ -55,11 +59,39 @@ async def send_file(request: web.BaseRequest, file: BinaryIO, offset: int, lengt
     transport = request.transport
     if transport is None or transport.is_closing():
         raise ConnectionResetError("the client closed the connection")
+    sender = request.config_dict.get(SENDFILE) if isinstance(request, web.Request) else None
+    sock = transport.get_extra_info("socket")
+    # The answer's head must be on the wire before bytes go around the transport: it almost
+    # always is (a small write to an empty buffer goes out at once); otherwise, the loop's way.
+    if sender is not None and sock is not None and not transport.get_write_buffer_size() and sender.try_take():
+        try:
+            await _send_threaded(request, transport, sender, sock.fileno(), file, offset, length)
+        finally:
+            sender.give_back()
+        return
     file.seek(offset)
     try:
         await asyncio.get_running_loop().sendfile(transport, file, offset, length)
     finally:
         transfer(request).body_bytes += max(0, file.tell() - offset)
+
+
+async def _send_threaded(request: web.BaseRequest, transport: asyncio.Transport, sender: ThreadedSendfile,
+                         sock: int, file: BinaryIO, offset: int, length: int) -> None:
+    resume = transport.is_reading()
+    transport.pause_reading()  # as asyncio's own sendfile: nothing reads or writes meanwhile
+    sent = 0
+    try:
+        sent = await sender.send(sock, file, offset, length, transport.is_closing)
+    finally:
+        transfer(request).body_bytes += sent
+        if sent < length:
+            # Cut short (client gone, stalled, or cancelled): the framing is broken, so is the connection.
+            transport.close()
+        elif resume and not transport.is_closing():
+            transport.resume_reading()
+    if sent < length:
+        raise ConnectionResetError("the client stopped taking the answer")
 
 
 @dataclass
