@@ -385,7 +385,8 @@ def from_mapping(data: dict[str, Any]) -> Config:
                 "max_groups_per_user"):
         if getattr(config, key) < 1:
             raise ConfigError(f"{key} must be at least 1")
-    for key in ("auth_cache_seconds", "min_body_rate", "shutdown_grace", "db_reserve", "io_counter_flush_seconds", "db_inline_read_rows",
+    for key in ("auth_cache_seconds", "min_body_rate", "shutdown_grace", "db_reserve", "io_counter_flush_seconds",
+                "db_inline_read_rows",
                 "sendfile_stall_seconds"):
         if getattr(config, key) < 0:
             raise ConfigError(f"{key} must be 0 or more")

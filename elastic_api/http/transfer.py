@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
@@ -50,10 +51,11 @@ async def record_start(request: web.Request, response: web.StreamResponse) -> No
     transfer(request).started = response
 
 
-async def send_file(request: web.BaseRequest, file: BinaryIO, offset: int, length: int) -> None:
-    """Send [offset, offset+length) of a file after a prepared answer's head, zero-copy, and
-    count what went even when the send fails part-way (asyncio leaves the file's position just
-    past the last byte sent). A HEAD answer never carries these bytes."""
+async def send_file(request: web.BaseRequest, opener: Callable[[], BinaryIO], offset: int, length: int) -> None:
+    """Send [offset, offset+length) of the file `opener()` opens after a prepared answer's head,
+    zero-copy, and count what went even when the send fails part-way. A HEAD answer never
+    carries these bytes. In a sender thread (http/sendfile.py), which also opens the file, when
+    one is free; otherwise the loop's sendfile."""
     if request.method == "HEAD" or length <= 0:
         return
     transport = request.transport
@@ -65,24 +67,26 @@ async def send_file(request: web.BaseRequest, file: BinaryIO, offset: int, lengt
     # always is (a small write to an empty buffer goes out at once); otherwise, the loop's way.
     if sender is not None and sock is not None and not transport.get_write_buffer_size() and sender.try_take():
         try:
-            await _send_threaded(request, transport, sender, sock.fileno(), file, offset, length)
+            await _send_threaded(request, transport, sender, sock.fileno(), opener, offset, length)
         finally:
             sender.give_back()
         return
-    file.seek(offset)
-    try:
-        await asyncio.get_running_loop().sendfile(transport, file, offset, length)
-    finally:
-        transfer(request).body_bytes += max(0, file.tell() - offset)
+    with await asyncio.to_thread(opener) as file:
+        file.seek(offset)
+        try:
+            # asyncio leaves the file's position just past the last byte sent.
+            await asyncio.get_running_loop().sendfile(transport, file, offset, length)
+        finally:
+            transfer(request).body_bytes += max(0, file.tell() - offset)
 
 
 async def _send_threaded(request: web.BaseRequest, transport: asyncio.Transport, sender: ThreadedSendfile,
-                         sock: int, file: BinaryIO, offset: int, length: int) -> None:
+                         sock: int, opener: Callable[[], BinaryIO], offset: int, length: int) -> None:
     resume = transport.is_reading()
     transport.pause_reading()  # as asyncio's own sendfile: nothing reads or writes meanwhile
     sent = 0
     try:
-        sent = await sender.send(sock, file, offset, length, transport.is_closing)
+        sent = await sender.send(sock, opener, offset, length, transport.is_closing)
     finally:
         transfer(request).body_bytes += sent
         if sent < length:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import hashlib
 import logging
 import time
@@ -221,10 +222,11 @@ class DriveService:
         finally:
             self.counters.add(read.drive.drive, IoCounts(read_bytes=sent.bytes, read_requests=1))
 
-    async def open_to_send(self, read: DriveRead) -> BinaryIO:
-        """The volume's file, to send read's range from with sendfile (only when read.file is set)."""
+    def opener(self, read: DriveRead) -> Callable[[], BinaryIO]:
+        """Opens the volume's file (blocking: call it in a thread), to send read's range from with
+        sendfile (only when read.file is set)."""
         assert read.file is not None
-        return await asyncio.to_thread(open_to_send, str(read.file), read.offset, read.length)
+        return functools.partial(open_to_send, str(read.file), read.offset, read.length)
 
     def chunks(self, read: DriveRead) -> AsyncGenerator[bytes, None]:
         return self.storage.read(self.volume(read.drive), read.offset, read.length)
