@@ -275,7 +275,7 @@ class Pool:
             if _plain(target):
                 how = await in_thread(clone_raw, base, temp, target.size)
             else:
-                await self._nbd.create_overlay(target, temp, base)
+                await self._nbd.create_overlay(target, temp, base, target_path)
                 how = "overlay"
             await in_thread(replace_synced, temp, target_path)
         finally:

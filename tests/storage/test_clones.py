@@ -134,3 +134,21 @@ async def test_an_image_too_big_leaves_the_drive_as_it_was(pool, image):
     with pytest.raises(FullError):
         await pool.copy(stored, small, "gunzip", _ignore)
     assert (await read_all(pool, small))[:400] == b"keep" * 100
+
+
+async def test_an_encrypted_clone_keeps_the_drives_luks_area(pool, image):
+    """The overlay reuses the LUKS header the drive's file already had (same passphrase and master
+    key), instead of building a key slot again; QEMU opens it with the drive's passphrase."""
+    from elastic_api.storage.qcow2_luks import luks_area
+
+    stored, data = image
+    clone = _volume("qcow2-luks", 4 * MiB)
+    await pool.create(clone)
+    before = pool.path(clone).read_bytes()
+    offset, length = luks_area(before[:65536])
+    await pool.copy(stored, clone, "gunzip", _ignore)
+    after = pool.path(clone).read_bytes()
+    new_offset, new_length = luks_area(after[:65536])
+    assert new_length == length and after[new_offset:new_offset + length] == before[offset:offset + length]
+    assert (await read_all(pool, clone))[:len(data)] == data
+    assert luks_area(b"QFI\xfb" + bytes(200)) is None and luks_area(b"not qcow2" * 20) is None
