@@ -20,7 +20,7 @@ from elastic_api.storage.exports import SECRET_ID, Exports, qemu_escape
 from elastic_api.storage.fileops import NO_ROOM, no_room, replace_synced, unlink_quietly, write_all
 from elastic_api.storage.imaging import Piece, piece_length
 from elastic_api.storage.nbd import NbdLanes
-from elastic_api.storage.qcow2_luks import Image, luks_area, qcow2_luks_image
+from elastic_api.storage.qcow2_luks import Image, luks_area, qcow2_luks_image, qcow2_overlay
 from elastic_api.storage.qemu_img import QemuImg
 from elastic_api.storage.staging import Staging
 from elastic_api.storage.zeros import Run, split, zero_runs
@@ -111,10 +111,8 @@ class NbdVolumes:
 
             await in_thread(build)
             return
-        # -F: the base's format is written into the overlay, never probed from the base's bytes.
-        await self._qemu_img("create", "-q", "-f", "qcow2", "-o", f"cluster_size={QCOW2_CLUSTER}",
-                             "-b", str(base), "-F", "raw", str(path), str(size))
-        await in_thread(os.chmod, path, 0o600)
+        # The base's format is written into the overlay, never probed from the base's bytes.
+        await in_thread(_write_image, path, qcow2_overlay(size, (str(base), "raw")))
 
     async def _zero_luks(self, volume: Volume, path: Path, start: int) -> None:
         """Encrypted zeros over [start, end) of a LUKS volume, whose unwritten bytes decrypt to

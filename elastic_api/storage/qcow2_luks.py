@@ -210,6 +210,30 @@ def qcow2_luks_image(size: int, passphrase: bytes, *, iterations: int = LUKS_ITE
     return Image(tuple(pieces), clusters * CLUSTER)
 
 
+def qcow2_overlay(size: int, backing: tuple[str, str]) -> Image:
+    """A new, plain qcow2 image of `size` guest bytes over a backing file (absolute path, format),
+    laid out as qcow2_luks_image's without the encryption: what `qemu-img create -b -F` writes,
+    without a process to start."""
+    if size < 0 or size % SECTOR:
+        raise ValueError("size must be a non-negative multiple of 512")
+    backing_name = os.fsencode(backing[0])
+    if not backing[0].startswith("/") or backing[1] not in ("raw", "qcow2") or len(backing_name) > 1023:
+        raise ValueError("a backing file is an absolute path (at most 1023 bytes), raw or qcow2")
+    l1_entries = max(1, -(-size // L1_ENTRY_COVERS))
+    l1_clusters = _round_up(l1_entries * 8, CLUSTER) // CLUSTER
+    refcount_table, refcount_block, l1_table = CLUSTER, 2 * CLUSTER, 3 * CLUSTER
+    clusters = 3 + l1_clusters
+    extensions = _extension(EXT_BACKING_FORMAT, backing[1].encode()) + struct.pack(">II", 0, 0)
+    header = struct.pack(
+        ">4sIQIIQIIQQIIQQQQIIB7x", b"QFI\xfb", 3, HEADER_LENGTH + len(extensions), len(backing_name), CLUSTER_BITS,
+        size, 0, l1_entries, l1_table, refcount_table, 1, 0, 0, 0, 0, 0, REFCOUNT_ORDER, HEADER_LENGTH, 0)
+    return Image((
+        (0, header + extensions + backing_name),
+        (refcount_table, struct.pack(">Q", refcount_block)),
+        (refcount_block, struct.pack(f">{clusters}H", *([1] * clusters))),
+    ), clusters * CLUSTER)
+
+
 def luks_area(head: bytes) -> tuple[int, int] | None:
     """Where a qcow2 image's LUKS area lies (offset, length), from its header cluster; None when
     it is not a LUKS-encrypted qcow2 image."""

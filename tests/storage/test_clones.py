@@ -58,6 +58,11 @@ async def test_a_clone_reads_as_a_full_copy_byte_for_byte(pool, image, layout):
         assert _backing_file(pool.path(clone)) == base
         assert _backing_file(pool.path(full)) is None  # drive to drive (mutable) still copies
         assert await pool.image_users(IMAGE) == [clone.drive]
+        info = subprocess.run(["qemu-img", "info", "--output=json", "-U", str(pool.path(clone))],
+                              capture_output=True, text=True, check=True).stdout
+        assert '"backing-filename-format": "raw"' in info and '"virtual-size": 8388608' in info, info
+        if layout == "qcow2":
+            subprocess.run(["qemu-img", "check", "-q", "-U", "-f", "qcow2", str(pool.path(clone))], check=True)
     else:
         assert await pool.image_users(IMAGE) == []  # a reflink or a copy keeps no link
 
