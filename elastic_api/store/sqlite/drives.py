@@ -109,11 +109,12 @@ class DriveRows(SqliteEngine):
 
     async def list_drives(self, user: str, limit: int | None, marker: str | None) -> list[Drive]:
         return await self._read(lambda db: [_drive(row) for row in self._drive_page(db, _DRIVE_COLUMNS, user, limit,
-                                                                                   marker)], limit)
+                                                                                   marker)], limit,
+                                statements=2 if marker else 1)
 
     async def list_drive_ids(self, user: str, limit: int | None, marker: str | None) -> list[str]:
         return await self._read(lambda db: [row[0] for row in self._drive_page(db, "d.id", user, limit, marker)],
-                                limit)
+                                limit, statements=2 if marker else 1)
 
     async def update_drive(self, user: str, drive: Drive) -> bool:
         def update(db: sqlite3.Connection) -> bool:

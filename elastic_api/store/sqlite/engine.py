@@ -103,7 +103,8 @@ class SqliteEngine:
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
 
-    async def _read(self, fn: Callable[[sqlite3.Connection], T], rows: int | None = 1) -> T:
+    async def _read(self, fn: Callable[[sqlite3.Connection], T], rows: int | None = 1, *,
+                    statements: int = 1) -> T:
         """A read: on the event loop when it touches at most `inline_rows` rows (`rows` None:
         unbounded), else on the store's thread.
 
@@ -112,10 +113,13 @@ class SqliteEngine:
         rows whose pages are in memory (tens of microseconds). In WAL mode a reader never waits
         for the writer: it sees the last commit, which every answered write already is. A read
         that meets a lock (busy_timeout 0: it never sleeps here) or anything unusual goes to the
-        thread instead."""
+        thread instead. A read of more than one statement runs in a transaction of its own, so
+        that they all see one state (one statement always does)."""
         reader = self._reader
         if reader is not None and rows is not None and rows <= self.inline_rows:
             try:
+                if statements == 1:
+                    return fn(reader)
                 reader.execute("BEGIN")
                 try:
                     return fn(reader)
