@@ -157,3 +157,22 @@ async def test_an_encrypted_clone_keeps_the_drives_luks_area(pool, image):
     assert new_length == length and after[new_offset:new_offset + length] == before[offset:offset + length]
     assert (await read_all(pool, clone))[:len(data)] == data
     assert luks_area(b"QFI\xfb" + bytes(200)) is None and luks_area(b"not qcow2" * 20) is None
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+async def test_a_clone_is_a_source_like_any_drive(pool, image, layout):
+    """Drive to drive imaging from a clone copies its bytes (the base's and its own writes) into a
+    drive of its own, which keeps no link to the base."""
+    stored, data = image
+    clone = _volume(layout, 4 * MiB)
+    await pool.create(clone)
+    await pool.copy(stored, clone, "gunzip", _ignore)
+    await pool.write(clone, 1000, body(b"mine" * 50), gzip=False, max_decompressed=64 * MiB)
+    expected = bytearray(data + bytes(4 * MiB - len(data)))
+    expected[1000:1200] = b"mine" * 50
+    for target_layout in LAYOUTS:
+        copy = _volume(target_layout, 4 * MiB)
+        await pool.create(copy)
+        await pool.copy(clone, copy, "", _ignore)
+        assert await read_all(pool, copy) == bytes(expected)
+        assert copy.drive not in await pool.image_users(IMAGE)
