@@ -50,7 +50,7 @@ def wrk(url: str, authorization: str | None, connections: int, seconds: int, thr
     command = ["wrk", "-t", str(min(threads, connections)), "-c", str(connections), "-d", f"{seconds}s", "--latency"]
     if authorization:
         command += ["-H", f"Authorization: {authorization}"]
-    out = subprocess.run(command + [url], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
     rate = re.search(r"Requests/sec:\s+([\d.]+)", out)
     latency = re.search(r"Latency\s+([\d.]+)(us|ms|s)", out)
     if not rate or not latency:
