@@ -15,6 +15,7 @@ Needs wrk (Debian: `apt-get install wrk`; scripts/setup.sh installs it).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import base64
 import json
 import re
@@ -87,8 +88,6 @@ def add_drives(db: Path, owner: str, count: int) -> list[str]:
 
 
 def main() -> int:
-    import asyncio
-
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
@@ -102,8 +101,6 @@ def main() -> int:
 
 
 async def run(args: argparse.Namespace) -> int:
-    import asyncio
-
     workdir = Path(tempfile.mkdtemp(prefix="elastic-bench-api-", dir=args.workdir))
     server = Server(workdir)
     bare = None
