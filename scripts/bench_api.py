@@ -75,6 +75,21 @@ def post(url: str, authorization: str, body: bytes) -> bytes:
         return bytes(response.read())
 
 
+def start_bare(port: int, path: Path, body: bytes) -> subprocess.Popen[bytes]:
+    """The bare aiohttp server in a subprocess, once it answers with the body."""
+    bare = subprocess.Popen([sys.executable, "-c", BARE, str(port), str(path)])
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if urllib.request.urlopen(f"http://{HOST}:{port}/x").read() == body:
+                return bare
+        except OSError:
+            if time.monotonic() > deadline:
+                bare.terminate()
+                raise
+            time.sleep(0.05)
+
+
 def add_drives(db: Path, owner: str, count: int) -> list[str]:
     """Rows for `count` plain drives of owner, as the store writes them (no volume files: listing
     and info never touch them)."""
@@ -117,16 +132,7 @@ async def run(args: argparse.Namespace) -> int:
         body = get(f"{url}/drives/{drive}/info", auth)
         (workdir / "body").write_bytes(body)
         port = free_port()
-        bare = subprocess.Popen([sys.executable, "-c", BARE, str(port), str(workdir / "body")])
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if urllib.request.urlopen(f"http://{HOST}:{port}/x").read() == body:
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
+        bare = await asyncio.to_thread(start_bare, port, workdir / "body", body)
 
         # Alternating, best of two each: both under the same conditions.
         ours, theirs = [], []
