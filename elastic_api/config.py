@@ -152,6 +152,7 @@ class Config:
     # Seconds between stores of the drives' I/O counters, added up in memory meanwhile (and
     # stored at a clean shutdown): a crash loses at most this long's counts, and a 4 MiB read
     # no longer waits on a commit of its own. Info shows the stored counts plus those pending.
+    # 0 stores them at once (the counts of requests that come meanwhile in the same commit).
     io_counter_flush_seconds: float = 5.0
     # Rows at most that a metadata read may touch to run on the event loop (a drive's info, a
     # page of a list) through a read-only connection, instead of queueing on the store's thread

@@ -30,9 +30,19 @@ class IoCounters:
         self._flushing: dict[str, IoCounts] = {}  # the batch being stored (still shown by pending())
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
+        self._soon: asyncio.Task[None] | None = None
 
     def add(self, drive: str, counts: IoCounts) -> None:
         self._pending[drive] = self._pending.get(drive, NONE) + counts
+        if self._interval <= 0 and self._soon is None:
+            # An interval of 0: stored at once, the counts of requests meanwhile in one batch.
+            self._soon = asyncio.get_running_loop().create_task(self._flush_soon())
+
+    async def _flush_soon(self) -> None:
+        try:
+            await self.flush()
+        finally:
+            self._soon = None
 
     def pending(self, drive: str) -> IoCounts:
         """Counts made and not yet stored, to add to the stored counters."""
@@ -44,6 +54,8 @@ class IoCounters:
 
     async def close(self) -> None:
         """Stop the interval and store what is pending (a clean shutdown loses no count)."""
+        if self._soon is not None:
+            await asyncio.wait([self._soon])
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -3,6 +3,7 @@ in batches, and stored at a clean shutdown (a long interval here, so only the sh
 from __future__ import annotations
 
 import sqlite3
+import time
 
 from tests.support import Server, create_user, request, write_config
 
@@ -46,3 +47,23 @@ def test_counters_are_shown_at_once_and_stored_at_shutdown(tmp_path):
     finally:
         if not stopped:
             server.stop()
+
+
+def test_an_interval_of_zero_stores_at_once(tmp_path):
+    config = write_config(tmp_path, io_counter_flush_seconds=0)
+    user, secret = create_user(config)
+    server = Server(config).start()
+    try:
+        status, _, body = request(server.url + "/drives/create", user, secret, b"name d\nsize 1M\n")
+        drive = _props(body)["drive"]
+        assert request(server.url + f"/drives/{drive}/write/0", user, secret, b"\x01" * 1000)[0] == 204
+        db = tmp_path / "var" / "elastic.db"
+        deadline = time.monotonic() + 10
+        while True:
+            with sqlite3.connect(db) as conn:
+                row = conn.execute("SELECT write_bytes, write_requests FROM drives WHERE id = ?", (drive,)).fetchone()
+            if row == (1000, 1) or time.monotonic() > deadline:
+                break
+        assert row == (1000, 1)
+    finally:
+        server.stop()
