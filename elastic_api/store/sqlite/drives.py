@@ -118,8 +118,10 @@ class DriveRows(SqliteEngine):
     def _drive_page(self, db: sqlite3.Connection, columns: str, user: str, limit: int | None,
                     marker: str | None) -> list[Any]:
         params: dict[str, Any] = {"user": user, "all": ALL_USERS, "limit": -1 if limit is None else limit}
-        found = self._get_drive(user, marker, db) if marker else None
-        after = after_marker(marker, (found.created, found.drive) if found else None, params, "")
+        # The marker's place only (a visible drive's creation time and ID), not its whole row.
+        found = db.execute(f"SELECT d.created, d.id FROM drives d WHERE d.id = :id AND {_VISIBLE}",
+                           {"id": marker, "user": user, "all": ALL_USERS}).fetchone() if marker else None
+        after = after_marker(marker, (found[0], found[1]) if found else None, params, "")
         own, shared = _PAGES[columns, bool(after)]
         return _merge(db.execute(own, params).fetchall(), db.execute(shared, params).fetchall(), limit)
 
