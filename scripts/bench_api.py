@@ -108,6 +108,7 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--drives", type=int, default=10_000, help="drives of the paging user")
+    parser.add_argument("--rounds", type=int, default=3, help="paging rounds (the best of each is kept)")
     parser.add_argument("--workdir", default="/var/tmp")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
@@ -144,13 +145,16 @@ async def run(args: argparse.Namespace) -> int:
 
         pauth = "Basic " + base64.b64encode(f"{pager}:{pager_secret}".encode()).decode()
         marker = drives[len(drives) // 2]
-        latencies = {}
-        for name, path in [("info", f"/drives/{drives[7]}/info"), ("page", "/drives/list?limit=100"),
-                           ("page after marker", f"/drives/list?limit=100&marker={marker}"),
-                           ("info page", "/drives/info?limit=100"),
-                           ("whole list", "/drives/list")]:
-            latencies[name] = wrk(f"{url}{path}", pauth, 1, args.seconds, 1)[1]
-        print(f"paging, {args.drives:,} drives of one user, one connection (mean latency):")
+        paths = [("info", f"/drives/{drives[7]}/info"), ("page", "/drives/list?limit=100"),
+                 ("page after marker", f"/drives/list?limit=100&marker={marker}"),
+                 ("info page", "/drives/info?limit=100"), ("whole list", "/drives/list")]
+        # Alternating rounds, the best of each: a shared machine's load lands on all alike.
+        latencies: dict[str, float] = {}
+        for _ in range(args.rounds):
+            for name, path in paths:
+                ms = wrk(f"{url}{path}", pauth, 1, max(1, args.seconds // 2), 1)[1]
+                latencies[name] = min(ms, latencies.get(name, ms))
+        print(f"paging, {args.drives:,} drives of one user, one connection (mean latency, best of {args.rounds}):")
         for name, ms in latencies.items():
             print(f"  {name:<18} {ms:7.3f} ms   {ms / latencies['info']:5.2f}x one drive's info")
         return 0
