@@ -196,7 +196,8 @@ def clone_raw(base: Path, temp: Path, size: int) -> str:
                     raise
                 how = "copy"
                 _copy_data(source, fd, os.fstat(source).st_size)
-            os.ftruncate(fd, max(size, os.fstat(fd).st_size))
+            # Exactly the drive's size: beyond the image, the base holds only its sector padding.
+            os.ftruncate(fd, size)
             os.fsync(fd)
         finally:
             os.close(fd)

@@ -176,3 +176,14 @@ async def test_a_clone_is_a_source_like_any_drive(pool, image, layout):
         await pool.copy(clone, copy, "", _ignore)
         assert await read_all(pool, copy) == bytes(expected)
         assert copy.drive not in await pool.image_users(IMAGE)
+
+
+async def test_a_raw_clone_is_exactly_the_drives_size(pool, tmp_path):
+    raw = tmp_path / "odd.raw"
+    raw.write_bytes(b"\x42" * 1000)  # padded to 1024 in the base
+    stored = await pool.import_image(IMAGE, raw)
+    clone = Volume(str(uuid.uuid4()), "raw", 1000)
+    await pool.create(clone)
+    await pool.copy(stored, clone, "gunzip", _ignore)
+    assert pool.path(clone).stat().st_size == 1000
+    assert await read_all(pool, clone) == b"\x42" * 1000
