@@ -14,7 +14,8 @@ from elastic_api.config import Config
 from elastic_api.http.metrics import DIALECT, OPS_METRICS, timing
 from elastic_api.http.middleware import errors, plain_server_header
 from elastic_api.http.server import REFUSAL, connection
-from elastic_api.http.transfer import record_start
+from elastic_api.http.sendfile import ThreadedSendfile
+from elastic_api.http.transfer import SENDFILE, record_start
 from elastic_api.hypervisor import Hypervisor
 from elastic_api.service.ops_metrics import OpsMetrics
 from elastic_api.service.services import Services, build_services
@@ -44,6 +45,7 @@ def create_app(config: Config, *, store: Store, storage: Storage, hypervisor: Hy
     app[SERVICES] = services
     app[CONFIG] = config
     app[REFUSAL] = error_response
+    app[SENDFILE] = sender = ThreadedSendfile(config.sendfile_threads, config.sendfile_stall_seconds)
 
     async def backends(app: web.Application) -> AsyncIterator[None]:
         await store.open()
@@ -60,6 +62,7 @@ def create_app(config: Config, *, store: Store, storage: Storage, hypervisor: Hy
             await services.drives.sweep_orphans()
             await services.jobs.start()  # after every kind's handler is registered
             await services.metrics.start()
+            services.drives.counters.start()
             yield
         finally:
             await services.metrics.close()
@@ -67,9 +70,11 @@ def create_app(config: Config, *, store: Store, storage: Storage, hypervisor: Hy
             hypervisor.on_host_back(None)
             await services.jobs.close()
             await services.audit.close()  # what is queued, before the store closes
+            await services.drives.counters.close()  # the counts not yet stored, before the store goes
             await storage.close()
             await hypervisor.close()
             await store.close()
+            sender.close()
 
     app.cleanup_ctx.append(backends)
     ecs.mount(app, services, config)

@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils qemu-block-extra
               dnsmasq-base libvirt-dev pkg-config gcc python3-venv python3-dev
               curl python3-libcloud
+              wrk  # scripts/bench_api.py
               # sshd for the test that reaches the local libvirtd over qemu+ssh: the test starts a
               # daemon of its own on loopback (its own config, keys and port), never the system's.
               openssh-server)

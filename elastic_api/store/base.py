@@ -20,12 +20,12 @@ What every implementation promises (tests/contract/ holds each one to it):
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
 from elastic_api.model.audit import AuditEntry, AuditQuery
 from elastic_api.model.catalogue import CatalogueImage
-from elastic_api.model.drive import Drive
+from elastic_api.model.drive import Drive, IoCounts
 from elastic_api.model.group import Group
 from elastic_api.model.image import StandardImage
 from elastic_api.model.job import Job
@@ -103,6 +103,12 @@ class DriveStore(Protocol):
                              write_bytes: int = 0, write_requests: int = 0) -> None:
         """Add to the counters of a drive the user may see, in one statement: counts added at
         the same time all add up. Nothing happens when it is missing or not visible."""
+
+    async def add_drive_io(self, counts: Mapping[str, IoCounts]) -> None:
+        """Add a batch of counts (drive UUID → counts, already authorised when they were made)
+        to the drives' counters. Atomic: the whole batch is stored or none of it (so a caller
+        may keep a failed batch and retry it without counting twice). Drives that no longer
+        exist are skipped."""
 
     # Maintenance.
     async def all_drive_ids(self) -> set[str]:
