@@ -33,7 +33,8 @@ METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"}
 REQUEST_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 # Store latency buckets: a small read answered on the loop takes microseconds, one on the store's
 # thread tens to hundreds of them, a write waits for its group's disk sync (milliseconds).
-STORE_BUCKETS = (0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0)
+STORE_BUCKETS = (0.00001, 0.000025, 0.00005, 0.0001, 0.00025,
+                 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0)
 # Job run times: an image copy of a small drive takes a second, of a large one many minutes.
 JOB_BUCKETS = (0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
