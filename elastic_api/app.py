@@ -49,6 +49,7 @@ def create_app(config: Config, *, store: Store, storage: Storage, hypervisor: Hy
             await services.servers.reconcile()
             await services.drives.sweep_orphans()
             await services.jobs.start()  # after every kind's handler is registered
+            await services.ecs.recover()  # after the runner took its jobs back
             yield
         finally:
             hypervisor.on_event(None)

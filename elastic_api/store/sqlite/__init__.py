@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from elastic_api.store.sqlite.drives import LIST_DRIVE_IDS, LIST_DRIVES, DriveRows
 from elastic_api.store.sqlite.ecs import EcsRows
+from elastic_api.store.sqlite.ecs_servers import EcsServerRows
 from elastic_api.store.sqlite.engine import SqliteEngine, _statements
 from elastic_api.store.sqlite.images import ImageRows
 from elastic_api.store.sqlite.jobs import JobRows
@@ -15,5 +16,6 @@ from elastic_api.store.sqlite.users import UserRows
 __all__ = ["LIST_DRIVES", "LIST_DRIVE_IDS", "SqliteEngine", "SqliteStore", "_statements"]
 
 
-class SqliteStore(UserRows, DriveRows, ImageRows, JobRows, ServerRows, ResourceRows, TokenRows, EcsRows):
+class SqliteStore(UserRows, DriveRows, ImageRows, JobRows, ServerRows, ResourceRows, TokenRows, EcsRows,
+                  EcsServerRows):
     """The Store over one SQLite database: every concept's rows over the one engine they share."""
