@@ -125,7 +125,8 @@ class EcsActions:
             server = await self._step(server, progress, DRIVE_DONE, drive=drive.drive, stage=model.DRIVE_MADE)
         assert server.drive is not None
         if server.stage in (model.NEW, model.DRIVE_MADE):
-            await self.imaging.image(user, server.drive, server.image, "")
+            # The library keeps images gzipped: imaged with gunzip, as real clients do.
+            await self.imaging.image(user, server.drive, server.image, "gunzip")
             server = await self._step(server, progress, IMAGE_FROM, stage=model.IMAGING)
         if server.stage == model.IMAGING:
             await self._imaged(server, progress)
