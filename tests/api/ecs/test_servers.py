@@ -118,3 +118,113 @@ async def test_create_boot_power_rename_delete(ecs_alice: Ecs, image: str) -> No
     assert (await ecs_alice.get("/servers")).json == {"status": "ok", "count": 0, "server": []}
     assert not [s for s in (await api.get("/servers/info", as_json=True)).json if s["name"] == name]
     assert not [d for d in (await api.get("/drives/info", as_json=True)).json if d["name"] == name]
+
+
+async def test_create_errors(ecs_alice: Ecs, ecs_bob: Ecs, image: str) -> None:
+    base = {"plan": "ECS1", "image": image, "location": "local", "notes": "n"}
+    for change, status, words in (
+        ({"plan": "ECS9"}, 400, "unknown plan"), ({"image": "nope"}, 400, "unknown image"),
+        ({"location": "mars"}, 400, "unknown location"), ({"ssh_key": "nokey"}, 400, "unknown ssh_key"),
+        ({"group": "eg999999"}, 404, "group not found"), ({"isolate_from": ["ec999999"]}, 404, "not found"),
+        ({"isolate_from": "ec100001"}, 400, "list"), ({"isolate_from": [1]}, 400, "server names"),
+        ({"reserved_plan": "M3PECS1"}, 400, "not supported yet"), ({"support": "basic"}, 400, "not supported yet"),
+        ({"password": "x"}, 400, "not supported"), ({"user_customize": 3}, 400, "not supported"),
+        ({"user_customize_env": "A=b"}, 400, "not supported"), ({"networks": []}, 400, "not supported"),
+        ({"extra": 1}, 400, "unknown field"), ({"plan": 1}, 400, "string"),
+    ):
+        body = assert_error(await ecs_alice.post("/servers", {**base, **change}), status)
+        assert words in body["message"], (change, body)
+    assert_error(await ecs_alice.post("/servers", raw=b"{"), 400)
+    assert_error(await ecs_alice.post("/servers", {"image": image}), 400)
+    # The image by its UUID; nulls are "not given" (ecsapi's habit).
+    made = await create(ecs_alice, image=IMAGE, group=None, ssh_key=None)
+    # Another user's server is not a partner one may name.
+    assert_error(await ecs_bob.post("/servers", {**base, "isolate_from": [made["server"]["name"]]}), 404)
+    assert (await ecs_alice.get("/servers")).json["count"] == 1
+
+
+async def test_quota_is_checked_at_the_request(ecs_alice: Ecs, image: str, client: Any) -> None:
+    await client.app[SERVICES].quotas.set(ecs_alice.user, ["servers=1"])
+    first = await create(ecs_alice)  # its engine server may not exist yet: its quota is held
+    body = assert_error(await ecs_alice.post("/servers", {"plan": "ECS1", "image": image, "location": "local"}), 403)
+    assert "quota" in body["message"]
+    assert (await finished(ecs_alice, first["action_id"]))["status"] == "completed"
+    assert_error(await ecs_alice.post("/servers", {"plan": "ECS1", "image": image, "location": "local"}), 403)
+    await client.app[SERVICES].quotas.set(ecs_alice.user, ["servers=default", "mem=1500"])
+    assert_error(await ecs_alice.post("/servers", {"plan": "ECS1", "image": image, "location": "local"}), 403)
+
+
+async def test_paging_servers_and_actions(ecs_alice: Ecs, image: str) -> None:
+    names = [await booted(ecs_alice) for _ in range(3)]
+    first = (await ecs_alice.get("/servers?limit=2")).json
+    assert [s["name"] for s in first["server"]] == names[:2] and first["count"] == 2
+    assert first["next"] == f"/ecs/v2/servers?limit=2&marker={names[1]}"
+    last = (await ecs_alice.get(first["next"][len("/ecs/v2"):])).json
+    assert [s["name"] for s in last["server"]] == names[2:] and "next" not in last
+    for query in ("limit=0", "limit=x", "marker=ec999999", "limit=1&marker=nope"):
+        assert_error(await ecs_alice.get(f"/servers?{query}"), 400)
+    actions = (await ecs_alice.get("/actions?limit=2")).json
+    assert len(actions["actions"]) == 2 and actions["total_actions"] == 3 and "next" in actions
+    assert actions["actions"][0]["id"] > actions["actions"][1]["id"]  # newest first
+    rest = (await ecs_alice.get(actions["next"][len("/ecs/v2"):])).json
+    assert len(rest["actions"]) == 1 and "next" not in rest
+    for query in ("start=0&limit=1", "length=1&marker=1", "start=-1", "length=0", "length=x", "start=1&start=2"):
+        assert_error(await ecs_alice.get(f"/actions?{query}"), 400)
+    assert (await ecs_alice.get(f"/actions?resource={names[0]}")).json["total_actions"] == 1
+    assert_error(await ecs_alice.get("/actions/999999"), 404)
+    assert_error(await ecs_alice.get("/actions/x"), 404)
+
+
+async def test_busy_servers_answer_409(ecs_alice: Ecs, image: str, client: Any) -> None:
+    from elastic_api.model import ecs as model
+    from elastic_api.model.job import POWER_ON, ActionParams, Job
+
+    services = client.app[SERVICES]
+    name = await booted(ecs_alice)
+    id_ = model.server_id(name)
+    for status in (model.BOOTING, model.DELETING):
+        await services.jobs.store.update_ecs_server(id_, status=status)
+        assert_error(await ecs_alice.delete(f"/servers/{name}"), 409)
+        assert_error(await ecs_alice.post(f"/servers/{name}/actions", {"type": "power_off"}), 409)
+        assert (await ecs_alice.call("PUT", f"/servers/{name}", {"notes": status})).status == 200
+    await services.jobs.store.update_ecs_server(id_, status=model.BOOTED)
+    # An action waiting its turn (queued, not started here) makes the server busy too.
+    await services.jobs.store.add_job(Job(0, POWER_ON, ecs_alice.user, name, ActionParams()))
+    assert_error(await ecs_alice.delete(f"/servers/{name}"), 409)
+    assert_error(await ecs_alice.post(f"/servers/{name}/actions", {"type": "power_on"}), 409)
+    # Action bodies.
+    for body, words in (({}, "action type is required"), ({"type": "reboot"}, "unknown action type"),
+                        ({"type": "rollback", "snapshot": 5}, "not supported yet"), ({"type": 1}, "string")):
+        assert words in assert_error(await ecs_alice.post(f"/servers/{name}/actions", body), 400)["message"]
+    assert_error(await ecs_alice.post("/servers/ec999999/actions", {"type": "power_on"}), 404)
+    assert_error(await ecs_alice.get("/servers/ec999999/status"), 404)
+    assert_error(await ecs_alice.call("PUT", "/servers/nonsense", {"notes": "x"}), 404)
+    assert_error(await ecs_alice.call("PATCH", f"/servers/{name}", {"notes": "x"}), 405)
+
+
+async def test_groups_attach_detach_and_confined_tokens(ecs_alice: Ecs, ecs_user: Any, image: str) -> None:
+    group = (await ecs_alice.post("/groups", {"notes": "web", "password": "pw"})).json["group"]
+    confined = await ecs_user(api=ecs_alice.api, group=group["name"])
+    outside = await booted(ecs_alice)
+    inside = await booted(confined)  # a confined token makes servers in its group
+    assert (await ecs_alice.get(f"/servers/{inside}")).json["server"]["group"] == group["name"]
+    assert [s["name"] for s in (await confined.get("/servers")).json["server"]] == [inside]
+    for method, path in (("GET", f"/servers/{outside}"), ("GET", f"/servers/{outside}/status"),
+                         ("DELETE", f"/servers/{outside}"), ("GET", f"/servers/{outside}/isolations")):
+        assert_error(await confined.call(method, path), 404)
+    assert_error(await confined.post(f"/servers/{outside}/actions", {"type": "power_off"}), 404)
+    assert_error(await confined.call("PUT", f"/servers/{outside}", {"notes": "x"}), 404)
+    assert_error(await confined.call("PUT", f"/servers/{inside}", {"group": "nogroup"}), 404)
+    assert_error(await confined.post("/servers", {"plan": "ECS1", "image": image, "location": "local",
+                                                  "isolate_from": [outside]}), 404)
+    assert {a["resource"] for a in (await confined.get("/actions")).json["actions"]} == {inside}
+    outside_action = (await ecs_alice.get(f"/actions?resource={outside}")).json["actions"][0]["id"]
+    assert_error(await confined.get(f"/actions/{outside_action}"), 404)
+    # Attach and detach by name; an unknown group is 404; deleting a group detaches its servers.
+    assert (await ecs_alice.call("PUT", f"/servers/{outside}", {"group": group["name"]})).status == 200
+    assert {s["name"] for s in (await confined.get("/servers")).json["server"]} == {inside, outside}
+    assert (await ecs_alice.call("PUT", f"/servers/{outside}", {"group": "nogroup"})).status == 200
+    assert (await ecs_alice.get(f"/servers/{outside}")).json["server"]["group"] is None
+    assert_error(await ecs_alice.call("PUT", f"/servers/{outside}", {"group": "eg999999"}), 404)
+    assert (await ecs_alice.delete(f"/groups/{group['id']}")).status == 200
+    assert (await ecs_alice.get(f"/servers/{inside}")).json["server"]["group"] is None
