@@ -228,3 +228,84 @@ async def test_groups_attach_detach_and_confined_tokens(ecs_alice: Ecs, ecs_user
     assert_error(await ecs_alice.call("PUT", f"/servers/{outside}", {"group": "eg999999"}), 404)
     assert (await ecs_alice.delete(f"/groups/{group['id']}")).status == 200
     assert (await ecs_alice.get(f"/servers/{inside}")).json["server"]["group"] is None
+
+
+def two_host_config(tmp_path: Path, **extra: Any) -> Any:
+    from elastic_api.config import Config, HostConfig
+    from tests.support import libvirt_test_host
+
+    hosts = tuple(HostConfig(name, f"test://{libvirt_test_host(tmp_path / f'{name}.xml', memory_mb=4096)}")
+                  for name in ("h1", "h2"))
+    return Config(data_dir=tmp_path / "var", hosts=hosts, default_cipher="none", **extra)
+
+
+async def test_isolation_is_strict_and_listed(tmp_path: Path, serve: Any, ecs_user: Any) -> None:
+    from tests.conftest import make_app
+
+    client = await serve(make_app(two_host_config(tmp_path)))
+    services = client.app[SERVICES]
+    path = tmp_path / "tiny.raw"
+    path.write_bytes(b"\x55" * 4096)
+    await services.imaging.add_standard(IMAGE, "Tiny OS 1", path)
+    user, _ = await services.users.create("iso")
+    ecs = Ecs(client, type("A", (), {"user": user})(), await services.tokens.create(user))  # type: ignore[arg-type]
+    a = await booted(ecs, notes="a")
+    b = await booted(ecs, notes="b", isolate_from=[a])
+    hosts = {r.config.name: r.host for r in await services.jobs.store.active_servers()}
+    assert hosts[a] != hosts[b]
+    assert (await ecs.get(f"/servers/{a}/isolations")).json == {"status": "ok", "isolations": [{"name": b, "notes": "b"}]}
+    assert (await ecs.get(f"/servers/{b}/isolations")).json["isolations"] == [{"name": a, "notes": "a"}]
+    # Both hosts taken: a third isolated from both has nowhere to go.
+    made = await create(ecs, isolate_from=[a, b])
+    action = await finished(ecs, made["action_id"])
+    assert action["status"] == "failed" and "isolated" in action["error"]
+    failed = (await ecs.get(f"/servers/{made['server']['name']}")).json["server"]
+    assert (failed["status"], failed["active_flag"]) == ("Fail", False)
+    assert not [d for d in await services.jobs.store.list_drives(user, None, None) if d.name == failed["name"]]
+    # /plans/availables: per host, the caller's servers on it.
+    plan = next(p for p in (await ecs.get("/plans/availables")).json["plans"] if p["name"] == "ECS1")
+    on = {h["host"]: [s["name"] for s in h["servers"]] for h in plan["region_availables"][0]["hosts"]}
+    assert on == {hosts[a]: [a], hosts[b]: [b]}
+    # A Fail server is deleted like any other.
+    deleted = await ecs.delete(f"/servers/{failed['name']}")
+    assert (await finished(ecs, deleted.json["action"]["id"]))["status"] == "completed"
+    # Powering an isolated server back on honours the pairs too: a's host is b's no more.
+    off = await ecs.post(f"/servers/{a}/actions", {"type": "power_off"})
+    assert (await finished(ecs, off.json["id"]))["status"] == "completed"
+    on_again = await ecs.post(f"/servers/{a}/actions", {"type": "power_on"})
+    assert (await finished(ecs, on_again.json["id"]))["status"] == "completed"
+    hosts = {r.config.name: r.host for r in await services.jobs.store.active_servers()}
+    assert hosts[a] != hosts[b]
+
+
+async def test_a_restart_mid_create_resumes_it(tmp_path: Path) -> None:
+    """The app stops while a create images its drive; the next start finishes it (create is
+    resumable), and nothing is left in progress."""
+    from tests.conftest import make_app, started_client
+
+    config = two_host_config(tmp_path)
+    client = await started_client(make_app(config))
+    services = client.app[SERVICES]
+    path = tmp_path / "big.raw"
+    path.write_bytes(b"\x01" * (256 << 20))  # slow enough to stop part-way
+    await services.imaging.add_standard(IMAGE, "Tiny OS 1", path)
+    user, _ = await services.users.create("restart")
+    token = await services.tokens.create(user)
+    ecs = Ecs(client, type("A", (), {"user": user})(), token)  # type: ignore[arg-type]
+    made = await create(ecs)
+    name = made["server"]["name"]
+
+    async def imaging() -> bool:
+        server = (await ecs.get(f"/servers/{name}")).json["server"]
+        return server["progress"] >= 10
+    await until(imaging, "the create to reach imaging")
+    await client.close()
+    client = await started_client(make_app(config))
+    ecs = Ecs(client, ecs.api, token)
+    try:
+        action = await finished(ecs, made["action_id"])
+        assert action["status"] == "completed", action
+        assert (await ecs.get(f"/servers/{name}")).json["server"]["status"] == "Booted"
+        assert all(a["status"] != "in-progress" for a in (await ecs.get("/actions")).json["actions"])
+    finally:
+        await client.close()
