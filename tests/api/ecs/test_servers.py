@@ -253,7 +253,8 @@ async def test_isolation_is_strict_and_listed(tmp_path: Path, serve: Any, ecs_us
     b = await booted(ecs, notes="b", isolate_from=[a])
     hosts = {r.config.name: r.host for r in await services.jobs.store.active_servers()}
     assert hosts[a] != hosts[b]
-    assert (await ecs.get(f"/servers/{a}/isolations")).json == {"status": "ok", "isolations": [{"name": b, "notes": "b"}]}
+    assert (await ecs.get(f"/servers/{a}/isolations")).json == {"status": "ok",
+                                                                 "isolations": [{"name": b, "notes": "b"}]}
     assert (await ecs.get(f"/servers/{b}/isolations")).json["isolations"] == [{"name": a, "notes": "a"}]
     # Both hosts taken: a third isolated from both has nowhere to go.
     made = await create(ecs, isolate_from=[a, b])
