@@ -1,7 +1,7 @@
 """The isolation matrix of the ECS dialect: user B on user A's SSH keys and groups answers
 exactly like a number nothing has (404 for paths, 400 for markers), and A's objects are unchanged.
-Servers and actions likewise. (The ElasticHosts matrix is tests/api/test_isolation.py; a token confined to a group is covered
-in test_sshkeys_groups.py.)"""
+Servers and actions likewise. (The ElasticHosts matrix is tests/api/test_isolation.py; a token
+confined to a group is covered in test_sshkeys_groups.py and test_servers.py.)"""
 from __future__ import annotations
 
 from tests.api.ecs.conftest import ssh_key
