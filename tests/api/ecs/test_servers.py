@@ -136,11 +136,16 @@ async def test_create_errors(ecs_alice: Ecs, ecs_bob: Ecs, image: str) -> None:
         assert words in body["message"], (change, body)
     assert_error(await ecs_alice.post("/servers", raw=b"{"), 400)
     assert_error(await ecs_alice.post("/servers", {"image": image}), 400)
-    # The image by its UUID; nulls are "not given" (ecsapi's habit).
+    # The image by its UUID; nulls are "not given" (ecsapi's habit); a known key label is kept.
     made = await create(ecs_alice, image=IMAGE, group=None, ssh_key=None)
+    assert made["server"]["ssh_key"] is None
+    from tests.api.ecs.conftest import ssh_key
+    assert (await ecs_alice.post("/sshkeys", {"key": ssh_key(), "label": "laptop"})).status == 200
+    keyed = await create(ecs_alice, ssh_key="laptop")
+    assert (await ecs_alice.get(f"/servers/{keyed['server']['name']}")).json["server"]["ssh_key"] == "laptop"
     # Another user's server is not a partner one may name.
     assert_error(await ecs_bob.post("/servers", {**base, "isolate_from": [made["server"]["name"]]}), 404)
-    assert (await ecs_alice.get("/servers")).json["count"] == 1
+    assert (await ecs_alice.get("/servers")).json["count"] == 2
 
 
 async def test_quota_is_checked_at_the_request(ecs_alice: Ecs, image: str, client: Any) -> None:
@@ -306,6 +311,38 @@ async def test_a_restart_mid_create_resumes_it(tmp_path: Path) -> None:
     try:
         action = await finished(ecs, made["action_id"])
         assert action["status"] == "completed", action
+        assert (await ecs.get(f"/servers/{name}")).json["server"]["status"] == "Booted"
+        assert all(a["status"] != "in-progress" for a in (await ecs.get("/actions")).json["actions"])
+    finally:
+        await client.close()
+
+
+async def test_a_restart_fails_an_interrupted_power_action(tmp_path: Path) -> None:
+    """A power action is not re-run after a restart (the owner may have changed things since):
+    it fails; nothing is left in progress."""
+    from elastic_api.model.job import POWER_OFF, ActionParams, Job
+    from tests.conftest import make_app, started_client
+
+    config = two_host_config(tmp_path)
+    client = await started_client(make_app(config))
+    services = client.app[SERVICES]
+    path = tmp_path / "tiny.raw"
+    path.write_bytes(b"\x55" * 4096)
+    await services.imaging.add_standard(IMAGE, "Tiny OS 1", path)
+    user, _ = await services.users.create("power")
+    token = await services.tokens.create(user)
+    ecs = Ecs(client, type("A", (), {"user": user})(), token)  # type: ignore[arg-type]
+    name = await booted(ecs)
+    # A power-off this node had claimed when it died (stored as running under its lease).
+    store = services.jobs.store
+    job = await store.add_job(Job(0, POWER_OFF, user, name, ActionParams(), created=time.time_ns()))
+    assert await store.claim_job(job.id, services.jobs.holder, time.time_ns(), time.time_ns() + 10**12)
+    await client.close()
+    client = await started_client(make_app(config))
+    ecs = Ecs(client, ecs.api, token)
+    try:
+        action = (await ecs.get(f"/actions/{job.id}")).json["action"]
+        assert action["status"] == "failed" and "interrupted" in action["error"], action
         assert (await ecs.get(f"/servers/{name}")).json["server"]["status"] == "Booted"
         assert all(a["status"] != "in-progress" for a in (await ecs.get("/actions")).json["actions"])
     finally:
