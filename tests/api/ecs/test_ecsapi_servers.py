@@ -168,3 +168,33 @@ def test_a_create_that_cannot_be_placed_fails_cleanly(served):
     for name in (second.name, first.name):
         api.watch_action(api.delete_server(name).id, fetch_every=0.5)
     assert api.fetch_servers() == []
+
+
+def test_a_killed_program_mid_create_leaves_no_action_in_progress(tmp_path):
+    """SIGKILL while a create images its drive (the real program, the libvirt test driver): after
+    the restart the action ends (completed: create resumes) and none stays in progress."""
+    import signal
+
+    config = write_config(tmp_path)
+    user, _ = create_user(config)
+    big = tmp_path / "big.raw"
+    big.write_bytes(b"\x01" * (384 << 20))  # gzipped in the library; gunzipped into the drive, slowly enough
+    assert run_cli(config, "image", "add", "--uuid", IMAGE, "--name", "Big 1", str(big)).returncode == 0
+    token = cli_token(config, user)
+    server = Server(config).start()
+    api = client(server, token)
+    made, action_id = api.create_server(ServerCreateRequest(plan="ECS1", image="big-1", location="local"),
+                                        check_if_can_create=False)
+    wait_until(lambda: api.fetch_server(made.name).progress >= 10, "the create to reach imaging", GUEST_DEADLINE)
+    server.stop(signal.SIGKILL)
+    server = Server(config).start()
+    try:
+        api = client(server, token)
+        action = api.fetch_action(action_id)
+        wait_until(lambda: api.fetch_action(action_id).status != "in-progress", "the create to end", GUEST_DEADLINE)
+        action = api.fetch_action(action_id)
+        assert action.status in ("completed", "failed")
+        assert api.fetch_server(made.name).status == ("Booted" if action.status == "completed" else "Fail")
+        assert all(a.status != "in-progress" for a in api.fetch_actions()[0])
+    finally:
+        server.stop()
