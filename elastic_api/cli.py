@@ -32,7 +32,8 @@ def serve(config: Config, installation: str, listen: str | None) -> int:
     host, port = parse_listen(listen or config.listen)
     from elastic_api.hypervisor.libvirt import LibvirtHypervisor
 
-    app = create_app(config, store=SqliteStore(config.db_path, reserve=config.db_reserve),
+    app = create_app(config, store=SqliteStore(config.db_path, reserve=config.db_reserve,
+                                                     inline_rows=config.db_inline_read_rows),
                      storage=make_storage(config), hypervisor=LibvirtHypervisor.from_config(config, installation))
     from elastic_api.http.server import batched_access_log, serve as serve_http
 
@@ -115,6 +116,23 @@ async def image_add(config: Config, image: str, name: str, path: str) -> int:
     return 0
 
 
+async def image_remove(config: Config, image: str) -> int:
+    """`image remove UUID`: refused, with the drives that use it, while a drive is its clone."""
+    from elastic_api.service.drives import DriveService
+    from elastic_api.service.imaging import ImagingService
+
+    store, storage = SqliteStore(config.db_path), make_storage(config)
+    await store.open()
+    try:
+        service = ImagingService(config, store, storage, DriveService(config, store, storage))
+        removed = await service.remove_standard(image)
+    finally:
+        await storage.close()
+        await store.close()
+    print(f"removed {removed.image}")
+    return 0
+
+
 async def image_list(config: Config) -> int:
     store = SqliteStore(config.db_path)
     await store.open()
@@ -162,6 +180,8 @@ def parser() -> argparse.ArgumentParser:
     add.add_argument("--name", required=True, help="what users see as the image's name")
     add.add_argument("path", help="a raw disk image file")
     image.add_parser("list", help="list the standard images: UUID, size, name")
+    remove = image.add_parser("remove", help="remove a standard image (refused while a drive is its clone)")
+    remove.add_argument("uuid", help="the image's UUID")
     return top
 
 
@@ -191,6 +211,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(quota(config, args.user, []))
         if args.command == "image" and args.action == "add":
             return asyncio.run(image_add(config, args.uuid, args.name, args.path))
+        if args.command == "image" and args.action == "remove":
+            return asyncio.run(image_remove(config, args.uuid))
         if args.command == "image" and args.action == "list":
             return asyncio.run(image_list(config))
     except (ConfigError, ElasticError) as e:

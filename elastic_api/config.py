@@ -16,6 +16,9 @@ from elastic_api.model.catalogue import (
     DEFAULT_PLANS, Plan, Region, check_plan_regions, parse_plans, parse_regions, placements,
 )
 from elastic_api.model.quota import Quota, parse_mapping
+from elastic_api.model.support import (
+    DEFAULT_RESERVED_TERMS, DEFAULT_SUPPORT_PLANS, ReservedTerm, SupportPlan, parse_reserved_terms, parse_support_plans,
+)
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -105,6 +108,11 @@ class Config:
     # host was out of reach is put right within this long of the host's return, and an attempt
     # costs one connect (keepalives take ~20 s to notice a dead remote host anyway).
     host_reconnect_interval: float = 5.0
+    # Seconds between two samples of every running server's counters (one bulk call per host):
+    # 300 is the spacing of the ECS docs' example series, 288 rows a day per server.
+    metrics_interval: int = 300
+    # Seconds a sample is kept (then pruned): 24 hours, the day of history the ECS panel shows.
+    metrics_retention: int = 24 * 3600
     # Metadata bodies are a few hundred bytes of keys; 64 KiB leaves room for many user:* keys.
     max_metadata_body: int = 64 * KiB
     # The one page size a list may ask for; larger pages belong in several requests.
@@ -149,6 +157,21 @@ class Config:
     # Seconds at least between two stores of one job's progress: the live value is in memory and
     # the row only matters after a crash, so a copy's thousands of reports cost a write a second.
     job_progress_seconds: int = 1
+    # Seconds between stores of the drives' I/O counters, added up in memory meanwhile (and
+    # stored at a clean shutdown): a crash loses at most this long's counts, and a 4 MiB read
+    # no longer waits on a commit of its own. Info shows the stored counts plus those pending.
+    # 0 stores them at once (the counts of requests that come meanwhile in the same commit).
+    io_counter_flush_seconds: float = 5.0
+    # Rows at most that a metadata read may touch to run on the event loop (a drive's info, a
+    # page of a list) through a read-only connection, instead of queueing on the store's thread
+    # behind a commit's disk sync; 0 sends every read to the thread.
+    db_inline_read_rows: int = 200
+    # Threads that send downloads' bytes with sendfile (http/sendfile.py): the kernel's copies run
+    # on every core instead of the event loop's. More downloads at once use the loop's sendfile.
+    sendfile_threads: int = 4
+    # Seconds a download's sender thread waits for a client that takes no byte before giving up
+    # on it (closing the connection): a stalled client holds a sender no longer than this.
+    sendfile_stall_seconds: float = 60.0
     # Writes receiving a body at once, per user and in all (more answer 503 with Retry-After):
     # each holds up to write_buffer in memory, so 32 bound that to 256 MiB; a user's tool sends
     # a few chunks in flight, and 8 leave room without letting one user take every slot.
@@ -212,6 +235,21 @@ class Config:
     ecs_poll_seconds: float = 0.2
     # Servers one create may be isolated from: more would leave no host in any real region.
     max_isolate_from: int = 64
+    # Support plans and reserved terms (months, discount %) servers may take: records a billing
+    # system reads, no payment taken. Default: Seeweb's basic and global, and 3/6/12/24 months, free.
+    support_plans: tuple[SupportPlan, ...] = DEFAULT_SUPPORT_PLANS
+    reserved_plans: tuple[ReservedTerm, ...] = DEFAULT_RESERVED_TERMS
+    # Seconds an audit entry is kept (0: forever): 90 days covers a quarterly review and most
+    # incident look-backs, and bounds the table (an entry is ~150 bytes); older ones are pruned.
+    audit_retention: int = 90 * 86400
+    # Audit entries written in one transaction: a burst of calls shares one commit (one disk sync).
+    audit_batch: int = 500
+    # Audit entries waiting in memory at most (~300 bytes each, so 30 MiB): past it, with the store
+    # stalled, entries are dropped and logged rather than holding calls or memory.
+    audit_queue: int = 100_000
+    # Seconds the first entry of a group waits for others before the group is written: short
+    # enough that the trail is current, long enough that a burst shares a commit.
+    audit_flush_seconds: float = 0.25
 
     def __post_init__(self) -> None:
         # Absolute from the start: every path built from these is handed to libvirt, QEMU and
@@ -355,6 +393,10 @@ def from_mapping(data: dict[str, Any]) -> Config:
             values[key] = parse_regions(raw)
         elif key == "plans":
             values[key] = parse_plans(raw)
+        elif key == "support_plans":
+            values[key] = parse_support_plans(raw)
+        elif key == "reserved_plans":
+            values[key] = parse_reserved_terms(raw)
         else:
             default = fields[key].default
             if isinstance(default, bool) or not isinstance(default, (int, str)):
@@ -374,13 +416,15 @@ def from_mapping(data: dict[str, Any]) -> Config:
     if config.domain_type not in ("auto", "kvm", "qemu"):
         raise ConfigError("domain_type must be auto, kvm or qemu")
     for key in ("max_uploads_per_user", "max_uploads", "header_timeout", "body_timeout", "luks_lanes",
-                "gc_threshold", "auth_cache_users", "body_rate_grace", "max_ssh_keys_per_user",
+                "gc_threshold", "auth_cache_users", "body_rate_grace", "max_ssh_keys_per_user", "sendfile_threads",
                 "max_groups_per_user", "max_ecs_actions", "max_isolate_from"):
         if getattr(config, key) < 1:
             raise ConfigError(f"{key} must be at least 1")
     if not 0 < config.ecs_poll_seconds <= 10:
         raise ConfigError("ecs_poll_seconds must be more than 0 and at most 10")
-    for key in ("auth_cache_seconds", "min_body_rate", "shutdown_grace", "db_reserve"):
+    for key in ("auth_cache_seconds", "min_body_rate", "shutdown_grace", "db_reserve", "io_counter_flush_seconds",
+                "db_inline_read_rows",
+                "sendfile_stall_seconds"):
         if getattr(config, key) < 0:
             raise ConfigError(f"{key} must be 0 or more")
     for key in ("max_image_jobs", "job_lease_seconds", "job_heartbeat_seconds", "job_progress_seconds"):
@@ -393,6 +437,10 @@ def from_mapping(data: dict[str, Any]) -> Config:
     check_plan_regions(config.plans, config.regions)
     if config.login_token_seconds < 60:
         raise ConfigError("login_token_seconds must be at least 60")
+    if not 1 <= config.metrics_interval <= config.metrics_retention:
+        raise ConfigError("metrics_interval must be at least 1 and at most metrics_retention:"
+                          " a rate needs two samples kept")
+    check_audit(config)
     if config.storage_timeout < 1:
         raise ConfigError("storage_timeout must be at least 1")
     interval = config.host_reconnect_interval
@@ -404,6 +452,17 @@ def from_mapping(data: dict[str, Any]) -> Config:
     if config.public_network.startswith(config.vlan_network_prefix):
         raise ConfigError("public_network must not start with vlan_network_prefix: start-up would remove it")
     return config
+
+
+def check_audit(config: Config) -> None:
+    if config.audit_retention != 0 and config.audit_retention < 60:
+        raise ConfigError("audit_retention must be 0 (keep every entry) or at least 60 seconds")
+    for key in ("audit_batch", "audit_queue"):
+        if getattr(config, key) < 1:
+            raise ConfigError(f"{key} must be at least 1")
+    wait = config.audit_flush_seconds
+    if isinstance(wait, bool) or not isinstance(wait, (int, float)) or not 0 <= wait <= 60:
+        raise ConfigError("audit_flush_seconds must be a number of seconds from 0 to 60")
 
 
 def load(path: str | os.PathLike[str] | None = None) -> Config:

@@ -24,7 +24,7 @@ FORBIDDEN = {
 
 
 def imports(path: Path) -> set[str]:
-    names = set()
+    names: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
@@ -76,7 +76,7 @@ def runtime_imports(path: Path) -> set[str]:
     skipped = {id(node) for block in ast.walk(tree) if isinstance(block, ast.If)
                and isinstance(block.test, ast.Name) and block.test.id == "TYPE_CHECKING"
                for node in ast.walk(block)}
-    names = set()
+    names: set[str] = set()
     for node in ast.walk(tree):
         if id(node) in skipped:
             continue

@@ -39,7 +39,7 @@ def literals(path: Path) -> set[str]:
         if isinstance(node, ast.Constant) and isinstance(node.value, str):
             found.add(node.value)
         elif isinstance(node, ast.JoinedStr):
-            found.add("".join(part.value if isinstance(part, ast.Constant) else "{}" for part in node.values))
+            found.add("".join(str(part.value) if isinstance(part, ast.Constant) else "{}" for part in node.values))
     return found
 
 

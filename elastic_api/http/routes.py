@@ -11,6 +11,7 @@ from typing import Generic, TypeVar
 from aiohttp import web
 
 from elastic_api.errors import Invalid, MethodNotAllowed, NotFound
+from elastic_api.http.audit import Auditor
 from elastic_api.http.middleware import Render
 
 P = TypeVar("P")  # what an auth policy yields: the caller, as the dialect knows it
@@ -32,9 +33,11 @@ class Route(Generic[P]):
     auth: Auth[P]
     handler: Handler[P]
     name: str = ""
+    audited: bool = False  # it changes something: each call is recorded in the audit trail (http/audit.py)
 
 
-def endpoint(routes: Sequence[Route[P]]) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+def endpoint(routes: Sequence[Route[P]],
+             auditor: Auditor[P] | None = None) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     """One aiohttp handler for every route of one path: the caller is authenticated by the
     policy of the path's first route before the method is looked at, so a client without
     credentials learns nothing about which methods a path takes."""
@@ -47,6 +50,8 @@ def endpoint(routes: Sequence[Route[P]]) -> Callable[[web.Request], Awaitable[we
         caller = await (route or first).auth(request)
         if route is None:
             raise MethodNotAllowed(f"{request.method} is not allowed here; use {' or '.join(allowed)}")
+        if auditor is not None and route.audited:
+            return await auditor.call(request, route.path, caller, route.handler)
         return await route.handler(request, caller)
 
     handle.__name__ = first.name or getattr(first.handler, "__name__", "endpoint")
@@ -71,7 +76,8 @@ async def no_such_path(request: web.Request) -> web.StreamResponse:
     raise NotFound(f"no such command: {request.path[:80]}")
 
 
-def add_routes(app: web.Application, routes: Sequence[Route[P]], render: Render, *, catch_all: bool = True) -> None:
+def add_routes(app: web.Application, routes: Sequence[Route[P]], render: Render, *, catch_all: bool = True,
+               auditor: Auditor[P] | None = None) -> None:
     """Mount a route table; paths keep the table's order (aiohttp tries them in order, so fixed
     paths come before the patterns they would otherwise match)."""
     by_path: dict[str, list[Route[P]]] = {}
@@ -82,7 +88,7 @@ def add_routes(app: web.Application, routes: Sequence[Route[P]], render: Render,
         return await _expect(request, render)
 
     for path, group in by_path.items():
-        app.router.add_route("*", path, endpoint(group), expect_handler=expect)
+        app.router.add_route("*", path, endpoint(group, auditor), expect_handler=expect)
     if catch_all:
         # Last, for every path that is no command: aiohttp's own "not found" would answer an
         # `Expect: 100-continue` with 100 before its 404, and the client would send its body for nothing.

@@ -49,6 +49,34 @@ class DomainStats:
     vnc_port: int | None
 
 
+@dataclass(frozen=True)
+class DriveBytes:
+    """One drive's bytes read and written since its guest started."""
+
+    read_bytes: int
+    write_bytes: int
+
+
+@dataclass(frozen=True)
+class DomainSample:
+    """A running server's cumulative counters at one moment, from the host's bulk statistics:
+    what a rate is computed from (between two samples of one run). Counters restart at 0 when
+    the guest starts again."""
+
+    server: str
+    # When the counters were read: epoch seconds, UTC.
+    at: float
+    # CPU time all of the domain's threads have used, in nanoseconds.
+    cpu_ns: int
+    # The vCPUs the guest has now: what a CPU percentage is a share of.
+    vcpus: int
+    # The drives at a known Device (others, such as targets that are no position of ours, are left out).
+    drives: Mapping[Device, DriveBytes]
+    # Summed over all NICs, as the guest sees them.
+    rx_bytes: int
+    tx_bytes: int
+
+
 class Hypervisor(Protocol):
     """What the service layer asks of the hypervisor (LibvirtHypervisor, or a fake in tests).
     Every method may raise FailedError, or UnreachableError when the host is out of reach; each
@@ -180,6 +208,13 @@ class Hypervisor(Protocol):
         """A running server's counters; FailedError when it is not running there."""
         ...
 
+    async def samples(self, host: str, servers: Collection[str]) -> list[DomainSample]:
+        """The counters of those of `servers` (ours, by UUID) that run on host, read for all of
+        them in one bulk call; the others are left out. A domain of one of them that carries no
+        installation ID is adopted, as running() does; one with another installation's ID is
+        left out. Blocking work runs in a worker thread."""
+        ...
+
     async def running(self, adopt: Collection[str] = (), hosts: Collection[str] | None = None) -> dict[str, str]:
         """Server UUID → host of our running servers (and those without an ID in adopt), on every
         host or those named. FailedError when a host cannot be asked: "not running" is never a
@@ -187,4 +222,4 @@ class Hypervisor(Protocol):
         ...
 
 
-__all__ = ["DomainStats", "DriveStats", "EventHandler", "HostHandler", "Hypervisor"]
+__all__ = ["DomainSample", "DomainStats", "DriveBytes", "DriveStats", "EventHandler", "HostHandler", "Hypervisor"]

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from elastic_api.model.audit import Credential
+
 
 @dataclass(frozen=True)
 class Principal:
@@ -11,6 +13,7 @@ class Principal:
 
     user: str
     group: str | None = None
+    credential: Credential = Credential.API_TOKEN  # which kind of token (the audit trail says)
 
 
 @dataclass(frozen=True)

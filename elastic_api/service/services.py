@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 from elastic_api.config import Config
 from elastic_api.hypervisor import Hypervisor
+from elastic_api.service.audit import AuditService
 from elastic_api.service.catalogue import CatalogueService
 from elastic_api.service.drives import DriveService
 from elastic_api.service.ecs_actions import EcsActions
@@ -12,10 +13,12 @@ from elastic_api.service.ecs_servers import EcsServerService
 from elastic_api.service.groups import GroupService
 from elastic_api.service.imaging import ImagingService
 from elastic_api.service.jobs import JobRunner
+from elastic_api.service.metrics import MetricsService
 from elastic_api.service.quotas import QuotaService
 from elastic_api.service.resources import ResourceService
 from elastic_api.service.servers import ServerService
 from elastic_api.service.sshkeys import SshKeyService
+from elastic_api.service.support import SupportService
 from elastic_api.service.tokens import TokenService
 from elastic_api.service.users import UserService
 from elastic_api.storage import Storage
@@ -36,6 +39,9 @@ class Services:
     ssh_keys: SshKeyService
     groups: GroupService
     ecs: EcsServerService
+    metrics: MetricsService
+    audit: AuditService
+    support: SupportService
 
 
 def build_services(config: Config, store: Store, storage: Storage, hypervisor: Hypervisor) -> Services:
@@ -62,4 +68,10 @@ def build_services(config: Config, store: Store, storage: Storage, hypervisor: H
                     ssh_keys=ssh_keys,
                     groups=groups,
                     ecs=EcsServerService(config, store, hypervisor, jobs, catalogue, quotas, servers, groups, ssh_keys,
-                                         actions))
+                                         actions),
+                    metrics=MetricsService(store, hypervisor, interval=config.metrics_interval,
+                                           retention=config.metrics_retention),
+                    audit=AuditService(store, retention=config.audit_retention, batch=config.audit_batch,
+                                       queue=config.audit_queue, flush_seconds=config.audit_flush_seconds),
+                    support=SupportService(store, support_plans=config.support_plans,
+                                           reserved_terms=config.reserved_plans, plans=config.plans))

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Protocol
 
 from elastic_api.errors import ConfigError, Invalid, NotFound, Unauthenticated
+from elastic_api.model.audit import Credential
 from elastic_api.model.group import group_id
 from elastic_api.model.ids import parse_id
 from elastic_api.model.token import ApiToken, Principal
@@ -101,7 +102,7 @@ class TokenService:
             # Users are never removed by this program, so a valid signature needs no store trip.
             if user is None or not hmac.compare_digest(expected, signed.group(3)) or expires <= self.clock():
                 raise Unauthenticated("token expired or not valid: log in again")
-            return Principal(user)
+            return Principal(user, credential=Credential.LOGIN_TOKEN)
         if _RANDOM.match(token):
             found = await self.store.get_token(token_digest(token))
             if found is not None:

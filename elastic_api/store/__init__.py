@@ -9,6 +9,7 @@ from elastic_api.store.base import (
     ImageStore,
     JobStore,
     LeaseStore,
+    MetricsStore,
     QuotaStore,
     ResourceStore,
     ServerStore,
@@ -19,4 +20,5 @@ from elastic_api.store.base import (
 )
 
 __all__ = ["CatalogueStore", "DriveStore", "GroupStore", "ImageStore", "JobStore", "LeaseStore",
-           "QuotaStore", "ResourceStore", "ServerStore", "SshKeyStore", "Store", "TokenStore", "UserStore"]
+           "MetricsStore", "QuotaStore", "ResourceStore", "ServerStore", "SshKeyStore", "Store", "TokenStore",
+           "UserStore"]

@@ -20,18 +20,22 @@ What every implementation promises (tests/contract/ holds each one to it):
 """
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
+from elastic_api.model.audit import AuditEntry, AuditQuery
 from elastic_api.model.catalogue import CatalogueImage
-from elastic_api.model.drive import Drive
+from elastic_api.model.drive import Drive, IoCounts
 from elastic_api.model.ecs import EcsServer
 from elastic_api.model.group import Group
 from elastic_api.model.image import StandardImage
 from elastic_api.model.job import Job
+from elastic_api.model.metrics import MetricSample
 from elastic_api.model.quota import Usage
 from elastic_api.model.resource import Lease, Resource
 from elastic_api.model.server_record import Claim, ServerRecord
 from elastic_api.model.sshkey import SshKey
+from elastic_api.model.support import ReservedRecord, ReservedTerm, SupportRecord
 from elastic_api.model.token import ApiToken
 
 
@@ -100,6 +104,12 @@ class DriveStore(Protocol):
                              write_bytes: int = 0, write_requests: int = 0) -> None:
         """Add to the counters of a drive the user may see, in one statement: counts added at
         the same time all add up. Nothing happens when it is missing or not visible."""
+
+    async def add_drive_io(self, counts: Mapping[str, IoCounts]) -> None:
+        """Add a batch of counts (drive UUID → counts, already authorised when they were made)
+        to the drives' counters. Atomic: the whole batch is stored or none of it (so a caller
+        may keep a failed batch and retry it without counting twice). Drives that no longer
+        exist are skipped."""
 
     # Maintenance.
     async def all_drive_ids(self) -> set[str]:
@@ -361,15 +371,80 @@ class EcsServerStore(Protocol):
     async def add_finished_job(self, job: Job) -> Job: ...
 
 
+class AuditStore(Protocol):
+    """The audit trail. Entries are never changed; they go only when older than the retention."""
+
+    async def insert_audit(self, entries: Sequence[AuditEntry]) -> None:
+        """Add the entries (ids given by the store, in order) all in one transaction: a group
+        from the service's queue commits whole or not at all."""
+
+    async def audit_page(self, user: str, query: AuditQuery) -> tuple[int, list[AuditEntry]]:
+        """How many of the user's entries match `query.target` and `query.group` (paging aside) and one page of
+        them, newest first, both read from one consistent state. `query.before` names an entry
+        of the user's matching the target; another one is a UsageError, whether it exists or not."""
+
+    async def get_audit(self, user: str, id_: int) -> AuditEntry | None:
+        """The user's entry; None when there is none or it is another user's."""
+
+    async def prune_audit(self, before: int) -> int:
+        """Maintenance, every user's: drop the entries made before `before` (ns), in one
+        transaction; how many went."""
+
+
+class SupportStore(Protocol):
+    """Servers' support plans and reservations, by the engine's server UUID and scoped by owner."""
+
+    async def get_support(self, owner: str, server: str) -> SupportRecord | None:
+        """The server's support record, cancelled or not; None when there is none or it is another user's."""
+
+    async def replace_support(self, record: SupportRecord, expected: SupportRecord | None) -> bool:
+        """Make `record` the server's support in one transaction, if the current one is still
+        `expected` (None: none); False, and nothing changed, when it is not (a concurrent change:
+        the caller decides again)."""
+
+    async def cancel_support(self, owner: str, server: str, expected: SupportRecord, at: int) -> SupportRecord | None:
+        """Mark the support cancelled at `at` in one transaction, if it is still `expected`;
+        the record as it is now, or None, and nothing changed, when it is not."""
+
+    async def insert_reservation(self, owner: str, server: str, term: ReservedTerm, plan: tuple[int, str],
+                                 now: int) -> ReservedRecord:
+        """Reserve the server for `term` (plan = its plan's id and name) in one transaction:
+        from `now`, or from the end of its last reservation if that is later (terms chain)."""
+
+    async def reservations(self, owner: str, server: str) -> list[ReservedRecord]:
+        """The server's reservations, oldest first; [] when none or another user's."""
+
+    async def reserved_until(self, server: str) -> int | None:
+        """Maintenance: when the server's last reservation ends (ns), whoever owns it; None when never reserved."""
+
+
 class CatalogueStore(Protocol):
     async def numbered_images(self) -> list[CatalogueImage]:
         """Every standard image with its catalogue number, by number. Numbers are given when an
         image is added, never change and are never reused."""
 
 
+class MetricsStore(Protocol):
+    """Servers' sampled counters: owned through their server, gone with it (deleting a server
+    deletes its samples in the same transaction)."""
+
+    async def add_samples(self, samples: list[MetricSample]) -> int:
+        """Keep the samples, all in one transaction; how many were kept. A sample of a server
+        that no longer exists (deleted since it was read) is dropped, not an error, and so is a
+        second sample of a server at the same time. Maintenance: names no user."""
+
+    async def server_samples(self, user: str, server: str, since: float) -> list[MetricSample]:
+        """The user's server's samples taken at `since` or later, oldest first, from one
+        consistent state; [] when there are none, or the server is missing or another user's."""
+
+    async def prune_samples(self, before: float) -> int:
+        """Drop every server's samples taken before `before`, in one transaction; how many went.
+        Maintenance: names no user. May use the full-disk reserve (it frees space)."""
+
+
 class Store(UserStore, QuotaStore, DriveStore, ImageStore, JobStore, ServerStore, ResourceStore,
-            LeaseStore, TokenStore, SshKeyStore, GroupStore, CatalogueStore, EcsServerStore,
-            Protocol):
+            LeaseStore, TokenStore, SshKeyStore, GroupStore, CatalogueStore, MetricsStore, AuditStore,
+            SupportStore, EcsServerStore, Protocol):
     """The whole metadata store."""
 
     async def open(self) -> None:

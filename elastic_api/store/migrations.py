@@ -219,7 +219,71 @@ MIGRATIONS: tuple[Migration, ...] = (
     # 9: servers: the configuration as typed JSON (store.server_rows) instead of ElasticHosts props,
     # and cpu and mem as columns. Python: reading the old rows needs their parser.
     _typed_server_rows,
-    # 10: ECS servers: a row per server of that dialect (numbered from a counter never reused: the
+    # 10: servers' sampled counters (service/metrics.py), deleted with their server; by time too, so
+    # pruning what is past the retention does not scan every server's rows.
+    """
+    CREATE TABLE server_samples (
+        server TEXT NOT NULL REFERENCES servers(id) ON DELETE CASCADE,
+        at REAL NOT NULL,
+        run INTEGER NOT NULL,
+        cpu_ns INTEGER NOT NULL,
+        vcpus INTEGER NOT NULL,
+        read_bytes INTEGER NOT NULL,
+        write_bytes INTEGER NOT NULL,
+        rx_bytes INTEGER NOT NULL,
+        tx_bytes INTEGER NOT NULL,
+        PRIMARY KEY (server, at)
+    ) WITHOUT ROWID;
+    CREATE INDEX server_samples_by_time ON server_samples(at);
+    """,
+    # 11: the audit trail (every changing call of either dialect: who, what, on what, when, how it
+    # ended; never a body or a credential), and servers' support plans and reservations, by the
+    # engine's server UUID (the plan's terms copied in: a record keeps what was sold).
+    """
+    CREATE TABLE audit_log (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        owner TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        credential TEXT NOT NULL,
+        group_name TEXT,
+        dialect TEXT NOT NULL,
+        method TEXT NOT NULL,
+        route TEXT NOT NULL,
+        target TEXT,
+        at INTEGER NOT NULL,
+        status INTEGER NOT NULL
+    );
+    CREATE INDEX audit_log_by_owner ON audit_log(owner, id);
+    CREATE INDEX audit_log_by_target ON audit_log(owner, target, id);
+    CREATE INDEX audit_log_by_time ON audit_log(at);
+    CREATE TABLE server_support (
+        server TEXT PRIMARY KEY,
+        owner TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        code TEXT NOT NULL,
+        title TEXT NOT NULL,
+        weight INTEGER NOT NULL,
+        days INTEGER NOT NULL,
+        immutable INTEGER NOT NULL,
+        may_downgrade INTEGER NOT NULL,
+        monthly_price REAL NOT NULL,
+        start INTEGER NOT NULL,
+        end_at INTEGER,
+        cancelled_at INTEGER
+    );
+    CREATE TABLE server_reservations (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        server TEXT NOT NULL,
+        owner TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        term INTEGER NOT NULL,
+        months INTEGER NOT NULL,
+        plan INTEGER NOT NULL,
+        plan_name TEXT NOT NULL,
+        discount INTEGER NOT NULL,
+        start INTEGER NOT NULL,
+        end_at INTEGER NOT NULL
+    );
+    CREATE INDEX server_reservations_by_server ON server_reservations(server, end_at);
+    """,
+    # 12: ECS servers: a row per server of that dialect (numbered from a counter never reused: the
     # number makes the `ecNNNNNN` name), naming the engine's drive and server it is made of once
     # they exist, and holding the quota its create was admitted with until its action makes the
     # parts (held_*); isolation pairs, gone with either server.

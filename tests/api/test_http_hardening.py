@@ -470,6 +470,7 @@ async def test_sigterm_lets_an_upload_in_flight_finish(tmp_path):
         c.writer.write(data[:3 * MiB])
         await c.writer.drain()
         began = time.monotonic()
+        assert server.process is not None
         server.process.send_signal(signal.SIGTERM)
         await wait_for_log(server, "stopping: no new connections")
         await until(lambda: refused(target), 15, "new connections refused")
@@ -482,7 +483,7 @@ async def test_sigterm_lets_an_upload_in_flight_finish(tmp_path):
         c.close()
         idle.close()
     finally:
-        if server.process.poll() is None:
+        if server.process is not None and server.process.poll() is None:
             server.stop()
     server.start()
     try:
@@ -506,12 +507,13 @@ async def test_sigterm_cuts_off_what_outlives_the_grace(tmp_path):
         c.writer.write(b"\x08" * 1000)  # then it stalls
         await c.writer.drain()
         began = time.monotonic()
+        assert server.process is not None
         server.process.send_signal(signal.SIGTERM)
         assert await asyncio.to_thread(server.process.wait, 20) == 0
         assert time.monotonic() - began < 2 + 8  # the grace, not body_timeout
         c.close()
     finally:
-        if server.process.poll() is None:
+        if server.process is not None and server.process.poll() is None:
             server.stop()
     server.start()
     try:

@@ -48,7 +48,7 @@ def _cfg(**keys: str) -> dict[str, Any]:
 READS = ["/drives/{drive}/info", "/drives/{drive}/info/full", "/drives/{drive}/read/0/4k",
          "/drives/{drive}/read/0/1", "/drives/{drive}/checksum", "/drives/{drive}/checksum/0/4k",
          "/drives/{busy_drive}/info", "/drives/{busy_drive}/read/0/4k",
-         "/servers/{server}/info", "/servers/{active}/info",
+         "/servers/{server}/info", "/servers/{active}/info", "/servers/{server}/metrics", "/servers/{active}/metrics",
          "/resources/ip/{ip}/info", "/resources/vlan/{vlan}/info"]
 
 PROBES: tuple[Probe, ...] = (

@@ -166,7 +166,7 @@ async def test_pool_exhaustion_is_full(alice, bob):
     assert (reply.status, reply.error) == (507, "full")
     assert (await alice.get("/servers/list")).text == ""
     assert (await bob.call(f"/resources/ip/{ADDRESSES[2]}/destroy")).status == 204
-    server = await new_server(alice, **{"nic:0:model": "virtio", "nic:0:dhcp": "auto"})
+    server = await new_server(alice, {"nic:0:model": "virtio", "nic:0:dhcp": "auto"})
     assert server["nic:0:dhcp:ip"] == ADDRESSES[2]
     # A held `auto` address is not for an IP resource either.
     reply = await bob.call("/resources/ip/create")
@@ -175,10 +175,10 @@ async def test_pool_exhaustion_is_full(alice, bob):
 
 async def test_servers_hold_addresses_while_they_run(alice, client):
     ip = (await create(alice, "ip"))["resource"]
-    static = await new_server(alice, persistent="true", **{"nic:0:model": "virtio", "nic:0:dhcp": ip,
-                                                            "nic:0:mac": "02:00:00:00:00:01"})
-    auto = await new_server(alice, persistent="true", **{"nic:0:model": "e1000", "nic:0:dhcp": "auto",
-                                                          "nic:0:mac": "02:00:00:00:00:02"})
+    static = await new_server(alice, {"nic:0:model": "virtio", "nic:0:dhcp": ip,
+                                                            "nic:0:mac": "02:00:00:00:00:01"}, persistent="true")
+    auto = await new_server(alice, {"nic:0:model": "e1000", "nic:0:dhcp": "auto",
+                                                          "nic:0:mac": "02:00:00:00:00:02"}, persistent="true")
     assert static["nic:0:dhcp"] == ip and static["nic:0:dhcp:ip"] == ip
     assert auto["nic:0:dhcp"] == "auto" and auto["nic:0:dhcp:ip"] == ADDRESSES[1]
     assert await reservations(client) == {"02:00:00:00:00:01": ip, "02:00:00:00:00:02": ADDRESSES[1]}
@@ -215,7 +215,7 @@ async def test_two_servers_never_hold_one_ip(alice, client):
 
 
 async def test_a_guest_stopping_by_itself_releases_its_address(alice, client):
-    server = await new_server(alice, persistent="true", **{"nic:0:model": "virtio", "nic:0:dhcp": "auto"})
+    server = await new_server(alice, {"nic:0:model": "virtio", "nic:0:dhcp": "auto"}, persistent="true")
     assert await reservations(client) != {}
     record = await client.app[SERVICES].servers.get(alice.user, server["server"])
     await client.app[SERVICES].servers.hypervisor.stop(record.host, server["server"])
@@ -234,8 +234,8 @@ async def test_vlans_wire_nics_to_their_own_networks(alice, client):
     vlan = (await create(alice, "vlan"))["resource"]
     network = f"elastic-test-vlan-{vlan}"
     assert await hypervisor.networks("test", "elastic-test-vlan-") == []  # made when first needed
-    server = await new_server(alice, persistent="true", **{"nic:0:model": "virtio", "nic:1:model": "virtio",
-                                                            "nic:1:vlan": vlan})
+    server = await new_server(alice, {"nic:0:model": "virtio", "nic:1:model": "virtio",
+                                                            "nic:1:vlan": vlan}, persistent="true")
     assert server["nic:1:vlan"] == vlan and "nic:1:dhcp:ip" not in server
     assert await hypervisor.networks("test", "elastic-test-vlan-") == [network]
 
@@ -261,8 +261,9 @@ async def test_a_failed_start_gives_everything_back(alice, client):
                                                  "nic:0:dhcp": ip, "nic:1:model": "virtio", "nic:1:dhcp": "auto"})
     assert (reply.status, reply.error) == (507, "full")
     # ...and a start libvirt refuses after the leases were taken gives them back too.
-    server = await new_server(alice, start=False, persistent="true", **{
-        "nic:0:model": "virtio", "nic:0:dhcp": ip, "nic:1:model": "virtio", "nic:1:dhcp": "auto"})
+    server = await new_server(alice, {
+        "nic:0:model": "virtio", "nic:0:dhcp": ip, "nic:1:model": "virtio", "nic:1:dhcp": "auto"},
+        start=False, persistent="true")
     hypervisor = client.app[SERVICES].servers.hypervisor
     real_start = hypervisor.start
 
@@ -286,7 +287,7 @@ async def test_start_up_reconciles_networks(config, serve):
     services = first.app[SERVICES]
     user, secret = await services.users.create()
     api = Api(first, user, secret)
-    server = await new_server(api, persistent="true", **{"nic:0:model": "virtio", "nic:0:dhcp": "auto"})
+    server = await new_server(api, {"nic:0:model": "virtio", "nic:0:dhcp": "auto"}, persistent="true")
     stopped = (await api.call("/servers/create/stopped", {"name": "off", "cpu": "500", "mem": "64",
                                                           "nic:0:model": "virtio", "nic:0:mac": "02:aa:00:00:00:01"},
                               as_json=True)).json
@@ -315,7 +316,7 @@ async def test_start_up_reconciles_networks(config, serve):
 
 async def test_concurrent_starts_get_distinct_addresses(alice, client):
     keys = {"nic:0:model": "virtio", "nic:0:dhcp": "auto"}
-    servers = await asyncio.gather(*(new_server(alice, name=f"s{i}", **keys) for i in range(3)))
+    servers = await asyncio.gather(*(new_server(alice, keys, name=f"s{i}") for i in range(3)))
     assert sorted(s["nic:0:dhcp:ip"] for s in servers) == ADDRESSES
     assert sorted((await reservations(client)).values()) == ADDRESSES
     reply = await alice.call("/servers/create", {"name": "late", "cpu": "1000", "mem": "64", **keys})

@@ -12,7 +12,7 @@ import ipaddress
 import secrets
 import uuid
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 import libvirt
 import pytest
@@ -100,10 +100,10 @@ def reservations(conn: libvirt.virConnect, name: str) -> dict[str, str]:
     return {h.get("mac", ""): h.get("ip", "") for h in root.iterfind("ip/dhcp/host")}
 
 
-async def new_server(api: Api, **keys: str) -> dict:
+async def new_server(api: Api, wire: Mapping[str, str] | None = None, **keys: str) -> dict:
     # No drives: the guest sits in its firmware, which is all a NIC's wiring needs.
     reply = await api.call("/servers/create", {"name": "net", "cpu": "500", "smp": "1", "mem": "32",
-                                               "persistent": "true", **keys}, as_json=True)
+                                               "persistent": "true", **keys, **(wire or {})}, as_json=True)
     assert reply.status == 200, reply.text
     return reply.json
 
@@ -111,8 +111,12 @@ async def new_server(api: Api, **keys: str) -> dict:
 def interfaces(conn: libvirt.virConnect, server: str) -> dict[str, str]:
     """MAC → network of the running guest's NICs."""
     root = ET.fromstring(conn.lookupByUUIDString(server).XMLDesc(0))
-    return {i.find("mac").get("address"): i.find("source").get("network")  # type: ignore[union-attr]
-            for i in root.iterfind("devices/interface")}
+    found = {}
+    for interface in root.iterfind("devices/interface"):
+        mac, source = interface.find("mac"), interface.find("source")
+        assert mac is not None and source is not None
+        found[mac.get("address", "")] = source.get("network", "")
+    return found
 
 
 async def test_public_network_and_reservations(api, config, virsh):
@@ -121,9 +125,9 @@ async def test_public_network_and_reservations(api, config, virsh):
     assert ip["resource"] == pool.first and ip["gateway"] == pool.gateway and ip["netmask"] == "255.255.255.240"
     assert network_xml(virsh, config.public_network) is None  # made when a server first needs it
 
-    static = await new_server(api, **{"nic:0:model": "virtio", "nic:0:dhcp": ip["resource"],
+    static = await new_server(api, {"nic:0:model": "virtio", "nic:0:dhcp": ip["resource"],
                                       "nic:0:mac": "02:00:00:00:00:0a"})
-    auto = await new_server(api, **{"nic:0:model": "virtio", "nic:0:dhcp": "auto", "nic:0:mac": "02:00:00:00:00:0b"})
+    auto = await new_server(api, {"nic:0:model": "virtio", "nic:0:dhcp": "auto", "nic:0:mac": "02:00:00:00:00:0b"})
     leased = auto["nic:0:dhcp:ip"]
     assert leased != ip["resource"] and ipaddress.IPv4Address(leased) in ipaddress.IPv4Network(pool.network)
 
@@ -155,7 +159,7 @@ async def test_public_network_and_reservations(api, config, virsh):
 
 
 async def test_auto_address_released_when_the_guest_stops_behind_the_api(api, config, virsh):
-    server = await new_server(api, **{"nic:0:model": "e1000", "nic:0:dhcp": "auto"})
+    server = await new_server(api, {"nic:0:model": "e1000", "nic:0:dhcp": "auto"})
     mac, leased = server["nic:0:mac"], server["nic:0:dhcp:ip"]
     assert reservations(virsh, config.public_network) == {mac: leased}
     virsh.lookupByUUIDString(server["server"]).destroy()  # as a guest's own power-off would end it
@@ -172,8 +176,8 @@ async def test_vlan_networks_are_made_when_needed_and_removed_with_the_vlan(api,
     vlan = (await api.call("/resources/vlan/create", {"name": "private"}, as_json=True)).json["resource"]
     name = config.vlan_network_prefix + vlan
     assert network_xml(virsh, name) is None
-    first = await new_server(api, **{"nic:0:model": "virtio", "nic:0:vlan": vlan})
-    second = await new_server(api, **{"nic:0:model": "virtio", "nic:1:model": "virtio", "nic:1:vlan": vlan})
+    first = await new_server(api, {"nic:0:model": "virtio", "nic:0:vlan": vlan})
+    second = await new_server(api, {"nic:0:model": "virtio", "nic:1:model": "virtio", "nic:1:vlan": vlan})
 
     root = network_xml(virsh, name)
     assert root is not None
@@ -199,7 +203,7 @@ async def test_start_up_reconciles_libvirt_with_the_database(config, serve, virs
     services = first.app[SERVICES]
     user, secret = await services.users.create()
     api = Api(first, user, secret)
-    server = await new_server(api, **{"nic:0:model": "virtio", "nic:0:dhcp": "auto"})
+    server = await new_server(api, {"nic:0:model": "virtio", "nic:0:dhcp": "auto"})
     mac, leased = server["nic:0:mac"], server["nic:0:dhcp:ip"]
     off = (await api.call("/servers/create/stopped", {"name": "off", "cpu": "500", "mem": "32", "nic:0:model": "virtio",
                                                       "nic:0:mac": "02:aa:00:00:00:01"}, as_json=True)).json

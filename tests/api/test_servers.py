@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Mapping
 
 import pytest
 
@@ -14,8 +15,10 @@ from tests.support import libvirt_test_host
 RANDOM = str(uuid.uuid4())
 
 
-async def new_server(api: Api, *, start: bool = True, as_json: bool = True, **keys: str):
-    body = {"name": "web", "cpu": "1000", "mem": "256", **keys}
+async def new_server(api: Api, wire: Mapping[str, str] | None = None, *, start: bool = True, as_json: bool = True,
+                     **keys: str):
+    """A server made of the defaults, `keys`, and `wire` (keys that are no Python names: `nic:0:model`)."""
+    body = {"name": "web", "cpu": "1000", "mem": "256", **keys, **(wire or {})}
     reply = await api.call("/servers/create" + ("" if start else "/stopped"), body, as_json=as_json)
     assert reply.status == 200, reply.text
     return reply.json
@@ -31,7 +34,7 @@ async def until(condition, timeout=60.0):
 
 async def test_create_lists_info_and_destroy(alice):
     drive = (await alice.create_drive("10M"))["drive"]
-    server = await new_server(alice, **{"ide:0:0": drive, "boot": "ide:0:0", "nic:0:model": "virtio",
+    server = await new_server(alice, {"ide:0:0": drive, "boot": "ide:0:0", "nic:0:model": "virtio",
                                         "nic:0:dhcp": "auto", "vnc": "auto", "vnc:password": "secret"})
     sid = server["server"]
     assert server["status"] == "active" and server["user"] == alice.user
@@ -98,7 +101,7 @@ async def test_create_stopped_then_set_anything(alice):
 
 async def test_live_set_takes_only_live_keys(alice):
     # cpu and vnc:password change live too; test:/// hosts cannot, so the real-guest test covers them.
-    sid = (await new_server(alice, vnc="auto", **{"vnc:password": "old"}))["server"]
+    sid = (await new_server(alice, {"vnc:password": "old"}, vnc="auto"))["server"]
     reply = await alice.call(f"/servers/{sid}/set", {"name": "renamed", "tags": ["a"], "persistent": "true",
                                                      "user:k": "v"}, as_json=True)
     assert reply.status == 200
@@ -158,7 +161,7 @@ async def test_readers_attach_read_only(alice, bob, client):
     reply = await alice.call("/servers/create", {"name": "x", "cpu": "1000", "mem": "256", "ide:0:1": shared})
     assert (reply.status, reply.error) == (400, "usage")
     assert (await bob.get(f"/drives/{shared}/info", as_json=True)).json["claimed"] == []
-    server = (await new_server(alice, **{"block:1": shared}))["server"]
+    server = (await new_server(alice, {"block:1": shared}))["server"]
     host = client.app[SERVICES].servers.hypervisor
     record = await client.app[SERVICES].servers.get(alice.user, server)
     assert record.host in host.host_names
@@ -169,10 +172,10 @@ async def test_readers_attach_read_only(alice, bob, client):
 async def test_exclusive_and_shared_claims(alice):
     exclusive = (await alice.create_drive("1M"))["drive"]
     shared = (await alice.create_drive("1M", **{"claim:type": "shared"}))["drive"]
-    first = (await new_server(alice, **{"ide:0:0": exclusive, "ide:0:1": shared}))["server"]
+    first = (await new_server(alice, {"ide:0:0": exclusive, "ide:0:1": shared}))["server"]
     reply = await alice.call("/servers/create", {"name": "b", "cpu": "1000", "mem": "256", "ide:0:0": exclusive})
     assert (reply.status, reply.error) == (409, "busy")
-    second = (await new_server(alice, **{"ide:0:0": shared}))["server"]
+    second = (await new_server(alice, {"ide:0:0": shared}))["server"]
     claimed = (await alice.get(f"/drives/{shared}/info", as_json=True)).json["claimed"]
     assert sorted(claimed) == sorted([first, second])
     assert (await alice.get("/servers/list")).text.count("\n") == 2  # the refused one was not kept
@@ -241,9 +244,9 @@ async def test_placement_across_hosts(tmp_path, serve):
         return (await services.servers.get(user, server)).host
 
     first = (await new_server(api, mem="600"))["server"]
-    second = (await new_server(api, mem="600", **{"avoid:servers": first}))["server"]
+    second = (await new_server(api, {"avoid:servers": first}, mem="600"))["server"]
     assert await host_of(second) != await host_of(first)
-    third = (await new_server(api, mem="600", **{"avoid:servers": f"{first} {second}"}))["server"]
+    third = (await new_server(api, {"avoid:servers": f"{first} {second}"}, mem="600"))["server"]
     assert len({await host_of(s) for s in (first, second, third)}) == 3
     reply = await api.call("/servers/create", {"name": "big", "cpu": "1000", "mem": "600"})
     assert (reply.status, reply.error) == (507, "full")
@@ -251,6 +254,6 @@ async def test_placement_across_hosts(tmp_path, serve):
     assert (reply.status, reply.error) == (507, "full")
 
     drive = (await api.create_drive("1M", **{"claim:type": "shared"}))["drive"]
-    small = (await new_server(api, mem="64", **{"ide:0:0": drive}))["server"]
-    other = (await new_server(api, mem="64", **{"avoid:drives": drive}))["server"]
+    small = (await new_server(api, {"ide:0:0": drive}, mem="64"))["server"]
+    other = (await new_server(api, {"avoid:drives": drive}, mem="64"))["server"]
     assert await host_of(other) != await host_of(small)

@@ -1,12 +1,14 @@
 """Output negotiation by Accept."""
 from __future__ import annotations
 
+from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
 import pytest
 
 from elastic_api import errors
 from elastic_api.api.elastichosts.errors import answer_of, error_response
+from elastic_api.api.elastichosts.properties import Info
 from elastic_api.api.elastichosts.negotiate import NoContent, Properties, PropertiesList, ValuesList, render, wants_json
 
 
@@ -21,15 +23,21 @@ def test_accept():
         assert not wants_json(request(accept))
 
 
+def text_of(req, result) -> web.Response:
+    response = render(req, result)
+    assert isinstance(response, web.Response)
+    return response
+
+
 def test_shapes_and_headers():
-    rows = [{"server": "s", "cpu": 1000, "mem": 256}]
-    text = render(request(None), ValuesList(rows, ("server", "cpu", "mem")))
+    rows: list[Info] = [{"server": "s", "cpu": 1000, "mem": 256}]
+    text = text_of(request(None), ValuesList(rows, ("server", "cpu", "mem")))
     assert text.text == "s 1000 256\n" and text.headers["X-Elastic-Output"] == "list"
     assert text.content_type == "text/plain"
-    js = render(request("application/json"), PropertiesList(rows))
+    js = text_of(request("application/json"), PropertiesList(rows))
     assert js.text == '[{"server":"s","cpu":1000,"mem":256}]\n' and js.content_type == "application/json"
     assert js.headers["X-Elastic-Output"] == "properties list"
-    one = render(request(None), Properties({"name": "a\nb"}))
+    one = text_of(request(None), Properties({"name": "a\nb"}))
     assert one.text == "name a\\nb\n" and one.headers["X-Elastic-Output"] == "properties"
     assert render(request(None), NoContent()).status == 204
 

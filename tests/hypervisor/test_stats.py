@@ -69,7 +69,7 @@ DOMAIN = """<domain type='qemu'><devices>
 
 
 def test_read_stats() -> None:
-    stats = read_stats(FakeDomain(DOMAIN % "<cpu><topology sockets='1' cores='2' threads='1'/></cpu>"))  # type: ignore[arg-type]
+    stats = read_stats(FakeDomain(DOMAIN % "<cpu><topology sockets='1' cores='2' threads='1'/></cpu>"))
     assert stats == DomainStats(
         rx_bytes=3000, tx_bytes=6000, rx_packets=30, tx_packets=60,
         drives={Device("virtio", 0, 1): DriveStats(read_bytes=1024, read_requests=2, write_bytes=2048,
@@ -84,7 +84,33 @@ def test_read_stats() -> None:
 
 def test_read_stats_without_topology_nics_or_a_vnc_port() -> None:
     xml = "<domain><devices><graphics type='vnc' port='-1' autoport='yes'/></devices></domain>"
-    stats = read_stats(FakeDomain(xml, vcpus=3))  # type: ignore[arg-type]
+    stats = read_stats(FakeDomain(xml, vcpus=3))
     assert stats == DomainStats(rx_bytes=0, tx_bytes=0, rx_packets=0, tx_packets=0, drives={},
                                 sockets=3, cores=1, vnc_port=None)
-    assert read_stats(FakeDomain("<domain/>", vcpus=1)).vnc_port is None  # type: ignore[arg-type]
+    assert read_stats(FakeDomain("<domain/>", vcpus=1)).vnc_port is None
+
+
+def test_sample_of_a_bulk_stats_record() -> None:
+    """A record as getAllDomainStats returns it (cpu, vcpu, interface and block groups): drives at
+    our Devices are kept (a cdrom without media counts nothing), NICs summed."""
+    from elastic_api.hypervisor.base import DomainSample, DriveBytes
+    from elastic_api.hypervisor.libvirt.stats import sample_of
+
+    record = {
+        "cpu.time": 12_345_678_901, "cpu.user": 1, "cpu.system": 2,
+        "vcpu.current": 2, "vcpu.maximum": 2, "vcpu.0.state": 1, "vcpu.0.time": 5,
+        "net.count": 2, "net.0.name": "vnet0", "net.0.rx.bytes": 1000, "net.0.tx.bytes": 10,
+        "net.0.rx.pkts": 3, "net.1.name": "vnet1", "net.1.rx.bytes": 24, "net.1.tx.bytes": 2,
+        "block.count": 4,
+        "block.0.name": "hda", "block.0.path": "/pool/a", "block.0.rd.bytes": 4096, "block.0.wr.bytes": 512,
+        "block.0.rd.reqs": 8,
+        "block.1.name": "hdc",  # a cdrom with no media: no counters at all
+        "block.2.name": "vdb", "block.2.rd.bytes": 1, "block.2.wr.bytes": 2,
+        "block.3.name": "xvda", "block.3.rd.bytes": 99, "block.3.wr.bytes": 99,  # no position of ours
+    }
+    assert sample_of("s1", 17.5, record) == DomainSample(
+        server="s1", at=17.5, cpu_ns=12_345_678_901, vcpus=2,
+        drives={Device("ide", 0, 0): DriveBytes(4096, 512), Device("ide", 1, 0): DriveBytes(0, 0),
+                Device.of_index("virtio", 1): DriveBytes(1, 2)},
+        rx_bytes=1024, tx_bytes=12)
+    assert sample_of("s2", 1.0, {}) == DomainSample("s2", 1.0, 0, 0, {}, 0, 0)

@@ -109,7 +109,9 @@ async def test_progress_is_live_monotonic_and_stored_sparingly():
         seen = []
         for p in (0, 10, 5, 40, 30, 99):
             report(p)
-            seen.append(jobs.running_on("d1").progress)
+            running = jobs.running_on("d1")
+            assert running is not None
+            seen.append(running.progress)
         assert seen == [0, 10, 10, 40, 40, 99]  # never goes back
         assert jobs.live(store.jobs[j.id]).progress == 99
         assert store.progress_writes == 0  # the first interval has not passed since the start
@@ -213,6 +215,7 @@ async def test_the_heartbeat_renews_the_lease_and_a_lost_lease_stops_the_job():
         j = await jobs.submit(job())
         await gates.started.get()
         first = store.jobs[j.id].lease_expires
+        assert first is not None
         clock[0] += 5 * SECOND
         await until(lambda: store.jobs[j.id].lease_expires == first + 5 * SECOND)
         # Another node took the job after the lease ran out (as if this one had stalled).

@@ -82,7 +82,7 @@ async def pool(tmp_path: Path) -> AsyncIterator[Pool]:
 
 
 @pytest.fixture
-def make_volume(pool: Pool):  # type: ignore[no-untyped-def]
+def make_volume(pool: Pool):
     async def make(fmt: str = "raw", size: int = 8 * MiB) -> Volume:
         volume = Volume(str(uuid.uuid4()), fmt, size)
         await pool.create(volume)

@@ -281,7 +281,12 @@ async def test_writes_are_synced_before_they_return(pool, make_volume, monkeypat
     volume = await make_volume("raw", MiB)
     synced = []
     real = os.fdatasync
-    monkeypatch.setattr(os, "fdatasync", lambda fd: (synced.append(fd), real(fd)))
+
+    def fdatasync(fd: int) -> None:
+        synced.append(fd)
+        real(fd)
+
+    monkeypatch.setattr(os, "fdatasync", fdatasync)
     await pool.write(volume, 0, body(b"durable"), gzip=False, max_decompressed=MiB)
     assert synced
 

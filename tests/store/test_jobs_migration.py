@@ -48,11 +48,14 @@ async def test_queued_image_jobs_and_errors_become_jobs(tmp_path):
             (IMAGE, user, queued, ImageParams(source, "gzip"), QUEUED),
             (IMAGE, user, queued, ImageParams(source, ""), QUEUED)]
         drive = await store.get_drive(user, queued)
+        assert drive is not None
         # The error the old row showed beside its queue still shows, as it did before.
         assert drive.image_job == jobs[0] and drive.imaging_error == "image from x failed: no room"
         drive = await store.get_drive(user, failed)
+        assert drive is not None
         assert drive.image_job is None and drive.imaging_error == "image from y failed: broken"
-        assert (await store.get_drive(user, source)).imaging_error is None
+        drive = await store.get_drive(user, source)
+        assert drive is not None and drive.imaging_error is None
         tables = {row[0] for row in store.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         assert "image_jobs" not in tables
         assert store.db.execute("SELECT count(*) FROM drives WHERE imaging IS NOT NULL"

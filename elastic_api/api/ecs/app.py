@@ -13,8 +13,21 @@ from elastic_api.api.ecs.errors import error_response
 from elastic_api.api.ecs.routes import PREFIX, ROUTES, Route
 from elastic_api.config import Config
 from elastic_api.http import routes as http
+from elastic_api.http.audit import Auditor
 from elastic_api.http.middleware import errors
+from elastic_api.model.audit import Actor
+from elastic_api.model.token import Principal
 from elastic_api.service.services import Services
+
+# POSTs that only read (a question in a body): not changing calls, so not in the audit trail.
+QUERIES = frozenset({("POST", "/regions/availables")})
+
+
+def actor(principal: Any) -> Actor | None:
+    """Who a call of this dialect is recorded for: its token's user (a public call has none)."""
+    if not isinstance(principal, Principal):
+        return None
+    return Actor(principal.user, principal.credential, principal.group)
 
 
 def mount(app: web.Application, services: Services, config: Config) -> None:
@@ -29,7 +42,9 @@ def mount(app: web.Application, services: Services, config: Config) -> None:
 
         # HEAD is GET without the body (RFC 9110), answered by the same handler.
         methods = frozenset({"GET", "HEAD"}) if route.method == "GET" else frozenset({route.method})
-        return http.Route(methods, route.path, policies[route.auth], handle, route.handler.__name__)
+        return http.Route(methods, route.path, policies[route.auth], handle, route.handler.__name__,
+                          audited=route.method != "GET" and (route.method, route.path) not in QUERIES)
 
-    http.add_routes(ecs, [bind(route) for route in ROUTES], error_response)
+    http.add_routes(ecs, [bind(route) for route in ROUTES], error_response,
+                    auditor=Auditor[Any](services.audit, "ecs", actor, ("name", "id"), error_response))
     app.add_subapp(PREFIX, ecs)

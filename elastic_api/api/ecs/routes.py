@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from elastic_api.api.ecs.auth import PUBLIC, TOKEN, Policy
 from elastic_api.api.ecs.call import Call, Wire
-from elastic_api.api.ecs.handlers import account, actions, catalogue, groups, servers, sshkeys
+from elastic_api.api.ecs.handlers import account, actions, catalogue, groups, logs, servers, sshkeys
 
 Handler = Callable[[Call], Awaitable[Wire]]
 PREFIX = "/ecs/v2"
@@ -49,4 +49,6 @@ ROUTES: tuple[Route, ...] = (
     Route("GET",    "/servers/{name}/isolations", TOKEN, servers.isolations),
     Route("GET",    "/actions",            TOKEN,  actions.list_actions),
     Route("GET",    "/actions/{id}",       TOKEN,  actions.get_action),
+    Route("GET",    "/logs",               TOKEN,  logs.list_logs),
+    Route("GET",    "/logs/{id}",          TOKEN,  logs.get_log),
 )

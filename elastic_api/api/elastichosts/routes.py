@@ -9,10 +9,12 @@ from aiohttp import web
 from elastic_api.api.elastichosts.auth import BASIC, Policy, basic
 from elastic_api.api.elastichosts.call import Call
 from elastic_api.api.elastichosts.errors import error_response
-from elastic_api.api.elastichosts.handlers import drives, resources, servers
+from elastic_api.api.elastichosts.handlers import drives, metrics, resources, servers
 from elastic_api.api.elastichosts.negotiate import Result, render
 from elastic_api.config import Config
 from elastic_api.http import routes as http
+from elastic_api.http.audit import Auditor
+from elastic_api.model.audit import Actor, Credential
 from elastic_api.service.services import Services
 
 # Reads accept GET and POST (real clients POST every command); changes accept POST only; any
@@ -61,6 +63,7 @@ ROUTES: tuple[Route, ...] = (
     Route(CHANGE, BASIC, "/servers/{server}/shutdown",              servers.shutdown),
     Route(CHANGE, BASIC, "/servers/{server}/reset",                 servers.reset),
     Route(CHANGE, BASIC, "/servers/{server}/destroy",               servers.destroy),
+    Route(READ,   BASIC, "/servers/{server}/metrics",               metrics.server_metrics),
     Route(READ,   BASIC, "/resources/list",                         resources.list_all),
     Route(READ,   BASIC, "/resources/info",                         resources.info_all),
     Route(READ,   BASIC, "/resources/{type}/list",                  resources.list_type),
@@ -80,6 +83,10 @@ def mount(app: web.Application, services: Services, config: Config) -> None:
         async def handle(request: web.Request, user: str) -> web.StreamResponse:
             return render(request, await route.handler(Call(request, user, services, config)))
 
-        return http.Route(route.methods, route.path, policies[route.auth], handle, route.handler.__name__)
+        return http.Route(route.methods, route.path, policies[route.auth], handle, route.handler.__name__,
+                          audited=route.methods == CHANGE)
 
-    http.add_routes(app, [bind(route) for route in ROUTES], error_response)
+    # Changing calls go to the audit trail; the object is the path's drive, server or resource.
+    auditor = Auditor[str](services.audit, "elastichosts", lambda user: Actor(user, Credential.BASIC),
+                           ("drive", "server", "resource"), error_response)
+    http.add_routes(app, [bind(route) for route in ROUTES], error_response, auditor=auditor)

@@ -8,7 +8,7 @@ import libvirtaio
 
 from elastic_api.config import Config, HostConfig
 from elastic_api.errors import InternalError
-from elastic_api.hypervisor.base import DomainStats, EventHandler, HostHandler
+from elastic_api.hypervisor.base import DomainSample, DomainStats, EventHandler, HostHandler
 from elastic_api.hypervisor.libvirt.domains import Domains
 from elastic_api.hypervisor.libvirt.events import Events
 from elastic_api.hypervisor.libvirt.hosts import Hosts
@@ -147,6 +147,9 @@ class LibvirtHypervisor:
 
     async def stats(self, host: str, server: str) -> DomainStats:
         return await self._domains.stats(host, server)
+
+    async def samples(self, host: str, servers: Collection[str]) -> list[DomainSample]:
+        return await self._domains.samples(host, servers)
 
     async def running(self, adopt: Collection[str] = (), hosts: Collection[str] | None = None) -> dict[str, str]:
         return await self._domains.running(adopt, hosts)

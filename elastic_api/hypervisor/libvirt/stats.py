@@ -1,11 +1,13 @@
-"""A running domain's counters read from libvirt, as typed DomainStats."""
+"""A running domain's counters read from libvirt, as typed DomainStats, and the bulk statistics
+of many domains as DomainSamples."""
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from collections.abc import Mapping
 
 import libvirt
 
-from elastic_api.hypervisor.base import DomainStats, DriveStats
+from elastic_api.hypervisor.base import DomainSample, DomainStats, DriveBytes, DriveStats
 from elastic_api.model.device import SHAPE, Bus, Device
 
 # libvirt's target dev prefix of each bus (domain.target_dev writes them; see the domain XML).
@@ -56,3 +58,32 @@ def read_stats(dom: libvirt.virDomain) -> DomainStats:
     port = int(graphics.get("port", "-1")) if graphics is not None else -1
     return DomainStats(rx_bytes=rx_bytes, tx_bytes=tx_bytes, rx_packets=rx_packets, tx_packets=tx_packets,
                        drives=drives, sockets=sockets, cores=cores, vnc_port=port if port > 0 else None)
+
+
+# The groups of libvirt's bulk statistics a sample needs: cpu.time, vcpu.current, net.N.* and
+# block.N.* (vcpu also reads each vCPU's time: cheap, and the only group holding vcpu.current).
+SAMPLE_GROUPS = (libvirt.VIR_DOMAIN_STATS_CPU_TOTAL | libvirt.VIR_DOMAIN_STATS_VCPU
+                 | libvirt.VIR_DOMAIN_STATS_INTERFACE | libvirt.VIR_DOMAIN_STATS_BLOCK)
+
+
+def _counter(record: Mapping[str, object], key: str) -> int:
+    # A counter the record lacks (a cdrom without media has no rd.bytes, a NIC of some types no
+    # tx.bytes) counts nothing: it adds 0 at every sample, so no rate is changed by it.
+    value = record.get(key, 0)
+    return int(value) if isinstance(value, int) else 0
+
+
+def sample_of(server: str, at: float, record: Mapping[str, object]) -> DomainSample:
+    """A DomainSample from one domain's record of libvirt's bulk statistics (getAllDomainStats
+    with SAMPLE_GROUPS). Drives at targets that are no Device of ours are left out."""
+    drives: dict[Device, DriveBytes] = {}
+    for index in range(_counter(record, "block.count")):
+        device = target_device(str(record.get(f"block.{index}.name", "")))
+        if device is not None:
+            drives[device] = DriveBytes(read_bytes=_counter(record, f"block.{index}.rd.bytes"),
+                                        write_bytes=_counter(record, f"block.{index}.wr.bytes"))
+    nics = range(_counter(record, "net.count"))
+    return DomainSample(server=server, at=at, cpu_ns=_counter(record, "cpu.time"),
+                        vcpus=_counter(record, "vcpu.current"), drives=drives,
+                        rx_bytes=sum(_counter(record, f"net.{i}.rx.bytes") for i in nics),
+                        tx_bytes=sum(_counter(record, f"net.{i}.tx.bytes") for i in nics))

@@ -2,12 +2,14 @@
 disk-full reserve, migrations) and one module of rows per concept, combined into SqliteStore."""
 from __future__ import annotations
 
+from elastic_api.store.sqlite.audit import AuditRows
 from elastic_api.store.sqlite.drives import LIST_DRIVE_IDS, LIST_DRIVES, DriveRows
 from elastic_api.store.sqlite.ecs import EcsRows
 from elastic_api.store.sqlite.ecs_servers import EcsServerRows
 from elastic_api.store.sqlite.engine import SqliteEngine, _statements
 from elastic_api.store.sqlite.images import ImageRows
 from elastic_api.store.sqlite.jobs import JobRows
+from elastic_api.store.sqlite.metrics import MetricsRows
 from elastic_api.store.sqlite.resources import ResourceRows
 from elastic_api.store.sqlite.servers import ServerRows
 from elastic_api.store.sqlite.tokens import TokenRows
@@ -17,5 +19,5 @@ __all__ = ["LIST_DRIVES", "LIST_DRIVE_IDS", "SqliteEngine", "SqliteStore", "_sta
 
 
 class SqliteStore(UserRows, DriveRows, ImageRows, JobRows, ServerRows, ResourceRows, TokenRows, EcsRows,
-                  EcsServerRows):
+                  MetricsRows, AuditRows, EcsServerRows):
     """The Store over one SQLite database: every concept's rows over the one engine they share."""

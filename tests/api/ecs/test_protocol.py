@@ -74,7 +74,8 @@ async def _keys(ecs, n):
 
 async def test_paging_with_limit_marker_and_next(ecs_alice):
     ids = await _keys(ecs_alice, 5)
-    seen, path = [], "/sshkeys?limit=2"
+    seen: list[int] = []
+    path: str | None = "/sshkeys?limit=2"
     pages = 0
     while path:
         answer = (await ecs_alice.get(path)).json

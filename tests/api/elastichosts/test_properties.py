@@ -7,7 +7,7 @@ import pytest
 
 from elastic_api.errors import UsageError
 from elastic_api.api.elastichosts.properties import (
-    escape, parse_body, parse_json, parse_text, render_json, render_list, render_properties,
+    Info, escape, parse_body, parse_json, parse_text, render_json, render_list, render_properties,
     render_properties_list, unescape,
 )
 
@@ -66,7 +66,7 @@ def test_every_other_label_is_text(content_type):
 
 
 def test_render_shapes():
-    rows = [{"server": "s1", "cpu": 1000, "mem": 512}, {"server": "s2", "cpu": 2000, "mem": 256}]
+    rows: list[Info] = [{"server": "s1", "cpu": 1000, "mem": 512}, {"server": "s2", "cpu": 2000, "mem": 256}]
     assert render_list(rows, ("server", "cpu", "mem")) == "s1 1000 512\ns2 2000 256\n"
     blocks = render_properties_list([{"a": "1"}, {"a": "2", "tags": ["x", "y"]}])
     assert blocks == "a 1\n\na 2\ntags x y\n"

@@ -6,6 +6,7 @@ from elastic_api.api.ecs import codec
 from elastic_api.api.ecs.call import Call, Wire
 from elastic_api.api.ecs.schemas import Field, read_object
 from elastic_api.errors import Invalid, NotFound
+from elastic_api.http.audit import created
 from elastic_api.model.group import Group
 
 NEW_GROUP = {"notes": Field(str, nullable=True), "password": Field(str, required=True)}
@@ -37,6 +38,7 @@ async def create_group(call: Call) -> Wire:
     _unconfined(call, "make groups")
     body = await read_object(call.request, call.config, NEW_GROUP)
     group = await call.services.groups.create(call.user, body.get("notes", ""), body["password"])
+    created(call.request, str(group.id))
     return {"status": "ok", "group": codec.group(group)}
 
 

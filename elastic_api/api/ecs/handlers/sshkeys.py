@@ -4,6 +4,7 @@ from __future__ import annotations
 from elastic_api.api.ecs import codec
 from elastic_api.api.ecs.call import Call, Wire
 from elastic_api.api.ecs.schemas import Field, read_object
+from elastic_api.http.audit import created
 
 NEW_KEY = {"key": Field(str, required=True), "label": Field(str, required=True)}
 
@@ -20,6 +21,7 @@ async def get_key(call: Call) -> Wire:
 async def add_key(call: Call) -> Wire:
     body = await read_object(call.request, call.config, NEW_KEY)
     key = await call.services.ssh_keys.add(call.user, body["label"], body["key"])
+    created(call.request, str(key.id))
     # ecsapi finds the new key by its label in the list; the key itself is sent for the others.
     return {"status": "ok", "pubkey": codec.ssh_key(key)}
 

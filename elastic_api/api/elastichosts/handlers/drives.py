@@ -16,6 +16,7 @@ from elastic_api.api.elastichosts.codec.drive import checksum_info, to_info
 from elastic_api.api.elastichosts.codec.image import to_info as image_info
 from elastic_api.api.elastichosts.negotiate import NoContent, Properties, PropertiesList, ValuesList
 from elastic_api.errors import ClientGoneError, UsageError
+from elastic_api.http.audit import created
 from elastic_api.http.transfer import send_file
 from elastic_api.model.drive import Drive, EncryptedRawError
 from elastic_api.model.units import parse_size
@@ -42,6 +43,7 @@ async def create(call: Call) -> Properties:
     except EncryptedRawError:
         # Said in this dialect's keys: the service cannot name them.
         raise UsageError(codec.ENCRYPTED_RAW) from None
+    created(call.request, drive.drive)
     return Properties(to_info(drive))
 
 
@@ -166,8 +168,7 @@ async def read(call: Call) -> web.StreamResponse:
         await response.prepare(call.request)
         if compressor is None and plan.file is not None:
             # Zero-copy: the kernel moves the bytes from the page cache to the socket.
-            with await drives.open_to_send(plan) as file:
-                await send_file(call.request, file, plan.offset, plan.length)
+            await send_file(call.request, drives.opener(plan), plan.offset, plan.length)
             sent.bytes = plan.length
         else:
             async with aclosing(drives.chunks(plan)) as chunks:

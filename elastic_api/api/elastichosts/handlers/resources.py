@@ -5,6 +5,7 @@ from elastic_api.api.elastichosts.call import Call
 from elastic_api.api.elastichosts.codec import resource as codec
 from elastic_api.api.elastichosts.negotiate import NoContent, Properties, PropertiesList, ValuesList
 from elastic_api.api.elastichosts.properties import Info
+from elastic_api.http.audit import created
 from elastic_api.model.pages import parse_page
 from elastic_api.model.resource import parse_type
 
@@ -47,6 +48,7 @@ async def create(call: Call) -> Properties:
     # The type first, as before: an unknown type is a 404 whatever the body says.
     type_ = parse_type(call.arg("type"))
     resource = await resources.create(call.user, type_, codec.parse_spec(props))
+    created(call.request, resource.resource)
     return Properties(codec.to_info(resource, resources.pool))
 
 

@@ -5,6 +5,7 @@ from elastic_api.api.elastichosts.call import Call
 from elastic_api.api.elastichosts.codec import server as codec
 from elastic_api.api.elastichosts.negotiate import NoContent, Properties, PropertiesList, ValuesList
 from elastic_api.errors import UsageError
+from elastic_api.http.audit import created
 
 
 async def list_servers(call: Call) -> ValuesList:
@@ -28,6 +29,7 @@ async def _create(call: Call, *, start: bool) -> Properties:
     config = codec.parse_config(await call.props())
     with codec.wire_errors():
         record = await servers.create(call.user, config, start=start)
+    created(call.request, record.server)
     return Properties(codec.view_info(await servers.info(record)))
 
 
