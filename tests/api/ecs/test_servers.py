@@ -127,7 +127,8 @@ async def test_create_errors(ecs_alice: Ecs, ecs_bob: Ecs, image: str) -> None:
         ({"location": "mars"}, 400, "unknown location"), ({"ssh_key": "nokey"}, 400, "unknown ssh_key"),
         ({"group": "eg999999"}, 404, "group not found"), ({"isolate_from": ["ec999999"]}, 404, "not found"),
         ({"isolate_from": "ec100001"}, 400, "list"), ({"isolate_from": [1]}, 400, "server names"),
-        ({"reserved_plan": "M3PECS1"}, 400, "not supported yet"), ({"support": "basic"}, 400, "not supported yet"),
+        ({"reserved_plan": "M3PECS2"}, 400, "Invalid formula"), ({"reserved_plan": "nonsense"}, 400, "Invalid formula"),
+        ({"reserved_plan": 99}, 404, "Reserved plan not found"), ({"support": "gold"}, 400, "Support code not found"),
         ({"password": "x"}, 400, "not supported"), ({"user_customize": 3}, 400, "not supported"),
         ({"user_customize_env": "A=b"}, 400, "not supported"), ({"networks": []}, 400, "not supported"),
         ({"extra": 1}, 400, "unknown field"), ({"plan": 1}, 400, "string"),
@@ -347,3 +348,39 @@ async def test_a_restart_fails_an_interrupted_power_action(tmp_path: Path) -> No
         assert all(a["status"] != "in-progress" for a in (await ecs.get("/actions")).json["actions"])
     finally:
         await client.close()
+
+
+async def test_support_and_reserved_records(ecs_alice: Ecs, ecs_bob: Ecs, image: str) -> None:
+    made = await create(ecs_alice, support="basic", reserved_plan="M3PECS1")
+    server = made["server"]
+    name = server["name"]
+    assert server["support"]["support_code"] == "basic" and server["support"]["server__name"] == name
+    assert server["is_reserved"] is True and server["reserved_until"].endswith("+00:00")
+    assert [r["reserved_months"] for r in server["reserved_plans"]] == [3]
+    await finished(ecs_alice, made["action_id"])
+    # A reserved server cannot be deleted before its term ends.
+    assert "reserved" in assert_error(await ecs_alice.delete(f"/servers/{name}"), 409)["message"]
+    changed = await ecs_alice.post(f"/servers/{name}/support", {"code": "global"})
+    assert changed.status == 200 and changed.json["support"]["support_code"] == "global"
+    assert (await ecs_alice.delete(f"/servers/{name}/support")).json == {"status": "ok"}
+    assert (await ecs_alice.get(f"/servers/{name}")).json["server"]["support"] is None
+    assert_error(await ecs_alice.delete(f"/servers/{name}/support"), 404)
+    chained = await ecs_alice.post(f"/servers/{name}/reserved", {"reserved_plan": 1})
+    assert chained.status == 200 and chained.json["server"] == name and chained.json["reserved_months"] == 3
+    shown = (await ecs_alice.get(f"/servers/{name}")).json["server"]
+    assert len(shown["reserved_plans"]) == 2
+    # What ecsapi's strict models make of it (support and reservations included).
+    import os
+    os.environ["ECSAPI_ENV_FILE"] = "/dev/null"
+    import ecsapi
+    parsed = ecsapi.Server.model_validate(shown)
+    assert parsed.is_reserved and len(parsed.reserved_plans) == 2 and parsed.support is None
+    assert ecsapi.Server.model_validate(server).support.support_code == "basic"
+    for path, body in ((f"/servers/{name}/support", {"code": "basic"}), (f"/servers/{name}/reserved",
+                                                                        {"reserved_plan": 1})):
+        assert_error(await ecs_bob.post(path, body), 404)
+    assert_error(await ecs_alice.post(f"/servers/{name}/reserved", {"reserved_plan": True}), 400)
+    # Without a reservation, the same server deletes.
+    plain = await booted(ecs_alice)
+    deleted = await ecs_alice.delete(f"/servers/{plain}")
+    assert (await finished(ecs_alice, deleted.json["action"]["id"]))["status"] == "completed"
