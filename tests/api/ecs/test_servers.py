@@ -384,3 +384,15 @@ async def test_support_and_reserved_records(ecs_alice: Ecs, ecs_bob: Ecs, image:
     plain = await booted(ecs_alice)
     deleted = await ecs_alice.delete(f"/servers/{plain}")
     assert (await finished(ecs_alice, deleted.json["action"]["id"]))["status"] == "completed"
+
+
+async def test_server_calls_are_in_the_audit_trail(ecs_alice: Ecs, image: str) -> None:
+    name = await booted(ecs_alice)
+    assert (await ecs_alice.call("PUT", f"/servers/{name}", {"notes": "x"})).status == 200
+
+    async def logged() -> list[tuple[str, str]] | None:
+        entries = [(e["action"], e["target"]) for e in (await ecs_alice.get("/logs")).json["logs"]]
+        return entries if len(entries) >= 2 else None
+
+    entries = await until(logged, "the audit entries")
+    assert ("PUT /servers/{name}", name) in entries and ("POST /servers", name) in entries

@@ -7,6 +7,7 @@ from elastic_api.api.ecs import server_codec as codec
 from elastic_api.api.ecs.call import Call, Wire
 from elastic_api.api.ecs.schemas import Field, read_object
 from elastic_api.errors import Invalid
+from elastic_api.http.audit import created
 from elastic_api.model.job import CONSOLE, POWER_OFF, POWER_ON
 from elastic_api.service.ecs_servers import EcsCreate
 
@@ -49,6 +50,7 @@ def _create_request(body: dict[str, object]) -> EcsCreate:
 async def create_server(call: Call) -> Wire:
     request = _create_request(await read_object(call.request, call.config, CREATE))
     view, job = await call.services.ecs.create(call.user, call.group, request)
+    created(call.request, view.server.name)  # the audit trail's target
     # Both spellings of the action's id (ECS.md §7): ecsapi reads action_id, the docs show action.
     return {"status": "ok", "action_id": job.id, "action": job.id, "server": codec.server(view)}
 
