@@ -12,6 +12,7 @@ import pytest
 
 from elastic_api.app import SERVICES
 from tests.api.ecs.conftest import Ecs, assert_error
+from tests.conftest import Api
 from tests.support import GUEST_DEADLINE
 
 IMAGE = "a1b2c3d4-0000-4000-8000-000000000002"
@@ -253,8 +254,8 @@ async def test_isolation_is_strict_and_listed(tmp_path: Path, serve: Any, ecs_us
     path = tmp_path / "tiny.raw"
     path.write_bytes(b"\x55" * 4096)
     await services.imaging.add_standard(IMAGE, "Tiny OS 1", path)
-    user, _ = await services.users.create("iso")
-    ecs = Ecs(client, type("A", (), {"user": user})(), await services.tokens.create(user))  # type: ignore[arg-type]
+    user, secret = await services.users.create("iso")
+    ecs = Ecs(client, Api(client, user, secret), await services.tokens.create(user))
     a = await booted(ecs, notes="a")
     b = await booted(ecs, notes="b", isolate_from=[a])
     hosts = {r.config.name: r.host for r in await services.jobs.store.active_servers()}
@@ -296,9 +297,9 @@ async def test_a_restart_mid_create_resumes_it(tmp_path: Path) -> None:
     path = tmp_path / "big.raw"
     path.write_bytes(b"\x01" * (256 << 20))  # slow enough to stop part-way
     await services.imaging.add_standard(IMAGE, "Tiny OS 1", path)
-    user, _ = await services.users.create("restart")
+    user, secret = await services.users.create("restart")
     token = await services.tokens.create(user)
-    ecs = Ecs(client, type("A", (), {"user": user})(), token)  # type: ignore[arg-type]
+    ecs = Ecs(client, Api(client, user, secret), token)
     made = await create(ecs)
     name = made["server"]["name"]
 
@@ -330,9 +331,9 @@ async def test_a_restart_fails_an_interrupted_power_action(tmp_path: Path) -> No
     path = tmp_path / "tiny.raw"
     path.write_bytes(b"\x55" * 4096)
     await services.imaging.add_standard(IMAGE, "Tiny OS 1", path)
-    user, _ = await services.users.create("power")
+    user, secret = await services.users.create("power")
     token = await services.tokens.create(user)
-    ecs = Ecs(client, type("A", (), {"user": user})(), token)  # type: ignore[arg-type]
+    ecs = Ecs(client, Api(client, user, secret), token)
     name = await booted(ecs)
     # A power-off this node had claimed when it died (stored as running under its lease).
     store = services.jobs.store
