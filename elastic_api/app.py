@@ -63,6 +63,7 @@ def create_app(config: Config, *, store: Store, storage: Storage, hypervisor: Hy
             await services.jobs.start()  # after every kind's handler is registered
             await services.metrics.start()
             services.drives.counters.start()
+            await services.ecs.recover()  # after the runner took its jobs back
             yield
         finally:
             await services.metrics.close()

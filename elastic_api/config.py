@@ -232,6 +232,13 @@ class Config:
     # account (the web panel lists them on one page); the cap keeps one user from filling the store.
     max_ssh_keys_per_user: int = 100
     max_groups_per_user: int = 100
+    # ECS actions (create, delete, power) running at once: a create images a drive and starts a
+    # guest, so a few at once keep the host responsive; the others wait their turn, queued.
+    max_ecs_actions: int = 8
+    # Seconds between looks at a create's image job (its progress moves the action's).
+    ecs_poll_seconds: float = 0.2
+    # Servers one create may be isolated from: more would leave no host in any real region.
+    max_isolate_from: int = 64
     # Support plans and reserved terms (months, discount %) servers may take: records a billing
     # system reads, no payment taken. Default: Seeweb's basic and global, and 3/6/12/24 months, free.
     support_plans: tuple[SupportPlan, ...] = DEFAULT_SUPPORT_PLANS
@@ -416,9 +423,11 @@ def from_mapping(data: dict[str, Any]) -> Config:
         raise ConfigError("domain_type must be auto, kvm or qemu")
     for key in ("max_uploads_per_user", "max_uploads", "header_timeout", "body_timeout", "luks_lanes",
                 "gc_threshold", "auth_cache_users", "body_rate_grace", "max_ssh_keys_per_user", "sendfile_threads",
-                "max_groups_per_user"):
+                "max_groups_per_user", "max_ecs_actions", "max_isolate_from"):
         if getattr(config, key) < 1:
             raise ConfigError(f"{key} must be at least 1")
+    if not 0 < config.ecs_poll_seconds <= 10:
+        raise ConfigError("ecs_poll_seconds must be more than 0 and at most 10")
     for key in ("auth_cache_seconds", "min_body_rate", "shutdown_grace", "db_reserve", "io_counter_flush_seconds",
                 "db_inline_read_rows",
                 "sendfile_stall_seconds"):

@@ -166,8 +166,12 @@ class DriveService:
             raise BusyError(f"drive {drive.drive} is being imaged")
         self.check_unclaimed(drive)
 
-    async def destroy(self, user: str, drive_id: str) -> None:
+    async def destroy(self, user: str, drive_id: str, *, manager: bool = False) -> None:
+        """Forget a drive and its volume. A boot drive of an ECS server is that dialect's to
+        destroy (`manager`): Busy for anyone else."""
         async with self._held(user, drive_id) as drive:
+            if not manager and (name := await self.store.ecs_manager_of(drive.drive)) is not None:
+                raise BusyError(f"{drive.drive} is managed by the ECS API as the boot drive of {name}: delete it there")
             self.check_writable(drive)
             if self.jobs.running_on(drive.drive) is not None:  # one that started since the read
                 raise BusyError(f"drive {drive.drive} is being imaged")
