@@ -103,10 +103,19 @@ class Server:
                 time.sleep(0.05)
         raise RuntimeError("server did not answer in time")
 
-    def stop(self, sig: int = signal.SIGTERM) -> int:
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 90) -> int:
+        """Signal the server and wait for it to exit. `timeout` is past shutdown_grace (60 s) so a
+        busy machine's slow drain is not taken for a hang; a server that does not exit by then is
+        killed (never left behind for the next test) and the test fails with its log's end."""
         assert self.process is not None
         self.process.send_signal(sig)
-        return self.process.wait(timeout=30)
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            raise AssertionError(f"server did not exit within {timeout} s of signal {sig}; its log ends: "
+                                 f"{self.log.read_text()[-3000:]}") from None
 
 
 def request(url: str, user: str, secret: str, body: bytes | None = None, *, method: str = "POST",
