@@ -25,16 +25,19 @@ def session_commands(text: str) -> list[tuple[str, list[str]]]:
     A command ending in `\\` goes on, as in a shell."""
     commands: list[tuple[str, list[str]]] = []
     continued = False
+    shown = False  # whether the lines of this literal block are the last command's output
     for line in text.splitlines():
-        if not line.startswith("    "):  # prose or a blank line ends a literal block
+        if not line.startswith("    "):  # prose or a blank line ends a command's lines
             continued = False
+            shown = shown and not line.strip()  # prose ends the block (a code example follows)
             continue
         body = line[4:]
         if continued:
             commands[-1] = (commands[-1][0] + "\n" + body, commands[-1][1])
         elif body.startswith("$ "):
             commands.append((body[2:], []))
-        elif commands:
+            shown = True
+        elif shown:
             commands[-1][1].append(body)
         continued = body.endswith("\\")
     return commands
