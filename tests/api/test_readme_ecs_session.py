@@ -82,7 +82,8 @@ def test_the_ecs_session_on_the_default_config(installation: Installation, syste
     # Beyond the shown lines: the server the session made was booted, then deleted everywhere.
     created = json.loads(next(o for c, o in ran.items() if c.endswith("$ECS/servers") and "-d " in c)[0])
     assert created["server"]["status"] == "Booting" and created["server"]["user"] == user
-    assert json.loads(next(o for c, o in ran.items() if c.endswith(" $ECS/servers") and "-d " not in c)[0])["count"] == 0
+    listed = next(o for c, o in ran.items() if c.endswith(" $ECS/servers") and "-d " not in c)
+    assert json.loads(listed[0])["count"] == 0
     status, _, body = request(f"{installation.url}/servers/list", user, secret, method="GET")
     assert (status, body) == (200, b"")
     login = json.loads(next(o for c, o in ran.items() if c.endswith("$ECS/login"))[0])
