@@ -93,9 +93,10 @@ class Shell:
         assert done.returncode == 0, f"{command}: {done.stderr}"
         return [line.rstrip("\r").rstrip() for line in done.stdout.splitlines()]
 
-    def run(self, command: str, expected: list[str], *, until: float = 0.0) -> list[str]:
+    def run(self, command: str, expected: list[str], *, until: float = 0.0, failed: str = "") -> list[str]:
         """Run one command and check its output; with `until` (seconds), run it again until the
-        output shows what the README shows (a poll, e.g. an action until it is completed)."""
+        output shows what the README shows (a poll, e.g. an action until it is completed), but
+        not once it shows `failed` (the end of what it polls, a different one)."""
         command = self.swap(command)
         if re.fullmatch(r"[A-Z]+=\S+", command):
             self.assignments.append(command)
@@ -107,5 +108,6 @@ class Shell:
             absent = self.missing(expected, actual)
             if not absent:
                 return actual
+            assert not (failed and any(failed in line for line in actual)), f"{command}: {actual}"
             assert time.monotonic() < deadline, f"{command}: {absent!r} not in {actual}"
             time.sleep(0.5)

@@ -50,6 +50,7 @@ def test_the_readme_parser_finds_the_ecs_session():
     assert any(c.endswith("$ECS/servers") and "-d " in c for c, _ in commands)
     assert any("-X DELETE" in c for c, _ in commands)
     assert any(c.endswith("$ECS/login") for c, _ in commands)
+    assert any('"password": "s3cret"' in c for c, _ in commands)  # a refusal: guest customization
     assert "Api(token=" in python_example(ecs_section(readme))
 
 
@@ -73,11 +74,15 @@ def test_the_ecs_session_on_the_default_config(installation: Installation, syste
     ran = {}
     for command, expected in session_commands(ecs_section(readme)):
         poll = any('"completed"' in line for line in expected)
-        ran[command] = shell.run(command, expected, until=GUEST_DEADLINE if poll else 0.0)
+        ran[command] = shell.run(command, expected, until=GUEST_DEADLINE if poll else 0.0,
+                                 failed='"status": "failed"')
         if any('"status": "Booted"' in line for line in expected):  # the engine's lists show it, tagged
             status, _, body = request(f"{installation.url}/servers/info", user, secret, method="GET",
                                       headers={"Accept": "application/json"})
             assert status == 200 and [s["tags"] for s in json.loads(body)] == [["ecs"]], body
+            status, _, body = request(f"{installation.url}/drives/info", user, secret, method="GET",
+                                      headers={"Accept": "application/json"})
+            assert status == 200 and [d["tags"] for d in json.loads(body)] == [["ecs"]], body
 
     # Beyond the shown lines: the server the session made was booted, then deleted everywhere.
     created = json.loads(next(o for c, o in ran.items() if c.endswith("$ECS/servers") and "-d " in c)[0])
