@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -93,6 +94,9 @@ def test_the_ecs_session_on_the_default_config(installation: Installation, syste
     assert (status, body) == (200, b"")
     login = json.loads(next(o for c, o in ran.items() if c.endswith("$ECS/login"))[0])
     assert login["token"].startswith(f"{user}.") and login["expire"] > 0
+    for header in ({"X-APITOKEN": login["token"]}, {"Authorization": f"Bearer {login['token']}"}):
+        with urllib.request.urlopen(urllib.request.Request(f"{installation.url}/ecs/v2/account", headers=header)) as r:
+            assert json.loads(r.read())["status"] == "ok"
 
     # The ecsapi example, as the README writes it (its token and port swapped for the real ones).
     code = shell.swap(python_example(ecs_section(readme))).replace("port=8080", f"port={installation.port}")
