@@ -23,82 +23,26 @@ from pathlib import Path
 import libvirt
 import pytest
 
+from tests.api.readme import Shell, section, session_commands
 from tests.hypervisor.bootsector_image import BOOT_MARKER, write_boot_image
 from tests.support import Installation, program_env, request, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV = Path(sys.executable).parent.parent
-# The README's example values, replaced by the real ones as they become known.
-EXAMPLE_PORT = "127.0.0.1:8080"
 
 
-def session_commands(readme: str) -> list[tuple[str, list[str]]]:
-    """The `$ ` commands of the README's "A first session" (up to "Drive bytes"), each with the
-    output lines the README shows under it. A command ending in `\\` goes on, as in a shell."""
-    section = readme.split("\nA first session\n", 1)[1].split("\nDrive bytes\n", 1)[0]
-    commands: list[tuple[str, list[str]]] = []
-    continued = False
-    for line in section.splitlines():
-        if not line.startswith("    "):  # prose or a blank line ends a literal block
-            continued = False
-            continue
-        text = line[4:]
-        if continued:
-            commands[-1] = (commands[-1][0] + "\n" + text, commands[-1][1])
-        elif text.startswith("$ "):
-            commands.append((text[2:], []))
-        elif commands:
-            commands[-1][1].append(text)
-        continued = text.endswith("\\")
-    return commands
+def first_session(readme: str) -> list[tuple[str, list[str]]]:
+    """The `$ ` commands of the README's "A first session" (up to "Drive bytes")."""
+    return session_commands(section(readme, "A first session", "Drive bytes"))
 
 
 def test_the_readme_parser_finds_the_first_session():
-    commands = session_commands((ROOT / "README.rst").read_text())
+    commands = first_session((ROOT / "README.rst").read_text())
     assert commands[0] == (".venv/bin/elastic-api user create --name alice",
                            ["user 6f0c2b1e-8a9e-4c1b-9d55-2f0a3c6b7e41", "secret Zm9vYmFyYmF6cXV4..."])
     assert commands[1][0].startswith("AUTH=") and not commands[1][1]
     assert any("\n" in command and "/set" in command for command, _ in commands)  # a continued line
     assert "unknown key: colour" in commands[-1][1]
-
-
-class Shell:
-    """Runs the README's lines with bash in the installation's directory: assignments are kept for
-    the lines after them, the README's example values are swapped for the real ones."""
-
-    def __init__(self, installation: Installation) -> None:
-        self.installation = installation
-        self.assignments: list[str] = []
-        self.real: dict[str, str] = {EXAMPLE_PORT: f"127.0.0.1:{installation.port}"}
-
-    def swap(self, text: str) -> str:
-        for example, real in self.real.items():
-            text = text.replace(example, real)
-        return text
-
-    def learn(self, expected: list[str], actual: list[str]) -> None:
-        """The README shows `user U`, `secret S`, `drive D`: map each example value to the real one."""
-        shown = dict(line.split(" ", 1) for line in actual if " " in line)
-        for line in expected:
-            key, _, example = line.partition(" ")
-            if key in ("user", "secret", "drive") and key in shown and example not in self.real:
-                self.real[example] = shown[key]
-
-    def run(self, command: str, expected: list[str]) -> list[str]:
-        command = self.swap(command)
-        if re.fullmatch(r"[A-Z]+=\S+", command):
-            self.assignments.append(command)
-            return []
-        done = subprocess.run(["bash", "-c", "\n".join([*self.assignments, command])], capture_output=True,
-                              text=True, timeout=120, cwd=self.installation.directory,
-                              env=program_env(), check=False)
-        assert done.returncode == 0, f"{command}: {done.stderr}"
-        actual = [line.rstrip("\r").rstrip() for line in done.stdout.splitlines()]
-        self.learn(expected, actual)
-        for line in expected:
-            if "..." not in line:
-                assert self.swap(line).rstrip() in actual, f"{command}: {line!r} not in {actual}"
-        return actual
 
 
 def tool(installation: Installation, user: str, secret: str, *args: str,
@@ -138,7 +82,7 @@ def test_first_session_and_the_seed_example_on_the_default_config(installation, 
     assert (home / "var" / "elastic.db").exists()
 
     shell = Shell(installation)
-    commands = session_commands((ROOT / "README.rst").read_text())
+    commands = first_session((ROOT / "README.rst").read_text())
     outputs = [shell.run(command, expected) for command, expected in commands]
     ran = dict(zip((c for c, _ in commands), outputs, strict=True))
 
