@@ -1,0 +1,69 @@
+"""Users, and their quotas: each user's own limits and what the user holds now."""
+from __future__ import annotations
+
+from elastic_api.model.quota import Usage
+from elastic_api.model.server_record import ACTIVE
+from elastic_api.store.postgres.engine import Conn, PostgresEngine
+
+
+async def _overrides(conn: Conn, user: str) -> dict[str, int | None]:
+    rows = await (await conn.execute("SELECT key, value FROM quotas WHERE owner = %s", (user,))).fetchall()
+    return {str(key): None if value is None else int(value) for key, value in rows}
+
+
+async def _usage(conn: Conn, user: str) -> Usage:
+    # One statement: one snapshot, whatever the transaction's isolation.
+    row = await (await conn.execute(
+        "SELECT (SELECT count(*) FROM drives WHERE owner = %(user)s),"
+        " (SELECT coalesce(sum(size), 0) FROM drives WHERE owner = %(user)s),"
+        " (SELECT count(*) FROM servers WHERE owner = %(user)s),"
+        " (SELECT coalesce(sum(cpu), 0) FROM servers WHERE owner = %(user)s AND status = %(active)s),"
+        " (SELECT coalesce(sum(mem), 0) FROM servers WHERE owner = %(user)s AND status = %(active)s),"
+        " (SELECT count(*) FROM resources WHERE owner = %(user)s AND type = 'ip')",
+        {"user": user, "active": ACTIVE})).fetchone()
+    assert row is not None
+    drives, drive_bytes, servers, cpu, mem, ips = (int(v) for v in row)
+    return Usage(drive_bytes=drive_bytes, drives=drives, servers=servers, cpu=cpu, mem=mem, ips=ips)
+
+
+class UserRows(PostgresEngine):
+    """Users, and the quotas kept per user (the usage is counted from the other tables)."""
+
+    async def create_user(self, user: str, name: str, secret_hash: bytes, created: int) -> None:
+        await self._execute("INSERT INTO users (id, name, secret_hash, created) VALUES (%s, %s, %s, %s)",
+                            (user, name, secret_hash, created))
+
+    async def user_secret_hash(self, user: str) -> bytes | None:
+        row = await self._one("SELECT secret_hash FROM users WHERE id = %s", (user,))
+        return bytes(row[0]) if row else None
+
+    # -- quotas -----------------------------------------------------------------------------
+    async def quota_overrides(self, user: str) -> dict[str, int | None]:
+        return await self._read(lambda conn: _overrides(conn, user))
+
+    async def set_quota_overrides(self, user: str, values: dict[str, int | None],
+                                  cleared: list[str]) -> bool:
+        async def change(conn: Conn) -> bool:
+            # The user's row locked against a concurrent change of its quotas (and its deletion);
+            # FOR NO KEY UPDATE still lets other transactions insert rows that reference the user.
+            if await (await conn.execute("SELECT 1 FROM users WHERE id = %s FOR NO KEY UPDATE",
+                                         (user,))).fetchone() is None:
+                return False
+            async with conn.cursor() as cursor:
+                await cursor.executemany(
+                    "INSERT INTO quotas (owner, key, value) VALUES (%s, %s, %s)"
+                    " ON CONFLICT (owner, key) DO UPDATE SET value = excluded.value",
+                    [(user, key, value) for key, value in values.items()])
+            await conn.execute("DELETE FROM quotas WHERE owner = %s AND key = ANY(%s)", (user, list(cleared)))
+            return True
+
+        return await self._write(change)
+
+    async def quota_state(self, user: str) -> tuple[dict[str, int | None], Usage]:
+        async def read(conn: Conn) -> tuple[dict[str, int | None], Usage]:
+            return await _overrides(conn, user), await _usage(conn, user)
+
+        return await self._read(read)
+
+    async def usage(self, user: str) -> Usage:
+        return await self._read(lambda conn: _usage(conn, user))

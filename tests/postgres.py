@@ -1,0 +1,49 @@
+"""A fresh PostgreSQL database per test, on the cluster scripts/test.sh starts
+(ELASTIC_TEST_POSTGRES names its maintenance database). Without it the PostgreSQL tests skip,
+unless ELASTIC_TEST_REQUIRE_LIBVIRT=1 (the real suite), where a missing database fails them."""
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import psycopg
+import pytest
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+ENV = "ELASTIC_TEST_POSTGRES"
+
+
+def cluster_url() -> str:
+    url = os.environ.get(ENV, "")
+    if not url:
+        if os.environ.get("ELASTIC_TEST_REQUIRE_LIBVIRT") == "1":
+            pytest.fail(f"{ENV} is not set: scripts/test.sh starts a PostgreSQL cluster and sets it")
+        pytest.skip(f"{ENV} is not set (scripts/test.sh starts a PostgreSQL cluster and sets it)")
+    return url
+
+
+def database_url(url: str, name: str) -> str:
+    """`url` with its database replaced by `name`, as a libpq URI the config accepts."""
+    params = conninfo_to_dict(url)
+    params["dbname"] = name
+    user = params.get("user", "")
+    host, port = params.get("host", "127.0.0.1"), params.get("port", "5432")
+    if params.keys() <= {"dbname", "user", "host", "port"}:
+        return f"postgresql://{user}@{host}:{port}/{name}" if user else f"postgresql://{host}:{port}/{name}"
+    return make_conninfo(**params)
+
+
+@asynccontextmanager
+async def fresh_database() -> AsyncIterator[str]:
+    """A new, empty database for one test (dropped after it); its URL."""
+    url = cluster_url()
+    name = "t_" + uuid.uuid4().hex
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as admin:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield database_url(url, name)
+    finally:
+        async with await psycopg.AsyncConnection.connect(url, autocommit=True) as admin:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
