@@ -141,6 +141,13 @@ class Config:
     # the WAL grows to about 4 MiB (1,000 pages) before a checkpoint rewinds it, so 8 MiB let
     # destroys commit with the disk full. 0 keeps no reserve.
     db_reserve: int = 8 * MiB
+    # The metadata store: "" is SQLite in data_dir (one node); a PostgreSQL URL
+    # (postgresql://USER:PASSWORD@HOST:PORT/DATABASE, or libpq's key=value form) is the database
+    # several nodes share. The pool is the connections one node keeps open: a store call holds
+    # one for a few statements, so 10 serve hundreds of requests a second, and N nodes need
+    # N x this many of the server's max_connections (100 by default).
+    database_url: str = ""
+    database_pool_size: int = 10
     # Seconds one storage request (an NBD read, write or flush of at most stream_chunk bytes) may
     # take: a healthy daemon answers in milliseconds and a slow disk in a few seconds, so 60 only
     # catches a frozen or wedged qemu-storage-daemon, whose export is then killed and restarted.
@@ -417,6 +424,11 @@ def from_mapping(data: dict[str, Any]) -> Config:
     check_audit(config)
     if config.storage_timeout < 1:
         raise ConfigError("storage_timeout must be at least 1")
+    if config.database_pool_size < 1:
+        raise ConfigError("database_pool_size must be at least 1")
+    if config.database_url and not (config.database_url.startswith(("postgresql://", "postgres://"))
+                                    or "=" in config.database_url):
+        raise ConfigError("database_url must be a PostgreSQL URL (postgresql://…) or empty for SQLite")
     interval = config.host_reconnect_interval
     if isinstance(interval, bool) or not isinstance(interval, (int, float)) or not 0 < interval <= 3600:
         raise ConfigError("host_reconnect_interval must be a number of seconds above 0 and at most 3600")

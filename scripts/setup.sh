@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils qemu-block-extra
               dnsmasq-base libvirt-dev pkg-config gcc python3-venv python3-dev
-              curl python3-libcloud)
+              curl python3-libcloud postgresql)
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 

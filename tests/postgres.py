@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 
 import psycopg
 import pytest
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.conninfo import make_conninfo
 
 ENV = "ELASTIC_TEST_POSTGRES"
 
@@ -25,14 +25,8 @@ def cluster_url() -> str:
 
 
 def database_url(url: str, name: str) -> str:
-    """`url` with its database replaced by `name`, as a libpq URI the config accepts."""
-    params = conninfo_to_dict(url)
-    params["dbname"] = name
-    user = params.get("user", "")
-    host, port = params.get("host", "127.0.0.1"), params.get("port", "5432")
-    if params.keys() <= {"dbname", "user", "host", "port"}:
-        return f"postgresql://{user}@{host}:{port}/{name}" if user else f"postgresql://{host}:{port}/{name}"
-    return make_conninfo(**params)
+    """`url` with its database replaced by `name` (libpq's key=value form)."""
+    return make_conninfo(url, dbname=name)
 
 
 @asynccontextmanager

@@ -2,8 +2,9 @@
 
 Each test takes `contract_store`, which is every implementation in turn: SQLite in the test's
 directory, and PostgreSQL in a database of its own on the cluster scripts/test.sh starts
-(skipped when there is none, except in the real suite: see tests/postgres.py). Tests here speak only the Store interface: what is
-particular to one engine (pragmas, query plans, schema triggers) is tested beside that engine."""
+(skipped when there is none, except in the real suite: see tests/postgres.py). Tests here speak
+only the Store interface: what is particular to one engine (pragmas, query plans, schema
+triggers) is tested beside that engine."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable

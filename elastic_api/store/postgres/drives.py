@@ -104,7 +104,8 @@ class DriveRows(PostgresEngine):
     async def update_drive(self, user: str, drive: Drive) -> bool:
         async def update(conn: Conn) -> bool:
             cursor = await conn.execute(
-                "UPDATE drives SET name = %s, size = %s, claim_type = %s, keys = %s::jsonb WHERE id = %s AND owner = %s",
+                "UPDATE drives SET name = %s, size = %s, claim_type = %s, keys = %s::jsonb"
+                " WHERE id = %s AND owner = %s",
                 (drive.name, drive.size, drive.claim_type, _keys(drive), drive.drive, user))
             if cursor.rowcount != 1:
                 return False

@@ -83,7 +83,8 @@ class EcsRows(PostgresEngine):
                 raise QuotaExceeded(f"quota exceeded: at most {limit} groups per user")
             row = await (await conn.execute(
                 "INSERT INTO ecs_groups (owner, notes, enabled, password_hash, created)"
-                f" VALUES (%s, %s, TRUE, %s, %s) RETURNING {_GROUP}", (owner, notes, password_hash, created))).fetchone()
+                f" VALUES (%s, %s, TRUE, %s, %s) RETURNING {_GROUP}",
+                (owner, notes, password_hash, created))).fetchone()
             assert row is not None
             return _group(row)
 

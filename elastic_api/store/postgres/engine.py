@@ -66,11 +66,10 @@ class PostgresEngine:
 
     @asynccontextmanager
     async def _transaction(self, *, read_only: bool) -> AsyncIterator[Conn]:
-        async with self.pool.connection() as conn:
-            async with conn.transaction():
-                if read_only:
-                    await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-                yield conn
+        async with self.pool.connection() as conn, conn.transaction():
+            if read_only:
+                await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            yield conn
 
     async def _call(self, fn: Callable[[Conn], Awaitable[T]], read_only: bool) -> T:
         for attempt in range(_RETRIES + 1):

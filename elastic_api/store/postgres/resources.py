@@ -101,7 +101,8 @@ class ResourceRows(PostgresEngine):
                                  "AND (created, id)")
             rows = await (await conn.execute(
                 f"SELECT {_COLUMNS} FROM resources WHERE owner = %(user)s"
-                f" AND type = coalesce(%(type)s, type) {after} ORDER BY created, id LIMIT %(limit)s", params)).fetchall()
+                f" AND type = coalesce(%(type)s, type) {after} ORDER BY created, id LIMIT %(limit)s",
+                params)).fetchall()
             return [_resource(row) for row in rows]
 
         return await self._read(query)
