@@ -77,3 +77,20 @@ async def active_server(store: Store, owner: str, **props: str) -> str:
     await store.insert_server(record)
     await store.activate_server(owner, record.server, "h", 1, [])
     return record.server
+
+
+@asynccontextmanager
+async def twin(store: Store) -> AsyncIterator[Store]:
+    """A second store on the same database, as a second node would open it: its own connection
+    (SQLite) or its own pool (PostgreSQL), so its writes race the first store's for real."""
+    other: Store
+    if isinstance(store, PostgresStore):
+        other = PostgresStore(store.url)
+    else:
+        assert isinstance(store, SqliteStore)
+        other = SqliteStore(store.path)
+    await other.open()
+    try:
+        yield other
+    finally:
+        await other.close()
