@@ -50,8 +50,10 @@ async def test_two_nodes_racing_for_one_exclusive_drive_one_wins(contract_store)
                   for n, record in enumerate(servers)), return_exceptions=True)
             winners = [r.server for r, o in zip(servers, outcomes, strict=True) if o is None]
             assert len(winners) == 1 and all(isinstance(o, BusyError) for o in outcomes if o is not None), outcomes
-            assert (await other.get_drive(alice, exclusive.drive)).claimed == tuple(winners)
-            assert [r.server for r in await store.active_servers() if r.server in {s.server for s in servers}] == winners
+            seen = await other.get_drive(alice, exclusive.drive)
+            assert seen is not None and seen.claimed == tuple(winners)
+            ours = {s.server for s in servers}
+            assert [r.server for r in await store.active_servers() if r.server in ours] == winners
 
 
 async def test_an_activation_and_an_image_job_on_one_drive_never_both_go_ahead(contract_store):
@@ -63,6 +65,8 @@ async def test_an_activation_and_an_image_job_on_one_drive_never_both_go_ahead(c
             await store.insert_drive(disk)
             record = server_record(alice)
             await store.insert_server(record)
+            activation: BaseException | None
+            job: BaseException | Job
             activation, job = await asyncio.gather(
                 store.activate_server(alice, record.server, "h", 1, [Claim(Device("ide", 0, 0), disk.drive)]),
                 other.add_job(Job(0, "image", alice, disk.drive, ImageParams("s", ""))), return_exceptions=True)
@@ -86,13 +90,14 @@ async def test_concurrent_ip_picks_on_two_nodes_are_distinct(contract_store):
         picks = await asyncio.gather(
             *((store if n % 2 else other).insert_ip_from_pool(ip(owner, n), first, last)
               for n, owner in enumerate((alice, bob) * 10)),
-            *((other if n % 2 else store).lease_ips(owner, sid, [], [(0, "02:00:00:00:00:01"), (1, "02:00:00:00:00:02")],
-                                                     first, last)
+            *((other if n % 2 else store).lease_ips(
+                owner, sid, [], [(0, "02:00:00:00:00:01"), (1, "02:00:00:00:00:02")], first, last)
               for n, (owner, sid) in enumerate(zip((alice, bob) * 5, servers, strict=True))))
         resources = [r.resource for r in picks[:20] if r is not None]
-        leased = [lease.ip for leases in picks[20:] for lease in leases]  # type: ignore[union-attr]
+        leased = [lease.ip for leases in picks[20:] for lease in leases]
         assert len(resources) == 20 and len(leased) == 20
-        assert sorted(resources + leased, key=lambda a: int(a.rsplit(".", 1)[1])) == [f"10.1.0.{n}" for n in range(1, 41)]
+        everything = sorted(resources + leased, key=lambda a: int(a.rsplit(".", 1)[1]))
+        assert everything == [f"10.1.0.{n}" for n in range(1, 41)]
         assert await store.insert_ip_from_pool(ip(alice), first, last) is None
         assert len(await other.active_leases()) == 20
 
@@ -107,7 +112,8 @@ async def test_two_holders_claiming_every_job_get_one_each_and_one_per_resource(
                                           for job in jobs for node, holder in ((store, "n1"), (other, "n2"))))
         claimed = [o for o in outcomes if o is not None]
         # Each resource's first job, each by one holder; the others wait behind it.
-        assert sorted(j.id for j in claimed) == sorted(min(j.id for j in jobs if j.resource == f"r{r}") for r in range(6))
+        firsts = [min(j.id for j in jobs if j.resource == f"r{r}") for r in range(6)]
+        assert sorted(j.id for j in claimed) == sorted(firsts)
         running = [j for j in await other.unfinished_jobs() if j.status == RUNNING]
         assert sorted(j.id for j in running) == sorted(j.id for j in claimed)
         assert {j.id: j.lease_holder for j in running} == {j.id: j.lease_holder for j in claimed}
@@ -116,6 +122,7 @@ async def test_two_holders_claiming_every_job_get_one_each_and_one_per_resource(
         assert await (store if done.lease_holder == "n1" else other).finish_job(done.id, done.lease_holder, "done",
                                                                                 None, 20)
         following = min(j.id for j in jobs if j.resource == done.resource and j.id != done.id)
-        again = await asyncio.gather(store.claim_job(following, "n1", 21, 100), other.claim_job(following, "n2", 21, 100))
+        again = await asyncio.gather(store.claim_job(following, "n1", 21, 100),
+                                     other.claim_job(following, "n2", 21, 100))
         assert sum(o is not None for o in again) == 1
         assert dataclasses.replace(next(o for o in again if o is not None), lease_holder=None).status == RUNNING
