@@ -148,6 +148,10 @@ class Config:
     # N x this many of the server's max_connections (100 by default).
     database_url: str = ""
     database_pool_size: int = 10
+    # Seconds an admitted command's quota hold lasts unless the command ends first (it is dropped
+    # then): longer than any create takes (an encrypted drive's takes seconds), short enough that
+    # what a node that died mid-create held is free again within the hour.
+    quota_hold_seconds: int = 3600
     # Seconds one storage request (an NBD read, write or flush of at most stream_chunk bytes) may
     # take: a healthy daemon answers in milliseconds and a slow disk in a few seconds, so 60 only
     # catches a frozen or wedged qemu-storage-daemon, whose export is then killed and restarted.
@@ -426,6 +430,8 @@ def from_mapping(data: dict[str, Any]) -> Config:
         raise ConfigError("storage_timeout must be at least 1")
     if config.database_pool_size < 1:
         raise ConfigError("database_pool_size must be at least 1")
+    if config.quota_hold_seconds < 60:
+        raise ConfigError("quota_hold_seconds must be at least 60: a hold must outlast the command it admits")
     if config.database_url and not (config.database_url.startswith(("postgresql://", "postgres://"))
                                     or "=" in config.database_url):
         raise ConfigError("database_url must be a PostgreSQL URL (postgresql://…) or empty for SQLite")

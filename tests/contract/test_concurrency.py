@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 
+import pytest
+
 from elastic_api.config import Config
 from elastic_api.errors import BusyError, QuotaExceeded
 from elastic_api.model.device import Device
 from elastic_api.model.job import RUNNING, ImageParams, Job
-from elastic_api.model.quota import Quota
+from elastic_api.model.quota import Quota, Usage
 from elastic_api.model.server_record import Claim
 from elastic_api.service.quotas import QuotaService
 from tests.contract.conftest import active_server, drive, ip, server_record, twin, users
@@ -126,3 +128,45 @@ async def test_two_holders_claiming_every_job_get_one_each_and_one_per_resource(
                                      other.claim_job(following, "n2", 21, 100))
         assert sum(o is not None for o in again) == 1
         assert dataclasses.replace(next(o for o in again if o is not None), lease_holder=None).status == RUNNING
+
+
+async def test_quota_admission_is_exact_across_two_nodes(contract_store):
+    store = contract_store
+    (alice,) = await users(store, 1)
+    config = Config(quotas=Quota(drives=20, ips=3))
+    async with twin(store) as other:
+        nodes = [QuotaService(config, store), QuotaService(config, other)]
+
+        async def create(n: int) -> None:
+            async with nodes[n % 2].drives(alice, count=1, size=1024):
+                await asyncio.sleep(0.01)  # the volume being made: the other node admits meanwhile
+                await (store, other)[n % 2].insert_drive(drive(alice, n))
+
+        outcomes = await asyncio.gather(*(create(n) for n in range(50)), return_exceptions=True)
+        assert all(o is None or isinstance(o, QuotaExceeded) for o in outcomes), outcomes
+        assert outcomes.count(None) == 20 and (await other.usage(alice)).drives == 20
+        # Every hold went with its command: the IPs' admission is whole again.
+        async with nodes[0].ips(alice, count=3):
+            pass
+
+
+async def test_a_quota_hold_counts_until_released_or_lapsed(contract_store):
+    store = contract_store
+    alice, bob = await users(store)
+    limits = Quota(drives=2)
+    first = await store.hold_quota(alice, Usage(drives=1), limits, 10, 100)
+    await store.hold_quota(alice, Usage(drives=1), limits, 10, 50)
+    with pytest.raises(QuotaExceeded, match="drives 3 of 2"):
+        await store.hold_quota(alice, Usage(drives=1), limits, 20, 100)
+    assert await store.hold_quota(bob, Usage(drives=2), limits, 20, 100)  # per user
+    later = await store.hold_quota(alice, Usage(drives=1), limits, 50, 100)  # the second hold lapsed at 50
+    await store.release_quota(first)
+    await store.release_quota(first)  # gone already: nothing
+    await store.set_quota_overrides(alice, {"drives": 3}, [])
+    await store.hold_quota(alice, Usage(drives=2), limits, 60, 100)  # the user's own limit counts
+    with pytest.raises(QuotaExceeded):
+        await store.hold_quota(alice, Usage(drives=1), limits, 60, 100)
+    await store.release_quota(later)
+    await store.insert_drive(drive(alice, 1))  # what the user holds counts too
+    with pytest.raises(QuotaExceeded):
+        await store.hold_quota(alice, Usage(drives=1), limits, 60, 100)

@@ -2,7 +2,7 @@
 edit. Each runs in one transaction with its number.
 
 Not a copy of the SQLite history (store/migrations.py): the first migration is the schema SQLite
-reached at its migration 11, written for PostgreSQL. Times in ns are BIGINT; hashes and wrapped
+reached at its migration 12 (quota holds), written for PostgreSQL. Times in ns are BIGINT; hashes and wrapped
 keys BYTEA; the JSON SQLite keeps as text is JSONB (keys, a server's configuration, a job's
 parameters), so the resource checks look into it with PostgreSQL's operators; the global
 counters (jobs, SSH keys, groups, catalogue numbers, audit entries, reservations) are identity
@@ -14,7 +14,7 @@ an IP resource and an automatic lease" rule is kept under the pool's lock (store
 from __future__ import annotations
 
 MIGRATIONS: tuple[str, ...] = (
-    # 1: the schema of SQLite's migrations 1-11.
+    # 1: the schema of SQLite's migrations 1-12.
     """
     CREATE TABLE users (
         id TEXT COLLATE "C" PRIMARY KEY,
@@ -204,5 +204,17 @@ MIGRATIONS: tuple[str, ...] = (
         end_at BIGINT NOT NULL CHECK (end_at >= start)
     );
     CREATE INDEX server_reservations_by_server ON server_reservations(server, end_at);
+    CREATE TABLE quota_holds (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        owner TEXT COLLATE "C" NOT NULL,
+        drive_bytes BIGINT NOT NULL DEFAULT 0 CHECK (drive_bytes >= 0),
+        drives BIGINT NOT NULL DEFAULT 0 CHECK (drives >= 0),
+        servers BIGINT NOT NULL DEFAULT 0 CHECK (servers >= 0),
+        cpu BIGINT NOT NULL DEFAULT 0 CHECK (cpu >= 0),
+        mem BIGINT NOT NULL DEFAULT 0 CHECK (mem >= 0),
+        ips BIGINT NOT NULL DEFAULT 0 CHECK (ips >= 0),
+        until BIGINT NOT NULL
+    );
+    CREATE INDEX quota_holds_by_owner ON quota_holds(owner, until);
     """,
 )

@@ -1,9 +1,11 @@
 """Users, and their quotas: each user's own limits and what the user holds now."""
 from __future__ import annotations
 
-from elastic_api.model.quota import Usage
+from elastic_api.errors import QuotaExceeded
+from elastic_api.model import quota as quota_model
+from elastic_api.model.quota import Quota, Usage
 from elastic_api.model.server_record import ACTIVE
-from elastic_api.store.postgres.engine import Conn, PostgresEngine
+from elastic_api.store.postgres.engine import Conn, PostgresEngine, lock
 
 
 async def _overrides(conn: Conn, user: str) -> dict[str, int | None]:
@@ -67,3 +69,31 @@ class UserRows(PostgresEngine):
 
     async def usage(self, user: str) -> Usage:
         return await self._read(lambda conn: _usage(conn, user))
+
+    # -- quota holds ---------------------------------------------------------------------------
+    async def hold_quota(self, user: str, adding: Usage, defaults: Quota, now: int, until: int) -> int:
+        async def hold(conn: Conn) -> int:
+            # The user's admissions one at a time across every node. At READ COMMITTED each
+            # statement after the lock sees what the admissions before it committed.
+            await lock(conn, "quota", user)
+            await conn.execute("DELETE FROM quota_holds WHERE owner = %s AND until <= %s", (user, now))
+            row = await (await conn.execute(
+                f"SELECT {', '.join(f'coalesce(sum({key}), 0)' for key in quota_model.KEYS)}"
+                " FROM quota_holds WHERE owner = %s", (user,))).fetchone()
+            assert row is not None
+            held = Usage(**dict(zip(quota_model.KEYS, (int(v) for v in row), strict=True)))
+            limits = defaults.with_overrides(await _overrides(conn, user))
+            message = quota_model.exceeded(limits, quota_model.combined(await _usage(conn, user), held), adding)
+            if message:
+                raise QuotaExceeded(message)
+            inserted = await (await conn.execute(
+                f"INSERT INTO quota_holds (owner, {', '.join(quota_model.KEYS)}, until)"
+                f" VALUES (%s, {', '.join(['%s'] * len(quota_model.KEYS))}, %s) RETURNING id",
+                (user, *(getattr(adding, key) for key in quota_model.KEYS), until))).fetchone()
+            assert inserted is not None
+            return int(inserted[0])
+
+        return await self._write(hold)
+
+    async def release_quota(self, hold: int) -> None:
+        await self._execute("DELETE FROM quota_holds WHERE id = %s", (hold,))

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import sqlite3
 
-from elastic_api.model.quota import Usage
+from elastic_api.errors import QuotaExceeded
+from elastic_api.model import quota as quota_model
+from elastic_api.model.quota import Quota, Usage
 from elastic_api.model.server_record import ACTIVE
 from elastic_api.store.sqlite.engine import SqliteEngine
 
@@ -61,3 +63,26 @@ class UserRows(SqliteEngine):
                                (user,)).fetchone()
         return Usage(drive_bytes=int(drive_bytes), drives=int(drives), servers=int(servers),
                      cpu=int(cpu), mem=int(mem), ips=int(ips))
+
+    # -- quota holds ---------------------------------------------------------------------------
+    async def hold_quota(self, user: str, adding: Usage, defaults: Quota, now: int, until: int) -> int:
+        def hold(db: sqlite3.Connection) -> int:
+            # One writer: the check and the hold are one step for every connection to the file.
+            db.execute("DELETE FROM quota_holds WHERE owner = ? AND until <= ?", (user, now))
+            held = Usage(**dict(zip(quota_model.KEYS, (int(v) for v in db.execute(
+                f"SELECT {', '.join(f'coalesce(sum({key}), 0)' for key in quota_model.KEYS)}"
+                " FROM quota_holds WHERE owner = ?", (user,)).fetchone()), strict=True)))
+            limits = defaults.with_overrides(self._overrides(user))
+            message = quota_model.exceeded(limits, quota_model.combined(self._usage(user), held), adding)
+            if message:
+                raise QuotaExceeded(message)
+            cursor = db.execute(
+                f"INSERT INTO quota_holds (owner, {', '.join(quota_model.KEYS)}, until)"
+                f" VALUES (?, {', '.join('?' * len(quota_model.KEYS))}, ?)",
+                (user, *(getattr(adding, key) for key in quota_model.KEYS), until))
+            return int(cursor.lastrowid or 0)
+
+        return await self._write(hold)
+
+    async def release_quota(self, hold: int) -> None:
+        await self._execute("DELETE FROM quota_holds WHERE id = ?", (hold,))
