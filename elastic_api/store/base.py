@@ -72,7 +72,8 @@ class QuotaStore(Protocol):
         transaction: what the user holds (usage) plus the holds still live at `now` plus `adding`
         must be within the user's limits (`defaults` with the user's own overrides), else
         QuotaExceeded and nothing held. Admissions for one user run one after the other, whichever
-        node makes them: two cannot both see room for one. The hold's ID."""
+        node sharing the store makes them (a SQLite file has one: its holds may live in memory):
+        two cannot both see room for one. The hold's ID."""
 
     async def release_quota(self, hold: int) -> None:
         """Drop a hold (its command made what it held, or failed); nothing when it is gone."""

@@ -283,21 +283,4 @@ MIGRATIONS: tuple[Migration, ...] = (
     );
     CREATE INDEX server_reservations_by_server ON server_reservations(server, end_at);
     """,
-    # 12: quota holds: what an admitted command may still be making, counted against the user's
-    # limits by every node's admissions until the command is done or the hold runs out (`until`,
-    # ns: a node that died mid-command holds nothing for long). No foreign key: a hold is a count.
-    """
-    CREATE TABLE quota_holds (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        owner TEXT NOT NULL,
-        drive_bytes INTEGER NOT NULL DEFAULT 0,
-        drives INTEGER NOT NULL DEFAULT 0,
-        servers INTEGER NOT NULL DEFAULT 0,
-        cpu INTEGER NOT NULL DEFAULT 0,
-        mem INTEGER NOT NULL DEFAULT 0,
-        ips INTEGER NOT NULL DEFAULT 0,
-        until INTEGER NOT NULL
-    );
-    CREATE INDEX quota_holds_by_owner ON quota_holds(owner, until);
-    """,
 )

@@ -2,7 +2,8 @@
 edit. Each runs in one transaction with its number.
 
 Not a copy of the SQLite history (store/migrations.py): the first migration is the schema SQLite
-reached at its migration 12 (quota holds), written for PostgreSQL. Times in ns are BIGINT; hashes and wrapped
+reached at its migration 11, plus quota holds (SQLite keeps those in memory), written for
+PostgreSQL. Times in ns are BIGINT; hashes and wrapped
 keys BYTEA; the JSON SQLite keeps as text is JSONB (keys, a server's configuration, a job's
 parameters), so the resource checks look into it with PostgreSQL's operators; the global
 counters (jobs, SSH keys, groups, catalogue numbers, audit entries, reservations) are identity
@@ -14,7 +15,8 @@ an IP resource and an automatic lease" rule is kept under the pool's lock (store
 from __future__ import annotations
 
 MIGRATIONS: tuple[str, ...] = (
-    # 1: the schema of SQLite's migrations 1-12.
+    # 1: the schema of SQLite's migrations 1-11, and quota holds: what an admitted command may still
+    # be making, counted by every node's admissions until the command ends or the hold lapses.
     """
     CREATE TABLE users (
         id TEXT COLLATE "C" PRIMARY KEY,

@@ -1,7 +1,9 @@
 """Users, and their quotas: each user's own limits and what the user holds now."""
 from __future__ import annotations
 
+import itertools
 import sqlite3
+from pathlib import Path
 
 from elastic_api.errors import QuotaExceeded
 from elastic_api.model import quota as quota_model
@@ -12,6 +14,11 @@ from elastic_api.store.sqlite.engine import SqliteEngine
 
 class UserRows(SqliteEngine):
     """Users, and the quotas kept per user (the usage is counted from the other tables)."""
+
+    def __init__(self, path: Path, *, reserve: int = 0) -> None:
+        super().__init__(path, reserve=reserve)
+        self._quota_holds: dict[int, tuple[str, Usage, int]] = {}  # id: (owner, usage, lapses at)
+        self._quota_hold_ids = itertools.count(1)
 
     async def create_user(self, user: str, name: str, secret_hash: bytes, created: int) -> None:
         await self._execute("INSERT INTO users (id, name, secret_hash, created) VALUES (?, ?, ?, ?)",
@@ -65,24 +72,29 @@ class UserRows(SqliteEngine):
                      cpu=int(cpu), mem=int(mem), ips=int(ips))
 
     # -- quota holds ---------------------------------------------------------------------------
+    # In memory: one process owns a SQLite file, so its holds die with it (a restart frees them, as
+    # the process's commands are gone too), and an admission costs no commit. The check and the
+    # hold run in one call on the store's thread, between write groups: one step, exact.
     async def hold_quota(self, user: str, adding: Usage, defaults: Quota, now: int, until: int) -> int:
-        def hold(db: sqlite3.Connection) -> int:
-            # One writer: the check and the hold are one step for every connection to the file.
-            db.execute("DELETE FROM quota_holds WHERE owner = ? AND until <= ?", (user, now))
-            held = Usage(**dict(zip(quota_model.KEYS, (int(v) for v in db.execute(
-                f"SELECT {', '.join(f'coalesce(sum({key}), 0)' for key in quota_model.KEYS)}"
-                " FROM quota_holds WHERE owner = ?", (user,)).fetchone()), strict=True)))
+        holds = self._quota_holds
+
+        def hold() -> int:
+            for id_, (_, _, lapses) in list(holds.items()):
+                if lapses <= now:
+                    del holds[id_]
+            held = Usage()
+            for owner, usage, _ in holds.values():
+                if owner == user:
+                    held = quota_model.combined(held, usage)
             limits = defaults.with_overrides(self._overrides(user))
             message = quota_model.exceeded(limits, quota_model.combined(self._usage(user), held), adding)
             if message:
                 raise QuotaExceeded(message)
-            cursor = db.execute(
-                f"INSERT INTO quota_holds (owner, {', '.join(quota_model.KEYS)}, until)"
-                f" VALUES (?, {', '.join('?' * len(quota_model.KEYS))}, ?)",
-                (user, *(getattr(adding, key) for key in quota_model.KEYS), until))
-            return int(cursor.lastrowid or 0)
+            id_ = next(self._quota_hold_ids)
+            holds[id_] = (user, adding, until)
+            return id_
 
-        return await self._write(hold)
+        return await self._run(hold)
 
     async def release_quota(self, hold: int) -> None:
-        await self._execute("DELETE FROM quota_holds WHERE id = ?", (hold,))
+        await self._run(self._quota_holds.pop, hold, None)
