@@ -3,15 +3,15 @@ edit. Each runs in one transaction with its number.
 
 Not a copy of the SQLite history (store/migrations.py): the first migration is the schema SQLite
 reached at its migration 11, plus quota holds (SQLite keeps those in memory), written for
-PostgreSQL. Times in ns are BIGINT; hashes and wrapped
-keys BYTEA; the JSON SQLite keeps as text is JSONB (keys, a server's configuration, a job's
-parameters), so the resource checks look into it with PostgreSQL's operators; the global
-counters (jobs, SSH keys, groups, catalogue numbers, audit entries, reservations) are identity
-columns, sequences that never hand a number out twice. IDs and every text pages are ordered by
-are COLLATE "C": byte order, as SQLite compares, whatever locale the database was made with.
-What SQLite's triggers did is done by the store's own statements in the same transaction (a
-drive's jobs go with it, an image gets its catalogue number), and the "an address is never both
-an IP resource and an automatic lease" rule is kept under the pool's lock (store/postgres/resources.py)."""
+PostgreSQL. Times in ns are BIGINT; hashes and wrapped keys BYTEA; the JSON SQLite keeps as text
+is JSONB (keys, a server's configuration, a job's parameters), so the resource checks look into
+it with PostgreSQL's operators; the global counters (jobs, SSH keys, groups, catalogue numbers,
+audit entries, reservations) are identity columns, sequences that never hand a number out
+twice. IDs, and every text a page is ordered by, are COLLATE "C": byte order, as SQLite
+compares, whatever locale the database was made with. What SQLite's triggers did is done by the
+store's own statements in the same transaction (a drive's jobs go with it, an image gets its
+catalogue number), and "an address is never both an IP resource and an automatic lease" is
+kept under the pool's lock (store/postgres/resources.py)."""
 from __future__ import annotations
 
 MIGRATIONS: tuple[str, ...] = (
