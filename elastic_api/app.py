@@ -12,7 +12,8 @@ from elastic_api.api.elastichosts.errors import error_response
 from elastic_api.config import Config
 from elastic_api.http.middleware import errors, plain_server_header
 from elastic_api.http.server import REFUSAL, connection
-from elastic_api.http.transfer import record_start
+from elastic_api.http.sendfile import ThreadedSendfile
+from elastic_api.http.transfer import SENDFILE, record_start
 from elastic_api.hypervisor import Hypervisor
 from elastic_api.service.services import Services, build_services
 from elastic_api.storage import Storage
@@ -34,6 +35,7 @@ def create_app(config: Config, *, store: Store, storage: Storage, hypervisor: Hy
     app[SERVICES] = services
     app[CONFIG] = config
     app[REFUSAL] = error_response
+    app[SENDFILE] = sender = ThreadedSendfile(config.sendfile_threads, config.sendfile_stall_seconds)
 
     async def backends(app: web.Application) -> AsyncIterator[None]:
         await store.open()
@@ -50,6 +52,8 @@ def create_app(config: Config, *, store: Store, storage: Storage, hypervisor: Hy
             await services.drives.sweep_orphans()
             await services.jobs.start()  # after every kind's handler is registered
             await services.metrics.start()
+            services.drives.counters.start()
+            await services.ecs.recover()  # after the runner took its jobs back
             yield
         finally:
             await services.metrics.close()
@@ -57,9 +61,11 @@ def create_app(config: Config, *, store: Store, storage: Storage, hypervisor: Hy
             hypervisor.on_host_back(None)
             await services.jobs.close()
             await services.audit.close()  # what is queued, before the store closes
+            await services.drives.counters.close()  # the counts not yet stored, before the store goes
             await storage.close()
             await hypervisor.close()
             await store.close()
+            sender.close()
 
     app.cleanup_ctx.append(backends)
     ecs.mount(app, services, config)

@@ -28,7 +28,8 @@ def make_store(config: Config, *, reserve: bool = False) -> Store:
         from elastic_api.store.postgres import PostgresStore
 
         return PostgresStore(config.database_url, pool_size=config.database_pool_size)
-    return SqliteStore(config.db_path, reserve=config.db_reserve if reserve else 0)
+    return SqliteStore(config.db_path, reserve=config.db_reserve if reserve else 0,
+                       inline_rows=config.db_inline_read_rows)
 
 
 def make_storage(config: Config) -> Storage:
@@ -126,6 +127,23 @@ async def image_add(config: Config, image: str, name: str, path: str) -> int:
     return 0
 
 
+async def image_remove(config: Config, image: str) -> int:
+    """`image remove UUID`: refused, with the drives that use it, while a drive is its clone."""
+    from elastic_api.service.drives import DriveService
+    from elastic_api.service.imaging import ImagingService
+
+    store, storage = make_store(config), make_storage(config)
+    await store.open()
+    try:
+        service = ImagingService(config, store, storage, DriveService(config, store, storage))
+        removed = await service.remove_standard(image)
+    finally:
+        await storage.close()
+        await store.close()
+    print(f"removed {removed.image}")
+    return 0
+
+
 async def image_list(config: Config) -> int:
     store = make_store(config)
     await store.open()
@@ -173,6 +191,8 @@ def parser() -> argparse.ArgumentParser:
     add.add_argument("--name", required=True, help="what users see as the image's name")
     add.add_argument("path", help="a raw disk image file")
     image.add_parser("list", help="list the standard images: UUID, size, name")
+    remove = image.add_parser("remove", help="remove a standard image (refused while a drive is its clone)")
+    remove.add_argument("uuid", help="the image's UUID")
     return top
 
 
@@ -202,6 +222,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(quota(config, args.user, []))
         if args.command == "image" and args.action == "add":
             return asyncio.run(image_add(config, args.uuid, args.name, args.path))
+        if args.command == "image" and args.action == "remove":
+            return asyncio.run(image_remove(config, args.uuid))
         if args.command == "image" and args.action == "list":
             return asyncio.run(image_list(config))
     except (ConfigError, ElasticError) as e:

@@ -168,6 +168,21 @@ class Config:
     # Seconds at least between two stores of one job's progress: the live value is in memory and
     # the row only matters after a crash, so a copy's thousands of reports cost a write a second.
     job_progress_seconds: int = 1
+    # Seconds between stores of the drives' I/O counters, added up in memory meanwhile (and
+    # stored at a clean shutdown): a crash loses at most this long's counts, and a 4 MiB read
+    # no longer waits on a commit of its own. Info shows the stored counts plus those pending.
+    # 0 stores them at once (the counts of requests that come meanwhile in the same commit).
+    io_counter_flush_seconds: float = 5.0
+    # Rows at most that a metadata read may touch to run on the event loop (a drive's info, a
+    # page of a list) through a read-only connection, instead of queueing on the store's thread
+    # behind a commit's disk sync; 0 sends every read to the thread.
+    db_inline_read_rows: int = 200
+    # Threads that send downloads' bytes with sendfile (http/sendfile.py): the kernel's copies run
+    # on every core instead of the event loop's. More downloads at once use the loop's sendfile.
+    sendfile_threads: int = 4
+    # Seconds a download's sender thread waits for a client that takes no byte before giving up
+    # on it (closing the connection): a stalled client holds a sender no longer than this.
+    sendfile_stall_seconds: float = 60.0
     # Writes receiving a body at once, per user and in all (more answer 503 with Retry-After):
     # each holds up to write_buffer in memory, so 32 bound that to 256 MiB; a user's tool sends
     # a few chunks in flight, and 8 leave room without letting one user take every slot.
@@ -224,6 +239,13 @@ class Config:
     # account (the web panel lists them on one page); the cap keeps one user from filling the store.
     max_ssh_keys_per_user: int = 100
     max_groups_per_user: int = 100
+    # ECS actions (create, delete, power) running at once: a create images a drive and starts a
+    # guest, so a few at once keep the host responsive; the others wait their turn, queued.
+    max_ecs_actions: int = 8
+    # Seconds between looks at a create's image job (its progress moves the action's).
+    ecs_poll_seconds: float = 0.2
+    # Servers one create may be isolated from: more would leave no host in any real region.
+    max_isolate_from: int = 64
     # Support plans and reserved terms (months, discount %) servers may take: records a billing
     # system reads, no payment taken. Default: Seeweb's basic and global, and 3/6/12/24 months, free.
     support_plans: tuple[SupportPlan, ...] = DEFAULT_SUPPORT_PLANS
@@ -405,11 +427,15 @@ def from_mapping(data: dict[str, Any]) -> Config:
     if config.domain_type not in ("auto", "kvm", "qemu"):
         raise ConfigError("domain_type must be auto, kvm or qemu")
     for key in ("max_uploads_per_user", "max_uploads", "header_timeout", "body_timeout", "luks_lanes",
-                "gc_threshold", "auth_cache_users", "body_rate_grace", "max_ssh_keys_per_user",
-                "max_groups_per_user"):
+                "gc_threshold", "auth_cache_users", "body_rate_grace", "max_ssh_keys_per_user", "sendfile_threads",
+                "max_groups_per_user", "max_ecs_actions", "max_isolate_from"):
         if getattr(config, key) < 1:
             raise ConfigError(f"{key} must be at least 1")
-    for key in ("auth_cache_seconds", "min_body_rate", "shutdown_grace", "db_reserve"):
+    if not 0 < config.ecs_poll_seconds <= 10:
+        raise ConfigError("ecs_poll_seconds must be more than 0 and at most 10")
+    for key in ("auth_cache_seconds", "min_body_rate", "shutdown_grace", "db_reserve", "io_counter_flush_seconds",
+                "db_inline_read_rows",
+                "sendfile_stall_seconds"):
         if getattr(config, key) < 0:
             raise ConfigError(f"{key} must be 0 or more")
     for key in ("max_image_jobs", "job_lease_seconds", "job_heartbeat_seconds", "job_progress_seconds"):

@@ -408,6 +408,12 @@ async def bench(args: argparse.Namespace) -> int:
             zero_file = server.data_dir / "pool" / f"{empty}.{args.format}"
             allocated = zero_file.stat().st_blocks * 512
 
+        # The headline: downloads against a bare threaded sendfile server answering the same reads
+        # of the same file to the same client, in the same run (issue 17's target: at least 0.8).
+        for cache in caches:
+            if ceilings[cache]:
+                print(f"HEADLINE download / bare sendfile ({cache} page cache, {chunk / MiB:g} MiB reads, "
+                      f"{args.inflight} in flight): {min(ceilings[cache]) / min(downs[cache]):.2f}")
         print(f"upload   {rate(size, up)} over HTTP ({args.inflight} in flight), "
               f"baseline {rate(size, baseline_up)} (local inflate + write + fdatasync): "
               f"ratio {baseline_up / up:.2f}")

@@ -10,10 +10,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from aiohttp import web
+
+from elastic_api.http.sendfile import ThreadedSendfile
 
 
 @dataclass
@@ -30,6 +33,8 @@ class Transfer:
 
 
 TRANSFER = web.RequestKey("transfer", Transfer)
+# The application's sender threads (http/sendfile.py); without them, the loop's sendfile.
+SENDFILE = web.AppKey("sendfile", ThreadedSendfile)
 
 
 def transfer(request: web.BaseRequest) -> Transfer:
@@ -46,20 +51,51 @@ async def record_start(request: web.Request, response: web.StreamResponse) -> No
     transfer(request).started = response
 
 
-async def send_file(request: web.BaseRequest, file: BinaryIO, offset: int, length: int) -> None:
-    """Send [offset, offset+length) of a file after a prepared answer's head, zero-copy, and
-    count what went even when the send fails part-way (asyncio leaves the file's position just
-    past the last byte sent). A HEAD answer never carries these bytes."""
+async def send_file(request: web.BaseRequest, opener: Callable[[], BinaryIO], offset: int, length: int) -> None:
+    """Send [offset, offset+length) of the file `opener()` opens after a prepared answer's head,
+    zero-copy, and count what went even when the send fails part-way. A HEAD answer never
+    carries these bytes. In a sender thread (http/sendfile.py), which also opens the file, when
+    one is free; otherwise the loop's sendfile."""
     if request.method == "HEAD" or length <= 0:
         return
     transport = request.transport
     if transport is None or transport.is_closing():
         raise ConnectionResetError("the client closed the connection")
-    file.seek(offset)
+    sender = request.config_dict.get(SENDFILE) if isinstance(request, web.Request) else None
+    sock = transport.get_extra_info("socket")
+    # The answer's head must be on the wire before bytes go around the transport: it almost
+    # always is (a small write to an empty buffer goes out at once); otherwise, the loop's way.
+    if sender is not None and sock is not None and not transport.get_write_buffer_size() and sender.try_take():
+        try:
+            await _send_threaded(request, transport, sender, sock.fileno(), opener, offset, length)
+        finally:
+            sender.give_back()
+        return
+    with await asyncio.to_thread(opener) as file:
+        file.seek(offset)
+        try:
+            # asyncio leaves the file's position just past the last byte sent.
+            await asyncio.get_running_loop().sendfile(transport, file, offset, length)
+        finally:
+            transfer(request).body_bytes += max(0, file.tell() - offset)
+
+
+async def _send_threaded(request: web.BaseRequest, transport: asyncio.Transport, sender: ThreadedSendfile,
+                         sock: int, opener: Callable[[], BinaryIO], offset: int, length: int) -> None:
+    resume = transport.is_reading()
+    transport.pause_reading()  # as asyncio's own sendfile: nothing reads or writes meanwhile
+    sent = 0
     try:
-        await asyncio.get_running_loop().sendfile(transport, file, offset, length)
+        sent = await sender.send(sock, opener, offset, length, transport.is_closing)
     finally:
-        transfer(request).body_bytes += max(0, file.tell() - offset)
+        transfer(request).body_bytes += sent
+        if sent < length:
+            # Cut short (client gone, stalled, or cancelled): the framing is broken, so is the connection.
+            transport.close()
+        elif resume and not transport.is_closing():
+            transport.resume_reading()
+    if sent < length:
+        raise ConnectionResetError("the client stopped taking the answer")
 
 
 @dataclass

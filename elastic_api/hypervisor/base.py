@@ -125,8 +125,10 @@ class Hypervisor(Protocol):
         installation's: they all hold memory."""
         ...
 
-    async def place(self, mem_mb: int, avoid_hosts: Collection[str] = ()) -> str:
-        """The host a server of mem_mb should start on, preferring hosts not in avoid_hosts.
+    async def place(self, mem_mb: int, avoid_hosts: Collection[str] = (), *,
+                    only: Collection[str] | None = None) -> str:
+        """The host a server of mem_mb should start on, preferring hosts not in avoid_hosts;
+        with `only`, among those hosts alone (a region's hosts less the isolated ones: strict).
         FullError when every host answered and none has room; UnreachableError when none that
         answered has room but some did not answer."""
         ...

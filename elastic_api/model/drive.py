@@ -55,6 +55,20 @@ class Drive:
 
 
 @dataclass(frozen=True)
+class IoCounts:
+    """I/O counted on a drive and not yet stored (they add to the stored counters)."""
+
+    read_bytes: int = 0
+    read_requests: int = 0
+    write_bytes: int = 0
+    write_requests: int = 0
+
+    def __add__(self, other: IoCounts) -> IoCounts:
+        return IoCounts(self.read_bytes + other.read_bytes, self.read_requests + other.read_requests,
+                        self.write_bytes + other.write_bytes, self.write_requests + other.write_requests)
+
+
+@dataclass(frozen=True)
 class DriveSpec:
     """What a valid create asks for; None where the operator's default applies."""
 

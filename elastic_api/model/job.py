@@ -11,6 +11,13 @@ STATUSES = (QUEUED, RUNNING, DONE, FAILED)
 UNFINISHED = (QUEUED, RUNNING)
 
 IMAGE = "image"  # copy a drive or a standard image into a drive (the resource)
+# The ECS dialect's actions, on an ECS server (the resource: its name).
+CREATE_SERVER, DELETE_SERVER, POWER_ON, POWER_OFF, CONSOLE = (
+    "create_server", "delete_server", "power_on", "power_off", "console")
+ACTIONS = (CREATE_SERVER, DELETE_SERVER, POWER_ON, POWER_OFF, CONSOLE)
+# Kinds whose finished jobs are history the owner lists: never pruned (an image job's older
+# finished ones are, as only the last says anything about its drive).
+KEPT = frozenset(ACTIONS)
 
 
 @dataclass(frozen=True)
@@ -19,9 +26,14 @@ class ImageParams:
     conversion: str  # "", "gzip" or "gunzip"
 
 
+@dataclass(frozen=True)
+class ActionParams:
+    """An ECS action needs nothing beyond its server's row (its resource names it)."""
+
+
 # Each kind's parameters, typed; stored as JSON with the job.
-Params = ImageParams
-_PARAMS: dict[str, type[Params]] = {IMAGE: ImageParams}
+Params = ImageParams | ActionParams
+_PARAMS: dict[str, type[Params]] = {IMAGE: ImageParams, **{kind: ActionParams for kind in ACTIONS}}
 
 
 @dataclass(frozen=True)

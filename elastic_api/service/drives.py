@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import hashlib
 import logging
 import time
@@ -15,9 +16,10 @@ from typing import BinaryIO
 from elastic_api.config import Config
 from elastic_api.errors import BusyError, FailedError, FullError, MissingError, UsageError
 from elastic_api.model import drive as model
-from elastic_api.model.drive import Checksum, Drive, DriveChanges, DriveSpec
+from elastic_api.model.drive import Checksum, Drive, DriveChanges, DriveSpec, IoCounts
 from elastic_api.model.ids import new_id, parse_id
 from elastic_api.model.pages import Page
+from elastic_api.service.counters import IoCounters
 from elastic_api.service.jobs import JobRunner
 from elastic_api.service.keyring import Keyring
 from elastic_api.service.locks import DriveUse, LockTable, UploadSlots
@@ -56,6 +58,7 @@ class DriveService:
         self.uploads = UploadSlots(per_user=config.max_uploads_per_user, total=config.max_uploads)
         self.keys = Keyring(config.master_key_path, may_create=not config.master_key_file)
         # The jobs on drives (image copies): what runs here now, with its live progress.
+        self.counters = IoCounters(store, config.io_counter_flush_seconds)
         self.jobs = jobs or JobRunner(store, "local", lease_seconds=config.job_lease_seconds,
                                       heartbeat_seconds=config.job_heartbeat_seconds,
                                       progress_seconds=config.job_progress_seconds)
@@ -73,7 +76,15 @@ class DriveService:
         return Volume(drive.drive, drive.format, drive.size, self.keys.passphrase(drive.drive, drive.wrapped_key))
 
     def _live(self, drive: Drive) -> Drive:
-        """The stored drive with its image job's live progress (the stored one lags behind)."""
+        """The stored drive with its image job's live progress (the stored one lags behind) and
+        the I/O counted since the counters were last stored."""
+        pending = self.counters.pending(drive.drive)
+        if pending.read_requests or pending.write_requests:
+            drive = dataclasses.replace(
+                drive, read_bytes=drive.read_bytes + pending.read_bytes,
+                read_requests=drive.read_requests + pending.read_requests,
+                write_bytes=drive.write_bytes + pending.write_bytes,
+                write_requests=drive.write_requests + pending.write_requests)
         if drive.image_job is None:
             return drive
         return dataclasses.replace(drive, image_job=self.jobs.live(drive.image_job))
@@ -155,8 +166,12 @@ class DriveService:
             raise BusyError(f"drive {drive.drive} is being imaged")
         self.check_unclaimed(drive)
 
-    async def destroy(self, user: str, drive_id: str) -> None:
+    async def destroy(self, user: str, drive_id: str, *, manager: bool = False) -> None:
+        """Forget a drive and its volume. A boot drive of an ECS server is that dialect's to
+        destroy (`manager`): Busy for anyone else."""
         async with self._held(user, drive_id) as drive:
+            if not manager and (name := await self.store.ecs_manager_of(drive.drive)) is not None:
+                raise BusyError(f"{drive.drive} is managed by the ECS API as the boot drive of {name}: delete it there")
             self.check_writable(drive)
             if self.jobs.running_on(drive.drive) is not None:  # one that started since the read
                 raise BusyError(f"drive {drive.drive} is being imaged")
@@ -184,16 +199,10 @@ class DriveService:
                     raise BusyError(f"drive {drive.drive} is being imaged")
                 written = await self.storage.write(self.volume(drive), offset, body, gzip=gzip,
                                                    max_decompressed=self.config.max_write_decompressed)
-        await self._count(user, drive.drive, write_bytes=written, write_requests=1)
+        # Counted in memory, stored in batches (service/counters.py): a full metadata disk (or
+        # any store failure) never turns a done write or read into an error.
+        self.counters.add(drive.drive, IoCounts(write_bytes=written, write_requests=1))
         return written
-
-    async def _count(self, user: str, drive: str, **counts: int) -> None:
-        """Add to a drive's I/O counters, best-effort: the bytes have moved by now, and a full
-        metadata disk (or any store failure) must not turn a done write or read into an error."""
-        try:
-            await self.store.count_drive_io(user, drive, **counts)
-        except Exception as e:  # whatever stops the count, the I/O itself stands
-            log.warning("drive %s: I/O counters not stored (%s): %s", drive, type(e).__name__, e)
 
     async def read(self, user: str, drive_id: str, offset: int, size: int) -> DriveRead:
         """What a read returns: the range, cut at the drive's end, and the file to send it from
@@ -215,12 +224,13 @@ class DriveService:
             async with self.use.io(read.drive.drive):
                 yield sent
         finally:
-            await self._count(user, read.drive.drive, read_bytes=sent.bytes, read_requests=1)
+            self.counters.add(read.drive.drive, IoCounts(read_bytes=sent.bytes, read_requests=1))
 
-    async def open_to_send(self, read: DriveRead) -> BinaryIO:
-        """The volume's file, to send read's range from with sendfile (only when read.file is set)."""
+    def opener(self, read: DriveRead) -> Callable[[], BinaryIO]:
+        """Opens the volume's file (blocking: call it in a thread), to send read's range from with
+        sendfile (only when read.file is set)."""
         assert read.file is not None
-        return await asyncio.to_thread(open_to_send, str(read.file), read.offset, read.length)
+        return functools.partial(open_to_send, str(read.file), read.offset, read.length)
 
     def chunks(self, read: DriveRead) -> AsyncGenerator[bytes, None]:
         return self.storage.read(self.volume(read.drive), read.offset, read.length)

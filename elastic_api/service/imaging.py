@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 from elastic_api.config import Config
-from elastic_api.errors import ElasticError, MissingError, UsageError
+from elastic_api.errors import BusyError, ElasticError, MissingError, UsageError
 from elastic_api.model.ids import parse_id
 from elastic_api.model.image import CONVERSIONS, StandardImage
 from elastic_api.model.job import IMAGE, ImageParams, Job
@@ -46,6 +46,26 @@ class ImagingService:
         stored = await self.storage.import_image(image, path)
         record = StandardImage(image, name.strip(), stored.size, time.time_ns())
         await self.store.insert_image(record)
+        return record
+
+    async def remove_standard(self, image_id: str) -> StandardImage:
+        """Remove a standard image: refused (BusyError) while a drive is a clone of it, since
+        its base holds the bytes the clone has not written. The row goes first, so no new job
+        finds the image; a clone made meanwhile shows when the files go, and the row comes back."""
+        image = parse_id(image_id)
+        record = await self.store.get_image(image) if image else None
+        if record is None:
+            raise MissingError(f"no such standard image: {image_id[:40]}")
+        users = await self.storage.image_users(record.image)
+        if users:
+            raise BusyError(f"standard image {record.image} is in use by {len(users)} drive(s): "
+                            f"{' '.join(users[:10])}")
+        await self.store.delete_image(record.image)
+        try:
+            await self.storage.remove_image(record.image)
+        except BaseException:
+            await self.store.insert_image(record)
+            raise
         return record
 
     # -- jobs -----------------------------------------------------------------------------------

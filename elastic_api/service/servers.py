@@ -4,7 +4,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,7 +100,9 @@ class ServerService:
             avoid.update(hosts_of.get(s) for s in drive.claimed)
         return {h for h in avoid if h}
 
-    async def start(self, user: str, server_id: str) -> ServerRecord:
+    async def start(self, user: str, server_id: str, *, hosts: Collection[str] | None = None) -> ServerRecord:
+        """Start a stopped server; with `hosts`, on one of those alone (the ECS dialect's region
+        less its isolated partners' hosts: strict, unlike `avoid`)."""
         record = await self.get(user, server_id)
         async with self.locks.hold(record.server):
             record = await self.get(user, record.server)
@@ -124,7 +126,7 @@ class ServerService:
                     readonly=drive.owner != user or slot.media == "cdrom",
                     shareable=drive.claim_type == "shared", secret=secret)
                 claims.append(Claim(slot.device, drive.drive))
-            host = await self.hypervisor.place(config.mem, await self._avoid_hosts(user, config))
+            host = await self.hypervisor.place(config.mem, await self._avoid_hosts(user, config), only=hosts)
             started = int(time.time())
             async with self.quotas.servers(user, cpu=config.cpu, mem=config.mem):
                 await self.store.activate_server(user, record.server, host, started, claims)
@@ -184,8 +186,12 @@ class ServerService:
         assert record.host is not None
         await self.hypervisor.reset(record.host, record.server)
 
-    async def destroy(self, user: str, server_id: str) -> None:
+    async def destroy(self, user: str, server_id: str, *, manager: bool = False) -> None:
+        """Stop and forget a server. One that another dialect manages (an ECS server) is that
+        dialect's to destroy (`manager`): Busy for anyone else, so the dialects agree on it."""
         record = await self.get(user, server_id)
+        if not manager:
+            await _check_unmanaged(self.store, record.server)
         async with self.locks.hold(record.server):
             record = await self.get(user, record.server)
             if record.status == ACTIVE and record.host is not None:
@@ -347,3 +353,9 @@ class ServerService:
             await self.hypervisor.sweep_secrets(known & set(running), adopt, hosts=[host])
         except ElasticError as e:
             log.warning("host %s: stale secrets not removed: %s", host, e.message)
+
+
+async def _check_unmanaged(store: Store, uuid: str) -> None:
+    name = await store.ecs_manager_of(uuid)
+    if name is not None:
+        raise BusyError(f"{uuid} is managed by the ECS API as server {name}: delete it there")

@@ -8,6 +8,8 @@ from elastic_api.hypervisor import Hypervisor
 from elastic_api.service.audit import AuditService
 from elastic_api.service.catalogue import CatalogueService
 from elastic_api.service.drives import DriveService
+from elastic_api.service.ecs_actions import EcsActions
+from elastic_api.service.ecs_servers import EcsServerService
 from elastic_api.service.groups import GroupService
 from elastic_api.service.imaging import ImagingService
 from elastic_api.service.jobs import JobRunner
@@ -36,6 +38,7 @@ class Services:
     catalogue: CatalogueService
     ssh_keys: SshKeyService
     groups: GroupService
+    ecs: EcsServerService
     metrics: MetricsService
     audit: AuditService
     support: SupportService
@@ -50,14 +53,22 @@ def build_services(config: Config, store: Store, storage: Storage, hypervisor: H
     drives = DriveService(config, store, storage, quotas=quotas, jobs=jobs)
     resources = ResourceService(config, store, hypervisor, quotas=quotas)
     users = UserService(store, cache_seconds=config.auth_cache_seconds, cache_users=config.auth_cache_users)
+    imaging = ImagingService(config, store, storage, drives, jobs)
+    servers = ServerService(config, store, hypervisor, drives, resources)
+    catalogue = CatalogueService(config, store, hypervisor)
+    ssh_keys = SshKeyService(store, max_per_user=config.max_ssh_keys_per_user)
+    groups = GroupService(store, max_per_user=config.max_groups_per_user)
+    actions = EcsActions(config, store, jobs, catalogue, drives, imaging, servers)
     return Services(users=users, drives=drives,
-                    imaging=ImagingService(config, store, storage, drives, jobs), jobs=jobs,
-                    servers=ServerService(config, store, hypervisor, drives, resources),
+                    imaging=imaging, jobs=jobs,
+                    servers=servers,
                     quotas=quotas, resources=resources,
                     tokens=TokenService(store, users, config.token_key_path, login_seconds=config.login_token_seconds),
-                    catalogue=CatalogueService(config, store, hypervisor),
-                    ssh_keys=SshKeyService(store, max_per_user=config.max_ssh_keys_per_user),
-                    groups=GroupService(store, max_per_user=config.max_groups_per_user),
+                    catalogue=catalogue,
+                    ssh_keys=ssh_keys,
+                    groups=groups,
+                    ecs=EcsServerService(config, store, hypervisor, jobs, catalogue, quotas, servers, groups, ssh_keys,
+                                         actions),
                     metrics=MetricsService(store, hypervisor, interval=config.metrics_interval,
                                            retention=config.metrics_retention),
                     audit=AuditService(store, retention=config.audit_retention, batch=config.audit_batch,

@@ -78,10 +78,18 @@ class Storage(Protocol):
     async def copy(self, source: Volume | ImageFile, target: Volume, conversion: str,
                    progress: Progress) -> None:
         """Imaging: the source's bytes (gzipped or gunzipped on the way) into target from offset 0,
-        converting between formats as needed; FullError when they do not fit."""
+        converting between formats as needed; FullError when they do not fit. A standard image
+        gunzipped into a drive makes the drive a copy-on-write clone of the image's base."""
 
     async def import_image(self, image: str, source: Path) -> ImageFile:
-        """Add a raw disk image file to the standard library, stored gzipped."""
+        """Add a raw disk image file to the standard library, stored gzipped, with its base."""
+
+    async def image_users(self, image: str) -> list[str]:
+        """The drives whose volume is backed by the image's base (sorted UUIDs)."""
+
+    async def remove_image(self, image: str) -> None:
+        """Remove a standard image's files; BusyError, nothing removed, while a drive's volume is
+        backed by its base. A missing image is not an error."""
 
     async def image_file(self, image: str) -> ImageFile:
         """A stored standard image; MissingError when its file is gone."""

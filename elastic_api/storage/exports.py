@@ -247,6 +247,9 @@ class Exports:
         command = [self._daemon]
         if secret_fd is not None:
             command += ["--object", secret_object(secret_fd)]
+        # A clone's qcow2 names its base (storage/bases.py) as backing file, with its format: with
+        # no `backing` option QEMU opens that chain itself, read-only and sharing its lock with
+        # every other daemon and guest reading the same base; the base's path is absolute.
         command += [
             # The format is always given: guest bytes are never probed for one.
             "--blockdev", file,

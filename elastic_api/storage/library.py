@@ -57,7 +57,7 @@ class ImageLibrary:
             if not name.startswith(".") or not dot or suffix not in IMAGE_TEMPORARIES or not is_id(stem):
                 continue
             path = self.images_dir / name
-            if _locked(path):
+            if locked(path):
                 continue
             unlink_quietly(path)
             removed.append(name)
@@ -124,7 +124,7 @@ class ImageLibrary:
             return size
 
 
-def _locked(path: Path) -> bool:
+def locked(path: Path) -> bool:
     """Whether another open file description holds a lock on path (a live import's temporary)."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
@@ -139,4 +139,4 @@ def _locked(path: Path) -> bool:
     return False
 
 
-__all__ = ["ImageLibrary"]
+__all__ = ["ImageLibrary", "locked"]

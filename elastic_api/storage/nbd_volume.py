@@ -20,7 +20,7 @@ from elastic_api.storage.exports import SECRET_ID, Exports, qemu_escape
 from elastic_api.storage.fileops import NO_ROOM, no_room, replace_synced, unlink_quietly, write_all
 from elastic_api.storage.imaging import Piece, piece_length
 from elastic_api.storage.nbd import NbdLanes
-from elastic_api.storage.qcow2_luks import Image, qcow2_luks_image
+from elastic_api.storage.qcow2_luks import Image, luks_area, qcow2_luks_image, qcow2_overlay
 from elastic_api.storage.qemu_img import QemuImg
 from elastic_api.storage.staging import Staging
 from elastic_api.storage.zeros import Run, split, zero_runs
@@ -35,6 +35,8 @@ QCOW2_SECTOR = 512
 QCOW2_METADATA_SLACK = 1 * MiB
 # NBD requests in flight per write or copy: enough to keep qemu busy, few enough to bound memory.
 NBD_DEPTH = 4
+# The largest LUKS area reused from a drive's file (ours are 2 MiB: eight 250 KiB key slots).
+LUKS_AREA_MAX = 16 * MiB
 # Legacy LUKS volumes: AES-256 in XTS mode with plain64 sector IVs (what `aes-xts-plain` means).
 LUKS_CIPHER = "cipher-alg=aes-256,cipher-mode=xts,ivgen-alg=plain64,hash-alg=sha256"
 # Milliseconds of PBKDF2 to unlock a legacy LUKS volume made by qemu-img (tests still make them).
@@ -95,6 +97,22 @@ class NbdVolumes:
             await self._qemu_img("create", "-q", "-f", "qcow2", "-o", f"cluster_size={QCOW2_CLUSTER}",
                                  str(path), str(size))
         await in_thread(os.chmod, path, 0o600)
+
+    async def create_overlay(self, volume: Volume, path: Path, base: Path, current: Path) -> None:
+        """A new qcow2 file at path (plain, or with LUKS inside for an encrypted volume) whose
+        unwritten clusters read the raw file base: copy-on-write imaging (storage/bases.py). An
+        encrypted one keeps the LUKS area of the drive's `current` file (same drive, same
+        passphrase and master key), which costs a read instead of a key slot's hashing."""
+        size = sectors(volume.size)
+        if volume.secret is not None:
+            def build() -> None:
+                image = qcow2_luks_image(size, volume.secret or b"", backing=(str(base), "raw"), luks=_luks_of(current))
+                _write_image(path, image)
+
+            await in_thread(build)
+            return
+        # The base's format is written into the overlay, never probed from the base's bytes.
+        await in_thread(_write_image, path, qcow2_overlay(size, (str(base), "raw")))
 
     async def _zero_luks(self, volume: Volume, path: Path, start: int) -> None:
         """Encrypted zeros over [start, end) of a LUKS volume, whose unwritten bytes decrypt to
@@ -251,6 +269,25 @@ def _write_image(path: Path, image: Image) -> None:
         raise (no_room() if e.errno in NO_ROOM else FailedError("the drive could not be created")) from None
     finally:
         os.close(fd)
+
+
+def _luks_of(path: Path) -> tuple[tuple[tuple[int, bytes], ...], int] | None:
+    """The LUKS area of an encrypted qcow2 file as pieces (its data blocks, holes left out) and
+    its length; None when there is none to reuse (the file is not one)."""
+    try:
+        with open(path, "rb") as file:
+            found = luks_area(file.read(QCOW2_CLUSTER))
+            if found is None or found[1] > LUKS_AREA_MAX:
+                return None
+            file.seek(found[0])
+            area = file.read(found[1])
+    except OSError:
+        return None
+    if len(area) != found[1]:
+        return None
+    pieces = tuple((start, area[start:start + QCOW2_CLUSTER]) for start in range(0, len(area), QCOW2_CLUSTER)
+                   if area[start:start + QCOW2_CLUSTER].count(0) != len(area[start:start + QCOW2_CLUSTER]))
+    return pieces, found[1]
 
 
 def _qcow2_need(runs: list[Run], offset: int) -> int:

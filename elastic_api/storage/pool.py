@@ -7,15 +7,16 @@ import contextlib
 import logging
 import os
 import shutil
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from pathlib import Path
 
 from elastic_api.errors import FullError, MissingError, UsageError
 from elastic_api.model.ids import is_id
 from elastic_api.storage.base import FORMATS, ImageFile, Progress, Volume
 from elastic_api.storage.aio import in_thread, read_ahead
+from elastic_api.storage.bases import Bases, clone_raw
 from elastic_api.storage.exports import Exports
-from elastic_api.storage.fileops import unlink_quietly
+from elastic_api.storage.fileops import replace_synced, unlink_quietly
 from elastic_api.storage.gzipstream import Gunzip
 from elastic_api.storage.imaging import Pieces, counted, file_pieces, gunzipped, gzipped
 from elastic_api.storage.library import ImageLibrary
@@ -30,8 +31,9 @@ COPY_READ_AHEAD = 2
 # File suffixes in the pool: an encrypted raw drive is a LUKS file, never mistaken for plain bytes.
 SUFFIXES = ("raw", "qcow2", "luks")
 # Hidden files that live only while an operation runs, left behind when the process dies in it:
-# a qcow2 image being made (`.UUID.qcow2.new`) and an export's socket path (`.UUID.nbd`).
-TEMPORARIES = ("qcow2.new", "nbd")
+# a qcow2 image or raw clone being made (`.UUID.qcow2.new`, `.UUID.raw.new`) and an export's
+# socket path (`.UUID.nbd`).
+TEMPORARIES = ("qcow2.new", "raw.new", "nbd")
 
 
 def _plain(volume: Volume) -> bool:
@@ -66,6 +68,7 @@ class Pool:
         self._raw = RawVolumes(chunk)
         self._nbd = NbdVolumes(self.pool_dir, self._exports, QemuImg(qemu_img), chunk)
         self._library = ImageLibrary(self.images_dir, chunk=chunk)
+        self._bases = Bases(self.pool_dir, chunk=chunk)
         self._log = logging.getLogger(__name__)
 
     # Paths: built from a validated UUID and a known suffix, nothing else.
@@ -126,7 +129,7 @@ class Pool:
             if name.startswith(".") and dot and suffix in TEMPORARIES and is_id(stem):
                 unlink_quietly(self.pool_dir / name)
                 removed.append(name)
-        return removed + self._library.sweep_temporaries()
+        return removed + self._library.sweep_temporaries() + self._bases.sweep_temporaries()
 
     # Writes.
 
@@ -216,6 +219,16 @@ class Pool:
         if conversion not in ("", "gzip", "gunzip"):
             raise UsageError("conversion must be gzip or gunzip")
         target_path = self.path(target)
+        if isinstance(source, ImageFile) and conversion == "gunzip" and not is_luks(target):
+            if source.size > target.size:
+                raise FullError("the image does not fit the drive")
+            # Progress counts the gzip stream's bytes, as a copy does: the base made (or found)
+            # is half the way, the clone the rest.
+            total = await in_thread(_file_size, self._library.path(source.image))
+            progress(0, total)
+            await self._clone(source, target, target_path, lambda: progress(total // 2, total))
+            progress(total, total)
+            return
         pieces: Pieces
         if isinstance(source, Volume):
             source_path = self.path(source)
@@ -248,16 +261,49 @@ class Pool:
                 await self._nbd.copy_in(target, target_path, ahead)
         progress(total, total)
 
+    async def _clone(self, image: ImageFile, target: Volume, target_path: Path,
+                     based: Callable[[], None]) -> None:
+        """`/gunzip` of a standard image: the target becomes a clone of the image's base (see
+        storage/bases.py), replacing its file whole, as imaging always replaced its bytes."""
+        base = await self._bases.ensure(image.image, self._library.path(image.image))
+        based()
+        # Whatever served the old file is done with it (imaging waited for its users to drain).
+        await self._exports.stop(target.drive, wait=True)
+        temp = target_path.with_name(f".{target_path.name}.new")
+        held = await in_thread(self._bases.hold, base)
+        try:
+            if _plain(target):
+                how = await in_thread(clone_raw, base, temp, target.size)
+            else:
+                await self._nbd.create_overlay(target, temp, base, target_path)
+                how = "overlay"
+            await in_thread(replace_synced, temp, target_path)
+        finally:
+            await in_thread(unlink_quietly, temp)
+            await in_thread(os.close, held)
+        self._log.info("drive %s cloned from image %s (%s)", target.drive, image.image, how)
+
     # The standard image library.
 
     async def import_image(self, image: str, source: Path) -> ImageFile:
-        return await self._library.import_image(image, source)
+        stored = await self._library.import_image(image, source)
+        await self._bases.ensure(image, stored.path)
+        return stored
+
+    def base_path(self, image: str) -> Path:
+        """Where the image's base lives (whether it exists yet or not)."""
+        return self._bases.path(image)
+
+    async def image_users(self, image: str) -> list[str]:
+        return await in_thread(self._bases.users, image)
 
     async def image_file(self, image: str) -> ImageFile:
         """A stored standard image; MissingError when there is none."""
         return await self._library.image_file(image)
 
     async def remove_image(self, image: str) -> None:
+        # The base first: BusyError, with the gzip file still there, when a drive's overlay uses it.
+        await in_thread(self._bases.remove, image)
         await self._library.remove_image(image)
 
     async def images(self) -> set[str]:

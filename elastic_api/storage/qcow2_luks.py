@@ -33,6 +33,7 @@ L1_ENTRY_COVERS = CLUSTER * (CLUSTER // 8)
 HEADER_LENGTH = 112  # version 3 with the compression type byte (zlib) and its padding
 CRYPT_LUKS = 2
 EXT_CRYPTO_HEADER = 0x0537BE77
+EXT_BACKING_FORMAT = 0xE2792ACA
 SECTOR = 512
 
 LUKS_MAGIC = b"LUKS\xba\xbe"
@@ -156,15 +157,31 @@ def luks_master_key(area: bytes, passphrase: bytes) -> bytes | None:
     return master if ok else None
 
 
+def _extension(kind: int, data: bytes) -> bytes:
+    """A qcow2 header extension: type, length, data padded to 8 bytes."""
+    return struct.pack(">II", kind, len(data)) + data + bytes(_round_up(len(data), 8) - len(data))
+
+
 def qcow2_luks_image(size: int, passphrase: bytes, *, iterations: int = LUKS_ITERATIONS,
-                     random: Callable[[int], bytes] = os.urandom) -> Image:
+                     random: Callable[[int], bytes] = os.urandom,
+                     backing: tuple[str, str] | None = None,
+                     luks: tuple[tuple[tuple[int, bytes], ...], int] | None = None) -> Image:
     """A new, empty qcow2 image of `size` guest bytes (a whole number of sectors), encrypted with
-    LUKS under passphrase."""
+    LUKS under passphrase; with `backing` (absolute path, format), an overlay whose unallocated
+    clusters read from that unencrypted file (QEMU encrypts the clusters copied up on write with
+    this image's key, and reads the backing file's bytes as they are). `luks` reuses a LUKS
+    area already made for this passphrase (pieces, length: see luks_area), skipping the key
+    slot's few milliseconds of hashing and AES."""
     if size < 0 or size % SECTOR:
         raise ValueError("size must be a non-negative multiple of 512")
+    backing_name = b""
+    if backing is not None:
+        backing_name = os.fsencode(backing[0])
+        if not backing[0].startswith("/") or backing[1] not in ("raw", "qcow2") or len(backing_name) > 1023:
+            raise ValueError("a backing file is an absolute path (at most 1023 bytes), raw or qcow2")
     l1_entries = max(1, -(-size // L1_ENTRY_COVERS))
     l1_clusters = _round_up(l1_entries * 8, CLUSTER) // CLUSTER
-    luks_pieces, luks_length = luks_header(passphrase, iterations=iterations, random=random)
+    luks_pieces, luks_length = luks or luks_header(passphrase, iterations=iterations, random=random)
     luks_clusters = _round_up(luks_length, CLUSTER) // CLUSTER
 
     refcount_table, refcount_block, l1_table = CLUSTER, 2 * CLUSTER, 3 * CLUSTER
@@ -173,12 +190,18 @@ def qcow2_luks_image(size: int, passphrase: bytes, *, iterations: int = LUKS_ITE
     if clusters > CLUSTER * 8 // (1 << REFCOUNT_ORDER):
         raise ValueError("drive too large for one refcount block")
 
+    extensions = _extension(EXT_CRYPTO_HEADER, struct.pack(">QQ", luks_offset, luks_length))
+    if backing is not None:
+        # The format is always written: QEMU would otherwise probe the base's bytes for one.
+        extensions += _extension(EXT_BACKING_FORMAT, backing[1].encode())
+    extensions += struct.pack(">II", 0, 0)
+    # The backing file's name follows the extensions, inside the header cluster.
+    backing_offset = HEADER_LENGTH + len(extensions) if backing_name else 0
     header = struct.pack(
-        ">4sIQIIQIIQQIIQQQQIIB7x", b"QFI\xfb", 3, 0, 0, CLUSTER_BITS, size, CRYPT_LUKS, l1_entries,
-        l1_table, refcount_table, 1, 0, 0, 0, 0, 0, REFCOUNT_ORDER, HEADER_LENGTH, 0)
-    extensions = struct.pack(">IIQQ", EXT_CRYPTO_HEADER, 16, luks_offset, luks_length) + struct.pack(">II", 0, 0)
+        ">4sIQIIQIIQQIIQQQQIIB7x", b"QFI\xfb", 3, backing_offset, len(backing_name), CLUSTER_BITS, size,
+        CRYPT_LUKS, l1_entries, l1_table, refcount_table, 1, 0, 0, 0, 0, 0, REFCOUNT_ORDER, HEADER_LENGTH, 0)
     pieces = [
-        (0, header + extensions),
+        (0, header + extensions + backing_name),
         (refcount_table, struct.pack(">Q", refcount_block)),
         (refcount_block, struct.pack(f">{clusters}H", *([1] * clusters))),
     ]
@@ -187,4 +210,49 @@ def qcow2_luks_image(size: int, passphrase: bytes, *, iterations: int = LUKS_ITE
     return Image(tuple(pieces), clusters * CLUSTER)
 
 
-__all__ = ["Image", "af_merge", "af_split", "luks_header", "luks_master_key", "qcow2_luks_image"]
+def qcow2_overlay(size: int, backing: tuple[str, str]) -> Image:
+    """A new, plain qcow2 image of `size` guest bytes over a backing file (absolute path, format),
+    laid out as qcow2_luks_image's without the encryption: what `qemu-img create -b -F` writes,
+    without a process to start."""
+    if size < 0 or size % SECTOR:
+        raise ValueError("size must be a non-negative multiple of 512")
+    backing_name = os.fsencode(backing[0])
+    if not backing[0].startswith("/") or backing[1] not in ("raw", "qcow2") or len(backing_name) > 1023:
+        raise ValueError("a backing file is an absolute path (at most 1023 bytes), raw or qcow2")
+    l1_entries = max(1, -(-size // L1_ENTRY_COVERS))
+    l1_clusters = _round_up(l1_entries * 8, CLUSTER) // CLUSTER
+    refcount_table, refcount_block, l1_table = CLUSTER, 2 * CLUSTER, 3 * CLUSTER
+    clusters = 3 + l1_clusters
+    extensions = _extension(EXT_BACKING_FORMAT, backing[1].encode()) + struct.pack(">II", 0, 0)
+    header = struct.pack(
+        ">4sIQIIQIIQQIIQQQQIIB7x", b"QFI\xfb", 3, HEADER_LENGTH + len(extensions), len(backing_name), CLUSTER_BITS,
+        size, 0, l1_entries, l1_table, refcount_table, 1, 0, 0, 0, 0, 0, REFCOUNT_ORDER, HEADER_LENGTH, 0)
+    return Image((
+        (0, header + extensions + backing_name),
+        (refcount_table, struct.pack(">Q", refcount_block)),
+        (refcount_block, struct.pack(f">{clusters}H", *([1] * clusters))),
+    ), clusters * CLUSTER)
+
+
+def luks_area(head: bytes) -> tuple[int, int] | None:
+    """Where a qcow2 image's LUKS area lies (offset, length), from its header cluster; None when
+    it is not a LUKS-encrypted qcow2 image."""
+    if len(head) < HEADER_LENGTH or head[:4] != b"QFI\xfb":
+        return None
+    (version,) = struct.unpack_from(">I", head, 4)
+    (crypt,) = struct.unpack_from(">I", head, 32)
+    if version != 3 or crypt != CRYPT_LUKS:
+        return None
+    (pos,) = struct.unpack_from(">I", head, 100)  # header_length: the extensions follow it
+    while pos + 8 <= len(head):
+        kind, length = struct.unpack_from(">II", head, pos)
+        if kind == 0:
+            return None
+        if kind == EXT_CRYPTO_HEADER and length == 16 and pos + 24 <= len(head):
+            offset, size = struct.unpack_from(">QQ", head, pos + 8)
+            return int(offset), int(size)
+        pos += 8 + _round_up(length, 8)
+    return None
+
+
+__all__ = ["Image", "af_merge", "af_split", "luks_area", "luks_header", "luks_master_key", "qcow2_luks_image"]

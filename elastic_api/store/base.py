@@ -20,12 +20,13 @@ What every implementation promises (tests/contract/ holds each one to it):
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Protocol
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
 
 from elastic_api.model.audit import AuditEntry, AuditQuery
 from elastic_api.model.catalogue import CatalogueImage
-from elastic_api.model.drive import Drive
+from elastic_api.model.drive import Drive, IoCounts
+from elastic_api.model.ecs import EcsServer
 from elastic_api.model.group import Group
 from elastic_api.model.image import StandardImage
 from elastic_api.model.job import Job
@@ -114,6 +115,12 @@ class DriveStore(Protocol):
                              write_bytes: int = 0, write_requests: int = 0) -> None:
         """Add to the counters of a drive the user may see, in one statement: counts added at
         the same time all add up. Nothing happens when it is missing or not visible."""
+
+    async def add_drive_io(self, counts: Mapping[str, IoCounts]) -> None:
+        """Add a batch of counts (drive UUID → counts, already authorised when they were made)
+        to the drives' counters. Atomic: the whole batch is stored or none of it (so a caller
+        may keep a failed batch and retry it without counting twice). Drives that no longer
+        exist are skipped."""
 
     # Maintenance.
     async def all_drive_ids(self) -> set[str]:
@@ -346,6 +353,35 @@ class GroupStore(Protocol):
         to the group go with it (they would see nothing)."""
 
 
+class EcsServerStore(Protocol):
+    """ECS servers (store/sqlite/ecs_servers.py): rows, isolation pairs, and their actions."""
+
+    async def insert_ecs_server(self, server: EcsServer, isolate_from: list[int]) -> EcsServer: ...
+
+    async def get_ecs_server(self, owner: str, id_: int) -> EcsServer | None: ...
+
+    async def ecs_server_by_id(self, id_: int) -> EcsServer | None: ...
+
+    async def list_ecs_servers(self, owner: str | None) -> list[EcsServer]: ...
+
+    async def update_ecs_server(self, id_: int, **changes: Any) -> bool: ...
+
+    async def delete_ecs_server(self, id_: int) -> bool: ...
+
+    async def ecs_manager_of(self, uuid: str) -> str | None:
+        """The ECS name of the server whose engine server or boot drive `uuid` is, if any."""
+
+    async def ecs_partners(self, id_: int) -> list[EcsServer]: ...
+
+    async def ecs_detach_group(self, owner: str, group: int) -> None: ...
+
+    async def ecs_actions(self, owner: str, resources: list[str] | None) -> list[Job]: ...
+
+    async def ecs_action(self, owner: str, id_: int) -> Job | None: ...
+
+    async def add_finished_job(self, job: Job) -> Job: ...
+
+
 class AuditStore(Protocol):
     """The audit trail. Entries are never changed; they go only when older than the retention."""
 
@@ -419,7 +455,7 @@ class MetricsStore(Protocol):
 
 class Store(UserStore, QuotaStore, DriveStore, ImageStore, JobStore, ServerStore, ResourceStore,
             LeaseStore, TokenStore, SshKeyStore, GroupStore, CatalogueStore, MetricsStore, AuditStore,
-            SupportStore, Protocol):
+            SupportStore, EcsServerStore, Protocol):
     """The whole metadata store."""
 
     async def open(self) -> None:

@@ -283,4 +283,45 @@ MIGRATIONS: tuple[Migration, ...] = (
     );
     CREATE INDEX server_reservations_by_server ON server_reservations(server, end_at);
     """,
+    # 12: ECS servers: a row per server of that dialect (numbered from a counter never reused: the
+    # number makes the `ecNNNNNN` name), naming the engine's drive and server it is made of once
+    # they exist, and holding the quota its create was admitted with until its action makes the
+    # parts (held_*); isolation pairs, gone with either server.
+    """
+    CREATE TABLE ecs_servers (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        owner TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        plan TEXT NOT NULL,
+        cores INTEGER NOT NULL,
+        ram_mb INTEGER NOT NULL,
+        disk_gb INTEGER NOT NULL,
+        cpu INTEGER NOT NULL,
+        image TEXT NOT NULL,
+        so TEXT NOT NULL,
+        so_label TEXT NOT NULL,
+        location TEXT NOT NULL,
+        notes TEXT NOT NULL,
+        group_id INTEGER REFERENCES ecs_groups(id) ON DELETE SET NULL,
+        ssh_key TEXT,
+        status TEXT NOT NULL,
+        stage TEXT NOT NULL,
+        progress INTEGER NOT NULL DEFAULT 0,
+        drive TEXT,
+        server TEXT,
+        ipv4 TEXT NOT NULL DEFAULT '',
+        created INTEGER NOT NULL,
+        held_drive INTEGER NOT NULL DEFAULT 0,
+        held_server INTEGER NOT NULL DEFAULT 0,
+        held_run INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX ecs_servers_by_owner ON ecs_servers(owner, id);
+    CREATE INDEX ecs_servers_by_drive ON ecs_servers(drive) WHERE drive IS NOT NULL;
+    CREATE INDEX ecs_servers_by_server ON ecs_servers(server) WHERE server IS NOT NULL;
+    CREATE TABLE ecs_isolations (
+        a INTEGER NOT NULL REFERENCES ecs_servers(id) ON DELETE CASCADE,
+        b INTEGER NOT NULL REFERENCES ecs_servers(id) ON DELETE CASCADE,
+        PRIMARY KEY (a, b)
+    );
+    CREATE INDEX ecs_isolations_by_b ON ecs_isolations(b);
+    """,
 )

@@ -81,7 +81,8 @@ def start(tmpfs: Path, tmp_path: Path, **extra) -> tuple[Server, Client]:
 
 
 def test_a_full_disk_answers_507_and_destroy_still_frees_space(tmpfs, tmp_path):
-    server, api = start(tmpfs, tmp_path)
+    # Counters stored every 0.1 s: the full disk refuses them while it lasts.
+    server, api = start(tmpfs, tmp_path, io_counter_flush_seconds=0.1)
     try:
         reserve = tmpfs / "var" / "elastic.db.reserve"
         wait_for(lambda: reserve.exists() and reserve.stat().st_size == 8 * MiB)  # the default db_reserve
@@ -102,6 +103,7 @@ def test_a_full_disk_answers_507_and_destroy_still_frees_space(tmpfs, tmp_path):
             assert body.count(b"\n") == 1 and b"Traceback" not in body
         # A write into blocks the drive already has lands: 204, though its counters cannot be stored.
         assert api(f"/drives/{kept}/write/0", os.urandom(256 * 1024))[:2] == (204, None)
+        wait_for(lambda: "I/O counters not stored" in server.log.read_text())
         # One that needs new blocks does not fit: 507 full, as the protocol says.
         assert api(f"/drives/{kept}/write/{MiB}", os.urandom(512 * 1024))[:2] == (507, "full")
         status, _, listed = api("/drives/list", method="GET")
@@ -119,6 +121,9 @@ def test_a_full_disk_answers_507_and_destroy_still_frees_space(tmpfs, tmp_path):
         api.create(b"name after\nsize 1M\n")
         assert api(f"/drives/{kept}/set", b"name renamed\n")[0] == 200
         wait_for(lambda: reserve.exists() and reserve.stat().st_size == 8 * MiB)
+        # The counts the full disk refused were kept and stored once it had room: none lost.
+        status, _, info = api(f"/drives/{kept}/info", method="GET")
+        assert b"\nwrite:requests 2\n" in info, info
     finally:
         assert server.stop() == 0
     log = server.log.read_text()

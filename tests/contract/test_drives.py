@@ -117,3 +117,25 @@ async def test_standard_images_are_one_public_library(contract_store):
     assert await store.list_images(None, None) == order
     assert await store.list_images(1, order[0].image) == order[1:2]
     assert await store.delete_image(images[0].image) and not await store.delete_image(images[0].image)
+
+
+async def test_batched_io_counts_add_up_and_skip_missing_drives(contract_store):
+    import asyncio
+
+    from elastic_api.model.drive import IoCounts
+
+    store = contract_store
+    (alice,) = await users(store, 1)
+    one, two = drive(alice, 1), drive(alice, 2)
+    await store.insert_drive(one)
+    await store.insert_drive(two)
+    gone = new_id()
+    batch = {one.drive: IoCounts(4096, 1, 0, 0), two.drive: IoCounts(0, 0, 10, 2), gone: IoCounts(1, 1, 1, 1)}
+    await store.add_drive_io(batch)
+    await store.add_drive_io({})
+    # Batches stored side by side all add up.
+    await asyncio.gather(*(store.add_drive_io({one.drive: IoCounts(1, 1, 1, 1)}) for _ in range(10)))
+    first, second = await store.get_drive(alice, one.drive), await store.get_drive(alice, two.drive)
+    assert (first.read_bytes, first.read_requests, first.write_bytes, first.write_requests) == (4106, 11, 10, 10)
+    assert (second.read_bytes, second.read_requests, second.write_bytes, second.write_requests) == (0, 0, 10, 2)
+    assert await store.get_drive(alice, gone) is None

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from elastic_api.api.ecs.auth import PUBLIC, TOKEN, Policy
 from elastic_api.api.ecs.call import Call, Wire
-from elastic_api.api.ecs.handlers import account, catalogue, groups, logs, sshkeys
+from elastic_api.api.ecs.handlers import account, actions, catalogue, groups, logs, servers, sshkeys
 
 Handler = Callable[[Call], Awaitable[Wire]]
 PREFIX = "/ecs/v2"
@@ -39,6 +39,16 @@ ROUTES: tuple[Route, ...] = (
     Route("POST",   "/groups",             TOKEN,  groups.create_group),
     Route("GET",    "/groups/{id}",        TOKEN,  groups.get_group),
     Route("DELETE", "/groups/{id}",        TOKEN,  groups.delete_group),
+    Route("GET",    "/servers",            TOKEN,  servers.list_servers),
+    Route("POST",   "/servers",            TOKEN,  servers.create_server),
+    Route("GET",    "/servers/{name}",     TOKEN,  servers.get_server),
+    Route("PUT",    "/servers/{name}",     TOKEN,  servers.update_server),
+    Route("DELETE", "/servers/{name}",     TOKEN,  servers.delete_server),
+    Route("GET",    "/servers/{name}/status", TOKEN, servers.server_status),
+    Route("POST",   "/servers/{name}/actions", TOKEN, servers.server_action),
+    Route("GET",    "/servers/{name}/isolations", TOKEN, servers.isolations),
+    Route("GET",    "/actions",            TOKEN,  actions.list_actions),
+    Route("GET",    "/actions/{id}",       TOKEN,  actions.get_action),
     Route("GET",    "/logs",               TOKEN,  logs.list_logs),
     Route("GET",    "/logs/{id}",          TOKEN,  logs.get_log),
 )

@@ -79,7 +79,7 @@ def parse_object(data: Any, fields: Mapping[str, Field]) -> dict[str, Any]:
     return result
 
 
-_NAMES = {str: "a string", int: "an integer", bool: "true or false"}
+_NAMES = {str: "a string", int: "an integer", bool: "true or false", list: "a list"}
 
 
 def _encodable(text: str) -> bool:

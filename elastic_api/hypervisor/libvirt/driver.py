@@ -89,8 +89,9 @@ class LibvirtHypervisor:
     async def room_mb(self, host: str) -> int:
         return await self._hosts.room_mb(host)
 
-    async def place(self, mem_mb: int, avoid_hosts: Collection[str] = ()) -> str:
-        return await self._hosts.place(mem_mb, avoid_hosts)
+    async def place(self, mem_mb: int, avoid_hosts: Collection[str] = (), *,
+                    only: Collection[str] | None = None) -> str:
+        return await self._hosts.place(mem_mb, avoid_hosts, only=only)
 
     # --- networks -----------------------------------------------------------------------------
 

@@ -313,12 +313,15 @@ class Hosts:
     async def room_mb(self, host: str) -> int:
         return await self.room(self.host(host))
 
-    async def place(self, mem_mb: int, avoid_hosts: Collection[str] = ()) -> str:
+    async def place(self, mem_mb: int, avoid_hosts: Collection[str] = (), *,
+                    only: Collection[str] | None = None) -> str:
         """The host a server of mem_mb should start on (see placement.choose_host); unreachable
         hosts are skipped. FullError when every host answered and none has room;
         UnreachableError when no host that answered has room but some did not answer (one of
         them may have room once it is back: the client should ask again, not give up)."""
-        hosts = list(self._hosts.values())
+        hosts = [h for h in self._hosts.values() if only is None or h.name in only]
+        if not hosts:
+            raise FullError(f"no allowed host for a server of {mem_mb} MB")
         rooms = await asyncio.gather(*(self.room(host) for host in hosts), return_exceptions=True)
         usable, unreachable = [], []
         for host, room in zip(hosts, rooms, strict=True):

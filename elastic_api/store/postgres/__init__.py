@@ -28,6 +28,7 @@ from __future__ import annotations
 from elastic_api.store.postgres.audit import AuditRows
 from elastic_api.store.postgres.drives import DriveRows
 from elastic_api.store.postgres.ecs import EcsRows
+from elastic_api.store.postgres.ecs_servers import EcsServerRows
 from elastic_api.store.postgres.engine import PostgresEngine
 from elastic_api.store.postgres.images import ImageRows
 from elastic_api.store.postgres.jobs import JobRows
@@ -40,5 +41,5 @@ __all__ = ["PostgresEngine", "PostgresStore"]
 
 
 class PostgresStore(UserRows, DriveRows, ImageRows, JobRows, ServerRows, ResourceRows, EcsRows, MetricsRows,
-                    AuditRows):
+                    AuditRows, EcsServerRows):
     """The Store over one PostgreSQL database, shared by every node that names it."""

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
-from elastic_api.model.drive import Drive
+from elastic_api.model.drive import Drive, IoCounts
 from elastic_api.model.ids import ALL_USERS
 from elastic_api.model.job import IMAGE
 from elastic_api.store.postgres.engine import Conn, PostgresEngine, after_marker
@@ -134,6 +135,24 @@ class DriveRows(PostgresEngine):
             f" WHERE d.id = %(id)s AND {_VISIBLE}",
             {"rb": read_bytes, "rr": read_requests, "wb": write_bytes, "wr": write_requests,
              "id": drive, "user": user, "all": ALL_USERS})
+
+    async def add_drive_io(self, counts: Mapping[str, IoCounts]) -> None:
+        if not counts:
+            return
+        ids = sorted(counts)
+        columns = [ids, *([getattr(counts[d], c) for d in ids]
+                          for c in ("read_bytes", "read_requests", "write_bytes", "write_requests"))]
+
+        async def add(conn: Conn) -> None:
+            # The rows locked in ID order first: two batches over the same drives cannot deadlock.
+            await conn.execute("SELECT 1 FROM drives WHERE id = ANY(%s) ORDER BY id FOR NO KEY UPDATE", (ids,))
+            await conn.execute(
+                "UPDATE drives d SET read_bytes = d.read_bytes + u.rb, read_requests = d.read_requests + u.rr,"
+                " write_bytes = d.write_bytes + u.wb, write_requests = d.write_requests + u.wr"
+                " FROM unnest(%s::text[], %s::int8[], %s::int8[], %s::int8[], %s::int8[]) AS u(id, rb, rr, wb, wr)"
+                " WHERE d.id = u.id", columns)
+
+        await self._write(add)
 
     async def all_drive_ids(self) -> set[str]:
         return {row[0] for row in await self._all("SELECT id FROM drives")}

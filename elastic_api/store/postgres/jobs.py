@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from elastic_api.model.job import DONE, QUEUED, RUNNING, Job, params_json, parse_params
+from elastic_api.model.job import DONE, KEPT, QUEUED, RUNNING, Job, params_json, parse_params
 from elastic_api.store.postgres.engine import Conn, PostgresEngine, lock
 
 JOB_COLUMNS = ("id", "kind", "owner", "resource", "params::text", "status", "progress", "created", "started",
@@ -109,6 +109,8 @@ class JobRows(PostgresEngine):
                 (status, error, finished, status, DONE, job, RUNNING, holder))).fetchone()
             if row is None:
                 return False
+            if row[1] in KEPT:  # history (ECS actions): every one is kept
+                return True
             # Only the last finished job of a kind says anything about its resource: older ones go.
             await conn.execute("DELETE FROM jobs WHERE resource = %s AND kind = %s AND id < %s"
                                " AND finished IS NOT NULL", (row[0], row[1], job))

@@ -219,4 +219,45 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX quota_holds_by_owner ON quota_holds(owner, until);
     """,
+    # 2: ECS servers (SQLite's ecs_servers migration): a row per server of that dialect, numbered
+    # from a sequence never reused (the number makes the `ecNNNNNN` name), naming the engine's drive
+    # and server once they exist, holding the quota its create was admitted with until its action
+    # makes the parts (held_*, 0 or 1); isolation pairs, gone with either server.
+    """
+    CREATE TABLE ecs_servers (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        owner TEXT COLLATE "C" NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        plan TEXT NOT NULL,
+        cores INTEGER NOT NULL CHECK (cores > 0),
+        ram_mb BIGINT NOT NULL CHECK (ram_mb > 0),
+        disk_gb BIGINT NOT NULL CHECK (disk_gb > 0),
+        cpu BIGINT NOT NULL CHECK (cpu >= 0),
+        image TEXT COLLATE "C" NOT NULL,
+        so TEXT NOT NULL,
+        so_label TEXT NOT NULL,
+        location TEXT NOT NULL,
+        notes TEXT NOT NULL,
+        group_id BIGINT REFERENCES ecs_groups(id) ON DELETE SET NULL,
+        ssh_key TEXT,
+        status TEXT NOT NULL,
+        stage TEXT NOT NULL,
+        progress INTEGER NOT NULL DEFAULT 0 CHECK (progress BETWEEN 0 AND 100),
+        drive TEXT COLLATE "C",
+        server TEXT COLLATE "C",
+        ipv4 TEXT NOT NULL DEFAULT '',
+        created BIGINT NOT NULL,
+        held_drive SMALLINT NOT NULL DEFAULT 0 CHECK (held_drive IN (0, 1)),
+        held_server SMALLINT NOT NULL DEFAULT 0 CHECK (held_server IN (0, 1)),
+        held_run SMALLINT NOT NULL DEFAULT 0 CHECK (held_run IN (0, 1))
+    );
+    CREATE INDEX ecs_servers_by_owner ON ecs_servers(owner, id);
+    CREATE INDEX ecs_servers_by_drive ON ecs_servers(drive) WHERE drive IS NOT NULL;
+    CREATE INDEX ecs_servers_by_server ON ecs_servers(server) WHERE server IS NOT NULL;
+    CREATE TABLE ecs_isolations (
+        a BIGINT NOT NULL REFERENCES ecs_servers(id) ON DELETE CASCADE,
+        b BIGINT NOT NULL REFERENCES ecs_servers(id) ON DELETE CASCADE,
+        PRIMARY KEY (a, b)
+    );
+    CREATE INDEX ecs_isolations_by_b ON ecs_isolations(b);
+    """,
 )

@@ -21,11 +21,17 @@ async def _usage(conn: Conn, user: str) -> Usage:
         " (SELECT count(*) FROM servers WHERE owner = %(user)s),"
         " (SELECT coalesce(sum(cpu), 0) FROM servers WHERE owner = %(user)s AND status = %(active)s),"
         " (SELECT coalesce(sum(mem), 0) FROM servers WHERE owner = %(user)s AND status = %(active)s),"
-        " (SELECT count(*) FROM resources WHERE owner = %(user)s AND type = 'ip')",
+        " (SELECT count(*) FROM resources WHERE owner = %(user)s AND type = 'ip'),"
+        # What ECS creates were admitted with and their actions have not made yet (ecs_servers.py).
+        " h.drives, h.drive_bytes, h.servers, h.cpu, h.mem"
+        " FROM (SELECT coalesce(sum(held_drive), 0) AS drives, coalesce(sum(held_drive * disk_gb), 0) * 1073741824"
+        " AS drive_bytes, coalesce(sum(held_server), 0) AS servers, coalesce(sum(held_run * cpu), 0) AS cpu,"
+        " coalesce(sum(held_run * ram_mb), 0) AS mem FROM ecs_servers WHERE owner = %(user)s) h",
         {"user": user, "active": ACTIVE})).fetchone()
     assert row is not None
-    drives, drive_bytes, servers, cpu, mem, ips = (int(v) for v in row)
-    return Usage(drive_bytes=drive_bytes, drives=drives, servers=servers, cpu=cpu, mem=mem, ips=ips)
+    drives, drive_bytes, servers, cpu, mem, ips, h_drives, h_bytes, h_servers, h_cpu, h_mem = (int(v) for v in row)
+    return Usage(drive_bytes=drive_bytes + h_bytes, drives=drives + h_drives, servers=servers + h_servers,
+                 cpu=cpu + h_cpu, mem=mem + h_mem, ips=ips)
 
 
 class UserRows(PostgresEngine):

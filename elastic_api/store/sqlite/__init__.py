@@ -5,6 +5,7 @@ from __future__ import annotations
 from elastic_api.store.sqlite.audit import AuditRows
 from elastic_api.store.sqlite.drives import LIST_DRIVE_IDS, LIST_DRIVES, DriveRows
 from elastic_api.store.sqlite.ecs import EcsRows
+from elastic_api.store.sqlite.ecs_servers import EcsServerRows
 from elastic_api.store.sqlite.engine import SqliteEngine, _statements
 from elastic_api.store.sqlite.images import ImageRows
 from elastic_api.store.sqlite.jobs import JobRows
@@ -18,5 +19,5 @@ __all__ = ["LIST_DRIVES", "LIST_DRIVE_IDS", "SqliteEngine", "SqliteStore", "_sta
 
 
 class SqliteStore(UserRows, DriveRows, ImageRows, JobRows, ServerRows, ResourceRows, TokenRows, EcsRows,
-                  MetricsRows, AuditRows):
+                  MetricsRows, AuditRows, EcsServerRows):
     """The Store over one SQLite database: every concept's rows over the one engine they share."""

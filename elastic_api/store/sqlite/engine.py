@@ -10,6 +10,7 @@ import os
 import sqlite3
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -80,8 +81,12 @@ class SqliteEngine:
     The rows of each concept are a mixin over this class (users.py, drives.py, ...), which
     SqliteStore combines; they touch `db` only in functions _run or _write runs on the thread."""
 
-    def __init__(self, path: Path, *, reserve: int = 0) -> None:
+    def __init__(self, path: Path, *, reserve: int = 0, inline_rows: int = 200) -> None:
         self.path = path
+        # Reads of at most this many rows (one drive, a page) run on the event loop through a
+        # read-only connection of its own (see _read_now); longer ones go to the thread.
+        self.inline_rows = inline_rows
+        self._reader: sqlite3.Connection | None = None
         # A file of `reserve` bytes beside the database, given up when a destroy finds the disk
         # full: SQLite needs room (WAL frames) to delete a row, and destroying is how a user frees
         # space. Taken back by the first write that finds room again.
@@ -97,6 +102,33 @@ class SqliteEngine:
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
+
+    async def _read(self, fn: Callable[[sqlite3.Connection], T], rows: int | None = 1, *,
+                    statements: int = 1) -> T:
+        """A read: on the event loop when it touches at most `inline_rows` rows (`rows` None:
+        unbounded), else on the store's thread.
+
+        Why on the loop: a read on the thread queues behind the group commit in progress, whose
+        disk sync takes milliseconds, and a thread hop costs more than an indexed lookup of a few
+        rows whose pages are in memory (tens of microseconds). In WAL mode a reader never waits
+        for the writer: it sees the last commit, which every answered write already is. A read
+        that meets a lock (busy_timeout 0: it never sleeps here) or anything unusual goes to the
+        thread instead. A read of more than one statement runs in a transaction of its own, so
+        that they all see one state (one statement always does)."""
+        reader = self._reader
+        if reader is not None and rows is not None and rows <= self.inline_rows:
+            try:
+                if statements == 1:
+                    return fn(reader)
+                reader.execute("BEGIN")
+                try:
+                    return fn(reader)
+                finally:
+                    reader.execute("COMMIT")
+            except sqlite3.OperationalError:
+                if reader.in_transaction:
+                    reader.execute("ROLLBACK")
+        return await self._run(fn, self.db)
 
     async def _write(self, fn: Callable[[sqlite3.Connection], T], *, freeing: bool = False) -> T:
         """Run fn in a write transaction of its own, committed with whatever others are waiting.
@@ -234,8 +266,18 @@ class SqliteEngine:
 
     async def open(self) -> None:
         await self._run(self._open)
+        if self.inline_rows > 0:
+            # Opened on the loop's thread, used only there (a file already made and migrated).
+            reader = sqlite3.connect(f"file:{urllib.parse.quote(str(self.path))}?mode=ro", uri=True,
+                                     isolation_level=None)
+            reader.execute("PRAGMA busy_timeout=0")
+            reader.execute("PRAGMA query_only=1")
+            self._reader = reader
 
     async def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
         if self._db is not None:
             await self._run(self.db.close)
             self._db = None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from elastic_api.model.job import DONE, QUEUED, RUNNING, Job, params_json, parse_params
+from elastic_api.model.job import DONE, KEPT, QUEUED, RUNNING, Job, params_json, parse_params
 from elastic_api.store.sqlite.engine import SqliteEngine
 
 JOB_COLUMNS = ("id", "kind", "owner", "resource", "params", "status", "progress", "created", "started",
@@ -103,6 +103,8 @@ class JobRows(SqliteEngine):
                 (status, error, finished, status, DONE, job, RUNNING, holder)).fetchone()
             if row is None:
                 return False
+            if row[1] in KEPT:  # history (ECS actions): every one is kept
+                return True
             # Only the last finished job of a kind says anything about its resource: older ones go.
             db.execute("DELETE FROM jobs WHERE resource = ? AND kind = ? AND id < ? AND finished IS NOT NULL",
                        (row[0], row[1], job))

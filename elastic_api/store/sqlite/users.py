@@ -15,8 +15,8 @@ from elastic_api.store.sqlite.engine import SqliteEngine
 class UserRows(SqliteEngine):
     """Users, and the quotas kept per user (the usage is counted from the other tables)."""
 
-    def __init__(self, path: Path, *, reserve: int = 0) -> None:
-        super().__init__(path, reserve=reserve)
+    def __init__(self, path: Path, *, reserve: int = 0, inline_rows: int = 200) -> None:
+        super().__init__(path, reserve=reserve, inline_rows=inline_rows)
         self._quota_holds: dict[int, tuple[str, Usage, int]] = {}  # id: (owner, usage, lapses at)
         self._quota_hold_ids = itertools.count(1)
 
@@ -68,8 +68,14 @@ class UserRows(SqliteEngine):
             " FROM servers WHERE owner = :user", {"user": user, "active": ACTIVE}).fetchone()
         ips, = self.db.execute("SELECT count(*) FROM resources WHERE owner = ? AND type = 'ip'",
                                (user,)).fetchone()
-        return Usage(drive_bytes=int(drive_bytes), drives=int(drives), servers=int(servers),
-                     cpu=int(cpu), mem=int(mem), ips=int(ips))
+        # What ECS creates were admitted with and their actions have not made yet (ecs_servers.py).
+        held = self.db.execute(
+            "SELECT coalesce(sum(held_drive), 0), coalesce(sum(held_drive * disk_gb), 0) * 1073741824,"
+            " coalesce(sum(held_server), 0), coalesce(sum(held_run * cpu), 0), coalesce(sum(held_run * ram_mb), 0)"
+            " FROM ecs_servers WHERE owner = ?", (user,)).fetchone()
+        return Usage(drive_bytes=int(drive_bytes) + int(held[1]), drives=int(drives) + int(held[0]),
+                     servers=int(servers) + int(held[2]), cpu=int(cpu) + int(held[3]), mem=int(mem) + int(held[4]),
+                     ips=int(ips))
 
     # -- quota holds ---------------------------------------------------------------------------
     # In memory: one process owns a SQLite file, so its holds die with it (a restart frees them, as

@@ -75,6 +75,13 @@ def live(tmp_path: Path) -> Iterator[Live]:
         token = await services.tokens.create(user)
         await services.ssh_keys.add(user, "kept", ssh_key())
         await services.groups.create(user, "kept", "pw")
+        image = tmp_path / "tiny.raw"
+        image.write_bytes(b"\x55" * 4096)
+        await services.imaging.add_standard("a1b2c3d4-0000-4000-8000-000000000004", "Tiny OS 1", image)
+        from elastic_api.service.ecs_servers import EcsCreate
+        _, job = await services.ecs.create(user, None, EcsCreate("ECS1", "tiny-os-1", "local", "kept"))
+        while (await services.ecs.get_action(user, None, job.id)).unfinished:
+            await asyncio.sleep(0.05)
         return client, Live(loop, client, token, user, secret)
 
     loop = asyncio.new_event_loop()
@@ -90,7 +97,8 @@ def live(tmp_path: Path) -> Iterator[Live]:
 
 SEGMENT = st.one_of(st.text(max_size=30), st.sampled_from(
     ["plans", "availables", "regions", "images", "basics", "cloud-images", "sshkeys", "groups", "login", "account",
-     "1", "0", "-1", "..", ".", "%2F", "99999999999999999999", "servers"]))
+     "1", "0", "-1", "..", ".", "%2F", "99999999999999999999", "servers", "actions", "status", "isolations",
+     "ec100001", "ec999999", "ec", "ec0100001"]))
 METHOD = st.sampled_from(["GET", "POST", "HEAD", "PUT", "DELETE", "PATCH"])
 
 
@@ -101,14 +109,17 @@ def test_any_path(live, segments, method, token):
 
 
 @FUZZ
-@given(st.dictionaries(st.sampled_from(["limit", "marker", "x", ""]), st.text(max_size=30), max_size=3),
-       st.sampled_from(["/sshkeys", "/groups", "/images/basics", "/images/cloud-images", "/plans"]))
+@given(st.dictionaries(st.sampled_from(["limit", "marker", "x", "", "start", "length", "resource"]),
+                       st.text(max_size=30), max_size=3),
+       st.sampled_from(["/sshkeys", "/groups", "/images/basics", "/images/cloud-images", "/plans", "/servers",
+                        "/actions"]))
 def test_any_query(live, query, path):
     text = "&".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in query.items())
     live.call("GET", f"/ecs/v2{path}?{text}")
 
 
-KEYS = st.sampled_from(["key", "label", "notes", "password", "plan", "username", "extra", ""])
+KEYS = st.sampled_from(["key", "label", "notes", "password", "plan", "username", "extra", "", "note", "group",
+                        "type", "snapshot", "isolate_from", "networks"])
 BODY = st.one_of(
     st.binary(max_size=200),
     st.text(max_size=200).map(str.encode),
@@ -125,7 +136,8 @@ BODY = st.one_of(
 )
 CONTENT_TYPE = st.sampled_from(["application/json", "text/plain", "", "application/x-www-form-urlencoded",
                                 "multipart/form-data", "multipart/form-data; boundary=x", "x/y; charset=z"])
-CHANGES = sorted({r.path for r in ROUTES if r.method == "POST"})
+CHANGES = sorted({r.path.replace("{name}", "ec100001") for r in ROUTES if r.method == "POST"})
+UPDATES = sorted({r.path.replace("{name}", "ec100001") for r in ROUTES if r.method == "PUT"})
 
 
 @FUZZ
@@ -137,3 +149,10 @@ def test_any_body(live, body, content_type, path):
         for key in json.loads(live.call("GET", "/ecs/v2/sshkeys").body)["pubkeys"]:
             if key["label"] != "kept":
                 live.call("DELETE", f"/ecs/v2/sshkeys/{key['id']}")
+
+
+@FUZZ
+@given(BODY, CONTENT_TYPE, st.sampled_from(UPDATES))
+def test_any_update_body(live, body, content_type, path):
+    headers = {"Content-Type": content_type} if content_type else {}
+    live.call("PUT", "/ecs/v2" + path, body, headers=headers)

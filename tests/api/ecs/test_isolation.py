@@ -1,7 +1,7 @@
 """The isolation matrix of the ECS dialect: user B on user A's SSH keys and groups answers
 exactly like a number nothing has (404 for paths, 400 for markers), and A's objects are unchanged.
-(The ElasticHosts matrix is tests/api/test_isolation.py; a token confined to a group is covered
-in test_sshkeys_groups.py.)"""
+Servers and actions likewise. (The ElasticHosts matrix is tests/api/test_isolation.py; a token
+confined to a group is covered in test_sshkeys_groups.py and test_servers.py.)"""
 from __future__ import annotations
 
 from tests.api.ecs.conftest import ssh_key
@@ -46,3 +46,53 @@ async def test_lists_show_only_the_users_own(ecs_alice, ecs_bob):
     for path in ("/sshkeys", "/groups"):
         text = (await ecs_bob.get(path)).text
         assert "alice" not in text, path
+
+
+SERVER_PROBES = (
+    ("GET", "/servers/{server}", None, 404),
+    ("PUT", "/servers/{server}", {"notes": "mine"}, 404),
+    ("PUT", "/servers/{server}", {"group": "nogroup"}, 404),
+    ("DELETE", "/servers/{server}", None, 404),
+    ("GET", "/servers/{server}/status", None, 404),
+    ("GET", "/servers/{server}/isolations", None, 404),
+    ("POST", "/servers/{server}/actions", {"type": "power_off"}, 404),
+    ("POST", "/servers/{server}/actions", {"type": "console"}, 404),
+    ("GET", "/actions/{action}", None, 404),
+    ("GET", "/servers?limit=1&marker={server}", None, 400),
+    ("GET", "/actions?limit=1&marker={action}", None, 400),
+    ("GET", "/actions?resource={server}", None, 200),
+    ("POST", "/servers", {"plan": "ECS1", "image": "tiny-os-1", "location": "local", "isolate_from": ["{server}"]},
+     404),
+)
+
+
+async def test_the_ecs_isolation_matrix_of_servers(ecs_alice, ecs_bob, client, tmp_path):
+    import asyncio
+    import json
+
+    from elastic_api.app import SERVICES
+
+    path = tmp_path / "tiny.raw"
+    path.write_bytes(b"\x55" * 4096)
+    await client.app[SERVICES].imaging.add_standard("a1b2c3d4-0000-4000-8000-000000000003", "Tiny OS 1", path)
+    made = (await ecs_alice.post("/servers", {"plan": "ECS1", "image": "tiny-os-1", "location": "local"})).json
+    server, action = made["server"]["name"], made["action_id"]
+    while (await ecs_alice.get(f"/actions/{action}")).json["action"]["status"] == "in-progress":
+        await asyncio.sleep(0.05)
+    before = [(await ecs_alice.get(p)).json for p in ("/servers", "/actions")]
+    victims = {"server": server, "action": str(action)}
+    stand_ins = {"server": f"ec{int(server[2:]) + 7}", "action": str(action + 7)}
+    for method, path_, body, status in SERVER_PROBES:
+        answers = []
+        for names in (victims, stand_ins):
+            sent = json.loads(json.dumps(body).replace("{server}", names["server"])) if body else None
+            answer = await ecs_bob.call(method, path_.format(**names), sent)
+            text = answer.text
+            for name, value in names.items():
+                text = text.replace(value, victims[name])
+            headers = {k: v for k, v in answer.headers.items() if k.lower() != "date"}
+            answers.append((answer.status, headers, text))
+        assert answers[0][0] == status, (method, path_, answers[0])
+        assert answers[0] == answers[1], (method, path_)
+    assert [(await ecs_alice.get(p)).json for p in ("/servers", "/actions")] == before
+    assert (await ecs_bob.get("/servers")).json["count"] == 0

@@ -111,7 +111,7 @@ async def test_another_users_marker_is_400(ecs_alice, ecs_bob):
 async def test_every_route_is_behind_its_policy(ecs_alice):
     """Every route but the login refuses a request without a token, and answers JSON."""
     for route in ROUTES:
-        path = route.path.replace("{id}", "1")
+        path = route.path.replace("{id}", "1").replace("{name}", "ec100001")
         answer = await ecs_alice.call(route.method, path, token=False)
         if route.path == "/login":
             assert_error(answer, 400)  # no body: the credentials are missing

@@ -9,7 +9,7 @@ from elastic_api.model.drive import (
     CIPHERS, CLAIM_TYPES, FORMATS, MAX_WORDS, TIERS, Checksum, Drive, DriveChanges, DriveSpec, check_size,
 )
 from elastic_api.model.fields import parse_name, parse_tags, parse_user_value
-from elastic_api.model.job import RUNNING
+from elastic_api.model.job import RUNNING, ImageParams
 from elastic_api.model.units import parse_size
 
 # Keys the server reports but a client never sets.
@@ -86,7 +86,8 @@ def _claimed(drive: Drive) -> list[str]:
     """The servers that claim the drive and, while an image job copies into it, `image:SOURCE`:
     the job holds the drive as a server would, and clients have always seen it so."""
     job = drive.image_job
-    copying = [f"image:{job.params.source}"] if job is not None and job.status == RUNNING else []
+    copying = ([f"image:{job.params.source}"] if job is not None and job.status == RUNNING
+               and isinstance(job.params, ImageParams) else [])
     return [*drive.claimed, *copying]
 
 
