@@ -68,8 +68,11 @@ class JobRows(PostgresEngine):
 
     async def claim_job(self, job: int, holder: str, now: int, expires: int) -> Job | None:
         async def claim(conn: Conn) -> Job | None:
-            found = await (await conn.execute("SELECT resource FROM jobs WHERE id = %s AND status = %s",
-                                              (job, QUEUED))).fetchone()
+            # The job's row locked: a node claiming it at the same time waits here, then finds it
+            # running. (Not SKIP LOCKED: the runner would then read the job as still queued and
+            # ask again, spinning until the other claim commits; the wait is one short commit.)
+            found = await (await conn.execute(
+                "SELECT resource FROM jobs WHERE id = %s AND status = %s FOR UPDATE", (job, QUEUED))).fetchone()
             if found is None:
                 return None
             await lock_queue(conn, found[0])
