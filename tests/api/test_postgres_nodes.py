@@ -5,7 +5,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 from tests.postgres import fresh_database_sync
-from tests.support import Server, create_user, request, run_cli, write_config
+from tests.support import Server, as_json, create_user, request, run_cli, write_config
 
 
 def test_two_nodes_share_the_drives_and_a_quota_exactly(tmp_path):
@@ -38,6 +38,44 @@ def test_two_nodes_share_the_drives_and_a_quota_exactly(tmp_path):
                 statuses = list(pool.map(create, range(50, 100)))
             assert statuses == [200] * 50
             assert sorted(listed(nodes[0])) == sorted(listed(nodes[1])) and len(listed(nodes[1])) == 70
+        finally:
+            for node in nodes:
+                assert node.stop() == 0
+
+
+def test_an_exclusive_drive_is_never_claimed_by_servers_on_two_nodes(tmp_path):
+    with fresh_database_sync() as url:
+        shared = tmp_path / "shared"
+        configs = []
+        for name in ("a", "b"):
+            (tmp_path / name).mkdir()
+            configs.append(write_config(tmp_path / name, database_url=url, data_dir=str(shared)))
+        user, secret = create_user(configs[0])
+        nodes = [Server(configs[0]).start()]
+        nodes.append(Server(configs[1]).start())
+        try:
+            def call(n: int, path: str, body: bytes | None = None) -> tuple[int, bytes]:
+                status, _, reply = request(nodes[n % 2].url + path, user, secret, body,
+                                           headers={"Accept": "application/json"})
+                return status, reply
+
+            for round_ in range(3):
+                status, reply = call(0, "/drives/create", b"name x\nsize 1M\nclaim:type exclusive\n")
+                assert status == 200, reply
+                drive = as_json(reply)["drive"]
+                servers = []
+                for n in range(4):
+                    status, reply = call(n, "/servers/create/stopped",
+                                         f"name s{n}\ncpu 500\nmem 64\nide:0:0 {drive}\n".encode())
+                    assert status == 200, reply
+                    servers.append(as_json(reply)["server"])
+                with ThreadPoolExecutor(4) as pool:
+                    started = list(pool.map(lambda n: call(n, f"/servers/{servers[n]}/start")[0], range(4)))
+                assert sorted(started) == [204, 409, 409, 409], started
+                status, reply = call(1, f"/drives/{drive}/info")
+                winner = servers[started.index(204)]
+                assert as_json(reply)["claimed"] == [winner]
+                assert call(started.index(204), f"/servers/{winner}/stop")[0] == 204
         finally:
             for node in nodes:
                 assert node.stop() == 0
