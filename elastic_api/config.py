@@ -141,16 +141,13 @@ class Config:
     # the WAL grows to about 4 MiB (1,000 pages) before a checkpoint rewinds it, so 8 MiB let
     # destroys commit with the disk full. 0 keeps no reserve.
     db_reserve: int = 8 * MiB
-    # The metadata store: "" is SQLite in data_dir (one node); a PostgreSQL URL
-    # (postgresql://USER:PASSWORD@HOST:PORT/DATABASE, or libpq's key=value form) is the database
-    # several nodes share. The pool is the connections one node keeps open: a store call holds
-    # one for a few statements, so 10 serve hundreds of requests a second, and N nodes need
-    # N x this many of the server's max_connections (100 by default).
+    # The metadata store: "" is SQLite in data_dir (one node), a PostgreSQL URL the database several
+    # nodes share, through a pool of this many connections each (a call holds one for a few
+    # statements: 10 serve hundreds of calls a second; N nodes need N x 10 of max_connections).
     database_url: str = ""
     database_pool_size: int = 10
-    # Seconds an admitted command's quota hold lasts unless the command ends first (it is dropped
-    # then): longer than any create takes (an encrypted drive's takes seconds), short enough that
-    # what a node that died mid-create held is free again within the hour.
+    # Seconds an admitted create's quota hold lasts if it never ends (its node died): longer than
+    # any create takes, and what a dead node held is free again within the hour.
     quota_hold_seconds: int = 3600
     # Seconds one storage request (an NBD read, write or flush of at most stream_chunk bytes) may
     # take: a healthy daemon answers in milliseconds and a slow disk in a few seconds, so 60 only
@@ -454,13 +451,8 @@ def from_mapping(data: dict[str, Any]) -> Config:
     check_audit(config)
     if config.storage_timeout < 1:
         raise ConfigError("storage_timeout must be at least 1")
-    if config.database_pool_size < 1:
-        raise ConfigError("database_pool_size must be at least 1")
-    if config.quota_hold_seconds < 60:
-        raise ConfigError("quota_hold_seconds must be at least 60: a hold must outlast the command it admits")
-    if config.database_url and not (config.database_url.startswith(("postgresql://", "postgres://"))
-                                    or "=" in config.database_url):
-        raise ConfigError("database_url must be a PostgreSQL URL (postgresql://…) or empty for SQLite")
+    if config.database_pool_size < 1 or config.quota_hold_seconds < 60:
+        raise ConfigError("database_pool_size must be at least 1, quota_hold_seconds at least 60")
     interval = config.host_reconnect_interval
     if isinstance(interval, bool) or not isinstance(interval, (int, float)) or not 0 < interval <= 3600:
         raise ConfigError("host_reconnect_interval must be a number of seconds above 0 and at most 3600")

@@ -101,12 +101,18 @@ class PostgresEngine:
     async def _one(self, sql: str, params: Any = ()) -> tuple[Any, ...] | None:
         """The first row of one read statement (one statement is one snapshot: no transaction
         settings needed)."""
-        async with self.pool.connection() as conn:
-            return await (await conn.execute(sql, params)).fetchone()
+        try:
+            async with self.pool.connection() as conn:
+                return await (await conn.execute(sql, params)).fetchone()
+        except pg_errors.DiskFull:  # a sort or hash spilling to a temporary file
+            raise full() from None
 
     async def _all(self, sql: str, params: Any = ()) -> list[tuple[Any, ...]]:
-        async with self.pool.connection() as conn:
-            return await (await conn.execute(sql, params)).fetchall()
+        try:
+            async with self.pool.connection() as conn:
+                return await (await conn.execute(sql, params)).fetchall()
+        except pg_errors.DiskFull:
+            raise full() from None
 
     # -- lifecycle --------------------------------------------------------------------------
     async def open(self) -> None:
