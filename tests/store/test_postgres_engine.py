@@ -57,3 +57,28 @@ async def test_a_full_disk_is_full_error_and_conflicts_are_retried_whole():
             assert await store._write(conflicted) == 3
         finally:
             await store.close()
+
+
+async def test_text_holding_nul_is_a_usage_error_and_matches_nothing():
+    """PostgreSQL cannot store U+0000 in text (SQLite can): a write of it is the caller's
+    mistake (400), a lookup by it finds nothing."""
+    from elastic_api.errors import UsageError
+    from elastic_api.model.drive import Drive
+    from elastic_api.model.ids import new_id
+
+    async with fresh_database() as url:
+        store = PostgresStore(url)
+        await store.open()
+        try:
+            user = new_id()
+            await store.create_user(user, "u", b"h", 1)
+            for drive in (Drive(drive=new_id(), owner=user, name="a\x00b", size=1, created=1),
+                          Drive(drive=new_id(), owner=user, name="a", size=1, created=1, tags=("t\x00",))):
+                with pytest.raises(UsageError, match="NUL"):
+                    await store.insert_drive(drive)
+            assert await store.list_drives(user, None, None) == []
+            assert await store.get_token(b"\x00") is None  # bytes are fine
+            assert await store.server_owner("a\x00") is None
+            assert await store.list_ssh_keys("a\x00") == []
+        finally:
+            await store.close()

@@ -77,8 +77,7 @@ class DriveRows(PostgresEngine):
         return _drive(row) if row else None
 
     async def get_drive(self, user: str, drive: str) -> Drive | None:
-        async with self.pool.connection() as conn:  # one statement: one snapshot
-            return await self._get_drive(conn, user, drive)
+        return await self._single(lambda conn: self._get_drive(conn, user, drive))
 
     async def _drive_page(self, select: str, user: str, limit: int | None, marker: str | None) -> list[Any]:
         async def page(conn: Conn) -> list[Any]:

@@ -29,6 +29,17 @@ def full() -> FullError:
     return FullError("the metadata disk is full: destroy drives or servers to free space")
 
 
+def _is_nul(error: psycopg.DataError) -> bool:
+    """Text holding U+0000, which PostgreSQL cannot store (SQLite can): refused by psycopg before
+    it is sent, or by the server inside JSON (SQLSTATE 22P05)."""
+    return isinstance(error, pg_errors.UntranslatableCharacter) or (
+        error.sqlstate is None and "NUL (0x00)" in str(error))
+
+
+def _nul() -> UsageError:
+    return UsageError("text must not contain NUL characters")
+
+
 def after_marker(marker: str | None, found: tuple[int, str] | None, params: dict[str, Any], key: str) -> str:
     """The clause that starts a page after its marker (creation time, then ID), or none; a marker
     the user cannot see is unknown, whether it exists or not."""
@@ -81,6 +92,10 @@ class PostgresEngine:
                     raise
             except pg_errors.DiskFull:
                 raise full() from None
+            except psycopg.DataError as e:
+                if _is_nul(e):  # input the dialects let through: the caller's mistake, not ours
+                    raise _nul() from None
+                raise
         raise AssertionError("unreachable")
 
     async def _write(self, fn: Callable[[Conn], Awaitable[T]], *, freeing: bool = False) -> T:
@@ -98,6 +113,19 @@ class PostgresEngine:
             return (await conn.execute(sql, params)).rowcount
         return await self._write(run)
 
+    async def _single(self, fn: Callable[[Conn], Awaitable[T | None]]) -> T | None:
+        """fn's one statement on a pooled connection, outside a transaction (one statement is
+        one snapshot: no round trips for BEGIN and COMMIT); None when it looked up text with NUL."""
+        try:
+            async with self.pool.connection() as conn:
+                return await fn(conn)
+        except pg_errors.DiskFull:
+            raise full() from None
+        except psycopg.DataError as e:
+            if _is_nul(e):
+                return None
+            raise
+
     async def _one(self, sql: str, params: Any = ()) -> tuple[Any, ...] | None:
         """The first row of one read statement (one statement is one snapshot: no transaction
         settings needed)."""
@@ -106,6 +134,10 @@ class PostgresEngine:
                 return await (await conn.execute(sql, params)).fetchone()
         except pg_errors.DiskFull:  # a sort or hash spilling to a temporary file
             raise full() from None
+        except psycopg.DataError as e:
+            if _is_nul(e):  # a lookup by a text holding NUL: there is no such row
+                return None
+            raise
 
     async def _all(self, sql: str, params: Any = ()) -> list[tuple[Any, ...]]:
         try:
@@ -113,6 +145,10 @@ class PostgresEngine:
                 return await (await conn.execute(sql, params)).fetchall()
         except pg_errors.DiskFull:
             raise full() from None
+        except psycopg.DataError as e:
+            if _is_nul(e):
+                return []
+            raise
 
     # -- lifecycle --------------------------------------------------------------------------
     async def open(self) -> None:

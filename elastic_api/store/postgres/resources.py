@@ -89,8 +89,7 @@ class ResourceRows(PostgresEngine):
         return await self._write(insert)
 
     async def get_resource(self, user: str, type_: str, resource: str) -> Resource | None:
-        async with self.pool.connection() as conn:
-            return await _get_resource(conn, user, resource, type_)
+        return await self._single(lambda conn: _get_resource(conn, user, resource, type_))
 
     async def list_resources(self, user: str, type_: str | None, limit: int | None,
                              marker: str | None) -> list[Resource]:
