@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import random
 import shutil
 import statistics
 import subprocess
@@ -30,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.hypervisor.bootsector_image import BOOT_MARKER, write_boot_image  # noqa: E402
-from tests.support import free_port, remove_guests_under  # noqa: E402
+from tests.support import free_port, remove_guests_under, remove_network_if_unused  # noqa: E402
 
 URI = "qemu:///system"
 IMAGE = "be0c0000-0000-4000-8000-000000000001"
@@ -110,6 +111,8 @@ def baseline_xml(workdir: Path, domain: str) -> Path:
     for child in list(source):
         source.remove(child)
     source.set("file", str(boot))
+    for backing in disk.findall("backingStore"):  # a copy-on-write drive's base: the raw copy has none
+        disk.remove(backing)
     for serial in (*devices.findall("serial"), *devices.findall("console")):
         found = serial.find("source")
         if found is not None:
@@ -121,25 +124,26 @@ def baseline_xml(workdir: Path, domain: str) -> Path:
 
 def virsh_create(path: Path) -> float:
     start = time.perf_counter()
-    subprocess.run(["virsh", "-q", "-c", URI, "create", str(path)], check=True, capture_output=True)
+    done = subprocess.run(["virsh", "-q", "-c", URI, "create", str(path)], capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(f"virsh create: {done.stderr.strip()}")
     return time.perf_counter() - start
 
 
-def engine_domain(name: str) -> str:
-    """The libvirt domain of the ECS server `name` (its XML names it)."""
-    listed = subprocess.run(["virsh", "-c", URI, "list", "--name"], capture_output=True, text=True, check=True).stdout
-    for domain in listed.split():
-        if domain.startswith("elastic-") and name in subprocess.run(
-                ["virsh", "-c", URI, "dumpxml", domain], capture_output=True, text=True).stdout:
-            return domain
-    raise RuntimeError(f"no domain for {name}")
+async def engine_domain(session: aiohttp.ClientSession, url: str, auth: aiohttp.BasicAuth, name: str) -> str:
+    """The libvirt domain of the ECS server `name`: the engine's server of that name (the other
+    dialect's list), `elastic-UUID`."""
+    async with session.get(f"{url}/servers/info", auth=auth, headers={"Accept": "application/json"}) as reply:
+        found = await reply.json(content_type=None)
+    return "elastic-" + next(s["server"] for s in found if s["name"] == name)
 
 
 def boots(logs: Path, before: set[Path]) -> int:
     return sum(BOOT_MARKER in p.read_bytes() for p in set(logs.glob("*.serial.log")) - before)
 
 
-async def bench(args: argparse.Namespace, workdir: Path, port: int, token: str, baselines: list[Path]) -> None:
+async def bench(args: argparse.Namespace, workdir: Path, port: int, token: str, baselines: list[Path],
+                auth: aiohttp.BasicAuth) -> None:
     async with aiohttp.ClientSession(headers={"X-APITOKEN": token},
                                      connector=aiohttp.TCPConnector(limit=0)) as session:
         ecs = Ecs(session, f"http://127.0.0.1:{port}")
@@ -154,7 +158,7 @@ async def bench(args: argparse.Namespace, workdir: Path, port: int, token: str, 
             name, answered, seconds = await ecs.create_to_completed()
             singles.append(seconds)
             answers.append(answered)
-            domain = await asyncio.to_thread(engine_domain, name)
+            domain = await engine_domain(session, ecs.url, auth, name)
             baselines.append(await asyncio.to_thread(baseline_xml, workdir, domain))
             baseline.append(await asyncio.to_thread(virsh_create, baselines[-1]))
             await ecs.delete_all()
@@ -194,9 +198,17 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="bench-ecs-"))
     port = free_port()
     config = workdir / "elastic-api.yaml"
-    config.write_text(yaml.safe_dump({"listen": f"127.0.0.1:{port}", "data_dir": str(workdir / "var"),
-                                      "hosts": [{"name": "local", "uri": URI}], "plans": [PLAN]}))
-    user = dict(line.split(" ", 1) for line in cli(config, "user", "create").splitlines())["user"]
+    # A public network of its own: the shared one's addresses may be held by other installations'
+    # guests on this libvirtd (tests running meanwhile), which this one's pool knows nothing of.
+    subnet = f"10.{random.randrange(200, 250)}.{random.randrange(0, 250)}"
+    network = f"bench-ecs-{port}"
+    config.write_text(yaml.safe_dump({
+        "listen": f"127.0.0.1:{port}", "data_dir": str(workdir / "var"), "hosts": [{"name": "local", "uri": URI}],
+        "plans": [PLAN], "public_network": network,
+        "ip_pool": {"network": f"{subnet}.0/24", "gateway": f"{subnet}.1", "nameserver": f"{subnet}.1",
+                    "range": f"{subnet}.10-{subnet}.254"}}))
+    made = dict(line.split(" ", 1) for line in cli(config, "user", "create").splitlines())
+    user, auth = made["user"], aiohttp.BasicAuth(made["user"], made["secret"])
     cli(config, "user", "set-quota", user, *(f"{k}=unlimited" for k in ("servers", "cpu", "mem", "drives")))
     cli(config, "image", "add", "--uuid", IMAGE, "--name", "Boot Sector 1", str(write_boot_image(workdir / "b.raw")))
     token = cli(config, "user", "token", "create", user).split()[1]
@@ -204,13 +216,14 @@ def main() -> None:
     with open(workdir / "server.log", "wb") as log:
         server = subprocess.Popen([PROGRAM, "--config", str(config), "serve"], stdout=log, stderr=log)
         try:
-            asyncio.run(bench(args, workdir, port, token, baselines))
+            asyncio.run(bench(args, workdir, port, token, baselines, auth))
         finally:
             for path in baselines:
                 subprocess.run(["virsh", "-q", "-c", URI, "destroy", f"bench-{path.stem}"], capture_output=True)
             server.terminate()
             server.wait(30)
             remove_guests_under(URI, workdir)
+            remove_network_if_unused(URI, network)
             if not args.keep:
                 shutil.rmtree(workdir, ignore_errors=True)
 

@@ -18,6 +18,7 @@ from elastic_api.model.job import (
     CONSOLE, CREATE_SERVER, DELETE_SERVER, DONE, POWER_OFF, POWER_ON, ActionParams, Job,
 )
 from elastic_api.model.server_record import ACTIVE
+from elastic_api.model.support import ReservedRecord, SupportRecord, support_plan
 from elastic_api.service.catalogue import CatalogueService
 from elastic_api.service.ecs_actions import GiB, EcsActions
 from elastic_api.service.groups import GroupService
@@ -26,6 +27,7 @@ from elastic_api.service.locks import LockTable
 from elastic_api.service.quotas import QuotaService
 from elastic_api.service.servers import ServerService
 from elastic_api.service.sshkeys import SshKeyService
+from elastic_api.service.support import SupportService
 from elastic_api.store import Store
 
 log = logging.getLogger(__name__)
@@ -45,6 +47,8 @@ class EcsCreate:
     group: str | None = None
     ssh_key: str | None = None
     isolate_from: tuple[str, ...] = ()
+    support: str | None = None  # a support plan's code
+    reserved_plan: str | int | None = None  # a reserved term: an id, or M{months}P{plan}
 
 
 @dataclass(frozen=True)
@@ -56,12 +60,14 @@ class EcsServerView:
     region: Region
     progress: int
     ipv4: str
+    support: SupportRecord | None = None  # its current plan (not cancelled)
+    reservations: tuple[ReservedRecord, ...] = ()
 
 
 class EcsServerService:
     def __init__(self, config: Config, store: Store, hypervisor: Hypervisor, jobs: JobRunner,
                  catalogue: CatalogueService, quotas: QuotaService, servers: ServerService,
-                 groups: GroupService, ssh_keys: SshKeyService, actions: EcsActions) -> None:
+                 groups: GroupService, ssh_keys: SshKeyService, actions: EcsActions, support: SupportService) -> None:
         self.config = config
         self.store = store
         self.hypervisor = hypervisor
@@ -72,6 +78,9 @@ class EcsServerService:
         self.groups = groups
         self.ssh_keys = ssh_keys
         self.actions = actions
+        # Support plans and reservations are kept by the server's ECS name: it exists from the
+        # request on (the engine's UUID only once the action made it) and is never reused.
+        self.support = support
         self.locks = LockTable()  # per server name: one action asked at a time
 
     # -- reading ----------------------------------------------------------------------------------
@@ -101,8 +110,11 @@ class EcsServerService:
                 ipv4 = await self.actions.ipv4(server.owner, server.server) if record.status == ACTIVE else ipv4
             except MissingError:
                 pass
+        support = await self.support.support(server.owner, server.name)
+        reservations = tuple(await self.support.reservations(server.owner, server.name))
         return EcsServerView(server, group_name(server.group) if server.group is not None else None,
-                             self._region(server.location), progress, ipv4)
+                             self._region(server.location), progress, ipv4,
+                             support if support is not None and not support.cancelled else None, reservations)
 
     def _region(self, location: str) -> Region:
         try:
@@ -163,6 +175,10 @@ class EcsServerService:
             group_number = (await self.groups.by_name(user, group)).id
         if request.ssh_key is not None and not any(k.label == request.ssh_key for k in await self.ssh_keys.list(user)):
             raise Invalid(f"unknown ssh_key: {request.ssh_key[:60]}")
+        if request.support is not None and support_plan(self.config.support_plans, request.support.strip()) is None:
+            raise Invalid("Support code not found")
+        if request.reserved_plan is not None:
+            self.support.term(request.reserved_plan, plan.name)  # 400 or 404 before anything is made
         if len(request.isolate_from) > self.config.max_isolate_from:
             raise Invalid(f"isolate_from names at most {self.config.max_isolate_from} servers")
         return plan, image, group_number
@@ -179,6 +195,10 @@ class EcsServerService:
         async with self.quotas.servers(user, count=1, cpu=cpu, mem=plan.ram_mb), \
                 self.quotas.drives(user, count=1, size=plan.disk_gb * GiB):
             server = await self.store.insert_ecs_server(row, partners)
+        if request.support is not None:
+            await self.support.attach(user, server.name, request.support)
+        if request.reserved_plan is not None:
+            await self.support.reserve(user, server.name, server.plan, request.reserved_plan)
         job = await self._submit(server, CREATE_SERVER)
         return await self.view(server), job
 
@@ -214,6 +234,7 @@ class EcsServerService:
         async with self.locks.hold(server.name):
             server = await self.get(user, scope, name)
             await self._busy(server)
+            await self.support.ensure_deletable(server.name)  # a reserved server stays its term
             await self.store.update_ecs_server(server.id, status=model.DELETING)
             return await self._submit(server, DELETE_SERVER)
 
@@ -230,6 +251,20 @@ class EcsServerService:
             if server.status != model.BOOTED:
                 raise BusyError(f"server {server.name} is {server.status}")
             return await self._submit(server, kind)
+
+    # -- support and reservations ---------------------------------------------------------------
+    async def attach_support(self, user: str, scope: str | None, name: str,
+                             code: str) -> tuple[EcsServer, SupportRecord]:
+        server = await self.get(user, scope, name)
+        return server, await self.support.attach(user, server.name, code)
+
+    async def cancel_support(self, user: str, scope: str | None, name: str) -> None:
+        server = await self.get(user, scope, name)
+        await self.support.cancel(user, server.name)
+
+    async def reserve(self, user: str, scope: str | None, name: str, reserved_plan: str | int) -> ReservedRecord:
+        server = await self.get(user, scope, name)
+        return await self.support.reserve(user, server.name, server.plan, reserved_plan)
 
     # -- actions ----------------------------------------------------------------------------------
     async def list_actions(self, user: str, scope: str | None, resource: str | None) -> list[Job]:

@@ -59,6 +59,8 @@ def build_services(config: Config, store: Store, storage: Storage, hypervisor: H
     ssh_keys = SshKeyService(store, max_per_user=config.max_ssh_keys_per_user)
     groups = GroupService(store, max_per_user=config.max_groups_per_user)
     actions = EcsActions(config, store, jobs, catalogue, drives, imaging, servers)
+    support = SupportService(store, support_plans=config.support_plans, reserved_terms=config.reserved_plans,
+                             plans=config.plans)
     return Services(users=users, drives=drives,
                     imaging=imaging, jobs=jobs,
                     servers=servers,
@@ -68,10 +70,9 @@ def build_services(config: Config, store: Store, storage: Storage, hypervisor: H
                     ssh_keys=ssh_keys,
                     groups=groups,
                     ecs=EcsServerService(config, store, hypervisor, jobs, catalogue, quotas, servers, groups, ssh_keys,
-                                         actions),
+                                         actions, support),
                     metrics=MetricsService(store, hypervisor, interval=config.metrics_interval,
                                            retention=config.metrics_retention),
                     audit=AuditService(store, retention=config.audit_retention, batch=config.audit_batch,
                                        queue=config.audit_queue, flush_seconds=config.audit_flush_seconds),
-                    support=SupportService(store, support_plans=config.support_plans,
-                                           reserved_terms=config.reserved_plans, plans=config.plans))
+                    support=support)

@@ -42,9 +42,10 @@ async def test_ecs_server_rows_are_numbered_owned_and_changed_field_by_field(con
 
     group = await store.insert_group(alice, "", b"h", 1, limit=5)
     assert await store.update_ecs_server(second.id, group_id=group.id)
-    await store.ecs_detach_group(bob, group.id)  # another user's: nothing
     assert (await store.get_ecs_server(alice, second.id)).group == group.id
-    await store.ecs_detach_group(alice, group.id)
+    assert not await store.delete_group(bob, group.id)  # another user's: nothing
+    assert (await store.get_ecs_server(alice, second.id)).group == group.id
+    assert await store.delete_group(alice, group.id)  # its servers are detached (the foreign key)
     assert (await store.get_ecs_server(alice, second.id)).group is None
 
     assert await store.delete_ecs_server(first.id) and not await store.delete_ecs_server(first.id)

@@ -2,7 +2,10 @@
 strings, ids integers, times RFC 3339 with an offset, no value null (but reserved_until "")."""
 from __future__ import annotations
 
+import time
+
 from elastic_api.api.ecs.codec import API_VERSION, Wire, timestamp
+from elastic_api.api.ecs.records import reserved_fields, server_support
 from elastic_api.model import ecs as model
 from elastic_api.model.job import DONE, FAILED, Job
 from elastic_api.service.ecs_servers import EcsServerView
@@ -17,8 +20,9 @@ def server(view: EcsServerView) -> Wire:
         "name": s.name, "ipv4": view.ipv4, "ipv6": "", "group": view.group, "plan": s.plan,
         "plan_size": {"core": str(s.cores), "ram": str(s.ram_mb), "disk": str(s.disk_gb), "gpu": "0",
                       "gpu_label": None, "host_type": "ECS"},
-        "reserved_plans": [], "last_restored_snapshot": None, "is_reserved": False, "reserved_until": "",
-        "support": None, "location": s.location, "location_label": view.region.description, "notes": s.notes,
+        **reserved_fields(view.reservations, s.name, time.time_ns()), "last_restored_snapshot": None,
+        "support": server_support(view.support, s.name, s.notes) if view.support is not None else None,
+        "location": s.location, "location_label": view.region.description, "notes": s.notes,
         "so": s.so, "so_label": s.so_label, "creation_date": timestamp(s.created), "deletion_date": None,
         "active_flag": s.status == model.BOOTED, "status": s.status,
         "progress": 100 if s.status == model.BOOTED else view.progress,

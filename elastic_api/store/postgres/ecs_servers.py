@@ -80,9 +80,6 @@ class EcsServerRows(PostgresEngine):
             " UNION SELECT a FROM ecs_isolations WHERE b = %(id)s) ORDER BY id", {"id": id_})
         return [_row(row) for row in rows]
 
-    async def ecs_detach_group(self, owner: str, group: int) -> None:
-        await self._execute("UPDATE ecs_servers SET group_id = NULL WHERE owner = %s AND group_id = %s", (owner, group))
-
     async def ecs_actions(self, owner: str, resources: list[str] | None) -> list[Job]:
         """The owner's actions, newest first; with `resources`, those on the servers named."""
         if resources is not None and not resources:

@@ -86,9 +86,6 @@ class EcsServerRows(SqliteEngine):
             " UNION SELECT a FROM ecs_isolations WHERE b = ?) ORDER BY id", (id_, id_)).fetchall())
         return [_row(row) for row in rows]
 
-    async def ecs_detach_group(self, owner: str, group: int) -> None:
-        await self._execute("UPDATE ecs_servers SET group_id = NULL WHERE owner = ? AND group_id = ?", (owner, group))
-
     async def ecs_actions(self, owner: str, resources: list[str] | None) -> list[Job]:
         """The owner's actions, newest first; with `resources`, those on the servers named."""
         def query() -> list[Job]:

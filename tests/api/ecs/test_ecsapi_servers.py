@@ -19,12 +19,11 @@ import pydantic  # noqa: E402
 from ecsapi import ServerCreateRequest  # noqa: E402
 from ecsapi.errors import ActionExitStatusError, ClientError, NotFoundError  # noqa: E402
 
-from elastic_api.config import Config  # noqa: E402
 from tests.api.ecs.test_ecsapi import cli_token  # noqa: E402
 from tests.hypervisor.bootsector_image import BOOT_MARKER, write_boot_image  # noqa: E402
 from tests.support import (  # noqa: E402
-    GUEST_DEADLINE, Server, as_json, create_user, network_exists, remove_guests_under, remove_network_if_unused,
-    request, run_cli, wait_until, write_config,
+    GUEST_DEADLINE, Server, as_json, create_user, free_port, network_exists, remove_guests_under,
+    remove_network_if_unused, request, run_cli, wait_until, write_config,
 )
 
 pytestmark = [pytest.mark.libvirt, pytest.mark.timeout(6 * GUEST_DEADLINE)]
@@ -35,11 +34,18 @@ PLANS = [{"name": "ECS1", "cpu": 1, "ram": 64, "disk": 1}, {"name": "BIG", "cpu"
 
 @pytest.fixture
 def served(system_libvirt: str, tmp_path: Path) -> Any:
-    public = Config().public_network
+    # A public network of this test's own: the shared one's addresses may be held by other
+    # installations' guests on this libvirtd (or left reserved by a killed one), which this
+    # installation's pool cannot know of.
+    port = free_port()
+    public = f"ecs-t-{port}"
+    subnet = f"10.{200 + port % 50}.{port % 250}"
     had_public = network_exists(system_libvirt, public)
     # The engine's default drive: qcow2 with LUKS inside (not the test helper's plain default).
     config = write_config(tmp_path, hosts=[{"name": "local", "uri": system_libvirt}], default_cipher="aes-xts-plain",
-                          plans=PLANS)
+                          plans=PLANS, public_network=public,
+                          ip_pool={"network": f"{subnet}.0/24", "gateway": f"{subnet}.1", "nameserver": f"{subnet}.1",
+                                   "range": f"{subnet}.10-{subnet}.254"})
     user, secret = create_user(config)
     boot = write_boot_image(tmp_path / "boot.raw")
     added = run_cli(config, "image", "add", "--uuid", IMAGE, "--name", "Boot Sector 1", str(boot))

@@ -12,6 +12,7 @@ import pytest
 
 from elastic_api.app import SERVICES
 from tests.api.ecs.conftest import Ecs, assert_error
+from tests.conftest import Api
 from tests.support import GUEST_DEADLINE
 
 IMAGE = "a1b2c3d4-0000-4000-8000-000000000002"
@@ -127,7 +128,8 @@ async def test_create_errors(ecs_alice: Ecs, ecs_bob: Ecs, image: str) -> None:
         ({"location": "mars"}, 400, "unknown location"), ({"ssh_key": "nokey"}, 400, "unknown ssh_key"),
         ({"group": "eg999999"}, 404, "group not found"), ({"isolate_from": ["ec999999"]}, 404, "not found"),
         ({"isolate_from": "ec100001"}, 400, "list"), ({"isolate_from": [1]}, 400, "server names"),
-        ({"reserved_plan": "M3PECS1"}, 400, "not supported yet"), ({"support": "basic"}, 400, "not supported yet"),
+        ({"reserved_plan": "M3PECS2"}, 400, "Invalid formula"), ({"reserved_plan": "nonsense"}, 400, "Invalid formula"),
+        ({"reserved_plan": 99}, 404, "Reserved plan not found"), ({"support": "gold"}, 400, "Support code not found"),
         ({"password": "x"}, 400, "not supported"), ({"user_customize": 3}, 400, "not supported"),
         ({"user_customize_env": "A=b"}, 400, "not supported"), ({"networks": []}, 400, "not supported"),
         ({"extra": 1}, 400, "unknown field"), ({"plan": 1}, 400, "string"),
@@ -252,8 +254,8 @@ async def test_isolation_is_strict_and_listed(tmp_path: Path, serve: Any, ecs_us
     path = tmp_path / "tiny.raw"
     path.write_bytes(b"\x55" * 4096)
     await services.imaging.add_standard(IMAGE, "Tiny OS 1", path)
-    user, _ = await services.users.create("iso")
-    ecs = Ecs(client, type("A", (), {"user": user})(), await services.tokens.create(user))  # type: ignore[arg-type]
+    user, secret = await services.users.create("iso")
+    ecs = Ecs(client, Api(client, user, secret), await services.tokens.create(user))
     a = await booted(ecs, notes="a")
     b = await booted(ecs, notes="b", isolate_from=[a])
     hosts = {r.config.name: r.host for r in await services.jobs.store.active_servers()}
@@ -295,9 +297,9 @@ async def test_a_restart_mid_create_resumes_it(tmp_path: Path) -> None:
     path = tmp_path / "big.raw"
     path.write_bytes(b"\x01" * (256 << 20))  # slow enough to stop part-way
     await services.imaging.add_standard(IMAGE, "Tiny OS 1", path)
-    user, _ = await services.users.create("restart")
+    user, secret = await services.users.create("restart")
     token = await services.tokens.create(user)
-    ecs = Ecs(client, type("A", (), {"user": user})(), token)  # type: ignore[arg-type]
+    ecs = Ecs(client, Api(client, user, secret), token)
     made = await create(ecs)
     name = made["server"]["name"]
 
@@ -329,9 +331,9 @@ async def test_a_restart_fails_an_interrupted_power_action(tmp_path: Path) -> No
     path = tmp_path / "tiny.raw"
     path.write_bytes(b"\x55" * 4096)
     await services.imaging.add_standard(IMAGE, "Tiny OS 1", path)
-    user, _ = await services.users.create("power")
+    user, secret = await services.users.create("power")
     token = await services.tokens.create(user)
-    ecs = Ecs(client, type("A", (), {"user": user})(), token)  # type: ignore[arg-type]
+    ecs = Ecs(client, Api(client, user, secret), token)
     name = await booted(ecs)
     # A power-off this node had claimed when it died (stored as running under its lease).
     store = services.jobs.store
@@ -347,3 +349,51 @@ async def test_a_restart_fails_an_interrupted_power_action(tmp_path: Path) -> No
         assert all(a["status"] != "in-progress" for a in (await ecs.get("/actions")).json["actions"])
     finally:
         await client.close()
+
+
+async def test_support_and_reserved_records(ecs_alice: Ecs, ecs_bob: Ecs, image: str) -> None:
+    made = await create(ecs_alice, support="basic", reserved_plan="M3PECS1")
+    server = made["server"]
+    name = server["name"]
+    assert server["support"]["support_code"] == "basic" and server["support"]["server__name"] == name
+    assert server["is_reserved"] is True and server["reserved_until"].endswith("+00:00")
+    assert [r["reserved_months"] for r in server["reserved_plans"]] == [3]
+    await finished(ecs_alice, made["action_id"])
+    # A reserved server cannot be deleted before its term ends.
+    assert "reserved" in assert_error(await ecs_alice.delete(f"/servers/{name}"), 409)["message"]
+    changed = await ecs_alice.post(f"/servers/{name}/support", {"code": "global"})
+    assert changed.status == 200 and changed.json["support"]["support_code"] == "global"
+    assert (await ecs_alice.delete(f"/servers/{name}/support")).json == {"status": "ok"}
+    assert (await ecs_alice.get(f"/servers/{name}")).json["server"]["support"] is None
+    assert_error(await ecs_alice.delete(f"/servers/{name}/support"), 404)
+    chained = await ecs_alice.post(f"/servers/{name}/reserved", {"reserved_plan": 1})
+    assert chained.status == 200 and chained.json["server"] == name and chained.json["reserved_months"] == 3
+    shown = (await ecs_alice.get(f"/servers/{name}")).json["server"]
+    assert len(shown["reserved_plans"]) == 2
+    # What ecsapi's strict models make of it (support and reservations included).
+    import os
+    os.environ["ECSAPI_ENV_FILE"] = "/dev/null"
+    import ecsapi
+    parsed = ecsapi.Server.model_validate(shown)
+    assert parsed.is_reserved and len(parsed.reserved_plans) == 2 and parsed.support is None
+    assert ecsapi.Server.model_validate(server).support.support_code == "basic"
+    for path, body in ((f"/servers/{name}/support", {"code": "basic"}), (f"/servers/{name}/reserved",
+                                                                        {"reserved_plan": 1})):
+        assert_error(await ecs_bob.post(path, body), 404)
+    assert_error(await ecs_alice.post(f"/servers/{name}/reserved", {"reserved_plan": True}), 400)
+    # Without a reservation, the same server deletes.
+    plain = await booted(ecs_alice)
+    deleted = await ecs_alice.delete(f"/servers/{plain}")
+    assert (await finished(ecs_alice, deleted.json["action"]["id"]))["status"] == "completed"
+
+
+async def test_server_calls_are_in_the_audit_trail(ecs_alice: Ecs, image: str) -> None:
+    name = await booted(ecs_alice)
+    assert (await ecs_alice.call("PUT", f"/servers/{name}", {"notes": "x"})).status == 200
+
+    async def logged() -> list[tuple[str, str]] | None:
+        entries = [(e["action"], e["target"]) for e in (await ecs_alice.get("/logs")).json["logs"]]
+        return entries if len(entries) >= 2 else None
+
+    entries = await until(logged, "the audit entries")
+    assert ("PUT /servers/{name}", name) in entries and ("POST /servers", name) in entries

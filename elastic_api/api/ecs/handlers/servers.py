@@ -2,10 +2,12 @@
 DELETE, `/status`, `/actions` (power, console) and `/isolations`."""
 from __future__ import annotations
 
+from elastic_api.api.ecs import records
 from elastic_api.api.ecs import server_codec as codec
 from elastic_api.api.ecs.call import Call, Wire
 from elastic_api.api.ecs.schemas import Field, read_object
 from elastic_api.errors import Invalid
+from elastic_api.http.audit import created
 from elastic_api.model.job import CONSOLE, POWER_OFF, POWER_ON
 from elastic_api.service.ecs_servers import EcsCreate
 
@@ -18,32 +20,37 @@ CREATE = {
     "password": Field(object, nullable=True), "user_customize": Field(object, nullable=True),
     "user_customize_env": Field(object, nullable=True), "networks": Field(object, nullable=True),
 }
-NOT_YET = ("reserved_plan", "support")  # the support and reserved catalogues
 NOT_SUPPORTED = ("password", "user_customize", "user_customize_env", "networks")  # the guest-side issue
+SUPPORT = {"code": Field(str, required=True)}
+RESERVE = {"reserved_plan": Field(object, required=True)}
 UPDATE = {"notes": Field(str, nullable=True), "note": Field(str, nullable=True), "group": Field(str, nullable=True)}
 ACTION = {"type": Field(str, nullable=True), "snapshot": Field(int, nullable=True)}
 POWER = {"power_on": POWER_ON, "power_off": POWER_OFF, "console": CONSOLE}
 
 
 def _create_request(body: dict[str, object]) -> EcsCreate:
-    for key in NOT_YET:
-        if key in body:
-            raise Invalid(f"{key} is not supported yet")
     for key in NOT_SUPPORTED:
         if key in body:
             raise Invalid(f"{key} is not supported")
+    support, reserved = body.get("support"), body.get("reserved_plan")
+    if support is not None and not isinstance(support, str):
+        raise Invalid("support must be a string")
+    if reserved is not None and (not isinstance(reserved, (str, int)) or isinstance(reserved, bool)):
+        raise Invalid("Invalid formula to define reserved plan: give M{months}P{plan} or a reserved plan id")
     isolate = body.get("isolate_from") or []
     assert isinstance(isolate, list)
     if not all(isinstance(name, str) for name in isolate):
         raise Invalid("isolate_from must be a list of server names")
     return EcsCreate(plan=str(body["plan"]), image=str(body["image"]), location=str(body["location"]),
                      notes=str(body.get("notes") or ""), group=body.get("group"),  # type: ignore[arg-type]
-                     ssh_key=body.get("ssh_key"), isolate_from=tuple(isolate))  # type: ignore[arg-type]
+                     ssh_key=body.get("ssh_key"), isolate_from=tuple(isolate),  # type: ignore[arg-type]
+                     support=support, reserved_plan=reserved)
 
 
 async def create_server(call: Call) -> Wire:
     request = _create_request(await read_object(call.request, call.config, CREATE))
     view, job = await call.services.ecs.create(call.user, call.group, request)
+    created(call.request, view.server.name)  # the audit trail's target
     # Both spellings of the action's id (ECS.md §7): ecsapi reads action_id, the docs show action.
     return {"status": "ok", "action_id": job.id, "action": job.id, "server": codec.server(view)}
 
@@ -99,3 +106,26 @@ async def server_action(call: Call) -> Wire:
 async def isolations(call: Call) -> Wire:
     partners = await call.services.ecs.isolations(call.user, call.group, call.request.match_info["name"])
     return {"status": "ok", "isolations": [{"name": p.name, "notes": p.notes} for p in partners]}
+
+
+async def attach_support(call: Call) -> Wire:
+    body = await read_object(call.request, call.config, SUPPORT)
+    server, record = await call.services.ecs.attach_support(call.user, call.group, call.request.match_info["name"],
+                                                            body["code"])
+    return {"status": "ok", "support": records.server_support(record, server.name, server.notes)}
+
+
+async def cancel_support(call: Call) -> Wire:
+    await call.services.ecs.cancel_support(call.user, call.group, call.request.match_info["name"])
+    return {"status": "ok"}
+
+
+async def reserve(call: Call) -> Wire:
+    """A bare Reserved record (ECS.md §3)."""
+    name = call.request.match_info["name"]
+    await call.services.ecs.get(call.user, call.group, name)
+    body = await read_object(call.request, call.config, RESERVE)
+    wanted = body["reserved_plan"]
+    if isinstance(wanted, bool) or not isinstance(wanted, (str, int)):
+        raise Invalid("Invalid formula to define reserved plan: give M{months}P{plan} or a reserved plan id")
+    return records.reserved(await call.services.ecs.reserve(call.user, call.group, name, wanted), name)
