@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils qemu-block-extra
               dnsmasq-base libvirt-dev pkg-config gcc python3-venv python3-dev
-              curl python3-libcloud wrk postgresql)  # wrk: scripts/bench_api.py
+              curl python3-libcloud wrk postgresql)  # wrk: bench_api.py; postgresql: its store, tests
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 
