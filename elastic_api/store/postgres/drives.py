@@ -24,11 +24,20 @@ _VISIBLE = (
     "(d.owner = %(user)s OR EXISTS (SELECT 1 FROM drive_readers r"
     " WHERE r.drive = d.id AND r.reader IN (%(user)s, %(all)s)))"
 )
-# The drives a user sees, found through the owner and reader indexes.
-_VISIBLE_DRIVES = (
-    "FROM drives d WHERE d.id IN (SELECT id FROM drives WHERE owner = %(user)s"
-    " UNION SELECT drive FROM drive_readers WHERE reader IN (%(user)s, %(all)s))"
-)
+
+
+def _visible_page(after: bool) -> str:
+    """FROM and WHERE of one page of the drives a user sees: the next `limit` of the user's own
+    (owner index, in order) and the next `limit` of those shared with them, so a page costs what
+    it holds, not a sort of every drive the user sees."""
+    own = " AND (o.created, o.id) > (%(m_created)s, %(m_id)s)" if after else ""
+    shared = " AND (s.created, s.id) > (%(m_created)s, %(m_id)s)" if after else ""
+    return (
+        "FROM drives d WHERE d.id IN ("
+        f"(SELECT o.id FROM drives o WHERE o.owner = %(user)s{own} ORDER BY o.created, o.id LIMIT %(limit)s)"
+        " UNION (SELECT s.id FROM drive_readers r JOIN drives s ON s.id = r.drive"
+        f" WHERE r.reader IN (%(user)s, %(all)s){shared} ORDER BY s.created, s.id LIMIT %(limit)s))"
+    )
 
 
 def _drive(row: tuple[Any, ...]) -> Drive:
@@ -88,17 +97,18 @@ class DriveRows(PostgresEngine):
                     f"SELECT d.created, d.id FROM drives d WHERE d.id = %(id)s AND {_VISIBLE}",
                     {"id": marker, "user": user, "all": ALL_USERS})).fetchone()
             after = after_marker(marker, (found[0], found[1]) if found else None, params, "AND (d.created, d.id)")
-            return await (await conn.execute(f"{select} {after} ORDER BY d.created, d.id LIMIT %(limit)s",
-                                             params)).fetchall()
+            return await (await conn.execute(
+                f"SELECT {select} {_visible_page(bool(after))} {after} ORDER BY d.created, d.id LIMIT %(limit)s",
+                params)).fetchall()
 
         return await self._read(page)
 
     async def list_drives(self, user: str, limit: int | None, marker: str | None) -> list[Drive]:
-        rows = await self._drive_page(f"SELECT {_DRIVE_COLUMNS} {_VISIBLE_DRIVES}", user, limit, marker)
+        rows = await self._drive_page(_DRIVE_COLUMNS, user, limit, marker)
         return [_drive(row) for row in rows]
 
     async def list_drive_ids(self, user: str, limit: int | None, marker: str | None) -> list[str]:
-        rows = await self._drive_page(f"SELECT d.id {_VISIBLE_DRIVES}", user, limit, marker)
+        rows = await self._drive_page("d.id", user, limit, marker)
         return [row[0] for row in rows]
 
     async def update_drive(self, user: str, drive: Drive) -> bool:

@@ -49,6 +49,7 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX drives_by_owner ON drives(owner, created, id);
     CREATE INDEX drives_by_created ON drives(created, id);
+    CREATE INDEX drives_sizes ON drives(owner) INCLUDE (size);
     CREATE INDEX drives_encrypted ON drives(created) WHERE wrapped_key IS NOT NULL;
     CREATE TABLE drive_readers (
         drive TEXT COLLATE "C" NOT NULL REFERENCES drives(id) ON DELETE CASCADE,
