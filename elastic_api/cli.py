@@ -17,7 +17,19 @@ from elastic_api.config import Config, parse_listen
 from elastic_api.errors import ConfigError, ElasticError
 from elastic_api.service.users import UserService
 from elastic_api.storage import Storage
+from elastic_api.store import Store
 from elastic_api.store.sqlite import SqliteStore
+
+
+def make_store(config: Config, *, reserve: bool = False) -> Store:
+    """The store the config names: PostgreSQL at database_url, else SQLite in the data directory
+    (`reserve`: with its full-disk reserve file, which the server keeps and commands do not)."""
+    if config.database_url:
+        from elastic_api.store.postgres import PostgresStore
+
+        return PostgresStore(config.database_url, pool_size=config.database_pool_size)
+    return SqliteStore(config.db_path, reserve=config.db_reserve if reserve else 0,
+                       inline_rows=config.db_inline_read_rows)
 
 
 def make_storage(config: Config) -> Storage:
@@ -32,8 +44,7 @@ def serve(config: Config, installation: str, listen: str | None) -> int:
     host, port = parse_listen(listen or config.listen)
     from elastic_api.hypervisor.libvirt import LibvirtHypervisor
 
-    app = create_app(config, store=SqliteStore(config.db_path, reserve=config.db_reserve,
-                                                     inline_rows=config.db_inline_read_rows),
+    app = create_app(config, store=make_store(config, reserve=True),
                      storage=make_storage(config), hypervisor=LibvirtHypervisor.from_config(config, installation))
     from elastic_api.http.server import batched_access_log, serve as serve_http
 
@@ -51,7 +62,7 @@ def serve(config: Config, installation: str, listen: str | None) -> int:
 
 
 async def user_create(config: Config, name: str) -> int:
-    store = SqliteStore(config.db_path)
+    store = make_store(config)
     await store.open()
     try:
         user, secret = await UserService(store).create(name)
@@ -66,7 +77,7 @@ async def token(config: Config, action: str, subject: str, group: str | None) ->
     `token HINT… created TIME [group NAME]` line per token; `revoke TOKEN`."""
     from elastic_api.service.tokens import TokenService, parse_group_option
 
-    store = SqliteStore(config.db_path)
+    store = make_store(config)
     await store.open()
     try:
         service = TokenService(store, UserService(store), config.token_key_path,
@@ -89,7 +100,7 @@ async def token(config: Config, action: str, subject: str, group: str | None) ->
 async def quota(config: Config, user: str, words: Sequence[str]) -> int:
     from elastic_api.service.quotas import QuotaService
 
-    store = SqliteStore(config.db_path)
+    store = make_store(config)
     await store.open()
     try:
         service = QuotaService(config, store)
@@ -104,7 +115,7 @@ async def image_add(config: Config, image: str, name: str, path: str) -> int:
     from elastic_api.service.drives import DriveService
     from elastic_api.service.imaging import ImagingService
 
-    store, storage = SqliteStore(config.db_path), make_storage(config)
+    store, storage = make_store(config), make_storage(config)
     await store.open()
     try:
         service = ImagingService(config, store, storage, DriveService(config, store, storage))
@@ -121,7 +132,7 @@ async def image_remove(config: Config, image: str) -> int:
     from elastic_api.service.drives import DriveService
     from elastic_api.service.imaging import ImagingService
 
-    store, storage = SqliteStore(config.db_path), make_storage(config)
+    store, storage = make_store(config), make_storage(config)
     await store.open()
     try:
         service = ImagingService(config, store, storage, DriveService(config, store, storage))
@@ -134,7 +145,7 @@ async def image_remove(config: Config, image: str) -> int:
 
 
 async def image_list(config: Config) -> int:
-    store = SqliteStore(config.db_path)
+    store = make_store(config)
     await store.open()
     try:
         for image in await store.list_images(None, None):

@@ -2,10 +2,9 @@
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ from elastic_api.errors import ConfigError, UsageError
 from elastic_api.model.catalogue import (
     DEFAULT_PLANS, Plan, Region, check_plan_regions, parse_plans, parse_regions, placements,
 )
+from elastic_api.config_ip_pool import IpPool, check_ip_pool, parse_ip_pool
 from elastic_api.model.quota import Quota, parse_mapping
 from elastic_api.model.support import (
     DEFAULT_RESERVED_TERMS, DEFAULT_SUPPORT_PLANS, ReservedTerm, SupportPlan, parse_reserved_terms, parse_support_plans,
@@ -47,33 +47,6 @@ DEFAULT_QUOTA = Quota(drive_bytes=10 * 1024 * GiB, drives=200, servers=100, cpu=
 
 
 @dataclass(frozen=True)
-class IpPool:
-    """The public addresses IP resources and `auto` leases come from, and the network they sit in.
-    The defaults are TEST-NET-2 (RFC 5737): never routed anywhere, so a fresh machine's pool can
-    collide with no real network; an operator names real public addresses here."""
-
-    network: str = "198.51.100.0/24"
-    # The host's address on the public bridge: the guests' router, and never handed to a guest.
-    gateway: str = "198.51.100.1"
-    # What guests are told to resolve names with (DHCP option 6).
-    nameserver: str = "198.51.100.1"
-    # FIRST-LAST, both inside network: the addresses users and `auto` NICs get.
-    range: str = "198.51.100.10-198.51.100.254"
-
-    @property
-    def netmask(self) -> str:
-        return str(ipaddress.IPv4Network(self.network).netmask)
-
-    @property
-    def first(self) -> str:
-        return self.range.partition("-")[0].strip()
-
-    @property
-    def last(self) -> str:
-        return self.range.partition("-")[2].strip()
-
-
-@dataclass(frozen=True)
 class Config:
     listen: str = "127.0.0.1:8080"
     # HOST:PORT of the operators' Prometheus endpoint (/metrics), a listener of its own so that
@@ -99,7 +72,7 @@ class Config:
     log_level: str = "INFO"
     # Guests' domain type: "auto" is KVM where /dev/kvm works and TCG ("qemu") elsewhere.
     domain_type: str = "auto"
-    ip_pool: IpPool = IpPool()
+    ip_pool: IpPool = field(default_factory=IpPool)
     # The libvirt network (on every host) that NICs with `nic:N:dhcp` join: an isolated bridge
     # whose DHCP hands each NIC its reserved address.
     public_network: str = "elastic-public"
@@ -145,6 +118,14 @@ class Config:
     # the WAL grows to about 4 MiB (1,000 pages) before a checkpoint rewinds it, so 8 MiB let
     # destroys commit with the disk full. 0 keeps no reserve.
     db_reserve: int = 8 * MiB
+    # The metadata store: "" is SQLite in data_dir (one node), a PostgreSQL URL the database several
+    # nodes share, through a pool of this many connections each (a call holds one for a few
+    # statements: 10 serve hundreds of calls a second; N nodes need N x 10 of max_connections).
+    database_url: str = ""
+    database_pool_size: int = 10
+    # Seconds an admitted create's quota hold lasts if it never ends (its node died): longer than
+    # any create takes, and what a dead node held is free again within the hour.
+    quota_hold_seconds: int = 3600
     # Seconds one storage request (an NBD read, write or flush of at most stream_chunk bytes) may
     # take: a healthy daemon answers in milliseconds and a slow disk in a few seconds, so 60 only
     # catches a frozen or wedged qemu-storage-daemon, whose export is then killed and restarted.
@@ -332,51 +313,6 @@ def _quotas(value: Any) -> Quota:
 _NETWORK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
-def _ip_pool(value: Any) -> IpPool:
-    if not isinstance(value, dict):
-        raise ConfigError("ip_pool must be a mapping of network, gateway, nameserver, range")
-    known = {f.name for f in dataclasses.fields(IpPool)}
-    unknown = set(value) - known
-    if unknown:
-        raise ConfigError(f"unknown ip_pool key: {sorted(unknown)[0]}")
-    pool = IpPool(**{key: str(raw) for key, raw in value.items()})
-    check_ip_pool(pool)
-    return pool
-
-
-def check_ip_pool(pool: IpPool) -> None:
-    """ConfigError unless the pool is an IPv4 network with the gateway inside it and the range
-    inside it, between its network and broadcast addresses, not holding the gateway."""
-    try:
-        network = ipaddress.IPv4Network(pool.network, strict=True)
-    except ValueError:
-        raise ConfigError(f"ip_pool.network must be an IPv4 network like 198.51.100.0/24: {pool.network!r}") from None
-    if network.prefixlen > 30:
-        raise ConfigError("ip_pool.network must be a /30 or larger: it holds the gateway and guests")
-
-    def address(key: str, text: str) -> ipaddress.IPv4Address:
-        try:
-            return ipaddress.IPv4Address(text.strip())
-        except ValueError:
-            raise ConfigError(f"ip_pool.{key} must be an IPv4 address: {text!r}") from None
-
-    gateway = address("gateway", pool.gateway)
-    address("nameserver", pool.nameserver)
-    if "-" not in pool.range:
-        raise ConfigError(f"ip_pool.range must be FIRST-LAST: {pool.range!r}")
-    first, last = address("range", pool.first), address("range", pool.last)
-    usable = (network.network_address, network.broadcast_address)
-    if gateway not in network or gateway in usable:
-        raise ConfigError(f"ip_pool.gateway {gateway} must be a host address in {network}")
-    if first > last:
-        raise ConfigError(f"ip_pool.range starts after it ends: {pool.range}")
-    if not (usable[0] < first and last < usable[1]):
-        raise ConfigError(f"ip_pool.range {pool.range} must lie inside {network}, "
-                          "between its network and broadcast addresses")
-    if first <= gateway <= last:
-        raise ConfigError(f"ip_pool.range {pool.range} must not hold the gateway {gateway}")
-
-
 def from_mapping(data: dict[str, Any]) -> Config:
     """Build a Config from parsed YAML; unknown keys are an error so typos never pass silently."""
     fields = {f.name: f for f in dataclasses.fields(Config)}
@@ -388,7 +324,7 @@ def from_mapping(data: dict[str, Any]) -> Config:
         if key == "hosts":
             values[key] = _hosts(raw)
         elif key == "ip_pool":
-            values[key] = _ip_pool(raw)
+            values[key] = parse_ip_pool(raw)
         elif key == "data_dir":
             values[key] = Path(str(raw))
         elif key == "quotas":
@@ -449,6 +385,8 @@ def from_mapping(data: dict[str, Any]) -> Config:
     check_audit(config)
     if config.storage_timeout < 1:
         raise ConfigError("storage_timeout must be at least 1")
+    if config.database_pool_size < 1 or config.quota_hold_seconds < 60:
+        raise ConfigError("database_pool_size must be at least 1, quota_hold_seconds at least 60")
     interval = config.host_reconnect_interval
     if isinstance(interval, bool) or not isinstance(interval, (int, float)) or not 0 < interval <= 3600:
         raise ConfigError("host_reconnect_interval must be a number of seconds above 0 and at most 3600")

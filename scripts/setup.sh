@@ -7,7 +7,9 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils qemu-block-extra
               dnsmasq-base libvirt-dev pkg-config gcc python3-venv python3-dev
               curl python3-libcloud
+              sqlite3  # the README's backup command
               wrk  # scripts/bench_api.py
+              postgresql  # the PostgreSQL store and its contract tests (a cluster of the tests' own)
               # sshd for the test that reaches the local libvirtd over qemu+ssh: the test starts a
               # daemon of its own on loopback (its own config, keys and port), never the system's.
               openssh-server)

@@ -18,13 +18,47 @@ from elastic_api.store.sqlite import SqliteStore
 from tests.support import libvirt_test_host
 
 
+# ELASTIC_TEST_STORE=postgres runs the tests that take `store` or make an app on PostgreSQL instead
+# (a database of their own on ELASTIC_TEST_POSTGRES's cluster): the whole program on the other store.
+ON_POSTGRES = os.environ.get("ELASTIC_TEST_STORE") == "postgres"
+
+
 @pytest.fixture
 async def store(tmp_path):
-    """A real SQLite store in the test's directory (its folder made by the store)."""
+    """A real SQLite store in the test's directory (its folder made by the store), or PostgreSQL
+    (ELASTIC_TEST_STORE=postgres)."""
+    if ON_POSTGRES:
+        from elastic_api.store.postgres import PostgresStore
+        from tests.postgres import fresh_database
+
+        async with fresh_database() as url:
+            pg = PostgresStore(url)
+            await pg.open()
+            yield pg
+            await pg.close()
+        return
     store = SqliteStore(tmp_path / "db" / "elastic.db")
     await store.open()
     yield store
     await store.close()
+
+
+_DATABASES: dict[str, str] = {}  # data_dir: its PostgreSQL database, so a restarted app finds its rows
+
+
+def _app_store(config: Config) -> Any:
+    if not ON_POSTGRES:
+        return SqliteStore(config.db_path, reserve=config.db_reserve)
+    import atexit
+
+    from elastic_api.store.postgres import PostgresStore
+    from tests.postgres import fresh_database_sync
+
+    if str(config.data_dir) not in _DATABASES:
+        database = fresh_database_sync()
+        _DATABASES[str(config.data_dir)] = database.__enter__()
+        atexit.register(database.__exit__, None, None, None)  # dropped when the tests are over
+    return PostgresStore(_DATABASES[str(config.data_dir)])
 
 
 SYSTEM_URI = os.environ.get("ELASTIC_TEST_LIBVIRT_URI", "qemu:///system")
@@ -124,7 +158,7 @@ def make_app(config: Config) -> Any:
     from elastic_api.installation import load_or_create
     from elastic_api.storage.pool import Pool
 
-    return create_app(config, store=SqliteStore(config.db_path, reserve=config.db_reserve),
+    return create_app(config, store=_app_store(config),
                       storage=Pool(config.pool_dir, config.images_dir, chunk=config.stream_chunk,
                                    buffer=config.write_buffer, export_idle=config.qcow2_export_idle,
                                    luks_lanes=config.luks_lanes, storage_timeout=config.storage_timeout),

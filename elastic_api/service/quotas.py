@@ -1,31 +1,34 @@
 """Quotas: each user's limits (configured defaults, own overrides) checked before anything is made."""
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from elastic_api.config import Config
-from elastic_api.errors import BillingError, MissingError
+from elastic_api.errors import MissingError
 from elastic_api.model import quota as model
 from elastic_api.model.ids import parse_id
 from elastic_api.model.quota import Quota, Usage
-from elastic_api.service.locks import LockTable
 from elastic_api.store import Store
+
+log = logging.getLogger(__name__)
 
 
 class QuotaService:
-    """Admission under one lock per user and kind (drives, servers, IPs): the check counts what
-    the store holds plus what admitted commands are still making, and an admitted command counts
-    as pending until it has made its change. So two concurrent creates cannot both see room for
-    one, and no lock is held while a volume or a guest is being made: a slow encrypted create
-    never holds up the user's other commands. (Between a change's commit and the end of its
-    pending count it is counted twice, which can only refuse, never overshoot.)"""
+    """Admission through the store's quota holds: the check counts what the store holds plus
+    what admitted commands, on any node, are still making (their holds), and an admitted
+    command's hold lasts until it has made its change. The store runs a user's admissions one at
+    a time (store/base.py hold_quota), so two concurrent creates cannot both see room for one,
+    even on two nodes, and nothing is locked while a volume or a guest is being made: a slow
+    encrypted create never holds up the user's other commands. (Between a change's commit and
+    the end of its hold it is counted twice, which can only refuse, never overshoot.)"""
 
     def __init__(self, config: Config, store: Store) -> None:
         self.config = config
         self.store = store
-        self.locks = LockTable()
-        self._pending: dict[str, Usage] = {}
 
     async def limits(self, user: str) -> Quota:
         return self.config.quotas.with_overrides(await self.store.quota_overrides(user))
@@ -35,27 +38,18 @@ class QuotaService:
         if not any(getattr(adding, key) > 0 for key in model.KEYS):  # nothing grows: no lock, no queries
             yield
             return
-        async with self.locks.hold(f"{user} {kind}"):
-            # Pending is read before the usage: a block that commits and ends in between is then
-            # counted twice (refusing, never overshooting).
-            pending = self._pending.get(user, Usage())
-            overrides, usage = await self.store.quota_state(user)
-            limits = self.config.quotas.with_overrides(overrides)
-            message = model.exceeded(limits, model.combined(usage, pending), adding)
-            if message:
-                raise BillingError(message)
-            # Added to the count as it is now, not to the copy read before the awaits: blocks that
-            # ended meanwhile (and other kinds' admissions) changed it, and writing the stale copy
-            # back would undo their changes for good.
-            self._pending[user] = model.combined(self._pending.get(user, Usage()), adding)
+        now = time.time_ns()
+        hold = await self.store.hold_quota(user, adding, self.config.quotas, now,
+                                           now + self.config.quota_hold_seconds * 1_000_000_000)
         try:
             yield
         finally:
-            left = model.combined(self._pending[user], adding, -1)
-            if any(getattr(left, key) for key in model.KEYS):
-                self._pending[user] = left
-            else:
-                del self._pending[user]
+            # Shielded: a cancelled command still gives its hold back (a hold the store could not
+            # drop only refuses more than it should, until it runs out).
+            try:
+                await asyncio.shield(self.store.release_quota(hold))
+            except Exception:
+                log.exception("quota hold %d of user %s (%s) not released: it lapses by itself", hold, user, kind)
 
     def drives(self, user: str, *, count: int = 0, size: int = 0) -> AbstractAsyncContextManager[None]:
         """Admit `count` more drives and `size` more drive bytes for the block that makes them."""

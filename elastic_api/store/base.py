@@ -31,7 +31,7 @@ from elastic_api.model.group import Group
 from elastic_api.model.image import StandardImage
 from elastic_api.model.job import Job
 from elastic_api.model.metrics import MetricSample
-from elastic_api.model.quota import Usage
+from elastic_api.model.quota import Quota, Usage
 from elastic_api.model.resource import Lease, Resource
 from elastic_api.model.server_record import Claim, ServerRecord
 from elastic_api.model.sshkey import SshKey
@@ -67,6 +67,17 @@ class QuotaStore(Protocol):
     async def quota_state(self, user: str) -> tuple[dict[str, int | None], Usage]:
         """quota_overrides and usage read together from the same state: one wait on the store
         instead of two."""
+
+    async def hold_quota(self, user: str, adding: Usage, defaults: Quota, now: int, until: int) -> int:
+        """Admit `adding` and hold it for the user until release_quota or `until` (ns), in one
+        transaction: what the user holds (usage) plus the holds still live at `now` plus `adding`
+        must be within the user's limits (`defaults` with the user's own overrides), else
+        QuotaExceeded and nothing held. Admissions for one user run one after the other, whichever
+        node sharing the store makes them (a SQLite file has one: its holds may live in memory):
+        two cannot both see room for one. The hold's ID."""
+
+    async def release_quota(self, hold: int) -> None:
+        """Drop a hold (its command made what it held, or failed); nothing when it is gone."""
 
 
 class DriveStore(Protocol):

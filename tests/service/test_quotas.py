@@ -94,7 +94,7 @@ async def test_usage_counts_only_what_the_user_owns(store):
 
 
 class GatedStore:
-    """The real store, except that quota_state() can be held until the test lets it go on."""
+    """The real store, except that hold_quota() can be held until the test lets it go on."""
 
     def __init__(self, store):
         self.store = store
@@ -105,11 +105,11 @@ class GatedStore:
     def __getattr__(self, name):
         return getattr(self.store, name)
 
-    async def quota_state(self, user):
+    async def hold_quota(self, *args):
         if self.held:
             self.asked.set()
             await self.go.wait()
-        return await self.store.quota_state(user)
+        return await self.store.hold_quota(*args)
 
 
 async def test_a_block_ending_during_another_check_is_not_lost(tmp_path, store):

@@ -1,15 +1,24 @@
 """Users, and their quotas: each user's own limits and what the user holds now."""
 from __future__ import annotations
 
+import itertools
 import sqlite3
+from pathlib import Path
 
-from elastic_api.model.quota import Usage
+from elastic_api.errors import QuotaExceeded
+from elastic_api.model import quota as quota_model
+from elastic_api.model.quota import Quota, Usage
 from elastic_api.model.server_record import ACTIVE
 from elastic_api.store.sqlite.engine import SqliteEngine
 
 
 class UserRows(SqliteEngine):
     """Users, and the quotas kept per user (the usage is counted from the other tables)."""
+
+    def __init__(self, path: Path, *, reserve: int = 0, inline_rows: int = 200) -> None:
+        super().__init__(path, reserve=reserve, inline_rows=inline_rows)
+        self._quota_holds: dict[int, tuple[str, Usage, int]] = {}  # id: (owner, usage, lapses at)
+        self._quota_hold_ids = itertools.count(1)
 
     async def create_user(self, user: str, name: str, secret_hash: bytes, created: int) -> None:
         await self._execute("INSERT INTO users (id, name, secret_hash, created) VALUES (?, ?, ?, ?)",
@@ -67,3 +76,31 @@ class UserRows(SqliteEngine):
         return Usage(drive_bytes=int(drive_bytes) + int(held[1]), drives=int(drives) + int(held[0]),
                      servers=int(servers) + int(held[2]), cpu=int(cpu) + int(held[3]), mem=int(mem) + int(held[4]),
                      ips=int(ips))
+
+    # -- quota holds ---------------------------------------------------------------------------
+    # In memory: one process owns a SQLite file, so its holds die with it (a restart frees them, as
+    # the process's commands are gone too), and an admission costs no commit. The check and the
+    # hold run in one call on the store's thread, between write groups: one step, exact.
+    async def hold_quota(self, user: str, adding: Usage, defaults: Quota, now: int, until: int) -> int:
+        holds = self._quota_holds
+
+        def hold() -> int:
+            for id_, (_, _, lapses) in list(holds.items()):
+                if lapses <= now:
+                    del holds[id_]
+            held = Usage()
+            for owner, usage, _ in holds.values():
+                if owner == user:
+                    held = quota_model.combined(held, usage)
+            limits = defaults.with_overrides(self._overrides(user))
+            message = quota_model.exceeded(limits, quota_model.combined(self._usage(user), held), adding)
+            if message:
+                raise QuotaExceeded(message)
+            id_ = next(self._quota_hold_ids)
+            holds[id_] = (user, adding, until)
+            return id_
+
+        return await self._run(hold)
+
+    async def release_quota(self, hold: int) -> None:
+        await self._run(self._quota_holds.pop, hold, None)
