@@ -1,5 +1,6 @@
 """create_app: wires the configuration, store and backends into an aiohttp application and
 mounts the dialects on it."""
+
 from __future__ import annotations
 
 from collections.abc import AsyncIterator

@@ -1,4 +1,5 @@
 """`elastic-api serve | user … | image …`: the operator's command line."""
+
 from __future__ import annotations
 
 import argparse
@@ -28,24 +29,35 @@ def make_store(config: Config, *, reserve: bool = False) -> Store:
         from elastic_api.store.postgres import PostgresStore
 
         return PostgresStore(config.database_url, pool_size=config.database_pool_size)
-    return SqliteStore(config.db_path, reserve=config.db_reserve if reserve else 0,
-                       inline_rows=config.db_inline_read_rows)
+    return SqliteStore(
+        config.db_path, reserve=config.db_reserve if reserve else 0, inline_rows=config.db_inline_read_rows
+    )
 
 
 def make_storage(config: Config) -> Storage:
     from elastic_api.storage.pool import Pool
 
-    return Pool(config.pool_dir, config.images_dir, chunk=config.stream_chunk,
-                buffer=config.write_buffer, export_idle=config.qcow2_export_idle,
-                luks_lanes=config.luks_lanes, storage_timeout=config.storage_timeout)
+    return Pool(
+        config.pool_dir,
+        config.images_dir,
+        chunk=config.stream_chunk,
+        buffer=config.write_buffer,
+        export_idle=config.qcow2_export_idle,
+        luks_lanes=config.luks_lanes,
+        storage_timeout=config.storage_timeout,
+    )
 
 
 def serve(config: Config, installation: str, listen: str | None) -> int:
     host, port = parse_listen(listen or config.listen)
     from elastic_api.hypervisor.libvirt import LibvirtHypervisor
 
-    app = create_app(config, store=make_store(config, reserve=True),
-                     storage=make_storage(config), hypervisor=LibvirtHypervisor.from_config(config, installation))
+    app = create_app(
+        config,
+        store=make_store(config, reserve=True),
+        storage=make_storage(config),
+        hypervisor=LibvirtHypervisor.from_config(config, installation),
+    )
     from elastic_api.http.server import batched_access_log, serve as serve_http
 
     def ready(site: object) -> None:
@@ -53,8 +65,13 @@ def serve(config: Config, installation: str, listen: str | None) -> int:
         gc.collect()
         gc.freeze()
         gc.set_threshold(config.gc_threshold, *gc.get_threshold()[1:])
-        logging.getLogger(__name__).info("elastic-api listening on %s:%d, data in %s, installation %s",
-                                         host, port, config.data_dir.resolve(), installation)
+        logging.getLogger(__name__).info(
+            "elastic-api listening on %s:%d, data in %s, installation %s",
+            host,
+            port,
+            config.data_dir.resolve(),
+            installation,
+        )
 
     with batched_access_log(sys.stderr):
         asyncio.run(serve_http(app, config, host, port, ready))
@@ -80,13 +97,17 @@ async def token(config: Config, action: str, subject: str, group: str | None) ->
     store = make_store(config)
     await store.open()
     try:
-        service = TokenService(store, UserService(store), config.token_key_path,
-                               login_seconds=config.login_token_seconds)
+        service = TokenService(
+            store, UserService(store), config.token_key_path, login_seconds=config.login_token_seconds
+        )
         if action == "create":
             lines = [f"token {await service.create(subject, parse_group_option(group))}"]
         elif action == "list":
-            lines = [f"token {t.hint}... created {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(t.created / 1e9))}"
-                     + (f" group {t.group}" if t.group else "") for t in await service.list(subject)]
+            lines = [
+                f"token {t.hint}... created {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(t.created / 1e9))}"
+                + (f" group {t.group}" if t.group else "")
+                for t in await service.list(subject)
+            ]
         else:
             await service.revoke(subject)
             lines = ["revoked"]
@@ -167,11 +188,17 @@ def parser() -> argparse.ArgumentParser:
     create = user.add_parser("create", help="create a user; prints its UUID and secret key")
     create.add_argument("--name", default="", help="a name to remember the user by")
     set_quota = user.add_parser(
-        "set-quota", help="set a user's own limits (key=value; unlimited; default follows the config);"
-        " prints KEY LIMIT USED SOURCE lines")
+        "set-quota",
+        help="set a user's own limits (key=value; unlimited; default follows the config);"
+        " prints KEY LIMIT USED SOURCE lines",
+    )
     set_quota.add_argument("user", help="the user's UUID")
-    set_quota.add_argument("limits", nargs="+", metavar="key=value",
-                           help="drive_bytes (k/M/G/T), drives, servers, cpu (MHz), mem (MB), ips")
+    set_quota.add_argument(
+        "limits",
+        nargs="+",
+        metavar="key=value",
+        help="drive_bytes (k/M/G/T), drives, servers, cpu (MHz), mem (MB), ips",
+    )
     show_quota = user.add_parser("show-quota", help="print a user's limits and usage: KEY LIMIT USED SOURCE")
     show_quota.add_argument("user", help="the user's UUID")
     tokens = user.add_parser("token", help="manage a user's API tokens (for the ECS API at /ecs/v2)")
@@ -185,7 +212,8 @@ def parser() -> argparse.ArgumentParser:
     token_revoke.add_argument("token", help="the whole token")
 
     image = commands.add_parser("image", help="manage the standard image library").add_subparsers(
-        dest="action", required=True)
+        dest="action", required=True
+    )
     add = image.add_parser("add", help="import a raw disk image file as a standard image")
     add.add_argument("--uuid", required=True, help="the image's UUID (e.g. one from the ElasticHosts docs)")
     add.add_argument("--name", required=True, help="what users see as the image's name")
@@ -203,8 +231,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as e:
         print(f"elastic-api: {e}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=config.log_level, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=config.log_level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     try:
         # Every command, not only serve: the data directory is one installation's from its first
         # use, and a damaged ID file is reported before anything acts on the data.

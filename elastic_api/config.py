@@ -1,4 +1,5 @@
 """Typed configuration: YAML file, then $ELASTIC_API_CONFIG, then built-in defaults."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -12,12 +13,23 @@ import yaml
 
 from elastic_api.errors import ConfigError, UsageError
 from elastic_api.model.catalogue import (
-    DEFAULT_PLANS, Plan, Region, check_plan_regions, parse_plans, parse_regions, placements,
+    DEFAULT_PLANS,
+    Plan,
+    Region,
+    check_plan_regions,
+    parse_plans,
+    parse_regions,
+    placements,
 )
 from elastic_api.config_ip_pool import IpPool, check_ip_pool, parse_ip_pool
 from elastic_api.model.quota import Quota, parse_mapping
 from elastic_api.model.support import (
-    DEFAULT_RESERVED_TERMS, DEFAULT_SUPPORT_PLANS, ReservedTerm, SupportPlan, parse_reserved_terms, parse_support_plans,
+    DEFAULT_RESERVED_TERMS,
+    DEFAULT_SUPPORT_PLANS,
+    ReservedTerm,
+    SupportPlan,
+    parse_reserved_terms,
+    parse_support_plans,
 )
 
 KiB = 1024
@@ -42,8 +54,7 @@ class HostConfig:
 # Every user's limits unless `elastic-api user set-quota` gives them their own. Generous enough
 # for real work on one large host (100 servers of 2 GHz and 2.5 GB, 10 TiB of sparse drives);
 # an operator selling capacity lowers them. `unlimited` lifts one.
-DEFAULT_QUOTA = Quota(drive_bytes=10 * 1024 * GiB, drives=200, servers=100, cpu=200_000,
-                      mem=256 * 1024, ips=32)
+DEFAULT_QUOTA = Quota(drive_bytes=10 * 1024 * GiB, drives=200, servers=100, cpu=200_000, mem=256 * 1024, ips=32)
 
 
 @dataclass(frozen=True)
@@ -293,8 +304,13 @@ def _hosts(value: Any) -> tuple[HostConfig, ...]:
         if unknown:
             raise ConfigError(f"unknown host key: {sorted(unknown)[0]}")
         hosts.append(
-            HostConfig(str(item.get("name", item["uri"])), str(item["uri"]), int(item.get("mem_mb", 0)),
-                       str(item.get("region", "")), str(item.get("zone", "")))
+            HostConfig(
+                str(item.get("name", item["uri"])),
+                str(item["uri"]),
+                int(item.get("mem_mb", 0)),
+                str(item.get("region", "")),
+                str(item.get("zone", "")),
+            )
         )
     names = [h.name for h in hosts]
     if len(set(names)) != len(names):
@@ -310,6 +326,8 @@ def _quotas(value: Any) -> Quota:
         return DEFAULT_QUOTA.with_overrides(parse_mapping(value))
     except UsageError as e:
         raise ConfigError(f"quotas: {e.message}") from None
+
+
 _NETWORK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -357,31 +375,51 @@ def from_mapping(data: dict[str, Any]) -> Config:
         raise ConfigError("default_cipher must be aes-xts-plain or none")
     if config.domain_type not in ("auto", "kvm", "qemu"):
         raise ConfigError("domain_type must be auto, kvm or qemu")
-    for key in ("max_uploads_per_user", "max_uploads", "header_timeout", "body_timeout", "luks_lanes",
-                "gc_threshold", "auth_cache_users", "body_rate_grace", "max_ssh_keys_per_user", "sendfile_threads",
-                "max_groups_per_user", "max_ecs_actions", "max_isolate_from"):
+    for key in (
+        "max_uploads_per_user",
+        "max_uploads",
+        "header_timeout",
+        "body_timeout",
+        "luks_lanes",
+        "gc_threshold",
+        "auth_cache_users",
+        "body_rate_grace",
+        "max_ssh_keys_per_user",
+        "sendfile_threads",
+        "max_groups_per_user",
+        "max_ecs_actions",
+        "max_isolate_from",
+    ):
         if getattr(config, key) < 1:
             raise ConfigError(f"{key} must be at least 1")
     if not 0 < config.ecs_poll_seconds <= 10:
         raise ConfigError("ecs_poll_seconds must be more than 0 and at most 10")
-    for key in ("auth_cache_seconds", "min_body_rate", "shutdown_grace", "db_reserve", "io_counter_flush_seconds",
-                "db_inline_read_rows",
-                "sendfile_stall_seconds"):
+    for key in (
+        "auth_cache_seconds",
+        "min_body_rate",
+        "shutdown_grace",
+        "db_reserve",
+        "io_counter_flush_seconds",
+        "db_inline_read_rows",
+        "sendfile_stall_seconds",
+    ):
         if getattr(config, key) < 0:
             raise ConfigError(f"{key} must be 0 or more")
     for key in ("max_image_jobs", "job_lease_seconds", "job_heartbeat_seconds", "job_progress_seconds"):
         if getattr(config, key) < 1:
             raise ConfigError(f"{key} must be at least 1")
     if config.job_heartbeat_seconds * 2 > config.job_lease_seconds:
-        raise ConfigError("job_heartbeat_seconds must be at most half of job_lease_seconds:"
-                          " a lease must outlast a missed beat")
+        raise ConfigError(
+            "job_heartbeat_seconds must be at most half of job_lease_seconds: a lease must outlast a missed beat"
+        )
     placements([(h.name, h.region, h.zone) for h in config.hosts], config.regions)
     check_plan_regions(config.plans, config.regions)
     if config.login_token_seconds < 60:
         raise ConfigError("login_token_seconds must be at least 60")
     if not 1 <= config.metrics_interval <= config.metrics_retention:
-        raise ConfigError("metrics_interval must be at least 1 and at most metrics_retention:"
-                          " a rate needs two samples kept")
+        raise ConfigError(
+            "metrics_interval must be at least 1 and at most metrics_retention: a rate needs two samples kept"
+        )
     check_audit(config)
     if config.storage_timeout < 1:
         raise ConfigError("storage_timeout must be at least 1")

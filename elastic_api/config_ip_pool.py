@@ -1,4 +1,5 @@
 """The public address pool of the configuration: its shape and the rules an operator's pool must keep."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -34,8 +35,6 @@ class IpPool:
     @property
     def last(self) -> str:
         return self.range.partition("-")[2].strip()
-
-
 
 
 def parse_ip_pool(value: Any) -> IpPool:
@@ -77,7 +76,8 @@ def check_ip_pool(pool: IpPool) -> None:
     if first > last:
         raise ConfigError(f"ip_pool.range starts after it ends: {pool.range}")
     if not (usable[0] < first and last < usable[1]):
-        raise ConfigError(f"ip_pool.range {pool.range} must lie inside {network}, "
-                          "between its network and broadcast addresses")
+        raise ConfigError(
+            f"ip_pool.range {pool.range} must lie inside {network}, between its network and broadcast addresses"
+        )
     if first <= gateway <= last:
         raise ConfigError(f"ip_pool.range {pool.range} must not hold the gateway {gateway}")

@@ -1,6 +1,7 @@
 """One tree of neutral error kinds. They say what went wrong, never how a dialect answers it: each
 dialect maps kinds to its status and body in one place (the ElasticHosts table is in
 http/negotiate.py; ECS will have its own)."""
+
 from __future__ import annotations
 
 import re

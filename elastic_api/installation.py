@@ -1,5 +1,6 @@
 """The installation ID: one UUID per data directory, naming every libvirt object this installation
 makes, so that several installations can share one libvirtd without touching each other's objects."""
+
 from __future__ import annotations
 
 import logging
@@ -43,8 +44,10 @@ def load_or_create(data_dir: Path) -> str:
         os.close(fd)
     installation = text.decode("ascii", "replace").strip()
     if not is_id(installation):
-        raise ConfigError(f"installation ID file {path} does not hold an installation ID (one lower-case UUID); "
-                          "restore it from a backup: the libvirt objects this installation made carry that ID")
+        raise ConfigError(
+            f"installation ID file {path} does not hold an installation ID (one lower-case UUID); "
+            "restore it from a backup: the libvirt objects this installation made carry that ID"
+        )
     return installation
 
 

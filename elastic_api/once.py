@@ -1,6 +1,7 @@
 """Files made once and never replaced (the master key, the installation ID), safe when several
 processes or threads start at the same moment: each writes a temporary file of its own, and the
 first `link` to the real name wins."""
+
 from __future__ import annotations
 
 import contextlib

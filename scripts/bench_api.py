@@ -12,6 +12,7 @@ Needs wrk (Debian: `apt-get install wrk`; scripts/setup.sh installs it).
 
     .venv/bin/python scripts/bench_api.py [--connections 32] [--seconds 5] [--drives 10000]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -94,11 +95,27 @@ def add_drives(db: Path, owner: str, count: int) -> list[str]:
     """Rows for `count` plain drives of owner, as the store writes them (no volume files: listing
     and info never touch them)."""
     now = time.time_ns()
-    rows = [(str(uuid.uuid4()), owner, f"drive {i}", 1 << 20, "raw", "exclusive", "none", "disk",
-             json.dumps({"tags": [], "avoid": [], "user": {}}), now + i) for i in range(count)]
+    rows = [
+        (
+            str(uuid.uuid4()),
+            owner,
+            f"drive {i}",
+            1 << 20,
+            "raw",
+            "exclusive",
+            "none",
+            "disk",
+            json.dumps({"tags": [], "avoid": [], "user": {}}),
+            now + i,
+        )
+        for i in range(count)
+    ]
     with sqlite3.connect(db) as conn:
-        conn.executemany("INSERT INTO drives (id, owner, name, size, format, claim_type, encryption, tier, keys,"
-                         " created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        conn.executemany(
+            "INSERT INTO drives (id, owner, name, size, format, claim_type, encryption, tier, keys,"
+            " created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
     return [row[0] for row in rows]
 
 
@@ -128,8 +145,10 @@ async def run(args: argparse.Namespace) -> int:
         await server.start()
         url = f"http://{HOST}:{server.port}"
         auth = "Basic " + base64.b64encode(f"{server.user}:{server.secret}".encode()).decode()
-        drive = dict(line.split(" ", 1) for line in post(f"{url}/drives/create", auth,
-                                                         b"name bench\nsize 1M\n").decode().splitlines())["drive"]
+        drive = dict(
+            line.split(" ", 1)
+            for line in post(f"{url}/drives/create", auth, b"name bench\nsize 1M\n").decode().splitlines()
+        )["drive"]
         body = get(f"{url}/drives/{drive}/info", auth)
         (workdir / "body").write_bytes(body)
         port = free_port()
@@ -140,14 +159,20 @@ async def run(args: argparse.Namespace) -> int:
         for _ in range(2):
             ours.append(wrk(f"{url}/drives/{drive}/info", auth, args.connections, args.seconds, args.threads)[0])
             theirs.append(wrk(f"http://{HOST}:{port}/x", None, args.connections, args.seconds, args.threads)[0])
-        print(f"GET /drives/D/info, {args.connections} connections: {max(ours):,.0f} req/s; bare aiohttp "
-              f"handler, same body: {max(theirs):,.0f} req/s; ratio {max(ours) / max(theirs):.2f}")
+        print(
+            f"GET /drives/D/info, {args.connections} connections: {max(ours):,.0f} req/s; bare aiohttp "
+            f"handler, same body: {max(theirs):,.0f} req/s; ratio {max(ours) / max(theirs):.2f}"
+        )
 
         pauth = "Basic " + base64.b64encode(f"{pager}:{pager_secret}".encode()).decode()
         marker = drives[len(drives) // 2]
-        paths = [("info", f"/drives/{drives[7]}/info"), ("page", "/drives/list?limit=100"),
-                 ("page after marker", f"/drives/list?limit=100&marker={marker}"),
-                 ("info page", "/drives/info?limit=100"), ("whole list", "/drives/list")]
+        paths = [
+            ("info", f"/drives/{drives[7]}/info"),
+            ("page", "/drives/list?limit=100"),
+            ("page after marker", f"/drives/list?limit=100&marker={marker}"),
+            ("info page", "/drives/info?limit=100"),
+            ("whole list", "/drives/list"),
+        ]
         # Alternating rounds, the best of each: a shared machine's load lands on all alike.
         latencies: dict[str, float] = {}
         for _ in range(args.rounds):

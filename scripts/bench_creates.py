@@ -6,6 +6,7 @@ Targets (issue "The first hour on the defaults"): one encrypted create answered 
 an idle machine; 50 concurrent ones all answered within 10 s. The drives are Libcloud's `small`
 size (160 GB): an encrypted drive must be thin, so its size must not matter.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -68,10 +69,14 @@ async def bench(args: argparse.Namespace) -> int:
             await server.stop()
     drives = 1 + args.count * 2 + args.concurrent * 2
     print(f"drive creates of {SIZE}, plain raw (baseline) and encrypted (the default: qcow2-LUKS)")
-    print(f"  one at a time, median of {args.count}: encrypted {crypt_one * 1000:.1f} ms, "
-          f"plain {plain_one * 1000:.1f} ms, ratio {crypt_one / plain_one:.2f}  (target: under 200 ms)")
-    print(f"  {args.concurrent} at once, until the last answer: encrypted {crypt_many:.2f} s, "
-          f"plain {plain_many:.2f} s, ratio {crypt_many / plain_many:.2f}  (target: under 10 s)")
+    print(
+        f"  one at a time, median of {args.count}: encrypted {crypt_one * 1000:.1f} ms, "
+        f"plain {plain_one * 1000:.1f} ms, ratio {crypt_one / plain_one:.2f}  (target: under 200 ms)"
+    )
+    print(
+        f"  {args.concurrent} at once, until the last answer: encrypted {crypt_many:.2f} s, "
+        f"plain {plain_many:.2f} s, ratio {crypt_many / plain_many:.2f}  (target: under 10 s)"
+    )
     print(f"  pool space for {drives} drives of {SIZE}: {used / 2**20:.1f} MiB")
     ok = crypt_one < 0.2 and crypt_many < 10
     print("  targets met" if ok else "  TARGETS MISSED")

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
 """Benchmark: drive upload and download over HTTP on loopback against plain local file I/O, and sparseness."""
+
 from __future__ import annotations
 
 import argparse
@@ -66,8 +67,8 @@ def image_bytes(size: int, chunk: int, seed: int) -> Iterator[bytes]:
                 pending += (text * (n // len(text) + 1))[:n]
             else:
                 pending += bytes(n)
-        out = bytes(pending[:min(chunk, size - produced)])
-        del pending[:len(out)]
+        out = bytes(pending[: min(chunk, size - produced)])
+        del pending[: len(out)]
         produced += len(out)
         yield out
 
@@ -116,7 +117,7 @@ def baseline_download(path: Path, size: int, chunk: int) -> tuple[float, bytearr
     with open(path, "rb", buffering=0) as f:
         offset = 0
         while offset < size:
-            got = f.readinto(view[offset:offset + chunk])
+            got = f.readinto(view[offset : offset + chunk])
             if not got:
                 raise RuntimeError("pool file shorter than the drive")
             offset += got
@@ -150,11 +151,15 @@ class Server:
         self.data_dir = workdir / "var"
         self.port = free_port()
         self.config = workdir / "elastic-api.yaml"
-        self.config.write_text(yaml.safe_dump({
-            "listen": f"{HOST}:{self.port}",
-            "data_dir": str(self.data_dir),
-            "hosts": [{"name": "local", "uri": "test:///default"}],
-        }))
+        self.config.write_text(
+            yaml.safe_dump(
+                {
+                    "listen": f"{HOST}:{self.port}",
+                    "data_dir": str(self.data_dir),
+                    "hosts": [{"name": "local", "uri": "test:///default"}],
+                }
+            )
+        )
         venv = ROOT / ".venv" / "bin" / "elastic-api"
         self.program = str(venv if venv.exists() else Path(sys.executable).parent / "elastic-api")
         self.log = workdir / "server.log"
@@ -166,9 +171,14 @@ class Server:
         return f"http://{HOST}:{self.port}"
 
     async def cli(self, *args: str) -> str:
-        process = await asyncio.create_subprocess_exec(self.program, "--config", str(self.config), *args,
-                                                       stdout=asyncio.subprocess.PIPE,
-                                                       stderr=asyncio.subprocess.PIPE)
+        process = await asyncio.create_subprocess_exec(
+            self.program,
+            "--config",
+            str(self.config),
+            *args,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
         out, err = await process.communicate()
         if process.returncode:
             raise RuntimeError(f"elastic-api {' '.join(args)} failed: {err.decode().strip()}")
@@ -180,8 +190,14 @@ class Server:
         log = await asyncio.to_thread(open, self.log, "wb")
         with log:
             self.process = await asyncio.create_subprocess_exec(
-                self.program, "--config", str(self.config), "serve",
-                stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log)
+                self.program,
+                "--config",
+                str(self.config),
+                "serve",
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+            )
         deadline = time.monotonic() + patience
         async with aiohttp.ClientSession() as session:
             while True:
@@ -213,8 +229,9 @@ async def create_drive(session: aiohttp.ClientSession, url: str, size: int, fmt:
         return str((await r.json())["drive"])
 
 
-async def upload(session: aiohttp.ClientSession, url: str, drive: str, chunks: list[bytes], chunk: int,
-                 inflight: int) -> float:
+async def upload(
+    session: aiohttp.ClientSession, url: str, drive: str, chunks: list[bytes], chunk: int, inflight: int
+) -> float:
     """Seconds to POST every gzipped chunk at its offset, `inflight` at a time."""
     queue = list(enumerate(chunks))
     queue.reverse()
@@ -223,9 +240,11 @@ async def upload(session: aiohttp.ClientSession, url: str, drive: str, chunks: l
         while queue:
             index, data = queue.pop()
             # A file-like body: aiohttp streams it rather than handing megabytes to the socket at once.
-            async with session.post(f"{url}/drives/{drive}/write/{index * chunk}", data=io.BytesIO(data),
-                                    headers={"Content-Encoding": "gzip",
-                                             "Content-Type": "application/octet-stream"}) as r:
+            async with session.post(
+                f"{url}/drives/{drive}/write/{index * chunk}",
+                data=io.BytesIO(data),
+                headers={"Content-Encoding": "gzip", "Content-Type": "application/octet-stream"},
+            ) as r:
                 if r.status != 204:
                     raise RuntimeError(f"write at {index * chunk}: {r.status} {await r.text()}")
 
@@ -245,8 +264,10 @@ class Reader:
         self.pending = b""
 
     def read(self, drive: str, offset: int, view: memoryview) -> None:
-        request = (f"GET /drives/{drive}/read/{offset}/{len(view)} HTTP/1.1\r\nHost: {HOST}\r\n"
-                   f"Authorization: {self.authorization}\r\nAccept-Encoding: identity\r\n\r\n")
+        request = (
+            f"GET /drives/{drive}/read/{offset}/{len(view)} HTTP/1.1\r\nHost: {HOST}\r\n"
+            f"Authorization: {self.authorization}\r\nAccept-Encoding: identity\r\n\r\n"
+        )
         self.sock.sendall(request.encode())
         head = self.pending
         while b"\r\n\r\n" not in head:
@@ -272,8 +293,9 @@ class Reader:
         self.sock.close()
 
 
-def download(port: int, authorization: str, drive: str, size: int, chunk: int,
-             inflight: int) -> tuple[float, bytearray]:
+def download(
+    port: int, authorization: str, drive: str, size: int, chunk: int, inflight: int
+) -> tuple[float, bytearray]:
     """Seconds to GET the whole drive in `chunk` reads over `inflight` connections (threads; the
     socket calls drop the GIL), received into memory, and what came (hashed afterwards)."""
     into = bytearray(size)
@@ -283,7 +305,7 @@ def download(port: int, authorization: str, drive: str, size: int, chunk: int,
 
     def worker(reader: Reader) -> None:
         for offset in offsets:  # a shared iterator: each offset goes to one worker (next() holds the GIL)
-            reader.read(drive, offset, view[offset:offset + min(chunk, size - offset)])
+            reader.read(drive, offset, view[offset : offset + min(chunk, size - offset)])
 
     try:
         begin = time.perf_counter()
@@ -362,8 +384,9 @@ async def bench(args: argparse.Namespace) -> int:
         authorization = f"Basic {token}"
         connector = aiohttp.TCPConnector(limit=args.inflight)
         timeout = aiohttp.ClientTimeout(total=None, sock_read=300)
-        async with aiohttp.ClientSession(headers={"Authorization": authorization}, connector=connector,
-                                         timeout=timeout) as session:
+        async with aiohttp.ClientSession(
+            headers={"Authorization": authorization}, connector=connector, timeout=timeout
+        ) as session:
             drive = await create_drive(session, server.url, size, args.format)
             up = await upload(session, server.url, drive, image.chunks, chunk, args.inflight)
             pool_file = server.data_dir / "pool" / f"{drive}.{args.format}"
@@ -378,8 +401,9 @@ async def bench(args: argparse.Namespace) -> int:
                 for _ in range(args.rounds):
                     if cache == "cold":
                         drop_page_cache()
-                    seconds, got = await asyncio.to_thread(download, server.port, authorization, drive, size,
-                                                           chunk, args.inflight)
+                    seconds, got = await asyncio.to_thread(
+                        download, server.port, authorization, drive, size, chunk, args.inflight
+                    )
                     downs[cache].append(seconds)
                     if await asyncio.to_thread(sha256, got) != image.sha256:
                         raise RuntimeError("the downloaded drive differs from the uploaded image")
@@ -395,16 +419,16 @@ async def bench(args: argparse.Namespace) -> int:
                     del got
                     if cache == "cold":
                         drop_page_cache()
-                    seconds, got = await asyncio.to_thread(download, ceiling.port, "", drive, size, chunk,
-                                                           args.inflight)
+                    seconds, got = await asyncio.to_thread(
+                        download, ceiling.port, "", drive, size, chunk, args.inflight
+                    )
                     ceilings[cache].append(seconds)
                     del got
             ceiling.close()
 
             empty = await create_drive(session, server.url, zeros, args.format)
             zero_chunk = gzip_chunk(bytes(chunk))
-            zero_time = await upload(session, server.url, empty, [zero_chunk] * (zeros // chunk), chunk,
-                                     args.inflight)
+            zero_time = await upload(session, server.url, empty, [zero_chunk] * (zeros // chunk), chunk, args.inflight)
             zero_file = server.data_dir / "pool" / f"{empty}.{args.format}"
             allocated = zero_file.stat().st_blocks * 512
 
@@ -412,24 +436,34 @@ async def bench(args: argparse.Namespace) -> int:
         # of the same file to the same client, in the same run (issue 17's target: at least 0.8).
         for cache in caches:
             if ceilings[cache]:
-                print(f"HEADLINE download / bare sendfile ({cache} page cache, {chunk / MiB:g} MiB reads, "
-                      f"{args.inflight} in flight): {min(ceilings[cache]) / min(downs[cache]):.2f}")
-        print(f"upload   {rate(size, up)} over HTTP ({args.inflight} in flight), "
-              f"baseline {rate(size, baseline_up)} (local inflate + write + fdatasync): "
-              f"ratio {baseline_up / up:.2f}")
+                print(
+                    f"HEADLINE download / bare sendfile ({cache} page cache, {chunk / MiB:g} MiB reads, "
+                    f"{args.inflight} in flight): {min(ceilings[cache]) / min(downs[cache]):.2f}"
+                )
+        print(
+            f"upload   {rate(size, up)} over HTTP ({args.inflight} in flight), "
+            f"baseline {rate(size, baseline_up)} (local inflate + write + fdatasync): "
+            f"ratio {baseline_up / up:.2f}"
+        )
         for cache in caches:
             down = min(downs[cache])
             how = f"{chunk / MiB:g} MiB reads, {args.inflight} in flight, {cache} page cache"
             if locals_[cache]:
                 local_down, bare = min(locals_[cache]), min(ceilings[cache])
-                print(f"download {rate(size, down)} over HTTP ({how}), baseline {rate(size, local_down)} "
-                      f"(local read of the pool file): ratio {local_down / down:.2f}")
-                print(f"         loopback ceiling {rate(size, bare)} (bare sendfile server, same client): "
-                      f"ceiling / local read {local_down / bare:.2f}, download / ceiling {bare / down:.2f}")
+                print(
+                    f"download {rate(size, down)} over HTTP ({how}), baseline {rate(size, local_down)} "
+                    f"(local read of the pool file): ratio {local_down / down:.2f}"
+                )
+                print(
+                    f"         loopback ceiling {rate(size, bare)} (bare sendfile server, same client): "
+                    f"ceiling / local read {local_down / bare:.2f}, download / ceiling {bare / down:.2f}"
+                )
             else:
                 print(f"download {rate(size, down)} over HTTP ({how})")
-        print(f"zeros    {zeros / MiB:.0f} MiB all-zero upload in {zero_time:.2f} s "
-              f"({rate(zeros, zero_time).strip()}): the pool file allocates {allocated} bytes (st_blocks*512)")
+        print(
+            f"zeros    {zeros / MiB:.0f} MiB all-zero upload in {zero_time:.2f} s "
+            f"({rate(zeros, zero_time).strip()}): the pool file allocates {allocated} bytes (st_blocks*512)"
+        )
         print("ratios above 1 mean the server is faster than the plain local process")
         return 0
     finally:

@@ -7,6 +7,7 @@ LUKS inside) and a small plan (1 core, 64 MB, 1 GB: the guest is the boot-sector
 The baseline domain is the XML libvirt holds for the first ECS server, renamed, on a raw copy of
 the boot image and without its NIC (no lease, no secret): what a bare `virsh create` costs.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -60,8 +61,9 @@ class Ecs:
     async def create(self) -> tuple[str, int, float]:
         """(name, action id, seconds the POST took)."""
         start = time.perf_counter()
-        made = await self.call("POST", "/servers", {"plan": PLAN["name"], "image": "boot-sector-1",
-                                                    "location": "local", "notes": "bench"})
+        made = await self.call(
+            "POST", "/servers", {"plan": PLAN["name"], "image": "boot-sector-1", "location": "local", "notes": "bench"}
+        )
         return made["server"]["name"], made["action_id"], time.perf_counter() - start
 
     async def wait(self, action: int, deadline: float = 600) -> None:
@@ -91,8 +93,7 @@ class Ecs:
 
 def baseline_xml(workdir: Path, domain: str) -> Path:
     """The ECS guest's domain as libvirt holds it, renamed, on a raw boot disk, without NIC."""
-    xml = subprocess.run(["virsh", "-c", URI, "dumpxml", domain], capture_output=True, text=True,
-                         check=True).stdout
+    xml = subprocess.run(["virsh", "-c", URI, "dumpxml", domain], capture_output=True, text=True, check=True).stdout
     root = ET.fromstring(xml)
     root.attrib.pop("id", None)
     server = str(uuid.uuid4())
@@ -142,10 +143,10 @@ def boots(logs: Path, before: set[Path]) -> int:
     return sum(BOOT_MARKER in p.read_bytes() for p in set(logs.glob("*.serial.log")) - before)
 
 
-async def bench(args: argparse.Namespace, workdir: Path, port: int, token: str, baselines: list[Path],
-                auth: aiohttp.BasicAuth) -> None:
-    async with aiohttp.ClientSession(headers={"X-APITOKEN": token},
-                                     connector=aiohttp.TCPConnector(limit=0)) as session:
+async def bench(
+    args: argparse.Namespace, workdir: Path, port: int, token: str, baselines: list[Path], auth: aiohttp.BasicAuth
+) -> None:
+    async with aiohttp.ClientSession(headers={"X-APITOKEN": token}, connector=aiohttp.TCPConnector(limit=0)) as session:
         ecs = Ecs(session, f"http://127.0.0.1:{port}")
         for _ in range(600):
             try:
@@ -163,9 +164,11 @@ async def bench(args: argparse.Namespace, workdir: Path, port: int, token: str, 
             baseline.append(await asyncio.to_thread(virsh_create, baselines[-1]))
             await ecs.delete_all()
         single, bare = statistics.median(singles), statistics.median(baseline)
-        print(f"one create: POST answered in {statistics.median(answers) * 1000:.1f} ms (median of {args.rounds}); "
-              f"POST -> action completed {single:.3f} s; virsh create of the same domain {bare:.3f} s; "
-              f"ratio {single / bare:.2f}")
+        print(
+            f"one create: POST answered in {statistics.median(answers) * 1000:.1f} ms (median of {args.rounds}); "
+            f"POST -> action completed {single:.3f} s; virsh create of the same domain {bare:.3f} s; "
+            f"ratio {single / bare:.2f}"
+        )
         logs = workdir / "var" / "logs"
         before = set(logs.glob("*.serial.log"))
         start = time.perf_counter()
@@ -174,19 +177,33 @@ async def bench(args: argparse.Namespace, workdir: Path, port: int, token: str, 
         await asyncio.gather(*(ecs.wait(action) for _, action, _ in made))
         completed_all = time.perf_counter() - start
         slowest = max(seconds for _, _, seconds in made)
-        print(f"{args.many} creates at once: every POST answered within {slowest * 1000:.0f} ms (all in "
-              f"{answered_all:.3f} s); every action completed in {completed_all:.3f} s "
-              f"({completed_all / bare:.1f} x one virsh create)")
+        print(
+            f"{args.many} creates at once: every POST answered within {slowest * 1000:.0f} ms (all in "
+            f"{answered_all:.3f} s); every action completed in {completed_all:.3f} s "
+            f"({completed_all / bare:.1f} x one virsh create)"
+        )
         deadline = time.monotonic() + 300
         while True:
             if await asyncio.to_thread(boots, logs, before) >= args.many or time.monotonic() > deadline:
                 break
             await asyncio.sleep(0.05)
-        print(f"{await asyncio.to_thread(boots, logs, before)} of the {args.many} guests printed their boot marker, "
-              f"the last {time.perf_counter() - start:.3f} s after the first POST")
+        print(
+            f"{await asyncio.to_thread(boots, logs, before)} of the {args.many} guests printed their boot marker, "
+            f"the last {time.perf_counter() - start:.3f} s after the first POST"
+        )
         await ecs.delete_all()
-        print(json.dumps({"single_s": single, "virsh_s": bare, "ratio": single / bare, "many": args.many,
-                          "many_answered_s": answered_all, "many_completed_s": completed_all}))
+        print(
+            json.dumps(
+                {
+                    "single_s": single,
+                    "virsh_s": bare,
+                    "ratio": single / bare,
+                    "many": args.many,
+                    "many_answered_s": answered_all,
+                    "many_completed_s": completed_all,
+                }
+            )
+        )
 
 
 def main() -> None:
@@ -202,11 +219,23 @@ def main() -> None:
     # guests on this libvirtd (tests running meanwhile), which this one's pool knows nothing of.
     subnet = f"10.{random.randrange(200, 250)}.{random.randrange(0, 250)}"
     network = f"bench-ecs-{port}"
-    config.write_text(yaml.safe_dump({
-        "listen": f"127.0.0.1:{port}", "data_dir": str(workdir / "var"), "hosts": [{"name": "local", "uri": URI}],
-        "plans": [PLAN], "public_network": network,
-        "ip_pool": {"network": f"{subnet}.0/24", "gateway": f"{subnet}.1", "nameserver": f"{subnet}.1",
-                    "range": f"{subnet}.10-{subnet}.254"}}))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "listen": f"127.0.0.1:{port}",
+                "data_dir": str(workdir / "var"),
+                "hosts": [{"name": "local", "uri": URI}],
+                "plans": [PLAN],
+                "public_network": network,
+                "ip_pool": {
+                    "network": f"{subnet}.0/24",
+                    "gateway": f"{subnet}.1",
+                    "nameserver": f"{subnet}.1",
+                    "range": f"{subnet}.10-{subnet}.254",
+                },
+            }
+        )
+    )
     made = dict(line.split(" ", 1) for line in cli(config, "user", "create").splitlines())
     user, auth = made["user"], aiohttp.BasicAuth(made["user"], made["secret"])
     cli(config, "user", "set-quota", user, *(f"{k}=unlimited" for k in ("servers", "cpu", "mem", "drives")))

@@ -2,6 +2,7 @@
 """Benchmark: upload and download of encrypted drives (qcow2-LUKS, what every encrypted drive is)
 as ratios to a plain raw drive, with plain qcow2 beside them, all through the same server in the
 same run. (Raw LUKS drives from older versions are still served, but no longer created.)"""
+
 from __future__ import annotations
 
 import argparse
@@ -29,8 +30,7 @@ from elastic_api.storage.nbd_volume import LUKS_CIPHER
 from elastic_api.storage.qemu_img import QEMU_IMG_TRIES
 
 # (label, format, encryption:cipher); the first is the baseline.
-KINDS = (("plain raw", "raw", "none"), ("plain qcow2", "qcow2", "none"),
-         ("qcow2-LUKS", "qcow2", "aes-xts-plain"))
+KINDS = (("plain raw", "raw", "none"), ("plain qcow2", "qcow2", "none"), ("qcow2-LUKS", "qcow2", "aes-xts-plain"))
 
 
 def cpu_has_aes() -> bool:
@@ -81,8 +81,9 @@ async def measured(pid: int, work: Awaitable[float]) -> Figure:
     return Figure(seconds, server1 - server0, daemons1 - daemons0, client)
 
 
-async def download_into(into: list[bytearray], port: int, authorization: str, drive: str, size: int,
-                        chunk: int, inflight: int) -> float:
+async def download_into(
+    into: list[bytearray], port: int, authorization: str, drive: str, size: int, chunk: int, inflight: int
+) -> float:
     seconds, data = await asyncio.to_thread(download, port, authorization, drive, size, chunk, inflight)
     into.append(data)
     return seconds
@@ -100,9 +101,14 @@ def qemu_decryption(workdir: Path, size: int) -> float:
         os.write(write, secret)
         os.close(write)
         try:
-            subprocess.run([*command, "--object", f"secret,id=s,format=raw,file=/proc/self/fd/{read}", *args],
-                           check=True, pass_fds=(read,), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                           env=daemon_env())  # the daemons' malloc settings
+            subprocess.run(
+                [*command, "--object", f"secret,id=s,format=raw,file=/proc/self/fd/{read}", *args],
+                check=True,
+                pass_fds=(read,),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                env=daemon_env(),
+            )  # the daemons' malloc settings
         finally:
             os.close(read)
 
@@ -130,8 +136,9 @@ async def bench(args: argparse.Namespace) -> int:
     server = Server(workdir)
     results: dict[str, tuple[float, Figure, Figure]] = {}
     try:
-        print(f"CPU AES instructions (aes in /proc/cpuinfo): {'yes' if cpu_has_aes() else 'no'}; "
-              f"{os.cpu_count()} cores")
+        print(
+            f"CPU AES instructions (aes in /proc/cpuinfo): {'yes' if cpu_has_aes() else 'no'}; {os.cpu_count()} cores"
+        )
         print(f"building a {size / MiB:.0f} MiB image in {chunk / MiB:g} MiB gzipped chunks ...", flush=True)
         image = await asyncio.to_thread(build_image, size, chunk, os.cpu_count() or 2)
         await server.start()
@@ -142,19 +149,20 @@ async def bench(args: argparse.Namespace) -> int:
         headers = {"Authorization": authorization, "Accept-Encoding": "identity"}
         connector = aiohttp.TCPConnector(limit=args.inflight)
         timeout = aiohttp.ClientTimeout(total=None, sock_read=300)
-        async with aiohttp.ClientSession(headers=headers, connector=connector, timeout=timeout,
-                                         read_bufsize=chunk) as session:
+        async with aiohttp.ClientSession(
+            headers=headers, connector=connector, timeout=timeout, read_bufsize=chunk
+        ) as session:
             for _ in range(args.rounds):
                 for label, fmt, cipher in KINDS:
                     begin = time.perf_counter()
                     drive = await create_drive(session, server.url, size, fmt, cipher)
                     created = time.perf_counter() - begin
-                    up = await measured(pid, upload(session, server.url, drive, image.chunks, chunk,
-                                                    args.inflight))
+                    up = await measured(pid, upload(session, server.url, drive, image.chunks, chunk, args.inflight))
                     got: list[bytearray] = []
                     # The lean threaded reader of bench_drives: the figure is the server's, not aiohttp's.
-                    down = await measured(pid, download_into(got, server.port, authorization, drive, size,
-                                                             chunk, args.inflight))
+                    down = await measured(
+                        pid, download_into(got, server.port, authorization, drive, size, chunk, args.inflight)
+                    )
                     if await asyncio.to_thread(sha256, got[0]) != image.sha256:
                         raise RuntimeError(f"{label}: the downloaded drive differs from the uploaded image")
                     async with session.post(f"{server.url}/drives/{drive}/destroy") as r:
@@ -162,25 +170,34 @@ async def bench(args: argparse.Namespace) -> int:
                             raise RuntimeError(f"destroy: {r.status}")
                     best = results.get(label)
                     # The best of the rounds: these machines are shared, and noise only ever slows.
-                    results[label] = (min(created, best[0]), min(up, best[1], key=seconds),
-                                      min(down, best[2], key=seconds)) if best else (created, up, down)
+                    results[label] = (
+                        (min(created, best[0]), min(up, best[1], key=seconds), min(down, best[2], key=seconds))
+                        if best
+                        else (created, up, down)
+                    )
         ceiling = await asyncio.to_thread(qemu_decryption, workdir, size)
         _, base_up, base_down = results[KINDS[0][0]]
         for label, _, _ in KINDS:
             created, up, down = results[label]
-            print(f"{label:11s} create {created:5.2f} s   upload {rate(size, up.seconds)} "
-                  f"(ratio {base_up.seconds / up.seconds:.2f})   download {rate(size, down.seconds)} "
-                  f"(ratio {base_down.seconds / down.seconds:.2f})")
-        print(f"ratios are to the plain raw drive in the same run ({size / MiB:.0f} MiB, "
-              f"{chunk / MiB:g} MiB gzipped chunks, {args.inflight} in flight, best of {args.rounds}); "
-              "the target is at least 0.5")
+            print(
+                f"{label:11s} create {created:5.2f} s   upload {rate(size, up.seconds)} "
+                f"(ratio {base_up.seconds / up.seconds:.2f})   download {rate(size, down.seconds)} "
+                f"(ratio {base_down.seconds / down.seconds:.2f})"
+            )
+        print(
+            f"ratios are to the plain raw drive in the same run ({size / MiB:.0f} MiB, "
+            f"{chunk / MiB:g} MiB gzipped chunks, {args.inflight} in flight, best of {args.rounds}); "
+            "the target is at least 0.5"
+        )
         print("\nCPU seconds per GiB downloaded: server / its qemu-storage-daemons / this client")
         gib = size / (1 << 30)
         for label, _, _ in KINDS:
             down = results[label][2]
             print(f"  {label:11s} {down.server / gib:5.2f} / {down.daemons / gib:5.2f} / {down.client / gib:5.2f}")
-        print(f"  qemu's luks driver alone (qemu-io, 4 MiB reads, no sockets): {ceiling / gib:.2f} per GiB, "
-              f"{size / MiB / ceiling:.0f} MiB/s per core")
+        print(
+            f"  qemu's luks driver alone (qemu-io, 4 MiB reads, no sockets): {ceiling / gib:.2f} per GiB, "
+            f"{size / MiB / ceiling:.0f} MiB/s per core"
+        )
         return 0
     finally:
         await server.stop()

@@ -11,6 +11,7 @@ imaging time / overlay time: issue 17 asks for at most 2 at every size. Raw driv
 where the pool's file system shares extents (XFS, Btrfs) and copied (data extents only, in the
 kernel) elsewhere: on ext4 their time grows with the image's data.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -65,15 +66,24 @@ def overlay_seconds(base: Path, workdir: Path, size: int, rounds: int) -> float:
     for _ in range(rounds):
         target = workdir / f"overlay-{uuid.uuid4()}.qcow2"
         start = time.perf_counter()
-        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(base), "-F", "raw", str(target),
-                        str(size)], check=True)
+        subprocess.run(
+            ["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(base), "-F", "raw", str(target), str(size)],
+            check=True,
+        )
         times.append(time.perf_counter() - start)
         target.unlink()
     return statistics.median(times)
 
 
-async def image_once(session: aiohttp.ClientSession, url: str, image: str, size: int, fmt: str,
-                     cipher: str, keep: list[str] | None = None) -> float:
+async def image_once(
+    session: aiohttp.ClientSession,
+    url: str,
+    image: str,
+    size: int,
+    fmt: str,
+    cipher: str,
+    keep: list[str] | None = None,
+) -> float:
     body = f"name bench\nsize {size}\nformat {fmt}\nencryption:cipher {cipher}\n"
     async with session.post(f"{url}/drives/create", data=body) as r:
         assert r.status == 200, await r.text()
@@ -127,21 +137,37 @@ async def bench(args: argparse.Namespace) -> int:
                         took.append(await image_once(session, server.url, image, drive_size, fmt, cipher))
                         floor.append(await asyncio.to_thread(overlay_seconds, raw, workdir, drive_size, 1))
                     imaging, overlay = statistics.median(took), statistics.median(floor)
-                    print(f"{size / MiB:>6.0f}Mi {layout:>11} {imaging:>10.4f} {overlay:>10.4f} "
-                          f"{imaging / overlay:>6.2f}", flush=True)
+                    print(
+                        f"{size / MiB:>6.0f}Mi {layout:>11} {imaging:>10.4f} {overlay:>10.4f} "
+                        f"{imaging / overlay:>6.2f}",
+                        flush=True,
+                    )
                     if parse_size(args.download):
                         # A fresh clone downloaded (its first `download` bytes, 4 MiB reads, 4 in
                         # flight): an encrypted clone's unwritten clusters are the plain base's.
                         kept: list[str] = []
                         await image_once(session, server.url, image, drive_size, fmt, cipher, kept)
                         length = min(size, parse_size(args.download))
-                        best = min([(await asyncio.to_thread(download, server.port, authorization, kept[0], length,
-                                                             4 * MiB, 4))[0] for _ in range(2)])
+                        best = min(
+                            [
+                                (
+                                    await asyncio.to_thread(
+                                        download, server.port, authorization, kept[0], length, 4 * MiB, 4
+                                    )
+                                )[0]
+                                for _ in range(2)
+                            ]
+                        )
                         rates[size, layout] = length / best
-                        print(f"{'':>8} {'':>11} download of the clone {length / best / MiB:8.1f} MiB/s"
-                              f" ({rates[size, layout] / rates[size, 'raw']:.2f} of the raw clone)", flush=True)
-        print("imaging: POST /drives/D/image/IMAGE/gunzip until the drive's info shows no job (HTTP polling "
-              "included); overlay: qemu-img create -b of the same size")
+                        print(
+                            f"{'':>8} {'':>11} download of the clone {length / best / MiB:8.1f} MiB/s"
+                            f" ({rates[size, layout] / rates[size, 'raw']:.2f} of the raw clone)",
+                            flush=True,
+                        )
+        print(
+            "imaging: POST /drives/D/image/IMAGE/gunzip until the drive's info shows no job (HTTP polling "
+            "included); overlay: qemu-img create -b of the same size"
+        )
         return 0
     finally:
         await server.stop()
@@ -156,8 +182,9 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="64 MiB and 256 MiB images instead of 1 GiB and 10 GiB")
     parser.add_argument("--sizes", nargs="*", help="image sizes (k, M, G suffixes), overriding the defaults")
     parser.add_argument("--rounds", type=int, default=5, help="measurements per size and layout (median)")
-    parser.add_argument("--download", default="1G", help="bytes of each fresh clone to download and time"
-                        " (0: none; default 1G)")
+    parser.add_argument(
+        "--download", default="1G", help="bytes of each fresh clone to download and time (0: none; default 1G)"
+    )
     parser.add_argument("--workdir", default="/var/tmp", help="where the temporary data dir goes")
     parser.add_argument("--keep", action="store_true", help="keep the temporary data dir")
     return asyncio.run(bench(parser.parse_args()))

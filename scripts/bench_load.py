@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Benchmark: 50 keep-alive clients mixing small requests and 4 MiB writes against a real
 `elastic-api serve` pinned to one core, beside a trivial aiohttp handler on the same core."""
+
 from __future__ import annotations
 
 import argparse
@@ -87,8 +88,10 @@ class Connection:
         if self.writer is None or self.writer.is_closing():
             self.reader, self.writer = await asyncio.open_connection(HOST, self.port)
         assert self.reader is not None
-        head = (f"{method} {path} HTTP/1.1\r\nHost: {HOST}\r\nAuthorization: {self.auth}\r\n"
-                f"Content-Length: {len(body)}\r\n\r\n").encode()
+        head = (
+            f"{method} {path} HTTP/1.1\r\nHost: {HOST}\r\nAuthorization: {self.auth}\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        ).encode()
         self.writer.write(head + body if len(body) < 65536 else head)
         if len(body) >= 65536:
             self.writer.write(body)
@@ -129,8 +132,9 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
 
 
-async def client(port: int, auth: str, seed: int, deadline: float, write_share: float, payload: bytes,
-                 tally: Tally) -> None:
+async def client(
+    port: int, auth: str, seed: int, deadline: float, write_share: float, payload: bytes, tally: Tally
+) -> None:
     rng = random.Random(seed)
     conn = Connection(port, auth)
     drives: list[str] = []
@@ -195,8 +199,10 @@ async def hello_client(port: int, deadline: float, tally: Tally) -> None:
 
 def report(name: str, tally: Tally, seconds: float) -> float:
     small_rps = len(tally.small) / seconds
-    print(f"{name}: {small_rps:,.0f} small requests/s, p50 {percentile(tally.small, 50) * 1000:.1f} ms,"
-          f" p99 {percentile(tally.small, 99) * 1000:.1f} ms; errors {len(tally.errors)}")
+    print(
+        f"{name}: {small_rps:,.0f} small requests/s, p50 {percentile(tally.small, 50) * 1000:.1f} ms,"
+        f" p99 {percentile(tally.small, 99) * 1000:.1f} ms; errors {len(tally.errors)}"
+    )
     return small_rps
 
 
@@ -208,14 +214,19 @@ async def hello_load(port: int, process: subprocess.Popen[bytes], clients: int, 
     return tally
 
 
-async def api_load(port: int, process: subprocess.Popen[bytes], auths: list[str],
-                   args: argparse.Namespace, payload: bytes) -> tuple[Tally, float]:
+async def api_load(
+    port: int, process: subprocess.Popen[bytes], auths: list[str], args: argparse.Namespace, payload: bytes
+) -> tuple[Tally, float]:
     await wait_listening(port, process)
     tally = Tally()
     start = time.monotonic()
     deadline = start + args.duration
-    await asyncio.gather(*(client(port, auths[i % len(auths)], i, deadline, args.write_share, payload, tally)
-                           for i in range(args.clients)))
+    await asyncio.gather(
+        *(
+            client(port, auths[i % len(auths)], i, deadline, args.write_share, payload, tally)
+            for i in range(args.clients)
+        )
+    )
     return tally, time.monotonic() - start
 
 
@@ -236,19 +247,27 @@ def run(args: argparse.Namespace) -> int:
 
     port = free_port()
     config = work / "elastic-api.yaml"
-    config.write_text(yaml.safe_dump({
-        "listen": f"{HOST}:{port}", "data_dir": str(work / "var"), "log_level": args.log_level,
-        "hosts": [{"name": "test", "uri": "test:///default"}],
-        # Throughput, not the upload limit, is measured: every client may be writing at once.
-        "max_uploads": args.clients, "max_uploads_per_user": args.clients,
-        # Plain drives unless asked: a LUKS create runs qemu-img and storage daemons (on this
-        # core too, since children inherit the pinning), which bench_encryption measures.
-        "default_cipher": args.cipher,
-    }))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "listen": f"{HOST}:{port}",
+                "data_dir": str(work / "var"),
+                "log_level": args.log_level,
+                "hosts": [{"name": "test", "uri": "test:///default"}],
+                # Throughput, not the upload limit, is measured: every client may be writing at once.
+                "max_uploads": args.clients,
+                "max_uploads_per_user": args.clients,
+                # Plain drives unless asked: a LUKS create runs qemu-img and storage daemons (on this
+                # core too, since children inherit the pinning), which bench_encryption measures.
+                "default_cipher": args.cipher,
+            }
+        )
+    )
     auths = []
     for _ in range(args.users):
-        out = subprocess.run([program(), "--config", str(config), "user", "create"], check=True,
-                             capture_output=True, text=True).stdout
+        out = subprocess.run(
+            [program(), "--config", str(config), "user", "create"], check=True, capture_output=True, text=True
+        ).stdout
         lines = dict(line.split(" ", 1) for line in out.splitlines())
         auths.append("Basic " + base64.b64encode(f"{lines['user']}:{lines['secret']}".encode()).decode())
 
@@ -265,16 +284,24 @@ def run(args: argparse.Namespace) -> int:
         server.wait()
 
     total = len(tally.small) + len(tally.writes)
-    print(f"elastic-api, {args.clients} clients over {args.users} users, {seconds:.0f} s,"
-          f" server on CPU {args.server_cpu}, load on CPU {args.client_cpu}:")
+    print(
+        f"elastic-api, {args.clients} clients over {args.users} users, {seconds:.0f} s,"
+        f" server on CPU {args.server_cpu}, load on CPU {args.client_cpu}:"
+    )
     print(f"  all requests: {total / seconds:,.0f}/s ({total} in {seconds:.1f} s); by command {tally.by_op}")
     small_rps = report("  small requests", tally, seconds)
-    print("  p50/p99 ms by command: " + ", ".join(
-        f"{op} {percentile(took, 50) * 1000:.1f}/{percentile(took, 99) * 1000:.1f}"
-        for op, took in sorted(tally.op_seconds.items())))
-    print(f"  {args.write_size // MiB} MiB writes: {len(tally.writes) / seconds:.1f}/s"
-          f" ({len(tally.writes) * args.write_size / seconds / MiB:.0f} MiB/s),"
-          f" p50 {percentile(tally.writes, 50) * 1000:.0f} ms, p99 {percentile(tally.writes, 99) * 1000:.0f} ms")
+    print(
+        "  p50/p99 ms by command: "
+        + ", ".join(
+            f"{op} {percentile(took, 50) * 1000:.1f}/{percentile(took, 99) * 1000:.1f}"
+            for op, took in sorted(tally.op_seconds.items())
+        )
+    )
+    print(
+        f"  {args.write_size // MiB} MiB writes: {len(tally.writes) / seconds:.1f}/s"
+        f" ({len(tally.writes) * args.write_size / seconds / MiB:.0f} MiB/s),"
+        f" p50 {percentile(tally.writes, 50) * 1000:.0f} ms, p99 {percentile(tally.writes, 99) * 1000:.0f} ms"
+    )
     print(f"  errors: {len(tally.errors)}" + (f" (first: {tally.errors[0]})" if tally.errors else ""))
     print(f"  server memory: peak {hwm / 1024:.0f} MiB (VmHWM), {rss / 1024:.0f} MiB at the end")
     print(f"  small requests/s as a ratio of the hello baseline on the same core: {small_rps / hello_rps:.2f}")
@@ -291,13 +318,15 @@ def main() -> int:
     parser.add_argument("--baseline", type=float, default=10, help="seconds of the hello baseline (default 10)")
     parser.add_argument("--clients", type=int, default=50, help="concurrent keep-alive clients (default 50)")
     parser.add_argument("--users", type=int, default=10, help="users the clients are spread over (default 10)")
-    parser.add_argument("--write-share", type=float, default=0.01,
-                        help="fraction of requests that are writes (default 0.01)")
+    parser.add_argument(
+        "--write-share", type=float, default=0.01, help="fraction of requests that are writes (default 0.01)"
+    )
     parser.add_argument("--write-size", type=int, default=4 * MiB, help="bytes per write (default 4 MiB)")
     parser.add_argument("--server-cpu", type=int, default=0, help="the core the server runs on")
     parser.add_argument("--client-cpu", type=int, default=1, help="the core the load runs on")
-    parser.add_argument("--cipher", default="none",
-                        help="the server's default_cipher for created drives (default none)")
+    parser.add_argument(
+        "--cipher", default="none", help="the server's default_cipher for created drives (default none)"
+    )
     parser.add_argument("--log-level", default="INFO", help="the server's log level (INFO logs every request)")
     parser.add_argument("--profile", help="run the server under cProfile and write its stats here")
     return run(parser.parse_args())

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
 """Benchmark: guest start through the libvirt driver against `virsh create`, and 20 starts at once."""
+
 from __future__ import annotations
 
 import argparse
@@ -37,11 +38,20 @@ class Guest:
         drive = str(uuid.uuid4())
         self.image = write_boot_image(workdir / f"{drive}.raw")
         self.log = workdir / f"{self.server}.log"
-        config = parse_config({"name": "bench", "cpu": str(HOST_CORE_MHZ), "smp": "1", "mem": "32",
-                               "ide:0:0": drive}, self.server)
-        self.xml = domain_xml(DomainSpec(self.server, config, {"ide:0:0": DiskSpec(str(self.image), "raw")},
-                                         serial_log=str(self.log), domain_type=domain_type,
-                                         host_core_mhz=HOST_CORE_MHZ, installation=INSTALLATION))
+        config = parse_config(
+            {"name": "bench", "cpu": str(HOST_CORE_MHZ), "smp": "1", "mem": "32", "ide:0:0": drive}, self.server
+        )
+        self.xml = domain_xml(
+            DomainSpec(
+                self.server,
+                config,
+                {"ide:0:0": DiskSpec(str(self.image), "raw")},
+                serial_log=str(self.log),
+                domain_type=domain_type,
+                host_core_mhz=HOST_CORE_MHZ,
+                installation=INSTALLATION,
+            )
+        )
         self.xml_file = workdir / f"{self.server}.xml"
         self.xml_file.write_text(self.xml)
 
@@ -59,16 +69,17 @@ class Guest:
 
 
 async def virsh(uri: str, *args: str) -> None:
-    process = await asyncio.create_subprocess_exec("virsh", "-q", "-c", uri, *args,
-                                                   stdout=asyncio.subprocess.DEVNULL,
-                                                   stderr=asyncio.subprocess.PIPE)
+    process = await asyncio.create_subprocess_exec(
+        "virsh", "-q", "-c", uri, *args, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
+    )
     _, err = await process.communicate()
     if process.returncode != 0:
         raise RuntimeError(f"virsh {' '.join(args)}: {err.decode().strip()}")
 
 
-async def one_start(hypervisor: LibvirtHypervisor, uri: str, workdir: Path, domain_type: str, how: str,
-                    boot_seconds: float) -> tuple[float, float]:
+async def one_start(
+    hypervisor: LibvirtHypervisor, uri: str, workdir: Path, domain_type: str, how: str, boot_seconds: float
+) -> tuple[float, float]:
     """(seconds until the start call returned, seconds until the guest ran its first code)."""
     guest = Guest(workdir, domain_type)
     begin = time.monotonic()
@@ -88,8 +99,12 @@ class ApiBench:
     def __init__(self, workdir: Path, uri: str, domain_type: str) -> None:
         from elastic_api.config import Config
 
-        self.config = Config(data_dir=workdir / "api", hosts=(HostConfig(HOST, uri),), host_core_mhz=HOST_CORE_MHZ,
-                             domain_type=domain_type)
+        self.config = Config(
+            data_dir=workdir / "api",
+            hosts=(HostConfig(HOST, uri),),
+            host_core_mhz=HOST_CORE_MHZ,
+            domain_type=domain_type,
+        )
 
     async def __aenter__(self) -> ApiBench:
         import aiohttp
@@ -102,9 +117,12 @@ class ApiBench:
         from elastic_api.store.sqlite import SqliteStore
 
         config = self.config
-        app = create_app(config, store=SqliteStore(config.db_path),
-                         storage=Pool(config.pool_dir, config.images_dir),
-                         hypervisor=LibvirtHypervisor.from_config(config, load_or_create(config.data_dir)))
+        app = create_app(
+            config,
+            store=SqliteStore(config.db_path),
+            storage=Pool(config.pool_dir, config.images_dir),
+            hypervisor=LibvirtHypervisor.from_config(config, load_or_create(config.data_dir)),
+        )
         self.runner = web.AppRunner(app, auto_decompress=False, access_log=None)
         await self.runner.setup()
         site = web.TCPSite(self.runner, "127.0.0.1", 0)  # loopback only
@@ -112,9 +130,10 @@ class ApiBench:
         port = self.runner.addresses[0][1]
         user, secret = await app[SERVICES].users.create("bench")
         self.servers = app[SERVICES].servers
-        self.session = aiohttp.ClientSession(f"http://127.0.0.1:{port}",
-                                             headers={"Authorization": aiohttp.encode_basic_auth(user, secret),
-                                                      "Accept": "application/json"})
+        self.session = aiohttp.ClientSession(
+            f"http://127.0.0.1:{port}",
+            headers={"Authorization": aiohttp.encode_basic_auth(user, secret), "Accept": "application/json"},
+        )
         return self
 
     async def __aexit__(self, *_: object) -> None:
@@ -135,8 +154,14 @@ class ApiBench:
 
     async def create(self, drive: str, deadline: float) -> tuple[float, float]:
         """(seconds until POST /servers/create answered, until the guest ran its first code)."""
-        body = {"name": "bench", "cpu": str(HOST_CORE_MHZ), "smp": "1", "mem": "32", "ide:0:0": drive,
-                "boot": "ide:0:0"}
+        body = {
+            "name": "bench",
+            "cpu": str(HOST_CORE_MHZ),
+            "smp": "1",
+            "mem": "32",
+            "ide:0:0": drive,
+            "boot": "ide:0:0",
+        }
         begin = time.monotonic()
         async with self.session.post("/servers/create", json=body) as r:
             if r.status != 200:
@@ -156,8 +181,7 @@ class ApiBench:
                 await self.session.post(f"/servers/{server}/destroy")
 
 
-async def bench_api(args: argparse.Namespace, workdir: Path, hypervisor: LibvirtHypervisor,
-                    domain_type: str) -> None:
+async def bench_api(args: argparse.Namespace, workdir: Path, hypervisor: LibvirtHypervisor, domain_type: str) -> None:
     """POST /servers/create to guest running, against virsh create of the same kind of guest."""
     async with ApiBench(workdir, args.uri, domain_type) as api:
         drives = [await api.boot_drive() for _ in range(max(args.runs, args.concurrent) + 1)]
@@ -167,27 +191,30 @@ async def bench_api(args: argparse.Namespace, workdir: Path, hypervisor: Libvirt
         for _ in range(args.runs):
             results["api"].append(await api.create(drives[0], args.timeout))
             await api.destroy_all()
-            results["virsh"].append(await one_start(hypervisor, args.uri, workdir, domain_type, "virsh",
-                                                    args.timeout))
+            results["virsh"].append(await one_start(hypervisor, args.uri, workdir, domain_type, "virsh", args.timeout))
         api_boot = statistics.median(r[1] for r in results["api"])
         virsh_boot = statistics.median(r[1] for r in results["virsh"])
         answered = statistics.median(r[0] for r in results["api"])
-        print(f"   api: POST /servers/create answered after {answered * 1000:7.1f} ms, "
-              f"guest running after {api_boot * 1000:7.1f} ms (median)")
+        print(
+            f"   api: POST /servers/create answered after {answered * 1000:7.1f} ms, "
+            f"guest running after {api_boot * 1000:7.1f} ms (median)"
+        )
         print(f"ratio POST /servers/create / virsh create: {api_boot / virsh_boot:.2f} to guest running")
 
         begin = time.monotonic()
-        times = sorted(t for _, t in await asyncio.gather(*(api.create(d, args.timeout)
-                                                               for d in drives[: args.concurrent])))
-        print(f"{args.concurrent} servers created at once through the API: all running after "
-              f"{time.monotonic() - begin:.2f} s (median {statistics.median(times):.2f} s)")
+        times = sorted(
+            t for _, t in await asyncio.gather(*(api.create(d, args.timeout) for d in drives[: args.concurrent]))
+        )
+        print(
+            f"{args.concurrent} servers created at once through the API: all running after "
+            f"{time.monotonic() - begin:.2f} s (median {statistics.median(times):.2f} s)"
+        )
         await api.destroy_all()
 
 
 async def bench(args: argparse.Namespace) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="elastic-bench-", dir="/var/tmp"))
-    hypervisor = LibvirtHypervisor([HostConfig(HOST, args.uri)], installation=INSTALLATION,
-                                   host_core_mhz=HOST_CORE_MHZ)
+    hypervisor = LibvirtHypervisor([HostConfig(HOST, args.uri)], installation=INSTALLATION, host_core_mhz=HOST_CORE_MHZ)
     await hypervisor.open()
     started: list[str] = []
     try:
@@ -207,8 +234,10 @@ async def bench(args: argparse.Namespace) -> None:
         virsh_boot = statistics.median(r[1] for r in results["virsh"])
         driver_call = statistics.median(r[0] for r in results["driver"])
         virsh_call = statistics.median(r[0] for r in results["virsh"])
-        print(f"ratio driver / virsh create: {driver_boot / virsh_boot:.2f} to guest running, "
-              f"{driver_call / virsh_call:.2f} for the start call alone")
+        print(
+            f"ratio driver / virsh create: {driver_boot / virsh_boot:.2f} to guest running, "
+            f"{driver_call / virsh_call:.2f} for the start call alone"
+        )
 
         if args.api:
             await bench_api(args, workdir, hypervisor, domain_type)
@@ -223,8 +252,10 @@ async def bench(args: argparse.Namespace) -> None:
             return await guest.wait_booted(args.timeout) - begin
 
         times = sorted(await asyncio.gather(*(start_one(g) for g in guests)))
-        print(f"{args.concurrent} guests started at once: all running after {times[-1]:.2f} s "
-              f"(first {times[0]:.2f} s, median {statistics.median(times):.2f} s)")
+        print(
+            f"{args.concurrent} guests started at once: all running after {times[-1]:.2f} s "
+            f"(first {times[0]:.2f} s, median {statistics.median(times):.2f} s)"
+        )
     finally:
         for server in started:
             await hypervisor.stop(HOST, server)
@@ -239,9 +270,12 @@ def main() -> None:
     parser.add_argument("--concurrent", type=int, default=20, help="guests started at once (default %(default)s)")
     parser.add_argument("--domain-type", choices=("kvm", "qemu"), help="default: kvm when the host has it")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds a guest may take to boot")
-    parser.add_argument("--api", action="store_true",
-                        help="through the HTTP API: POST /servers/create against virsh create, and "
-                             "--concurrent servers created at once")
+    parser.add_argument(
+        "--api",
+        action="store_true",
+        help="through the HTTP API: POST /servers/create against virsh create, and "
+        "--concurrent servers created at once",
+    )
     asyncio.run(bench(parser.parse_args()))
 
 

@@ -4,6 +4,7 @@ one at a time (latency) and many at once (throughput), and quota admissions at o
     .venv/bin/python scripts/bench_store.py --database postgresql://postgres@127.0.0.1:PORT/postgres
 
 The PostgreSQL side runs in a new database made on that cluster and dropped after."""
+
 from __future__ import annotations
 
 import argparse
@@ -47,8 +48,10 @@ async def timed(calls: list[Callable[[], Awaitable[object]]], concurrency: int) 
 def line(name: str, n: int, wall: float, latencies: list[float]) -> str:
     latencies.sort()
     p99 = latencies[int(len(latencies) * 0.99) - 1]
-    return (f"  {name:<28} {n / wall:8.0f}/s  median {statistics.median(latencies) * 1000:6.2f} ms"
-            f"  p99 {p99 * 1000:6.2f} ms")
+    return (
+        f"  {name:<28} {n / wall:8.0f}/s  median {statistics.median(latencies) * 1000:6.2f} ms"
+        f"  p99 {p99 * 1000:6.2f} ms"
+    )
 
 
 async def bench(label: str, store: Store, n: int) -> None:
@@ -72,6 +75,7 @@ async def bench(label: str, store: Store, n: int) -> None:
         async def admit() -> None:
             async with quotas.drives(user, count=1, size=1):
                 pass
+
         wall, lat = await timed([admit] * n, 16)
         print(line("quota admission x16", n, wall, lat))
         wall, lat = await timed([lambda: store.list_drives(user, 50, None)] * (n // 10), 4)

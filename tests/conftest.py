@@ -1,4 +1,5 @@
 """Shared fixtures: a real app on a real SQLite store and drive pool in a temporary data dir."""
+
 from __future__ import annotations
 
 import base64
@@ -84,8 +85,7 @@ def config(tmp_path: Path) -> Config:
     # Plain drives unless a test asks for encryption: these tests look at the pool's files (sparse
     # holes, sendfile), and the libvirt test driver has no secrets for encrypted drives' guests.
     # tests/api/test_encryption.py covers the encrypted default.
-    return Config(data_dir=tmp_path / "var", hosts=(HostConfig("test", f"test://{host}"),),
-                  default_cipher="none")
+    return Config(data_dir=tmp_path / "var", hosts=(HostConfig("test", f"test://{host}"),), default_cipher="none")
 
 
 @dataclass
@@ -120,9 +120,16 @@ class Api:
         token = base64.b64encode(f"{self.user}:{self.secret}".encode()).decode()
         return {"Authorization": f"Basic {token}"}
 
-    async def call(self, path: str, body: Any = None, *,
-                   method: str = "POST", as_json: bool = False, headers: dict[str, str] | None = None,
-                   auth: bool = True) -> Reply:
+    async def call(
+        self,
+        path: str,
+        body: Any = None,
+        *,
+        method: str = "POST",
+        as_json: bool = False,
+        headers: dict[str, str] | None = None,
+        auth: bool = True,
+    ) -> Reply:
         send = dict(self.auth() if auth else {})
         if as_json:
             send["Accept"] = "application/json"
@@ -133,8 +140,9 @@ class Api:
         if isinstance(body, bytes) and len(body) > 1 << 20:
             body = io.BytesIO(body)  # aiohttp warns that big bytes bodies would block the loop
         # Like curl, ask for plain bodies unless a test asks for gzip (aiohttp would ask by default).
-        async with self.client.request(method, path, data=body, headers=send,
-                                       skip_auto_headers=("Accept-Encoding",)) as response:
+        async with self.client.request(
+            method, path, data=body, headers=send, skip_auto_headers=("Accept-Encoding",)
+        ) as response:
             return Reply(response.status, response.headers, await response.read())
 
     async def get(self, path: str, **kw: Any) -> Reply:
@@ -158,11 +166,20 @@ def make_app(config: Config) -> Any:
     from elastic_api.installation import load_or_create
     from elastic_api.storage.pool import Pool
 
-    return create_app(config, store=_app_store(config),
-                      storage=Pool(config.pool_dir, config.images_dir, chunk=config.stream_chunk,
-                                   buffer=config.write_buffer, export_idle=config.qcow2_export_idle,
-                                   luks_lanes=config.luks_lanes, storage_timeout=config.storage_timeout),
-                      hypervisor=LibvirtHypervisor.from_config(config, load_or_create(config.data_dir)))
+    return create_app(
+        config,
+        store=_app_store(config),
+        storage=Pool(
+            config.pool_dir,
+            config.images_dir,
+            chunk=config.stream_chunk,
+            buffer=config.write_buffer,
+            export_idle=config.qcow2_export_idle,
+            luks_lanes=config.luks_lanes,
+            storage_timeout=config.storage_timeout,
+        ),
+        hypervisor=LibvirtHypervisor.from_config(config, load_or_create(config.data_dir)),
+    )
 
 
 async def started_client(app: Any) -> Any:

@@ -1,6 +1,7 @@
 """A fresh PostgreSQL database per test, on the cluster scripts/test.sh starts
 (ELASTIC_TEST_POSTGRES names its maintenance database). Without it the PostgreSQL tests skip,
 unless ELASTIC_TEST_REQUIRE_LIBVIRT=1 (the real suite), where a missing database fails them."""
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """Helpers for tests that run the real `elastic-api` program as a subprocess."""
+
 from __future__ import annotations
 
 import base64
@@ -48,7 +49,8 @@ def libvirt_test_host(path: Path, memory_mb: int, cpus: int = 4) -> Path:
     path.write_text(
         f"<node><cpu><mhz>2000</mhz><model>x86_64</model><active>{cpus}</active><nodes>1</nodes>"
         f"<sockets>1</sockets><cores>{cpus}</cores><threads>1</threads></cpu>"
-        f"<memory>{memory_mb * 1024}</memory></node>")
+        f"<memory>{memory_mb * 1024}</memory></node>"
+    )
     return path
 
 
@@ -60,8 +62,9 @@ def program_env() -> dict[str, str]:
 
 
 def run_cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(BIN), "--config", str(config), *args], capture_output=True, text=True,
-                          timeout=60, check=False)
+    return subprocess.run(
+        [str(BIN), "--config", str(config), *args], capture_output=True, text=True, timeout=60, check=False
+    )
 
 
 def create_user(config: Path) -> tuple[str, str]:
@@ -75,8 +78,14 @@ def create_user(config: Path) -> tuple[str, str]:
 class Server:
     """`elastic-api serve` in the background, waited for until it answers."""
 
-    def __init__(self, config: Path, env: dict[str, str] | None = None, *,
-                 command: list[str] | None = None, cwd: Path | None = None) -> None:
+    def __init__(
+        self,
+        config: Path,
+        env: dict[str, str] | None = None,
+        *,
+        command: list[str] | None = None,
+        cwd: Path | None = None,
+    ) -> None:
         """`command` replaces `elastic-api --config CONFIG serve` (e.g. scripts/serve.sh); `cwd` is
         where it runs, which is where a relative data_dir lands."""
         self.config = config
@@ -114,15 +123,24 @@ class Server:
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
-            raise AssertionError(f"server did not exit within {timeout} s of signal {sig}; its log ends: "
-                                 f"{self.log.read_text()[-3000:]}") from None
+            raise AssertionError(
+                f"server did not exit within {timeout} s of signal {sig}; its log ends: {self.log.read_text()[-3000:]}"
+            ) from None
 
 
-def request(url: str, user: str, secret: str, body: bytes | None = None, *, method: str = "POST",
-            headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+def request(
+    url: str,
+    user: str,
+    secret: str,
+    body: bytes | None = None,
+    *,
+    method: str = "POST",
+    headers: dict[str, str] | None = None,
+) -> tuple[int, dict[str, str], bytes]:
     token = base64.b64encode(f"{user}:{secret}".encode()).decode()
-    req = urllib.request.Request(url, data=body, method=method,
-                                 headers={"Authorization": f"Basic {token}", **(headers or {})})
+    req = urllib.request.Request(
+        url, data=body, method=method, headers={"Authorization": f"Basic {token}", **(headers or {})}
+    )
     try:
         with urllib.request.urlopen(req, timeout=60) as response:
             return response.status, dict(response.headers), response.read()
@@ -164,8 +182,15 @@ class Installation:
 
     def cli(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         """`elastic-api ARGS` without --config, in the directory: the built-in defaults exactly."""
-        return subprocess.run([str(BIN), *args], capture_output=True, text=True, timeout=timeout, check=False,
-                              cwd=self.directory, env=program_env())
+        return subprocess.run(
+            [str(BIN), *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            cwd=self.directory,
+            env=program_env(),
+        )
 
     def create_user(self, name: str) -> tuple[str, str]:
         result = self.cli("user", "create", "--name", name)
@@ -192,21 +217,25 @@ class Installation:
         path = self.serial_log(server)
         return path.read_bytes() if path.exists() else b""
 
-    def wait_for_serial(self, server: str, marker: bytes, user: str, secret: str, *, times: int = 1,
-                        timeout: float = GUEST_DEADLINE) -> None:
+    def wait_for_serial(
+        self, server: str, marker: bytes, user: str, secret: str, *, times: int = 1, timeout: float = GUEST_DEADLINE
+    ) -> None:
         """Wait until the guest has printed `marker` `times` times on its serial console. A guest
         that stops first fails at once, saying what libvirt saw, rather than at the deadline."""
         deadline = time.monotonic() + timeout
         while self.serial(server).count(marker) < times:
-            status, _, body = request(f"{self.url}/servers/{server}/info", user, secret, method="GET",
-                                      headers={"Accept": "application/json"})
+            status, _, body = request(
+                f"{self.url}/servers/{server}/info", user, secret, method="GET", headers={"Accept": "application/json"}
+            )
             state = str(json.loads(body)["status"]) if status == 200 else ""
             if state != "active" and self.serial(server).count(marker) < times:
                 qemu_log = Path(f"/var/log/libvirt/qemu/elastic-{server}.log")
                 seen = qemu_log.read_text(errors="replace")[-600:] if qemu_log.exists() else "(no libvirt log)"
-                raise AssertionError(f"server {server} stopped (HTTP {status}, status {state or '-'}) before "
-                                     f"printing {marker!r} {times} time(s); serial log {self.serial(server)!r}; "
-                                     f"libvirt's log ends: {seen}")
+                raise AssertionError(
+                    f"server {server} stopped (HTTP {status}, status {state or '-'}) before "
+                    f"printing {marker!r} {times} time(s); serial log {self.serial(server)!r}; "
+                    f"libvirt's log ends: {seen}"
+                )
             assert time.monotonic() < deadline, f"timed out after {timeout:.0f} s waiting for {marker!r} from {server}"
             time.sleep(0.2)
 

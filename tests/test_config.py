@@ -1,4 +1,5 @@
 """Configuration: the minimal YAML, defaults, $ELASTIC_API_CONFIG and rejected mistakes."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -34,8 +35,7 @@ def test_relative_paths_become_absolute_where_the_server_starts(tmp_path, monkey
 
 def test_minimal_yaml_and_environment(tmp_path, monkeypatch):
     path = tmp_path / "c.yaml"
-    path.write_text("listen: 127.0.0.1:9999\ndata_dir: /some/dir\nhosts:\n"
-                    "  - name: local\n    uri: test:///default\n")
+    path.write_text("listen: 127.0.0.1:9999\ndata_dir: /some/dir\nhosts:\n  - name: local\n    uri: test:///default\n")
     monkeypatch.setenv("ELASTIC_API_CONFIG", str(path))
     config = load(None)
     assert config.listen_host_port == ("127.0.0.1", 9999)
@@ -45,22 +45,25 @@ def test_minimal_yaml_and_environment(tmp_path, monkeypatch):
     assert config.default_cipher == "aes-xts-plain" and config.master_key_path == Path("/some/dir/master.key")
 
 
-@pytest.mark.parametrize("text, word", [
-    ("colour: red\n", "colour"),
-    ("listen: nowhere\n", "listen"),
-    ("hosts: []\n", "hosts"),
-    ("hosts:\n  - name: a\n", "uri"),
-    ("hosts:\n  - {name: a, uri: 'test:///default'}\n  - {name: a, uri: 'test:///default'}\n", "unique"),
-    ("max_read_size: lots\n", "integer"),
-    ("default_format: vmdk\n", "default_format"),
-    ("domain_type: xen\n", "domain_type"),
-    ("default_cipher: rot13\n", "default_cipher"),
-    ("- just\n- a list\n", "mapping"),
-    ("listen: [unclosed\n", "YAML"),
-    ("min_body_rate: -1\n", "min_body_rate"),
-    ("body_rate_grace: 0\n", "body_rate_grace"),
-    ("shutdown_grace: -1\n", "shutdown_grace"),
-])
+@pytest.mark.parametrize(
+    "text, word",
+    [
+        ("colour: red\n", "colour"),
+        ("listen: nowhere\n", "listen"),
+        ("hosts: []\n", "hosts"),
+        ("hosts:\n  - name: a\n", "uri"),
+        ("hosts:\n  - {name: a, uri: 'test:///default'}\n  - {name: a, uri: 'test:///default'}\n", "unique"),
+        ("max_read_size: lots\n", "integer"),
+        ("default_format: vmdk\n", "default_format"),
+        ("domain_type: xen\n", "domain_type"),
+        ("default_cipher: rot13\n", "default_cipher"),
+        ("- just\n- a list\n", "mapping"),
+        ("listen: [unclosed\n", "YAML"),
+        ("min_body_rate: -1\n", "min_body_rate"),
+        ("body_rate_grace: 0\n", "body_rate_grace"),
+        ("shutdown_grace: -1\n", "shutdown_grace"),
+    ],
+)
 def test_mistakes_are_named(tmp_path, text, word):
     path = tmp_path / "c.yaml"
     path.write_text(text)
@@ -82,10 +85,14 @@ def test_quotas(tmp_path):
     quotas = load(path).quotas
     assert (quotas.drive_bytes, quotas.servers, quotas.ips) == (1 << 40, None, 0)
     assert quotas.drives == Config().quotas.drives  # keys not named keep their defaults
-    for text, word in (("quotas: 5\n", "mapping"), ("quotas:\n  disks: 1\n", "unknown quota key"),
-                       ("quotas:\n  mem: 1G\n", "mem must be a whole number"),
-                       ("header_timeout: 0\n", "header_timeout"), ("luks_lanes: 0\n", "luks_lanes"),
-                       ("gc_threshold: 0\n", "gc_threshold")):
+    for text, word in (
+        ("quotas: 5\n", "mapping"),
+        ("quotas:\n  disks: 1\n", "unknown quota key"),
+        ("quotas:\n  mem: 1G\n", "mem must be a whole number"),
+        ("header_timeout: 0\n", "header_timeout"),
+        ("luks_lanes: 0\n", "luks_lanes"),
+        ("gc_threshold: 0\n", "gc_threshold"),
+    ):
         path.write_text(text)
         with pytest.raises(ConfigError, match=word):
             load(path)

@@ -1,4 +1,5 @@
 """The installation ID file: made once, read on every start, never silently replaced."""
+
 from __future__ import annotations
 
 import threading
@@ -31,8 +32,18 @@ def test_concurrent_first_starts_agree(tmp_path: Path) -> None:
     assert len(set(found)) == 1 and path_of(tmp_path).read_text() == found[0] + "\n"
 
 
-@pytest.mark.parametrize("content", [b"", b"\n", b"not-a-uuid\n", b"1A57A11A-0000-4000-8000-000000000001\n",
-                                     b"1a57a11a-0000-4000-8000-00000000000\n", b"\xff\xfe" * 10, b"x" * 10_000])
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"",
+        b"\n",
+        b"not-a-uuid\n",
+        b"1A57A11A-0000-4000-8000-000000000001\n",
+        b"1a57a11a-0000-4000-8000-00000000000\n",
+        b"\xff\xfe" * 10,
+        b"x" * 10_000,
+    ],
+)
 def test_a_corrupt_file_is_a_config_error_and_is_kept(tmp_path: Path, content: bytes) -> None:
     path_of(tmp_path).write_bytes(content)
     with pytest.raises(ConfigError, match="does not hold an installation ID"):

@@ -1,4 +1,5 @@
 """Layers import downward only: api → http → service → store/storage/hypervisor → model."""
+
 from __future__ import annotations
 
 import ast
@@ -9,17 +10,45 @@ import pytest
 PACKAGE = Path(__file__).resolve().parent.parent / "elastic_api"
 # What each layer may never import.
 FORBIDDEN = {
-    "model": ("aiohttp", "sqlite3", "libvirt", "elastic_api.api", "elastic_api.http", "elastic_api.service",
-              "elastic_api.store", "elastic_api.storage", "elastic_api.hypervisor"),
+    "model": (
+        "aiohttp",
+        "sqlite3",
+        "libvirt",
+        "elastic_api.api",
+        "elastic_api.http",
+        "elastic_api.service",
+        "elastic_api.store",
+        "elastic_api.storage",
+        "elastic_api.hypervisor",
+    ),
     "store": ("aiohttp", "libvirt", "elastic_api.api", "elastic_api.http", "elastic_api.service"),
-    "storage": ("aiohttp", "sqlite3", "libvirt", "elastic_api.api", "elastic_api.http", "elastic_api.service",
-                "elastic_api.store"),
-    "hypervisor": ("aiohttp", "sqlite3", "elastic_api.api", "elastic_api.http", "elastic_api.service",
-                   "elastic_api.store"),
+    "storage": (
+        "aiohttp",
+        "sqlite3",
+        "libvirt",
+        "elastic_api.api",
+        "elastic_api.http",
+        "elastic_api.service",
+        "elastic_api.store",
+    ),
+    "hypervisor": (
+        "aiohttp",
+        "sqlite3",
+        "elastic_api.api",
+        "elastic_api.http",
+        "elastic_api.service",
+        "elastic_api.store",
+    ),
     "service": ("aiohttp", "sqlite3", "libvirt", "elastic_api.api", "elastic_api.http"),
     # The transport knows no dialect: each dialect's routes, auth and error shape come from api/.
-    "http": ("sqlite3", "libvirt", "elastic_api.api", "elastic_api.store", "elastic_api.storage",
-             "elastic_api.hypervisor"),
+    "http": (
+        "sqlite3",
+        "libvirt",
+        "elastic_api.api",
+        "elastic_api.store",
+        "elastic_api.storage",
+        "elastic_api.hypervisor",
+    ),
 }
 
 
@@ -65,17 +94,23 @@ MAX_LINES = 500
 
 
 def test_no_module_over_the_limit():
-    long = {str(path.relative_to(PACKAGE)) for path in PACKAGE.rglob("*.py")
-            if len(path.read_text().splitlines()) > MAX_LINES}
+    long = {
+        str(path.relative_to(PACKAGE))
+        for path in PACKAGE.rglob("*.py")
+        if len(path.read_text().splitlines()) > MAX_LINES
+    }
     assert not long, f"split these: {sorted(long)}"
 
 
 def runtime_imports(path: Path) -> set[str]:
     """The elastic_api modules path imports when it runs (not those under `if TYPE_CHECKING:`)."""
     tree = ast.parse(path.read_text())
-    skipped = {id(node) for block in ast.walk(tree) if isinstance(block, ast.If)
-               and isinstance(block.test, ast.Name) and block.test.id == "TYPE_CHECKING"
-               for node in ast.walk(block)}
+    skipped = {
+        id(node)
+        for block in ast.walk(tree)
+        if isinstance(block, ast.If) and isinstance(block.test, ast.Name) and block.test.id == "TYPE_CHECKING"
+        for node in ast.walk(block)
+    }
     names: set[str] = set()
     for node in ast.walk(tree):
         if id(node) in skipped:

@@ -1,4 +1,5 @@
 """Files made once: the first of several makers wins, the others read its file; nothing is left over."""
+
 from __future__ import annotations
 
 import asyncio
@@ -21,8 +22,7 @@ def test_the_first_maker_wins_and_the_file_is_never_replaced(tmp_path: Path) -> 
 def test_makers_at_once_agree(tmp_path: Path) -> None:
     path = tmp_path / "f"
     made: list[bool] = []
-    threads = [threading.Thread(target=lambda n=n: made.append(create_once(path, b"%d" % n, 0o600)))
-               for n in range(8)]
+    threads = [threading.Thread(target=lambda n=n: made.append(create_once(path, b"%d" % n, 0o600))) for n in range(8)]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -51,4 +51,5 @@ def test_servers_starting_at_once_share_one_master_key(tmp_path: Path) -> None:
     assert errors == []
     wrapped = rings[0].new_wrapped_key("3d5f0f4e-1f0b-4b8e-a7c4-6a1b2c3d4e5f")
     assert {ring.passphrase("3d5f0f4e-1f0b-4b8e-a7c4-6a1b2c3d4e5f", wrapped) for ring in rings} == {
-        rings[0].passphrase("3d5f0f4e-1f0b-4b8e-a7c4-6a1b2c3d4e5f", wrapped)}
+        rings[0].passphrase("3d5f0f4e-1f0b-4b8e-a7c4-6a1b2c3d4e5f", wrapped)
+    }

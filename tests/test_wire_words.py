@@ -1,5 +1,6 @@
 """No ElasticHosts wire key below api/: model, service, store, storage and hypervisor speak typed
 values, and only api/elastichosts knows how a field is spelled on the wire."""
+
 from __future__ import annotations
 
 import ast
@@ -14,11 +15,29 @@ NEUTRAL = ("model", "service", "store", "storage", "hypervisor")
 # lands.
 FORBIDDEN = (
     # drives
-    "claim:type", "encryption:cipher", "read:bytes", "read:requests", "write:bytes", "write:requests",
+    "claim:type",
+    "encryption:cipher",
+    "read:bytes",
+    "read:requests",
+    "write:bytes",
+    "write:requests",
     "imaging:error",
     # servers
-    "ide:", "scsi:", "block:", "nic:", "vnc:password", "vnc:tls", "vnc:port", "vnc:ip", "avoid:drives",
-    "avoid:servers", "smp:cores", "smp:sockets", "rx:packets", "tx:packets", "dhcp:ip",
+    "ide:",
+    "scsi:",
+    "block:",
+    "nic:",
+    "vnc:password",
+    "vnc:tls",
+    "vnc:port",
+    "vnc:ip",
+    "avoid:drives",
+    "avoid:servers",
+    "smp:cores",
+    "smp:sockets",
+    "rx:packets",
+    "tx:packets",
+    "dhcp:ip",
     # every object's own keys
     "user:",
 )
@@ -27,7 +46,7 @@ FORBIDDEN = (
 # wire word fails, and one that loses its last must leave the dict.
 ALLOWED: dict[str, str] = {
     "store/legacy_server_rows.py": "the frozen reader of the server rows written before typed rows (ElasticHosts "
-                                   "props), for the migration that converts them; never changes",
+    "props), for the migration that converts them; never changes",
 }
 
 

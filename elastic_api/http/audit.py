@@ -6,6 +6,7 @@ record them for) and a method a path does not take are not recorded.
 
 An entry holds the route's pattern, never the raw path, query, headers or body: no secret, key
 or password can reach the trail."""
+
 from __future__ import annotations
 
 import asyncio
@@ -42,8 +43,13 @@ class Auditor(Generic[P]):
     targets: tuple[str, ...]  # path parameters naming the object a call is about, in preference
     render: Render  # the dialect's answer to an error: its status is the outcome
 
-    async def call(self, request: web.Request, pattern: str, caller: P,
-                   handler: Callable[[web.Request, P], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+    async def call(
+        self,
+        request: web.Request,
+        pattern: str,
+        caller: P,
+        handler: Callable[[web.Request, P], Awaitable[web.StreamResponse]],
+    ) -> web.StreamResponse:
         actor = self.actor(caller)
         if actor is None:
             return await handler(request, caller)
@@ -70,9 +76,17 @@ class Auditor(Generic[P]):
             target: Any = next((request.match_info[k] for k in self.targets if k in request.match_info), None)
             if target is None:
                 target = request.get(_CREATED)
-            self.service.record(AuditEntry(
-                actor, self.dialect, request.method, pattern,
-                None if target is None else str(target)[:MAX_TARGET], time.time_ns(), status))
+            self.service.record(
+                AuditEntry(
+                    actor,
+                    self.dialect,
+                    request.method,
+                    pattern,
+                    None if target is None else str(target)[:MAX_TARGET],
+                    time.time_ns(),
+                    status,
+                )
+            )
         except Exception:  # a failure to record never turns a call's answer into an error
             self.service.dropped += 1
             log.exception("could not queue an audit entry for %s %s", request.method, pattern)

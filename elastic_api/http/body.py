@@ -1,5 +1,6 @@
 """Request bodies for every dialect: small ones read whole within their limits, large ones
 streamed with a minimum rate, and `100 Continue` sent only once a request passed its checks."""
+
 from __future__ import annotations
 
 import asyncio
@@ -18,8 +19,12 @@ CONTINUED = "elastic_api.continued"
 def go_on(request: web.Request) -> None:
     """100 Continue to a client that waits for it before sending its body, now that the request
     passed authentication and its checks (see routes.expect_later)."""
-    if (request.version != HttpVersion11 or not request.content_length
-            or request.headers.get("Expect", "").strip().lower() != "100-continue" or request.get(CONTINUED)):
+    if (
+        request.version != HttpVersion11
+        or not request.content_length
+        or request.headers.get("Expect", "").strip().lower() != "100-continue"
+        or request.get(CONTINUED)
+    ):
         return
     request[CONTINUED] = True
     if request.transport is not None and not request.transport.is_closing():
@@ -62,8 +67,10 @@ async def stream(request: web.Request, config: Config) -> AsyncIterator[bytes]:
                 piece = await content.read(chunk)
         except TimeoutError:
             if allowed < timeout:
-                raise TooSlow(f"request body too slow: {received} bytes in {waited + limit:.0f} "
-                              f"seconds, under the minimum of {rate} bytes a second") from None
+                raise TooSlow(
+                    f"request body too slow: {received} bytes in {waited + limit:.0f} "
+                    f"seconds, under the minimum of {rate} bytes a second"
+                ) from None
             raise TooSlow(f"request body stalled: no byte for {timeout} seconds") from None
         waited += loop.time() - began
         if not piece:

@@ -1,6 +1,7 @@
 """The operators' /metrics over HTTP: a middleware that times every request of the API app, and
 the small app of its own, on `metrics_listen`, that a Prometheus server scrapes. It is never
 mounted on the API's listener: who can reach the API need not see its internals."""
+
 from __future__ import annotations
 
 import asyncio
@@ -51,6 +52,7 @@ def timing(metrics: OpsMetrics) -> Middleware:
         finally:
             dialect, route = route_of(request)
             metrics.observe_request(dialect, route, request.method, status, time.perf_counter() - began)
+
     return timed
 
 

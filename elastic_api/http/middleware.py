@@ -1,5 +1,6 @@
 """The one place errors become HTTP: every neutral error, aiohttp's own and the unexpected. The
 shape of the answer is the dialect's: each mounts `errors(render)` with its own renderer."""
+
 from __future__ import annotations
 
 import logging
@@ -9,7 +10,13 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from elastic_api.errors import (
-    ElasticError, InternalError, MethodError, MissingError, SlowClientError, TooLargeError, UsageError,
+    ElasticError,
+    InternalError,
+    MethodError,
+    MissingError,
+    SlowClientError,
+    TooLargeError,
+    UsageError,
 )
 from elastic_api.http.transfer import Occasional, transfer
 
@@ -82,8 +89,15 @@ def left(request: web.Request) -> web.StreamResponse:
     the access log shows the status the client saw (or CLIENT_GONE) marked aborted."""
     sent = transfer(request)
     sent.aborted = True
-    occasional.log(logging.INFO, "client-gone", "%s left during %s %s after %d body bytes",
-                   request.remote, request.method, request.path, sent.body_bytes)
+    occasional.log(
+        logging.INFO,
+        "client-gone",
+        "%s left during %s %s after %d body bytes",
+        request.remote,
+        request.method,
+        request.path,
+        sent.body_bytes,
+    )
     response = sent.started or web.Response(status=CLIENT_GONE)
     response.force_close()
     return response
@@ -95,10 +109,19 @@ def abort(request: web.Request, started: web.StreamResponse, cause: BaseExceptio
     The client sees a body shorter than its Content-Length, or a chunked body without its end."""
     sent = transfer(request)
     sent.aborted = True
-    what = (f"{type(cause).__name__}: {cause.message}" if isinstance(cause, ElasticError)
-            else f"{type(cause).__name__}: {' '.join(str(cause).split())}")
-    log.warning("aborted the answer to %s %s from %s after %d body bytes: %s", request.method,
-                request.path, request.remote, sent.body_bytes, what)
+    what = (
+        f"{type(cause).__name__}: {cause.message}"
+        if isinstance(cause, ElasticError)
+        else f"{type(cause).__name__}: {' '.join(str(cause).split())}"
+    )
+    log.warning(
+        "aborted the answer to %s %s from %s after %d body bytes: %s",
+        request.method,
+        request.path,
+        request.remote,
+        sent.body_bytes,
+        what,
+    )
     if request.transport is not None:
         request.transport.close()
     started.force_close()
@@ -109,8 +132,11 @@ def refused_message(status: int, render: Render) -> web.Response:
     """The answer to what aiohttp itself refuses before any middleware runs: a message its parser
     cannot read (a bad request line, control characters in a header, a header too long). The
     client's bytes are not echoed, and the connection is closed, as aiohttp would."""
-    error = (UsageError("the request is not valid HTTP/1.1: check its request line and headers")
-             if 400 <= status < 500 else InternalError("internal error; it has been logged"))
+    error = (
+        UsageError("the request is not valid HTTP/1.1: check its request line and headers")
+        if 400 <= status < 500
+        else InternalError("internal error; it has been logged")
+    )
     response = render(error)
     response.set_status(status)
     response.headers["Server"] = "elastic-api"

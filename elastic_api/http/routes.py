@@ -2,6 +2,7 @@
 
 A dialect writes its table as a tuple of `Route`s and mounts it with `add_routes`; the table is
 the one place that says, for every endpoint, which methods and which authentication it takes."""
+
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
@@ -36,8 +37,9 @@ class Route(Generic[P]):
     audited: bool = False  # it changes something: each call is recorded in the audit trail (http/audit.py)
 
 
-def endpoint(routes: Sequence[Route[P]],
-             auditor: Auditor[P] | None = None) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+def endpoint(
+    routes: Sequence[Route[P]], auditor: Auditor[P] | None = None
+) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     """One aiohttp handler for every route of one path: the caller is authenticated by the
     policy of the path's first route before the method is looked at, so a client without
     credentials learns nothing about which methods a path takes."""
@@ -76,8 +78,14 @@ async def no_such_path(request: web.Request) -> web.StreamResponse:
     raise NotFound(f"no such command: {request.path[:80]}")
 
 
-def add_routes(app: web.Application, routes: Sequence[Route[P]], render: Render, *, catch_all: bool = True,
-               auditor: Auditor[P] | None = None) -> None:
+def add_routes(
+    app: web.Application,
+    routes: Sequence[Route[P]],
+    render: Render,
+    *,
+    catch_all: bool = True,
+    auditor: Auditor[P] | None = None,
+) -> None:
     """Mount a route table; paths keep the table's order (aiohttp tries them in order, so fixed
     paths come before the patterns they would otherwise match)."""
     by_path: dict[str, list[Route[P]]] = {}

@@ -9,6 +9,7 @@ nothing buffered (the answer's head went out first) and with its reading paused,
 Threads are a bounded pool of their own (`sendfile_threads`): a client that stops reading holds
 one until `sendfile_stall` seconds pass without progress, and when all are busy a download falls
 back to the loop's sendfile, so a few stalled clients can never starve the other thread users."""
+
 from __future__ import annotations
 
 import asyncio
@@ -40,16 +41,18 @@ class ThreadedSendfile:
     def give_back(self) -> None:
         self._free += 1
 
-    async def send(self, sock_fd: int, file: Callable[[], BinaryIO], offset: int, length: int,
-                   closing: Callable[[], bool]) -> int:
+    async def send(
+        self, sock_fd: int, file: Callable[[], BinaryIO], offset: int, length: int, closing: Callable[[], bool]
+    ) -> int:
         """Send [offset, offset+length) of the file `file()` opens (in the thread, closed there) to
         the socket; the bytes sent. Call it with a slot taken. On cancellation the thread is told
         to stop, and waited for."""
         fd = os.dup(sock_fd)  # ours alone: the transport closing its descriptor cannot reuse it under us
         stop = threading.Event()
         loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self._executor, _send_opened, fd, file, offset, length, stop, closing,
-                                      self._stall)
+        future = loop.run_in_executor(
+            self._executor, _send_opened, fd, file, offset, length, stop, closing, self._stall
+        )
         try:
             return await asyncio.shield(future)
         except asyncio.CancelledError:
@@ -66,15 +69,23 @@ class ThreadedSendfile:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
 
-def _send_opened(sock: int, opener: Callable[[], BinaryIO], offset: int, length: int, stop: threading.Event,
-                 closing: Callable[[], bool], stall: float) -> int:
+def _send_opened(
+    sock: int,
+    opener: Callable[[], BinaryIO],
+    offset: int,
+    length: int,
+    stop: threading.Event,
+    closing: Callable[[], bool],
+    stall: float,
+) -> int:
     """Blocking: open the file (one thread hop for the open and the send alike), send, close."""
     with opener() as file:
         return _send(sock, file.fileno(), offset, length, stop, closing, stall)
 
 
-def _send(sock: int, file: int, offset: int, length: int, stop: threading.Event, closing: Callable[[], bool],
-          stall: float) -> int:
+def _send(
+    sock: int, file: int, offset: int, length: int, stop: threading.Event, closing: Callable[[], bool], stall: float
+) -> int:
     """Blocking: sendfile until done, the socket fails, or no progress for `stall` seconds."""
     sent = 0
     poller = select.poll()

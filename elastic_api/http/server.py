@@ -1,6 +1,7 @@
 """Serving the app as `elastic-api serve` does: a header deadline on every connection, the
 configured timeouts, and a graceful stop on SIGTERM or SIGINT: requests in flight finish within
 shutdown_grace, idle connections are closed and new ones refused."""
+
 from __future__ import annotations
 
 import asyncio
@@ -23,6 +24,7 @@ from elastic_api.http.transfer import TRANSFER as TRANSFER_KEY, Occasional, tran
 
 log = logging.getLogger(__name__)
 occasional = Occasional(log)
+
 
 class BatchedLines(logging.Handler):
     """Formats each record at once and writes what gathered every `interval` seconds, in one
@@ -109,8 +111,16 @@ class AccessLog(AbstractAccessLogger):
             aborted = False
         else:
             body, aborted = sent.body_bytes, sent.aborted
-        self.logger.info('%s "%s %s" %d %d %.6fs%s', request.remote, request.method, request.path_qs,
-                         response.status, body, time, " aborted" if aborted else "")
+        self.logger.info(
+            '%s "%s %s" %d %d %.6fs%s',
+            request.remote,
+            request.method,
+            request.path_qs,
+            response.status,
+            body,
+            time,
+            " aborted" if aborted else "",
+        )
 
     @property
     def enabled(self) -> bool:
@@ -119,8 +129,10 @@ class AccessLog(AbstractAccessLogger):
 
 def _timeout_response(seconds: int) -> bytes:
     body = f"request line and headers not received within {seconds} seconds\n".encode()
-    head = ("HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain; charset=utf-8\r\n"
-            f"X-Elastic-Error: usage\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n")
+    head = (
+        "HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain; charset=utf-8\r\n"
+        f"X-Elastic-Error: usage\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    )
     return head.encode() + body
 
 
@@ -140,8 +152,14 @@ class HeaderDeadline(asyncio.Protocol):
     in 400, and the connection closes after that answer. At shutdown (`drain`) an idle connection
     is closed at once and a busy one after its answer."""
 
-    def __init__(self, inner: web.RequestHandler, timeout: int, loop: asyncio.AbstractEventLoop,
-                 on_lost: Callable[[HeaderDeadline], None] | None = None, lingering: float = 2.0) -> None:
+    def __init__(
+        self,
+        inner: web.RequestHandler,
+        timeout: int,
+        loop: asyncio.AbstractEventLoop,
+        on_lost: Callable[[HeaderDeadline], None] | None = None,
+        lingering: float = 2.0,
+    ) -> None:
         self._inner = inner
         self._lingering = lingering
         self._timed_out = False  # the 408 is sent: what still arrives is read and dropped
@@ -192,8 +210,13 @@ class HeaderDeadline(asyncio.Protocol):
         transport = self._transport
         if self._request is not None or transport is None or transport.is_closing():
             return
-        occasional.log(logging.INFO, "header-timeout", "closing a connection from %s: no request headers within %d s",
-                       transport.get_extra_info("peername"), self._timeout)
+        occasional.log(
+            logging.INFO,
+            "header-timeout",
+            "closing a connection from %s: no request headers within %d s",
+            transport.get_extra_info("peername"),
+            self._timeout,
+        )
         transport.write(_timeout_response(self._timeout))
         # Closing a socket with unread bytes in it sends a reset, which can reach the client
         # before the 408 does (a trickling client always has some on the way). So: the answer,
@@ -253,14 +276,18 @@ def _end_body(request: web.BaseRequest) -> None:
     """The client sent all it will: a body still short of its length ends in a 400, not a wait."""
     content = request.content
     if not content.is_eof():
-        content.set_exception(UsageError("the request body ended before its Content-Length: the client "
-                                         "shut down its side of the connection"))
+        content.set_exception(
+            UsageError(
+                "the request body ended before its Content-Length: the client shut down its side of the connection"
+            )
+        )
         content.feed_eof()
 
 
 @web.middleware
-async def connection(request: web.Request,
-                     handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+async def connection(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
     """Tells the connection's HeaderDeadline (when it has one) that a request's headers are in and
     when its answer is out, and writes the answer here so that the connection counts as busy
     until then. An answer goes out with Connection: close when the server is stopping or the
@@ -283,8 +310,14 @@ async def connection(request: web.Request,
             response.force_close()
             if not sent.aborted:  # else the errors middleware closed it, and has said why
                 sent.aborted = True
-                occasional.log(logging.INFO, "client-gone", "%s left before the answer to %s %s went out",
-                               request.remote, request.method, request.path)
+                occasional.log(
+                    logging.INFO,
+                    "client-gone",
+                    "%s left before the answer to %s %s went out",
+                    request.remote,
+                    request.method,
+                    request.path,
+                )
         return response
     finally:
         if isinstance(guard, HeaderDeadline):
@@ -302,13 +335,20 @@ class _AnsweringInOurShape(web.RequestHandler):
     __slots__ = ()
     render: Render  # the root dialect's error shape, set on the class made for each site
 
-    def handle_error(self, request: web.BaseRequest, status: int = 500, exc: BaseException | None = None,
-                     message: str | None = None) -> web.StreamResponse:
+    def handle_error(
+        self, request: web.BaseRequest, status: int = 500, exc: BaseException | None = None, message: str | None = None
+    ) -> web.StreamResponse:
         if 400 <= status < 500:
             # The parser's message may quote the client's bytes (an Authorization line among
             # them), so only its kind is logged.
-            occasional.log(logging.INFO, "refused", "refused a message from %s: %d %s", request.remote, status,
-                           type(exc).__name__ if exc is not None else "unreadable")
+            occasional.log(
+                logging.INFO,
+                "refused",
+                "refused a message from %s: %d %s",
+                request.remote,
+                status,
+                type(exc).__name__ if exc is not None else "unreadable",
+            )
         else:
             log.error("error handling a request from %s", request.remote, exc_info=exc)
         if request.writer.output_size > 0:  # an answer began: there is no second one
@@ -332,8 +372,16 @@ def _answering_in_our_shape(handler: web.RequestHandler, cls: type[_AnsweringInO
 class GuardedSite(web.BaseSite):
     """A TCP listener whose connections each get a HeaderDeadline around aiohttp's protocol."""
 
-    def __init__(self, runner: web.BaseRunner, host: str, port: int, *, header_timeout: int,
-                 lingering: float = 2.0, backlog: int = 128) -> None:
+    def __init__(
+        self,
+        runner: web.BaseRunner,
+        host: str,
+        port: int,
+        *,
+        header_timeout: int,
+        lingering: float = 2.0,
+        backlog: int = 128,
+    ) -> None:
         super().__init__(runner, backlog=backlog)
         self.runner, self.host, self.port, self.header_timeout = runner, host, port, header_timeout
         self.lingering = lingering
@@ -348,8 +396,13 @@ class GuardedSite(web.BaseSite):
         factory = self.runner.server
         assert factory is not None, "the runner is not set up"
         assert self._answering is not None, "the site is not started"
-        guard = HeaderDeadline(_answering_in_our_shape(factory(), self._answering), self.header_timeout, loop,
-                               on_lost=self.connections.discard, lingering=self.lingering)
+        guard = HeaderDeadline(
+            _answering_in_our_shape(factory(), self._answering),
+            self.header_timeout,
+            loop,
+            on_lost=self.connections.discard,
+            lingering=self.lingering,
+        )
         self.connections.add(guard)
         return guard
 
@@ -358,8 +411,9 @@ class GuardedSite(web.BaseSite):
         assert isinstance(self.runner, web.AppRunner)
         self._answering = _answering_class(self.runner.app[REFUSAL])
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(lambda: self._connection(loop), self.host, self.port,
-                                                backlog=self._backlog, reuse_address=True)
+        self._server = await loop.create_server(
+            lambda: self._connection(loop), self.host, self.port, backlog=self._backlog, reuse_address=True
+        )
         sockets = self._server.sockets
         if sockets:
             self.port = int(sockets[0].getsockname()[1])
@@ -374,6 +428,7 @@ class GuardedSite(web.BaseSite):
             guard.drain()
         open_ones = list(self.connections)
         if open_ones:
+
             async def all_closed() -> None:
                 for guard in open_ones:
                     await guard.closed.wait()
@@ -390,8 +445,12 @@ class GuardedSite(web.BaseSite):
 def runner_options(config: Config) -> dict[str, Any]:
     """aiohttp's per-connection settings from the config."""
     # Content-Encoding: gzip is ours to stream through a bounded decoder, not aiohttp's.
-    return {"auto_decompress": False, "access_log_class": AccessLog,
-            "keepalive_timeout": config.keepalive_timeout, "lingering_time": config.lingering_time}
+    return {
+        "auto_decompress": False,
+        "access_log_class": AccessLog,
+        "keepalive_timeout": config.keepalive_timeout,
+        "lingering_time": config.lingering_time,
+    }
 
 
 def quiet_accept_errors(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
@@ -404,8 +463,9 @@ def quiet_accept_errors(loop: asyncio.AbstractEventLoop, context: dict[str, Any]
     loop.default_exception_handler(context)
 
 
-async def serve(app: web.Application, config: Config, host: str, port: int,
-                ready: Callable[[GuardedSite], None] | None = None) -> None:
+async def serve(
+    app: web.Application, config: Config, host: str, port: int, ready: Callable[[GuardedSite], None] | None = None
+) -> None:
     """Run until SIGTERM or SIGINT, then stop taking connections, let requests finish within
     shutdown_grace (a second signal cuts it short), and close."""
     # Our drain has waited already: what is left after it is cut off at once.
@@ -417,8 +477,7 @@ async def serve(app: web.Application, config: Config, host: str, port: int,
     try:
         if OPS_METRICS in app and config.metrics_listen:  # after setup: the store it reads is open
             metrics = await start_metrics(app[OPS_METRICS], *parse_listen(config.metrics_listen))
-        site = GuardedSite(runner, host, port, header_timeout=config.header_timeout,
-                           lingering=config.lingering_time)
+        site = GuardedSite(runner, host, port, header_timeout=config.header_timeout, lingering=config.lingering_time)
         await site.start()
         if ready is not None:
             ready(site)
@@ -432,8 +491,11 @@ async def serve(app: web.Application, config: Config, host: str, port: int,
         log.info("stopping: no new connections; %d open ones get up to %d s to finish", busy, config.shutdown_grace)
         began = time.monotonic()
         left_open = await site.drain(config.shutdown_grace, again)
-        log.info("stopped taking requests after %.1f s%s", time.monotonic() - began,
-                 f"; cutting off {left_open} connections" if left_open else "")
+        log.info(
+            "stopped taking requests after %.1f s%s",
+            time.monotonic() - began,
+            f"; cutting off {left_open} connections" if left_open else "",
+        )
     finally:
         if metrics is not None:
             await metrics.cleanup()

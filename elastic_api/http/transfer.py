@@ -5,6 +5,7 @@ bypasses aiohttp's writer, whose own count is the header's size then), the statu
 went out, and whether the answer was cut off. A Transfer rides on each request and is filled
 from three places: aiohttp's writer (every body byte it writes), send_file (what the kernel
 sent), and the errors middleware (an answer aborted after it began)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -80,8 +81,15 @@ async def send_file(request: web.BaseRequest, opener: Callable[[], BinaryIO], of
             transfer(request).body_bytes += max(0, file.tell() - offset)
 
 
-async def _send_threaded(request: web.BaseRequest, transport: asyncio.Transport, sender: ThreadedSendfile,
-                         sock: int, opener: Callable[[], BinaryIO], offset: int, length: int) -> None:
+async def _send_threaded(
+    request: web.BaseRequest,
+    transport: asyncio.Transport,
+    sender: ThreadedSendfile,
+    sock: int,
+    opener: Callable[[], BinaryIO],
+    offset: int,
+    length: int,
+) -> None:
     resume = transport.is_reading()
     transport.pause_reading()  # as asyncio's own sendfile: nothing reads or writes meanwhile
     sent = 0

@@ -5,6 +5,7 @@ could not do it (with a client-safe message), UnreachableError (a FailedError) w
 not be reached, FullError when no host has room. One libvirtd may serve several installations:
 every method acts only on this installation's objects (domains, networks, secrets carrying its
 installation ID, or adopted ones from before installation IDs) and never touches another's."""
+
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Collection, Mapping
@@ -135,8 +136,9 @@ class Hypervisor(Protocol):
         installation's: they all hold memory."""
         ...
 
-    async def place(self, mem_mb: int, avoid_hosts: Collection[str] = (), *,
-                    only: Collection[str] | None = None) -> str:
+    async def place(
+        self, mem_mb: int, avoid_hosts: Collection[str] = (), *, only: Collection[str] | None = None
+    ) -> str:
         """The host a server of mem_mb should start on, preferring hosts not in avoid_hosts;
         with `only`, among those hosts alone (a region's hosts less the isolated ones: strict).
         FullError when every host answered and none has room; UnreachableError when none that
@@ -187,8 +189,9 @@ class Hypervisor(Protocol):
         """Remove the secrets of one of our servers whose guest has stopped."""
         ...
 
-    async def sweep_secrets(self, running: Collection[str], adopt: Collection[str] = (),
-                            hosts: Collection[str] | None = None) -> None:
+    async def sweep_secrets(
+        self, running: Collection[str], adopt: Collection[str] = (), hosts: Collection[str] | None = None
+    ) -> None:
         """Remove our secrets (and those without an ID of servers in adopt) of every server not in
         running, on every host or those named."""
         ...

@@ -1,4 +1,5 @@
 """Libvirt domain XML for a server, built by pure functions from its configuration."""
+
 from __future__ import annotations
 
 import ipaddress
@@ -79,7 +80,7 @@ def domain_name(server: str) -> str:
 
 def server_of(domain_name: str) -> str | None:
     """The server UUID of one of our domains, or None for a domain that is not ours."""
-    return domain_name[len(DOMAIN_PREFIX):] if domain_name.startswith(DOMAIN_PREFIX) else None
+    return domain_name[len(DOMAIN_PREFIX) :] if domain_name.startswith(DOMAIN_PREFIX) else None
 
 
 def metadata_element(installation: str) -> ET.Element:
@@ -220,8 +221,9 @@ def _disk(devices: ET.Element, spec: DomainSpec, device: Device, boot: Mapping[B
     if device in boot:
         _sub(disk, "boot", order=str(boot[device]))
     if bus == "ide":
-        _sub(disk, "address", type="drive", controller="0", bus=str(device.controller), target="0",
-             unit=str(device.unit))
+        _sub(
+            disk, "address", type="drive", controller="0", bus=str(device.controller), target="0", unit=str(device.unit)
+        )
     elif bus == "scsi":
         _sub(disk, "address", type="drive", controller="0", bus="0", target="0", unit=str(device.unit))
 

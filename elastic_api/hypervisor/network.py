@@ -1,4 +1,5 @@
 """Libvirt network XML for the public network and VLANs, built and read by pure functions."""
+
 from __future__ import annotations
 
 import hashlib
@@ -77,8 +78,11 @@ def dhcp_host_xml(mac: str, ip: str) -> str:
 def dhcp_hosts(xml: str) -> dict[str, str]:
     """MAC → IP of every DHCP host reservation in a network's XML."""
     root = ET.fromstring(xml)
-    return {host.get("mac", "").lower(): host.get("ip", "")
-            for host in root.iterfind("ip/dhcp/host") if host.get("mac") and host.get("ip")}
+    return {
+        host.get("mac", "").lower(): host.get("ip", "")
+        for host in root.iterfind("ip/dhcp/host")
+        if host.get("mac") and host.get("ip")
+    }
 
 
 def public_network_differs(xml: str, network: PublicNetwork) -> str | None:

@@ -1,4 +1,5 @@
 """Choosing the host a server starts on: memory room first, then `avoid:*`, then the emptiest."""
+
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence

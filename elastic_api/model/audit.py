@@ -2,6 +2,7 @@
 (dialect, method, route pattern), by whom (user and the kind of credentials), on what (the
 object's ID), when, and how it ended. Never a body, a query or a credential: an entry says that
 a key was added, not which key."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

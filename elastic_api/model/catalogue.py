@@ -1,6 +1,7 @@
 """What a cloud offers before anything is made: regions and their zones (groups of hosts), plans
 (server sizes with prices), and the standard images as a catalogue sees them. Pure values, parsed
 from the operator's config here; no dialect's wire names."""
+
 from __future__ import annotations
 
 import math
@@ -119,8 +120,22 @@ def parse_regions(value: Any) -> tuple[Region, ...]:
     return tuple(regions)
 
 
-_PLAN_KEYS = {"id", "name", "cpu", "ram", "disk", "gpu", "gpu_label", "hourly_price", "monthly_price",
-              "windows", "host_type", "available", "default_image", "regions"}
+_PLAN_KEYS = {
+    "id",
+    "name",
+    "cpu",
+    "ram",
+    "disk",
+    "gpu",
+    "gpu_label",
+    "hourly_price",
+    "monthly_price",
+    "windows",
+    "host_type",
+    "available",
+    "default_image",
+    "regions",
+}
 
 
 def parse_plans(value: Any) -> tuple[Plan, ...]:
@@ -165,13 +180,22 @@ def _parse_plan(item: Any, index: int) -> Plan:
     if not isinstance(regions, list) or not all(isinstance(r, str) for r in regions):
         raise ConfigError(f"plan {name}: regions must be a list of location codes")
     label, image = item.get("gpu_label"), item.get("default_image")
-    return Plan(id=whole("id", 1, index), name=name, cpu=whole("cpu", 1), ram_mb=whole("ram", 1),
-                disk_gb=whole("disk", 1), gpu=whole("gpu", 0, 0),
-                gpu_label=None if label is None else str(label),
-                hourly_price=price("hourly_price"), monthly_price=price("monthly_price"),
-                windows=flag("windows", False), host_type=str(item.get("host_type", "ECS")),
-                available=flag("available", True), default_image=None if image is None else str(image),
-                regions=tuple(regions))
+    return Plan(
+        id=whole("id", 1, index),
+        name=name,
+        cpu=whole("cpu", 1),
+        ram_mb=whole("ram", 1),
+        disk_gb=whole("disk", 1),
+        gpu=whole("gpu", 0, 0),
+        gpu_label=None if label is None else str(label),
+        hourly_price=price("hourly_price"),
+        monthly_price=price("monthly_price"),
+        windows=flag("windows", False),
+        host_type=str(item.get("host_type", "ECS")),
+        available=flag("available", True),
+        default_image=None if image is None else str(image),
+        regions=tuple(regions),
+    )
 
 
 def check_plan_regions(plans: Sequence[Plan], regions: Sequence[Region]) -> None:

@@ -3,6 +3,7 @@
 The buses are the guest's hardware: two IDE channels of two units each, one SCSI controller of
 eight units, and up to eight virtio block devices. Each dialect names them its own way (the
 ElasticHosts codec writes `ide:0:1`, `scsi:0:3`, `block:2`)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

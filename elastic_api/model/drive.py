@@ -1,5 +1,6 @@
 """Drives: the record, what a create asks for (DriveSpec), what a set changes (DriveChanges), and
 the values each field allows. How a dialect spells them is its codec's business."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -64,8 +65,12 @@ class IoCounts:
     write_requests: int = 0
 
     def __add__(self, other: IoCounts) -> IoCounts:
-        return IoCounts(self.read_bytes + other.read_bytes, self.read_requests + other.read_requests,
-                        self.write_bytes + other.write_bytes, self.write_requests + other.write_requests)
+        return IoCounts(
+            self.read_bytes + other.read_bytes,
+            self.read_requests + other.read_requests,
+            self.write_bytes + other.write_bytes,
+            self.write_requests + other.write_requests,
+        )
 
 
 @dataclass(frozen=True)
@@ -148,8 +153,9 @@ def check_changes(changes: DriveChanges, max_size: int) -> None:
     _check_ids("readers", changes.readers)
 
 
-def new_drive(drive: str, owner: str, spec: DriveSpec, *, default_format: str, created: int,
-              default_cipher: str = "none") -> Drive:
+def new_drive(
+    drive: str, owner: str, spec: DriveSpec, *, default_format: str, created: int, default_cipher: str = "none"
+) -> Drive:
     encryption = spec.encryption or default_cipher
     fmt = spec.format or default_format
     if encryption != "none":
@@ -159,13 +165,19 @@ def new_drive(drive: str, owner: str, spec: DriveSpec, *, default_format: str, c
             raise EncryptedRawError("an encrypted drive is qcow2 (LUKS inside), never raw")
         fmt = "qcow2"
     return Drive(
-        drive=drive, owner=owner, name=spec.name, size=spec.size,
+        drive=drive,
+        owner=owner,
+        name=spec.name,
+        size=spec.size,
         format=fmt,
         claim_type=spec.claim_type,
-        readers=spec.readers, tags=spec.tags,
+        readers=spec.readers,
+        tags=spec.tags,
         user_keys={k: v for k, v in spec.user_keys.items() if v},
-        encryption=encryption, tier=spec.tier,
-        avoid=spec.avoid, created=created,
+        encryption=encryption,
+        tier=spec.tier,
+        avoid=spec.avoid,
+        created=created,
     )
 
 

@@ -1,5 +1,6 @@
 """ECS servers (ECS.md §4, §5, §9): a dialect's server made of an engine server and its boot
 drive, with a plan, an image, a location, notes, a group and a provisioning status."""
+
 from __future__ import annotations
 
 import re

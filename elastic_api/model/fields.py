@@ -13,6 +13,7 @@ format writes it as the two characters `\\n` and reads it back, so it cannot for
 Rows stored before this rule may still hold such characters: they load as they are, and a
 dialect's rendering (ElasticHosts: `properties.escape`) never writes one raw.
 """
+
 from __future__ import annotations
 
 import re

@@ -1,4 +1,5 @@
 """Groups: a user's named sets of servers (Seeweb's groups, Huawei's sub-projects)."""
+
 from __future__ import annotations
 
 import re

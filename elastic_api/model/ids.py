@@ -1,4 +1,5 @@
 """UUIDs in the canonical lower-case form the protocol names objects by."""
+
 from __future__ import annotations
 
 import re

@@ -1,4 +1,5 @@
 """Standard images: the read-only library every user sees (copies into drives are jobs: model/job.py)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -15,5 +16,3 @@ class StandardImage:
     name: str
     size: int  # bytes of the raw image (what /gunzip writes into a drive)
     created: int
-
-

@@ -1,5 +1,6 @@
 """Jobs: background work on one resource (an image copy into a drive, later others), persisted so
 that a restart resumes or fails it, with progress, times, error and a lease for several nodes."""
+
 from __future__ import annotations
 
 import json
@@ -13,7 +14,12 @@ UNFINISHED = (QUEUED, RUNNING)
 IMAGE = "image"  # copy a drive or a standard image into a drive (the resource)
 # The ECS dialect's actions, on an ECS server (the resource: its name).
 CREATE_SERVER, DELETE_SERVER, POWER_ON, POWER_OFF, CONSOLE = (
-    "create_server", "delete_server", "power_on", "power_off", "console")
+    "create_server",
+    "delete_server",
+    "power_on",
+    "power_off",
+    "console",
+)
 ACTIONS = (CREATE_SERVER, DELETE_SERVER, POWER_ON, POWER_OFF, CONSOLE)
 # Kinds whose finished jobs are history the owner lists: never pruned (an image job's older
 # finished ones are, as only the last says anything about its drive).

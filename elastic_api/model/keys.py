@@ -1,4 +1,5 @@
 """Drive keys: a random passphrase per encrypted drive, kept only wrapped by the master key."""
+
 from __future__ import annotations
 
 import base64
@@ -39,7 +40,7 @@ def unwrap_passphrase(master: bytes, drive: str, wrapped: bytes) -> bytes:
     """The drive's LUKS passphrase (its key in base64: printable, so every tool takes it as is)."""
     if len(wrapped) <= 1 + NONCE_BYTES or wrapped[:1] != WRAP_VERSION:
         raise FailedError(f"drive {drive} has no usable key")
-    nonce, sealed = wrapped[1:1 + NONCE_BYTES], wrapped[1 + NONCE_BYTES:]
+    nonce, sealed = wrapped[1 : 1 + NONCE_BYTES], wrapped[1 + NONCE_BYTES :]
     try:
         key = AESGCM(master).decrypt(nonce, sealed, _associated(drive))
     except InvalidTag:

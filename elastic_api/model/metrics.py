@@ -1,4 +1,5 @@
 """A server's sampled counters and the rates between them: pure, in no dialect's words."""
+
 from __future__ import annotations
 
 import itertools
@@ -48,18 +49,27 @@ def rate(earlier: MetricSample, later: MetricSample) -> MetricPoint | None:
     elapsed = later.at - earlier.at
     if later.run != earlier.run or elapsed <= 0:
         return None
-    deltas = (later.cpu_ns - earlier.cpu_ns, later.read_bytes - earlier.read_bytes,
-              later.write_bytes - earlier.write_bytes, later.rx_bytes - earlier.rx_bytes,
-              later.tx_bytes - earlier.tx_bytes)
+    deltas = (
+        later.cpu_ns - earlier.cpu_ns,
+        later.read_bytes - earlier.read_bytes,
+        later.write_bytes - earlier.write_bytes,
+        later.rx_bytes - earlier.rx_bytes,
+        later.tx_bytes - earlier.tx_bytes,
+    )
     if any(delta < 0 for delta in deltas):
         return None
     cpu_ns, read, write, rx, tx = deltas
     # cpu.time counts QEMU's own threads too and the read times jitter, so a guest spinning every
     # vCPU can come out a little over 100%: it is shown as 100, all of its vCPUs busy.
     cpu = min(100.0, 100.0 * cpu_ns / (elapsed * NS_PER_S * later.vcpus)) if later.vcpus > 0 else 0.0
-    return MetricPoint(at=later.at, cpu_percent=cpu, read_kib_s=read / KiB / elapsed,
-                       write_kib_s=write / KiB / elapsed, rx_kib_s=rx / KiB / elapsed,
-                       tx_kib_s=tx / KiB / elapsed)
+    return MetricPoint(
+        at=later.at,
+        cpu_percent=cpu,
+        read_kib_s=read / KiB / elapsed,
+        write_kib_s=write / KiB / elapsed,
+        rx_kib_s=rx / KiB / elapsed,
+        tx_kib_s=tx / KiB / elapsed,
+    )
 
 
 def rates(samples: Sequence[MetricSample]) -> list[MetricPoint]:

@@ -1,4 +1,5 @@
 """Pages of a collection: `?limit=N&marker=ID`, ordered by creation time, then ID."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping

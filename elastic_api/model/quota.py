@@ -1,4 +1,5 @@
 """Per-user quotas: the limits, parsing `key=value` assignments, and which limit a change would pass."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -129,6 +130,7 @@ def render(quota: Quota, usage: Usage, overridden: Iterable[str]) -> list[str]:
     lines = []
     for key in KEYS:
         limit = getattr(quota, key)
-        lines.append(f"{key} {UNLIMITED if limit is None else limit} {getattr(usage, key)}"
-                     f" {'user' if key in own else 'default'}")
+        lines.append(
+            f"{key} {UNLIMITED if limit is None else limit} {getattr(usage, key)} {'user' if key in own else 'default'}"
+        )
     return lines

@@ -1,5 +1,6 @@
 """Resources (static IPs and VLANs): the record, what a create asks for (ResourceSpec) and a set
 changes (ResourceChanges), the pool arithmetic and what a server's configuration asks of them."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -92,9 +93,15 @@ def parse_any_resource(text: str) -> str | None:
 
 
 def new_resource(resource: str, type_: str, owner: str, spec: ResourceSpec, *, created: int) -> Resource:
-    return Resource(resource=resource, type=type_, owner=owner, name=spec.name,
-                    tags=spec.tags, user_keys={k: v for k, v in spec.user_keys.items() if v},
-                    created=created)
+    return Resource(
+        resource=resource,
+        type=type_,
+        owner=owner,
+        name=spec.name,
+        tags=spec.tags,
+        user_keys={k: v for k, v in spec.user_keys.items() if v},
+        created=created,
+    )
 
 
 def apply_changes(resource: Resource, changes: ResourceChanges) -> Resource:

@@ -6,6 +6,7 @@ the dialect's; the rules here hold whatever the dialect: limits, a drive on one 
 NIC's MAC unique, boot naming configured devices, which changes a running server may take.
 A broken rule raises a ConfigRefusal naming the parts in typed terms (a Device, a NIC index), so
 a dialect can say the same thing in its own words."""
+
 from __future__ import annotations
 
 import hashlib
@@ -292,8 +293,11 @@ def validate(config: ServerConfig) -> ServerConfig:
             raise UsageError(f"a VNC password must be at most {MAX_VNC_PASSWORD} characters")
         if not all(" " <= c <= "~" for c in config.vnc_password):
             raise UsageError("a VNC password must be printable ASCII")
-    return replace(config, drives=tuple(sorted(config.drives, key=lambda s: s.device.order)),
-                   nics=tuple(sorted(config.nics, key=lambda n: n.index)))
+    return replace(
+        config,
+        drives=tuple(sorted(config.drives, key=lambda s: s.device.order)),
+        nics=tuple(sorted(config.nics, key=lambda n: n.index)),
+    )
 
 
 def referenced_drives(config: ServerConfig) -> list[str]:

@@ -1,5 +1,6 @@
 """A change to a server's configuration in no dialect's words: what it says (ServerPatch), how
 it applies (apply_patch), and which of its changes a running server may take (check_live)."""
+
 from __future__ import annotations
 
 import enum
@@ -9,8 +10,20 @@ from dataclasses import dataclass, field, replace
 from elastic_api.errors import BusyError
 from elastic_api.model.device import Device
 from elastic_api.model.server import (
-    NIC_PARTS, Boot, DriveSlot, DriveTwice, MediaWithoutDrive, Nic, NicWithoutModel, ServerConfig, check_boot,
-    check_macs, check_media, check_nic, derived_mac, validate,
+    NIC_PARTS,
+    Boot,
+    DriveSlot,
+    DriveTwice,
+    MediaWithoutDrive,
+    Nic,
+    NicWithoutModel,
+    ServerConfig,
+    check_boot,
+    check_macs,
+    check_media,
+    check_nic,
+    derived_mac,
+    validate,
 )
 
 
@@ -70,8 +83,20 @@ class ServerPatch:
     user: Mapping[str, str | None] = field(default_factory=dict)  # None removes the key
 
 
-_SCALARS = ("name", "cpu", "mem", "smp", "persistent", "boot", "vnc", "vnc_password", "vnc_tls", "tags",
-            "avoid_drives", "avoid_servers")
+_SCALARS = (
+    "name",
+    "cpu",
+    "mem",
+    "smp",
+    "persistent",
+    "boot",
+    "vnc",
+    "vnc_password",
+    "vnc_tls",
+    "tags",
+    "avoid_drives",
+    "avoid_servers",
+)
 
 
 @dataclass(frozen=True)
@@ -123,7 +148,8 @@ def _patched_drives(config: ServerConfig, patch: ServerPatch) -> list[DriveSlot]
 
 def _patched_nics(config: ServerConfig, patch: ServerPatch, server: str) -> list[Nic]:
     parts: dict[int, dict[str, str | None]] = {
-        nic.index: {"model": nic.model, "mac": nic.mac, "dhcp": nic.dhcp, "vlan": nic.vlan} for nic in config.nics}
+        nic.index: {"model": nic.model, "mac": nic.mac, "dhcp": nic.dhcp, "vlan": nic.vlan} for nic in config.nics
+    }
     for index, change in patch.nics.items():
         current = dict(parts.get(index, dict.fromkeys(NIC_PARTS)))
         for part in NIC_PARTS:

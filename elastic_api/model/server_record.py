@@ -1,4 +1,5 @@
 """A server as stored: its validated configuration and where and since when it runs."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -1,4 +1,5 @@
 """SSH public keys a user keeps: OpenSSH's one-line format, checked the way sshd reads it."""
+
 from __future__ import annotations
 
 import base64
@@ -10,10 +11,17 @@ from dataclasses import dataclass
 from elastic_api.errors import Invalid
 
 # The key types OpenSSH accepts in authorized_keys today (ssh-dss is gone since OpenSSH 9.8).
-KEY_TYPES = frozenset({
-    "ssh-rsa", "ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521",
-    "sk-ssh-ed25519@openssh.com", "sk-ecdsa-sha2-nistp256@openssh.com",
-})
+KEY_TYPES = frozenset(
+    {
+        "ssh-rsa",
+        "ssh-ed25519",
+        "ecdsa-sha2-nistp256",
+        "ecdsa-sha2-nistp384",
+        "ecdsa-sha2-nistp521",
+        "sk-ssh-ed25519@openssh.com",
+        "sk-ecdsa-sha2-nistp256@openssh.com",
+    }
+)
 # An RSA key of 16384 bits is about 2.8 KB of base64; 8 KiB leaves room for a long comment.
 MAX_KEY = 8192
 MAX_LABEL = 128
@@ -46,7 +54,7 @@ def parse_public_key(text: str) -> str:
         raw = base64.b64decode(blob, validate=True)
     except (binascii.Error, ValueError):
         raise Invalid("key's second word is not base64") from None
-    if len(raw) < 4 or struct.unpack(">I", raw[:4])[0] != len(kind) or raw[4:4 + len(kind)] != kind.encode():
+    if len(raw) < 4 or struct.unpack(">I", raw[:4])[0] != len(kind) or raw[4 : 4 + len(kind)] != kind.encode():
         raise Invalid(f"key's data is not a {kind} key")
     comment = words[2].strip() if len(words) > 2 else ""
     if any(ord(c) < 32 or ord(c) == 127 for c in comment):

@@ -1,6 +1,7 @@
 """Support plans and reserved terms: the operator's catalogues (from the config) and the records
 of what a server holds. No payment is taken here: these are the records a billing system reads.
 Pure values and rules; times are ns since the epoch."""
+
 from __future__ import annotations
 
 import calendar
@@ -50,7 +51,10 @@ DEFAULT_SUPPORT_PLANS: tuple[SupportPlan, ...] = (
 )
 # The lengths Seeweb names (3, 6, 12 in its text; 24 in its example); no discount unless configured.
 DEFAULT_RESERVED_TERMS: tuple[ReservedTerm, ...] = (
-    ReservedTerm(1, 3), ReservedTerm(2, 6), ReservedTerm(3, 12), ReservedTerm(4, 24),
+    ReservedTerm(1, 3),
+    ReservedTerm(2, 6),
+    ReservedTerm(3, 12),
+    ReservedTerm(4, 24),
 )
 
 
@@ -159,15 +163,24 @@ def parse_support_plans(value: Any) -> tuple[SupportPlan, ...]:
         item = _mapping(item, "support plan", _SUPPORT_KEYS)
         code = str(item.get("code", ""))
         if not _CODE.match(code):
-            raise ConfigError(f"support plan code must be 1 to 32 of a-z, 0-9, '_' and '-', starting with a letter: "
-                              f"{code!r}")
+            raise ConfigError(
+                f"support plan code must be 1 to 32 of a-z, 0-9, '_' and '-', starting with a letter: {code!r}"
+            )
         what = f"support plan {code}"
         price = item.get("monthly_price", 0)
         if isinstance(price, bool) or not isinstance(price, (int, float)) or price < 0 or not math.isfinite(price):
             raise ConfigError(f"{what}: monthly_price must be a number of 0 or more")
-        plans.append(SupportPlan(code, str(item.get("title", code)), _whole(item, "weight", what, 0, 1000, 0),
-                                 _whole(item, "days", what, 0, 36_500, 0), _flag(item, "immutable", what, False),
-                                 _flag(item, "may_downgrade", what, True), float(price)))
+        plans.append(
+            SupportPlan(
+                code,
+                str(item.get("title", code)),
+                _whole(item, "weight", what, 0, 1000, 0),
+                _whole(item, "days", what, 0, 36_500, 0),
+                _flag(item, "immutable", what, False),
+                _flag(item, "may_downgrade", what, True),
+                float(price),
+            )
+        )
     if len({p.code for p in plans}) != len(plans):
         raise ConfigError("support plan codes must be unique")
     return tuple(plans)
@@ -181,8 +194,13 @@ def parse_reserved_terms(value: Any) -> tuple[ReservedTerm, ...]:
     for item in value:
         item = _mapping(item, "reserved plan", {"id", "months", "discount"})
         what = f"reserved plan {item.get('id')!r}"
-        terms.append(ReservedTerm(_whole(item, "id", what, 1, 2**31 - 1), _whole(item, "months", what, 1, 120),
-                                  _whole(item, "discount", what, 0, 100, 0)))
+        terms.append(
+            ReservedTerm(
+                _whole(item, "id", what, 1, 2**31 - 1),
+                _whole(item, "months", what, 1, 120),
+                _whole(item, "discount", what, 0, 100, 0),
+            )
+        )
     if len({t.id for t in terms}) != len(terms) or len({t.months for t in terms}) != len(terms):
         raise ConfigError("reserved plan ids and months must be unique")
     return tuple(terms)

@@ -1,4 +1,5 @@
 """API tokens: who a token-bearing request acts for, and the stored form of a token."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

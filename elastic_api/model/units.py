@@ -1,4 +1,5 @@
 """Sizes and offsets: bytes with an optional k/M/G/T suffix, powers of 1024."""
+
 from __future__ import annotations
 
 import re

@@ -7,6 +7,7 @@ Recording never fails a call: a full queue drops the entry and a failed write dr
 and both are logged. A read of the trail writes what is queued first, so a caller sees its own
 calls. Entries older than `audit_retention` are pruned as groups are written, at most once per
 tenth of the retention (and at least hourly)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -25,8 +26,16 @@ PRUNE_AT_MOST_EVERY = 3600  # seconds: a long retention is still kept to within 
 
 
 class AuditService:
-    def __init__(self, store: AuditStore, *, retention: int, batch: int, queue: int, flush_seconds: float,
-                 clock: Callable[[], int] = time.time_ns) -> None:
+    def __init__(
+        self,
+        store: AuditStore,
+        *,
+        retention: int,
+        batch: int,
+        queue: int,
+        flush_seconds: float,
+        clock: Callable[[], int] = time.time_ns,
+    ) -> None:
         self.store = store
         self.retention = retention  # seconds; 0 keeps every entry
         self.batch = batch
@@ -49,9 +58,14 @@ class AuditService:
         if self._closed or len(self._pending) >= self.queue:
             self.dropped += 1
             if self.dropped == 1 or self.dropped % 1000 == 0:
-                log.warning("audit queue %s: %d entries dropped so far (latest: %s %s by %s)",
-                            "closed" if self._closed else f"full ({self.queue})", self.dropped, entry.method,
-                            entry.route, entry.actor.user)
+                log.warning(
+                    "audit queue %s: %d entries dropped so far (latest: %s %s by %s)",
+                    "closed" if self._closed else f"full ({self.queue})",
+                    self.dropped,
+                    entry.method,
+                    entry.route,
+                    entry.actor.user,
+                )
             return
         self._pending.append(entry)
         if self._task is None or self._task.done():
@@ -73,15 +87,19 @@ class AuditService:
         """Write everything queued now, in groups of at most `batch` (one transaction each)."""
         async with self._writing:
             while self._pending:
-                group, self._pending = self._pending[:self.batch], self._pending[self.batch:]
+                group, self._pending = self._pending[: self.batch], self._pending[self.batch :]
                 try:
                     # Shielded: a cancelled flush must not leave a group half known (committed or not).
                     await asyncio.shield(self.store.insert_audit(group))
                     self.transactions += 1
                 except Exception as e:
                     self.dropped += len(group)
-                    log.warning("could not record %d audit entries (%s: %s); the calls themselves are done",
-                                len(group), type(e).__name__, e)
+                    log.warning(
+                        "could not record %d audit entries (%s: %s); the calls themselves are done",
+                        len(group),
+                        type(e).__name__,
+                        e,
+                    )
             await self._prune()
 
     async def _prune(self) -> None:

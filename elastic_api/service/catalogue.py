@@ -1,5 +1,6 @@
 """The catalogue: regions and zones (from the config's hosts), plans, and the standard images
 numbered for catalogues, with where each plan has room right now."""
+
 from __future__ import annotations
 
 import asyncio
@@ -38,7 +39,8 @@ class CatalogueService:
         self.hypervisor = hypervisor
         self.regions: tuple[Region, ...] = regions_of(config.regions)
         self.placements: tuple[Placement, ...] = placements(
-            [(h.name, h.region, h.zone) for h in config.hosts], config.regions)
+            [(h.name, h.region, h.zone) for h in config.hosts], config.regions
+        )
         self.plans: tuple[Plan, ...] = config.plans
 
     def plan(self, name: str) -> Plan:
@@ -87,8 +89,11 @@ class CatalogueService:
         for plan in self.plans:
             regions = []
             for region in self.plan_regions(plan):
-                hosts = tuple(HostRoom(p.host, p.zone) for p in self.placements
-                              if p.region == region.location and rooms.get(p.host, -1) >= plan.ram_mb)
+                hosts = tuple(
+                    HostRoom(p.host, p.zone)
+                    for p in self.placements
+                    if p.region == region.location and rooms.get(p.host, -1) >= plan.ram_mb
+                )
                 if hosts:
                     regions.append((region.location, hosts))
             fitting = tuple(image for image in images if image.required_disk_gb <= plan.disk_gb)
@@ -99,5 +104,8 @@ class CatalogueService:
         """The location codes where a plan could be made now."""
         plan = self.plan(plan_name)
         rooms = await self.rooms()
-        return [region.location for region in self.plan_regions(plan)
-                if any(rooms.get(host, -1) >= plan.ram_mb for host in self.hosts_of(region.location))]
+        return [
+            region.location
+            for region in self.plan_regions(plan)
+            if any(rooms.get(host, -1) >= plan.ram_mb for host in self.hosts_of(region.location))
+        ]

@@ -9,6 +9,7 @@ is stored, so a client sees its counts at once, as before.
 What a crash may lose: the counts of the last interval (at most `io_counter_flush_seconds` of
 I/O; a store that fails keeps its batch and tries again at the next flush, so a full metadata
 disk delays counts rather than losing them, unless the process dies meanwhile)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -79,8 +80,12 @@ class IoCounters:
             try:
                 await self._store.add_drive_io(self._flushing)
             except Exception as e:  # the I/O itself stands: keep its counts for the next try
-                log.warning("I/O counters not stored (%s): %s; %d drive(s)' counts kept for the next try",
-                            type(e).__name__, e, len(self._flushing))
+                log.warning(
+                    "I/O counters not stored (%s): %s; %d drive(s)' counts kept for the next try",
+                    type(e).__name__,
+                    e,
+                    len(self._flushing),
+                )
                 for drive, counts in self._flushing.items():
                     self.add(drive, counts)
             finally:

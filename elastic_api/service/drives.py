@@ -1,4 +1,5 @@
 """Drives: ownership, metadata changes and the volume each drive owns in the pool."""
+
 from __future__ import annotations
 
 import asyncio
@@ -45,9 +46,15 @@ class Sent:
 
 
 class DriveService:
-    def __init__(self, config: Config, store: Store, storage: Storage,
-                 clock: Callable[[], int] = time.time_ns, quotas: QuotaService | None = None,
-                 jobs: JobRunner | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        storage: Storage,
+        clock: Callable[[], int] = time.time_ns,
+        quotas: QuotaService | None = None,
+        jobs: JobRunner | None = None,
+    ) -> None:
         self.config = config
         self.store = store
         self.storage = storage
@@ -59,9 +66,13 @@ class DriveService:
         self.keys = Keyring(config.master_key_path, may_create=not config.master_key_file)
         # The jobs on drives (image copies): what runs here now, with its live progress.
         self.counters = IoCounters(store, config.io_counter_flush_seconds)
-        self.jobs = jobs or JobRunner(store, "local", lease_seconds=config.job_lease_seconds,
-                                      heartbeat_seconds=config.job_heartbeat_seconds,
-                                      progress_seconds=config.job_progress_seconds)
+        self.jobs = jobs or JobRunner(
+            store,
+            "local",
+            lease_seconds=config.job_lease_seconds,
+            heartbeat_seconds=config.job_heartbeat_seconds,
+            progress_seconds=config.job_progress_seconds,
+        )
 
     async def open_keys(self) -> None:
         """At start-up, before any drive is touched: the master key, or a ConfigError."""
@@ -81,10 +92,12 @@ class DriveService:
         pending = self.counters.pending(drive.drive)
         if pending.read_requests or pending.write_requests:
             drive = dataclasses.replace(
-                drive, read_bytes=drive.read_bytes + pending.read_bytes,
+                drive,
+                read_bytes=drive.read_bytes + pending.read_bytes,
                 read_requests=drive.read_requests + pending.read_requests,
                 write_bytes=drive.write_bytes + pending.write_bytes,
-                write_requests=drive.write_requests + pending.write_requests)
+                write_requests=drive.write_requests + pending.write_requests,
+            )
         if drive.image_job is None:
             return drive
         return dataclasses.replace(drive, image_job=self.jobs.live(drive.image_job))
@@ -121,8 +134,14 @@ class DriveService:
 
     async def create(self, user: str, spec: DriveSpec) -> Drive:
         model.check_spec(spec, self.config.max_drive_size)
-        drive = model.new_drive(new_id(), user, spec, default_format=self.config.default_format,
-                                default_cipher=self.config.default_cipher, created=self.clock())
+        drive = model.new_drive(
+            new_id(),
+            user,
+            spec,
+            default_format=self.config.default_format,
+            default_cipher=self.config.default_cipher,
+            created=self.clock(),
+        )
         if drive.encrypted:
             drive = dataclasses.replace(drive, wrapped_key=self.keys.new_wrapped_key(drive.drive))
         async with self.quotas.drives(user, count=1, size=drive.size):
@@ -183,8 +202,9 @@ class DriveService:
                 raise MissingError(f"no such drive: {drive_id[:40]}")
             await self.storage.destroy(_keyless(drive))
 
-    async def write(self, user: str, drive_id: str, offset: int, body: AsyncIterator[bytes], *,
-                    gzip: bool, length: int | None) -> int:
+    async def write(
+        self, user: str, drive_id: str, offset: int, body: AsyncIterator[bytes], *, gzip: bool, length: int | None
+    ) -> int:
         """Write a request body at an offset; returns the uncompressed bytes written."""
         drive = await self.owned(user, drive_id)
         _check_offset(offset)
@@ -197,8 +217,9 @@ class DriveService:
                 # Checked again inside: an image job may have started while this request waited.
                 if self.jobs.running_on(drive.drive) is not None:
                     raise BusyError(f"drive {drive.drive} is being imaged")
-                written = await self.storage.write(self.volume(drive), offset, body, gzip=gzip,
-                                                   max_decompressed=self.config.max_write_decompressed)
+                written = await self.storage.write(
+                    self.volume(drive), offset, body, gzip=gzip, max_decompressed=self.config.max_write_decompressed
+                )
         # Counted in memory, stored in batches (service/counters.py): a full metadata disk (or
         # any store failure) never turns a done write or read into an error.
         self.counters.add(drive.drive, IoCounts(write_bytes=written, write_requests=1))

@@ -9,6 +9,7 @@ After a restart (ECS.md §5: never left in-progress):
 - power_on and power_off are not: a power change re-run after an unknown delay could undo what
   happened since; they fail ("interrupted") and the owner asks again, seeing the truth in /status.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -42,14 +43,30 @@ def engine_config(server: EcsServer) -> ServerConfig:
     """The engine's server an ECS server is: persistent (it survives its power-off), its boot
     drive on virtio block 0, one virtio NIC with an automatic lease on the public network, VNC."""
     return ServerConfig(
-        name=server.name, cpu=server.cpu, mem=server.ram_mb, smp=server.cores, persistent=True,
-        drives=(DriveSlot(BOOT, server.drive or ""),), boot=(BOOT,),
-        nics=(Nic(0, "virtio", dhcp="auto"),), vnc="auto", tags=(model.TAG,))
+        name=server.name,
+        cpu=server.cpu,
+        mem=server.ram_mb,
+        smp=server.cores,
+        persistent=True,
+        drives=(DriveSlot(BOOT, server.drive or ""),),
+        boot=(BOOT,),
+        nics=(Nic(0, "virtio", dhcp="auto"),),
+        vnc="auto",
+        tags=(model.TAG,),
+    )
 
 
 class EcsActions:
-    def __init__(self, config: Config, store: Store, jobs: JobRunner, catalogue: CatalogueService,
-                 drives: DriveService, imaging: ImagingService, servers: ServerService) -> None:
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        jobs: JobRunner,
+        catalogue: CatalogueService,
+        drives: DriveService,
+        imaging: ImagingService,
+        servers: ServerService,
+    ) -> None:
         self.config = config
         self.store = store
         self.jobs = jobs
@@ -120,8 +137,9 @@ class EcsActions:
         if server.drive is None:
             # The quota held since the request is handed to the drive as it is made.
             await self.store.update_ecs_server(server.id, held_drive=0)
-            drive = await self.drives.create(user, DriveSpec(name=server.name, size=server.disk_gb * GiB,
-                                                             tags=(model.TAG,)))
+            drive = await self.drives.create(
+                user, DriveSpec(name=server.name, size=server.disk_gb * GiB, tags=(model.TAG,))
+            )
             server = await self._step(server, progress, DRIVE_DONE, drive=drive.drive, stage=model.DRIVE_MADE)
         assert server.drive is not None
         if server.stage in (model.NEW, model.DRIVE_MADE):
@@ -140,8 +158,9 @@ class EcsActions:
         await self.store.update_ecs_server(server.id, held_run=0)
         if record.status != ACTIVE:
             await self._start(server)
-        await self.store.update_ecs_server(server.id, status=model.BOOTED, stage=model.STARTED, progress=100,
-                                           ipv4=await self.ipv4(user, server.server))
+        await self.store.update_ecs_server(
+            server.id, status=model.BOOTED, stage=model.STARTED, progress=100, ipv4=await self.ipv4(user, server.server)
+        )
         log.info("ECS server %s booted", server.name)
 
     async def _imaged(self, server: EcsServer, progress: Progress) -> None:
@@ -225,4 +244,3 @@ class EcsActions:
                 await self.servers.stop(server.owner, server.server)
         except ElasticError as e:
             raise JobFailed(f"power off of {server.name} failed: {e.message}") from None
-

@@ -1,6 +1,7 @@
 """ECS servers, the request side (ECS.md §9): checks and quota admission at the request, a row and
 an action, answered at once; the work is the action's (service/ecs_actions.py). A token confined
 to a group (`scope`) sees and makes only that group's servers: every other one is missing."""
+
 from __future__ import annotations
 
 import logging
@@ -15,7 +16,14 @@ from elastic_api.model.catalogue import CatalogueImage, Plan, Region
 from elastic_api.model.ecs import EcsServer
 from elastic_api.model.group import group_id, group_name
 from elastic_api.model.job import (
-    CONSOLE, CREATE_SERVER, DELETE_SERVER, DONE, POWER_OFF, POWER_ON, ActionParams, Job,
+    CONSOLE,
+    CREATE_SERVER,
+    DELETE_SERVER,
+    DONE,
+    POWER_OFF,
+    POWER_ON,
+    ActionParams,
+    Job,
 )
 from elastic_api.model.server_record import ACTIVE
 from elastic_api.model.support import ReservedRecord, SupportRecord, support_plan
@@ -65,9 +73,20 @@ class EcsServerView:
 
 
 class EcsServerService:
-    def __init__(self, config: Config, store: Store, hypervisor: Hypervisor, jobs: JobRunner,
-                 catalogue: CatalogueService, quotas: QuotaService, servers: ServerService,
-                 groups: GroupService, ssh_keys: SshKeyService, actions: EcsActions, support: SupportService) -> None:
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        hypervisor: Hypervisor,
+        jobs: JobRunner,
+        catalogue: CatalogueService,
+        quotas: QuotaService,
+        servers: ServerService,
+        groups: GroupService,
+        ssh_keys: SshKeyService,
+        actions: EcsActions,
+        support: SupportService,
+    ) -> None:
         self.config = config
         self.store = store
         self.hypervisor = hypervisor
@@ -112,9 +131,15 @@ class EcsServerService:
                 pass
         support = await self.support.support(server.owner, server.name)
         reservations = tuple(await self.support.reservations(server.owner, server.name))
-        return EcsServerView(server, group_name(server.group) if server.group is not None else None,
-                             self._region(server.location), progress, ipv4,
-                             support if support is not None and not support.cancelled else None, reservations)
+        return EcsServerView(
+            server,
+            group_name(server.group) if server.group is not None else None,
+            self._region(server.location),
+            progress,
+            ipv4,
+            support if support is not None and not support.cancelled else None,
+            reservations,
+        )
 
     def _region(self, location: str) -> Region:
         try:
@@ -187,13 +212,35 @@ class EcsServerService:
         plan, image, group = await self._check(user, scope, request)
         partners = [(await self.get(user, scope, name)).id for name in dict.fromkeys(request.isolate_from)]
         cpu = plan.cpu * self.config.host_core_mhz
-        row = EcsServer(0, user, plan.name, plan.cpu, plan.ram_mb, plan.disk_gb, cpu, image.image.image, image.slug,
-                        image.image.name, request.location, request.notes, group, request.ssh_key, model.BOOTING,
-                        model.NEW, 0, None, None, "", time.time_ns())
+        row = EcsServer(
+            0,
+            user,
+            plan.name,
+            plan.cpu,
+            plan.ram_mb,
+            plan.disk_gb,
+            cpu,
+            image.image.image,
+            image.slug,
+            image.image.name,
+            request.location,
+            request.notes,
+            group,
+            request.ssh_key,
+            model.BOOTING,
+            model.NEW,
+            0,
+            None,
+            None,
+            "",
+            time.time_ns(),
+        )
         # Admitted now against everything the user holds and every create not yet made; the row
         # holds the quota until its action makes the parts (ecs_actions.py hands it over).
-        async with self.quotas.servers(user, count=1, cpu=cpu, mem=plan.ram_mb), \
-                self.quotas.drives(user, count=1, size=plan.disk_gb * GiB):
+        async with (
+            self.quotas.servers(user, count=1, cpu=cpu, mem=plan.ram_mb),
+            self.quotas.drives(user, count=1, size=plan.disk_gb * GiB),
+        ):
             server = await self.store.insert_ecs_server(row, partners)
         if request.support is not None:
             await self.support.attach(user, server.name, request.support)
@@ -245,7 +292,8 @@ class EcsServerService:
             server = await self.get(user, scope, name)
             if kind == CONSOLE:  # console access itself is the other dialect's VNC: nothing to do
                 return await self.store.add_finished_job(
-                    Job(0, CONSOLE, user, server.name, ActionParams(), DONE, created=time.time_ns()))
+                    Job(0, CONSOLE, user, server.name, ActionParams(), DONE, created=time.time_ns())
+                )
             assert kind in (POWER_ON, POWER_OFF)
             await self._busy(server)
             if server.status != model.BOOTED:
@@ -253,8 +301,9 @@ class EcsServerService:
             return await self._submit(server, kind)
 
     # -- support and reservations ---------------------------------------------------------------
-    async def attach_support(self, user: str, scope: str | None, name: str,
-                             code: str) -> tuple[EcsServer, SupportRecord]:
+    async def attach_support(
+        self, user: str, scope: str | None, name: str, code: str
+    ) -> tuple[EcsServer, SupportRecord]:
         server = await self.get(user, scope, name)
         return server, await self.support.attach(user, server.name, code)
 

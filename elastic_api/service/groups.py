@@ -1,5 +1,6 @@
 """A user's groups: sets of servers with notes and a password for a later sub-login (kept as a
 salted scrypt hash: unlike secrets and tokens, a person chooses it)."""
+
 from __future__ import annotations
 
 import asyncio

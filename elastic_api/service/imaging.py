@@ -1,4 +1,5 @@
 """Imaging: copies from a drive or standard image into a drive, run as jobs (service/jobs.py)."""
+
 from __future__ import annotations
 
 import logging
@@ -20,8 +21,9 @@ log = logging.getLogger(__name__)
 
 
 class ImagingService:
-    def __init__(self, config: Config, store: Store, storage: Storage, drives: DriveService,
-                 jobs: JobRunner | None = None) -> None:
+    def __init__(
+        self, config: Config, store: Store, storage: Storage, drives: DriveService, jobs: JobRunner | None = None
+    ) -> None:
         self.config = config
         self.store = store
         self.storage = storage
@@ -58,8 +60,7 @@ class ImagingService:
             raise MissingError(f"no such standard image: {image_id[:40]}")
         users = await self.storage.image_users(record.image)
         if users:
-            raise BusyError(f"standard image {record.image} is in use by {len(users)} drive(s): "
-                            f"{' '.join(users[:10])}")
+            raise BusyError(f"standard image {record.image} is in use by {len(users)} drive(s): {' '.join(users[:10])}")
         await self.store.delete_image(record.image)
         try:
             await self.storage.remove_image(record.image)

@@ -1,5 +1,6 @@
 """The job runner: persisted background jobs, run per resource in order, a few at once, under a
 lease that a heartbeat renews, and resumed or failed after a restart (never left running)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -49,8 +50,16 @@ class _Running:
 
 
 class JobRunner:
-    def __init__(self, store: JobStore, holder: str, *, lease_seconds: float, heartbeat_seconds: float,
-                 progress_seconds: float, clock: Callable[[], int] = time.time_ns) -> None:
+    def __init__(
+        self,
+        store: JobStore,
+        holder: str,
+        *,
+        lease_seconds: float,
+        heartbeat_seconds: float,
+        progress_seconds: float,
+        clock: Callable[[], int] = time.time_ns,
+    ) -> None:
         self.store = store
         self.holder = holder  # this node's name on the leases it takes (the installation ID)
         self.lease = int(lease_seconds * SECOND)
@@ -111,8 +120,9 @@ class JobRunner:
         await asyncio.gather(*tasks, return_exceptions=True)
         for job in interrupted:
             with contextlib.suppress(Exception):  # the next start recovers what this misses
-                await self._interrupted(dataclasses.replace(job, lease_holder=self.holder),
-                                        "interrupted: the server stopped while it ran")
+                await self._interrupted(
+                    dataclasses.replace(job, lease_holder=self.holder), "interrupted: the server stopped while it ran"
+                )
 
     async def _recover(self, *, startup: bool = False) -> list[str]:
         """Running jobs whose holder is gone, this node before a restart or any node whose lease
@@ -125,8 +135,14 @@ class JobRunner:
                 ours_before = startup and job.lease_holder == self.holder
                 if not ours_before and (job.lease_expires or 0) > now:
                     continue  # its holder runs it and renews its lease (here: one just claimed)
-                log.warning("job %d (%s on %s) was left running by %s: %s", job.id, job.kind, job.resource,
-                            job.lease_holder, "queued again" if self._may_rerun(job) else "failed")
+                log.warning(
+                    "job %d (%s on %s) was left running by %s: %s",
+                    job.id,
+                    job.kind,
+                    job.resource,
+                    job.lease_holder,
+                    "queued again" if self._may_rerun(job) else "failed",
+                )
                 await self._interrupted(job, "interrupted: the server running it stopped")
             resources[job.resource] = None
         return list(resources)
@@ -182,8 +198,7 @@ class JobRunner:
                     continue
                 kind = self._kinds[job.kind]
                 async with kind.slots:
-                    claimed = await self.store.claim_job(job.id, self.holder, self.clock(),
-                                                         self.clock() + self.lease)
+                    claimed = await self.store.claim_job(job.id, self.holder, self.clock(), self.clock() + self.lease)
                     if claimed is not None:
                         await self._run(kind, claimed)
         finally:
@@ -197,8 +212,9 @@ class JobRunner:
         began = running.written_at
         try:
             error: str | None = None
-            running.task = asyncio.create_task(kind.handler(job, lambda p: self._progress(running, p)),
-                                               name=f"job {job.id}")
+            running.task = asyncio.create_task(
+                kind.handler(job, lambda p: self._progress(running, p)), name=f"job {job.id}"
+            )
             try:
                 await running.task
             except JobFailed as e:
@@ -226,8 +242,11 @@ class JobRunner:
         progress_seconds, one write at a time, so a copy's many reports cost the store little."""
         running.progress = max(running.progress, min(100, max(0, percent)))
         now = time.monotonic()
-        if (running.progress == running.written or now - running.written_at < self.progress_seconds
-                or (running.write is not None and not running.write.done())):
+        if (
+            running.progress == running.written
+            or now - running.written_at < self.progress_seconds
+            or (running.write is not None and not running.write.done())
+        ):
             return
         running.written, running.written_at = running.progress, now
         running.write = asyncio.create_task(self._store_progress(running.job.id, running.progress))

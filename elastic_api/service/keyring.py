@@ -1,4 +1,5 @@
 """The master key that wraps every drive key: a file outside the database, loaded at start-up."""
+
 from __future__ import annotations
 
 import asyncio
@@ -36,8 +37,10 @@ class Keyring:
             try:
                 keys.unwrap_passphrase(master, *sample)
             except FailedError:
-                raise ConfigError(f"master key file {self.path} does not open the keys of the encrypted "
-                                  "drives (is it the file they were made with?)") from None
+                raise ConfigError(
+                    f"master key file {self.path} does not open the keys of the encrypted "
+                    "drives (is it the file they were made with?)"
+                ) from None
         self._master = master
 
     def new_wrapped_key(self, drive: str) -> bytes:
@@ -56,8 +59,9 @@ class Keyring:
             fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
         except FileNotFoundError:
             if needed:
-                raise ConfigError(f"master key file {self.path} is missing and encrypted drives need it; "
-                                  "restore it from its backup") from None
+                raise ConfigError(
+                    f"master key file {self.path} is missing and encrypted drives need it; restore it from its backup"
+                ) from None
             if not self._may_create:
                 raise ConfigError(f"master key file {self.path} (master_key_file) is missing") from None
             return self._create()
@@ -87,6 +91,5 @@ class Keyring:
             raise ConfigError(f"master key file {self.path} cannot be created: {e.strerror}") from None
         if not made:
             return self._load_or_create(False)  # another server starting made it first: use theirs
-        log.warning("created master key file %s: back it up; encrypted drives cannot be read without it",
-                    self.path)
+        log.warning("created master key file %s: back it up; encrypted drives cannot be read without it", self.path)
         return master

@@ -1,4 +1,5 @@
 """Per-object asyncio locks that vanish when nobody holds or waits for them, and upload slots."""
+
 from __future__ import annotations
 
 import asyncio
@@ -77,8 +78,7 @@ class UploadSlots:
         if self._all >= self.total:
             raise UnavailableError(f"too many uploads in progress ({self.total}); try again shortly")
         if held >= self.per_user:
-            raise UnavailableError(f"too many uploads in progress for this user ({self.per_user});"
-                                   " try again shortly")
+            raise UnavailableError(f"too many uploads in progress for this user ({self.per_user}); try again shortly")
         self._by_user[user] = held + 1
         self._all += 1
         try:

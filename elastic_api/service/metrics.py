@@ -1,6 +1,7 @@
 """Metrics: a sampler per host reads every running server's counters each `metrics_interval`,
 the store keeps them for `metrics_retention`, and a server's series is the rates between its
 consecutive samples (model.metrics.rates)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -28,10 +29,17 @@ class SampleStore(MetricsStore, ServerStore, Protocol):
 
 def stored(sample: DomainSample, run: int) -> MetricSample:
     """What the store keeps of a sample: drives and NICs summed, tagged with the server's run."""
-    return MetricSample(server=sample.server, at=sample.at, run=run, cpu_ns=sample.cpu_ns, vcpus=sample.vcpus,
-                        read_bytes=sum(d.read_bytes for d in sample.drives.values()),
-                        write_bytes=sum(d.write_bytes for d in sample.drives.values()),
-                        rx_bytes=sample.rx_bytes, tx_bytes=sample.tx_bytes)
+    return MetricSample(
+        server=sample.server,
+        at=sample.at,
+        run=run,
+        cpu_ns=sample.cpu_ns,
+        vcpus=sample.vcpus,
+        read_bytes=sum(d.read_bytes for d in sample.drives.values()),
+        write_bytes=sum(d.write_bytes for d in sample.drives.values()),
+        rx_bytes=sample.rx_bytes,
+        tx_bytes=sample.tx_bytes,
+    )
 
 
 class MetricsService:
@@ -40,8 +48,15 @@ class MetricsService:
     A failing round is logged (at most every FAILURE_LOG_SECONDS per host) and the next round
     tries again: sampling never stops the API or another host's sampler."""
 
-    def __init__(self, store: SampleStore, hypervisor: Hypervisor, *,
-                 interval: float, retention: float, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        store: SampleStore,
+        hypervisor: Hypervisor,
+        *,
+        interval: float,
+        retention: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.store = store
         self.hypervisor = hypervisor
         self.interval = interval
@@ -55,10 +70,12 @@ class MetricsService:
         if self._tasks:
             return
         for host in self.hypervisor.host_names:
-            self._tasks.append(asyncio.create_task(self._every_interval(host, self.sample_host),
-                                                   name=f"metrics-{host}"))
-        self._tasks.append(asyncio.create_task(self._every_interval("prune", lambda _: self.prune()),
-                                               name="metrics-prune"))
+            self._tasks.append(
+                asyncio.create_task(self._every_interval(host, self.sample_host), name=f"metrics-{host}")
+            )
+        self._tasks.append(
+            asyncio.create_task(self._every_interval("prune", lambda _: self.prune()), name="metrics-prune")
+        )
 
     async def close(self) -> None:
         tasks, self._tasks = self._tasks, []
@@ -94,13 +111,15 @@ class MetricsService:
         """One round on one host: the counters of the servers the store has active there, kept;
         how many were kept. A server the store does not have active on the host is not ours to
         sample (another installation's, or one whose start or stop is under way)."""
-        runs = {record.server: record.started or 0 for record in await self.store.active_servers()
-                if record.host == host}
+        runs = {
+            record.server: record.started or 0 for record in await self.store.active_servers() if record.host == host
+        }
         if not runs:
             return 0
         samples = await self.hypervisor.samples(host, runs)
-        return await self.store.add_samples([stored(sample, runs[sample.server]) for sample in samples
-                                             if sample.server in runs])
+        return await self.store.add_samples(
+            [stored(sample, runs[sample.server]) for sample in samples if sample.server in runs]
+        )
 
     async def prune(self) -> int:
         """Drop the samples older than the retention; how many went."""

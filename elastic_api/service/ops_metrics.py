@@ -5,6 +5,7 @@ library's global one, so two apps in one process (the tests) keep their counts a
 Every label has a bounded set of values: a dialect, a route's pattern (never the raw path, which
 holds object IDs), a method from a fixed list, a status, a job kind and state, a configured host,
 a store call's kind. No user, object ID or client-chosen word becomes a label."""
+
 from __future__ import annotations
 
 import asyncio
@@ -33,8 +34,24 @@ METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"}
 REQUEST_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 # Store latency buckets: a small read answered on the loop takes microseconds, one on the store's
 # thread tens to hundreds of them, a write waits for its group's disk sync (milliseconds).
-STORE_BUCKETS = (0.00001, 0.000025, 0.00005, 0.0001, 0.00025,
-                 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0)
+STORE_BUCKETS = (
+    0.00001,
+    0.000025,
+    0.00005,
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    1.0,
+    5.0,
+)
 # Job run times: an image copy of a small drive takes a second, of a large one many minutes.
 JOB_BUCKETS = (0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -60,24 +77,33 @@ class _Gauges(Collector):
     def _families(self) -> Iterator[Metric]:
         shot = self.snapshot
         if shot.jobs is not None:
-            jobs = GaugeMetricFamily("elastic_api_jobs", "Unfinished jobs in the store (every node's), by kind "
-                                     "and state", labels=("kind", "state"))
+            jobs = GaugeMetricFamily(
+                "elastic_api_jobs",
+                "Unfinished jobs in the store (every node's), by kind and state",
+                labels=("kind", "state"),
+            )
             for (kind, state), count in sorted(shot.jobs.items()):
                 jobs.add_metric((kind, state), count)
             yield jobs
-        hosts = GaugeMetricFamily("elastic_api_host_up", "1 while the host's libvirt connection is open, else 0",
-                                  labels=("host",))
+        hosts = GaugeMetricFamily(
+            "elastic_api_host_up", "1 while the host's libvirt connection is open, else 0", labels=("host",)
+        )
         for host, up in sorted(shot.hosts.items()):
             hosts.add_metric((host,), 1 if up else 0)
         yield hosts
         if shot.pool is not None:
             size, used, free = shot.pool
-            yield GaugeMetricFamily("elastic_api_pool_size_bytes", "Size of the filesystem holding the drive pool",
-                                    value=size)
-            yield GaugeMetricFamily("elastic_api_pool_used_bytes", "Bytes used on the drive pool's filesystem",
-                                    value=used)
-            yield GaugeMetricFamily("elastic_api_pool_free_bytes",
-                                    "Bytes free on the drive pool's filesystem for unprivileged writers", value=free)
+            yield GaugeMetricFamily(
+                "elastic_api_pool_size_bytes", "Size of the filesystem holding the drive pool", value=size
+            )
+            yield GaugeMetricFamily(
+                "elastic_api_pool_used_bytes", "Bytes used on the drive pool's filesystem", value=used
+            )
+            yield GaugeMetricFamily(
+                "elastic_api_pool_free_bytes",
+                "Bytes free on the drive pool's filesystem for unprivileged writers",
+                value=free,
+            )
 
 
 class OpsMetrics:
@@ -88,18 +114,39 @@ class OpsMetrics:
         self.registry = CollectorRegistry(auto_describe=True)
         self._store, self._hypervisor, self._pool_dir = store, hypervisor, pool_dir
         self._job_kinds = jobs.kinds
-        self.requests = Counter("elastic_api_http_requests", "HTTP requests answered, by dialect, route pattern, "
-                                "method and status", ("dialect", "route", "method", "status"), registry=self.registry)
-        self.latency = Histogram("elastic_api_http_request_duration_seconds", "Seconds from a request's headers to "
-                                 "the end of its answer, by dialect, route pattern and method",
-                                 ("dialect", "route", "method"), buckets=REQUEST_BUCKETS, registry=self.registry)
-        self.store_latency = Histogram("elastic_api_store_duration_seconds", "Seconds one call on the metadata "
-                                       "store took, waiting for its turn included, by kind (read or write)",
-                                       ("kind",), buckets=STORE_BUCKETS, registry=self.registry)
-        self.jobs_finished = Counter("elastic_api_jobs_finished", "Jobs this node finished, by kind and outcome "
-                                     "(done or failed)", ("kind", "state"), registry=self.registry)
-        self.job_duration = Histogram("elastic_api_job_duration_seconds", "Seconds a job this node finished ran, "
-                                      "by kind", ("kind",), buckets=JOB_BUCKETS, registry=self.registry)
+        self.requests = Counter(
+            "elastic_api_http_requests",
+            "HTTP requests answered, by dialect, route pattern, method and status",
+            ("dialect", "route", "method", "status"),
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "elastic_api_http_request_duration_seconds",
+            "Seconds from a request's headers to the end of its answer, by dialect, route pattern and method",
+            ("dialect", "route", "method"),
+            buckets=REQUEST_BUCKETS,
+            registry=self.registry,
+        )
+        self.store_latency = Histogram(
+            "elastic_api_store_duration_seconds",
+            "Seconds one call on the metadata store took, waiting for its turn included, by kind (read or write)",
+            ("kind",),
+            buckets=STORE_BUCKETS,
+            registry=self.registry,
+        )
+        self.jobs_finished = Counter(
+            "elastic_api_jobs_finished",
+            "Jobs this node finished, by kind and outcome (done or failed)",
+            ("kind", "state"),
+            registry=self.registry,
+        )
+        self.job_duration = Histogram(
+            "elastic_api_job_duration_seconds",
+            "Seconds a job this node finished ran, by kind",
+            ("kind",),
+            buckets=JOB_BUCKETS,
+            registry=self.registry,
+        )
         for kind in self._job_kinds:  # at 0 from the start, so a rate() has a first point
             for state in (DONE, FAILED):
                 self.jobs_finished.labels(kind, state)

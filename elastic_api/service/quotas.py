@@ -1,4 +1,5 @@
 """Quotas: each user's limits (configured defaults, own overrides) checked before anything is made."""
+
 from __future__ import annotations
 
 import asyncio
@@ -39,8 +40,9 @@ class QuotaService:
             yield
             return
         now = time.time_ns()
-        hold = await self.store.hold_quota(user, adding, self.config.quotas, now,
-                                           now + self.config.quota_hold_seconds * 1_000_000_000)
+        hold = await self.store.hold_quota(
+            user, adding, self.config.quotas, now, now + self.config.quota_hold_seconds * 1_000_000_000
+        )
         try:
             yield
         finally:

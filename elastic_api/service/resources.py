@@ -1,4 +1,5 @@
 """Resources: users' static IPs and VLANs, and the networks they wire running servers into."""
+
 from __future__ import annotations
 
 import logging
@@ -23,8 +24,14 @@ log = logging.getLogger(__name__)
 
 
 class ResourceService:
-    def __init__(self, config: Config, store: Store, hypervisor: Hypervisor,
-                 clock: Callable[[], int] = time.time_ns, quotas: QuotaService | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        hypervisor: Hypervisor,
+        clock: Callable[[], int] = time.time_ns,
+        quotas: QuotaService | None = None,
+    ) -> None:
         self.config = config
         self.store = store
         self.hypervisor = hypervisor
@@ -35,8 +42,14 @@ class ResourceService:
         self.locks = LockTable()
         pool = config.ip_pool
         self.pool = PoolInfo(netmask=pool.netmask, gateway=pool.gateway, nameserver=pool.nameserver)
-        self.public = PublicNetwork(name=config.public_network, gateway=pool.gateway, netmask=pool.netmask,
-                                    first=pool.first, last=pool.last, nameserver=pool.nameserver)
+        self.public = PublicNetwork(
+            name=config.public_network,
+            gateway=pool.gateway,
+            netmask=pool.netmask,
+            first=pool.first,
+            last=pool.last,
+            nameserver=pool.nameserver,
+        )
 
     # -- the resources themselves ---------------------------------------------------------------
     def vlan_network(self, vlan: str) -> str:
@@ -115,13 +128,17 @@ class ResourceService:
         networks: dict[int, str] = {}
         for vlan in model.vlans(config):
             await self.get(record.owner, VLAN, vlan)
-        static = [(nic.index, mac_of(record.server, nic), nic.dhcp) for nic in config.nics
-                  if nic.dhcp is not None and nic.dhcp != "auto"]
+        static = [
+            (nic.index, mac_of(record.server, nic), nic.dhcp)
+            for nic in config.nics
+            if nic.dhcp is not None and nic.dhcp != "auto"
+        ]
         auto = [(nic.index, mac_of(record.server, nic)) for nic in config.nics if nic.dhcp == "auto"]
         try:
             if static or auto:
-                leases = await self.store.lease_ips(record.owner, record.server, static, auto,
-                                                    self.public.first, self.public.last)
+                leases = await self.store.lease_ips(
+                    record.owner, record.server, static, auto, self.public.first, self.public.last
+                )
                 async with self.locks.hold(f"public network on {host}"):
                     await self.hypervisor.ensure_public_network(host, self.public)
                 ours = await self.our_macs()
@@ -150,8 +167,9 @@ class ResourceService:
                 try:
                     await self.hypervisor.remove_dhcp_host(host, self.public.name, lease.mac, lease.ip)
                 except FailedError as e:
-                    log.warning("server %s: reservation of %s left on host %s: %s",
-                                record.server, lease.ip, host, e.message)
+                    log.warning(
+                        "server %s: reservation of %s left on host %s: %s", record.server, lease.ip, host, e.message
+                    )
         await self.store.release_leases(record.owner, record.server)
 
     async def our_macs(self) -> frozenset[str]:
@@ -160,8 +178,11 @@ class ResourceService:
         installations on a libvirtd (its reservations carry no installation ID, and a name on
         them would reach the guests as their hostname), so a reservation for any other MAC is
         another installation's, and is left alone."""
-        return frozenset(mac_of(record.server, nic).lower()
-                         for record in await self.store.all_servers() for nic in record.config.nics)
+        return frozenset(
+            mac_of(record.server, nic).lower()
+            for record in await self.store.all_servers()
+            for nic in record.config.nics
+        )
 
     # -- start-up -------------------------------------------------------------------------------
     async def reconcile(self) -> None:
@@ -211,7 +232,7 @@ class ResourceService:
         # Only networks with our installation ID are listed: another installation's VLAN networks,
         # and ones from before installation IDs (whose maker nothing records), are left alone.
         for name in await self.hypervisor.networks(host, prefix):
-            vlan = name[len(prefix):]
+            vlan = name[len(prefix) :]
             if not is_id(vlan) or vlan in vlans:
                 continue  # not named like one of ours, or still wanted
             log.info("host %s: removing network %s of a destroyed VLAN", host, name)

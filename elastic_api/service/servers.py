@@ -1,4 +1,5 @@
 """Servers: configuration, claims on drives, placement on hosts and the guest lifecycle."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -40,8 +41,15 @@ class ServerView:
 
 
 class ServerService:
-    def __init__(self, config: Config, store: Store, hypervisor: Hypervisor, drives: DriveService,
-                 resources: ResourceService, clock: Callable[[], int] = time.time_ns) -> None:
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        hypervisor: Hypervisor,
+        drives: DriveService,
+        resources: ResourceService,
+        clock: Callable[[], int] = time.time_ns,
+    ) -> None:
         self.config = config
         self.store = store
         self.hypervisor = hypervisor
@@ -122,9 +130,12 @@ class ServerService:
                     secret = new_id()
                     secrets[secret] = volume.secret
                 disks[slot.device] = DiskSpec(
-                    path=str(self.drives.storage.path(volume)), format=drive.format,
+                    path=str(self.drives.storage.path(volume)),
+                    format=drive.format,
                     readonly=drive.owner != user or slot.media == "cdrom",
-                    shareable=drive.claim_type == "shared", secret=secret)
+                    shareable=drive.claim_type == "shared",
+                    secret=secret,
+                )
                 claims.append(Claim(slot.device, drive.drive))
             host = await self.hypervisor.place(config.mem, await self._avoid_hosts(user, config), only=hosts)
             started = int(time.time())
@@ -136,10 +147,15 @@ class ServerService:
                 if any(nic.index not in networks for nic in config.nics):
                     await self.hypervisor.ensure_network(host, DomainSpec.default_network)
                 spec = DomainSpec(
-                    server=record.server, config=config, disks=disks,
+                    server=record.server,
+                    config=config,
+                    disks=disks,
                     serial_log=str(self.serial_log(record.server)),
-                    domain_type=(self.config.domain_type if self.config.domain_type != "auto"
-                                 else await self.hypervisor.domain_type(host)),
+                    domain_type=(
+                        self.config.domain_type
+                        if self.config.domain_type != "auto"
+                        else await self.hypervisor.domain_type(host)
+                    ),
                     host_core_mhz=self.config.host_core_mhz,
                     # The operator's VNC address; the domain builder keeps a display without a
                     # password (or wanting TLS the host lacks) on loopback regardless.
@@ -200,8 +216,9 @@ class ServerService:
                 await self.store.deactivate_server(user, record.server)
             await self.store.delete_server(user, record.server)
 
-    async def set(self, user: str, server_id: str, patch: ServerPatch, *,
-                  check: Callable[[ServerConfig], object] | None = None) -> ServerRecord:
+    async def set(
+        self, user: str, server_id: str, patch: ServerPatch, *, check: Callable[[ServerConfig], object] | None = None
+    ) -> ServerRecord:
         """The server after `patch`. An active server takes only the changes model.check_live
         allows (LiveChangeRefused otherwise), its CPU share and VNC password applied to the
         running guest. `check`: the dialect's own look at the change against the configuration
@@ -219,8 +236,7 @@ class ServerService:
                         await self.hypervisor.set_cpu_live(record.host, record.server, config.cpu)
                         await self.store.update_server_config(user, dataclasses.replace(record, config=config))
                 if Field("vnc_password") in changed and config.vnc is not None:
-                    await self.hypervisor.set_vnc_password_live(record.host, record.server,
-                                                                config.vnc_password or "")
+                    await self.hypervisor.set_vnc_password_live(record.host, record.server, config.vnc_password or "")
             else:
                 await self._check_references(user, config)
             updated = dataclasses.replace(record, config=config)
@@ -334,8 +350,12 @@ class ServerService:
             if record.server not in running:
                 async with self.locks.hold(record.server):
                     current = await self.store.get_server(record.owner, record.server)
-                    if (current is not None and current.status == ACTIVE and current.host == host
-                            and record.server not in await self.hypervisor.running(adopt, hosts=[host])):
+                    if (
+                        current is not None
+                        and current.status == ACTIVE
+                        and current.host == host
+                        and record.server not in await self.hypervisor.running(adopt, hosts=[host])
+                    ):
                         log.info("server %s stopped while its host %s was not watched", record.server, host)
                         await self._stopped(record.owner, record.server)
         for server in running:

@@ -1,4 +1,5 @@
 """The services one engine is made of, built once and shared by every dialect."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -47,9 +48,13 @@ class Services:
 def build_services(config: Config, store: Store, storage: Storage, hypervisor: Hypervisor) -> Services:
     quotas = QuotaService(config, store)
     # Leases name this installation: after a restart its jobs left running are known as its own.
-    jobs = JobRunner(store, hypervisor.installation, lease_seconds=config.job_lease_seconds,
-                     heartbeat_seconds=config.job_heartbeat_seconds,
-                     progress_seconds=config.job_progress_seconds)
+    jobs = JobRunner(
+        store,
+        hypervisor.installation,
+        lease_seconds=config.job_lease_seconds,
+        heartbeat_seconds=config.job_heartbeat_seconds,
+        progress_seconds=config.job_progress_seconds,
+    )
     drives = DriveService(config, store, storage, quotas=quotas, jobs=jobs)
     resources = ResourceService(config, store, hypervisor, quotas=quotas)
     users = UserService(store, cache_seconds=config.auth_cache_seconds, cache_users=config.auth_cache_users)
@@ -59,20 +64,31 @@ def build_services(config: Config, store: Store, storage: Storage, hypervisor: H
     ssh_keys = SshKeyService(store, max_per_user=config.max_ssh_keys_per_user)
     groups = GroupService(store, max_per_user=config.max_groups_per_user)
     actions = EcsActions(config, store, jobs, catalogue, drives, imaging, servers)
-    support = SupportService(store, support_plans=config.support_plans, reserved_terms=config.reserved_plans,
-                             plans=config.plans)
-    return Services(users=users, drives=drives,
-                    imaging=imaging, jobs=jobs,
-                    servers=servers,
-                    quotas=quotas, resources=resources,
-                    tokens=TokenService(store, users, config.token_key_path, login_seconds=config.login_token_seconds),
-                    catalogue=catalogue,
-                    ssh_keys=ssh_keys,
-                    groups=groups,
-                    ecs=EcsServerService(config, store, hypervisor, jobs, catalogue, quotas, servers, groups, ssh_keys,
-                                         actions, support),
-                    metrics=MetricsService(store, hypervisor, interval=config.metrics_interval,
-                                           retention=config.metrics_retention),
-                    audit=AuditService(store, retention=config.audit_retention, batch=config.audit_batch,
-                                       queue=config.audit_queue, flush_seconds=config.audit_flush_seconds),
-                    support=support)
+    support = SupportService(
+        store, support_plans=config.support_plans, reserved_terms=config.reserved_plans, plans=config.plans
+    )
+    return Services(
+        users=users,
+        drives=drives,
+        imaging=imaging,
+        jobs=jobs,
+        servers=servers,
+        quotas=quotas,
+        resources=resources,
+        tokens=TokenService(store, users, config.token_key_path, login_seconds=config.login_token_seconds),
+        catalogue=catalogue,
+        ssh_keys=ssh_keys,
+        groups=groups,
+        ecs=EcsServerService(
+            config, store, hypervisor, jobs, catalogue, quotas, servers, groups, ssh_keys, actions, support
+        ),
+        metrics=MetricsService(store, hypervisor, interval=config.metrics_interval, retention=config.metrics_retention),
+        audit=AuditService(
+            store,
+            retention=config.audit_retention,
+            batch=config.audit_batch,
+            queue=config.audit_queue,
+            flush_seconds=config.audit_flush_seconds,
+        ),
+        support=support,
+    )

@@ -1,4 +1,5 @@
 """A user's SSH public keys: validated, labelled uniquely, numbered."""
+
 from __future__ import annotations
 
 import time
@@ -34,4 +35,3 @@ class SshKeyService:
     async def delete(self, owner: str, id_: int) -> None:
         if not await self.store.delete_ssh_key(owner, id_):
             raise NotFound(f"no such key: {id_}")
-

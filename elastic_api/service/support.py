@@ -1,6 +1,7 @@
 """Servers' support plans and reservations, priced from the operator's catalogues. Every method
 takes the engine's server UUID of a server the caller owns (the dialect resolves its own names
 and answers 404 for a server that is not the caller's); no payment is taken."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -10,8 +11,14 @@ from collections.abc import Callable
 from elastic_api.errors import Busy, Invalid, NotFound
 from elastic_api.model.catalogue import Plan
 from elastic_api.model.support import (
-    ReservedRecord, ReservedTerm, SupportPlan, SupportRecord, check_support_change,
-    new_support, parse_formula, support_plan,
+    ReservedRecord,
+    ReservedTerm,
+    SupportPlan,
+    SupportRecord,
+    check_support_change,
+    new_support,
+    parse_formula,
+    support_plan,
 )
 from elastic_api.store.base import SupportStore
 
@@ -22,9 +29,15 @@ FORMULA_HELP = "Invalid formula to define reserved plan: give M{months}P{plan}, 
 
 
 class SupportService:
-    def __init__(self, store: SupportStore, *, support_plans: tuple[SupportPlan, ...],
-                 reserved_terms: tuple[ReservedTerm, ...], plans: tuple[Plan, ...],
-                 clock: Callable[[], int] = time.time_ns) -> None:
+    def __init__(
+        self,
+        store: SupportStore,
+        *,
+        support_plans: tuple[SupportPlan, ...],
+        reserved_terms: tuple[ReservedTerm, ...],
+        plans: tuple[Plan, ...],
+        clock: Callable[[], int] = time.time_ns,
+    ) -> None:
         self.store = store
         self.support_plans = support_plans
         self.reserved_terms = reserved_terms
@@ -75,8 +88,9 @@ class SupportService:
                 raise Invalid(FORMULA_HELP)
             months, plan = parsed
             if plan != server_plan:
-                raise Invalid(f"Invalid formula to define reserved plan: the server's plan is {server_plan}, "
-                              f"not {plan}")
+                raise Invalid(
+                    f"Invalid formula to define reserved plan: the server's plan is {server_plan}, not {plan}"
+                )
             found = next((t for t in self.reserved_terms if t.months == months), None)
         if found is None:
             raise NotFound("Reserved plan not found")

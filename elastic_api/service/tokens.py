@@ -1,6 +1,7 @@
 """API tokens: long-lived random tokens stored as hashes (made by the operator's command line), and
 short-lived login tokens signed with a server key (made by a login with the user's secret key).
 Either names a Principal; a user's secret key is not a token."""
+
 from __future__ import annotations
 
 import asyncio
@@ -45,8 +46,15 @@ def token_digest(token: str) -> bytes:
 
 
 class TokenService:
-    def __init__(self, store: TokenUsers, users: UserService, key_path: Path, *, login_seconds: int,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        store: TokenUsers,
+        users: UserService,
+        key_path: Path,
+        *,
+        login_seconds: int,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.store = store
         self.users = users
         self.key_path = key_path

@@ -1,4 +1,5 @@
 """Users: creation with a random secret, and authentication against its stored hash."""
+
 from __future__ import annotations
 
 import hashlib
@@ -25,8 +26,14 @@ class UserService:
     checked against the store every time, so a new user is known at once and nothing is
     refused from memory."""
 
-    def __init__(self, store: Store, *, cache_seconds: float = 0, cache_users: int = 1,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        cache_seconds: float = 0,
+        cache_users: int = 1,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.store = store
         self.cache_seconds = cache_seconds
         self.cache_users = cache_users

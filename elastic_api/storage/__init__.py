@@ -1,5 +1,6 @@
 """Drive bytes: volumes in a pool directory, raw or qcow2 (plain or with LUKS inside), streamed
 through a bounded gzip decoder. The interface is in base.py, the pool behind it in pool.py."""
+
 from __future__ import annotations
 
 from elastic_api.storage.base import FORMATS, Conversion, Format, ImageFile, Progress, Storage, Volume

@@ -1,4 +1,5 @@
 """Event-loop helpers for storage: threads that always finish, bounded pipelines, read-ahead."""
+
 from __future__ import annotations
 
 import asyncio
@@ -51,8 +52,9 @@ async def pipelined(jobs: AsyncIterator[Coroutine[Any, Any, Any]], depth: int) -
                     task.exception()
 
 
-async def pieces(offset: int, end: int, chunk: int, read: Callable[[int, int], Coroutine[Any, Any, bytes]],
-                 ahead: int = 2) -> AsyncGenerator[bytes, None]:
+async def pieces(
+    offset: int, end: int, chunk: int, read: Callable[[int, int], Coroutine[Any, Any, bytes]], ahead: int = 2
+) -> AsyncGenerator[bytes, None]:
     """The bytes [offset, end) in `chunk`-sized reads, `ahead` of them in flight, so the next one
     is read while the caller sends the last. Unfinished reads are awaited before this returns: a
     read may be using a descriptor the caller closes next."""

@@ -1,4 +1,5 @@
 """The storage interface the services use: volumes, standard image files, the Storage Protocol."""
+
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
@@ -56,8 +57,9 @@ class Storage(Protocol):
     async def resize(self, volume: Volume, size: int) -> None:
         """Grow the guest-visible size; new bytes read as zeros."""
 
-    async def write(self, volume: Volume, offset: int, body: AsyncIterator[bytes], *, gzip: bool,
-                    max_decompressed: int) -> int:
+    async def write(
+        self, volume: Volume, offset: int, body: AsyncIterator[bytes], *, gzip: bool, max_decompressed: int
+    ) -> int:
         """Write a request body at offset (decompressing it first when gzip), returning the
         uncompressed byte count. All-zero blocks become holes. Nothing is written when the body
         would run past the volume's end (FullError), is malformed (UsageError), inflates past
@@ -75,8 +77,7 @@ class Storage(Protocol):
     def read(self, volume: Volume, offset: int, length: int) -> AsyncGenerator[bytes, None]:
         """The guest-visible bytes [offset, offset+length), in chunks; holes read as zeros."""
 
-    async def copy(self, source: Volume | ImageFile, target: Volume, conversion: str,
-                   progress: Progress) -> None:
+    async def copy(self, source: Volume | ImageFile, target: Volume, conversion: str, progress: Progress) -> None:
         """Imaging: the source's bytes (gzipped or gunzipped on the way) into target from offset 0,
         converting between formats as needed; FullError when they do not fit. A standard image
         gunzipped into a drive makes the drive a copy-on-write clone of the image's base."""

@@ -19,6 +19,7 @@ The base's path is absolute and never changes (`POOL/bases/IMAGE.raw`), since ov
 their headers; qemu-storage-daemon and a guest's QEMU open it read-only through the overlay. An
 overlay keeps its base alive: removing an image whose base backs a drive is refused (in use), and
 a clone being made holds a shared lock on the base, so a removal racing it sees the new user."""
+
 from __future__ import annotations
 
 import asyncio
@@ -157,8 +158,13 @@ class Bases:
             return removed
         for name in os.listdir(self.dir):
             stem, dot, suffix = name[1:].partition(".")
-            if name.startswith(".") and dot and suffix in BASE_TEMPORARIES and is_id(stem) \
-                    and not locked(self.dir / name):
+            if (
+                name.startswith(".")
+                and dot
+                and suffix in BASE_TEMPORARIES
+                and is_id(stem)
+                and not locked(self.dir / name)
+            ):
                 unlink_quietly(self.dir / name)
                 removed.append(f"{BASES_DIR}/{name}")
         return removed
@@ -175,7 +181,7 @@ def _backing_file(path: Path) -> bytes | None:
     magic, _, offset, length = QCOW2_HEAD.unpack_from(head)
     if magic != QCOW2_MAGIC or not offset or offset + length > len(head):
         return None
-    return head[offset:offset + length]
+    return head[offset : offset + length]
 
 
 def clone_raw(base: Path, temp: Path, size: int) -> str:

@@ -1,5 +1,6 @@
 """Volumes served over NBD by qemu-storage-daemon (qcow2, and LUKS-encrypted raw or qcow2): a
 drive's daemons (one, or one per lane for an encrypted raw drive) are kept while it is in use."""
+
 from __future__ import annotations
 
 import asyncio
@@ -87,9 +88,17 @@ class Exports:
     The daemon gets a listening socket we made and already connected to, then unlinked: there is
     no start-up race to poll for, and no path left where another local process could connect."""
 
-    def __init__(self, pool_dir: Path, *, daemon: str, idle_seconds: float, luks_lanes: int = 1,
-                 start_timeout: float = 30.0, pdeathsig: str | None = None,
-                 request_timeout: float | None = None) -> None:
+    def __init__(
+        self,
+        pool_dir: Path,
+        *,
+        daemon: str,
+        idle_seconds: float,
+        luks_lanes: int = 1,
+        start_timeout: float = 30.0,
+        pdeathsig: str | None = None,
+        request_timeout: float | None = None,
+    ) -> None:
         if luks_lanes < 1:
             raise ValueError("luks_lanes must be at least 1")
         self._dir = pool_dir
@@ -114,8 +123,9 @@ class Exports:
         return set(self._exports)
 
     @contextlib.asynccontextmanager
-    async def use(self, drive: str, path: Path, *, driver: str = "qcow2",
-                  secret: bytes | None = None) -> AsyncIterator[NbdLanes]:
+    async def use(
+        self, drive: str, path: Path, *, driver: str = "qcow2", secret: bytes | None = None
+    ) -> AsyncIterator[NbdLanes]:
         """The drive's NBD connection, held open for the duration of the block. `driver` is the
         volume's block driver; an encrypted volume needs its LUKS passphrase as `secret`."""
         if driver not in DRIVERS or (driver == "luks" and secret is None):
@@ -128,8 +138,11 @@ class Exports:
             self._release(export)
             if export.client is not None and export.client.timed_out and export.stopping is None:
                 # A frozen daemon: kill it now (it would never flush), so the next use starts afresh.
-                self._log.error("qemu-storage-daemon for drive %s missed the %g s deadline: restarting it",
-                                drive, self._request_timeout)
+                self._log.error(
+                    "qemu-storage-daemon for drive %s missed the %g s deadline: restarting it",
+                    drive,
+                    self._request_timeout,
+                )
                 self._spawn(self._stop(export, wait=False))
 
     async def stop(self, drive: str, *, wait: bool) -> None:
@@ -148,8 +161,7 @@ class Exports:
         while True:
             export = self._exports.get(drive)
             if export is None:
-                export = _Export(drive, path, driver, secret,
-                                 lanes=self._luks_lanes if driver == "luks" else 1)
+                export = _Export(drive, path, driver, secret, lanes=self._luks_lanes if driver == "luks" else 1)
                 self._exports[drive] = export
                 export.started = self._spawn(self._start(export))
             elif export.stopping is not None:
@@ -234,8 +246,10 @@ class Exports:
             disk = f"driver=luks,node-name=disk,file=file,key-secret={SECRET_ID}"
         elif secret_fd is not None:
             file += ",discard=unmap"
-            disk = ("driver=qcow2,node-name=disk,file=file,discard=unmap,encrypt.format=luks,"
-                    f"encrypt.key-secret={SECRET_ID}")
+            disk = (
+                "driver=qcow2,node-name=disk,file=file,discard=unmap,encrypt.format=luks,"
+                f"encrypt.key-secret={SECRET_ID}"
+            )
         else:
             file += ",discard=unmap"
             disk = "driver=qcow2,node-name=disk,file=file,discard=unmap"
@@ -252,10 +266,14 @@ class Exports:
         # every other daemon and guest reading the same base; the base's path is absolute.
         command += [
             # The format is always given: guest bytes are never probed for one.
-            "--blockdev", file,
-            "--blockdev", disk,
-            "--nbd-server", f"addr.type=fd,addr.str={fd},max-connections=1",
-            "--export", f"type=nbd,id=export,node-name=disk,name={EXPORT},writable=on",
+            "--blockdev",
+            file,
+            "--blockdev",
+            disk,
+            "--nbd-server",
+            f"addr.type=fd,addr.str={fd},max-connections=1",
+            "--export",
+            f"type=nbd,id=export,node-name=disk,name={EXPORT},writable=on",
         ]
         if self._pdeathsig:
             command[:0] = [self._pdeathsig, "--pdeathsig", "TERM", "--"]
@@ -268,16 +286,25 @@ class Exports:
                 connections.append(await self._spawn_daemon(export, lane))
             streams = [await asyncio.open_unix_connection(sock=connection) for connection in connections]
             try:
-                clients = await asyncio.wait_for(asyncio.gather(*(
-                    NbdClient.connect(reader, writer, EXPORT, self._request_timeout) for reader, writer in streams)),
-                    self._start_timeout)
+                clients = await asyncio.wait_for(
+                    asyncio.gather(
+                        *(
+                            NbdClient.connect(reader, writer, EXPORT, self._request_timeout)
+                            for reader, writer in streams
+                        )
+                    ),
+                    self._start_timeout,
+                )
                 export.client = NbdLanes(clients)
             except (FailedError, TimeoutError):
                 for _, writer in streams:
                     writer.close()
                 await self._terminate(export)
-                self._log.error("qemu-storage-daemon failed for drive %s: %s", export.drive,
-                                export.stderr.decode(errors="replace").strip())
+                self._log.error(
+                    "qemu-storage-daemon failed for drive %s: %s",
+                    export.drive,
+                    export.stderr.decode(errors="replace").strip(),
+                )
                 raise FailedError("the drive's storage could not be opened") from None
         except BaseException:
             await self._terminate(export)
@@ -294,9 +321,13 @@ class Exports:
             try:
                 fds = (listener.fileno(),) if secret_fd is None else (listener.fileno(), secret_fd)
                 process = await asyncio.create_subprocess_exec(
-                    *self._command(export, lane, listener.fileno(), secret_fd), pass_fds=fds,
-                    stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
-                    stderr=asyncio.subprocess.PIPE, env=daemon_env())
+                    *self._command(export, lane, listener.fileno(), secret_fd),
+                    pass_fds=fds,
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=asyncio.subprocess.DEVNULL,
+                    stderr=asyncio.subprocess.PIPE,
+                    env=daemon_env(),
+                )
             finally:
                 listener.close()  # the daemon holds its own copy
                 if secret_fd is not None:

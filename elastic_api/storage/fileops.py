@@ -1,4 +1,5 @@
 """Blocking file primitives for sparse volumes: reserve, punch holes, find data, write fully."""
+
 from __future__ import annotations
 
 import ctypes

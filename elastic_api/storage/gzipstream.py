@@ -1,4 +1,5 @@
 """Bounded streaming gzip: inflate concatenated members a piece at a time, and deflate."""
+
 from __future__ import annotations
 
 import zlib

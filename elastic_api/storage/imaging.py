@@ -1,5 +1,6 @@
 """The imaging pipeline: a source's bytes as pieces (data, or a count of zero bytes for a hole),
 counted for progress and gzipped or gunzipped on the way, for a volume kind to write."""
+
 from __future__ import annotations
 
 import contextlib

@@ -1,4 +1,5 @@
 """The standard image library: read-only gzip files of raw guest bytes, one per image UUID."""
+
 from __future__ import annotations
 
 import fcntl
@@ -110,8 +111,7 @@ class ImageLibrary:
             head = file.read(IMAGE_HEADER.size)
             if len(head) == IMAGE_HEADER.size:
                 magic, _, flags, _, _, _, xlen, sub, sublen, size = IMAGE_HEADER.unpack(head)
-                if magic == b"\x1f\x8b" and flags & GZIP_FEXTRA and xlen == 12 and sub == IMAGE_SIZE_ID \
-                        and sublen == 8:
+                if magic == b"\x1f\x8b" and flags & GZIP_FEXTRA and xlen == 12 and sub == IMAGE_SIZE_ID and sublen == 8:
                     return int(size)
             # A gzip file put there by other means: count its bytes the slow way.
             file.seek(0)

@@ -1,4 +1,5 @@
 """A small asyncio NBD client: fixed newstyle handshake, NBD_OPT_GO, simple replies, pipelined requests."""
+
 from __future__ import annotations
 
 import asyncio
@@ -71,8 +72,15 @@ class NbdClient:
     """One connection to an NBD export. Requests may be issued concurrently: each is tagged with a
     handle and a single receiver task matches replies to them, so several stay in flight."""
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, size: int,
-                 flags: int, max_payload: int, timeout: float | None = None) -> None:
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        size: int,
+        flags: int,
+        max_payload: int,
+        timeout: float | None = None,
+    ) -> None:
         self.size = size
         # Seconds one request may take, from its turn to send to its reply; past that the peer is
         # taken for frozen and the connection is dropped, failing every request on it.
@@ -88,8 +96,13 @@ class NbdClient:
         self._receiver = asyncio.get_running_loop().create_task(self._receive())
 
     @classmethod
-    async def connect(cls, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                      export: str, request_timeout: float | None = None) -> NbdClient:
+    async def connect(
+        cls,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        export: str,
+        request_timeout: float | None = None,
+    ) -> NbdClient:
         """Negotiate `export` over an open stream (fixed newstyle, NBD_OPT_GO)."""
         try:
             magic, option_magic, server_flags = struct.unpack(">QQH", await reader.readexactly(18))
@@ -134,8 +147,10 @@ class NbdClient:
     async def read(self, offset: int, length: int) -> bytes:
         if length <= self.max_payload:
             return await self._request(CMD_READ, offset, length)
-        pieces = [self._request(CMD_READ, start, min(self.max_payload, offset + length - start))
-                  for start in range(offset, offset + length, self.max_payload)]
+        pieces = [
+            self._request(CMD_READ, start, min(self.max_payload, offset + length - start))
+            for start in range(offset, offset + length, self.max_payload)
+        ]
         return b"".join(await asyncio.gather(*pieces))
 
     async def write(self, offset: int, data: bytes | bytearray | memoryview) -> None:
@@ -143,20 +158,28 @@ class NbdClient:
         if len(view) <= self.max_payload:
             await self._request(CMD_WRITE, offset, len(view), view)
             return
-        await asyncio.gather(*(self._request(CMD_WRITE, offset + start, len(piece), piece)
-                               for start in range(0, len(view), self.max_payload)
-                               for piece in (view[start:start + self.max_payload],)))
+        await asyncio.gather(
+            *(
+                self._request(CMD_WRITE, offset + start, len(piece), piece)
+                for start in range(0, len(view), self.max_payload)
+                for piece in (view[start : start + self.max_payload],)
+            )
+        )
 
     async def write_zeroes(self, offset: int, length: int) -> None:
         """Zero a range. Without NBD_CMD_FLAG_NO_HOLE, so the server may deallocate it: zero stays free."""
         if self.flags & TRANSMIT_SEND_WRITE_ZEROES:
-            pieces = [self._request(CMD_WRITE_ZEROES, start, min(MAX_ZEROES, offset + length - start))
-                      for start in range(offset, offset + length, MAX_ZEROES)]
+            pieces = [
+                self._request(CMD_WRITE_ZEROES, start, min(MAX_ZEROES, offset + length - start))
+                for start in range(offset, offset + length, MAX_ZEROES)
+            ]
         else:
             zeros = bytes(min(length, self.max_payload))
-            pieces = [self._request(CMD_WRITE, start, n, memoryview(zeros)[:n])
-                      for start in range(offset, offset + length, len(zeros))
-                      for n in (min(len(zeros), offset + length - start),)]
+            pieces = [
+                self._request(CMD_WRITE, start, n, memoryview(zeros)[:n])
+                for start in range(offset, offset + length, len(zeros))
+                for n in (min(len(zeros), offset + length - start),)
+            ]
         await asyncio.gather(*pieces)
 
     async def flush(self) -> None:
@@ -183,8 +206,9 @@ class NbdClient:
         await asyncio.wait([self._receiver])
         self._fail(self._broken)
 
-    async def _request(self, command: int, offset: int, length: int,
-                       payload: memoryview | None = None, flags: int = 0) -> bytes:
+    async def _request(
+        self, command: int, offset: int, length: int, payload: memoryview | None = None, flags: int = 0
+    ) -> bytes:
         if self.timeout is None:
             return await self._exchange(command, offset, length, payload, flags)
         try:
@@ -192,8 +216,9 @@ class NbdClient:
                 return await self._exchange(command, offset, length, payload, flags)
         except TimeoutError:
             self._time_out()
-            raise FailedError(f"the drive's storage did not answer within {self.timeout:g} seconds; "
-                              "it is being restarted") from None
+            raise FailedError(
+                f"the drive's storage did not answer within {self.timeout:g} seconds; it is being restarted"
+            ) from None
 
     def _time_out(self) -> None:
         """A request outlived its deadline: the peer is frozen or wedged. Every request on the
@@ -203,8 +228,9 @@ class NbdClient:
             self._fail(FailedError(f"the drive's storage did not answer within {self.timeout:g} seconds"))
             self._writer.transport.abort()
 
-    async def _exchange(self, command: int, offset: int, length: int,
-                        payload: memoryview | None = None, flags: int = 0) -> bytes:
+    async def _exchange(
+        self, command: int, offset: int, length: int, payload: memoryview | None = None, flags: int = 0
+    ) -> bytes:
         if self._broken is not None:
             raise FailedError(self._broken.message)
         future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
@@ -307,8 +333,12 @@ class NbdLanes:
 
     async def write(self, offset: int, data: bytes | bytearray | memoryview) -> None:
         view = memoryview(data)
-        await asyncio.gather(*(lane.write(start, view[start - offset:start - offset + n])
-                               for lane, start, n in self._pieces(offset, len(view))))
+        await asyncio.gather(
+            *(
+                lane.write(start, view[start - offset : start - offset + n])
+                for lane, start, n in self._pieces(offset, len(view))
+            )
+        )
 
     async def write_zeroes(self, offset: int, length: int) -> None:
         await asyncio.gather(*(lane.write_zeroes(start, n) for lane, start, n in self._pieces(offset, length)))

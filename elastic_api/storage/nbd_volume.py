@@ -5,6 +5,7 @@ LUKS files that older versions made for encrypted raw drives (still served, no l
 A LUKS file's holes decrypt to noise, so those are written with encrypted zeros when created or
 grown, and every byte of an image is written into them; qcow2 reads unallocated clusters as zeros,
 encrypted or not, so nothing of the kind is needed there."""
+
 from __future__ import annotations
 
 import contextlib
@@ -63,8 +64,9 @@ class NbdVolumes:
 
     def use(self, volume: Volume, path: Path) -> contextlib.AbstractAsyncContextManager[NbdLanes]:
         """The volume's NBD export, started or shared."""
-        return self._exports.use(volume.drive, path, driver="luks" if is_luks(volume) else "qcow2",
-                                 secret=volume.secret)
+        return self._exports.use(
+            volume.drive, path, driver="luks" if is_luks(volume) else "qcow2", secret=volume.secret
+        )
 
     async def create(self, volume: Volume, path: Path) -> None:
         if await in_thread(path.exists):
@@ -86,16 +88,25 @@ class NbdVolumes:
         """A new qcow2 or LUKS file: qcow2 reads as zeros, LUKS as noise."""
         size = sectors(volume.size)
         if is_luks(volume):
-            await self._qemu_img("create", "-q", "-f", "luks", "-o",
-                                 f"key-secret={SECRET_ID},iter-time={LUKS_ITER_TIME_MS},{LUKS_CIPHER}",
-                                 str(path), str(size), secret=volume.secret)
+            await self._qemu_img(
+                "create",
+                "-q",
+                "-f",
+                "luks",
+                "-o",
+                f"key-secret={SECRET_ID},iter-time={LUKS_ITER_TIME_MS},{LUKS_CIPHER}",
+                str(path),
+                str(size),
+                secret=volume.secret,
+            )
         elif volume.secret is not None:
             # Built here, not by qemu-img, whose PBKDF2 calibration costs a second of CPU per image.
             await in_thread(_write_image, path, qcow2_luks_image(size, volume.secret))
             return
         else:
-            await self._qemu_img("create", "-q", "-f", "qcow2", "-o", f"cluster_size={QCOW2_CLUSTER}",
-                                 str(path), str(size))
+            await self._qemu_img(
+                "create", "-q", "-f", "qcow2", "-o", f"cluster_size={QCOW2_CLUSTER}", str(path), str(size)
+            )
         await in_thread(os.chmod, path, 0o600)
 
     async def create_overlay(self, volume: Volume, path: Path, base: Path, current: Path) -> None:
@@ -105,6 +116,7 @@ class NbdVolumes:
         passphrase and master key), which costs a read instead of a key slot's hashing."""
         size = sectors(volume.size)
         if volume.secret is not None:
+
             def build() -> None:
                 image = qcow2_luks_image(size, volume.secret or b"", backing=(str(base), "raw"), luks=_luks_of(current))
                 _write_image(path, image)
@@ -134,9 +146,14 @@ class NbdVolumes:
             options = f"driver=luks,key-secret={SECRET_ID}"
         else:
             options = f"driver=qcow2,encrypt.format=luks,encrypt.key-secret={SECRET_ID}"
-        await self._qemu_img("resize", "-q", "--image-opts",
-                             f"{options},file.driver=file,file.filename={qemu_escape(str(path))}",
-                             new_size, secret=volume.secret)
+        await self._qemu_img(
+            "resize",
+            "-q",
+            "--image-opts",
+            f"{options},file.driver=file,file.filename={qemu_escape(str(path))}",
+            new_size,
+            secret=volume.secret,
+        )
         if is_luks(volume):
             # The new bytes are holes, which decrypt to noise; a crash before they are zeroed
             # leaves them beyond the size the database knows, and the next resize zeroes them.
@@ -154,8 +171,9 @@ class NbdVolumes:
             await pipelined(self._requests(nbd, offset, staged, runs), NBD_DEPTH)
             await nbd.flush()
 
-    async def _requests(self, nbd: NbdLanes, offset: int, staged: Staging,
-                        runs: list[Run]) -> AsyncGenerator[Coroutine[Any, Any, Any], None]:
+    async def _requests(
+        self, nbd: NbdLanes, offset: int, staged: Staging, runs: list[Run]
+    ) -> AsyncGenerator[Coroutine[Any, Any, Any], None]:
         for run in runs:
             if run.zero:
                 yield nbd.write_zeroes(offset + run.start, run.length)
@@ -169,7 +187,7 @@ class NbdVolumes:
                     if sub.zero:
                         yield nbd.write_zeroes(offset + start + sub.start, sub.length)
                     else:
-                        yield nbd.write(offset + start + sub.start, memoryview(data)[sub.start:sub.end])
+                        yield nbd.write(offset + start + sub.start, memoryview(data)[sub.start : sub.end])
 
     async def read(self, volume: Volume, path: Path, offset: int, end: int) -> AsyncGenerator[bytes, None]:
         async with self.use(volume, path) as nbd:
@@ -212,7 +230,7 @@ class NbdVolumes:
                     if isinstance(piece, bytes):
                         for run in await in_thread(zero_runs, piece, pos):
                             if not run.zero:
-                                yield nbd.write(pos + run.start, memoryview(piece)[run.start:run.end])
+                                yield nbd.write(pos + run.start, memoryview(piece)[run.start : run.end])
                     pos += n
 
             await pipelined(requests(), NBD_DEPTH)
@@ -240,7 +258,7 @@ class NbdVolumes:
                             if run.zero:
                                 yield nbd.write_zeroes(pos + run.start, run.length)
                             else:
-                                yield nbd.write(pos + run.start, memoryview(piece)[run.start:run.end])
+                                yield nbd.write(pos + run.start, memoryview(piece)[run.start : run.end])
                     pos += n
                 end = pos
 
@@ -285,8 +303,11 @@ def _luks_of(path: Path) -> tuple[tuple[tuple[int, bytes], ...], int] | None:
         return None
     if len(area) != found[1]:
         return None
-    pieces = tuple((start, area[start:start + QCOW2_CLUSTER]) for start in range(0, len(area), QCOW2_CLUSTER)
-                   if area[start:start + QCOW2_CLUSTER].count(0) != len(area[start:start + QCOW2_CLUSTER]))
+    pieces = tuple(
+        (start, area[start : start + QCOW2_CLUSTER])
+        for start in range(0, len(area), QCOW2_CLUSTER)
+        if area[start : start + QCOW2_CLUSTER].count(0) != len(area[start : start + QCOW2_CLUSTER])
+    )
     return pieces, found[1]
 
 

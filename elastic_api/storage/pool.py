@@ -1,6 +1,7 @@
 """The drive pool: volumes named by UUID in one directory, each kind behind its own module (plain
 raw files in storage/raw.py, qcow2 and LUKS through QEMU in storage/nbd_volume.py), bounded gzip
 writes, imaging, and the standard image library (storage/library.py)."""
+
 from __future__ import annotations
 
 import contextlib
@@ -48,10 +49,19 @@ class Pool:
     every encrypted volume are reached through an NBD export of qemu-storage-daemon (see Exports),
     so that QEMU's own LUKS code encrypts and no plaintext reaches the files."""
 
-    def __init__(self, pool_dir: Path, images_dir: Path, *, chunk: int = 1 * MiB,
-                 buffer: int = 8 * MiB, export_idle: float = 2.0, luks_lanes: int = 1,
-                 qemu_img: str = "qemu-img", storage_daemon: str = "qemu-storage-daemon",
-                 storage_timeout: float | None = None) -> None:
+    def __init__(
+        self,
+        pool_dir: Path,
+        images_dir: Path,
+        *,
+        chunk: int = 1 * MiB,
+        buffer: int = 8 * MiB,
+        export_idle: float = 2.0,
+        luks_lanes: int = 1,
+        qemu_img: str = "qemu-img",
+        storage_daemon: str = "qemu-storage-daemon",
+        storage_timeout: float | None = None,
+    ) -> None:
         if chunk <= 0 or buffer <= 0:
             raise ValueError("chunk and buffer must be positive")
         # Absolute, so that a path handed to the qemu tools can never be read as a protocol prefix.
@@ -62,9 +72,14 @@ class Pool:
         self.images_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._chunk = chunk
         self._buffer = max(buffer, chunk)
-        self._exports = Exports(self.pool_dir, daemon=storage_daemon, idle_seconds=export_idle,
-                                luks_lanes=luks_lanes, pdeathsig=shutil.which("setpriv"),
-                                request_timeout=storage_timeout)
+        self._exports = Exports(
+            self.pool_dir,
+            daemon=storage_daemon,
+            idle_seconds=export_idle,
+            luks_lanes=luks_lanes,
+            pdeathsig=shutil.which("setpriv"),
+            request_timeout=storage_timeout,
+        )
         self._raw = RawVolumes(chunk)
         self._nbd = NbdVolumes(self.pool_dir, self._exports, QemuImg(qemu_img), chunk)
         self._library = ImageLibrary(self.images_dir, chunk=chunk)
@@ -133,15 +148,15 @@ class Pool:
 
     # Writes.
 
-    async def write(self, volume: Volume, offset: int, body: AsyncIterator[bytes], *, gzip: bool,
-                    max_decompressed: int) -> int:
+    async def write(
+        self, volume: Volume, offset: int, body: AsyncIterator[bytes], *, gzip: bool, max_decompressed: int
+    ) -> int:
         path = self.path(volume)
         if offset < 0:
             raise UsageError("offset out of range")
         if offset > volume.size:
             raise FullError("the write starts past the end of the drive")
-        staged = await self._receive(body, offset, gzip=gzip, room=volume.size - offset,
-                                     most=max_decompressed)
+        staged = await self._receive(body, offset, gzip=gzip, room=volume.size - offset, most=max_decompressed)
         try:
             if staged.length:
                 if _plain(volume):
@@ -152,8 +167,7 @@ class Pool:
             await in_thread(staged.close)
         return staged.length
 
-    async def _receive(self, body: AsyncIterator[bytes], offset: int, *, gzip: bool, room: int,
-                       most: int) -> Staging:
+    async def _receive(self, body: AsyncIterator[bytes], offset: int, *, gzip: bool, room: int, most: int) -> Staging:
         """The whole body, inflated and bounds-checked, before anything touches the volume."""
         staging = Staging(self.pool_dir, offset, room=room, most=most, memory=self._buffer)
         inflater = Gunzip() if gzip else None
@@ -208,8 +222,7 @@ class Pool:
 
     # Imaging.
 
-    async def copy(self, source: Volume | ImageFile, target: Volume, conversion: str,
-                   progress: Progress) -> None:
+    async def copy(self, source: Volume | ImageFile, target: Volume, conversion: str, progress: Progress) -> None:
         """Imaging. The target ends up holding exactly the converted source bytes, then zeros.
 
         Sources: a drive's guest bytes, or an image's stored (gzip) bytes, so a standard image is
@@ -261,8 +274,7 @@ class Pool:
                 await self._nbd.copy_in(target, target_path, ahead)
         progress(total, total)
 
-    async def _clone(self, image: ImageFile, target: Volume, target_path: Path,
-                     based: Callable[[], None]) -> None:
+    async def _clone(self, image: ImageFile, target: Volume, target_path: Path, based: Callable[[], None]) -> None:
         """`/gunzip` of a standard image: the target becomes a clone of the image's base (see
         storage/bases.py), replacing its file whole, as imaging always replaced its bytes."""
         base = await self._bases.ensure(image.image, self._library.path(image.image))

@@ -12,6 +12,7 @@ the L1 table, then the LUKS1 header and its eight key slot areas in clusters of 
 slot 0 is active. Data clusters are encrypted by QEMU with the master key, AES-256-XTS, plain64
 sector IVs; unallocated clusters read as zeros, so the image is thin whatever its size.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -74,7 +75,7 @@ def _xts(key: bytes, data: bytes, *, decrypt: bool = False) -> bytes:
     for sector, start in enumerate(range(0, len(data), SECTOR)):
         cipher = Cipher(algorithms.AES(key), modes.XTS(sector.to_bytes(16, "little")))
         worker = cipher.decryptor() if decrypt else cipher.encryptor()
-        out += worker.update(data[start:start + SECTOR]) + worker.finalize()
+        out += worker.update(data[start : start + SECTOR]) + worker.finalize()
     return bytes(out)
 
 
@@ -85,9 +86,12 @@ def _xor(a: bytes, b: bytes) -> bytes:
 def _diffuse(block: bytes) -> bytes:
     """The LUKS anti-forensic diffusion: each digest-sized piece i becomes H(be32(i) || piece)."""
     size = hashlib.new(HASH).digest_size
-    return b"".join(hashlib.new(HASH, index.to_bytes(4, "big") + block[start:start + size]).digest()
-                    [:len(block[start:start + size])]
-                    for index, start in enumerate(range(0, len(block), size)))
+    return b"".join(
+        hashlib.new(HASH, index.to_bytes(4, "big") + block[start : start + size]).digest()[
+            : len(block[start : start + size])
+        ]
+        for index, start in enumerate(range(0, len(block), size))
+    )
 
 
 def af_split(key: bytes, stripes: int, random: Callable[[int], bytes]) -> bytes:
@@ -96,7 +100,7 @@ def af_split(key: bytes, stripes: int, random: Callable[[int], bytes]) -> bytes:
     noise = random(size * (stripes - 1))
     acc = bytes(size)
     for start in range(0, len(noise), size):
-        acc = _diffuse(_xor(acc, noise[start:start + size]))
+        acc = _diffuse(_xor(acc, noise[start : start + size]))
     return noise + _xor(acc, key)
 
 
@@ -104,8 +108,8 @@ def af_merge(material: bytes, key_bytes: int, stripes: int) -> bytes:
     """The inverse of af_split (for tests and for reading a slot back)."""
     acc = bytes(key_bytes)
     for index in range(stripes - 1):
-        acc = _diffuse(_xor(acc, material[index * key_bytes:(index + 1) * key_bytes]))
-    return _xor(acc, material[(stripes - 1) * key_bytes:stripes * key_bytes])
+        acc = _diffuse(_xor(acc, material[index * key_bytes : (index + 1) * key_bytes]))
+    return _xor(acc, material[(stripes - 1) * key_bytes : stripes * key_bytes])
 
 
 def _pbkdf2(secret: bytes, salt: bytes, iterations: int, length: int) -> bytes:
@@ -116,8 +120,9 @@ def _slot_sectors() -> int:
     return _round_up(LUKS_KEY_BYTES * LUKS_STRIPES, SECTOR) // SECTOR
 
 
-def luks_header(passphrase: bytes, *, iterations: int = LUKS_ITERATIONS,
-                random: Callable[[int], bytes] = os.urandom) -> tuple[tuple[tuple[int, bytes], ...], int]:
+def luks_header(
+    passphrase: bytes, *, iterations: int = LUKS_ITERATIONS, random: Callable[[int], bytes] = os.urandom
+) -> tuple[tuple[tuple[int, bytes], ...], int]:
     """A LUKS1 header whose slot 0 opens with passphrase: its pieces (offset within the header
     area → bytes) and the area's length (where the payload would start)."""
     master = random(LUKS_KEY_BYTES)
@@ -131,13 +136,24 @@ def luks_header(passphrase: bytes, *, iterations: int = LUKS_ITERATIONS,
     slot_key = _pbkdf2(passphrase, slot_salt, iterations, LUKS_KEY_BYTES)
     material = _xts(slot_key, af_split(master, LUKS_STRIPES, random))
     header = LUKS_HEADER.pack(
-        LUKS_MAGIC, 1, b"aes", b"xts-plain64", HASH.encode(), payload, LUKS_KEY_BYTES,
-        _pbkdf2(master, digest_salt, iterations, LUKS_DIGEST_BYTES), digest_salt, iterations,
-        str(uuid.UUID(bytes=random(16), version=4)).encode())
+        LUKS_MAGIC,
+        1,
+        b"aes",
+        b"xts-plain64",
+        HASH.encode(),
+        payload,
+        LUKS_KEY_BYTES,
+        _pbkdf2(master, digest_salt, iterations, LUKS_DIGEST_BYTES),
+        digest_salt,
+        iterations,
+        str(uuid.UUID(bytes=random(16), version=4)).encode(),
+    )
     slots = b"".join(
-        LUKS_SLOT.pack(LUKS_SLOT_ACTIVE, iterations, slot_salt, offset, LUKS_STRIPES) if index == 0
+        LUKS_SLOT.pack(LUKS_SLOT_ACTIVE, iterations, slot_salt, offset, LUKS_STRIPES)
+        if index == 0
         else LUKS_SLOT.pack(LUKS_SLOT_INACTIVE, 0, bytes(LUKS_SALT_BYTES), offset, LUKS_STRIPES)
-        for index, offset in enumerate(offsets))
+        for index, offset in enumerate(offsets)
+    )
     return ((0, header + slots), (offsets[0] * SECTOR, material)), payload * SECTOR
 
 
@@ -150,8 +166,9 @@ def luks_master_key(area: bytes, passphrase: bytes) -> bytes | None:
     if fields[0] != LUKS_MAGIC or active != LUKS_SLOT_ACTIVE:
         return None
     length = _round_up(key_bytes * stripes, SECTOR)
-    material = _xts(_pbkdf2(passphrase, salt, iterations, key_bytes),
-                    area[offset * SECTOR:offset * SECTOR + length], decrypt=True)
+    material = _xts(
+        _pbkdf2(passphrase, salt, iterations, key_bytes), area[offset * SECTOR : offset * SECTOR + length], decrypt=True
+    )
     master = af_merge(material, key_bytes, stripes)
     ok = _pbkdf2(master, digest_salt, digest_iterations, LUKS_DIGEST_BYTES) == digest
     return master if ok else None
@@ -162,10 +179,15 @@ def _extension(kind: int, data: bytes) -> bytes:
     return struct.pack(">II", kind, len(data)) + data + bytes(_round_up(len(data), 8) - len(data))
 
 
-def qcow2_luks_image(size: int, passphrase: bytes, *, iterations: int = LUKS_ITERATIONS,
-                     random: Callable[[int], bytes] = os.urandom,
-                     backing: tuple[str, str] | None = None,
-                     luks: tuple[tuple[tuple[int, bytes], ...], int] | None = None) -> Image:
+def qcow2_luks_image(
+    size: int,
+    passphrase: bytes,
+    *,
+    iterations: int = LUKS_ITERATIONS,
+    random: Callable[[int], bytes] = os.urandom,
+    backing: tuple[str, str] | None = None,
+    luks: tuple[tuple[tuple[int, bytes], ...], int] | None = None,
+) -> Image:
     """A new, empty qcow2 image of `size` guest bytes (a whole number of sectors), encrypted with
     LUKS under passphrase; with `backing` (absolute path, format), an overlay whose unallocated
     clusters read from that unencrypted file (QEMU encrypts the clusters copied up on write with
@@ -198,8 +220,27 @@ def qcow2_luks_image(size: int, passphrase: bytes, *, iterations: int = LUKS_ITE
     # The backing file's name follows the extensions, inside the header cluster.
     backing_offset = HEADER_LENGTH + len(extensions) if backing_name else 0
     header = struct.pack(
-        ">4sIQIIQIIQQIIQQQQIIB7x", b"QFI\xfb", 3, backing_offset, len(backing_name), CLUSTER_BITS, size,
-        CRYPT_LUKS, l1_entries, l1_table, refcount_table, 1, 0, 0, 0, 0, 0, REFCOUNT_ORDER, HEADER_LENGTH, 0)
+        ">4sIQIIQIIQQIIQQQQIIB7x",
+        b"QFI\xfb",
+        3,
+        backing_offset,
+        len(backing_name),
+        CLUSTER_BITS,
+        size,
+        CRYPT_LUKS,
+        l1_entries,
+        l1_table,
+        refcount_table,
+        1,
+        0,
+        0,
+        0,
+        0,
+        0,
+        REFCOUNT_ORDER,
+        HEADER_LENGTH,
+        0,
+    )
     pieces = [
         (0, header + extensions + backing_name),
         (refcount_table, struct.pack(">Q", refcount_block)),
@@ -225,13 +266,35 @@ def qcow2_overlay(size: int, backing: tuple[str, str]) -> Image:
     clusters = 3 + l1_clusters
     extensions = _extension(EXT_BACKING_FORMAT, backing[1].encode()) + struct.pack(">II", 0, 0)
     header = struct.pack(
-        ">4sIQIIQIIQQIIQQQQIIB7x", b"QFI\xfb", 3, HEADER_LENGTH + len(extensions), len(backing_name), CLUSTER_BITS,
-        size, 0, l1_entries, l1_table, refcount_table, 1, 0, 0, 0, 0, 0, REFCOUNT_ORDER, HEADER_LENGTH, 0)
-    return Image((
-        (0, header + extensions + backing_name),
-        (refcount_table, struct.pack(">Q", refcount_block)),
-        (refcount_block, struct.pack(f">{clusters}H", *([1] * clusters))),
-    ), clusters * CLUSTER)
+        ">4sIQIIQIIQQIIQQQQIIB7x",
+        b"QFI\xfb",
+        3,
+        HEADER_LENGTH + len(extensions),
+        len(backing_name),
+        CLUSTER_BITS,
+        size,
+        0,
+        l1_entries,
+        l1_table,
+        refcount_table,
+        1,
+        0,
+        0,
+        0,
+        0,
+        0,
+        REFCOUNT_ORDER,
+        HEADER_LENGTH,
+        0,
+    )
+    return Image(
+        (
+            (0, header + extensions + backing_name),
+            (refcount_table, struct.pack(">Q", refcount_block)),
+            (refcount_block, struct.pack(f">{clusters}H", *([1] * clusters))),
+        ),
+        clusters * CLUSTER,
+    )
 
 
 def luks_area(head: bytes) -> tuple[int, int] | None:

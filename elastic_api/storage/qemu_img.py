@@ -1,5 +1,6 @@
 """qemu-img as a subprocess: an argument list, never a shell; a volume's passphrase from an
 inherited pipe, never a file or the command line."""
+
 from __future__ import annotations
 
 import asyncio
@@ -51,8 +52,12 @@ class QemuImg:
             command += args[1:]
             try:
                 process = await asyncio.create_subprocess_exec(
-                    *command, stdin=asyncio.subprocess.DEVNULL, pass_fds=() if fd is None else (fd,),
-                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+                    *command,
+                    stdin=asyncio.subprocess.DEVNULL,
+                    pass_fds=() if fd is None else (fd,),
+                    stdout=asyncio.subprocess.PIPE,
+                    stderr=asyncio.subprocess.PIPE,
+                )
             except OSError:
                 raise FailedError("qemu-img could not be run") from None
         finally:

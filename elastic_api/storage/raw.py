@@ -1,4 +1,5 @@
 """Plain raw volumes: sparse files written with pread/pwrite in threads, zeros kept as holes."""
+
 from __future__ import annotations
 
 import asyncio
@@ -10,7 +11,16 @@ from pathlib import Path
 from elastic_api.errors import FailedError, FullError
 from elastic_api.storage.aio import in_thread, pieces
 from elastic_api.storage.fileops import (
-    NO_ROOM, FileOps, has_data, no_room, open_volume, read_exactly, sync_data, sync_dir, unlink_quietly, write_all,
+    NO_ROOM,
+    FileOps,
+    has_data,
+    no_room,
+    open_volume,
+    read_exactly,
+    sync_data,
+    sync_dir,
+    unlink_quietly,
+    write_all,
 )
 from elastic_api.storage.imaging import Piece, piece_length
 from elastic_api.storage.staging import Staging
@@ -36,8 +46,9 @@ class RawVolumes:
     async def read(self, path: Path, offset: int, end: int) -> AsyncGenerator[bytes, None]:
         fd = await in_thread(open_volume, path, os.O_RDONLY)
         try:
-            async for data in pieces(offset, end, self._chunk,
-                                     lambda pos, n: asyncio.to_thread(self._read_piece, fd, pos, n)):
+            async for data in pieces(
+                offset, end, self._chunk, lambda pos, n: asyncio.to_thread(self._read_piece, fd, pos, n)
+            ):
                 yield data
         finally:
             os.close(fd)
@@ -128,7 +139,7 @@ class RawVolumes:
                         if sub.zero:
                             self._ops.punch(fd, offset + start + sub.start, sub.length)
                         else:
-                            write_all(fd, memoryview(data)[sub.start:sub.end], offset + start + sub.start)
+                            write_all(fd, memoryview(data)[sub.start : sub.end], offset + start + sub.start)
             sync_data(fd)
         finally:
             os.close(fd)
@@ -170,7 +181,7 @@ def _write_data(fd: int, pos: int, data: bytes) -> None:
     view = memoryview(data)
     for run in zero_runs(data, pos):
         if not run.zero:
-            write_all(fd, view[run.start:run.end], pos + run.start)
+            write_all(fd, view[run.start : run.end], pos + run.start)
 
 
 __all__ = ["RawVolumes"]

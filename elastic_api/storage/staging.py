@@ -1,4 +1,5 @@
 """A write body held back until it is whole and valid: in memory, or spilled to a sparse anonymous file."""
+
 from __future__ import annotations
 
 import contextlib
@@ -114,4 +115,4 @@ class Staging:
         view = memoryview(data)
         for run in zero_runs(data, self._position + pos):
             if not run.zero:  # zeros stay holes: a fresh file reads as zeros where nothing was written
-                write_all(self._fd, view[run.start:run.end], self._shift + pos + run.start)
+                write_all(self._fd, view[run.start : run.end], self._shift + pos + run.start)

@@ -1,4 +1,5 @@
 """Zero detection: split guest bytes into runs of data and all-zero blocks on the volume's block grid."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -46,6 +47,7 @@ def zero_runs(buf: bytes | bytearray, position: int, block: int = BLOCK) -> list
     if size:
         runs.append(Run(run_start, size, run_zero))
     return runs
+
 
 def split(start: int, end: int, most: int) -> Iterator[tuple[int, int]]:
     """[start, end) as consecutive pieces of at most `most` bytes."""

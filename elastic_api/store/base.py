@@ -18,6 +18,7 @@ What every implementation promises (tests/contract/ holds each one to it):
   engine's own integrity error: IDs are new UUIDs and owners are authenticated users, so only a
   bug gets there.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
@@ -55,8 +56,7 @@ class QuotaStore(Protocol):
     async def quota_overrides(self, user: str) -> dict[str, int | None]:
         """The user's own limits by key; {} when there are none or there is no such user."""
 
-    async def set_quota_overrides(self, user: str, values: dict[str, int | None],
-                                  cleared: list[str]) -> bool:
+    async def set_quota_overrides(self, user: str, values: dict[str, int | None], cleared: list[str]) -> bool:
         """Set `values` and drop the `cleared` keys back to the default, all in one transaction
         (a key in both ends up cleared); False, and nothing changed, when there is no such user."""
 
@@ -111,8 +111,16 @@ class DriveStore(Protocol):
         server claims is refused with the engine's integrity error and stays (callers check
         `claimed` first). May use the full-disk reserve."""
 
-    async def count_drive_io(self, user: str, drive: str, *, read_bytes: int = 0, read_requests: int = 0,
-                             write_bytes: int = 0, write_requests: int = 0) -> None:
+    async def count_drive_io(
+        self,
+        user: str,
+        drive: str,
+        *,
+        read_bytes: int = 0,
+        read_requests: int = 0,
+        write_bytes: int = 0,
+        write_requests: int = 0,
+    ) -> None:
         """Add to the counters of a drive the user may see, in one statement: counts added at
         the same time all add up. Nothing happens when it is missing or not visible."""
 
@@ -169,8 +177,7 @@ class JobStore(Protocol):
 
     async def job_progress(self, job: int, holder: str, progress: int) -> None: ...
 
-    async def finish_job(self, job: int, holder: str | None, status: str, error: str | None,
-                         finished: int) -> bool:
+    async def finish_job(self, job: int, holder: str | None, status: str, error: str | None, finished: int) -> bool:
         """End a running job that holder holds (done or failed); False when it is not."""
 
     async def requeue_job(self, job: int, holder: str | None) -> bool:
@@ -206,8 +213,7 @@ class ServerStore(Protocol):
         transaction; False, and nothing changed, when it is missing or another user's. May use
         the full-disk reserve."""
 
-    async def activate_server(self, user: str, server: str, host: str, started: int,
-                              claims: list[Claim]) -> None:
+    async def activate_server(self, user: str, server: str, host: str, started: int, claims: list[Claim]) -> None:
         """Claim the drives and mark the user's stopped server active on `host`, all in one
         transaction, or raise BusyError and change nothing: when a drive is gone or being
         imaged, when a drive whose claim type is exclusive is claimed by another server, and
@@ -249,8 +255,9 @@ class ResourceStore(Protocol):
         """The user's resource of that type; None when it is missing, another user's or of
         another type."""
 
-    async def list_resources(self, user: str, type_: str | None, limit: int | None,
-                             marker: str | None) -> list[Resource]:
+    async def list_resources(
+        self, user: str, type_: str | None, limit: int | None, marker: str | None
+    ) -> list[Resource]:
         """One page of the user's resources of `type_` (None: of both types, in one order); a
         marker must be one of them."""
 
@@ -273,8 +280,15 @@ class LeaseStore(Protocol):
     """The addresses active servers' NICs hold: each address by one NIC at most. Leases go
     with deactivate_server and delete_server too."""
 
-    async def lease_ips(self, user: str, server: str, static: list[tuple[int, str, str]],
-                        auto: list[tuple[int, str]], first: str, last: str) -> list[Lease]:
+    async def lease_ips(
+        self,
+        user: str,
+        server: str,
+        static: list[tuple[int, str, str]],
+        auto: list[tuple[int, str]],
+        first: str,
+        last: str,
+    ) -> list[Lease]:
         """Give the user's server its addresses in one transaction, or none of them: first
         whatever the server held before is given back, then each (nic, mac, ip) of `static` gets
         its IP resource and each (nic, mac) of `auto` the lowest free address of first-last (not
@@ -415,8 +429,9 @@ class SupportStore(Protocol):
         """Mark the support cancelled at `at` in one transaction, if it is still `expected`;
         the record as it is now, or None, and nothing changed, when it is not."""
 
-    async def insert_reservation(self, owner: str, server: str, term: ReservedTerm, plan: tuple[int, str],
-                                 now: int) -> ReservedRecord:
+    async def insert_reservation(
+        self, owner: str, server: str, term: ReservedTerm, plan: tuple[int, str], now: int
+    ) -> ReservedRecord:
         """Reserve the server for `term` (plan = its plan's id and name) in one transaction:
         from `now`, or from the end of its last reservation if that is later (terms chain)."""
 
@@ -451,9 +466,25 @@ class MetricsStore(Protocol):
         Maintenance: names no user. May use the full-disk reserve (it frees space)."""
 
 
-class Store(UserStore, QuotaStore, DriveStore, ImageStore, JobStore, ServerStore, ResourceStore,
-            LeaseStore, TokenStore, SshKeyStore, GroupStore, CatalogueStore, MetricsStore, AuditStore,
-            SupportStore, EcsServerStore, Protocol):
+class Store(
+    UserStore,
+    QuotaStore,
+    DriveStore,
+    ImageStore,
+    JobStore,
+    ServerStore,
+    ResourceStore,
+    LeaseStore,
+    TokenStore,
+    SshKeyStore,
+    GroupStore,
+    CatalogueStore,
+    MetricsStore,
+    AuditStore,
+    SupportStore,
+    EcsServerStore,
+    Protocol,
+):
     """The whole metadata store."""
 
     async def open(self) -> None:

@@ -6,6 +6,7 @@ The one place below api/ that knows wire keys, allowed as such by the lead: it r
 rows, for the migration that rewrites them, and must never change (those rows never will). It
 checks nothing the old writer already checked: every row it reads was valid when written, and
 later rules must not make it unreadable."""
+
 from __future__ import annotations
 
 import re
@@ -58,13 +59,16 @@ def read(props: Mapping[str, str]) -> ServerConfig:
         persistent=given.get("persistent", "false").strip().lower() == "true",
         drives=tuple(sorted(drives, key=lambda slot: slot.device.order)),
         boot=tuple(_boot(word.lower()) for word in given.get("boot", "").split()),
-        nics=tuple(Nic(index, parts["model"].lower(), parts.get("mac"), parts.get("dhcp"), parts.get("vlan"))
-                   for index, parts in sorted(nics.items()) if "model" in parts),
+        nics=tuple(
+            Nic(index, parts["model"].lower(), parts.get("mac"), parts.get("dhcp"), parts.get("vlan"))
+            for index, parts in sorted(nics.items())
+            if "model" in parts
+        ),
         vnc=given["vnc"].strip() if "vnc" in given else None,
         vnc_password=given["vnc:password"].strip() if "vnc:password" in given else None,
         vnc_tls=given.get("vnc:tls", "off").strip().lower() == "on",
         tags=tuple(dict.fromkeys(given.get("tags", "").split())),
-        user=tuple(sorted((key[len("user:"):], value) for key, value in given.items() if key.startswith("user:"))),
+        user=tuple(sorted((key[len("user:") :], value) for key, value in given.items() if key.startswith("user:"))),
         avoid_drives=tuple(dict.fromkeys(given.get("avoid:drives", "").split())),
         avoid_servers=tuple(dict.fromkeys(given.get("avoid:servers", "").split())),
     )

@@ -1,6 +1,7 @@
 """Versioned schema migrations: PRAGMA user_version counts the ones applied; append, never edit.
 A migration is SQL, or a Python step for a conversion SQL cannot write; each runs in one
 transaction with the version it brings."""
+
 from __future__ import annotations
 
 import json
@@ -18,8 +19,10 @@ def _typed_server_rows(db: sqlite3.Connection) -> None:
     for server, text in db.execute("SELECT id, config FROM servers").fetchall():
         data = json.loads(text)
         config = server_rows.load(text) if "v" in data else legacy_server_rows.read(data)
-        db.execute("UPDATE servers SET config = ?, cpu = ?, mem = ? WHERE id = ?",
-                   (server_rows.dump(config), config.cpu, config.mem, server))
+        db.execute(
+            "UPDATE servers SET config = ?, cpu = ?, mem = ? WHERE id = ?",
+            (server_rows.dump(config), config.cpu, config.mem, server),
+        )
 
 
 Migration = str | Callable[[sqlite3.Connection], None]

@@ -1,6 +1,7 @@
 """A server's configuration as the store keeps it: a versioned JSON of the typed ServerConfig, in
 no dialect's words, read back without any dialect's rules (a row written once loads whatever the
 rules for new values become). Every store implementation writes this same text."""
+
 from __future__ import annotations
 
 import json
@@ -22,25 +23,29 @@ def _boot(entry: Boot) -> dict[str, Any]:
 
 
 def dump(config: ServerConfig) -> str:
-    return json.dumps({
-        "v": VERSION,
-        "name": config.name,
-        "cpu": config.cpu,
-        "mem": config.mem,
-        "smp": config.smp,
-        "persistent": config.persistent,
-        "drives": [{**_device(slot.device), "drive": slot.drive, "media": slot.media} for slot in config.drives],
-        "boot": [_boot(entry) for entry in config.boot],
-        "nics": [{"index": nic.index, "model": nic.model, "mac": nic.mac, "dhcp": nic.dhcp, "vlan": nic.vlan}
-                 for nic in config.nics],
-        "vnc": config.vnc,
-        "vnc_password": config.vnc_password,
-        "vnc_tls": config.vnc_tls,
-        "tags": list(config.tags),
-        "user": dict(config.user),
-        "avoid_drives": list(config.avoid_drives),
-        "avoid_servers": list(config.avoid_servers),
-    })
+    return json.dumps(
+        {
+            "v": VERSION,
+            "name": config.name,
+            "cpu": config.cpu,
+            "mem": config.mem,
+            "smp": config.smp,
+            "persistent": config.persistent,
+            "drives": [{**_device(slot.device), "drive": slot.drive, "media": slot.media} for slot in config.drives],
+            "boot": [_boot(entry) for entry in config.boot],
+            "nics": [
+                {"index": nic.index, "model": nic.model, "mac": nic.mac, "dhcp": nic.dhcp, "vlan": nic.vlan}
+                for nic in config.nics
+            ],
+            "vnc": config.vnc,
+            "vnc_password": config.vnc_password,
+            "vnc_tls": config.vnc_tls,
+            "tags": list(config.tags),
+            "user": dict(config.user),
+            "avoid_drives": list(config.avoid_drives),
+            "avoid_servers": list(config.avoid_servers),
+        }
+    )
 
 
 def _load_device(data: dict[str, Any]) -> Device:

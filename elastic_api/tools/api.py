@@ -1,4 +1,5 @@
 """The tools' HTTP client: $EHURI and $EHAUTH, Basic auth, and retries with backoff."""
+
 from __future__ import annotations
 
 import asyncio
@@ -99,7 +100,7 @@ class RetryPolicy:
         if retry_after is not None:
             # A little jitter so parallel chunks told the same Retry-After do not return in one burst.
             return min(retry_after, self.max_retry_after) + random.uniform(0, self.base_delay / 2)
-        backoff = min(self.max_delay, self.base_delay * 2.0**min(attempt, 32))
+        backoff = min(self.max_delay, self.base_delay * 2.0 ** min(attempt, 32))
         return backoff / 2 + random.uniform(0, backoff / 2)
 
 
@@ -151,8 +152,15 @@ def retriable(status: int, idempotent: bool) -> bool:
 class Api:
     """One session against $EHURI; `call` retries transient failures with backoff."""
 
-    def __init__(self, endpoint: Endpoint, *, parallel: int = 1, timeout: float = 300.0,
-                 policy: RetryPolicy | None = None, warn: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        *,
+        parallel: int = 1,
+        timeout: float = 300.0,
+        policy: RetryPolicy | None = None,
+        warn: Callable[[str], None] | None = None,
+    ) -> None:
         self.endpoint = endpoint
         self.parallel = parallel
         self.timeout = timeout
@@ -175,21 +183,39 @@ class Api:
         if self._session is not None:
             await self._session.close()
 
-    async def once(self, method: str, path: str, body: bytes | None = None,
-                   headers: Mapping[str, str] | None = None) -> Reply:
+    async def once(
+        self, method: str, path: str, body: bytes | None = None, headers: Mapping[str, str] | None = None
+    ) -> Reply:
         """One request, no retries; connection failures raise aiohttp's own errors."""
         assert self._session is not None, "use Api as an async context manager"
         # No redirects: a POST body would not follow, and the secret must not go to another host.
-        async with self._session.request(method, self.endpoint.url(path), data=body, allow_redirects=False,
-                                         headers=dict(headers or {})) as response:
+        async with self._session.request(
+            method, self.endpoint.url(path), data=body, allow_redirects=False, headers=dict(headers or {})
+        ) as response:
             data = await response.read()
             version = f"HTTP/{response.version.major}.{response.version.minor}" if response.version else "HTTP/1.1"
-            return Reply(method, str(response.url), response.status, response.reason or "", version,
-                         response.request_info.headers, response.headers, data)
+            return Reply(
+                method,
+                str(response.url),
+                response.status,
+                response.reason or "",
+                version,
+                response.request_info.headers,
+                response.headers,
+                data,
+            )
 
-    async def call(self, method: str, path: str, *, body: bytes | None = None,
-                   headers: Mapping[str, str] | None = None, idempotent: bool = True,
-                   length: int | None = None, what: str = "") -> Reply:
+    async def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        idempotent: bool = True,
+        length: int | None = None,
+        what: str = "",
+    ) -> Reply:
         """A request that must succeed (2xx), tried again on transient failures.
 
         `idempotent` says sending it twice is harmless (reads, writes at an offset); a create is
@@ -233,8 +259,9 @@ class Api:
             self.warn(f"{failure.message}; retry {attempt} of {self.policy.retries} in {delay:.1f}s")
             await asyncio.sleep(delay)
 
-    async def json(self, method: str, path: str, props: Mapping[str, Any] | None = None, *,
-                   idempotent: bool = True) -> Any:
+    async def json(
+        self, method: str, path: str, props: Mapping[str, Any] | None = None, *, idempotent: bool = True
+    ) -> Any:
         """A command with JSON in (when given) and out."""
         headers = {"Accept": "application/json"}
         body = None

@@ -1,4 +1,5 @@
 """Chunked transfers with several chunks in flight and a resume offset that is always safe."""
+
 from __future__ import annotations
 
 import asyncio
@@ -38,15 +39,19 @@ class Transfer(Generic[T]):
         self.window = None if window is None else max(window, parallel) * chunk
         self.resume = start
 
-    async def run(self, fetch: Callable[[int, int], Awaitable[T]],
-                  commit: Callable[[int, int, T], Awaitable[None]] | None = None) -> None:
+    async def run(
+        self, fetch: Callable[[int, int], Awaitable[T]], commit: Callable[[int, int, T], Awaitable[None]] | None = None
+    ) -> None:
         pending: dict[asyncio.Task[T], tuple[int, int]] = {}
         finished: dict[int, tuple[int, T]] = {}
         offset = self.start
         try:
             while True:
-                while (offset < self.end and len(pending) < self.parallel
-                       and (self.window is None or offset - self.resume < self.window)):
+                while (
+                    offset < self.end
+                    and len(pending) < self.parallel
+                    and (self.window is None or offset - self.resume < self.window)
+                ):
                     length = min(self.chunk, self.end - offset)
                     pending[asyncio.ensure_future(fetch(offset, length))] = (offset, length)
                     offset += length
@@ -77,9 +82,9 @@ def is_zero(data: bytes | memoryview) -> bool:
 def _zero_end(data: bytes, at: int) -> int:
     """Where the zero run containing `at` ends."""
     stride, block = bytes(ZERO_STRIDE), bytes(ZERO_BLOCK)
-    while data[at:at + ZERO_STRIDE] == stride:
+    while data[at : at + ZERO_STRIDE] == stride:
         at += ZERO_STRIDE
-    while data[at:at + ZERO_BLOCK] == block:
+    while data[at : at + ZERO_BLOCK] == block:
         at += ZERO_BLOCK
     found = NONZERO.search(data, at)
     return found.start() if found else len(data)

@@ -1,4 +1,5 @@
 """What the tools share on the command line: sizes, transfer options, exit codes and signals."""
+
 from __future__ import annotations
 
 import argparse
@@ -67,25 +68,61 @@ def seconds_arg(text: str) -> float:
 
 def add_transfer_options(parser: argparse.ArgumentParser) -> None:
     """Options upload and download share."""
-    parser.add_argument("-c", "--chunk", type=chunk_arg, default=DEFAULT_CHUNK, metavar="CHUNK",
-                        help="bytes per request, with k/M/G suffixes (default: 4M)")
-    parser.add_argument("-p", "--parallel", type=count_arg, default=DEFAULT_PARALLEL, metavar="N",
-                        help=f"chunks in flight at once (default: {DEFAULT_PARALLEL})")
-    parser.add_argument("-z", "--gzip", dest="gzip", action="store_true", default=True,
-                        help="gzip chunks on the wire (the default; kept for the original tools' -z)")
-    parser.add_argument("--no-gzip", dest="gzip", action="store_false",
-                        help="send and receive chunks uncompressed (fast links, incompressible data)")
-    parser.add_argument("--verify", action="store_true",
-                        help="afterwards, compare SHA-256 checksums of the file and the drive's bytes")
-    parser.add_argument("--retries", type=retries_arg, default=RetryPolicy.retries, metavar="N",
-                        help=f"tries again after a transient failure, with backoff (default: {RetryPolicy.retries})")
-    parser.add_argument("--retry-delay", type=seconds_arg, default=RetryPolicy.base_delay, metavar="SECONDS",
-                        help=f"first backoff, doubled per retry up to {RetryPolicy.max_delay:.0f}s "
-                             f"(default: {RetryPolicy.base_delay})")
-    parser.add_argument("--timeout", type=seconds_arg, default=DEFAULT_TIMEOUT, metavar="SECONDS",
-                        help=f"give one request up after this long (default: {DEFAULT_TIMEOUT:.0f})")
-    parser.add_argument("-q", "--quiet", action="store_true",
-                        help="no progress bar and no retry messages, only errors")
+    parser.add_argument(
+        "-c",
+        "--chunk",
+        type=chunk_arg,
+        default=DEFAULT_CHUNK,
+        metavar="CHUNK",
+        help="bytes per request, with k/M/G suffixes (default: 4M)",
+    )
+    parser.add_argument(
+        "-p",
+        "--parallel",
+        type=count_arg,
+        default=DEFAULT_PARALLEL,
+        metavar="N",
+        help=f"chunks in flight at once (default: {DEFAULT_PARALLEL})",
+    )
+    parser.add_argument(
+        "-z",
+        "--gzip",
+        dest="gzip",
+        action="store_true",
+        default=True,
+        help="gzip chunks on the wire (the default; kept for the original tools' -z)",
+    )
+    parser.add_argument(
+        "--no-gzip",
+        dest="gzip",
+        action="store_false",
+        help="send and receive chunks uncompressed (fast links, incompressible data)",
+    )
+    parser.add_argument(
+        "--verify", action="store_true", help="afterwards, compare SHA-256 checksums of the file and the drive's bytes"
+    )
+    parser.add_argument(
+        "--retries",
+        type=retries_arg,
+        default=RetryPolicy.retries,
+        metavar="N",
+        help=f"tries again after a transient failure, with backoff (default: {RetryPolicy.retries})",
+    )
+    parser.add_argument(
+        "--retry-delay",
+        type=seconds_arg,
+        default=RetryPolicy.base_delay,
+        metavar="SECONDS",
+        help=f"first backoff, doubled per retry up to {RetryPolicy.max_delay:.0f}s (default: {RetryPolicy.base_delay})",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=seconds_arg,
+        default=DEFAULT_TIMEOUT,
+        metavar="SECONDS",
+        help=f"give one request up after this long (default: {DEFAULT_TIMEOUT:.0f})",
+    )
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no retry messages, only errors")
 
 
 def transfer_words(args: argparse.Namespace) -> list[str]:
@@ -131,9 +168,16 @@ class Interrupt:
         return 128 + (self.signal or 0)
 
 
-async def run_transfer(program: str, what: str, work: Callable[[], Awaitable[None]], progress: Progress,
-                       interrupt: Interrupt, resume: Callable[[], int], restart: Callable[[int], str],
-                       failures: tuple[type[Exception], ...] = (ChunkFailed,)) -> int | None:
+async def run_transfer(
+    program: str,
+    what: str,
+    work: Callable[[], Awaitable[None]],
+    progress: Progress,
+    interrupt: Interrupt,
+    resume: Callable[[], int],
+    restart: Callable[[int], str],
+    failures: tuple[type[Exception], ...] = (ChunkFailed,),
+) -> int | None:
     """Run a transfer with its progress bar ticking. When it fails or a signal stops it, say so and
     print the command that resumes it, and return the exit code; None when it completed."""
     ticker = asyncio.ensure_future(progress.tick()) if progress.enabled else None

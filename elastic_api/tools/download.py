@@ -1,4 +1,5 @@
 """elastichosts-download: a drive into a file (sparse) or block device, in chunks, resumable."""
+
 from __future__ import annotations
 
 import argparse
@@ -24,13 +25,21 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=PROGRAM,
         description="Download a drive into a file or block device, in chunks fetched in parallel, "
-                    "retried on transient failures; a file is written sparse and resumes from its size.",
-        epilog=cli.ENVIRONMENT_HELP)
+        "retried on transient failures; a file is written sparse and resumes from its size.",
+        epilog=cli.ENVIRONMENT_HELP,
+    )
     cli.add_transfer_options(p)
-    p.add_argument("-o", "--offset", type=cli.size_arg, default=None, metavar="OFFSET",
-                   help="start at this byte of the drive (default: the file's size, so a rerun resumes)")
-    p.add_argument("--no-sparse", dest="sparse", action="store_false",
-                   help="write zeros out instead of leaving holes in the file")
+    p.add_argument(
+        "-o",
+        "--offset",
+        type=cli.size_arg,
+        default=None,
+        metavar="OFFSET",
+        help="start at this byte of the drive (default: the file's size, so a rerun resumes)",
+    )
+    p.add_argument(
+        "--no-sparse", dest="sparse", action="store_false", help="write zeros out instead of leaving holes in the file"
+    )
     p.add_argument("drive", metavar="DRIVE")
     p.add_argument("file", metavar="FILE|BLOCKDEV")
     return p
@@ -120,35 +129,59 @@ def first_offset(args: argparse.Namespace, target: Target, size: int) -> int:
     if not target.regular:
         return 0
     if target.size > size:
-        raise SetupError(f"{args.file} ({target.size} bytes) is larger than drive {args.drive} ({size} bytes), "
-                         "so it is not a partial download of it; give -o 0 to overwrite it")
+        raise SetupError(
+            f"{args.file} ({target.size} bytes) is larger than drive {args.drive} ({size} bytes), "
+            "so it is not a partial download of it; give -o 0 to overwrite it"
+        )
     return target.size
 
 
-async def run(args: argparse.Namespace, api: Api, target: Target, start: int, size: int,
-              progress: Progress, interrupt: cli.Interrupt) -> int:
+async def run(
+    args: argparse.Namespace,
+    api: Api,
+    target: Target,
+    start: int,
+    size: int,
+    progress: Progress,
+    interrupt: cli.Interrupt,
+) -> int:
     if not target.regular and target.size < size:
         raise SetupError(f"{args.file} holds {target.size} bytes, fewer than drive {args.drive} ({size} bytes)")
     target.start_at(start)
     accept = {"Accept-Encoding": "gzip" if args.gzip else "identity"}
 
     async def fetch(offset: int, length: int) -> bytes:
-        reply = await api.call("GET", f"/drives/{args.drive}/read/{offset}/{length}", headers=accept,
-                               length=length, what=f"chunk at offset {offset}")
+        reply = await api.call(
+            "GET",
+            f"/drives/{args.drive}/read/{offset}/{length}",
+            headers=accept,
+            length=length,
+            what=f"chunk at offset {offset}",
+        )
         progress.advance(length)
         return reply.body
 
     async def commit(offset: int, length: int, data: bytes) -> None:
         await asyncio.to_thread(target.commit, offset, data)
 
-    transfer: Transfer[bytes] = Transfer(start, size, args.chunk, parallel=args.parallel,
-                                         window=WINDOW_PER_PARALLEL * args.parallel)
+    transfer: Transfer[bytes] = Transfer(
+        start, size, args.chunk, parallel=args.parallel, window=WINDOW_PER_PARALLEL * args.parallel
+    )
+
     async def work() -> None:
         await transfer.run(fetch, commit)
         await asyncio.to_thread(os.fsync, target.fd)
 
-    failed = await cli.run_transfer(PROGRAM, "download", work, progress, interrupt, lambda: transfer.resume,
-                                    lambda offset: restart(args, offset), failures=(ChunkFailed, OSError))
+    failed = await cli.run_transfer(
+        PROGRAM,
+        "download",
+        work,
+        progress,
+        interrupt,
+        lambda: transfer.resume,
+        lambda offset: restart(args, offset),
+        failures=(ChunkFailed, OSError),
+    )
     if failed is not None:
         return failed
     if args.verify:
@@ -159,8 +192,9 @@ async def run(args: argparse.Namespace, api: Api, target: Target, start: int, si
 async def check_file(args: argparse.Namespace, api: Api, target: Target, size: int) -> int:
     progress = Progress(size, label="verify", enabled=False if args.quiet else None)
     try:
-        verdict = await verify(api, args.drive, target.fd, size, chunk=args.chunk, parallel=args.parallel,
-                               progress=progress)
+        verdict = await verify(
+            api, args.drive, target.fd, size, chunk=args.chunk, parallel=args.parallel, progress=progress
+        )
     except ToolError as e:
         progress.close()
         cli.say(PROGRAM, f"verify failed: {e.message}")

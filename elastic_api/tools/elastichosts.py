@@ -1,4 +1,5 @@
 """elastichosts: one API call, its arguments joined with / into the path under $EHURI."""
+
 from __future__ import annotations
 
 import argparse
@@ -22,15 +23,15 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=PROGRAM,
         description="Send one ElasticHosts API command: CMD and the ARGs, joined with /, are the path "
-                    "under $EHURI (e.g. `elastichosts drives list`, `elastichosts drives UUID info`). "
-                    "Every command is sent as POST, like the original tool.",
-        epilog=cli.ENVIRONMENT_HELP)
+        "under $EHURI (e.g. `elastichosts drives list`, `elastichosts drives UUID info`). "
+        "Every command is sent as POST, like the original tool.",
+        epilog=cli.ENVIRONMENT_HELP,
+    )
     body = p.add_mutually_exclusive_group()
     body.add_argument("-c", dest="stdin", action="store_true", help="send standard input as the request body")
     body.add_argument("-f", dest="file", metavar="FILE", help="send FILE as the request body")
     p.add_argument("-j", dest="json", action="store_true", help="JSON in and out instead of text")
-    p.add_argument("-v", dest="verbose", action="store_true",
-                   help="show the request and response headers on stderr")
+    p.add_argument("-v", dest="verbose", action="store_true", help="show the request and response headers on stderr")
     p.add_argument("command", metavar="CMD")
     p.add_argument("args", nargs=argparse.REMAINDER, metavar="ARG")
     return p
@@ -77,8 +78,9 @@ async def call(args: argparse.Namespace, endpoint: Endpoint, body: bytes | None)
     path = path_of([args.command, *args.args])
     async with Api(endpoint, timeout=TIMEOUT, policy=RetryPolicy(retries=0)) as api:
         try:
-            reply = await api.once("POST", path, body if body is not None else b"",
-                                   request_headers(args, body is not None))
+            reply = await api.once(
+                "POST", path, body if body is not None else b"", request_headers(args, body is not None)
+            )
         except (aiohttp.ClientError, TimeoutError) as e:
             cli.say(PROGRAM, f"cannot reach {endpoint.base}: {reason(e)}")
             return cli.EXIT_FAILED

@@ -1,4 +1,5 @@
 """A progress bar with bytes, throughput and ETA, drawn on stderr only when it is a terminal."""
+
 from __future__ import annotations
 
 import asyncio
@@ -36,8 +37,16 @@ def human_time(seconds: float) -> str:
 class Progress:
     """Bytes done of a total; `note` prints a message line without tearing the bar."""
 
-    def __init__(self, total: int, *, done: int = 0, label: str = "", stream: TextIO | None = None,
-                 enabled: bool | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        total: int,
+        *,
+        done: int = 0,
+        label: str = "",
+        stream: TextIO | None = None,
+        enabled: bool | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.stream = stream or sys.stderr
         self.enabled = self.stream.isatty() if enabled is None else enabled
         self.total, self.done, self.label = total, done, label
@@ -69,12 +78,14 @@ class Progress:
         fraction = min(1.0, self.done / self.total) if self.total else 1.0
         left = self.total - self.done
         eta = human_time(left / rate) if rate > 0 and left > 0 else "--:--" if left > 0 else "0:00"
-        tail = (f" {fraction * 100:3.0f}% {human_bytes(self.done)}/{human_bytes(self.total)}"
-                f" {human_bytes(rate)}/s ETA {eta}")
+        tail = (
+            f" {fraction * 100:3.0f}% {human_bytes(self.done)}/{human_bytes(self.total)}"
+            f" {human_bytes(rate)}/s ETA {eta}"
+        )
         head = f"{self.label} " if self.label else ""
         room = width - len(head) - len(tail) - 3
         if room < 10:
-            return (head + tail.strip())[:max(0, width - 1)]
+            return (head + tail.strip())[: max(0, width - 1)]
         filled = int(room * fraction)
         return f"{head}[{'=' * filled}{' ' * (room - filled)}]{tail}"
 
@@ -86,7 +97,7 @@ class Progress:
             return
         self.drawn_at = now
         width = shutil.get_terminal_size((80, 24)).columns
-        self.stream.write("\r" + self.line(width).ljust(width - 1)[:width - 1])
+        self.stream.write("\r" + self.line(width).ljust(width - 1)[: width - 1])
         self.stream.flush()
         self.shown = True
 

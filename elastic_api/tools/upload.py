@@ -1,4 +1,5 @@
 """elastichosts-upload: a file or block device into a drive, in gzipped chunks, resumable."""
+
 from __future__ import annotations
 
 import argparse
@@ -25,17 +26,27 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=PROGRAM,
         description="Upload a file or block device to a new drive (or into an existing one with -d), "
-                    "in chunks sent in parallel, retried on transient failures and resumable with -o.",
-        epilog=cli.ENVIRONMENT_HELP)
+        "in chunks sent in parallel, retried on transient failures and resumable with -o.",
+        epilog=cli.ENVIRONMENT_HELP,
+    )
     cli.add_transfer_options(p)
     p.add_argument("-d", "--drive", metavar="DRIVE", help="upload into this existing drive (default: create one)")
     p.add_argument("-n", "--name", metavar="NAME", help="name of the new drive (default: the file's name)")
     p.add_argument("-t", "--tier", metavar="TIER", help="storage tier of the new drive: disk or ssd")
-    p.add_argument("-o", "--offset", type=cli.size_arg, default=0, metavar="OFFSET",
-                   help="resume: start at this byte of the file (default: 0; needs -d)")
-    p.add_argument("--skip-zeros", action="store_true",
-                   help="do not send all-zero chunks: the drive is known to be zero there "
-                        "(always so for a drive this upload creates)")
+    p.add_argument(
+        "-o",
+        "--offset",
+        type=cli.size_arg,
+        default=0,
+        metavar="OFFSET",
+        help="resume: start at this byte of the file (default: 0; needs -d)",
+    )
+    p.add_argument(
+        "--skip-zeros",
+        action="store_true",
+        help="do not send all-zero chunks: the drive is known to be zero there "
+        "(always so for a drive this upload creates)",
+    )
     p.add_argument("file", metavar="FILE|BLOCKDEV")
     return p
 
@@ -75,11 +86,14 @@ class Upload:
             info = await self.api.drive_info(self.drive)
             self.drive = str(info.get("drive", self.drive))
             if info["size"] < self.size:
-                raise ToolError(f"drive {self.drive} holds {info['size']} bytes, "
-                                f"fewer than {self.args.file} ({self.size} bytes)")
+                raise ToolError(
+                    f"drive {self.drive} holds {info['size']} bytes, fewer than {self.args.file} ({self.size} bytes)"
+                )
             return
-        props = {"name": (self.args.name or os.path.basename(self.args.file.rstrip("/")) or "upload")[:MAX_NAME],
-                 "size": self.size}
+        props = {
+            "name": (self.args.name or os.path.basename(self.args.file.rstrip("/")) or "upload")[:MAX_NAME],
+            "size": self.size,
+        }
         if self.args.tier:
             props["tier"] = self.args.tier
         info = await self.api.json("POST", "/drives/create", props, idempotent=False)
@@ -94,8 +108,13 @@ class Upload:
             raise ToolError(f"{self.args.file} ended at {offset + len(data)} while being read")
         if not (self.skip_zeros and is_zero(data)):
             body, headers = await asyncio.to_thread(encode, data, self.args.gzip)
-            await self.api.call("POST", f"/drives/{self.drive}/write/{offset}", body=body, headers=headers,
-                                what=f"chunk at offset {offset}")
+            await self.api.call(
+                "POST",
+                f"/drives/{self.drive}/write/{offset}",
+                body=body,
+                headers=headers,
+                what=f"chunk at offset {offset}",
+            )
         self.progress.advance(length)
 
 
@@ -123,8 +142,9 @@ async def upload(args: argparse.Namespace, endpoint: Endpoint, interrupt: cli.In
         os.close(fd)
 
 
-async def run(args: argparse.Namespace, api: Api, fd: int, size: int, progress: Progress,
-              interrupt: cli.Interrupt) -> int:
+async def run(
+    args: argparse.Namespace, api: Api, fd: int, size: int, progress: Progress, interrupt: cli.Interrupt
+) -> int:
     job = Upload(args, api, fd, size, progress)
     try:
         await job.open_drive()
@@ -139,8 +159,14 @@ async def run(args: argparse.Namespace, api: Api, fd: int, size: int, progress: 
         return interrupt.exit_code
     transfer: Transfer[None] = Transfer(args.offset, size, args.chunk, parallel=args.parallel)
     failed = await cli.run_transfer(
-        PROGRAM, "upload", lambda: transfer.run(job.send), progress, interrupt, lambda: transfer.resume,
-        lambda offset: restart(args, job.drive, offset, job.skip_zeros))
+        PROGRAM,
+        "upload",
+        lambda: transfer.run(job.send),
+        progress,
+        interrupt,
+        lambda: transfer.resume,
+        lambda offset: restart(args, job.drive, offset, job.skip_zeros),
+    )
     if failed is not None:
         return failed
     if args.verify:

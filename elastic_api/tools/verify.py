@@ -1,4 +1,5 @@
 """--verify: SHA-256 of a file's bytes against the drive's, segment by segment."""
+
 from __future__ import annotations
 
 import asyncio
@@ -62,9 +63,12 @@ class Checker:
         return await (self.server if self.method == SERVER else self.download)(offset, length)
 
     async def server(self, offset: int, length: int) -> str:
-        reply = await self.api.call("GET", f"/drives/{self.drive}/checksum/{offset}/{length}",
-                                    headers={"Accept": "application/json"},
-                                    what=f"checksum of {length} bytes at offset {offset}")
+        reply = await self.api.call(
+            "GET",
+            f"/drives/{self.drive}/checksum/{offset}/{length}",
+            headers={"Accept": "application/json"},
+            what=f"checksum of {length} bytes at offset {offset}",
+        )
         answer = reply.json()
         digest = answer.get("sha256") if isinstance(answer, dict) else None
         if not isinstance(digest, str) or len(digest) != 64:
@@ -78,16 +82,18 @@ class Checker:
         end = offset + length
         while offset < end:
             size = min(self.chunk, end - offset)
-            reply = await self.api.call("GET", f"/drives/{self.drive}/read/{offset}/{size}", length=size,
-                                        what=f"verify read at offset {offset}")
+            reply = await self.api.call(
+                "GET", f"/drives/{self.drive}/read/{offset}/{size}", length=size, what=f"verify read at offset {offset}"
+            )
             # hashlib lets go of the GIL on big buffers: hashing off the loop overlaps with the network.
             await asyncio.to_thread(digest.update, reply.body)
             offset += size
         return digest.hexdigest()
 
 
-async def verify(api: Api, drive: str, fd: int, length: int, *, chunk: int, parallel: int,
-                 progress: Progress) -> Verdict:
+async def verify(
+    api: Api, drive: str, fd: int, length: int, *, chunk: int, parallel: int, progress: Progress
+) -> Verdict:
     """Compare bytes [0, length) of the file open as `fd` with the drive's."""
     checker = Checker(api, drive, chunk)
     verdict = Verdict(SERVER, length)
@@ -95,8 +101,7 @@ async def verify(api: Api, drive: str, fd: int, length: int, *, chunk: int, para
     async def segment(offset: int, size: int) -> None:
         # The first segment goes alone and probes; the rest follow the method it found.
         remote = checker.probe if offset == 0 else checker.remote
-        ours, theirs = await asyncio.gather(asyncio.to_thread(local_sha256, fd, offset, size),
-                                            remote(offset, size))
+        ours, theirs = await asyncio.gather(asyncio.to_thread(local_sha256, fd, offset, size), remote(offset, size))
         if ours != theirs:
             verdict.mismatches.append((offset, size))
         progress.advance(size)

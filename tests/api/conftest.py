@@ -1,4 +1,5 @@
 """The real program on the default config, on the real libvirtd, in a directory of its own."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator

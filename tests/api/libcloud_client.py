@@ -5,6 +5,7 @@ prints one JSON object: the call's result, or the exception Libcloud raised. The
 the project's virtual environment (Libcloud 3.7.0) and with Debian's /usr/bin/python3 and its
 python3-libcloud (3.4.1), so this file imports nothing but the standard library and Libcloud.
 """
+
 from __future__ import annotations
 
 import json
@@ -18,8 +19,13 @@ from libcloud.compute.types import NodeState
 
 
 def as_dict(node: Node) -> dict[str, Any]:
-    return {"id": node.id, "name": node.name, "state": str(node.state), "public_ips": list(node.public_ips or []),
-            "extra": {key: value for key, value in node.extra.items() if key != "password"}}
+    return {
+        "id": node.id,
+        "name": node.name,
+        "state": str(node.state),
+        "public_ips": list(node.public_ips or []),
+        "extra": {key: value for key, value in node.extra.items() if key != "password"},
+    }
 
 
 def bare_node(driver: ElasticHostsNodeDriver, node_id: str) -> Node:
@@ -28,8 +34,9 @@ def bare_node(driver: ElasticHostsNodeDriver, node_id: str) -> Node:
 
 
 def call(args: dict[str, Any]) -> Any:
-    driver = ElasticHostsNodeDriver(args["user"], args["secret"], secure=False, host=args["host"],
-                                    port=int(args["port"]))
+    driver = ElasticHostsNodeDriver(
+        args["user"], args["secret"], secure=False, host=args["host"], port=int(args["port"])
+    )
     op = args["op"]
     if op == "hello":
         return {"version": libcloud.__version__, "module": libcloud.__file__}
@@ -40,10 +47,13 @@ def call(args: dict[str, Any]) -> Any:
     if op == "create_node":
         size = next(s for s in driver.list_sizes() if s.id == args["size"])
         # An image Libcloud does not list is made by hand, as a caller naming an image by ID would.
-        image = next((i for i in driver.list_images() if i.id == args["image"]),
-                     NodeImage(id=args["image"], name="by id", driver=driver))
-        return as_dict(driver.create_node(name=args["name"], size=size, image=image,
-                                          vnc_password=args.get("vnc_password")))
+        image = next(
+            (i for i in driver.list_images() if i.id == args["image"]),
+            NodeImage(id=args["image"], name="by id", driver=driver),
+        )
+        return as_dict(
+            driver.create_node(name=args["name"], size=size, image=image, vnc_password=args.get("vnc_password"))
+        )
     if op == "reboot_node":
         return driver.reboot_node(bare_node(driver, args["id"]))
     if op == "destroy_node":

@@ -1,5 +1,6 @@
 """Raw HTTP/1.1 over a socket, for tests that must see exactly what the server put on the wire:
 where one answer ends and the next begins, interim answers, a connection closed mid-body."""
+
 from __future__ import annotations
 
 import asyncio
@@ -41,8 +42,16 @@ class Connection:
     def __init__(self, target: Target, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.target, self.reader, self.writer = target, reader, writer
 
-    def request_bytes(self, method: str, path: str, body: bytes = b"", *, auth: str | None = None,
-                      headers: dict[str, str] | None = None, length: int | None = None) -> bytes:
+    def request_bytes(
+        self,
+        method: str,
+        path: str,
+        body: bytes = b"",
+        *,
+        auth: str | None = None,
+        headers: dict[str, str] | None = None,
+        length: int | None = None,
+    ) -> bytes:
         lines = [f"{method} {path} HTTP/1.1", "Host: test", f"Authorization: {auth or self.target.auth}"]
         extra = dict(headers or {})
         if "Transfer-Encoding" not in extra:
@@ -78,8 +87,9 @@ class Connection:
         length = int(headers.get("content-length", "0"))
         return Answer(status, headers, await asyncio.wait_for(self.reader.readexactly(length), timeout), head)
 
-    async def ask(self, method: str, path: str, body: bytes = b"", *, head_only: bool = False,
-                  timeout: float = 30, **kw) -> Answer:
+    async def ask(
+        self, method: str, path: str, body: bytes = b"", *, head_only: bool = False, timeout: float = 30, **kw
+    ) -> Answer:
         await self.send(method, path, body, **kw)
         return await self.answer(head_only=head_only or method == "HEAD", timeout=timeout)
 

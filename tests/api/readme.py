@@ -1,6 +1,7 @@
 """Running a README section's `$ ` commands verbatim with bash against a real installation: the
 parser of its literal blocks, and a shell that swaps the README's example values (UUIDs, secrets,
 tokens, the port) for the real ones as they become known and checks the output lines it shows."""
+
 from __future__ import annotations
 
 import re
@@ -87,9 +88,15 @@ class Shell:
         return absent
 
     def execute(self, command: str) -> list[str]:
-        done = subprocess.run(["bash", "-c", "\n".join([*self.assignments, command])], capture_output=True,
-                              text=True, timeout=120, cwd=self.installation.directory,
-                              env=program_env(), check=False)
+        done = subprocess.run(
+            ["bash", "-c", "\n".join([*self.assignments, command])],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=self.installation.directory,
+            env=program_env(),
+            check=False,
+        )
         assert done.returncode == 0, f"{command}: {done.stderr}"
         return [line.rstrip("\r").rstrip() for line in done.stdout.splitlines()]
 

@@ -1,6 +1,7 @@
 """Copy-on-write imaging through the real program: `elastic-api image add`, then `/gunzip` into a
 raw, a qcow2 and an encrypted (qcow2 with LUKS inside) drive; each reads back byte for byte as the
 image, takes writes, and keeps the image's base from `elastic-api image remove` until it goes."""
+
 from __future__ import annotations
 
 import os
@@ -13,8 +14,11 @@ from tests.support import Server, create_user, request, run_cli, write_config
 
 IMAGE = "5f0e9d57-1d1c-4c0e-9d6b-2a6a4b1f3e21"
 MiB = 1 << 20
-LAYOUTS = {"raw": "format raw\n", "qcow2": "format qcow2\n",
-           "qcow2-luks": "format qcow2\nencryption:cipher aes-xts-plain\n"}
+LAYOUTS = {
+    "raw": "format raw\n",
+    "qcow2": "format qcow2\n",
+    "qcow2-luks": "format qcow2\nencryption:cipher aes-xts-plain\n",
+}
 
 
 def _image() -> bytes:
@@ -60,8 +64,9 @@ def test_clones_read_write_and_hold_their_base(installation):
     config, server, user, secret, data = installation
     drives = {}
     for layout, props in LAYOUTS.items():
-        status, _, body = _call(server, user, secret, "/drives/create",
-                                f"name {layout}\nsize {4 * MiB}\n{props}".encode())
+        status, _, body = _call(
+            server, user, secret, "/drives/create", f"name {layout}\nsize {4 * MiB}\n{props}".encode()
+        )
         assert status == 200, body
         drive = _props(body)["drive"]
         drives[layout] = drive

@@ -1,6 +1,7 @@
 """Control characters in free text (name, tags, user:* values): refused on input by one rule for
 drives, servers and resources (model/fields.py); rows stored before the rule still load and are
 never written raw."""
+
 from __future__ import annotations
 
 import json
@@ -18,9 +19,14 @@ FORGE = f"x\rreaders {ALL_USERS}"
 
 
 # Each route with the keys it needs besides the free text under test.
-ROUTES = {"/drives/create": {"name": "n", "size": "1M"}, "/drives/{drive}/set": {},
-          "/servers/create/stopped": {"name": "n", "cpu": "1000", "mem": "64"}, "/servers/{server}/set": {},
-          "/resources/vlan/create": {}, "/resources/vlan/{vlan}/set": {}}
+ROUTES = {
+    "/drives/create": {"name": "n", "size": "1M"},
+    "/drives/{drive}/set": {},
+    "/servers/create/stopped": {"name": "n", "cpu": "1000", "mem": "64"},
+    "/servers/{server}/set": {},
+    "/resources/vlan/create": {},
+    "/resources/vlan/{vlan}/set": {},
+}
 
 
 @pytest.mark.parametrize("route", list(ROUTES))
@@ -74,12 +80,22 @@ async def test_stored_rows_with_control_characters_load_and_render_escaped(alice
     _raw(config.db_path, "UPDATE resources SET name = ?, keys = ? WHERE id = ?", FORGE, tags, vlan)
     stored = {"name": FORGE, "cpu": "1000", "mem": "64", "tags": "ok e\x1b[31m", "user:n": "bel\x07\u2028"}
     # A server row of the code before typed rows, as the migration left it.
-    _raw(config.db_path, "UPDATE servers SET config = ? WHERE id = ?",
-         server_rows.dump(legacy_server_rows.read(stored)), server)
+    _raw(
+        config.db_path,
+        "UPDATE servers SET config = ? WHERE id = ?",
+        server_rows.dump(legacy_server_rows.read(stored)),
+        server,
+    )
 
-    for who, path in [(bob, f"/drives/{drive}/info"), (bob, "/drives/info"), (alice, f"/drives/{drive}/info"),
-                      (alice, f"/servers/{server}/info"), (alice, "/servers/info"),
-                      (alice, f"/resources/vlan/{vlan}/info"), (alice, "/resources/info")]:
+    for who, path in [
+        (bob, f"/drives/{drive}/info"),
+        (bob, "/drives/info"),
+        (alice, f"/drives/{drive}/info"),
+        (alice, f"/servers/{server}/info"),
+        (alice, "/servers/info"),
+        (alice, f"/resources/vlan/{vlan}/info"),
+        (alice, "/resources/info"),
+    ]:
         text = await who.get(path)
         assert text.status == 200, (path, text.text)
         _assert_no_raw_controls(text.text)
@@ -104,8 +120,15 @@ async def test_stored_rows_with_control_characters_load_and_render_escaped(alice
     assert fixed.status == 200, fixed.text
 
 
-@pytest.mark.parametrize("path", ["/drives/%1b%5b2J%07/info", "/drives/x%0dreaders%20ffff/info",
-                                  "/servers/%00%c2%85/info", "/resources/vlan/%1b/info"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/drives/%1b%5b2J%07/info",
+        "/drives/x%0dreaders%20ffff/info",
+        "/servers/%00%c2%85/info",
+        "/resources/vlan/%1b/info",
+    ],
+)
 async def test_error_lines_never_echo_control_characters(alice, path):
     reply = await alice.get(path)
     assert (reply.status, reply.error) == (404, "missing")

@@ -11,6 +11,7 @@ for until the server spills it to its temporary file), a `qemu-img` found first 
 PATH that runs the real one and then hangs, an image job watched until it reports progress, and
 many requests in flight from threads when the signal lands.
 """
+
 from __future__ import annotations
 
 import base64
@@ -65,8 +66,9 @@ class Crashed:
         return str(as_json(body)["drive"])
 
     def write(self, drive: str, offset: int, data: bytes) -> int:
-        return self.call(f"/drives/{drive}/write/{offset}", gzip.compress(data, 1),
-                         headers={"Content-Encoding": "gzip"})[0]
+        return self.call(
+            f"/drives/{drive}/write/{offset}", gzip.compress(data, 1), headers={"Content-Encoding": "gzip"}
+        )[0]
 
     def checksum(self, drive: str, offset: int, size: int) -> str:
         return str(self.info(f"/drives/{drive}/checksum/{offset}/{size}")["sha256"])
@@ -87,12 +89,17 @@ class Crashed:
         with self.db() as db:
             assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
             assert db.execute("PRAGMA foreign_key_check").fetchall() == []
-        wait_for(lambda: not self.rows("SELECT id FROM jobs WHERE status IN ('queued', 'running')"), timeout,
-                 "jobs to finish")
+        wait_for(
+            lambda: not self.rows("SELECT id FROM jobs WHERE status IN ('queued', 'running')"),
+            timeout,
+            "jobs to finish",
+        )
         with self.db() as db:
             assert db.execute("SELECT id, status FROM jobs WHERE status IN ('queued', 'running')").fetchall() == []
-            stale = db.execute("SELECT c.server, c.drive FROM server_claims c JOIN servers s ON s.id = c.server"
-                               " WHERE s.status != 'active'").fetchall()
+            stale = db.execute(
+                "SELECT c.server, c.drive FROM server_claims c JOIN servers s ON s.id = c.server"
+                " WHERE s.status != 'active'"
+            ).fetchall()
             assert stale == []
             rows = {f"{i}.{fmt}" for i, fmt in db.execute("SELECT id, format FROM drives")}
         files = set(os.listdir(self.data / "pool"))
@@ -153,8 +160,10 @@ def partial_upload(c: Crashed, drive: str, body: bytes, sent: int) -> Iterator[N
     """A gzip write whose headers announce the whole body but which sends only `sent` bytes."""
     host, port = c.server.url.removeprefix("http://").rsplit(":", 1)
     token = base64.b64encode(f"{c.user}:{c.secret}".encode()).decode()
-    head = (f"POST /drives/{drive}/write/0 HTTP/1.1\r\nHost: {host}\r\nAuthorization: Basic {token}\r\n"
-            f"Content-Encoding: gzip\r\nContent-Length: {len(body)}\r\n\r\n").encode()
+    head = (
+        f"POST /drives/{drive}/write/0 HTTP/1.1\r\nHost: {host}\r\nAuthorization: Basic {token}\r\n"
+        f"Content-Encoding: gzip\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode()
     with socket.create_connection((host, int(port))) as sock:
         sock.sendall(head + body[:sent])
         yield
@@ -162,13 +171,14 @@ def partial_upload(c: Crashed, drive: str, body: bytes, sent: int) -> Iterator[N
 
 # -- uploads ------------------------------------------------------------------------------------
 
+
 def test_kill_during_uploads(crashed):
     c = crashed()
     raw, qcow2 = c.create_drive("96M"), c.create_drive("96M", "qcow2")
     before = {d: pattern(i, 32 * MiB) for i, d in enumerate((raw, qcow2))}
     for drive, data in before.items():
         for offset in range(0, len(data), 4 * MiB):
-            assert c.write(drive, offset, data[offset:offset + 4 * MiB]) == 204
+            assert c.write(drive, offset, data[offset : offset + 4 * MiB]) == 204
 
     # Many acknowledged 4 MiB writes past 32 MiB, one in flight when the signal lands.
     acknowledged: dict[tuple[str, int], bytes] = {}
@@ -187,8 +197,10 @@ def test_kill_during_uploads(crashed):
 
     threads = [threading.Thread(target=writer, args=(d, 100 * (i + 1))) for i, d in enumerate((raw, qcow2))]
     big = {d: gzip.compress(pattern(50 + i, 32 * MiB), 1) for i, d in enumerate((raw, qcow2))}
-    with partial_upload(c, raw, big[raw], len(big[raw]) // 2), \
-            partial_upload(c, qcow2, big[qcow2], len(big[qcow2]) // 2):
+    with (
+        partial_upload(c, raw, big[raw], len(big[raw]) // 2),
+        partial_upload(c, qcow2, big[qcow2], len(big[qcow2]) // 2),
+    ):
         for t in threads:
             t.start()
         assert c.server.process is not None
@@ -271,12 +283,13 @@ def test_kill_during_drive_creates(crashed, tmp_path):
 
 # -- imaging ------------------------------------------------------------------------------------
 
+
 def test_kill_during_imaging(crashed):
     c = crashed()
     source, target = c.create_drive("48M"), c.create_drive("64M")
     data = pattern(7, 48 * MiB)
     for offset in range(0, len(data), 4 * MiB):
-        assert c.write(source, offset, data[offset:offset + 4 * MiB]) == 204
+        assert c.write(source, offset, data[offset : offset + 4 * MiB]) == 204
     assert c.call(f"/drives/{target}/image/{source}/gzip")[0] == 204
     assert c.call(f"/drives/{target}/image/{source}")[0] == 204  # queued behind the first
 
@@ -300,6 +313,7 @@ def test_kill_during_imaging(crashed):
 
 # -- destroys -----------------------------------------------------------------------------------
 
+
 def test_kill_during_destroys(crashed):
     c = crashed()
     drives = {c.create_drive("8M", ("raw", "qcow2")[i % 2]): pattern(i, MiB) for i in range(24)}
@@ -308,8 +322,7 @@ def test_kill_during_destroys(crashed):
     servers = []
     for i in range(6):
         start = "" if i % 2 else "/stopped"
-        status, _, body = c.call(f"/servers/create{start}", b"name s\ncpu 500\nmem 64\npersistent true\n",
-                                 headers=JSON)
+        status, _, body = c.call(f"/servers/create{start}", b"name s\ncpu 500\nmem 64\npersistent true\n", headers=JSON)
         assert status == 200, body
         servers.append(as_json(body)["server"])
     destroyed: list[str] = []
@@ -347,6 +360,7 @@ def test_kill_during_destroys(crashed):
 
 
 # -- server creates, with real guests ------------------------------------------------------------
+
 
 @pytest.fixture
 def session_libvirt() -> str:
@@ -423,8 +437,9 @@ def test_kill_during_server_creates(crashed, session_libvirt, tmp_path):
             assert set(drive["claimed"]) <= active
         for server in answered:
             assert c.call(f"/servers/{server}/destroy")[0] == 204
-        assert not [s for s, state in our_domains(session_libvirt, c.data).items() if state == "running"
-                    and s in answered]
+        assert not [
+            s for s, state in our_domains(session_libvirt, c.data).items() if state == "running" and s in answered
+        ]
     finally:
         c.stop()
         destroy_domains(session_libvirt, c.data)

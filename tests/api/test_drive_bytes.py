@@ -1,4 +1,5 @@
 """Drive bytes over HTTP: gzip writes, reads, ends, bombs, counters, ownership, real files."""
+
 from __future__ import annotations
 
 import gzip
@@ -19,17 +20,21 @@ def mixed(size: int, seed: int = 1) -> bytes:
     while total < size:
         kind = rnd.choice("rtz")
         n = rnd.randint(1, 700_000)
-        parts.append(rnd.randbytes(n) if kind == "r" else
-                     (b"elastic text region\n" * (n // 20 + 1))[:n] if kind == "t" else bytes(n))
+        parts.append(
+            rnd.randbytes(n)
+            if kind == "r"
+            else (b"elastic text region\n" * (n // 20 + 1))[:n]
+            if kind == "t"
+            else bytes(n)
+        )
         total += n
     return b"".join(parts)[:size]
 
 
 async def upload(api, drive, data, chunk, *, start=0):
     for offset in range(0, len(data), chunk):
-        body = gzip.compress(data[offset:offset + chunk], 1)
-        reply = await api.call(f"/drives/{drive}/write/{start + offset}", body,
-                               headers={"Content-Encoding": "gzip"})
+        body = gzip.compress(data[offset : offset + chunk], 1)
+        reply = await api.call(f"/drives/{drive}/write/{start + offset}", body, headers={"Content-Encoding": "gzip"})
         assert reply.status == 204, reply.text
 
 
@@ -91,7 +96,7 @@ async def test_chunked_transfer(alice):
 
     async def body():
         for i in range(0, len(compressed), 7000):
-            yield compressed[i:i + 7000]
+            yield compressed[i : i + 7000]
 
     reply = await alice.call(f"/drives/{drive}/write/0", body(), headers={"Content-Encoding": "gzip"})
     assert reply.status == 204
@@ -108,20 +113,25 @@ async def test_zero_chunks_over_old_data_read_back_as_zeros(alice):
 @pytest.mark.parametrize("fmt", ["raw", "qcow2"])
 async def test_write_past_the_end_is_507_and_writes_nothing(alice, fmt):
     drive = (await alice.create_drive("1M", format=fmt))["drive"]
-    for offset, body, headers in ((MiB - 10, os.urandom(20), {}),
-                                  (MiB - 10, gzip.compress(os.urandom(20)), {"Content-Encoding": "gzip"}),
-                                  (0, gzip.compress(b"\1" * (MiB + 1)), {"Content-Encoding": "gzip"}),
-                                  (2 * MiB, b"x", {})):
+    for offset, body, headers in (
+        (MiB - 10, os.urandom(20), {}),
+        (MiB - 10, gzip.compress(os.urandom(20)), {"Content-Encoding": "gzip"}),
+        (0, gzip.compress(b"\1" * (MiB + 1)), {"Content-Encoding": "gzip"}),
+        (2 * MiB, b"x", {}),
+    ):
         reply = await alice.call(f"/drives/{drive}/write/{offset}", body, headers=headers)
         assert (reply.status, reply.error) == (507, "full")
     assert (await alice.get(f"/drives/{drive}/read/0/1M")).body == bytes(MiB)
 
 
-@pytest.mark.parametrize("body, status", [
-    (gzip.compress(b"data" * 1000)[:-6], 400),  # truncated
-    (gzip.compress(b"data" * 1000) + b"garbage!", 400),  # trailing garbage
-    (b"\x1f\x8b\x08\x00garbage-not-deflate", 400),
-])
+@pytest.mark.parametrize(
+    "body, status",
+    [
+        (gzip.compress(b"data" * 1000)[:-6], 400),  # truncated
+        (gzip.compress(b"data" * 1000) + b"garbage!", 400),  # trailing garbage
+        (b"\x1f\x8b\x08\x00garbage-not-deflate", 400),
+    ],
+)
 async def test_malformed_gzip_leaves_the_drive_unchanged(alice, body, status):
     drive = (await alice.create_drive("1M"))["drive"]
     await alice.call(f"/drives/{drive}/write/0", b"before" * 100)
@@ -166,8 +176,9 @@ async def test_gzip_read_for_clients_that_accept_it(alice):
     drive = (await alice.create_drive("2M"))["drive"]
     data = mixed(2 * MiB)
     await alice.call(f"/drives/{drive}/write/0", data)
-    async with alice.client.get(f"/drives/{drive}/read/0/2M", auto_decompress=False,
-                                headers={**alice.auth(), "Accept-Encoding": "gzip"}) as response:
+    async with alice.client.get(
+        f"/drives/{drive}/read/0/2M", auto_decompress=False, headers={**alice.auth(), "Accept-Encoding": "gzip"}
+    ) as response:
         assert response.status == 200 and response.headers["Content-Encoding"] == "gzip"
         assert gzip.decompress(await response.read()) == data
 

@@ -1,4 +1,5 @@
 """/drives metadata over HTTP: both formats, both methods, ownership, readers, pages, errors."""
+
 from __future__ import annotations
 
 import asyncio
@@ -80,22 +81,27 @@ async def test_empty_json_body_and_octet_stream_text(alice):
     assert reply.status == 200
     reply = await alice.call("/drives/list", b"", headers={"Content-Type": "application/json"})
     assert reply.status == 200
-    reply = await alice.call("/drives/create", b"name octet\nsize 1k\n",
-                             headers={"Content-Type": "application/octet-stream"})
+    reply = await alice.call(
+        "/drives/create", b"name octet\nsize 1k\n", headers={"Content-Type": "application/octet-stream"}
+    )
     assert reply.status == 200 and reply.props()["name"] == "octet"
-    reply = await alice.call("/drives/create", b"name form\nsize 1k\n",
-                             headers={"Content-Type": "application/x-www-form-urlencoded"})
+    reply = await alice.call(
+        "/drives/create", b"name form\nsize 1k\n", headers={"Content-Type": "application/x-www-form-urlencoded"}
+    )
     assert reply.status == 200 and reply.props()["size"] == "1024"
 
 
-@pytest.mark.parametrize("body, word", [
-    ("name x\nsize 1G\ncolour red\n", "colour"),
-    ("name x\nsize lots\n", "size"),
-    ("size 1G\n", "name"),
-    ("name x\nsize 1G\nformat vmdk\n", "format"),
-    ("name x\nsize 1G\nencryption:cipher aes-cbc-essiv\n", "encryption:cipher"),
-    ('{"name": ', "JSON"),
-])
+@pytest.mark.parametrize(
+    "body, word",
+    [
+        ("name x\nsize 1G\ncolour red\n", "colour"),
+        ("name x\nsize lots\n", "size"),
+        ("size 1G\n", "name"),
+        ("name x\nsize 1G\nformat vmdk\n", "format"),
+        ("name x\nsize 1G\nencryption:cipher aes-cbc-essiv\n", "encryption:cipher"),
+        ('{"name": ', "JSON"),
+    ],
+)
 async def test_bad_create_is_400_and_creates_nothing(alice, config, body, word):
     headers = {"Content-Type": "application/json"} if body.startswith("{") else {}
     reply = await alice.call("/drives/create", body, headers=headers)
@@ -107,8 +113,12 @@ async def test_bad_create_is_400_and_creates_nothing(alice, config, body, word):
 
 async def test_set_refusals(alice):
     drive = (await alice.create_drive("2M"))["drive"]
-    for body, word in (("size 1M\n", "shrink"), ("format qcow2\n", "cannot be changed"),
-                       ("user x\n", "read-only"), ("nope 1\n", "nope")):
+    for body, word in (
+        ("size 1M\n", "shrink"),
+        ("format qcow2\n", "cannot be changed"),
+        ("user x\n", "read-only"),
+        ("nope 1\n", "nope"),
+    ):
         reply = await alice.call(f"/drives/{drive}/set", body)
         assert (reply.status, reply.error) == (400, "usage") and word in reply.text
     assert (await alice.get(f"/drives/{drive}/info")).props()["size"] == str(2 << 20)
@@ -148,8 +158,10 @@ async def test_changes_to_one_drive_take_turns(alice):
     request spells it: of two destroys one finds the drive gone, and a set never revives it."""
     drive = (await alice.create_drive())["drive"]
     set_, upper, lower = await asyncio.gather(
-        alice.call(f"/drives/{drive}/set", "name late\n"), alice.call(f"/drives/{drive.upper()}/destroy"),
-        alice.call(f"/drives/{drive}/destroy"))
+        alice.call(f"/drives/{drive}/set", "name late\n"),
+        alice.call(f"/drives/{drive.upper()}/destroy"),
+        alice.call(f"/drives/{drive}/destroy"),
+    )
     assert sorted((upper.status, lower.status)) == [204, 404]
     assert set_.status in (200, 404)
     assert (await alice.get(f"/drives/{drive}/info")).status == 404
@@ -159,8 +171,12 @@ async def test_changes_to_one_drive_take_turns(alice):
 async def test_other_users_drives_answer_like_missing_ones(alice, bob, config):
     drive = (await alice.create_drive(name="secret", tags="t"))["drive"]
     before = (await alice.get(f"/drives/{drive}/info")).body
-    for path, body in ((f"/drives/{drive}/info", None), (f"/drives/{drive}/info/full", None),
-                       (f"/drives/{drive}/set", "name stolen\n"), (f"/drives/{drive}/destroy", None)):
+    for path, body in (
+        (f"/drives/{drive}/info", None),
+        (f"/drives/{drive}/info/full", None),
+        (f"/drives/{drive}/set", "name stolen\n"),
+        (f"/drives/{drive}/destroy", None),
+    ):
         theirs = await bob.call(path, body)
         missing = await bob.call(path.replace(drive, RANDOM), body)
         assert (theirs.status, theirs.error) == (404, "missing")
@@ -208,11 +224,18 @@ async def test_marker_of_another_users_drive_is_unknown(alice, bob):
 
 
 BAD_AUTH = [
-    None, "", "Basic", "Basic ", "Bearer abc", "Basic !!!notbase64", "Basic " + "QQ==" * 3,
+    None,
+    "",
+    "Basic",
+    "Basic ",
+    "Bearer abc",
+    "Basic !!!notbase64",
+    "Basic " + "QQ==" * 3,
     "Basic dXNlcg==",  # "user", no colon
     "Basic Og==",  # ":"
     "Basic w7w6w7w=",  # non-ASCII user
-    "Basic ñ", "Basic " + "A" * 5000,
+    "Basic ñ",
+    "Basic " + "A" * 5000,
 ]
 
 
@@ -232,8 +255,12 @@ async def test_a_header_too_long_for_the_parser_is_a_client_error(alice):
 async def test_wrong_secret_and_unknown_user(alice, bob):
     import base64
 
-    for user, secret in ((alice.user, bob.secret), (RANDOM, alice.secret), (alice.user, ""),
-                         (alice.user.upper(), alice.secret + "x")):
+    for user, secret in (
+        (alice.user, bob.secret),
+        (RANDOM, alice.secret),
+        (alice.user, ""),
+        (alice.user.upper(), alice.secret + "x"),
+    ):
         token = base64.b64encode(f"{user}:{secret}".encode()).decode()
         reply = await alice.call("/drives/list", headers={"Authorization": f"Basic {token}"}, auth=False)
         assert reply.status == 401

@@ -1,5 +1,6 @@
 """Encrypted drives over HTTP, on the operator's default (aes-xts-plain): the key is never shown,
 no plaintext reaches the pool, imaging to and from plain drives, and no start without the key."""
+
 from __future__ import annotations
 
 import base64
@@ -42,14 +43,14 @@ async def test_a_marker_written_through_the_api_never_reaches_the_pool(alice, cl
     size = 5 * MiB + 4096
     data = bytearray(mixed(size, seed=5))
     for offset in range(0, size - len(MARKER), MiB + 17):
-        data[offset:offset + len(MARKER)] = MARKER
+        data[offset : offset + len(MARKER)] = MARKER
     created = await alice.create_drive(str(size), **({"format": fmt} if fmt else {}))
     drive = created["drive"]
     # Encrypted drives are qcow2 with LUKS inside, and say so, whatever the default format is.
     assert created["encryption:cipher"] == "aes-xts-plain" and created["format"] == "qcow2"
     await upload(alice, drive, bytes(data), 1 * MiB)  # gzipped chunks, as the tools send them
     assert (await alice.call(f"/drives/{drive}/write/{3 * MiB}", MARKER)).status == 204  # and a plain body
-    data[3 * MiB:3 * MiB + len(MARKER)] = MARKER
+    data[3 * MiB : 3 * MiB + len(MARKER)] = MARKER
     assert await download(alice, drive, size) == data
     checksum = (await alice.get(f"/drives/{drive}/checksum", as_json=True)).json
     assert checksum["sha256"] == hashlib.sha256(data).hexdigest()
@@ -74,8 +75,12 @@ async def test_keys_are_never_shown_and_only_wrapped_in_the_database(alice, conf
     assert (await alice.call(f"/drives/{drive}/write/0", MARKER)).status == 204
     assert config.master_key_path.stat().st_mode & 0o777 == 0o600
     secret = passphrase_of(config, drive)
-    replies = [await alice.get(f"/drives/{drive}/info"), await alice.get(f"/drives/{drive}/info", as_json=True),
-               await alice.get("/drives/info", as_json=True), await alice.call("/drives/create", b"name b\nsize 1k\n")]
+    replies = [
+        await alice.get(f"/drives/{drive}/info"),
+        await alice.get(f"/drives/{drive}/info", as_json=True),
+        await alice.get("/drives/info", as_json=True),
+        await alice.call("/drives/create", b"name b\nsize 1k\n"),
+    ]
     for reply in replies:
         assert reply.status == 200 and secret not in reply.body and b"key" not in reply.body.lower()
     assert secret not in config.db_path.read_bytes() and secret.decode() not in caplog.text
@@ -83,8 +88,9 @@ async def test_keys_are_never_shown_and_only_wrapped_in_the_database(alice, conf
     assert raw_key not in config.db_path.read_bytes()
 
 
-@pytest.mark.parametrize("body", ["encryption:cipher none\n", "encryption:cipher aes-xts-plain\n",
-                                  "encryption:cipher rot13\n"])
+@pytest.mark.parametrize(
+    "body", ["encryption:cipher none\n", "encryption:cipher aes-xts-plain\n", "encryption:cipher rot13\n"]
+)
 async def test_the_cipher_cannot_be_set(alice, body):
     drive = (await alice.create_drive("1M"))["drive"]
     reply = await alice.call(f"/drives/{drive}/set", body)
@@ -183,8 +189,9 @@ async def test_imaging_from_encrypted_to_plain_and_back(alice, config):
 
 def serve_fails(config) -> str:
     """`elastic-api serve` must exit 2 at once with one clear line, never serve."""
-    result = subprocess.run([str(BIN), "--config", str(config), "serve"], capture_output=True, text=True,
-                            timeout=60, check=False)
+    result = subprocess.run(
+        [str(BIN), "--config", str(config), "serve"], capture_output=True, text=True, timeout=60, check=False
+    )
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
     return result.stderr.strip().splitlines()[-1]

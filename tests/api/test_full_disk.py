@@ -1,6 +1,7 @@
 """The real program with its data directory on a small tmpfs that a test fills: creates and sets
 answer 507 full (not 500 system), a destroy still works and frees space, and a write that lands
 answers 204 even though its I/O counters cannot be stored."""
+
 from __future__ import annotations
 
 import errno
@@ -95,9 +96,13 @@ def test_a_full_disk_answers_507_and_destroy_still_frees_space(tmpfs, tmp_path):
         assert free(tmpfs) == 0
 
         # Creates and sets of every kind: 507 full, one line, nothing half made.
-        for path, body in [("/drives/create", b"name n\nsize 1M\n"), (f"/drives/{kept}/set", b"name renamed\n"),
-                           ("/servers/create/stopped", b"name s\ncpu 1000\nmem 64\n"),
-                           (f"/servers/{doomed}/set", b"name renamed\n"), ("/resources/vlan/create", b"name v\n")]:
+        for path, body in [
+            ("/drives/create", b"name n\nsize 1M\n"),
+            (f"/drives/{kept}/set", b"name renamed\n"),
+            ("/servers/create/stopped", b"name s\ncpu 1000\nmem 64\n"),
+            (f"/servers/{doomed}/set", b"name renamed\n"),
+            ("/resources/vlan/create", b"name v\n"),
+        ]:
             status, error, body = api(path, body)
             assert (status, error) == (507, "full"), (path, status, body)
             assert body.count(b"\n") == 1 and b"Traceback" not in body

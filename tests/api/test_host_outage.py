@@ -4,6 +4,7 @@ is the host going away for the app alone, while libvirtd goes on serving every o
 the machine. While it is away a create or start says the host is unreachable (503 `failed`), not
 that no host has room (507); guests that die meanwhile are put right, by their persistence, once
 it is back, without the API restarting."""
+
 from __future__ import annotations
 
 import asyncio
@@ -75,17 +76,29 @@ async def until(condition: Any, what: str, timeout: float = TIMEOUT) -> None:
 
 async def booted_server(api: Api, persistent: str) -> str:
     drive = (await api.create_drive("1M", name="boot"))["drive"]
-    assert (await api.call(f"/drives/{drive}/write/0", gzip.compress(boot_sector()),
-                           headers={"Content-Encoding": "gzip"})).status == 204
-    reply = await api.call("/servers/create", {"name": "guest", "cpu": "2000", "smp": "1", "mem": "64",
-                                               "persistent": persistent, "ide:0:0": drive, "boot": "ide:0:0"},
-                           as_json=True)
+    assert (
+        await api.call(f"/drives/{drive}/write/0", gzip.compress(boot_sector()), headers={"Content-Encoding": "gzip"})
+    ).status == 204
+    reply = await api.call(
+        "/servers/create",
+        {
+            "name": "guest",
+            "cpu": "2000",
+            "smp": "1",
+            "mem": "64",
+            "persistent": persistent,
+            "ide:0:0": drive,
+            "boot": "ide:0:0",
+        },
+        as_json=True,
+    )
     assert reply.status == 200, reply.text
     server = reply.json["server"]
     log = api.client.app[SERVICES].servers.serial_log(server)
 
     async def booted() -> bool:
         return log.exists() and BOOT_MARKER in log.read_bytes()
+
     await until(booted, "the guest's boot marker")
     return str(server)
 
@@ -100,11 +113,14 @@ async def gone_from_libvirt(virsh: libvirt.virConnect, server: str) -> bool:
             return not virsh.lookupByUUIDString(server).isActive()
         except libvirt.libvirtError:
             return True
+
     return await asyncio.to_thread(look)
 
 
 async def test_guests_that_died_while_the_host_was_away_are_put_right_when_it_returns(
-    api: Api, relay: SocketRelay, virsh: libvirt.virConnect,
+    api: Api,
+    relay: SocketRelay,
+    virsh: libvirt.virConnect,
 ) -> None:
     persistent, transient = await booted_server(api, "true"), await booted_server(api, "false")
     drive = (await api.get(f"/servers/{persistent}/info", as_json=True)).json["ide:0:0"]
@@ -119,8 +135,9 @@ async def test_guests_that_died_while_the_host_was_away_are_put_right_when_it_re
     assert (await api.get(f"/servers/{persistent}/info", as_json=True)).json["status"] == "active"
     reply = await api.call("/servers/create", {"name": "new", "cpu": "1000", "mem": "32"})
     assert (reply.status, reply.error) == (503, "failed") and "unreachable" in reply.text, reply.text
-    stopped = (await api.call("/servers/create/stopped", {"name": "later", "cpu": "1000", "mem": "32"},
-                              as_json=True)).json["server"]
+    stopped = (
+        await api.call("/servers/create/stopped", {"name": "later", "cpu": "1000", "mem": "32"}, as_json=True)
+    ).json["server"]
     reply = await api.call(f"/servers/{stopped}/start")
     assert (reply.status, reply.error) == (503, "failed") and "unreachable" in reply.text, reply.text
     listed = (await api.get("/servers/list")).text.split()[::3]
@@ -132,6 +149,7 @@ async def test_guests_that_died_while_the_host_was_away_are_put_right_when_it_re
         info = await api.get(f"/servers/{persistent}/info", as_json=True)
         gone = (await api.get(f"/servers/{transient}/info")).status == 404
         return info.json["status"] == "stopped" and gone
+
     await until(put_right, "the persistent server to stop and the transient one to go")
     assert (await api.get(f"/drives/{drive}/info", as_json=True)).json["claimed"] == []
 
@@ -140,7 +158,10 @@ async def test_guests_that_died_while_the_host_was_away_are_put_right_when_it_re
 
 
 async def test_a_host_away_at_start_up_is_reconciled_when_it_returns(
-    api: Api, relay: SocketRelay, virsh: libvirt.virConnect, serve: Any,
+    api: Api,
+    relay: SocketRelay,
+    virsh: libvirt.virConnect,
+    serve: Any,
 ) -> None:
     server = await booted_server(api, "true")
     config = api.client.app[SERVICES].servers.config
@@ -157,4 +178,5 @@ async def test_a_host_away_at_start_up_is_reconciled_when_it_returns(
 
     async def stopped() -> bool:
         return (await api.get(f"/servers/{server}/info", as_json=True)).json["status"] == "stopped"
+
     await until(stopped, "the server to stop once its host is back")

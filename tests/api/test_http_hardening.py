@@ -1,6 +1,7 @@
 """The HTTP layer against the real `elastic-api serve`, from a fault and bad-input campaign: an
 error after an answer began, HEAD, half-closed clients, 100-continue, chunked writes, and what
 the logs say about each."""
+
 from __future__ import annotations
 
 import asyncio
@@ -50,6 +51,7 @@ def log_lines(server: Server, pattern: str) -> list[str]:
 async def wait_for_log(server: Server, pattern: str, timeout: float = 30.0) -> list[str]:
     async def seen() -> bool:
         return bool(log_lines(server, pattern))
+
     await until(seen, timeout, f"a log line matching {pattern!r}")
     return log_lines(server, pattern)
 
@@ -105,6 +107,7 @@ async def test_storage_daemon_killed_mid_read_aborts_the_connection(running):
 
         async def daemon() -> bool:
             return bool(children_named(server.process.pid, "qemu-storage-daemon", drive))
+
         await until(daemon, what="the drive's qemu-storage-daemon")
         for pid in children_named(server.process.pid, "qemu-storage-daemon", drive):
             os.kill(pid, signal.SIGKILL)
@@ -125,8 +128,9 @@ async def test_storage_daemon_killed_mid_read_aborts_the_connection(running):
 
 async def test_complete_reads_on_one_connection_and_their_access_lines(running):
     server, target = running
-    drives = {fmt: await create_drive(target, "4M", format=fmt, **{"encryption:cipher": "none"})
-              for fmt in ("raw", "qcow2")}
+    drives = {
+        fmt: await create_drive(target, "4M", format=fmt, **{"encryption:cipher": "none"}) for fmt in ("raw", "qcow2")
+    }
     c = await target.connect()
     try:
         for fmt, drive in drives.items():
@@ -162,9 +166,15 @@ async def test_head_never_carries_a_body_on_any_route(running):
         assert server.status == 200, server.body
         ip = await c.ask("POST", "/resources/ip/create", b"name h\n")
         assert ip.status == 200, ip.body
-        ids = {"server": dict(line.split(" ", 1) for line in server.body.decode().splitlines())["server"],
-               "type": "ip", "resource": dict(line.split(" ", 1) for line in ip.body.decode().splitlines())["resource"],
-               "offset": "0", "size": "64", "source": drives["raw"], "conversion": "gunzip"}
+        ids = {
+            "server": dict(line.split(" ", 1) for line in server.body.decode().splitlines())["server"],
+            "type": "ip",
+            "resource": dict(line.split(" ", 1) for line in ip.body.decode().splitlines())["resource"],
+            "offset": "0",
+            "size": "64",
+            "source": drives["raw"],
+            "conversion": "gunzip",
+        }
         paths = []
         for drive in drives.values():
             paths += route_paths({**ids, "drive": drive})
@@ -228,10 +238,10 @@ async def test_100_continue_only_after_authentication_and_checks(running):
     drive = await create_drive(target, "1M", format="raw", **{"encryption:cipher": "none"})
     expect = {"Expect": "100-continue"}
     cases = [
-        ("Basic eDp5", f"/drives/{drive}/write/0", 401),                      # wrong credentials
+        ("Basic eDp5", f"/drives/{drive}/write/0", 401),  # wrong credentials
         (None, "/drives/00000000-0000-4000-8000-000000000000/write/0", 404),  # no such drive
-        (None, f"/drives/{drive}/write/{2 * MiB}", 507),                      # past the end
-        (None, "/drives/no/such/command", 404),                               # no such command
+        (None, f"/drives/{drive}/write/{2 * MiB}", 507),  # past the end
+        (None, "/drives/no/such/command", 404),  # no such command
     ]
     for auth, path, status in cases:
         c = await target.connect()
@@ -259,8 +269,9 @@ async def test_100_continue_only_after_authentication_and_checks(running):
 
 
 def chunked(data: bytes, piece: int) -> bytes:
-    out = b"".join(f"{len(data[i:i + piece]):x}\r\n".encode() + data[i:i + piece] + b"\r\n"
-                   for i in range(0, len(data), piece))
+    out = b"".join(
+        f"{len(data[i : i + piece]):x}\r\n".encode() + data[i : i + piece] + b"\r\n" for i in range(0, len(data), piece)
+    )
     return out + b"0\r\n\r\n"
 
 
@@ -274,8 +285,9 @@ async def test_chunked_writes_work_and_are_checked_like_gzip_ones(running):
         assert (await c.ask("POST", f"/drives/{drive}/write/4096", chunked(data, 7000), headers=te)).status == 204
         assert (await c.ask("GET", f"/drives/{drive}/read/4096/{len(data)}")).body == data
         packed = gzip.compress(data)
-        answer = await c.ask("POST", f"/drives/{drive}/write/0", chunked(packed, 999),
-                             headers={**te, "Content-Encoding": "gzip"})
+        answer = await c.ask(
+            "POST", f"/drives/{drive}/write/0", chunked(packed, 999), headers={**te, "Content-Encoding": "gzip"}
+        )
         assert answer.status == 204
         past = await c.ask("POST", f"/drives/{drive}/write/{MiB - 100}", chunked(b"\xff" * 200, 50), headers=te)
         assert past.status == 507 and past.error == "full"
@@ -284,8 +296,9 @@ async def test_chunked_writes_work_and_are_checked_like_gzip_ones(running):
         c.close()
     c = await target.connect()  # both framings at once (a smuggling attempt): refused, nothing written
     try:
-        await c.send("POST", f"/drives/{drive}/write/0", chunked(b"\xee" * 10, 10),
-                     headers={**te, "Content-Length": "15"})
+        await c.send(
+            "POST", f"/drives/{drive}/write/0", chunked(b"\xee" * 10, 10), headers={**te, "Content-Length": "15"}
+        )
         answer = await c.answer(timeout=15)
         assert answer.status == 400 and answer.error == "usage"
     finally:
@@ -339,6 +352,7 @@ def test_descriptors_running_out_log_a_line_a_second(tmp_path):
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 8192)), hard))
     began = time.monotonic()
     try:
+
         async def flood() -> list[int]:
             # Each client holds its connection until the server has run out of descriptors (or all
             # were answered, when the assertion below says the test did not test).
@@ -355,8 +369,9 @@ def test_descriptors_running_out_log_a_line_a_second(tmp_path):
                     c.close()
 
             async def watch() -> None:
-                while len(answered) < 1500 and not re.search(r"cannot accept connections|accept\(\) out of system",
-                                                             server.log.read_text()):
+                while len(answered) < 1500 and not re.search(
+                    r"cannot accept connections|accept\(\) out of system", server.log.read_text()
+                ):
                     await asyncio.sleep(0.1)
                 release.set()
 
@@ -365,6 +380,7 @@ def test_descriptors_running_out_log_a_line_a_second(tmp_path):
                 return await asyncio.wait_for(asyncio.gather(*(one() for _ in range(1500))), 240)
             finally:
                 watcher.cancel()
+
         statuses = asyncio.run(flood())
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
@@ -396,7 +412,7 @@ def rate_limited(tmp_path_factory: pytest.TempPathFactory) -> Any:
 async def trickle(c: Connection, data: bytes, pause: float) -> None:
     try:
         for i in range(len(data)):
-            c.writer.write(data[i:i + 1])
+            c.writer.write(data[i : i + 1])
             await c.writer.drain()
             await asyncio.sleep(pause)
     except (ConnectionError, OSError):
@@ -434,7 +450,7 @@ async def test_a_slow_but_steady_body_past_the_grace_is_fine(rate_limited):
     try:
         await c.send("POST", f"/drives/{drive}/write/0", length=len(data))
         for i in range(0, len(data), len(data) // 8):  # 8 KiB every 0.5 s: 16 KB/s for 4 s
-            c.writer.write(data[i:i + len(data) // 8])
+            c.writer.write(data[i : i + len(data) // 8])
             await c.writer.drain()
             await asyncio.sleep(0.5)
         assert (await c.answer(timeout=15)).status == 204
@@ -467,7 +483,7 @@ async def test_sigterm_lets_an_upload_in_flight_finish(tmp_path):
         # 100 Continue says the upload is in the handler, reading its body: in flight for sure.
         await c.send("POST", f"/drives/{drive}/write/0", length=len(data), headers={"Expect": "100-continue"})
         assert (await c.answer()).status == 100
-        c.writer.write(data[:3 * MiB])
+        c.writer.write(data[: 3 * MiB])
         await c.writer.drain()
         began = time.monotonic()
         assert server.process is not None
@@ -475,7 +491,7 @@ async def test_sigterm_lets_an_upload_in_flight_finish(tmp_path):
         await wait_for_log(server, "stopping: no new connections")
         await until(lambda: refused(target), 15, "new connections refused")
         assert await idle.rest(timeout=15) == b""  # the idle connection is closed
-        c.writer.write(data[3 * MiB:])  # the rest of the upload, after SIGTERM
+        c.writer.write(data[3 * MiB :])  # the rest of the upload, after SIGTERM
         answer = await c.answer(timeout=15)
         assert answer.status == 204 and answer.headers.get("connection", "").lower() == "close"
         assert await asyncio.to_thread(server.process.wait, 15) == 0
@@ -522,4 +538,3 @@ async def test_sigterm_cuts_off_what_outlives_the_grace(tmp_path):
         c.close()
     finally:
         assert server.stop() == 0
-

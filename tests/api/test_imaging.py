@@ -1,4 +1,5 @@
 """Imaging over HTTP: conversions, standard images, progress, queueing, failures, restarts."""
+
 from __future__ import annotations
 
 import asyncio
@@ -38,8 +39,9 @@ async def read_all(api, drive, size):
     return (await api.get(f"/drives/{drive}/read/0/{size}")).body
 
 
-@pytest.mark.parametrize("source_format, target_format", [
-    ("raw", "raw"), ("raw", "qcow2"), ("qcow2", "raw"), ("qcow2", "qcow2")])
+@pytest.mark.parametrize(
+    "source_format, target_format", [("raw", "raw"), ("raw", "qcow2"), ("qcow2", "raw"), ("qcow2", "qcow2")]
+)
 async def test_copy_between_formats(alice, config, tmp_path, source_format, target_format):
     size = 6 * MiB
     data = mixed(size)
@@ -162,12 +164,14 @@ async def test_image_refusals(alice, bob):
     mine = (await alice.create_drive("1M"))["drive"]
     theirs = (await bob.create_drive("1M"))["drive"]
     shared = (await bob.create_drive("1M", readers=alice.user))["drive"]
-    for path, status in ((f"/drives/{mine}/image/{theirs}", 404),
-                         (f"/drives/{theirs}/image/{mine}", 404),
-                         (f"/drives/{shared}/image/{mine}", 404),
-                         (f"/drives/{mine}/image/{mine}", 400),
-                         (f"/drives/{mine}/image/{shared}/unzip", 404),
-                         (f"/drives/{mine}/image/not-a-uuid", 404)):
+    for path, status in (
+        (f"/drives/{mine}/image/{theirs}", 404),
+        (f"/drives/{theirs}/image/{mine}", 404),
+        (f"/drives/{shared}/image/{mine}", 404),
+        (f"/drives/{mine}/image/{mine}", 400),
+        (f"/drives/{mine}/image/{shared}/unzip", 404),
+        (f"/drives/{mine}/image/not-a-uuid", 404),
+    ):
         reply = await alice.call(path)
         assert reply.status == status, path
     assert (await alice.get(f"/drives/{mine}/image/{shared}")).status == 405

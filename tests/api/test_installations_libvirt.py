@@ -6,6 +6,7 @@ stopping is not handled by the first.
 
 The public network's pool is a random /28 of 198.18.0.0/15, the network names carry a random
 prefix (see test_resources_libvirt), and every network with that prefix goes at the end."""
+
 from __future__ import annotations
 
 import asyncio
@@ -44,9 +45,16 @@ def configs(system_libvirt: str, prefix: str, tmp_path: Path) -> tuple[Config, C
     """Two installations configured alike but for their data directories (the default config
     otherwise: encrypted drives, the host's domain type)."""
     pool = random_pool()
-    return tuple(Config(data_dir=tmp_path / name, hosts=(HostConfig("local", system_libvirt),), ip_pool=pool,
-                        public_network=f"{prefix}public", vlan_network_prefix=f"{prefix}vlan-")
-                 for name in ("a", "b"))  # type: ignore[return-value]
+    return tuple(
+        Config(
+            data_dir=tmp_path / name,
+            hosts=(HostConfig("local", system_libvirt),),
+            ip_pool=pool,
+            public_network=f"{prefix}public",
+            vlan_network_prefix=f"{prefix}vlan-",
+        )
+        for name in ("a", "b")
+    )  # type: ignore[return-value]
 
 
 async def until(condition: Any, what: str, timeout: float = BOOT_TIMEOUT) -> None:
@@ -65,19 +73,34 @@ async def boot_guest(api: Api, nic0: dict[str, str]) -> dict[str, Any]:
     """A persistent server booting the test boot sector from an encrypted drive (a libvirt
     secret), with nic:0 on the public network and nic:1 on a VLAN of its own; its boot waited for."""
     drive = (await api.create_drive("1M", name="boot"))["drive"]
-    assert (await api.call(f"/drives/{drive}/write/0", gzip.compress(boot_sector()),
-                           headers={"Content-Encoding": "gzip"})).status == 204
+    assert (
+        await api.call(f"/drives/{drive}/write/0", gzip.compress(boot_sector()), headers={"Content-Encoding": "gzip"})
+    ).status == 204
     vlan = (await api.call("/resources/vlan/create", {"name": "private"}, as_json=True)).json["resource"]
-    reply = await api.call("/servers/create", {
-        "name": "guest", "cpu": "2000", "smp": "1", "mem": "64", "persistent": "true", "ide:0:0": drive,
-        "boot": "ide:0:0", "nic:0:model": "virtio", **nic0, "nic:1:model": "virtio", "nic:1:vlan": vlan,
-    }, as_json=True)
+    reply = await api.call(
+        "/servers/create",
+        {
+            "name": "guest",
+            "cpu": "2000",
+            "smp": "1",
+            "mem": "64",
+            "persistent": "true",
+            "ide:0:0": drive,
+            "boot": "ide:0:0",
+            "nic:0:model": "virtio",
+            **nic0,
+            "nic:1:model": "virtio",
+            "nic:1:vlan": vlan,
+        },
+        as_json=True,
+    )
     assert reply.status == 200, reply.text
     server = reply.json
     log = api.client.app[SERVICES].servers.serial_log(server["server"])
 
     async def booted() -> bool:
         return log.exists() and BOOT_MARKER in log.read_bytes()
+
     await until(booted, "the guest's boot marker")
     return server
 
@@ -94,10 +117,14 @@ def secrets_of(conn: libvirt.virConnect, server: str) -> dict[str, str | None]:
 
 def snapshot(conn: libvirt.virConnect, server: dict[str, Any], vlan_network: str, public: str) -> dict[str, Any]:
     dom = conn.lookupByUUIDString(server["server"])
-    return {"domain id": dom.ID(), "active": dom.isActive(), "installation": installation_of(dom.XMLDesc(0)),
-            "secrets": secrets_of(conn, server["server"]),
-            "reservation": reservations(conn, public).get(server["nic:0:mac"]),
-            "vlan network": network_xml(conn, vlan_network) is not None}
+    return {
+        "domain id": dom.ID(),
+        "active": dom.isActive(),
+        "installation": installation_of(dom.XMLDesc(0)),
+        "secrets": secrets_of(conn, server["server"]),
+        "reservation": reservations(conn, public).get(server["nic:0:mac"]),
+        "vlan network": network_xml(conn, vlan_network) is not None,
+    }
 
 
 async def test_a_restart_leaves_the_other_installation_alone(configs, serve, virsh) -> None:
@@ -113,8 +140,10 @@ async def test_a_restart_leaves_the_other_installation_alone(configs, serve, vir
         servers.append(("a", guest_a["server"]))
         # Both installations give out the pool's first address first: the other's start must not
         # take it from A's guest (its reservation stays), and fails instead.
-        reply = await bob.call("/servers/create", {"name": "clash", "cpu": "1000", "mem": "32",
-                                                   "nic:0:model": "virtio", "nic:0:dhcp": "auto"})
+        reply = await bob.call(
+            "/servers/create",
+            {"name": "clash", "cpu": "1000", "mem": "32", "nic:0:model": "virtio", "nic:0:dhcp": "auto"},
+        )
         assert (reply.status, reply.error) == (500, "failed") and "another installation" in reply.text
         assert reservations(virsh, config_a.public_network) == {guest_a["nic:0:mac"]: guest_a["nic:0:dhcp:ip"]}
         first = (await bob.call("/resources/ip/create", as_json=True)).json["resource"]
@@ -135,8 +164,10 @@ async def test_a_restart_leaves_the_other_installation_alone(configs, serve, vir
         # A goes down. Meanwhile: an orphan VLAN network of each installation (as a crash of a
         # VLAN destroy might leave them), and one without an ID (from before installation IDs).
         await client_a.close()
-        orphans = {who: f"{config_a.vlan_network_prefix}{'0' * 7}{n}-0000-4000-8000-000000000000"
-                   for n, who in enumerate((id_a, id_b, None))}
+        orphans = {
+            who: f"{config_a.vlan_network_prefix}{'0' * 7}{n}-0000-4000-8000-000000000000"
+            for n, who in enumerate((id_a, id_b, None))
+        }
         for who, name in orphans.items():
             xml = isolated_network_xml(name, who) if who else f"<network><name>{name}</name><bridge/></network>"
             virsh.networkCreateXML(xml)
@@ -161,6 +192,7 @@ async def test_a_restart_leaves_the_other_installation_alone(configs, serve, vir
         async def spy(server: str, event: str) -> None:
             heard.append((server, event))
             await servers_a.on_event(server, event)
+
         servers_a.hypervisor.on_event(spy)
         assert (await bob.call(f"/servers/{guest_b['server']}/stop")).status == 204
         assert secrets_of(virsh, guest_b["server"]) == {}
@@ -170,6 +202,7 @@ async def test_a_restart_leaves_the_other_installation_alone(configs, serve, vir
 
         async def a_stopped() -> bool:
             return (await alice.get(f"/servers/{guest_a['server']}/info", as_json=True)).json["status"] == "stopped"
+
         await until(a_stopped, "A's server to stop")
         assert heard == [(guest_a["server"], "stopped")]
         assert secrets_of(virsh, guest_a["server"]) == {}

@@ -1,5 +1,6 @@
 """The drives' I/O counters through the real program: counted in memory, shown at once, stored
 in batches, and stored at a clean shutdown (a long interval here, so only the shutdown stores)."""
+
 from __future__ import annotations
 
 import sqlite3
@@ -37,8 +38,9 @@ def test_counters_are_shown_at_once_and_stored_at_shutdown(tmp_path):
         assert server.stop() == 0
         stopped = True
         with sqlite3.connect(db) as conn:
-            row = conn.execute("SELECT read_bytes, read_requests, write_bytes, write_requests FROM drives"
-                               " WHERE id = ?", (drive,)).fetchone()
+            row = conn.execute(
+                "SELECT read_bytes, read_requests, write_bytes, write_requests FROM drives WHERE id = ?", (drive,)
+            ).fetchone()
         assert row == (20 * MiB, 5, 4 * MiB, 4)
         server = Server(config).start()
         stopped = False

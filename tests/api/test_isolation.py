@@ -10,6 +10,7 @@ To cover a new endpoint, add rows to PROBES; for a new kind of object, add A's o
 and a stand-in of the same form to `stand_ins` in `world()` (an IP resource's stand-in is an
 address nobody owns).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -45,11 +46,22 @@ def _cfg(**keys: str) -> dict[str, Any]:
     return {"name": "b", "cpu": "1000", "mem": "256", **keys}
 
 
-READS = ["/drives/{drive}/info", "/drives/{drive}/info/full", "/drives/{drive}/read/0/4k",
-         "/drives/{drive}/read/0/1", "/drives/{drive}/checksum", "/drives/{drive}/checksum/0/4k",
-         "/drives/{busy_drive}/info", "/drives/{busy_drive}/read/0/4k",
-         "/servers/{server}/info", "/servers/{active}/info", "/servers/{server}/metrics", "/servers/{active}/metrics",
-         "/resources/ip/{ip}/info", "/resources/vlan/{vlan}/info"]
+READS = [
+    "/drives/{drive}/info",
+    "/drives/{drive}/info/full",
+    "/drives/{drive}/read/0/4k",
+    "/drives/{drive}/read/0/1",
+    "/drives/{drive}/checksum",
+    "/drives/{drive}/checksum/0/4k",
+    "/drives/{busy_drive}/info",
+    "/drives/{busy_drive}/read/0/4k",
+    "/servers/{server}/info",
+    "/servers/{active}/info",
+    "/servers/{server}/metrics",
+    "/servers/{active}/metrics",
+    "/resources/ip/{ip}/info",
+    "/resources/vlan/{vlan}/info",
+]
 
 PROBES: tuple[Probe, ...] = (
     # Reads, by GET and by POST (real clients POST every command).
@@ -70,33 +82,56 @@ PROBES: tuple[Probe, ...] = (
     Probe("POST", "/drives/{own_drive}/image/{busy_drive}"),
     Probe("POST", "/drives/{drive}/image/{drive}"),
     # A's servers.
-    *(Probe("POST", f"/servers/{{{s}}}/{command}") for s in ("server", "active")
-      for command in ("start", "stop", "shutdown", "reset", "destroy")),
+    *(
+        Probe("POST", f"/servers/{{{s}}}/{command}")
+        for s in ("server", "active")
+        for command in ("start", "stop", "shutdown", "reset", "destroy")
+    ),
     *(Probe("POST", f"/servers/{{{s}}}/set", {"name": "stolen"}) for s in ("server", "active")),
     Probe("POST", "/servers/{active}/set", {"cpu": "2000", "vnc:password": "owned"}),
     Probe("POST", "/servers/{server}/set", {"mem": "512", "ide:0:0": "{own_drive}"}),
     # References from B's own requests to A's objects.
-    *(Probe("POST", f"/servers/create{s}", _cfg(**{key: "{drive}"})) for s in ("", "/stopped")
-      for key in ("ide:0:0", "ide:1:1", "scsi:0:3", "block:0", "avoid:drives")),
+    *(
+        Probe("POST", f"/servers/create{s}", _cfg(**{key: "{drive}"}))
+        for s in ("", "/stopped")
+        for key in ("ide:0:0", "ide:1:1", "scsi:0:3", "block:0", "avoid:drives")
+    ),
     Probe("POST", "/servers/create/stopped", _cfg(**{"block:0": "{own_drive}", "block:1": "{drive}"})),
     Probe("POST", "/servers/create/stopped", _cfg(**{"ide:0:0": "{busy_drive}"})),
-    *(Probe("POST", f"/servers/create{s}", _cfg(**{"avoid:servers": f"{{{t}}}"})) for s in ("", "/stopped")
-      for t in ("server", "active")),
+    *(
+        Probe("POST", f"/servers/create{s}", _cfg(**{"avoid:servers": f"{{{t}}}"}))
+        for s in ("", "/stopped")
+        for t in ("server", "active")
+    ),
     Probe("POST", "/servers/create/stopped", _cfg(**{"avoid:servers": "{own_server} {active}"})),
     Probe("POST", "/servers/{own_server}/set", {"ide:0:0": "{drive}"}),
     Probe("POST", "/servers/{own_server}/set", {"avoid:drives": "{busy_drive}"}),
     Probe("POST", "/servers/{own_server}/set", {"avoid:servers": "{active}"}),
     # A's IP and VLAN (both in use by A's active server): changes, and references from B's servers.
-    *(Probe("POST", f"/resources/{t}/{{{t}}}/{verb}", body) for t in ("ip", "vlan")
-      for verb, body in (("set", b"name stolen\n"), ("destroy", None))),
-    *(Probe("POST", f"/servers/create{s}", _cfg(**{"nic:0:model": "virtio", key: f"{{{t}}}"}))
-      for s in ("", "/stopped") for key, t in (("nic:0:dhcp", "ip"), ("vnc", "ip"), ("nic:0:vlan", "vlan"))),
+    *(
+        Probe("POST", f"/resources/{t}/{{{t}}}/{verb}", body)
+        for t in ("ip", "vlan")
+        for verb, body in (("set", b"name stolen\n"), ("destroy", None))
+    ),
+    *(
+        Probe("POST", f"/servers/create{s}", _cfg(**{"nic:0:model": "virtio", key: f"{{{t}}}"}))
+        for s in ("", "/stopped")
+        for key, t in (("nic:0:dhcp", "ip"), ("vnc", "ip"), ("nic:0:vlan", "vlan"))
+    ),
     Probe("POST", "/servers/{own_server}/set", {"nic:0:model": "e1000", "nic:0:dhcp": "{ip}"}),
     Probe("POST", "/servers/{own_server}/set", {"nic:0:model": "e1000", "nic:0:vlan": "{vlan}"}),
     # Markers naming A's objects are unknown markers, just like UUIDs that do not exist.
-    *(Probe("GET", f"/{kind}/{verb}?limit=1&marker={{{obj}}}", status=400)
-      for kind, obj in (("drives", "drive"), ("servers", "server"), ("resources", "vlan"),
-                        ("resources/vlan", "vlan"), ("resources/ip", "ip")) for verb in ("list", "info")),
+    *(
+        Probe("GET", f"/{kind}/{verb}?limit=1&marker={{{obj}}}", status=400)
+        for kind, obj in (
+            ("drives", "drive"),
+            ("servers", "server"),
+            ("resources", "vlan"),
+            ("resources/vlan", "vlan"),
+            ("resources/ip", "ip"),
+        )
+        for verb in ("list", "info")
+    ),
 )
 
 
@@ -113,25 +148,43 @@ async def world(alice: Api, bob: Api) -> World:
     busy_drive = (await alice.create_drive("1M", name="boot"))["drive"]
     ip = (await alice.call("/resources/ip/create", b"name mine\n")).props()["resource"]
     vlan = (await alice.call("/resources/vlan/create", b"name mine\n")).props()["resource"]
-    server = await alice.call("/servers/create/stopped", _cfg(name="kept", persistent="true",
-                                                            **{"ide:0:0": drive}))
-    active = await alice.call("/servers/create", _cfg(name="running", persistent="true",
-                                                    **{"ide:0:0": busy_drive, "nic:0:model": "virtio",
-                                                       "nic:0:dhcp": ip, "nic:1:model": "e1000",
-                                                       "nic:1:vlan": vlan, "vnc": "auto", "vnc:password": "pw"}))
+    server = await alice.call("/servers/create/stopped", _cfg(name="kept", persistent="true", **{"ide:0:0": drive}))
+    active = await alice.call(
+        "/servers/create",
+        _cfg(
+            name="running",
+            persistent="true",
+            **{
+                "ide:0:0": busy_drive,
+                "nic:0:model": "virtio",
+                "nic:0:dhcp": ip,
+                "nic:1:model": "e1000",
+                "nic:1:vlan": vlan,
+                "vnc": "auto",
+                "vnc:password": "pw",
+            },
+        ),
+    )
     assert server.status == 200 and active.status == 200, (server.text, active.text)
     own_drive = (await bob.create_drive("1M", name="bobs"))["drive"]
     own_server = await bob.call("/servers/create/stopped", _cfg(name="bobs", persistent="true"))
     assert own_server.status == 200
-    victims = {"drive": drive, "busy_drive": busy_drive, "server": server.props()["server"],
-               "active": active.props()["server"], "ip": ip, "vlan": vlan}
+    victims = {
+        "drive": drive,
+        "busy_drive": busy_drive,
+        "server": server.props()["server"],
+        "active": active.props()["server"],
+        "ip": ip,
+        "vlan": vlan,
+    }
     # An IP's stand-in is an address of the pool that nobody holds, as long as A's (A's is the
     # pool's first), so even Content-Length must match.
     prefix, last = ip.rsplit(".", 1)
-    stand_in_ip = f"{prefix}.{'177'[-len(last):] if last != '177'[-len(last):] else '166'[-len(last):]}"
+    stand_in_ip = f"{prefix}.{'177'[-len(last) :] if last != '177'[-len(last) :] else '166'[-len(last) :]}"
     stand_ins = {k: str(uuid.uuid4()) for k in victims} | {"ip": stand_in_ip}
-    return World(victims=victims, stand_ins=stand_ins,
-                 own={"own_drive": own_drive, "own_server": own_server.props()["server"]})
+    return World(
+        victims=victims, stand_ins=stand_ins, own={"own_drive": own_drive, "own_server": own_server.props()["server"]}
+    )
 
 
 def fill(text: str, names: dict[str, str]) -> str:
@@ -161,15 +214,25 @@ async def snapshot(alice: Api, client: Any, w: World) -> dict[str, Any]:
     """Everything A can see of A's objects, and what the hypervisor runs."""
     drives = (await alice.get("/drives/info", as_json=True)).json
     # The guest's traffic and disk counters move on their own (the test driver makes them up).
-    servers = [{k: v for k, v in info.items() if k not in COUNTERS and not k.endswith(DISK_COUNTERS)}
-               for info in (await alice.get("/servers/info", as_json=True)).json]
-    checksums = {d["drive"]: (await alice.get(f"/drives/{d['drive']}/checksum")).text for d in drives
-                 if d["drive"] != w.victims["busy_drive"]}
+    servers = [
+        {k: v for k, v in info.items() if k not in COUNTERS and not k.endswith(DISK_COUNTERS)}
+        for info in (await alice.get("/servers/info", as_json=True)).json
+    ]
+    checksums = {
+        d["drive"]: (await alice.get(f"/drives/{d['drive']}/checksum")).text
+        for d in drives
+        if d["drive"] != w.victims["busy_drive"]
+    }
     services = client.app[SERVICES]
     resources = (await alice.get("/resources/info", as_json=True)).json
-    return {"drives": drives, "servers": servers, "checksums": checksums, "resources": resources,
-            "running": sorted(await services.servers.hypervisor.running()),
-            "jobs": len(await services.jobs.store.unfinished_jobs())}
+    return {
+        "drives": drives,
+        "servers": servers,
+        "checksums": checksums,
+        "resources": resources,
+        "running": sorted(await services.servers.hypervisor.running()),
+        "jobs": len(await services.jobs.store.unfinished_jobs()),
+    }
 
 
 async def test_the_isolation_matrix(alice, bob, client):
@@ -180,8 +243,9 @@ async def test_the_isolation_matrix(alice, bob, client):
     for probe in PROBES:
         answers = []
         for names in ({**w.victims, **w.own}, {**w.stand_ins, **w.own}):
-            reply = await bob.call(fill(probe.path, names), fill_body(probe.body, names),
-                                   method=probe.method, headers=probe.headers)
+            reply = await bob.call(
+                fill(probe.path, names), fill_body(probe.body, names), method=probe.method, headers=probe.headers
+            )
             answers.append(comparable(reply, w))
         theirs, missing = answers
         assert theirs[0] == probe.status, (probe, theirs)
@@ -197,8 +261,16 @@ async def test_the_isolation_matrix(alice, bob, client):
 
 async def test_lists_show_only_the_users_own(alice, bob):
     w = await world(alice, bob)
-    for path in ("/drives/list", "/drives/info", "/servers/list", "/servers/info", "/resources/list",
-                 "/resources/info", "/resources/ip/list", "/resources/vlan/info"):
+    for path in (
+        "/drives/list",
+        "/drives/info",
+        "/servers/list",
+        "/servers/info",
+        "/resources/list",
+        "/resources/info",
+        "/resources/ip/list",
+        "/resources/vlan/info",
+    ):
         for as_json in (False, True):
             text = (await bob.get(path, as_json=as_json)).text
             assert not any(name in text for name in w.victims.values()), path
@@ -211,8 +283,10 @@ async def test_a_reader_is_not_an_owner(alice, bob, make_user, accept):
     shared = (await alice.create_drive("1M", readers=carol.user))["drive"]
     assert (await alice.call(f"/drives/{shared}/write/0", DATA)).status == 204
     stand_in = str(uuid.uuid4())
-    for user, paths in ((bob, ("info", "read/0/4k", "checksum", "set", "destroy", "write/0")),
-                        (carol, ("set", "destroy", "write/0", "image/" + stand_in))):
+    for user, paths in (
+        (bob, ("info", "read/0/4k", "checksum", "set", "destroy", "write/0")),
+        (carol, ("set", "destroy", "write/0", "image/" + stand_in)),
+    ):
         for path in paths:
             theirs = await user.call(f"/drives/{shared}/{path}", b"name x\n", as_json=accept)
             missing = await user.call(f"/drives/{stand_in}/{path}", b"name x\n", as_json=accept)

@@ -1,6 +1,7 @@
 """Jobs in the real program: an image job's progress as clients see it, a job cut short by SIGKILL
 resumed at the restart (at once: the lease is this installation's own) and completed, and a
 failure that stays visible across a restart while the drive stays usable."""
+
 from __future__ import annotations
 
 import hashlib
@@ -28,7 +29,7 @@ def test_progress_climbs_and_a_killed_job_resumes_and_completes(crashed):
     data = pattern(21, size)
     source, target, back = c.create_drive("48M"), c.create_drive("64M"), c.create_drive("48M")
     for offset in range(0, size, 4 * MiB):
-        assert c.write(source, offset, data[offset:offset + 4 * MiB]) == 204
+        assert c.write(source, offset, data[offset : offset + 4 * MiB]) == 204
     assert c.call(f"/drives/{target}/image/{source}/gzip")[0] == 204
 
     seen: list[int] = []
@@ -51,7 +52,8 @@ def test_progress_climbs_and_a_killed_job_resumes_and_completes(crashed):
     c.restart()
     c.check(timeout=120)
     ((status, progress, started, finished, error),) = c.rows(
-        "SELECT status, progress, started, finished, error FROM jobs")
+        "SELECT status, progress, started, finished, error FROM jobs"
+    )
     assert (status, progress, error) == ("done", 100, None) and restarted < started < finished
     info = c.info(f"/drives/{target}/info")
     assert "imaging" not in info and "imaging:error" not in info and info["claimed"] == []

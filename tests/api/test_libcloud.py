@@ -1,4 +1,5 @@
 """Apache Libcloud's ElasticHosts driver (libcloud 3.7.0, the last to ship it) against the real server."""
+
 from __future__ import annotations
 
 import os

@@ -8,6 +8,7 @@ standard image is the boot sector, added with `elastic-api image add`; create_no
 a 160 GB drive, 1700 MB, 2000 MHz, nic:0:dhcp auto) must give a guest that prints its marker on
 the serial console.
 """
+
 from __future__ import annotations
 
 import json
@@ -42,9 +43,15 @@ class Libcloud:
 
     def answer(self, op: str, timeout: float = 120, **args: Any) -> dict[str, Any]:
         env = {k: v for k, v in program_env().items() if k not in ("PYTHONPATH", "PYTHONHOME")}
-        done = subprocess.run([self.python, str(CLIENT), json.dumps({**self.args, **args, "op": op})],
-                              capture_output=True, text=True, timeout=timeout, check=False, env=env,
-                              cwd=self.directory)
+        done = subprocess.run(
+            [self.python, str(CLIENT), json.dumps({**self.args, **args, "op": op})],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            env=env,
+            cwd=self.directory,
+        )
         assert done.returncode == 0, done.stderr
         return dict(json.loads(done.stdout))
 
@@ -66,9 +73,16 @@ def domain_exists(uri: str, server: str) -> bool:
 
 
 def has_libcloud(python: str) -> bool:
-    return os.path.exists(python) and subprocess.run(
-        [python, "-c", "import libcloud.compute.drivers.elastichosts"], capture_output=True, check=False,
-        env=program_env()).returncode == 0
+    return (
+        os.path.exists(python)
+        and subprocess.run(
+            [python, "-c", "import libcloud.compute.drivers.elastichosts"],
+            capture_output=True,
+            check=False,
+            env=program_env(),
+        ).returncode
+        == 0
+    )
 
 
 @pytest.fixture(params=sorted(CLIENTS))
@@ -85,8 +99,15 @@ def client(request: pytest.FixtureRequest) -> tuple[str, str]:
 @pytest.mark.timeout(1200)
 def test_create_node_boots_a_real_guest_on_the_default_config(installation, client, system_libvirt):
     python, version = client
-    added = installation.cli("image", "add", "--uuid", DEBIAN, "--name", "Debian Linux 5.0",
-                             str(write_boot_image(installation.directory / "bootsector.img")))
+    added = installation.cli(
+        "image",
+        "add",
+        "--uuid",
+        DEBIAN,
+        "--name",
+        "Debian Linux 5.0",
+        str(write_boot_image(installation.directory / "bootsector.img")),
+    )
     assert added.returncode == 0, added.stderr
     user, secret = installation.create_user("libcloud")
     installation.serve()
@@ -103,15 +124,15 @@ def test_create_node_boots_a_real_guest_on_the_default_config(installation, clie
     failed = libcloud.answer("create_node", name="no image", size="small", image=UNADDED)
     assert "error" in failed and "missing" in failed["message"], failed
     assert libcloud("list_nodes") == []
-    status, _, body = request(f"{installation.url}/drives/info", user, secret, method="GET",
-                              headers={"Accept": "application/json"})
+    status, _, body = request(
+        f"{installation.url}/drives/info", user, secret, method="GET", headers={"Accept": "application/json"}
+    )
     assert status == 200
     (leftover,) = as_json(body)
     assert leftover["name"] == "no image" and leftover["size"] == 160 * 1024**3 and "imaging" not in leftover
     assert request(f"{installation.url}/drives/{leftover['drive']}/destroy", user, secret)[0] == 204
 
-    node = libcloud("create_node", timeout=900, name="libcloud boot", size="small", image=DEBIAN,
-                    vnc_password="s3cret")
+    node = libcloud("create_node", timeout=900, name="libcloud boot", size="small", image=DEBIAN, vnc_password="s3cret")
     server, drive = node["id"], node["extra"]["ide:0:0"]
     assert node["name"] == "libcloud boot" and node["state"] == "running", node
     assert node["extra"]["cpu"] == 2000 and node["extra"]["mem"] == 1700
@@ -119,14 +140,15 @@ def test_create_node_boots_a_real_guest_on_the_default_config(installation, clie
     installation.wait_for_serial(server, BOOT_MARKER, user, secret)
 
     # The 160 GB drive is the default kind (encrypted) and thin: the pool holds what was written.
-    status, _, body = request(f"{installation.url}/drives/{drive}/info", user, secret, method="GET",
-                              headers={"Accept": "application/json"})
+    status, _, body = request(
+        f"{installation.url}/drives/{drive}/info", user, secret, method="GET", headers={"Accept": "application/json"}
+    )
     info = as_json(body)
     assert status == 200 and info["size"] == 160 * 1024**3 and info["encryption:cipher"] == "aes-xts-plain"
     assert info["claimed"] == [server]
     (volume,) = (installation.data_dir / "pool").glob(f"{drive}.*")
     assert volume.stat().st_blocks * 512 < 256 * 1024**2, f"{volume} allocates {volume.stat().st_blocks * 512} bytes"
-    assert BOOT_MARKER not in volume.read_bytes()[:1 << 20]  # encrypted at rest
+    assert BOOT_MARKER not in volume.read_bytes()[: 1 << 20]  # encrypted at rest
 
     (listed,) = libcloud("list_nodes")
     assert listed["id"] == server and listed["state"] == "running" and listed["public_ips"] == node["public_ips"]

@@ -1,6 +1,7 @@
 """Messages aiohttp's parser refuses, against the real `elastic-api serve`: answered like every
 other error (status, X-Elastic-Error word, one line), the client's bytes never echoed, the
 connection closed, and the server serving the next client as before."""
+
 from __future__ import annotations
 
 import asyncio
@@ -42,13 +43,17 @@ async def exchange(host: str, port: int, data: bytes) -> tuple[int, dict[str, st
     return int(status_line.split()[1]), headers, body
 
 
-@pytest.mark.parametrize("data", [
-    f"{SECRETISH} / HTTP/1.1\r\n\r\n".encode(),                                    # no such method
-    f"GET /drives/list HTTP/1.1\r\nHost: x\r\nX-Bad: a\x01{SECRETISH}\r\n\r\n".encode(),  # control character
-    f"GET /drives/list HTTP/1.1\r\nHost: x\r\nX-Long: {SECRETISH}{'a' * 70000}\r\n\r\n".encode(),  # header too long
-    f"GET /{SECRETISH}\x00 HTTP/1.1\r\n\r\n".encode(),                               # NUL in the target
-    f"GET /drives/list HTTP/9.{SECRETISH}\r\n\r\n".encode(),                         # no such version
-], ids=["method", "control-character", "long-header", "nul", "version"])
+@pytest.mark.parametrize(
+    "data",
+    [
+        f"{SECRETISH} / HTTP/1.1\r\n\r\n".encode(),  # no such method
+        f"GET /drives/list HTTP/1.1\r\nHost: x\r\nX-Bad: a\x01{SECRETISH}\r\n\r\n".encode(),  # control character
+        f"GET /drives/list HTTP/1.1\r\nHost: x\r\nX-Long: {SECRETISH}{'a' * 70000}\r\n\r\n".encode(),  # header too long
+        f"GET /{SECRETISH}\x00 HTTP/1.1\r\n\r\n".encode(),  # NUL in the target
+        f"GET /drives/list HTTP/9.{SECRETISH}\r\n\r\n".encode(),  # no such version
+    ],
+    ids=["method", "control-character", "long-header", "nul", "version"],
+)
 async def test_refused_messages_are_answered_in_our_shape(running, data):
     host, port, _ = running
     status, headers, body = await exchange(host, port, data)

@@ -1,6 +1,7 @@
 """/servers/SERVER/metrics (an ElasticHosts extension) against the real program and a real guest
 on qemu:///system: the sampler's points, text and JSON, 404 for another user's server, empty for
 a stopped one, and the samples gone with the server."""
+
 from __future__ import annotations
 
 import asyncio
@@ -43,11 +44,23 @@ def check_line(line: str) -> None:
 async def test_a_running_guest_has_points_another_user_none_and_a_stopped_server_an_empty_series(apis):
     alice, bob = apis
     drive = await boot_drive(alice, "raw")
-    server = (await alice.call("/servers/create", {
-        "name": "metered", "cpu": "1000", "smp": "1", "mem": "64", "ide:0:0": drive, "boot": "ide:0:0",
-    }, as_json=True)).json["server"]
-    stopped = (await alice.call("/servers/create/stopped", {"name": "idle", "cpu": "500", "mem": "64"},
-                                as_json=True)).json["server"]
+    server = (
+        await alice.call(
+            "/servers/create",
+            {
+                "name": "metered",
+                "cpu": "1000",
+                "smp": "1",
+                "mem": "64",
+                "ide:0:0": drive,
+                "boot": "ide:0:0",
+            },
+            as_json=True,
+        )
+    ).json["server"]
+    stopped = (
+        await alice.call("/servers/create/stopped", {"name": "idle", "cpu": "500", "mem": "64"}, as_json=True)
+    ).json["server"]
 
     deadline = time.monotonic() + GUEST_DEADLINE
     while True:  # two samples make the first point; a loaded machine may take a while
@@ -72,13 +85,15 @@ async def test_a_running_guest_has_points_another_user_none_and_a_stopped_server
     assert all(isinstance(point["time"], int) and isinstance(point["cpu"], str) for point in points)
 
     unknown = "00000000-0000-4000-8000-000000000000"
-    for who, path in ((bob, f"/servers/{server}/metrics"), (alice, f"/servers/{unknown}/metrics"),
-                      (alice, "/servers/nonsense/metrics")):
+    for who, path in (
+        (bob, f"/servers/{server}/metrics"),
+        (alice, f"/servers/{unknown}/metrics"),
+        (alice, "/servers/nonsense/metrics"),
+    ):
         reply = await who.get(path)
         assert reply.status == 404 and reply.headers["X-Elastic-Error"] == "missing"
     # Another user's server is answered exactly as one that does not exist.
-    assert (await bob.get(f"/servers/{server}/metrics")).text == (
-        await bob.get(f"/servers/{server}/info")).text
+    assert (await bob.get(f"/servers/{server}/metrics")).text == (await bob.get(f"/servers/{server}/info")).text
 
     reply = await alice.get(f"/servers/{stopped}/metrics")
     assert reply.status == 200 and reply.text == ""
@@ -93,6 +108,7 @@ async def test_a_running_guest_has_points_another_user_none_and_a_stopped_server
 
     async def sampled_after_boot() -> bool:
         return any(s.at > booted for s in await store.server_samples(alice.user, server, 0))
+
     await until(sampled_after_boot, "a sample after the boot")
     samples = await store.server_samples(alice.user, server, 0)
     assert all(s.vcpus == 1 for s in samples) and samples[-1].cpu_ns > samples[0].cpu_ns > 0
@@ -118,8 +134,11 @@ def test_the_real_program_serves_a_real_guests_metrics(installation: Installatio
     drive = json.loads(body)["drive"]
     status, _, body = call(f"/drives/{drive}/write/0", gzip.compress(boot_sector()), **{"Content-Encoding": "gzip"})
     assert status == 204, body
-    status, _, body = call("/servers/create", b"name metered\ncpu 1000\nsmp 1\nmem 64\nide:0:0 %s\nboot ide:0:0\n"
-                           % drive.encode(), Accept="application/json")
+    status, _, body = call(
+        "/servers/create",
+        b"name metered\ncpu 1000\nsmp 1\nmem 64\nide:0:0 %s\nboot ide:0:0\n" % drive.encode(),
+        Accept="application/json",
+    )
     assert status == 200, body
     server = json.loads(body)["server"]
 
@@ -127,6 +146,7 @@ def test_the_real_program_serves_a_real_guests_metrics(installation: Installatio
         status, headers, body = call(f"/servers/{server}/metrics")
         assert status == 200 and headers["X-Elastic-Output"] == "list", body
         return body.decode().splitlines()
+
     wait_until(lambda: len(points()) >= 1, "a point from two samples", GUEST_DEADLINE)
     for line in points():
         check_line(line)

@@ -1,6 +1,7 @@
 """The operators' /metrics (issue 16), scraped from the real program: off by default (nothing but
 the API listens), and with `metrics_listen` set, a listener of its own whose counters move with
 the requests, with bounded labels (route patterns, never IDs)."""
+
 from __future__ import annotations
 
 import re
@@ -107,8 +108,7 @@ def test_counters_move_with_requests_and_labels_are_bounded(server: tuple[Server
     assert value(after, "elastic_api_http_requests_total", status="200", **labels) == 3
     assert value(after, "elastic_api_http_requests_total", status="401", **labels) == 1
     assert value(after, "elastic_api_http_requests_total", route="/drives/create", status="200") == 1
-    assert value(after, "elastic_api_http_requests_total", dialect="ecs", route="/ecs/v2/account",
-                 status="401") == 1
+    assert value(after, "elastic_api_http_requests_total", dialect="ecs", route="/ecs/v2/account", status="401") == 1
     assert value(after, "elastic_api_http_requests_total", method="other", status="405") == 1
     assert value(after, "elastic_api_http_request_duration_seconds_count", **labels) == 4
     assert value(after, "elastic_api_http_request_duration_seconds_bucket", le="+Inf", **labels) == 4
@@ -121,7 +121,9 @@ def test_counters_move_with_requests_and_labels_are_bounded(server: tuple[Server
     assert 0 < value(after, "elastic_api_pool_free_bytes") <= value(after, "elastic_api_pool_size_bytes")
     assert value(after, "elastic_api_pool_used_bytes") > 0
     assert {(s.labels["kind"], s.labels["state"]) for s in after["elastic_api_jobs"]} >= {
-        ("image", "queued"), ("image", "running")}
+        ("image", "queued"),
+        ("image", "running"),
+    }
 
     # No label anywhere carries an ID, a user or a raw path.
     for samples in after.values():

@@ -1,5 +1,6 @@
 """Two real `elastic-api serve` processes on one PostgreSQL database and one pool: creates spread
 over both nodes at once are all there, and a quota holds exactly across them."""
+
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
@@ -20,6 +21,7 @@ def test_two_nodes_share_the_drives_and_a_quota_exactly(tmp_path):
         nodes = [Server(configs[0]).start()]
         nodes.append(Server(configs[1]).start())  # after the first made the master key
         try:
+
             def create(n: int) -> int:
                 return request(nodes[n % 2].url + "/drives/create", user, secret, f"name d{n}\nsize 1M\n".encode())[0]
 
@@ -54,9 +56,11 @@ def test_an_exclusive_drive_is_never_claimed_by_servers_on_two_nodes(tmp_path):
         nodes = [Server(configs[0]).start()]
         nodes.append(Server(configs[1]).start())
         try:
+
             def call(n: int, path: str, body: bytes | None = None) -> tuple[int, bytes]:
-                status, _, reply = request(nodes[n % 2].url + path, user, secret, body,
-                                           headers={"Accept": "application/json"})
+                status, _, reply = request(
+                    nodes[n % 2].url + path, user, secret, body, headers={"Accept": "application/json"}
+                )
                 return status, reply
 
             for round_ in range(3):
@@ -65,8 +69,9 @@ def test_an_exclusive_drive_is_never_claimed_by_servers_on_two_nodes(tmp_path):
                 drive = as_json(reply)["drive"]
                 servers = []
                 for n in range(4):
-                    status, reply = call(n, "/servers/create/stopped",
-                                         f"name s{n}\ncpu 500\nmem 64\nide:0:0 {drive}\n".encode())
+                    status, reply = call(
+                        n, "/servers/create/stopped", f"name s{n}\ncpu 500\nmem 64\nide:0:0 {drive}\n".encode()
+                    )
                     assert status == 200, reply
                     servers.append(as_json(reply)["server"])
                 with ThreadPoolExecutor(4) as pool:

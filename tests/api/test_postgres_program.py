@@ -1,5 +1,6 @@
 """The real program on PostgreSQL: `elastic-api user create` and `serve` with `database_url` set
 to the test cluster (scripts/test.sh), and the ElasticHosts basics end to end."""
+
 from __future__ import annotations
 
 import gzip
@@ -19,6 +20,7 @@ def test_serve_on_postgresql_creates_lists_uploads_downloads_and_destroys(tmp_pa
         user, secret = create_user(config)
         server = Server(config).start()
         try:
+
             def call(path: str, body: bytes | None = None, **kw: object) -> tuple[int, dict[str, str], bytes]:
                 return request(server.url + path, user, secret, body, **kw)  # type: ignore[arg-type]
 
@@ -31,8 +33,9 @@ def test_serve_on_postgresql_creates_lists_uploads_downloads_and_destroys(tmp_pa
             assert status == 200 and body.decode().split() == [drive]
 
             data = os.urandom(64 * 1024) + b"elastic on postgresql" * 1000
-            status, _, body = call(f"/drives/{drive}/write/4096", gzip.compress(data, 1),
-                                   headers={"Content-Encoding": "gzip"})
+            status, _, body = call(
+                f"/drives/{drive}/write/4096", gzip.compress(data, 1), headers={"Content-Encoding": "gzip"}
+            )
             assert status == 204 or status == 200, body
             status, _, body = call(f"/drives/{drive}/read/4096/{len(data)}", method="GET")
             assert status == 200 and body == data

@@ -1,4 +1,5 @@
 """Quotas over HTTP: every limit answers 402 `billing` naming it, and nothing is created or changed."""
+
 from __future__ import annotations
 
 import asyncio
@@ -63,8 +64,7 @@ async def test_growing_a_drive(alice, config):
     drive = (await alice.create_drive("4M"))["drive"]
     await alice.create_drive("4M")
     path = config.pool_dir / f"{drive}.raw"
-    refused(await alice.call(f"/drives/{drive}/set", "size 7M\nname grown\n"),
-            "quota exceeded: drive bytes 11M of 10M")
+    refused(await alice.call(f"/drives/{drive}/set", "size 7M\nname grown\n"), "quota exceeded: drive bytes 11M of 10M")
     info = (await alice.get(f"/drives/{drive}/info")).props()
     assert info["size"] == str(4 * MiB) and info["name"] == "d" and path.stat().st_size == 4 * MiB
     # A set that does not grow the drive is never refused, even at the limit.
@@ -108,13 +108,16 @@ async def test_server_count(alice, client):
 async def test_cpu_of_active_servers_on_create(alice, client):
     first = await alice.call("/servers/create", {"name": "a", "cpu": "2000", "mem": "256"}, as_json=True)
     assert first.status == 200
-    refused(await alice.call("/servers/create", {"name": "b", "cpu": "1500", "mem": "256"}),
-            "quota exceeded: cpu of active servers 3500 MHz of 3000 MHz")
+    refused(
+        await alice.call("/servers/create", {"name": "b", "cpu": "1500", "mem": "256"}),
+        "quota exceeded: cpu of active servers 3500 MHz of 3000 MHz",
+    )
     assert await servers_of(alice) == [first.json["server"]]  # the refused server is not left stopped
     assert await running(client) == {first.json["server"]}
     # A stopped server costs no cpu: creating it stopped is fine, starting it is not.
-    stopped = (await alice.call("/servers/create/stopped", {"name": "c", "cpu": "1500", "mem": "64"},
-                                as_json=True)).json["server"]
+    stopped = (
+        await alice.call("/servers/create/stopped", {"name": "c", "cpu": "1500", "mem": "64"}, as_json=True)
+    ).json["server"]
     refused(await alice.call(f"/servers/{stopped}/start"), "quota exceeded: cpu of active servers 3500 MHz of 3000 MHz")
     assert (await alice.get(f"/servers/{stopped}/info")).props()["status"] == "stopped"
     assert await running(client) == {first.json["server"]}
@@ -124,20 +127,27 @@ async def test_cpu_of_active_servers_on_create(alice, client):
 
 
 async def test_mem_of_active_servers_on_start(alice, client):
-    a = (await alice.call("/servers/create", {"name": "a", "cpu": "500", "mem": "600", "persistent": "true"},
-                          as_json=True)).json["server"]
-    b = (await alice.call("/servers/create/stopped", {"name": "b", "cpu": "500", "mem": "600"},
-                          as_json=True)).json["server"]
+    a = (
+        await alice.call(
+            "/servers/create", {"name": "a", "cpu": "500", "mem": "600", "persistent": "true"}, as_json=True
+        )
+    ).json["server"]
+    b = (await alice.call("/servers/create/stopped", {"name": "b", "cpu": "500", "mem": "600"}, as_json=True)).json[
+        "server"
+    ]
     refused(await alice.call(f"/servers/{b}/start"), "quota exceeded: mem of active servers 1200 MB of 1024 MB")
     assert (await alice.get(f"/servers/{b}/info")).props()["status"] == "stopped"
     assert await running(client) == {a}
 
 
 async def test_live_cpu_change(alice):
-    server = (await alice.call("/servers/create", {"name": "a", "cpu": "2000", "mem": "64"},
-                               as_json=True)).json["server"]
-    refused(await alice.call(f"/servers/{server}/set", {"cpu": "3500"}),
-            "quota exceeded: cpu of active servers 3500 MHz of 3000 MHz")
+    server = (await alice.call("/servers/create", {"name": "a", "cpu": "2000", "mem": "64"}, as_json=True)).json[
+        "server"
+    ]
+    refused(
+        await alice.call(f"/servers/{server}/set", {"cpu": "3500"}),
+        "quota exceeded: cpu of active servers 3500 MHz of 3000 MHz",
+    )
     assert (await alice.get(f"/servers/{server}/info")).props()["cpu"] == "2000"
     # Within the quota the change goes on to the hypervisor (whose test driver cannot change a
     # running guest's CPU: tests/hypervisor covers that on the real libvirt).
@@ -158,8 +168,12 @@ async def test_concurrent_creates_cannot_overshoot(alice, client, config):
 
 async def test_concurrent_starts_cannot_overshoot(alice, client):
     """Two stopped servers of 2000 MHz each with room for one: started at once, exactly one runs."""
-    alice_servers = [(await alice.call("/servers/create/stopped", {"name": f"s{i}", "cpu": "2000", "mem": "64"},
-                                       as_json=True)).json["server"] for i in range(2)]
+    alice_servers = [
+        (await alice.call("/servers/create/stopped", {"name": f"s{i}", "cpu": "2000", "mem": "64"}, as_json=True)).json[
+            "server"
+        ]
+        for i in range(2)
+    ]
     replies = await asyncio.gather(*(alice.call(f"/servers/{s}/start") for s in alice_servers))
     assert sorted(r.status for r in replies) == [204, 402]
     assert len(await running(client)) == 1
@@ -193,10 +207,12 @@ def test_per_user_override_through_the_real_cli(tmp_path):
         assert request(*create)[0] == 402
     finally:
         server.stop()
-    for args, word in ((("set-quota", user, "colour=3"), "unknown quota key"),
-                       (("set-quota", user, "drives"), "key=value"),
-                       (("set-quota", "00000000-0000-4000-8000-000000000000", "drives=1"), "no such user"),
-                       (("show-quota", "nobody"), "no such user")):
+    for args, word in (
+        (("set-quota", user, "colour=3"), "unknown quota key"),
+        (("set-quota", user, "drives"), "key=value"),
+        (("set-quota", "00000000-0000-4000-8000-000000000000", "drives=1"), "no such user"),
+        (("show-quota", "nobody"), "no such user"),
+    ):
         result = run_cli(config, "user", *args)
         assert result.returncode == 2 and word in result.stderr and not result.stdout
 

@@ -6,6 +6,7 @@ line the README shows must appear, a `...` standing for any text; a command whos
 says `"completed"` is a poll, run again until it does. Then its ecsapi example, run by the
 checkout's Python. The only thing that differs from the defaults is the port (a config file
 holding only `listen`)."""
+
 from __future__ import annotations
 
 import json
@@ -75,14 +76,15 @@ def test_the_ecs_session_on_the_default_config(installation: Installation, syste
     ran = {}
     for command, expected in session_commands(ecs_section(readme)):
         poll = any('"completed"' in line for line in expected)
-        ran[command] = shell.run(command, expected, until=GUEST_DEADLINE if poll else 0.0,
-                                 failed='"status": "failed"')
+        ran[command] = shell.run(command, expected, until=GUEST_DEADLINE if poll else 0.0, failed='"status": "failed"')
         if any('"status": "Booted"' in line for line in expected):  # the engine's lists show it, tagged
-            status, _, body = request(f"{installation.url}/servers/info", user, secret, method="GET",
-                                      headers={"Accept": "application/json"})
+            status, _, body = request(
+                f"{installation.url}/servers/info", user, secret, method="GET", headers={"Accept": "application/json"}
+            )
             assert status == 200 and [s["tags"] for s in json.loads(body)] == [["ecs"]], body
-            status, _, body = request(f"{installation.url}/drives/info", user, secret, method="GET",
-                                      headers={"Accept": "application/json"})
+            status, _, body = request(
+                f"{installation.url}/drives/info", user, secret, method="GET", headers={"Accept": "application/json"}
+            )
             assert status == 200 and [d["tags"] for d in json.loads(body)] == [["ecs"]], body
 
     # Beyond the shown lines: the server the session made was booted, then deleted everywhere.
@@ -101,11 +103,20 @@ def test_the_ecs_session_on_the_default_config(installation: Installation, syste
     # The ecsapi example, as the README writes it (its token and port swapped for the real ones).
     code = shell.swap(python_example(ecs_section(readme))).replace("port=8080", f"port={installation.port}")
     (home / ".env").write_text("ECSAPI_VERSION=9\n")  # read, it would fail the client
-    done = subprocess.run([str(VENV / "bin" / "python"), "-c", code], capture_output=True, text=True,
-                          cwd=home, env={k: v for k, v in program_env().items() if not k.startswith("ECSAPI_")},
-                          timeout=2 * GUEST_DEADLINE, check=False)
+    done = subprocess.run(
+        [str(VENV / "bin" / "python"), "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=home,
+        env={k: v for k, v in program_env().items() if not k.startswith("ECSAPI_")},
+        timeout=2 * GUEST_DEADLINE,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["completed Booted"]
-    wait_until(lambda: request(f"{installation.url}/servers/list", user, secret, method="GET")[2] == b"",
-               "the example's server deleted", GUEST_DEADLINE)
+    wait_until(
+        lambda: request(f"{installation.url}/servers/list", user, secret, method="GET")[2] == b"",
+        "the example's server deleted",
+        GUEST_DEADLINE,
+    )
     assert installation.stop() == 0

@@ -11,6 +11,7 @@ The only thing that differs from the defaults is the port, in a config file hold
 `listen` (`scripts/serve.sh --config listen.yaml`), so a developer's server on 8080 never
 clashes; ./var is the test directory's, never the checkout's.
 """
+
 from __future__ import annotations
 
 import json
@@ -38,19 +39,34 @@ def first_session(readme: str) -> list[tuple[str, list[str]]]:
 
 def test_the_readme_parser_finds_the_first_session():
     commands = first_session((ROOT / "README.rst").read_text())
-    assert commands[0] == (".venv/bin/elastic-api user create --name alice",
-                           ["user 6f0c2b1e-8a9e-4c1b-9d55-2f0a3c6b7e41", "secret Zm9vYmFyYmF6cXV4..."])
+    assert commands[0] == (
+        ".venv/bin/elastic-api user create --name alice",
+        ["user 6f0c2b1e-8a9e-4c1b-9d55-2f0a3c6b7e41", "secret Zm9vYmFyYmF6cXV4..."],
+    )
     assert commands[1][0].startswith("AUTH=") and not commands[1][1]
     assert any("\n" in command and "/set" in command for command, _ in commands)  # a continued line
     assert "unknown key: colour" in commands[-1][1]
 
 
-def tool(installation: Installation, user: str, secret: str, *args: str,
-         stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {**program_env(), "EHURI": f"{installation.url}/", "EHAUTH": f"{user}:{secret}",
-           "PATH": f"{VENV / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"}
-    return subprocess.run(list(args), input=stdin, capture_output=True, text=True, timeout=300, check=False,
-                          cwd=installation.directory, env=env)
+def tool(
+    installation: Installation, user: str, secret: str, *args: str, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {
+        **program_env(),
+        "EHURI": f"{installation.url}/",
+        "EHAUTH": f"{user}:{secret}",
+        "PATH": f"{VENV / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+    return subprocess.run(
+        list(args),
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        cwd=installation.directory,
+        env=env,
+    )
 
 
 def props(text: str) -> dict[str, str]:
@@ -75,8 +91,7 @@ def test_first_session_and_the_seed_example_on_the_default_config(installation, 
     home = installation.directory
     assert not home.resolve().is_relative_to(ROOT)
     (home / ".venv").symlink_to(VENV)  # so the README's `.venv/bin/elastic-api` runs verbatim here
-    server = installation.serve(command=[str(ROOT / "scripts" / "serve.sh"), "--config", "listen.yaml"],
-                                timeout=300)
+    server = installation.serve(command=[str(ROOT / "scripts" / "serve.sh"), "--config", "listen.yaml"], timeout=300)
     # The README's own command, started elsewhere, keeps its data in ./var of where it started.
     wait_until(lambda: f"data in {(home / 'var').resolve()}" in server.log.read_text(), "the start-up line", 30)
     assert (home / "var" / "elastic.db").exists()
@@ -106,8 +121,10 @@ def test_first_session_and_the_seed_example_on_the_default_config(installation, 
     uploaded = tool(installation, user, secret, "elastichosts-upload", "-n", "boot", str(image))
     assert uploaded.returncode == 0, uploaded.stderr
     (boot,) = re.findall(r"Created drive (\S+) of size 1048576", uploaded.stdout)
-    seed = (f"ide:0:0 {boot}\nboot ide:0:0\nnic:0:model virtio\nnic:0:dhcp auto\nsmp auto\nvnc auto\n"
-            "vnc:password XXXXXXXX\nmem 256\ncpu 1000\nname seed example\n")
+    seed = (
+        f"ide:0:0 {boot}\nboot ide:0:0\nnic:0:model virtio\nnic:0:dhcp auto\nsmp auto\nvnc auto\n"
+        "vnc:password XXXXXXXX\nmem 256\ncpu 1000\nname seed example\n"
+    )
     created_server = tool(installation, user, secret, "elastichosts", "-c", "servers", "create", stdin=seed)
     assert created_server.returncode == 0, created_server.stderr
     guest = props(created_server.stdout)

@@ -1,5 +1,6 @@
 """A real guest through the API on qemu:///system: upload a boot disk (plain or encrypted), boot,
 reset, power off; an encrypted drive's libvirt secret lives exactly as long as the guest."""
+
 from __future__ import annotations
 
 import asyncio
@@ -48,14 +49,16 @@ def _secrets_of(server: str) -> list[str]:
     # virsh in a subprocess: a second libvirt connection opened and closed inside this process
     # upsets the app's own connection on the shared libvirt event loop.
     def virsh(*args: str) -> str:
-        return subprocess.run(["virsh", "-c", "qemu:///system", *args], capture_output=True, text=True,
-                              check=True, timeout=30).stdout
+        return subprocess.run(
+            ["virsh", "-c", "qemu:///system", *args], capture_output=True, text=True, check=True, timeout=30
+        ).stdout
 
     def description_of(uuid: str) -> str | None:
         try:
             return ET.fromstring(virsh("secret-dumpxml", uuid)).findtext("description")
         except subprocess.CalledProcessError:
             return None  # removed since the listing (another run's guest stopped): not ours
+
     found = []
     for line in virsh("secret-list").splitlines()[2:]:
         uuid = line.split()[0] if line.strip() else ""
@@ -73,8 +76,9 @@ async def secrets_of(server: str) -> list[str]:
 async def boot_drive(api: Api, fmt: str | None, cipher: str = "none") -> str:
     keys = {"encryption:cipher": cipher, **({"format": fmt} if fmt else {})}
     drive = (await api.create_drive("1M", name="boot", **keys))["drive"]
-    reply = await api.call(f"/drives/{drive}/write/0", gzip.compress(boot_sector()),
-                           headers={"Content-Encoding": "gzip"})
+    reply = await api.call(
+        f"/drives/{drive}/write/0", gzip.compress(boot_sector()), headers={"Content-Encoding": "gzip"}
+    )
     assert reply.status == 204
     return drive
 
@@ -93,15 +97,29 @@ async def press_power_until_gone(api: Api, server: str, gone) -> None:
 
 
 # None: no format key, as real clients send (an encrypted drive is then qcow2-LUKS anyway).
-@pytest.mark.parametrize("fmt, cipher", [("raw", "none"), ("qcow2", "none"), (None, "aes-xts-plain"),
-                                         ("qcow2", "aes-xts-plain")])
+@pytest.mark.parametrize(
+    "fmt, cipher", [("raw", "none"), ("qcow2", "none"), (None, "aes-xts-plain"), ("qcow2", "aes-xts-plain")]
+)
 async def test_boot_reset_power_off_persistent(api, fmt, cipher):
     drive = await boot_drive(api, fmt, cipher)
     encrypted = cipher != "none"
-    server = (await api.call("/servers/create", {
-        "name": "boot", "cpu": "2000", "smp": "1", "mem": "64", "persistent": "true",
-        "ide:0:0": drive, "boot": "ide:0:0", "vnc": "auto", "vnc:password": "s3cret",
-    }, as_json=True)).json["server"]
+    server = (
+        await api.call(
+            "/servers/create",
+            {
+                "name": "boot",
+                "cpu": "2000",
+                "smp": "1",
+                "mem": "64",
+                "persistent": "true",
+                "ide:0:0": drive,
+                "boot": "ide:0:0",
+                "vnc": "auto",
+                "vnc:password": "s3cret",
+            },
+            as_json=True,
+        )
+    ).json["server"]
 
     async def booted(times=1):
         return serial(api, server).count(BOOT_MARKER) >= times
@@ -109,8 +127,9 @@ async def test_boot_reset_power_off_persistent(api, fmt, cipher):
     await until(booted, "the boot marker")
     assert len(await secrets_of(server)) == (1 if encrypted else 0)
     if encrypted:  # the guest read its boot sector through QEMU's LUKS layer: the file holds no plaintext
-        path = api.client.app[SERVICES].drives.storage.path(api.client.app[SERVICES].drives.volume(
-            await api.client.app[SERVICES].drives.get(api.user, drive)))
+        path = api.client.app[SERVICES].drives.storage.path(
+            api.client.app[SERVICES].drives.volume(await api.client.app[SERVICES].drives.get(api.user, drive))
+        )
         assert path.suffix == (".luks" if fmt == "raw" else ".qcow2") and BOOT_MARKER not in path.read_bytes()
         assert (await api.get(f"/drives/{drive}/read/0/512")).status == 409  # the guest holds the file
     info = (await api.get(f"/servers/{server}/info", as_json=True)).json
@@ -150,9 +169,19 @@ async def test_boot_reset_power_off_persistent(api, fmt, cipher):
 
 async def test_a_transient_server_is_destroyed_when_it_powers_off(api):
     drive = await boot_drive(api, "raw")
-    server = (await api.call("/servers/create", {
-        "name": "once", "cpu": "1000", "mem": "64", "ide:0:0": drive, "boot": "ide:0:0",
-    }, as_json=True)).json["server"]
+    server = (
+        await api.call(
+            "/servers/create",
+            {
+                "name": "once",
+                "cpu": "1000",
+                "mem": "64",
+                "ide:0:0": drive,
+                "boot": "ide:0:0",
+            },
+            as_json=True,
+        )
+    ).json["server"]
     await until(lambda: asyncio.sleep(0, serial(api, server).count(BOOT_MARKER) >= 1), "the boot marker")
 
     async def gone():

@@ -13,6 +13,7 @@ underneath: each "host" sees every guest of the other. Placement is checked by w
 server was started through (its record) and its room by the configured mem_mb; nothing here
 makes one host reconnect while the other runs guests (a reconcile of one would take the other's
 guests for strays: two host entries for one libvirtd is a misconfiguration outside tests)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -73,11 +74,13 @@ def virsh(system_libvirt: str) -> Iterator[libvirt.virConnect]:
 def start_api(serve: Any, tmp_path: Path, system_libvirt: str) -> Iterator[Any]:
     """Starts the app on the default config but for the hosts (and reconnect interval) given; at
     the end every guest whose files are this test's is removed, straight through libvirtd."""
+
     async def start(*hosts: HostConfig) -> Api:
         config = Config(data_dir=tmp_path / "var", hosts=hosts, host_reconnect_interval=RECONNECT)
         client = await serve(make_app(config))
         user, secret = await client.app[SERVICES].users.create()
         return Api(client, user, secret)
+
     yield start
     remove_guests_under(system_libvirt, tmp_path)
 
@@ -89,7 +92,9 @@ async def host_of(api: Api, server: str) -> str | None:
 
 
 async def test_a_real_guest_boots_and_stops_on_a_host_named_by_a_qemu_tcp_uri(
-    start_api: Any, relay: TcpRelay, virsh: libvirt.virConnect,
+    start_api: Any,
+    relay: TcpRelay,
+    virsh: libvirt.virConnect,
 ) -> None:
     api: Api = await start_api(HostConfig("remote", relay.uri))
     # The default config: an encrypted boot drive, so its key went to libvirtd as a secret over TCP.
@@ -103,19 +108,23 @@ async def test_a_real_guest_boots_and_stops_on_a_host_named_by_a_qemu_tcp_uri(
 
 
 async def test_placement_across_the_remote_host_and_the_local_one(
-    start_api: Any, relay: TcpRelay, caplog: pytest.LogCaptureFixture,
+    start_api: Any,
+    relay: TcpRelay,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     # Both see the same guests, so their rooms differ by their mem_mb alone: the remote one has
     # 100 MB more, and a server goes there unless it asks to avoid a server running there.
-    api: Api = await start_api(HostConfig("local", "qemu:///system", mem_mb=100_000),
-                               HostConfig("remote", relay.uri, mem_mb=100_100))
+    api: Api = await start_api(
+        HostConfig("local", "qemu:///system", mem_mb=100_000), HostConfig("remote", relay.uri, mem_mb=100_100)
+    )
     # Start-up said that the two are one machine (what the test does on purpose).
     assert any("hosts local and remote are one machine" in r.getMessage() for r in caplog.records)
     first = await api.call("/servers/create", {"name": "a", "cpu": "1000", "mem": "32"}, as_json=True)
     assert first.status == 200, first.text
     a = first.json["server"]
-    second = await api.call("/servers/create", {"name": "b", "cpu": "1000", "mem": "32", "avoid:servers": a},
-                            as_json=True)
+    second = await api.call(
+        "/servers/create", {"name": "b", "cpu": "1000", "mem": "32", "avoid:servers": a}, as_json=True
+    )
     assert second.status == 200, second.text
     b = second.json["server"]
     assert (await host_of(api, a), await host_of(api, b)) == ("remote", "local")
@@ -127,13 +136,15 @@ async def test_placement_across_the_remote_host_and_the_local_one(
 
 
 async def test_with_the_remote_host_away_a_server_is_placed_on_the_other(start_api: Any, relay: TcpRelay) -> None:
-    api: Api = await start_api(HostConfig("local", "qemu:///system", mem_mb=100_000),
-                               HostConfig("remote", relay.uri, mem_mb=100_100))
+    api: Api = await start_api(
+        HostConfig("local", "qemu:///system", mem_mb=100_000), HostConfig("remote", relay.uri, mem_mb=100_100)
+    )
     hypervisor = api.client.app[SERVICES].servers.hypervisor
     relay.cut()
 
     async def lost() -> bool:
         return hypervisor.hosts_connected() == {"local": True, "remote": False}
+
     await until(lost, "the remote host to be known lost", timeout=60)
     # The remote host would have had more room, but cannot be asked: the server goes to the other.
     reply = await api.call("/servers/create", {"name": "a", "cpu": "1000", "mem": "32"}, as_json=True)
@@ -146,13 +157,17 @@ async def test_with_the_remote_host_away_a_server_is_placed_on_the_other(start_a
 
 
 async def test_a_remote_host_that_goes_away_is_reported_and_picked_up_again(
-    start_api: Any, relay: TcpRelay, virsh: libvirt.virConnect, caplog: pytest.LogCaptureFixture,
+    start_api: Any,
+    relay: TcpRelay,
+    virsh: libvirt.virConnect,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     api: Api = await start_api(HostConfig("remote", relay.uri))
     hypervisor = api.client.app[SERVICES].servers.hypervisor
     server = await booted_server(api, "true")
-    stopped = (await api.call("/servers/create/stopped", {"name": "later", "cpu": "1000", "mem": "32"},
-                              as_json=True)).json["server"]
+    stopped = (
+        await api.call("/servers/create/stopped", {"name": "later", "cpu": "1000", "mem": "32"}, as_json=True)
+    ).json["server"]
     assert hypervisor.hosts_connected() == {"remote": True}
 
     with caplog.at_level(logging.WARNING, logger="elastic_api.hypervisor.libvirt.hosts"):
@@ -162,6 +177,7 @@ async def test_a_remote_host_that_goes_away_is_reported_and_picked_up_again(
 
         async def lost() -> bool:
             return hypervisor.hosts_connected() == {"remote": False}
+
         await until(lost, "the connection to be known lost", timeout=60)
         assert any("remote" in r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
 
@@ -179,11 +195,13 @@ async def test_a_remote_host_that_goes_away_is_reported_and_picked_up_again(
 
     async def back() -> bool:
         return hypervisor.hosts_connected() == {"remote": True}
+
     await until(back, "the connection to reopen", timeout=30)
     assert loop.time() - began < 3 * RECONNECT + 5
 
     async def put_right() -> bool:
         return (await api.get(f"/servers/{server}/info", as_json=True)).json["status"] == "stopped"
+
     await until(put_right, "the guest that died while away to show stopped")
     assert (await api.call(f"/servers/{stopped}/start")).status == 204
     assert await host_of(api, stopped) == "remote"
@@ -191,7 +209,10 @@ async def test_a_remote_host_that_goes_away_is_reported_and_picked_up_again(
 
 
 async def test_a_real_guest_on_a_host_named_by_a_qemu_ssh_uri_outlives_the_host_going_away(
-    start_api: Any, sshd: LoopbackSshd, virsh: libvirt.virConnect, caplog: pytest.LogCaptureFixture,
+    start_api: Any,
+    sshd: LoopbackSshd,
+    virsh: libvirt.virConnect,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Over SSH, with the default config (an encrypted drive: its secret defined through the
     tunnel): the guest boots; sshd dies (the host is out of reach, its guest runs on); a start
@@ -201,14 +222,16 @@ async def test_a_real_guest_on_a_host_named_by_a_qemu_ssh_uri_outlives_the_host_
     server = await booted_server(api, "true")
     assert await host_of(api, server) == "ssh-host"
     assert virsh.lookupByUUIDString(server).isActive()  # the same libvirtd, reached through ssh
-    stopped = (await api.call("/servers/create/stopped", {"name": "later", "cpu": "1000", "mem": "32"},
-                              as_json=True)).json["server"]
+    stopped = (
+        await api.call("/servers/create/stopped", {"name": "later", "cpu": "1000", "mem": "32"}, as_json=True)
+    ).json["server"]
 
     with caplog.at_level(logging.WARNING, logger="elastic_api.hypervisor.libvirt.hosts"):
         sshd.stop()
 
         async def lost() -> bool:
             return hypervisor.hosts_connected() == {"ssh-host": False}
+
         await until(lost, "the connection to be known lost", timeout=60)
         assert any("ssh-host" in r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
         reply = await api.call(f"/servers/{stopped}/start")
@@ -218,6 +241,7 @@ async def test_a_real_guest_on_a_host_named_by_a_qemu_ssh_uri_outlives_the_host_
 
     async def back() -> bool:
         return hypervisor.hosts_connected() == {"ssh-host": True}
+
     await until(back, "the connection to reopen", timeout=30)
     assert (await api.call(f"/servers/{stopped}/start")).status == 204  # usable again
     # The guest ran on while its host was away, and the reconcile after the return left it so.
@@ -231,14 +255,22 @@ async def test_a_real_guest_on_a_host_named_by_a_qemu_ssh_uri_outlives_the_host_
 def host_up(url: str) -> dict[str, float]:
     with urllib.request.urlopen(url, timeout=30) as response:
         text = response.read().decode()
-    return {s.labels["host"]: s.value for family in text_string_to_metric_families(text)
-            for s in family.samples if s.name == "elastic_api_host_up"}
+    return {
+        s.labels["host"]: s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == "elastic_api_host_up"
+    }
 
 
 def test_the_real_program_reports_a_remote_host_down_and_up_in_its_metrics(tmp_path: Path, relay: TcpRelay) -> None:
     metrics = f"127.0.0.1:{free_port()}"
-    config = write_config(tmp_path, hosts=[{"name": "remote", "uri": relay.uri}], metrics_listen=metrics,
-                          host_reconnect_interval=RECONNECT)
+    config = write_config(
+        tmp_path,
+        hosts=[{"name": "remote", "uri": relay.uri}],
+        metrics_listen=metrics,
+        host_reconnect_interval=RECONNECT,
+    )
     server = Server(config).start()
     url = f"http://{metrics}/metrics"
     try:

@@ -1,5 +1,6 @@
 """/resources over HTTP against libvirt test:/// hosts: IPs and VLANs, pool limits, ownership,
 and servers' NICs wired to them (reservations read back from the host's network)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -17,16 +18,22 @@ from tests.support import libvirt_test_host
 RANDOM_VLAN = str(uuid.uuid4())
 RANDOM_IP = "198.51.100.99"  # outside the pool below: nobody's
 # A pool of three addresses, so exhaustion is a few requests away.
-POOL = IpPool(network="198.51.100.0/29", gateway="198.51.100.1", nameserver="192.0.2.53",
-              range="198.51.100.2-198.51.100.4")
+POOL = IpPool(
+    network="198.51.100.0/29", gateway="198.51.100.1", nameserver="192.0.2.53", range="198.51.100.2-198.51.100.4"
+)
 ADDRESSES = ["198.51.100.2", "198.51.100.3", "198.51.100.4"]
 
 
 @pytest.fixture
 def config(tmp_path) -> Config:
     host = libvirt_test_host(tmp_path / "host.xml", memory_mb=4096)
-    return Config(data_dir=tmp_path / "var", hosts=(HostConfig("test", f"test://{host}"),), ip_pool=POOL,
-                  public_network="elastic-test-public", vlan_network_prefix="elastic-test-vlan-")
+    return Config(
+        data_dir=tmp_path / "var",
+        hosts=(HostConfig("test", f"test://{host}"),),
+        ip_pool=POOL,
+        public_network="elastic-test-public",
+        vlan_network_prefix="elastic-test-vlan-",
+    )
 
 
 async def create(api: Api, type_: str, body: dict[str, object] | None = None) -> dict:
@@ -42,9 +49,17 @@ async def reservations(client) -> dict[str, str]:
 
 async def test_create_info_list_set_destroy(alice):
     ip = await create(alice, "ip", {"name": "web", "tags": ["a", "b"], "user:ref": "x1"})
-    assert ip == {"resource": ADDRESSES[0], "type": "ip", "user": alice.user, "name": "web", "tags": ["a", "b"],
-                  "netmask": "255.255.255.248", "gateway": "198.51.100.1", "nameserver": "192.0.2.53",
-                  "user:ref": "x1"}
+    assert ip == {
+        "resource": ADDRESSES[0],
+        "type": "ip",
+        "user": alice.user,
+        "name": "web",
+        "tags": ["a", "b"],
+        "netmask": "255.255.255.248",
+        "gateway": "198.51.100.1",
+        "nameserver": "192.0.2.53",
+        "user:ref": "x1",
+    }
     vlan = await create(alice, "vlan", {"name": "backend"})
     assert uuid.UUID(vlan["resource"]) and vlan["type"] == "vlan" and vlan["name"] == "backend"
     assert "netmask" not in vlan
@@ -52,7 +67,8 @@ async def test_create_info_list_set_destroy(alice):
     assert (await alice.get("/resources/list")).text == f"ip {ADDRESSES[0]}\nvlan {vlan['resource']}\n"
     assert (await alice.get("/resources/ip/list")).text == f"ip {ADDRESSES[0]}\n"
     assert (await alice.get("/resources/vlan/list", as_json=True)).json == [
-        {"type": "vlan", "resource": vlan["resource"]}]
+        {"type": "vlan", "resource": vlan["resource"]}
+    ]
     listed = (await alice.get("/resources/info", as_json=True)).json
     assert [r["resource"] for r in listed] == [ADDRESSES[0], vlan["resource"]]
     assert (await alice.get("/resources/list")).headers["X-Elastic-Output"] == "list"
@@ -73,18 +89,21 @@ async def test_create_info_list_set_destroy(alice):
     assert (await create(alice, "ip"))["resource"] == ADDRESSES[0]
 
 
-@pytest.mark.parametrize("body, word", [
-    ({"resource": "198.51.100.3"}, "resource is read-only"),
-    ({"netmask": "255.0.0.0"}, "netmask is read-only"),
-    ({"gateway": "198.51.100.2"}, "gateway is read-only"),
-    ({"nameserver": "1.1.1.1"}, "nameserver is read-only"),
-    ({"type": "vlan"}, "type is read-only"),
-    ({"user": RANDOM_VLAN}, "user is read-only"),
-    ({"colour": "red"}, "unknown key: colour"),
-    ({"name": "x" * 257}, "name must be at most"),
-    ({"tags": [f"t{i}" for i in range(65)]}, "tags holds at most"),
-    ({"user:x": "a\u0007b"}, "user:x must not contain control characters"),
-])
+@pytest.mark.parametrize(
+    "body, word",
+    [
+        ({"resource": "198.51.100.3"}, "resource is read-only"),
+        ({"netmask": "255.0.0.0"}, "netmask is read-only"),
+        ({"gateway": "198.51.100.2"}, "gateway is read-only"),
+        ({"nameserver": "1.1.1.1"}, "nameserver is read-only"),
+        ({"type": "vlan"}, "type is read-only"),
+        ({"user": RANDOM_VLAN}, "user is read-only"),
+        ({"colour": "red"}, "unknown key: colour"),
+        ({"name": "x" * 257}, "name must be at most"),
+        ({"tags": [f"t{i}" for i in range(65)]}, "tags holds at most"),
+        ({"user:x": "a\u0007b"}, "user:x must not contain control characters"),
+    ],
+)
 async def test_bad_input_is_a_usage_error_and_changes_nothing(alice, body, word):
     vlan = await create(alice, "vlan", {"name": "keep"})
     for type_ in ("ip", "vlan"):
@@ -102,16 +121,30 @@ async def test_malformed_bodies_and_methods(alice):
     assert reply.status == 400
     reply = await alice.call("/resources/vlan/create", b"{not json", headers={"Content-Type": "application/json"})
     assert reply.status == 400
-    for path in ("/resources/ip/create", "/resources/vlan/create", f"/resources/ip/{ADDRESSES[0]}/destroy",
-                 f"/resources/ip/{ADDRESSES[0]}/set"):
+    for path in (
+        "/resources/ip/create",
+        "/resources/vlan/create",
+        f"/resources/ip/{ADDRESSES[0]}/destroy",
+        f"/resources/ip/{ADDRESSES[0]}/set",
+    ):
         assert (await alice.get(path)).status == 405
     assert (await alice.get("/resources/list")).text == ""
 
 
-@pytest.mark.parametrize("path", ["/resources/disk/list", "/resources/disk/info", "/resources/disk/create",
-                                  f"/resources/disk/{RANDOM_VLAN}/info", f"/resources/IP/{ADDRESSES[0]}/info",
-                                  "/resources/ip/not-an-address/info", "/resources/vlan/not-a-uuid/info",
-                                  f"/resources/ip/{RANDOM_VLAN}/info", f"/resources/vlan/{ADDRESSES[0]}/destroy"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/resources/disk/list",
+        "/resources/disk/info",
+        "/resources/disk/create",
+        f"/resources/disk/{RANDOM_VLAN}/info",
+        f"/resources/IP/{ADDRESSES[0]}/info",
+        "/resources/ip/not-an-address/info",
+        "/resources/vlan/not-a-uuid/info",
+        f"/resources/ip/{RANDOM_VLAN}/info",
+        f"/resources/vlan/{ADDRESSES[0]}/destroy",
+    ],
+)
 async def test_unknown_types_and_ids_are_missing(alice, path):
     await create(alice, "ip")
     reply = await alice.call(path)
@@ -161,8 +194,9 @@ async def test_pool_exhaustion_is_full(alice, bob):
     reply = await alice.call("/resources/ip/create", {"name": "one too many"})
     assert (reply.status, reply.error) == (507, "full")
     # An `auto` NIC finds no address either; the server is not left behind.
-    reply = await alice.call("/servers/create", {"name": "x", "cpu": "1000", "mem": "64", "nic:0:model": "virtio",
-                                                 "nic:0:dhcp": "auto"})
+    reply = await alice.call(
+        "/servers/create", {"name": "x", "cpu": "1000", "mem": "64", "nic:0:model": "virtio", "nic:0:dhcp": "auto"}
+    )
     assert (reply.status, reply.error) == (507, "full")
     assert (await alice.get("/servers/list")).text == ""
     assert (await bob.call(f"/resources/ip/{ADDRESSES[2]}/destroy")).status == 204
@@ -175,10 +209,12 @@ async def test_pool_exhaustion_is_full(alice, bob):
 
 async def test_servers_hold_addresses_while_they_run(alice, client):
     ip = (await create(alice, "ip"))["resource"]
-    static = await new_server(alice, {"nic:0:model": "virtio", "nic:0:dhcp": ip,
-                                                            "nic:0:mac": "02:00:00:00:00:01"}, persistent="true")
-    auto = await new_server(alice, {"nic:0:model": "e1000", "nic:0:dhcp": "auto",
-                                                          "nic:0:mac": "02:00:00:00:00:02"}, persistent="true")
+    static = await new_server(
+        alice, {"nic:0:model": "virtio", "nic:0:dhcp": ip, "nic:0:mac": "02:00:00:00:00:01"}, persistent="true"
+    )
+    auto = await new_server(
+        alice, {"nic:0:model": "e1000", "nic:0:dhcp": "auto", "nic:0:mac": "02:00:00:00:00:02"}, persistent="true"
+    )
     assert static["nic:0:dhcp"] == ip and static["nic:0:dhcp:ip"] == ip
     assert auto["nic:0:dhcp"] == "auto" and auto["nic:0:dhcp:ip"] == ADDRESSES[1]
     assert await reservations(client) == {"02:00:00:00:00:01": ip, "02:00:00:00:00:02": ADDRESSES[1]}
@@ -209,8 +245,10 @@ async def test_two_servers_never_hold_one_ip(alice, client):
     assert (await alice.get("/servers/list")).text.split()[::3] == [first["server"]]
     assert list((await reservations(client)).values()) == [ip]
     # One IP on two NICs of one server would be two MACs for one address.
-    reply = await alice.call("/servers/create/stopped", {"name": "x", "cpu": "1000", "mem": "64", **keys,
-                                                         "nic:1:model": "virtio", "nic:1:dhcp": ip})
+    reply = await alice.call(
+        "/servers/create/stopped",
+        {"name": "x", "cpu": "1000", "mem": "64", **keys, "nic:1:model": "virtio", "nic:1:dhcp": ip},
+    )
     assert (reply.status, reply.error) == (400, "usage")
 
 
@@ -234,8 +272,9 @@ async def test_vlans_wire_nics_to_their_own_networks(alice, client):
     vlan = (await create(alice, "vlan"))["resource"]
     network = f"elastic-test-vlan-{vlan}"
     assert await hypervisor.networks("test", "elastic-test-vlan-") == []  # made when first needed
-    server = await new_server(alice, {"nic:0:model": "virtio", "nic:1:model": "virtio",
-                                                            "nic:1:vlan": vlan}, persistent="true")
+    server = await new_server(
+        alice, {"nic:0:model": "virtio", "nic:1:model": "virtio", "nic:1:vlan": vlan}, persistent="true"
+    )
     assert server["nic:1:vlan"] == vlan and "nic:1:dhcp:ip" not in server
     assert await hypervisor.networks("test", "elastic-test-vlan-") == [network]
 
@@ -248,22 +287,36 @@ async def test_vlans_wire_nics_to_their_own_networks(alice, client):
 
 async def test_a_nic_is_public_or_on_a_vlan_not_both(alice):
     vlan = (await create(alice, "vlan"))["resource"]
-    reply = await alice.call("/servers/create/stopped", {"name": "x", "cpu": "1000", "mem": "64",
-                                                         "nic:0:model": "virtio", "nic:0:dhcp": "auto",
-                                                         "nic:0:vlan": vlan})
+    reply = await alice.call(
+        "/servers/create/stopped",
+        {"name": "x", "cpu": "1000", "mem": "64", "nic:0:model": "virtio", "nic:0:dhcp": "auto", "nic:0:vlan": vlan},
+    )
     assert (reply.status, reply.error) == (400, "usage") and "exclude" in reply.text
 
 
 async def test_a_failed_start_gives_everything_back(alice, client):
     ip = (await create(alice, "ip"))["resource"]
     # More memory than the host has: placement refuses after nothing was leased...
-    reply = await alice.call("/servers/create", {"name": "x", "cpu": "1000", "mem": "8192", "nic:0:model": "virtio",
-                                                 "nic:0:dhcp": ip, "nic:1:model": "virtio", "nic:1:dhcp": "auto"})
+    reply = await alice.call(
+        "/servers/create",
+        {
+            "name": "x",
+            "cpu": "1000",
+            "mem": "8192",
+            "nic:0:model": "virtio",
+            "nic:0:dhcp": ip,
+            "nic:1:model": "virtio",
+            "nic:1:dhcp": "auto",
+        },
+    )
     assert (reply.status, reply.error) == (507, "full")
     # ...and a start libvirt refuses after the leases were taken gives them back too.
-    server = await new_server(alice, {
-        "nic:0:model": "virtio", "nic:0:dhcp": ip, "nic:1:model": "virtio", "nic:1:dhcp": "auto"},
-        start=False, persistent="true")
+    server = await new_server(
+        alice,
+        {"nic:0:model": "virtio", "nic:0:dhcp": ip, "nic:1:model": "virtio", "nic:1:dhcp": "auto"},
+        start=False,
+        persistent="true",
+    )
     hypervisor = client.app[SERVICES].servers.hypervisor
     real_start = hypervisor.start
 
@@ -288,9 +341,13 @@ async def test_start_up_reconciles_networks(config, serve):
     user, secret = await services.users.create()
     api = Api(first, user, secret)
     server = await new_server(api, {"nic:0:model": "virtio", "nic:0:dhcp": "auto"}, persistent="true")
-    stopped = (await api.call("/servers/create/stopped", {"name": "off", "cpu": "500", "mem": "64",
-                                                          "nic:0:model": "virtio", "nic:0:mac": "02:aa:00:00:00:01"},
-                              as_json=True)).json
+    stopped = (
+        await api.call(
+            "/servers/create/stopped",
+            {"name": "off", "cpu": "500", "mem": "64", "nic:0:model": "virtio", "nic:0:mac": "02:aa:00:00:00:01"},
+            as_json=True,
+        )
+    ).json
     hypervisor = services.resources.hypervisor
     # A reservation for a stopped server of ours and a VLAN network without a VLAN, as a crash
     # might leave them; a reservation for a MAC none of our servers has is another installation's.
@@ -300,8 +357,10 @@ async def test_start_up_reconciles_networks(config, serve):
     await hypervisor.ensure_network("test", stray)
     await hypervisor.ensure_network("test", "elastic-test-vlan-not-ours")
     await services.resources.reconcile()
-    assert await reservations(first) == {server["nic:0:mac"]: server["nic:0:dhcp:ip"],
-                                         "02:bb:00:00:00:01": ADDRESSES[1]}
+    assert await reservations(first) == {
+        server["nic:0:mac"]: server["nic:0:dhcp:ip"],
+        "02:bb:00:00:00:01": ADDRESSES[1],
+    }
     assert await hypervisor.networks("test", "elastic-test-vlan-") == ["elastic-test-vlan-not-ours"]
     await first.close()
 

@@ -6,6 +6,7 @@ range, routed nowhere), and removes every network with its prefix however it end
 and other users of the same libvirtd never see each other's networks. No test sends a packet to a
 guest or pool address: only XML and the API are checked.
 """
+
 from __future__ import annotations
 
 import ipaddress
@@ -29,8 +30,7 @@ pytestmark = pytest.mark.libvirt
 def random_pool() -> IpPool:
     network = ipaddress.IPv4Network((int(ipaddress.IPv4Address("198.18.0.0")) + 16 * secrets.randbelow(8192), 28))
     hosts = list(network.hosts())
-    return IpPool(network=str(network), gateway=str(hosts[0]), nameserver=str(hosts[0]),
-                  range=f"{hosts[1]}-{hosts[3]}")
+    return IpPool(network=str(network), gateway=str(hosts[0]), nameserver=str(hosts[0]), range=f"{hosts[1]}-{hosts[3]}")
 
 
 @pytest.fixture
@@ -64,8 +64,14 @@ def prefix(system_libvirt: str) -> Iterator[str]:
 
 @pytest.fixture
 def config(system_libvirt: str, prefix: str, tmp_path) -> Config:
-    return Config(data_dir=tmp_path / "var", hosts=(HostConfig("local", system_libvirt),), ip_pool=random_pool(),
-                  public_network=f"{prefix}public", vlan_network_prefix=f"{prefix}vlan-", domain_type="qemu")
+    return Config(
+        data_dir=tmp_path / "var",
+        hosts=(HostConfig("local", system_libvirt),),
+        ip_pool=random_pool(),
+        public_network=f"{prefix}public",
+        vlan_network_prefix=f"{prefix}vlan-",
+        domain_type="qemu",
+    )
 
 
 @pytest.fixture
@@ -102,8 +108,11 @@ def reservations(conn: libvirt.virConnect, name: str) -> dict[str, str]:
 
 async def new_server(api: Api, wire: Mapping[str, str] | None = None, **keys: str) -> dict:
     # No drives: the guest sits in its firmware, which is all a NIC's wiring needs.
-    reply = await api.call("/servers/create", {"name": "net", "cpu": "500", "smp": "1", "mem": "32",
-                                               "persistent": "true", **keys, **(wire or {})}, as_json=True)
+    reply = await api.call(
+        "/servers/create",
+        {"name": "net", "cpu": "500", "smp": "1", "mem": "32", "persistent": "true", **keys, **(wire or {})},
+        as_json=True,
+    )
     assert reply.status == 200, reply.text
     return reply.json
 
@@ -125,8 +134,9 @@ async def test_public_network_and_reservations(api, config, virsh):
     assert ip["resource"] == pool.first and ip["gateway"] == pool.gateway and ip["netmask"] == "255.255.255.240"
     assert network_xml(virsh, config.public_network) is None  # made when a server first needs it
 
-    static = await new_server(api, {"nic:0:model": "virtio", "nic:0:dhcp": ip["resource"],
-                                      "nic:0:mac": "02:00:00:00:00:0a"})
+    static = await new_server(
+        api, {"nic:0:model": "virtio", "nic:0:dhcp": ip["resource"], "nic:0:mac": "02:00:00:00:00:0a"}
+    )
     auto = await new_server(api, {"nic:0:model": "virtio", "nic:0:dhcp": "auto", "nic:0:mac": "02:00:00:00:00:0b"})
     leased = auto["nic:0:dhcp:ip"]
     assert leased != ip["resource"] and ipaddress.IPv4Address(leased) in ipaddress.IPv4Network(pool.network)
@@ -139,8 +149,10 @@ async def test_public_network_and_reservations(api, config, virsh):
     assert dhcp_range is not None and (dhcp_range.get("start"), dhcp_range.get("end")) == (pool.first, pool.last)
     bridge = root.find("bridge")
     assert bridge is not None and len(bridge.get("name", "")) <= 15
-    assert reservations(virsh, config.public_network) == {"02:00:00:00:00:0a": ip["resource"],
-                                                          "02:00:00:00:00:0b": leased}
+    assert reservations(virsh, config.public_network) == {
+        "02:00:00:00:00:0a": ip["resource"],
+        "02:00:00:00:00:0b": leased,
+    }
     assert interfaces(virsh, static["server"]) == {"02:00:00:00:00:0a": config.public_network}
 
     reply = await api.call(f"/resources/ip/{ip['resource']}/destroy")
@@ -205,8 +217,13 @@ async def test_start_up_reconciles_libvirt_with_the_database(config, serve, virs
     api = Api(first, user, secret)
     server = await new_server(api, {"nic:0:model": "virtio", "nic:0:dhcp": "auto"})
     mac, leased = server["nic:0:mac"], server["nic:0:dhcp:ip"]
-    off = (await api.call("/servers/create/stopped", {"name": "off", "cpu": "500", "mem": "32", "nic:0:model": "virtio",
-                                                      "nic:0:mac": "02:aa:00:00:00:01"}, as_json=True)).json
+    off = (
+        await api.call(
+            "/servers/create/stopped",
+            {"name": "off", "cpu": "500", "mem": "32", "nic:0:model": "virtio", "nic:0:mac": "02:aa:00:00:00:01"},
+            as_json=True,
+        )
+    ).json
     installation = services.servers.hypervisor.installation
     try:
         await first.close()  # the guest keeps running on a real host while the API is down
@@ -217,11 +234,21 @@ async def test_start_up_reconciles_libvirt_with_the_database(config, serve, virs
         hosts = {off["nic:0:mac"]: config.ip_pool.last, "02:bb:00:00:00:01": theirs}
         for host_mac, ip in hosts.items():
             stale = ET.tostring(ET.Element("host", mac=host_mac, ip=ip), encoding="unicode")
-            network.update(libvirt.VIR_NETWORK_UPDATE_COMMAND_ADD_LAST, libvirt.VIR_NETWORK_SECTION_IP_DHCP_HOST,
-                           -1, stale, libvirt.VIR_NETWORK_UPDATE_AFFECT_LIVE)
+            network.update(
+                libvirt.VIR_NETWORK_UPDATE_COMMAND_ADD_LAST,
+                libvirt.VIR_NETWORK_SECTION_IP_DHCP_HOST,
+                -1,
+                stale,
+                libvirt.VIR_NETWORK_UPDATE_AFFECT_LIVE,
+            )
         ours = ET.tostring(ET.Element("host", mac=mac, ip=leased), encoding="unicode")
-        network.update(libvirt.VIR_NETWORK_UPDATE_COMMAND_DELETE, libvirt.VIR_NETWORK_SECTION_IP_DHCP_HOST, -1,
-                       ours, libvirt.VIR_NETWORK_UPDATE_AFFECT_LIVE)
+        network.update(
+            libvirt.VIR_NETWORK_UPDATE_COMMAND_DELETE,
+            libvirt.VIR_NETWORK_SECTION_IP_DHCP_HOST,
+            -1,
+            ours,
+            libvirt.VIR_NETWORK_UPDATE_AFFECT_LIVE,
+        )
         # A VLAN network of ours whose VLAN is gone goes; one without an installation ID (from
         # before them, or made by hand) cannot be proved ours and stays.
         orphan, unowned = (config.vlan_network_prefix + str(uuid.uuid4()) for _ in range(2))
@@ -235,8 +262,13 @@ async def test_start_up_reconciles_libvirt_with_the_database(config, serve, virs
         assert reservations(virsh, config.public_network) == {mac: leased, "02:bb:00:00:00:01": theirs}
         assert network_xml(virsh, orphan) is None and network_xml(virsh, unowned) is not None
         reserved = ET.tostring(ET.Element("host", mac="02:bb:00:00:00:01", ip=theirs), encoding="unicode")
-        network.update(libvirt.VIR_NETWORK_UPDATE_COMMAND_DELETE, libvirt.VIR_NETWORK_SECTION_IP_DHCP_HOST, -1,
-                       reserved, libvirt.VIR_NETWORK_UPDATE_AFFECT_LIVE)
+        network.update(
+            libvirt.VIR_NETWORK_UPDATE_COMMAND_DELETE,
+            libvirt.VIR_NETWORK_SECTION_IP_DHCP_HOST,
+            -1,
+            reserved,
+            libvirt.VIR_NETWORK_UPDATE_AFFECT_LIVE,
+        )
 
         # Stopped behind the API's back while it was down: the address is free after the next start.
         await second.close()

@@ -1,4 +1,5 @@
 """The real program: `user create`, `serve`, a restart on the same data directory."""
+
 from __future__ import annotations
 
 import signal
@@ -13,17 +14,22 @@ def test_objects_survive_a_restart(tmp_path):
     try:
         status, _, body = request(server.url + "/drives/create", user, secret, b"name keep\nsize 5G\n")
         assert status == 200
-        status, _, body = request(server.url + "/drives/create", user, secret,
-                                  b'{"name": "json", "size": "1M", "tags": ["x"]}',
-                                  headers={"Content-Type": "application/json", "Accept": "application/json"})
+        status, _, body = request(
+            server.url + "/drives/create",
+            user,
+            secret,
+            b'{"name": "json", "size": "1M", "tags": ["x"]}',
+            headers={"Content-Type": "application/json", "Accept": "application/json"},
+        )
         kept = as_json(body)
     finally:
         assert server.stop() == 0  # SIGTERM is a clean stop
 
     server.start()
     try:
-        status, headers, body = request(server.url + "/drives/info", user, secret, method="GET",
-                                        headers={"Accept": "application/json"})
+        status, headers, body = request(
+            server.url + "/drives/info", user, secret, method="GET", headers={"Accept": "application/json"}
+        )
         assert status == 200 and headers["X-Elastic-Output"] == "properties list"
         drives = as_json(body)
         assert [d["name"] for d in drives] == ["keep", "json"] and drives[1] == kept

@@ -1,4 +1,5 @@
 """/servers over HTTP against libvirt test:/// hosts: lifecycle, claims, set, placement, isolation."""
+
 from __future__ import annotations
 
 import asyncio
@@ -15,8 +16,9 @@ from tests.support import libvirt_test_host
 RANDOM = str(uuid.uuid4())
 
 
-async def new_server(api: Api, wire: Mapping[str, str] | None = None, *, start: bool = True, as_json: bool = True,
-                     **keys: str):
+async def new_server(
+    api: Api, wire: Mapping[str, str] | None = None, *, start: bool = True, as_json: bool = True, **keys: str
+):
     """A server made of the defaults, `keys`, and `wire` (keys that are no Python names: `nic:0:model`)."""
     body = {"name": "web", "cpu": "1000", "mem": "256", **keys, **(wire or {})}
     reply = await api.call("/servers/create" + ("" if start else "/stopped"), body, as_json=as_json)
@@ -34,13 +36,30 @@ async def until(condition, timeout=60.0):
 
 async def test_create_lists_info_and_destroy(alice):
     drive = (await alice.create_drive("10M"))["drive"]
-    server = await new_server(alice, {"ide:0:0": drive, "boot": "ide:0:0", "nic:0:model": "virtio",
-                                        "nic:0:dhcp": "auto", "vnc": "auto", "vnc:password": "secret"})
+    server = await new_server(
+        alice,
+        {
+            "ide:0:0": drive,
+            "boot": "ide:0:0",
+            "nic:0:model": "virtio",
+            "nic:0:dhcp": "auto",
+            "vnc": "auto",
+            "vnc:password": "secret",
+        },
+    )
     sid = server["server"]
     assert server["status"] == "active" and server["user"] == alice.user
     assert isinstance(server["started"], int) and server["boot"] == ["ide:0:0"]
-    for key in ("rx", "tx", "rx:packets", "tx:packets", "smp:cores", "smp:sockets",
-                "ide:0:0:read:bytes", "ide:0:0:write:requests"):
+    for key in (
+        "rx",
+        "tx",
+        "rx:packets",
+        "tx:packets",
+        "smp:cores",
+        "smp:sockets",
+        "ide:0:0:read:bytes",
+        "ide:0:0:write:requests",
+    ):
         assert isinstance(server[key], int), key
     assert server["vnc:ip"] == "127.0.0.1"
 
@@ -102,8 +121,9 @@ async def test_create_stopped_then_set_anything(alice):
 async def test_live_set_takes_only_live_keys(alice):
     # cpu and vnc:password change live too; test:/// hosts cannot, so the real-guest test covers them.
     sid = (await new_server(alice, {"vnc:password": "old"}, vnc="auto"))["server"]
-    reply = await alice.call(f"/servers/{sid}/set", {"name": "renamed", "tags": ["a"], "persistent": "true",
-                                                     "user:k": "v"}, as_json=True)
+    reply = await alice.call(
+        f"/servers/{sid}/set", {"name": "renamed", "tags": ["a"], "persistent": "true", "user:k": "v"}, as_json=True
+    )
     assert reply.status == 200
     assert reply.json["name"] == "renamed" and reply.json["tags"] == ["a"] and reply.json["user:k"] == "v"
     for key, value in (("mem", "512"), ("smp", "2"), ("nic:0:model", "e1000")):
@@ -112,21 +132,24 @@ async def test_live_set_takes_only_live_keys(alice):
     assert (await alice.get(f"/servers/{sid}/info", as_json=True)).json["mem"] == 256
 
 
-@pytest.mark.parametrize("keys, status", [
-    ({"ide:0:2": RANDOM}, 400),
-    ({"scsi:1:0": RANDOM}, 400),
-    ({"ide:0:0": RANDOM}, 404),
-    ({"vnc:password": "123456789"}, 400),
-    ({"nic:0:model": "ne2k"}, 400),
-    ({"nic:0:model": "e1000", "nic:0:mac": "01:00:00:00:00:01"}, 400),
-    ({"colour": "red"}, 400),
-    ({"cpu": "lots"}, 400),
-    ({"boot": "ide:0:0"}, 400),
-    ({"avoid:servers": RANDOM}, 404),
-    ({"nic:0:model": "e1000", "nic:0:vlan": RANDOM}, 404),
-    ({"nic:0:model": "e1000", "nic:0:dhcp": "192.0.2.7"}, 404),
-    ({"vnc": "192.0.2.7"}, 404),
-])
+@pytest.mark.parametrize(
+    "keys, status",
+    [
+        ({"ide:0:2": RANDOM}, 400),
+        ({"scsi:1:0": RANDOM}, 400),
+        ({"ide:0:0": RANDOM}, 404),
+        ({"vnc:password": "123456789"}, 400),
+        ({"nic:0:model": "ne2k"}, 400),
+        ({"nic:0:model": "e1000", "nic:0:mac": "01:00:00:00:00:01"}, 400),
+        ({"colour": "red"}, 400),
+        ({"cpu": "lots"}, 400),
+        ({"boot": "ide:0:0"}, 400),
+        ({"avoid:servers": RANDOM}, 404),
+        ({"nic:0:model": "e1000", "nic:0:vlan": RANDOM}, 404),
+        ({"nic:0:model": "e1000", "nic:0:dhcp": "192.0.2.7"}, 404),
+        ({"vnc": "192.0.2.7"}, 404),
+    ],
+)
 async def test_bad_configurations(alice, keys, status):
     body = {"name": "x", "cpu": "1000", "mem": "256", **keys}
     reply = await alice.call("/servers/create", body)
@@ -138,9 +161,15 @@ async def test_bad_configurations(alice, keys, status):
 async def test_other_users_servers_and_drives(alice, bob):
     mine = (await new_server(alice, persistent="true"))["server"]
     theirs_drive = (await bob.create_drive("1M"))["drive"]
-    for path in (f"/servers/{mine}/info", f"/servers/{mine}/set", f"/servers/{mine}/stop",
-                 f"/servers/{mine}/start", f"/servers/{mine}/shutdown", f"/servers/{mine}/reset",
-                 f"/servers/{mine}/destroy"):
+    for path in (
+        f"/servers/{mine}/info",
+        f"/servers/{mine}/set",
+        f"/servers/{mine}/stop",
+        f"/servers/{mine}/start",
+        f"/servers/{mine}/shutdown",
+        f"/servers/{mine}/reset",
+        f"/servers/{mine}/destroy",
+    ):
         theirs = await bob.call(path, {"name": "stolen"})
         missing = await bob.call(path.replace(mine, RANDOM), {"name": "stolen"})
         assert (theirs.status, theirs.error) == (404, "missing"), path
@@ -199,8 +228,12 @@ async def test_pages_and_methods(alice):
     assert (await alice.get("/servers/list?limit=2")).text.split()[::3] == servers[:2]
     assert (await alice.get(f"/servers/list?marker={servers[1]}")).text.split()[0] == servers[2]
     assert (await alice.get(f"/servers/list?marker={RANDOM}")).status == 400
-    for path in ("/servers/create", "/servers/create/stopped", f"/servers/{servers[0]}/start",
-                 f"/servers/{servers[0]}/destroy"):
+    for path in (
+        "/servers/create",
+        "/servers/create/stopped",
+        f"/servers/{servers[0]}/start",
+        f"/servers/{servers[0]}/destroy",
+    ):
         assert (await alice.get(path)).status == 405
     assert (await alice.get("/servers/list")).text.count("\n") == 3
 
@@ -232,8 +265,9 @@ async def test_start_up_reconciles_with_libvirt(config, serve, tmp_path):
 
 
 async def test_placement_across_hosts(tmp_path, serve):
-    hosts = tuple(HostConfig(f"h{i}", f"test://{libvirt_test_host(tmp_path / f'h{i}.xml', memory_mb=1024)}")
-                  for i in range(3))
+    hosts = tuple(
+        HostConfig(f"h{i}", f"test://{libvirt_test_host(tmp_path / f'h{i}.xml', memory_mb=1024)}") for i in range(3)
+    )
     config = Config(data_dir=tmp_path / "var", hosts=hosts, default_cipher="none")
     client = await serve(make_app(config))
     services = client.app[SERVICES]

@@ -1,6 +1,7 @@
 """Slow clients against the real `elastic-api serve`: trickled headers and stalled bodies are cut
 off within the configured timeouts, their drives are left as they were, and everyone else is
 served meanwhile. Upload slots: one more upload than allowed answers 503 with Retry-After."""
+
 from __future__ import annotations
 
 import asyncio
@@ -39,8 +40,7 @@ class Running:
 @pytest.fixture(scope="module")
 def running(tmp_path_factory: pytest.TempPathFactory) -> Any:
     directory: Path = tmp_path_factory.mktemp("slow")
-    config = write_config(directory, header_timeout=HEADER_TIMEOUT, body_timeout=BODY_TIMEOUT,
-                          lingering_time=LINGER)
+    config = write_config(directory, header_timeout=HEADER_TIMEOUT, body_timeout=BODY_TIMEOUT, lingering_time=LINGER)
     user, secret = create_user(config)
     server = Server(config).start()
     host, port = yaml.safe_load(config.read_text())["listen"].rsplit(":", 1)
@@ -90,8 +90,10 @@ async def trickle(writer: asyncio.StreamWriter, data: bytes, pause: float) -> No
 
 async def test_trickled_headers_are_cut_off_and_others_served(running):
     loop = asyncio.get_running_loop()
-    request = (f"GET /drives/list HTTP/1.1\r\nHost: {running.host}\r\nAuthorization: {running.auth}\r\n"
-               "X-Padding: " + "x" * 200 + "\r\n\r\n").encode()
+    request = (
+        f"GET /drives/list HTTP/1.1\r\nHost: {running.host}\r\nAuthorization: {running.auth}\r\n"
+        "X-Padding: " + "x" * 200 + "\r\n\r\n"
+    ).encode()
     done = asyncio.Event()
     prompt = Prompt(running)
     others = asyncio.create_task(prompt.run(done))
@@ -173,8 +175,10 @@ async def test_stalled_upload_is_cut_off_and_the_drive_left_as_it_was(running):
     reader, writer = await asyncio.open_connection(running.host, running.port)
     # 100 Continue comes once the handler reads the body, with the drive already taken: without
     # it, a busy machine could serve the destroy below before the write's headers were read.
-    writer.write(f"POST /drives/{drive}/write/0 HTTP/1.1\r\nHost: x\r\nAuthorization: {running.auth}\r\n"
-                 f"Expect: 100-continue\r\nContent-Length: {2 * MiB}\r\n\r\n".encode())
+    writer.write(
+        f"POST /drives/{drive}/write/0 HTTP/1.1\r\nHost: x\r\nAuthorization: {running.auth}\r\n"
+        f"Expect: 100-continue\r\nContent-Length: {2 * MiB}\r\n\r\n".encode()
+    )
     assert (await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 60)).startswith(b"HTTP/1.1 100")
     writer.write(b"\xee" * MiB)  # half, then nothing
     await writer.drain()
@@ -207,8 +211,10 @@ async def test_stalled_metadata_body(running):
     loop = asyncio.get_running_loop()
     before = (await call(running, "/drives/list", method="GET"))[1]
     reader, writer = await asyncio.open_connection(running.host, running.port)
-    writer.write(f"POST /drives/create HTTP/1.1\r\nHost: x\r\nAuthorization: {running.auth}\r\n"
-                 "Content-Length: 100\r\n\r\nname slow\n".encode())
+    writer.write(
+        f"POST /drives/create HTTP/1.1\r\nHost: x\r\nAuthorization: {running.auth}\r\n"
+        "Content-Length: 100\r\n\r\nname slow\n".encode()
+    )
     start = loop.time()
     answer = await read_until_closed(reader, BODY_TIMEOUT + LINGER + 10)
     writer.close()

@@ -1,6 +1,7 @@
 """Two users against the real app (SQLite store, drive pool, a per-example test:/// libvirt host),
 driven by Hypothesis: every answer matches a small model, nothing ever answers 5xx, and libvirt
 runs exactly the servers the store and the model hold active."""
+
 from __future__ import annotations
 
 import asyncio
@@ -21,8 +22,7 @@ from tests.conftest import Api, Reply, make_app, started_client
 from tests.support import libvirt_test_host
 
 KiB, MiB = 1024, 1 << 20
-SIZES = {"4k": 4 * KiB, "64k": 64 * KiB, "1M": MiB, "0": None, "-1": None, "12Q": None, "": None,
-         "99999999T": None}
+SIZES = {"4k": 4 * KiB, "64k": 64 * KiB, "1M": MiB, "0": None, "-1": None, "12Q": None, "": None, "99999999T": None}
 # Valid values are listed several times over, so that objects live long enough to matter.
 NAMES = st.sampled_from(["disk", "two words", " padded ", "ünï"] * 3 + ["", "   ", "x" * 257])
 SIZE_TEXTS = st.sampled_from(["4k", "64k", "1M"] * 3 + [s for s, n in SIZES.items() if n is None])
@@ -76,8 +76,9 @@ class TwoUsers(RuleBasedStateMachine):
 
     async def _open(self) -> None:
         host = libvirt_test_host(self.tmp / "host.xml", memory_mb=64 * 1024, cpus=8)
-        config = Config(data_dir=self.tmp / "var", hosts=(HostConfig("test", f"test://{host}"),),
-                        default_cipher="none")  # the model is about ownership and state, not keys
+        config = Config(
+            data_dir=self.tmp / "var", hosts=(HostConfig("test", f"test://{host}"),), default_cipher="none"
+        )  # the model is about ownership and state, not keys
         self.client = await started_client(make_app(config))
         self.services = self.client.app[SERVICES]
         self.users = [Api(self.client, *await self.services.users.create(n)) for n in ("a", "b")]
@@ -168,8 +169,13 @@ class TwoUsers(RuleBasedStateMachine):
         del self.model.drives[drive]
         self.model.gone.append(drive)
 
-    @rule(user=USERS, pick=PICK, offset=st.sampled_from([0, 512, 4095, 60 * KiB, MiB - 1]),
-          length=st.sampled_from([1, 100, 5000]), byte=st.integers(1, 255))
+    @rule(
+        user=USERS,
+        pick=PICK,
+        offset=st.sampled_from([0, 512, 4095, 60 * KiB, MiB - 1]),
+        length=st.sampled_from([1, 100, 5000]),
+        byte=st.integers(1, 255),
+    )
     def write_drive(self, user: int, pick: int, offset: int, length: int, byte: int) -> None:
         drive = self.drive_pick(user, pick)
         reply = self.call(user, f"/drives/{drive}/write/{offset}", bytes([byte]) * length)
@@ -181,10 +187,14 @@ class TwoUsers(RuleBasedStateMachine):
         if offset + length > len(data):
             return self.expect(reply, 507)
         self.expect(reply, 204)
-        data[offset:offset + length] = bytes([byte]) * length
+        data[offset : offset + length] = bytes([byte]) * length
 
-    @rule(user=USERS, pick=PICK, offset=st.sampled_from([0, 4000, 64 * KiB, MiB]),
-          size=st.sampled_from(["1", "4k", "100000", "0", "x"]))
+    @rule(
+        user=USERS,
+        pick=PICK,
+        offset=st.sampled_from([0, 4000, 64 * KiB, MiB]),
+        size=st.sampled_from(["1", "4k", "100000", "0", "x"]),
+    )
     def read_drive(self, user: int, pick: int, offset: int, size: str) -> None:
         drive = self.drive_pick(user, pick)
         reply = self.call(user, f"/drives/{drive}/read/{offset}/{size}", method="GET")
@@ -195,16 +205,25 @@ class TwoUsers(RuleBasedStateMachine):
             return self.expect(reply, 400)
         self.expect(reply, 200)
         length = {"1": 1, "4k": 4 * KiB, "100000": 100000}[size]
-        assert reply.body == bytes(data[offset:offset + length])
+        assert reply.body == bytes(data[offset : offset + length])
 
     # -- servers --------------------------------------------------------------------------------
-    @rule(user=USERS, picks=st.lists(PICK, min_size=1, max_size=2), start=st.sampled_from([True, True, False]),
-          persistent=st.booleans(),
-          mem=MEMS)
+    @rule(
+        user=USERS,
+        picks=st.lists(PICK, min_size=1, max_size=2),
+        start=st.sampled_from([True, True, False]),
+        persistent=st.booleans(),
+        mem=MEMS,
+    )
     def create_server(self, user: int, picks: list[int], start: bool, persistent: bool, mem: str) -> None:
         drives = tuple(self.drive_pick(user, p) for p in picks)
-        body = {"name": "s", "cpu": "1000", "mem": mem, "persistent": str(persistent).lower(),
-                **{f"ide:0:{i}": d for i, d in enumerate(drives)}}
+        body = {
+            "name": "s",
+            "cpu": "1000",
+            "mem": mem,
+            "persistent": str(persistent).lower(),
+            **{f"ide:0:{i}": d for i, d in enumerate(drives)},
+        }
         reply = self.call(user, "/servers/create" + ("" if start else "/stopped"), body, as_json=True)
         if not mem.isdigit() or int(mem) < 16 or len(set(drives)) < len(drives):
             return self.expect(reply, 400)
@@ -276,14 +295,20 @@ class TwoUsers(RuleBasedStateMachine):
     def users_see_what_the_model_holds(self) -> None:
         for user in (0, 1):
             drives = self.call(user, "/drives/info", method="GET", as_json=True).json
-            expected = [{"drive": d, "name": m.name, "size": len(m.data), "claimed": self.model.claimed(d)}
-                        for d, m in self.model.drives.items() if m.owner == user]
-            assert [{k: d[k] for k in ("drive", "name", "size")} | {"claimed": sorted(d["claimed"])}
-                    for d in drives] == expected
+            expected = [
+                {"drive": d, "name": m.name, "size": len(m.data), "claimed": self.model.claimed(d)}
+                for d, m in self.model.drives.items()
+                if m.owner == user
+            ]
+            assert [
+                {k: d[k] for k in ("drive", "name", "size")} | {"claimed": sorted(d["claimed"])} for d in drives
+            ] == expected
             servers = self.call(user, "/servers/info", method="GET", as_json=True).json
             expected_servers = [
                 {"server": s, "name": m.name, "mem": m.mem, "status": "active" if m.active else "stopped"}
-                for s, m in self.model.servers.items() if m.owner == user]
+                for s, m in self.model.servers.items()
+                if m.owner == user
+            ]
             assert [{k: s[k] for k in ("server", "name", "mem", "status")} for s in servers] == expected_servers
 
     @invariant()
@@ -294,6 +319,11 @@ class TwoUsers(RuleBasedStateMachine):
 
 
 TwoUsers.TestCase.settings = settings(
-    max_examples=100, stateful_step_count=50, derandomize=True, database=None, deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+    max_examples=100,
+    stateful_step_count=50,
+    derandomize=True,
+    database=None,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
 TestTwoUsers = TwoUsers.TestCase

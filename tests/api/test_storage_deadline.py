@@ -1,6 +1,7 @@
 """A frozen qemu-storage-daemon (SIGSTOP) against the real `elastic-api serve`: a write to its
 drive fails within storage_timeout and the export is restarted, so the next write works; and
 writes stuck on it give their upload slots back when their clients leave."""
+
 from __future__ import annotations
 
 import base64
@@ -84,8 +85,13 @@ class Api:
         """A whole write request on a socket of its own, the answer left unread."""
         token = base64.b64encode(f"{self.user}:{self.secret}".encode()).decode()
         sock = socket.create_connection((self.host, self.port))
-        sock.sendall((f"POST /drives/{drive}/write/0 HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {token}\r\n"
-                      f"Content-Length: {len(data)}\r\n\r\n").encode() + data)
+        sock.sendall(
+            (
+                f"POST /drives/{drive}/write/0 HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {token}\r\n"
+                f"Content-Length: {len(data)}\r\n\r\n"
+            ).encode()
+            + data
+        )
         return sock
 
 

@@ -5,6 +5,7 @@ directory, and PostgreSQL in a database of its own on the cluster scripts/test.s
 (skipped when there is none, except in the real suite: see tests/postgres.py). Tests here speak
 only the Store interface: what is particular to one engine (pragmas, query plans, schema
 triggers) is tested beside that engine."""
+
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable

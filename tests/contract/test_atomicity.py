@@ -1,5 +1,6 @@
 """Store contract: what store/base.py says one transaction covers, and that a refused write, or
 one aimed at another user's object, changes nothing."""
+
 from __future__ import annotations
 
 import asyncio
@@ -40,8 +41,7 @@ async def test_a_refused_activation_claims_nothing_and_stays_stopped(contract_st
     await store.activate_server(alice, holder, "h1", 1, [Claim(IDE_0_0, held.drive)])
     other = await stopped_server(store, alice)
     with pytest.raises(BusyError, match=holder):
-        await store.activate_server(alice, other, "h2", 2,
-                                    [Claim(IDE_0_0, free.drive), Claim(IDE_0_1, held.drive)])
+        await store.activate_server(alice, other, "h2", 2, [Claim(IDE_0_0, free.drive), Claim(IDE_0_1, held.drive)])
     await assert_stopped(store, alice, other)
     assert (await store.get_drive(alice, free.drive)).claimed == ()  # the claim before the refused one is undone
     assert (await store.get_drive(alice, held.drive)).claimed == (holder,)
@@ -80,8 +80,12 @@ async def test_a_shared_drive_is_claimed_by_many_an_exclusive_one_by_one_racer(c
         await store.insert_drive(d)
     servers = [await stopped_server(store, alice) for _ in range(4)]
     outcomes = await asyncio.gather(
-        *(store.activate_server(alice, s, "h", 1, [Claim(IDE_0_0, shared.drive), Claim(IDE_0_1, exclusive.drive)])
-          for s in servers), return_exceptions=True)
+        *(
+            store.activate_server(alice, s, "h", 1, [Claim(IDE_0_0, shared.drive), Claim(IDE_0_1, exclusive.drive)])
+            for s in servers
+        ),
+        return_exceptions=True,
+    )
     winners = [s for s, outcome in zip(servers, outcomes, strict=True) if outcome is None]
     assert len(winners) == 1 and all(isinstance(o, BusyError) for o in outcomes if o is not None)
     assert (await store.get_drive(alice, exclusive.drive)).claimed == tuple(winners)
@@ -142,18 +146,36 @@ async def test_updates_change_only_what_they_name(contract_store):
     disk = drive(alice, 1, wrapped_key=b"k")
     await store.insert_drive(disk)
     await store.count_drive_io(alice, disk.drive, read_bytes=7)
-    changed = dataclasses.replace(disk, name="e", size=2048, claim_type="shared", readers=(bob,), tags=("t",),
-                                  format="qcow2", encryption="aes-xts-plain", tier="ssd", created=9,
-                                  read_bytes=0, wrapped_key=None)
+    changed = dataclasses.replace(
+        disk,
+        name="e",
+        size=2048,
+        claim_type="shared",
+        readers=(bob,),
+        tags=("t",),
+        format="qcow2",
+        encryption="aes-xts-plain",
+        tier="ssd",
+        created=9,
+        read_bytes=0,
+        wrapped_key=None,
+    )
     assert await store.update_drive(alice, changed)
     got = await store.get_drive(alice, disk.drive)
     assert (got.name, got.size, got.claim_type, got.readers, got.tags) == ("e", 2048, "shared", (bob,), ("t",))
     assert (got.format, got.encryption, got.tier, got.created, got.read_bytes, got.wrapped_key) == (
-        "raw", "none", "disk", 1, 7, b"k")
+        "raw",
+        "none",
+        "disk",
+        1,
+        7,
+        b"k",
+    )
     sid = await active_server(store, alice)
     record = await store.get_server(alice, sid)
-    renamed = dataclasses.replace(record, config=dataclasses.replace(record.config, name="t"),
-                                  status=STOPPED, host=None, started=None)
+    renamed = dataclasses.replace(
+        record, config=dataclasses.replace(record.config, name="t"), status=STOPPED, host=None, started=None
+    )
     assert await store.update_server_config(alice, renamed)
     got_server = await store.get_server(alice, sid)
     assert (got_server.config.name, got_server.status, got_server.host) == ("t", ACTIVE, "h")
@@ -167,8 +189,10 @@ async def test_a_refused_lease_keeps_what_the_server_held(contract_store):
     (alice,) = await users(store, 1)
     sid = await active_server(store, alice)
     held = await store.lease_ips(alice, sid, [], [(0, "02:00:00:00:00:01")], FIRST, LAST)
-    for static, auto, error in (([(0, "02:00:00:00:00:01", "10.9.9.9")], [], MissingError),
-                                ([], [(0, "02:00:00:00:00:01"), (1, "02:"), (2, "03:"), (3, "04:")], FullError)):
+    for static, auto, error in (
+        ([(0, "02:00:00:00:00:01", "10.9.9.9")], [], MissingError),
+        ([], [(0, "02:00:00:00:00:01"), (1, "02:"), (2, "03:"), (3, "04:")], FullError),
+    ):
         with pytest.raises(error):
             await store.lease_ips(alice, sid, static, auto, FIRST, LAST)
         assert await store.server_leases(alice, sid) == held
@@ -181,13 +205,15 @@ async def test_concurrent_picks_and_counts_never_collide_nor_get_lost(contract_s
     alice, bob = await users(store)
     sid = await active_server(store, alice)
     await store.lease_ips(alice, sid, [], [(0, "02:00:00:00:00:01")], FIRST, LAST)  # takes 10.0.0.2
-    got = await asyncio.gather(*(store.insert_ip_from_pool(ip(owner, n), FIRST, LAST)
-                                 for n, owner in enumerate((alice, bob, alice))))
+    got = await asyncio.gather(
+        *(store.insert_ip_from_pool(ip(owner, n), FIRST, LAST) for n, owner in enumerate((alice, bob, alice)))
+    )
     assert sorted(r.resource for r in got if r) == ["10.0.0.3", "10.0.0.4"] and got.count(None) == 1
     disk = drive(alice, 1, readers=(bob,))
     await store.insert_drive(disk)
-    await asyncio.gather(*(store.count_drive_io(user, disk.drive, read_bytes=1, write_requests=2)
-                           for user in [alice, bob] * 10))
+    await asyncio.gather(
+        *(store.count_drive_io(user, disk.drive, read_bytes=1, write_requests=2) for user in [alice, bob] * 10)
+    )
     got_drive = await store.get_drive(alice, disk.drive)
     assert (got_drive.read_bytes, got_drive.write_requests) == (20, 40)
 

@@ -1,5 +1,6 @@
 """Store contract under concurrency: what PostgreSQL's many connections could get wrong where
 SQLite's one writer cannot. Each race also runs across two stores on one database (two nodes)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -27,8 +28,9 @@ async def test_fifty_concurrent_drive_creates_under_quota_admission_are_exact(co
         async with quotas.drives(owner, count=1, size=1024):
             await store.insert_drive(drive(owner, n))
 
-    outcomes = await asyncio.gather(*(create(alice, n) for n in range(50)), *(create(bob, n) for n in range(25)),
-                                    return_exceptions=True)
+    outcomes = await asyncio.gather(
+        *(create(alice, n) for n in range(50)), *(create(bob, n) for n in range(25)), return_exceptions=True
+    )
     assert all(o is None or isinstance(o, QuotaExceeded) for o in outcomes), outcomes
     assert outcomes[:50].count(None) == 20 and outcomes[50:].count(None) == 20
     assert (await store.usage(alice)).drives == 20 and len(await store.list_drives(alice, None, None)) == 20
@@ -48,9 +50,14 @@ async def test_two_nodes_racing_for_one_exclusive_drive_one_wins(contract_store)
             for record in servers:
                 await store.insert_server(record)
             outcomes = await asyncio.gather(
-                *((store if n % 2 else other).activate_server(
-                    alice, record.server, f"h{n}", 1, [Claim(Device("ide", 0, 0), exclusive.drive)])
-                  for n, record in enumerate(servers)), return_exceptions=True)
+                *(
+                    (store if n % 2 else other).activate_server(
+                        alice, record.server, f"h{n}", 1, [Claim(Device("ide", 0, 0), exclusive.drive)]
+                    )
+                    for n, record in enumerate(servers)
+                ),
+                return_exceptions=True,
+            )
             winners = [r.server for r, o in zip(servers, outcomes, strict=True) if o is None]
             assert len(winners) == 1 and all(isinstance(o, BusyError) for o in outcomes if o is not None), outcomes
             seen = await other.get_drive(alice, exclusive.drive)
@@ -72,7 +79,9 @@ async def test_an_activation_and_an_image_job_on_one_drive_never_both_go_ahead(c
             job: BaseException | Job
             activation, job = await asyncio.gather(
                 store.activate_server(alice, record.server, "h", 1, [Claim(Device("ide", 0, 0), disk.drive)]),
-                other.add_job(Job(0, "image", alice, disk.drive, ImageParams("s", ""))), return_exceptions=True)
+                other.add_job(Job(0, "image", alice, disk.drive, ImageParams("s", ""))),
+                return_exceptions=True,
+            )
             assert not isinstance(job, BaseException)
             # Either the activation went first (and the job waits behind a claimed drive, which the
             # caller checks), or the job did and the activation was refused.
@@ -91,11 +100,17 @@ async def test_concurrent_ip_picks_on_two_nodes_are_distinct(contract_store):
     async with twin(store) as other:
         servers = [await active_server(store, owner) for owner in (alice, bob) * 5]
         picks = await asyncio.gather(
-            *((store if n % 2 else other).insert_ip_from_pool(ip(owner, n), first, last)
-              for n, owner in enumerate((alice, bob) * 10)),
-            *((other if n % 2 else store).lease_ips(
-                owner, sid, [], [(0, "02:00:00:00:00:01"), (1, "02:00:00:00:00:02")], first, last)
-              for n, (owner, sid) in enumerate(zip((alice, bob) * 5, servers, strict=True))))
+            *(
+                (store if n % 2 else other).insert_ip_from_pool(ip(owner, n), first, last)
+                for n, owner in enumerate((alice, bob) * 10)
+            ),
+            *(
+                (other if n % 2 else store).lease_ips(
+                    owner, sid, [], [(0, "02:00:00:00:00:01"), (1, "02:00:00:00:00:02")], first, last
+                )
+                for n, (owner, sid) in enumerate(zip((alice, bob) * 5, servers, strict=True))
+            ),
+        )
         resources = [r.resource for r in picks[:20] if r is not None]
         leased = [lease.ip for leases in picks[20:] for lease in leases]
         assert len(resources) == 20 and len(leased) == 20
@@ -109,10 +124,17 @@ async def test_two_holders_claiming_every_job_get_one_each_and_one_per_resource(
     store = contract_store
     (alice,) = await users(store, 1)
     async with twin(store) as other:
-        jobs = [await store.add_job(Job(0, "image", alice, f"r{n % 6}", ImageParams(f"s{n}", ""), created=n))
-                for n in range(18)]
-        outcomes = await asyncio.gather(*(node.claim_job(job.id, holder, 10, 100)
-                                          for job in jobs for node, holder in ((store, "n1"), (other, "n2"))))
+        jobs = [
+            await store.add_job(Job(0, "image", alice, f"r{n % 6}", ImageParams(f"s{n}", ""), created=n))
+            for n in range(18)
+        ]
+        outcomes = await asyncio.gather(
+            *(
+                node.claim_job(job.id, holder, 10, 100)
+                for job in jobs
+                for node, holder in ((store, "n1"), (other, "n2"))
+            )
+        )
         claimed = [o for o in outcomes if o is not None]
         # Each resource's first job, each by one holder; the others wait behind it.
         firsts = [min(j.id for j in jobs if j.resource == f"r{r}") for r in range(6)]
@@ -122,11 +144,13 @@ async def test_two_holders_claiming_every_job_get_one_each_and_one_per_resource(
         assert {j.id: j.lease_holder for j in running} == {j.id: j.lease_holder for j in claimed}
         # Finishing one lets exactly one of the racers take the next job on that resource.
         done = claimed[0]
-        assert await (store if done.lease_holder == "n1" else other).finish_job(done.id, done.lease_holder, "done",
-                                                                                None, 20)
+        assert await (store if done.lease_holder == "n1" else other).finish_job(
+            done.id, done.lease_holder, "done", None, 20
+        )
         following = min(j.id for j in jobs if j.resource == done.resource and j.id != done.id)
-        again = await asyncio.gather(store.claim_job(following, "n1", 21, 100),
-                                     other.claim_job(following, "n2", 21, 100))
+        again = await asyncio.gather(
+            store.claim_job(following, "n1", 21, 100), other.claim_job(following, "n2", 21, 100)
+        )
         assert sum(o is not None for o in again) == 1
         assert dataclasses.replace(next(o for o in again if o is not None), lease_holder=None).status == RUNNING
 

@@ -1,4 +1,5 @@
 """Store contract: users, quotas, drives and standard images (jobs: test_jobs.py)."""
+
 from __future__ import annotations
 
 import pytest

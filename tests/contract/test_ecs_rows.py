@@ -1,4 +1,5 @@
 """The store contract for the ECS rows: API tokens, SSH keys, groups, image numbers."""
+
 from __future__ import annotations
 
 import asyncio
@@ -54,8 +55,9 @@ async def test_ssh_keys(contract_store):
 
 async def test_ssh_keys_have_a_limit_per_user_even_at_once(contract_store):
     alice, bob = await users(contract_store)
-    results = await asyncio.gather(*(contract_store.insert_ssh_key(alice, f"k{i}", "k", i, limit=3) for i in range(6)),
-                                   return_exceptions=True)
+    results = await asyncio.gather(
+        *(contract_store.insert_ssh_key(alice, f"k{i}", "k", i, limit=3) for i in range(6)), return_exceptions=True
+    )
     assert sum(isinstance(r, QuotaExceeded) for r in results) == 3
     assert len(await contract_store.list_ssh_keys(alice)) == 3
     assert await contract_store.insert_ssh_key(bob, "k", "k", 1, limit=3) is not None
@@ -65,7 +67,12 @@ async def test_groups(contract_store):
     alice, bob = await users(contract_store)
     first = await contract_store.insert_group(alice, "notes", b"hash", 3, limit=5)
     assert (first.owner, first.notes, first.enabled, first.password_hash, first.created) == (
-        alice, "notes", True, b"hash", 3)
+        alice,
+        "notes",
+        True,
+        b"hash",
+        3,
+    )
     assert first.name == group_name(first.id)
     theirs = await contract_store.insert_group(bob, "", b"h", 4, limit=5)
     assert await contract_store.list_groups(alice) == [first]

@@ -1,5 +1,6 @@
 """The store contract for ECS servers' rows, their isolation pairs and their actions (the jobs of
 the ECS kinds), and the quota an ECS create holds in its row until its action makes the parts."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -11,8 +12,29 @@ from tests.contract.conftest import users
 
 
 def ecs_server(owner: str, created: int = 1, **changes: object) -> EcsServer:
-    server = EcsServer(0, owner, "ECS1", 1, 1024, 10, 2000, new_id(), "debian12", "Debian 12", "it-fr2", "n",
-                       None, None, BOOTING, NEW, 0, None, None, "", created)
+    server = EcsServer(
+        0,
+        owner,
+        "ECS1",
+        1,
+        1024,
+        10,
+        2000,
+        new_id(),
+        "debian12",
+        "Debian 12",
+        "it-fr2",
+        "n",
+        None,
+        None,
+        BOOTING,
+        NEW,
+        0,
+        None,
+        None,
+        "",
+        created,
+    )
     return dataclasses.replace(server, **changes)  # type: ignore[arg-type]
 
 
@@ -32,8 +54,9 @@ async def test_ecs_server_rows_are_numbered_owned_and_changed_field_by_field(con
     assert [s.id for s in await store.ecs_partners(second.id)] == [first.id]
 
     drive, engine = new_id(), new_id()
-    assert await store.update_ecs_server(first.id, drive=drive, server=engine, status=BOOTED, progress=100,
-                                         ipv4="198.51.100.10")
+    assert await store.update_ecs_server(
+        first.id, drive=drive, server=engine, status=BOOTED, progress=100, ipv4="198.51.100.10"
+    )
     got = await store.get_ecs_server(alice, first.id)
     assert (got.drive, got.server, got.status, got.progress, got.ipv4) == (drive, engine, BOOTED, 100, "198.51.100.10")
     assert await store.ecs_manager_of(drive) == await store.ecs_manager_of(engine) == server_name(first.id)

@@ -1,4 +1,5 @@
 """Store contract: jobs, their order per resource, leases, and what a drive shows of its image jobs."""
+
 from __future__ import annotations
 
 import dataclasses

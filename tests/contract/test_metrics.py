@@ -1,5 +1,6 @@
 """The store contract for servers' sampled counters: kept per server, owned through it, pruned by
 time, gone with the server, dropped for a server that no longer exists."""
+
 from __future__ import annotations
 
 import asyncio
@@ -29,7 +30,7 @@ async def test_samples_are_kept_in_time_order_and_owned(contract_store):
 
 async def test_a_repeat_or_a_deleted_servers_sample_is_dropped_not_an_error(contract_store):
     store = contract_store
-    alice, = await users(store, 1)
+    (alice,) = await users(store, 1)
     server = await active_server(store, alice)
     assert await store.add_samples([sample(server, 1), sample(new_id(), 1)]) == 1
     assert await store.add_samples([sample(server, 1, cpu_ns=7)]) == 0
@@ -50,7 +51,7 @@ async def test_pruning_drops_only_what_is_older(contract_store):
 
 async def test_samples_go_with_their_server(contract_store):
     store = contract_store
-    alice, = await users(store, 1)
+    (alice,) = await users(store, 1)
     server = await active_server(store, alice)
     other = server_record(alice)
     await store.insert_server(other)
@@ -65,9 +66,10 @@ async def test_samples_added_while_their_server_is_deleted(contract_store):
     """Each call is one transaction: the samples are kept and then go with the server, or are
     dropped; nothing is left behind and nothing fails."""
     store = contract_store
-    alice, = await users(store, 1)
+    (alice,) = await users(store, 1)
     server = await active_server(store, alice)
-    results = await asyncio.gather(store.add_samples([sample(server, t) for t in range(20)]),
-                                   store.delete_server(alice, server))
+    results = await asyncio.gather(
+        store.add_samples([sample(server, t) for t in range(20)]), store.delete_server(alice, server)
+    )
     assert results[1] is True and results[0] in (0, 20)
     assert await store.prune_samples(100) == 0

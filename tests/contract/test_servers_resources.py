@@ -1,4 +1,5 @@
 """Store contract: servers, their claims, resources and leases."""
+
 from __future__ import annotations
 
 import pytest
@@ -31,8 +32,12 @@ async def test_servers_are_owned_only_and_page_by_creation(contract_store):
     assert await store.get_server(bob, records[0].server) is None
     assert await store.server_owner(records[0].server) == alice
     assert await store.server_owner(new_id()) is None
-    renamed = ServerRecord(records[0].server, alice, parse_config({"name": "t", "cpu": "500", "mem": "32"},
-                                                                  records[0].server), records[0].created)
+    renamed = ServerRecord(
+        records[0].server,
+        alice,
+        parse_config({"name": "t", "cpu": "500", "mem": "32"}, records[0].server),
+        records[0].created,
+    )
     assert not await store.update_server_config(bob, renamed)
     assert await store.update_server_config(alice, renamed)
     assert (await store.get_server(alice, renamed.server)).config.name == "t"
@@ -83,7 +88,10 @@ async def test_pages_span_both_types(contract_store):
     first = await store.insert_ip_from_pool(ip(alice, 1), FIRST, LAST)
     third = await store.insert_ip_from_pool(ip(alice, 3), FIRST, LAST)
     assert [r.resource for r in await store.list_resources(alice, None, None, None)] == [
-        first.resource, vlan.resource, third.resource]
+        first.resource,
+        vlan.resource,
+        third.resource,
+    ]
     assert await store.list_resources(alice, None, 1, vlan.resource) == [third]
     with pytest.raises(UsageError):
         await store.list_resources(alice, "ip", 1, vlan.resource)  # not an IP: an unknown marker
@@ -95,10 +103,13 @@ async def test_leases_all_or_nothing(contract_store):
     mine = await store.insert_ip_from_pool(ip(alice), FIRST, LAST)
     assert mine is not None
     sid = await active_server(store, alice)
-    leases = await store.lease_ips(alice, sid, [(0, "02:00:00:00:00:01", mine.resource)], [(1, "02:00:00:00:00:02")],
-                                   FIRST, LAST)
-    assert leases == [Lease(sid, 0, "02:00:00:00:00:01", "10.0.0.2", auto=False),
-                      Lease(sid, 1, "02:00:00:00:00:02", "10.0.0.3", auto=True)]
+    leases = await store.lease_ips(
+        alice, sid, [(0, "02:00:00:00:00:01", mine.resource)], [(1, "02:00:00:00:00:02")], FIRST, LAST
+    )
+    assert leases == [
+        Lease(sid, 0, "02:00:00:00:00:01", "10.0.0.2", auto=False),
+        Lease(sid, 1, "02:00:00:00:00:02", "10.0.0.3", auto=True),
+    ]
     assert await store.server_leases(alice, sid) == leases
     assert await store.server_leases(bob, sid) == []
     assert await store.active_leases() == [("h", leases[0]), ("h", leases[1])]
@@ -130,8 +141,17 @@ async def test_references_from_stopped_servers_keep_resources(contract_store):
     mine = await store.insert_ip_from_pool(ip(alice), FIRST, LAST)
     assert mine is not None
     sid = new_id()
-    config = parse_config({"name": "s", "cpu": "1000", "mem": "64", "nic:0:model": "virtio",
-                           "nic:0:vlan": vlan.resource, "vnc": mine.resource}, sid)
+    config = parse_config(
+        {
+            "name": "s",
+            "cpu": "1000",
+            "mem": "64",
+            "nic:0:model": "virtio",
+            "nic:0:vlan": vlan.resource,
+            "vnc": mine.resource,
+        },
+        sid,
+    )
     await store.insert_server(ServerRecord(sid, alice, config, created=1))
     for type_, resource in (("vlan", vlan.resource), ("ip", mine.resource)):
         with pytest.raises(BusyError, match=sid):

@@ -1,5 +1,6 @@
 """In process, on a real socket: drive I/O counters that cannot be saved never fail a request,
 and never put a second answer after a read's body; the flood logger's one line a second."""
+
 from __future__ import annotations
 
 import logging
@@ -64,5 +65,7 @@ def test_occasional_logs_a_line_an_interval_with_a_count(caplog):
     finally:
         transfer.time.monotonic = real
     assert [r.getMessage() for r in caplog.records] == [
-        "cannot accept: EMFILE", "another kind",
-        "cannot accept: EMFILE (49 more like it in the last 1 s not logged)"]
+        "cannot accept: EMFILE",
+        "another kind",
+        "cannot accept: EMFILE (49 more like it in the last 1 s not logged)",
+    ]

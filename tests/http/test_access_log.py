@@ -1,4 +1,5 @@
 """The access log's batched writer: every line, in order, in the root format, in few writes."""
+
 from __future__ import annotations
 
 import io

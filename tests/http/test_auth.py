@@ -1,4 +1,5 @@
 """Basic credentials parsing: every malformed header is an AuthError, never anything else."""
+
 from __future__ import annotations
 
 import base64
@@ -20,8 +21,9 @@ def test_good_header():
     assert parse_basic("basic " + base64.b64encode(b"u:").decode()) == ("u", b"")
 
 
-@pytest.mark.parametrize("header", [None, "", "Basic", "Digest x", "Basic @@@", basic(b"nocolon"),
-                                    basic("ü:x".encode()), "Basic " + "A" * 5])
+@pytest.mark.parametrize(
+    "header", [None, "", "Basic", "Digest x", "Basic @@@", basic(b"nocolon"), basic("ü:x".encode()), "Basic " + "A" * 5]
+)
 def test_bad_headers(header):
     with pytest.raises(AuthError):
         parse_basic(header)

@@ -1,4 +1,5 @@
 """http.body.stream's minimum rate: only time spent waiting for the client counts against it."""
+
 from __future__ import annotations
 
 import asyncio
@@ -15,8 +16,9 @@ from elastic_api.http.body import stream
 
 
 def body_of(content: asyncio.StreamReader, **limits: int):
-    request = SimpleNamespace(content=content, version=HttpVersion11, content_length=None,
-                              headers=CIMultiDict(), transport=None)
+    request = SimpleNamespace(
+        content=content, version=HttpVersion11, content_length=None, headers=CIMultiDict(), transport=None
+    )
     return stream(request, dataclasses.replace(Config(), **limits))  # type: ignore[arg-type]
 
 

@@ -1,4 +1,5 @@
 """Output negotiation by Accept."""
+
 from __future__ import annotations
 
 from aiohttp import web
@@ -42,12 +43,23 @@ def test_shapes_and_headers():
     assert render(request(None), NoContent()).status == 204
 
 
-@pytest.mark.parametrize("kind, status, word", [
-    (errors.Invalid, 400, "usage"), (errors.Unauthenticated, 401, "auth"), (errors.QuotaExceeded, 402, "billing"),
-    (errors.NotFound, 404, "missing"), (errors.MethodNotAllowed, 405, "method"), (errors.TooSlow, 408, "usage"),
-    (errors.Busy, 409, "busy"), (errors.TooLarge, 413, "usage"), (errors.Failed, 500, "failed"),
-    (errors.Internal, 500, "system"), (errors.Unavailable, 503, "busy"), (errors.Full, 507, "full"),
-])
+@pytest.mark.parametrize(
+    "kind, status, word",
+    [
+        (errors.Invalid, 400, "usage"),
+        (errors.Unauthenticated, 401, "auth"),
+        (errors.QuotaExceeded, 402, "billing"),
+        (errors.NotFound, 404, "missing"),
+        (errors.MethodNotAllowed, 405, "method"),
+        (errors.TooSlow, 408, "usage"),
+        (errors.Busy, 409, "busy"),
+        (errors.TooLarge, 413, "usage"),
+        (errors.Failed, 500, "failed"),
+        (errors.Internal, 500, "system"),
+        (errors.Unavailable, 503, "busy"),
+        (errors.Full, 507, "full"),
+    ],
+)
 def test_each_error_kind_has_its_elastichosts_answer(kind, status, word):
     response = error_response(kind("one line"))
     assert (response.status, response.headers["X-Elastic-Error"], response.text) == (status, word, "one line\n")

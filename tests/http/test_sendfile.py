@@ -1,5 +1,6 @@
 """Sender threads (http/sendfile.py): a whole range sent, a stalled client given up after the
 stall limit, a cancelled send stopped, and slots taken and given back."""
+
 from __future__ import annotations
 
 import asyncio
@@ -33,7 +34,7 @@ async def test_a_range_is_sent_whole(data_file):
         reading = asyncio.create_task(asyncio.to_thread(receive))
         sent = await sender.send(ours.fileno(), lambda: open(data_file, "rb"), 1000, 5 * MiB, lambda: False)
         await reading
-        assert sent == 5 * MiB and bytes(received) == data_file.read_bytes()[1000:1000 + 5 * MiB]
+        assert sent == 5 * MiB and bytes(received) == data_file.read_bytes()[1000 : 1000 + 5 * MiB]
     finally:
         ours.close()
         theirs.close()
@@ -47,12 +48,14 @@ async def test_a_stalled_client_is_given_up_and_a_cancel_stops_the_thread(data_f
     try:
         assert sender.try_take() and not sender.try_take()  # one thread: the next falls back
         sent = await asyncio.wait_for(
-            sender.send(ours.fileno(), lambda: open(data_file, "rb"), 0, 16 * MiB, lambda: False), 10)
+            sender.send(ours.fileno(), lambda: open(data_file, "rb"), 0, 16 * MiB, lambda: False), 10
+        )
         assert 0 < sent < 16 * MiB  # what fit in the socket's buffers, then nothing for 0.5 s
         sender.give_back()
         assert sender.try_take()
-        task = asyncio.create_task(sender.send(ours.fileno(), lambda: open(data_file, "rb"), 0, 16 * MiB,
-                                               lambda: False))
+        task = asyncio.create_task(
+            sender.send(ours.fileno(), lambda: open(data_file, "rb"), 0, 16 * MiB, lambda: False)
+        )
         await asyncio.sleep(0.1)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):

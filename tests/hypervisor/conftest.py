@@ -1,4 +1,5 @@
 """Fixtures for the hypervisor tests: libvirt test hosts, a waiting helper, the real libvirtd."""
+
 from __future__ import annotations
 
 import asyncio
@@ -19,8 +20,9 @@ from elastic_api.model.device import Device
 INSTALLATION = "1a57a11a-0000-4000-8000-000000000001"
 
 
-async def wait_for(condition: Callable[[], bool | Awaitable[bool]], timeout: float = 60.0,
-                   what: str = "condition") -> None:
+async def wait_for(
+    condition: Callable[[], bool | Awaitable[bool]], timeout: float = 60.0, what: str = "condition"
+) -> None:
     """Poll until condition() holds; fail the test after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while True:
@@ -38,8 +40,15 @@ def host_xml_file(path: Path, memory_mb: int, cpus: int = 4) -> Path:
     """A libvirt test-driver host (test:///PATH): a private, in-process fake with this much memory."""
     node = ET.Element("node")
     cpu = ET.SubElement(node, "cpu")
-    for tag, value in (("mhz", "2000"), ("model", "x86_64"), ("active", str(cpus)), ("nodes", "1"),
-                       ("sockets", "1"), ("cores", str(cpus)), ("threads", "1")):
+    for tag, value in (
+        ("mhz", "2000"),
+        ("model", "x86_64"),
+        ("active", str(cpus)),
+        ("nodes", "1"),
+        ("sockets", "1"),
+        ("cores", str(cpus)),
+        ("threads", "1"),
+    ):
         ET.SubElement(cpu, tag).text = value
     ET.SubElement(node, "memory").text = str(memory_mb * 1024)
     path.write_text(ET.tostring(node, encoding="unicode"))
@@ -52,11 +61,23 @@ TEST_DRIVE = "aaaaaaaa-0000-4000-8000-000000000001"
 def server_xml(server: str, mem: int = 64, props: dict[str, str] | None = None) -> str:
     """Domain XML for a small server with one IDE disk and one NIC (the files need not exist on
     test:/// hosts)."""
-    config = parse_config({"name": "test", "cpu": "1000", "mem": str(mem), "ide:0:0": TEST_DRIVE,
-                           "nic:0:model": "virtio", **(props or {})}, server)
+    config = parse_config(
+        {
+            "name": "test",
+            "cpu": "1000",
+            "mem": str(mem),
+            "ide:0:0": TEST_DRIVE,
+            "nic:0:model": "virtio",
+            **(props or {}),
+        },
+        server,
+    )
     disks = {Device("ide", 0, 0): DiskSpec(f"/pool/{TEST_DRIVE}.raw", "raw")}
-    return domain_xml(DomainSpec(server, config, disks, serial_log=f"/logs/{server}.log", domain_type="qemu",
-                                 installation=INSTALLATION))
+    return domain_xml(
+        DomainSpec(
+            server, config, disks, serial_log=f"/logs/{server}.log", domain_type="qemu", installation=INSTALLATION
+        )
+    )
 
 
 class EventLog:
@@ -87,5 +108,3 @@ async def test_hypervisor(events: EventLog) -> AsyncIterator[LibvirtHypervisor]:
         yield hypervisor
     finally:
         await hypervisor.close()
-
-

@@ -7,6 +7,7 @@ the system's sshd config is never read and no system sshd is started.
 `stop()` kills the daemon and every per-connection child (they leave its session, so a signal
 to its process group would miss them), as a host that goes away; `start()` brings it back on the
 same port with the same host key."""
+
 from __future__ import annotations
 
 import os
@@ -58,8 +59,11 @@ class LoopbackSshd:
             s.bind(("127.0.0.1", 0))
             self.port = int(s.getsockname()[1])
         for key in (self.host_key, self.client_key):
-            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "elastic-api test", "-f", str(key)],
-                           check=True, capture_output=True)
+            subprocess.run(
+                ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "elastic-api test", "-f", str(key)],
+                check=True,
+                capture_output=True,
+            )
         (directory / "authorized_keys").write_text(self.client_key.with_suffix(".pub").read_text())
         host_public = self.host_key.with_suffix(".pub").read_text().split()
         self.known_hosts.write_text(f"[127.0.0.1]:{self.port} {host_public[0]} {host_public[1]}\n")
@@ -67,21 +71,23 @@ class LoopbackSshd:
             f"Port {self.port}\nListenAddress 127.0.0.1\nHostKey {self.host_key}\nPidFile {directory}/sshd.pid\n"
             f"AuthorizedKeysFile {directory}/authorized_keys\nPermitRootLogin prohibit-password\n"
             "PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n"
-            "X11Forwarding no\nAllowTcpForwarding no\nPrintMotd no\n")
+            "X11Forwarding no\nAllowTcpForwarding no\nPrintMotd no\n"
+        )
         # libvirt runs the `command` it is given with ssh's usual arguments; this one adds the
         # test's known_hosts (libvirt's own `known_hosts` parameter is for its libssh transports),
         # checked strictly: the host key was written above, never learnt on first use.
         self.ssh = directory / "ssh"
-        self.ssh.write_text(f'#!/bin/sh\nexec ssh -o UserKnownHostsFile={self.known_hosts} '
-                            f'-o StrictHostKeyChecking=yes -o IdentitiesOnly=yes "$@"\n')
+        self.ssh.write_text(
+            f"#!/bin/sh\nexec ssh -o UserKnownHostsFile={self.known_hosts} "
+            f'-o StrictHostKeyChecking=yes -o IdentitiesOnly=yes "$@"\n'
+        )
         self.ssh.chmod(0o755)
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def uri(self) -> str:
         """The libvirt URI of the local libvirtd through this sshd."""
-        return (f"qemu+ssh://root@127.0.0.1:{self.port}/system?keyfile={self.client_key}&no_tty=1"
-                f"&command={self.ssh}")
+        return f"qemu+ssh://root@127.0.0.1:{self.port}/system?keyfile={self.client_key}&no_tty=1&command={self.ssh}"
 
     def start(self) -> None:
         PRIVSEP_DIR.mkdir(mode=0o755, exist_ok=True)

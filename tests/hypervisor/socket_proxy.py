@@ -1,5 +1,6 @@
 """A Unix-socket relay in front of libvirtd's socket: cutting it makes a host unreachable to one
 client (the app under test) while libvirtd keeps serving everyone else on the machine."""
+
 from __future__ import annotations
 
 import asyncio
@@ -76,6 +77,7 @@ class SocketRelay:
                 pass
             finally:
                 sink.transport.abort()
+
         await asyncio.gather(pump(reader, up_writer), pump(up_reader, writer))
         self._writers.difference_update((writer, up_writer))
 

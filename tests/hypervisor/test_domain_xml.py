@@ -2,6 +2,7 @@
 
 Regenerate the golden files after an intended change with ELASTIC_UPDATE_GOLDEN=1 and review the diff.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -15,8 +16,17 @@ import pytest
 
 from elastic_api.errors import InternalError
 from elastic_api.hypervisor.domain import (
-    XMLNS, DiskSpec, DomainSpec, cpu_quota, domain_name, domain_xml, installation_of, secret_owner,
-    secret_xml, server_of, target_dev,
+    XMLNS,
+    DiskSpec,
+    DomainSpec,
+    cpu_quota,
+    domain_name,
+    domain_xml,
+    installation_of,
+    secret_owner,
+    secret_xml,
+    server_of,
+    target_dev,
 )
 from elastic_api.hypervisor.libvirt.stats import target_device
 from elastic_api.api.elastichosts.codec.device import device_name, parse_device
@@ -51,15 +61,27 @@ def spec(props: dict[str, str], formats: dict[str, str] | None = None, **options
         disks[slot.device] = DiskSpec(f"{POOL}/{slot.drive}.{fmt}", fmt)
     if "disks" in options:
         disks = {dev(name): disk for name, disk in options.pop("disks").items()}
-    return DomainSpec(server=SERVER, config=config, disks=disks, serial_log=LOG,
-                      installation=options.pop("installation", INSTALLATION), **options)
+    return DomainSpec(
+        server=SERVER,
+        config=config,
+        disks=disks,
+        serial_log=LOG,
+        installation=options.pop("installation", INSTALLATION),
+        **options,
+    )
 
 
 CASES: dict[str, DomainSpec] = {
     "minimal": spec({}),
     "ide_all_units": spec(
-        {"ide:0:0": DRIVES[0], "ide:0:1": DRIVES[1], "ide:1:0": DRIVES[2], "ide:1:0:media": "cdrom",
-         "ide:1:1": DRIVES[3], "ide:1:1:media": "disk"},
+        {
+            "ide:0:0": DRIVES[0],
+            "ide:0:1": DRIVES[1],
+            "ide:1:0": DRIVES[2],
+            "ide:1:0:media": "cdrom",
+            "ide:1:1": DRIVES[3],
+            "ide:1:1:media": "disk",
+        },
         {"ide:0:1": "qcow2"},
     ),
     "scsi_disks_and_cdrom": spec(
@@ -67,22 +89,37 @@ CASES: dict[str, DomainSpec] = {
         {"scsi:0:3": "qcow2"},
     ),
     "virtio_block": spec({f"block:{n}": DRIVES[n] for n in range(8)}, {"block:1": "qcow2", "block:7": "qcow2"}),
-    "every_bus_with_boot_order": spec({
-        "ide:0:0": DRIVES[0], "ide:1:0": DRIVES[1], "ide:1:0:media": "cdrom", "scsi:0:1": DRIVES[2],
-        "block:2": DRIVES[3], "nic:0:model": "virtio", "boot": "ide:1:0 block:2 nic:0 scsi:0:1",
-    }),
-    "nic_models": spec({
-        "nic:0:model": "e1000", "nic:0:dhcp": "auto", "nic:1:model": "rtl8139",
-        "nic:2:model": "virtio", "nic:2:vlan": "0ddba11a-0000-4000-8000-000000000000",
-        "nic:2:mac": "02:12:34:56:78:9a",
-    }, networks={2: "elastic-vlan-0ddba11a"}),
+    "every_bus_with_boot_order": spec(
+        {
+            "ide:0:0": DRIVES[0],
+            "ide:1:0": DRIVES[1],
+            "ide:1:0:media": "cdrom",
+            "scsi:0:1": DRIVES[2],
+            "block:2": DRIVES[3],
+            "nic:0:model": "virtio",
+            "boot": "ide:1:0 block:2 nic:0 scsi:0:1",
+        }
+    ),
+    "nic_models": spec(
+        {
+            "nic:0:model": "e1000",
+            "nic:0:dhcp": "auto",
+            "nic:1:model": "rtl8139",
+            "nic:2:model": "virtio",
+            "nic:2:vlan": "0ddba11a-0000-4000-8000-000000000000",
+            "nic:2:mac": "02:12:34:56:78:9a",
+        },
+        networks={2: "elastic-vlan-0ddba11a"},
+    ),
     "vnc_loopback": spec({"vnc": "auto", "vnc:password": "s3cret"}),
     "vnc_without_password_stays_on_loopback": spec({"vnc": "192.0.2.10"}, vnc_listen="192.0.2.10"),
     "vnc_on_server_ip": spec({"vnc": "192.0.2.10", "vnc:password": "s3cret"}, vnc_listen="192.0.2.10"),
-    "vnc_tls_without_host_tls": spec({"vnc": "192.0.2.10", "vnc:password": "pw", "vnc:tls": "on"},
-                                     vnc_listen="192.0.2.10"),
-    "vnc_tls_with_host_tls": spec({"vnc": "2001:db8::10", "vnc:password": "pw", "vnc:tls": "on"},
-                                  vnc_listen="2001:db8::10", host_vnc_tls=True),
+    "vnc_tls_without_host_tls": spec(
+        {"vnc": "192.0.2.10", "vnc:password": "pw", "vnc:tls": "on"}, vnc_listen="192.0.2.10"
+    ),
+    "vnc_tls_with_host_tls": spec(
+        {"vnc": "2001:db8::10", "vnc:password": "pw", "vnc:tls": "on"}, vnc_listen="2001:db8::10", host_vnc_tls=True
+    ),
     "smp_auto_from_cpu": spec({"cpu": "5000"}, host_core_mhz=2000),
     "smp_fixed": spec({"cpu": "1500", "smp": "4"}, host_core_mhz=3000),
     "cpu_quota_floor": spec({"cpu": "100", "smp": "64"}, host_core_mhz=4000),
@@ -98,14 +135,20 @@ CASES: dict[str, DomainSpec] = {
     ),
     # LUKS: a raw drive is a .luks file (no discard: holes would decrypt to noise); a qcow2 drive
     # keeps its format with LUKS inside, and keeps discard.
-    "encrypted_raw": spec({"block:0": DRIVES[0], "ide:0:0": DRIVES[1], "ide:0:0:media": "cdrom"}, disks={
-        "block:0": DiskSpec(f"{POOL}/{DRIVES[0]}.luks", "raw", secret=SECRETS[0]),
-        "ide:0:0": DiskSpec(f"{POOL}/{DRIVES[1]}.luks", "raw", readonly=True, secret=SECRETS[1]),
-    }),
-    "encrypted_qcow2": spec({"scsi:0:0": DRIVES[0], "block:0": DRIVES[1]}, disks={
-        "scsi:0:0": DiskSpec(f"{POOL}/{DRIVES[0]}.qcow2", "qcow2", secret=SECRETS[0]),
-        "block:0": DiskSpec(f"{POOL}/{DRIVES[1]}.raw", "raw"),
-    }),
+    "encrypted_raw": spec(
+        {"block:0": DRIVES[0], "ide:0:0": DRIVES[1], "ide:0:0:media": "cdrom"},
+        disks={
+            "block:0": DiskSpec(f"{POOL}/{DRIVES[0]}.luks", "raw", secret=SECRETS[0]),
+            "ide:0:0": DiskSpec(f"{POOL}/{DRIVES[1]}.luks", "raw", readonly=True, secret=SECRETS[1]),
+        },
+    ),
+    "encrypted_qcow2": spec(
+        {"scsi:0:0": DRIVES[0], "block:0": DRIVES[1]},
+        disks={
+            "scsi:0:0": DiskSpec(f"{POOL}/{DRIVES[0]}.qcow2", "qcow2", secret=SECRETS[0]),
+            "block:0": DiskSpec(f"{POOL}/{DRIVES[1]}.raw", "raw"),
+        },
+    ),
     "hostile_name": spec({"name": "</title><devices><disk type='block'> & \"quotes\" 'n' ünïcødé"}),
     "persistent_with_tags_and_user_keys": spec(
         {"persistent": "true", "tags": "a b", "user:owner": "<x>", "avoid:servers": SERVER}
@@ -187,15 +230,22 @@ def test_cpu_quota_is_spread_over_vcpus() -> None:
 
 def test_boot_order_defaults_to_drives_in_bus_order() -> None:
     root = parsed(spec({"block:0": DRIVES[0], "ide:0:1": DRIVES[1], "scsi:0:0": DRIVES[2]}))
-    order = {d.find("target").get("dev"): d.find("boot").get("order")  # type: ignore[union-attr]
-             for d in root.iterfind("devices/disk")}
+    order = {
+        d.find("target").get("dev"): d.find("boot").get("order")  # type: ignore[union-attr]
+        for d in root.iterfind("devices/disk")
+    }
     assert order == {"hdb": "1", "sda": "2", "vda": "3"}
 
 
 def test_explicit_boot_order() -> None:
     root = parsed(CASES["every_bus_with_boot_order"])
-    orders = {e.find("target").get("dev") if e.tag == "disk" else "nic": e.find("boot").get("order")  # type: ignore[union-attr]
-              for e in root.find("devices") if e.find("boot") is not None}  # type: ignore[union-attr]
+    devices = root.find("devices")
+    assert devices is not None
+    orders = {
+        e.find("target").get("dev") if e.tag == "disk" else "nic": e.find("boot").get("order")  # type: ignore[union-attr]
+        for e in devices
+        if e.find("boot") is not None
+    }
     assert orders == {"hdc": "1", "vdc": "2", "nic": "3", "sdb": "4"}
     assert root.find("os/boot") is None  # per-device order and <os><boot> cannot be mixed
 
@@ -208,13 +258,16 @@ def test_cdrom_and_formats() -> None:
     assert disks["hda"].find("driver").get("type") == "raw"  # type: ignore[union-attr]
 
 
-@pytest.mark.parametrize("case, address", [
-    ("vnc_loopback", "127.0.0.1"),
-    ("vnc_without_password_stays_on_loopback", "127.0.0.1"),
-    ("vnc_on_server_ip", "192.0.2.10"),
-    ("vnc_tls_without_host_tls", "127.0.0.1"),
-    ("vnc_tls_with_host_tls", "2001:db8::10"),
-])
+@pytest.mark.parametrize(
+    "case, address",
+    [
+        ("vnc_loopback", "127.0.0.1"),
+        ("vnc_without_password_stays_on_loopback", "127.0.0.1"),
+        ("vnc_on_server_ip", "192.0.2.10"),
+        ("vnc_tls_without_host_tls", "127.0.0.1"),
+        ("vnc_tls_with_host_tls", "2001:db8::10"),
+    ],
+)
 def test_vnc_listen_address(case: str, address: str) -> None:
     graphics = parsed(CASES[case]).find("devices/graphics")
     assert graphics is not None and graphics.get("autoport") == "yes"
@@ -231,7 +284,10 @@ def test_serial_console_and_lifecycle() -> None:
     assert root.find("devices/serial/source").get("path") == LOG  # type: ignore[union-attr]
     assert root.find("devices/console/target").get("type") == "serial"  # type: ignore[union-attr]
     assert (root.findtext("on_poweroff"), root.findtext("on_reboot"), root.findtext("on_crash")) == (
-        "destroy", "restart", "destroy")
+        "destroy",
+        "restart",
+        "destroy",
+    )
 
 
 def test_nic_networks_and_macs() -> None:
@@ -239,7 +295,10 @@ def test_nic_networks_and_macs() -> None:
     interfaces = parsed(case).findall("devices/interface")
     assert [i.find("model").get("type") for i in interfaces] == ["e1000", "rtl8139", "virtio"]  # type: ignore[union-attr]
     assert [i.find("source").get("network") for i in interfaces] == [  # type: ignore[union-attr]
-        "elastic-isolated", "elastic-isolated", "elastic-vlan-0ddba11a"]
+        "elastic-isolated",
+        "elastic-isolated",
+        "elastic-vlan-0ddba11a",
+    ]
     assert [i.find("mac").get("address") for i in interfaces] == [n.mac for n in case.config.nics]  # type: ignore[union-attr]
 
 
@@ -250,7 +309,8 @@ def test_readonly_drive_cannot_be_an_ide_disk() -> None:
     assert (caught.value.device, caught.value.drive) == (dev("ide:0:0"), DRIVES[0])
     assert wire_refusal(caught.value).message == (
         f"ide:0:0: drive {DRIVES[0]} can only be attached read-only, which an IDE disk cannot be; "
-        "use :media cdrom or a scsi or block device")
+        "use :media cdrom or a scsi or block device"
+    )
 
 
 def test_only_raw_drives_can_be_shared() -> None:
@@ -258,17 +318,21 @@ def test_only_raw_drives_can_be_shared() -> None:
     with pytest.raises(SharedQcow2) as caught:
         domain_xml(bad)
     assert wire_refusal(caught.value).message == (
-        f"block:0: drive {DRIVES[0]} is qcow2, which cannot be shared between servers")
+        f"block:0: drive {DRIVES[0]} is qcow2, which cannot be shared between servers"
+    )
 
 
-@pytest.mark.parametrize("options", [
-    {"disks": {}},
-    {"disks": {"ide:0:0": DiskSpec("/p", "vmdk")}},
-    {"disks": {"ide:0:0": DiskSpec("/p", "raw"), "ide:0:1": DiskSpec("/q", "raw")}},
-    {"domain_type": "xen"},
-    {"cpu_mode": "maximum"},
-    {"disks": {"ide:0:0": DiskSpec("/p.luks", "raw", secret="'/><disk")}},
-])
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"disks": {}},
+        {"disks": {"ide:0:0": DiskSpec("/p", "vmdk")}},
+        {"disks": {"ide:0:0": DiskSpec("/p", "raw"), "ide:0:1": DiskSpec("/q", "raw")}},
+        {"domain_type": "xen"},
+        {"cpu_mode": "maximum"},
+        {"disks": {"ide:0:0": DiskSpec("/p.luks", "raw", secret="'/><disk")}},
+    ],
+)
 def test_inconsistent_specs_are_internal_errors(options: dict[str, Any]) -> None:
     with pytest.raises(InternalError):
         domain_xml(spec({"ide:0:0": DRIVES[0]}, **options))
@@ -297,18 +361,21 @@ def test_secret_xml_is_ephemeral_private_and_names_its_server() -> None:
         secret_xml(SECRETS[0], SERVER, "")
 
 
-@pytest.mark.parametrize("description, owner", [
-    (f"elastic-{SERVER} installation {INSTALLATION}", (SERVER, INSTALLATION)),
-    (f"elastic-{SERVER}", (SERVER, None)),  # from before installation IDs: adopted by the database's word
-    (f"  elastic-{SERVER}  installation  {INSTALLATION} ", (SERVER, INSTALLATION)),
-    (f"elastic-{SERVER} installation", (None, None)),
-    (f"elastic-{SERVER} installation not-a-uuid", (None, None)),
-    (f"elastic-{SERVER} owner {INSTALLATION}", (None, None)),
-    (f"elastic-{SERVER} installation {INSTALLATION} extra", (None, None)),
-    ("elastic-not-a-uuid", (None, None)),
-    ("someone else's secret", (None, None)),
-    ("", (None, None)),
-])
+@pytest.mark.parametrize(
+    "description, owner",
+    [
+        (f"elastic-{SERVER} installation {INSTALLATION}", (SERVER, INSTALLATION)),
+        (f"elastic-{SERVER}", (SERVER, None)),  # from before installation IDs: adopted by the database's word
+        (f"  elastic-{SERVER}  installation  {INSTALLATION} ", (SERVER, INSTALLATION)),
+        (f"elastic-{SERVER} installation", (None, None)),
+        (f"elastic-{SERVER} installation not-a-uuid", (None, None)),
+        (f"elastic-{SERVER} owner {INSTALLATION}", (None, None)),
+        (f"elastic-{SERVER} installation {INSTALLATION} extra", (None, None)),
+        ("elastic-not-a-uuid", (None, None)),
+        ("someone else's secret", (None, None)),
+        ("", (None, None)),
+    ],
+)
 def test_secret_owner(description: str, owner: tuple[str | None, str | None]) -> None:
     assert secret_owner(description) == owner
 
@@ -322,13 +389,16 @@ def test_every_domain_names_its_installation_in_our_namespace() -> None:
     assert installation_of(domain_xml(spec({}, installation=other))) == other
 
 
-@pytest.mark.parametrize("xml", [
-    "<domain><name>elastic-x</name></domain>",  # from before installation IDs
-    "<domain><metadata/></domain>",
-    "<domain><metadata><installation>abc</installation></metadata></domain>",  # not our namespace
-    "<domain><metadata><x:installation xmlns:x='https://elsewhere.example/1'>abc</x:installation></metadata></domain>",
-    f"<domain><metadata><e:installation xmlns:e='{XMLNS}'>  </e:installation></metadata></domain>",
-])
+@pytest.mark.parametrize(
+    "xml",
+    [
+        "<domain><name>elastic-x</name></domain>",  # from before installation IDs
+        "<domain><metadata/></domain>",
+        "<domain><metadata><installation>abc</installation></metadata></domain>",  # not our namespace
+        "<domain><metadata><x:installation xmlns:x='https://elsewhere.example/1'>abc</x:installation></metadata></domain>",
+        f"<domain><metadata><e:installation xmlns:e='{XMLNS}'>  </e:installation></metadata></domain>",
+    ],
+)
 def test_no_installation(xml: str) -> None:
     assert installation_of(xml) is None
 
@@ -345,8 +415,14 @@ def test_a_domain_without_a_valid_installation_is_refused(installation: str) -> 
 
 
 def test_target_names_round_trip() -> None:
-    devices = ["ide:0:0", "ide:0:1", "ide:1:0", "ide:1:1", *(f"scsi:0:{n}" for n in range(8)),
-               *(f"block:{n}" for n in range(8))]
+    devices = [
+        "ide:0:0",
+        "ide:0:1",
+        "ide:1:0",
+        "ide:1:1",
+        *(f"scsi:0:{n}" for n in range(8)),
+        *(f"block:{n}" for n in range(8)),
+    ]
     targets = [target_dev(dev(d)) for d in devices]
     assert targets[:5] == ["hda", "hdb", "hdc", "hdd", "sda"] and targets[-1] == "vdh"
     assert [target_device(t) for t in targets] == [dev(d) for d in devices]

@@ -1,4 +1,5 @@
 """The bridge that runs libvirt's event loop on asyncio while libvirt calls run in threads."""
+
 from __future__ import annotations
 
 import asyncio

@@ -1,6 +1,7 @@
 """Two installations on one host (libvirt's in-process test driver, shared by every connection in
 this process): each lists, stops, sweeps and hears only its own domains and networks; domains
 and networks from before installation IDs are adopted only when the caller names them."""
+
 from __future__ import annotations
 
 import re
@@ -43,8 +44,9 @@ async def other(events: EventLog) -> AsyncIterator[tuple[LibvirtHypervisor, Even
         await hypervisor.close()
 
 
-async def test_each_lists_and_hears_only_its_own(test_hypervisor: LibvirtHypervisor, events: EventLog,
-                                                 other: tuple[LibvirtHypervisor, EventLog]) -> None:
+async def test_each_lists_and_hears_only_its_own(
+    test_hypervisor: LibvirtHypervisor, events: EventLog, other: tuple[LibvirtHypervisor, EventLog]
+) -> None:
     hypervisor_b, events_b = other
     mine, theirs = str(uuid.uuid4()), str(uuid.uuid4())
     await hypervisor_b.start("test", other_xml(theirs))
@@ -54,8 +56,10 @@ async def test_each_lists_and_hears_only_its_own(test_hypervisor: LibvirtHypervi
         assert await hypervisor_b.running() == {theirs: "test"}
         # Adoption is for domains without an ID: naming another installation's server changes nothing.
         assert await test_hypervisor.running(adopt={theirs}) == {mine: "test"}
-        await wait_for(lambda: events.of(mine) == ["started"] and events_b.of(theirs) == ["started"],
-                       what="each installation's started event")
+        await wait_for(
+            lambda: events.of(mine) == ["started"] and events_b.of(theirs) == ["started"],
+            what="each installation's started event",
+        )
 
         await hypervisor_b.stop("test", theirs)
         await wait_for(lambda: events_b.of(theirs) == ["started", "stopped"], what="the other's stopped event")
@@ -77,7 +81,9 @@ async def test_a_domain_of_another_installation_is_never_started_as_ours(test_hy
 
 
 async def test_domains_from_before_installation_ids_are_adopted_by_name(
-    test_hypervisor: LibvirtHypervisor, events: EventLog, other: tuple[LibvirtHypervisor, EventLog],
+    test_hypervisor: LibvirtHypervisor,
+    events: EventLog,
+    other: tuple[LibvirtHypervisor, EventLog],
 ) -> None:
     hypervisor_b, events_b = other
     legacy, stranger = str(uuid.uuid4()), str(uuid.uuid4())
@@ -104,7 +110,8 @@ async def test_domains_from_before_installation_ids_are_adopted_by_name(
 
 
 async def test_networks_are_listed_and_removed_by_their_maker_only(
-    test_hypervisor: LibvirtHypervisor, other: tuple[LibvirtHypervisor, EventLog],
+    test_hypervisor: LibvirtHypervisor,
+    other: tuple[LibvirtHypervisor, EventLog],
 ) -> None:
     hypervisor_b, _ = other
     prefix = f"elastic-t{uuid.uuid4().hex[:8]}-vlan-"

@@ -1,4 +1,5 @@
 """The libvirt driver's whole lifecycle against libvirt's in-process test driver (test:///)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -15,6 +16,7 @@ from elastic_api.hypervisor import Hypervisor
 from elastic_api.hypervisor.libvirt import LibvirtHypervisor
 from elastic_api.model.device import Device
 from tests.hypervisor.conftest import INSTALLATION, EventLog, host_xml_file, server_xml, wait_for
+
 
 def new_server() -> str:
     return str(uuid.uuid4())
@@ -35,10 +37,16 @@ async def test_start_stats_reset_stop(test_hypervisor: LibvirtHypervisor, events
 
     stats = await test_hypervisor.stats("test", server)
     drive = stats.drives[Device("ide", 0, 0)]
-    for name, value in [("rx_bytes", stats.rx_bytes), ("tx_bytes", stats.tx_bytes),
-                        ("rx_packets", stats.rx_packets), ("tx_packets", stats.tx_packets),
-                        ("read_bytes", drive.read_bytes), ("read_requests", drive.read_requests),
-                        ("write_bytes", drive.write_bytes), ("write_requests", drive.write_requests)]:
+    for name, value in [
+        ("rx_bytes", stats.rx_bytes),
+        ("tx_bytes", stats.tx_bytes),
+        ("rx_packets", stats.rx_packets),
+        ("tx_packets", stats.tx_packets),
+        ("read_bytes", drive.read_bytes),
+        ("read_requests", drive.read_requests),
+        ("write_bytes", drive.write_bytes),
+        ("write_requests", drive.write_requests),
+    ]:
         assert isinstance(value, int) and value >= 0, name
     assert (stats.sockets, stats.cores) == (1, 1)
 
@@ -85,8 +93,10 @@ async def test_live_changes_the_test_driver_lacks_fail_cleanly(test_hypervisor: 
     # The test driver has no CFS quotas and no device updates; the real ones are in test_real_boot.
     server = new_server()
     await test_hypervisor.start("test", server_xml(server, props={"vnc": "auto", "vnc:password": "a"}))
-    for call in (test_hypervisor.set_cpu_live("test", server, 500),
-                 test_hypervisor.set_vnc_password_live("test", server, "b")):
+    for call in (
+        test_hypervisor.set_cpu_live("test", server, 500),
+        test_hypervisor.set_vnc_password_live("test", server, "b"),
+    ):
         with pytest.raises(FailedError) as caught:
             await call
         assert_clean(caught.value)
@@ -118,8 +128,9 @@ async def test_memory_room_and_full(test_hypervisor: LibvirtHypervisor) -> None:
 
 async def test_concurrent_starts_cannot_overfill_a_host(test_hypervisor: LibvirtHypervisor) -> None:
     servers = [new_server() for _ in range(4)]
-    results = await asyncio.gather(*(test_hypervisor.start("test", server_xml(s, mem=300)) for s in servers),
-                                   return_exceptions=True)
+    results = await asyncio.gather(
+        *(test_hypervisor.start("test", server_xml(s, mem=300)) for s in servers), return_exceptions=True
+    )
     assert sum(r is None for r in results) == 3  # 3 × 300 MB fit in 1000 MB, a fourth does not
     assert sum(isinstance(r, FullError) for r in results) == 1
     assert len(await test_hypervisor.running()) == 3
@@ -191,8 +202,12 @@ async def test_resumed_only_after_paused(test_hypervisor: LibvirtHypervisor, eve
     server = new_server()
     await test_hypervisor.start("test", server_xml(server))
     await wait_for(lambda: events.of(server) == ["started"], what="started")
-    for event in (libvirt.VIR_DOMAIN_EVENT_RESUMED, libvirt.VIR_DOMAIN_EVENT_SUSPENDED,
-                  libvirt.VIR_DOMAIN_EVENT_RESUMED, libvirt.VIR_DOMAIN_EVENT_RESUMED):
+    for event in (
+        libvirt.VIR_DOMAIN_EVENT_RESUMED,
+        libvirt.VIR_DOMAIN_EVENT_SUSPENDED,
+        libvirt.VIR_DOMAIN_EVENT_RESUMED,
+        libvirt.VIR_DOMAIN_EVENT_RESUMED,
+    ):
         test_hypervisor._events.on_lifecycle("test", f"elastic-{server}", server, event, 0)
     await test_hypervisor.stop("test", server)
     await wait_for(lambda: events.of(server)[-1:] == ["stopped"], what="the stop")
@@ -223,8 +238,10 @@ async def test_unknown_host(test_hypervisor: LibvirtHypervisor) -> None:
 
 async def test_an_unreachable_host_does_not_block_the_others(tmp_path: Path) -> None:
     good = host_xml_file(tmp_path / "good.xml", memory_mb=2048)
-    hypervisor = LibvirtHypervisor([HostConfig("gone", f"test://{tmp_path}/missing.xml"),
-                                    HostConfig("good", f"test://{good}")], installation=INSTALLATION)
+    hypervisor = LibvirtHypervisor(
+        [HostConfig("gone", f"test://{tmp_path}/missing.xml"), HostConfig("good", f"test://{good}")],
+        installation=INSTALLATION,
+    )
     await hypervisor.open()
     try:
         assert await hypervisor.place(512) == "good"

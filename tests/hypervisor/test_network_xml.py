@@ -3,6 +3,7 @@ reading back of reservations.
 
 Regenerate the golden files after an intended change with ELASTIC_UPDATE_GOLDEN=1 and review the diff.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -17,16 +18,28 @@ import libvirt
 import pytest
 
 from elastic_api.hypervisor.network import (
-    MAX_BRIDGE_NAME, PublicNetwork, dhcp_host_xml, dhcp_hosts, isolated_network_xml, public_network_differs,
-    public_network_xml, vlan_bridge,
+    MAX_BRIDGE_NAME,
+    PublicNetwork,
+    dhcp_host_xml,
+    dhcp_hosts,
+    isolated_network_xml,
+    public_network_differs,
+    public_network_xml,
+    vlan_bridge,
 )
 
 from tests.hypervisor.conftest import INSTALLATION
 
 GOLDEN = Path(__file__).parent / "golden_networks"
 UPDATE = os.environ.get("ELASTIC_UPDATE_GOLDEN") == "1"
-PUBLIC = PublicNetwork(name="elastic-public", gateway="198.51.100.1", netmask="255.255.255.0",
-                       first="198.51.100.10", last="198.51.100.254", nameserver="192.0.2.53")
+PUBLIC = PublicNetwork(
+    name="elastic-public",
+    gateway="198.51.100.1",
+    netmask="255.255.255.0",
+    first="198.51.100.10",
+    last="198.51.100.254",
+    nameserver="192.0.2.53",
+)
 VLAN = "0ddba11a-0000-4000-8000-000000000000"
 CASES = {
     "public": public_network_xml(PUBLIC, INSTALLATION),
@@ -60,12 +73,15 @@ def test_public_network_is_isolated_with_dhcp_over_the_pool() -> None:
     assert public_network_differs(CASES["public"], PUBLIC) is None
 
 
-@pytest.mark.parametrize("change, word", [
-    ({"gateway": "198.51.100.2"}, "address"),
-    ({"netmask": "255.255.0.0"}, "address"),
-    ({"first": "198.51.100.11"}, "range"),
-    ({"last": "198.51.100.200"}, "range"),
-])
+@pytest.mark.parametrize(
+    "change, word",
+    [
+        ({"gateway": "198.51.100.2"}, "address"),
+        ({"netmask": "255.255.0.0"}, "address"),
+        ({"first": "198.51.100.11"}, "range"),
+        ({"last": "198.51.100.200"}, "range"),
+    ],
+)
 def test_a_public_network_with_other_addressing_differs(change: dict[str, str], word: str) -> None:
     wanted = PublicNetwork(**{**PUBLIC.__dict__, **change})
     assert word in (public_network_differs(CASES["public"], wanted) or "")
@@ -88,7 +104,9 @@ def test_dhcp_hosts_read_back() -> None:
     dhcp.append(ET.fromstring(dhcp_host_xml("02:00:00:00:00:0A", "198.51.100.10")))
     dhcp.append(ET.fromstring(dhcp_host_xml("02:00:00:00:00:0b", "198.51.100.11")))
     assert dhcp_hosts(ET.tostring(root, encoding="unicode")) == {
-        "02:00:00:00:00:0a": "198.51.100.10", "02:00:00:00:00:0b": "198.51.100.11"}
+        "02:00:00:00:00:0a": "198.51.100.10",
+        "02:00:00:00:00:0b": "198.51.100.11",
+    }
     assert dhcp_hosts(CASES["vlan"]) == {}
 
 
@@ -100,17 +118,30 @@ def test_libvirt_accepts_the_networks(uri: str, request: pytest.FixtureRequest) 
         uri = request.getfixturevalue("system_libvirt")
     tag = secrets.token_hex(4)
     third = secrets.randbelow(256)
-    public = PublicNetwork(name=f"elastic-t{tag}-public", gateway=f"198.19.{third}.1", netmask="255.255.255.0",
-                           first=f"198.19.{third}.10", last=f"198.19.{third}.20", nameserver=f"198.19.{third}.1")
+    public = PublicNetwork(
+        name=f"elastic-t{tag}-public",
+        gateway=f"198.19.{third}.1",
+        netmask="255.255.255.0",
+        first=f"198.19.{third}.10",
+        last=f"198.19.{third}.20",
+        nameserver=f"198.19.{third}.1",
+    )
     vlan = str(uuid.uuid4())
     conn = libvirt.open(uri)
     made = []
     try:
-        for xml in (public_network_xml(public, INSTALLATION),
-                    isolated_network_xml(f"elastic-t{tag}-vlan-{vlan}", INSTALLATION, vlan_bridge(vlan))):
+        for xml in (
+            public_network_xml(public, INSTALLATION),
+            isolated_network_xml(f"elastic-t{tag}-vlan-{vlan}", INSTALLATION, vlan_bridge(vlan)),
+        ):
             made.append(conn.networkCreateXML(xml))
-        made[0].update(libvirt.VIR_NETWORK_UPDATE_COMMAND_ADD_LAST, libvirt.VIR_NETWORK_SECTION_IP_DHCP_HOST, -1,
-                       dhcp_host_xml("02:00:00:00:00:01", public.first), libvirt.VIR_NETWORK_UPDATE_AFFECT_LIVE)
+        made[0].update(
+            libvirt.VIR_NETWORK_UPDATE_COMMAND_ADD_LAST,
+            libvirt.VIR_NETWORK_SECTION_IP_DHCP_HOST,
+            -1,
+            dhcp_host_xml("02:00:00:00:00:01", public.first),
+            libvirt.VIR_NETWORK_UPDATE_AFFECT_LIVE,
+        )
         assert dhcp_hosts(made[0].XMLDesc(0)) == {"02:00:00:00:00:01": public.first}
         assert public_network_differs(made[0].XMLDesc(0), public) is None
         if not uri.startswith("test:"):

@@ -1,4 +1,5 @@
 """The driver's network calls: creation races, reservations replacing stale ones, removal."""
+
 from __future__ import annotations
 
 import asyncio
@@ -42,8 +43,9 @@ async def test_concurrent_creates_share_one_network(hypervisor):
     assert await driver.networks("h", prefix) == [name]
     # A create that loses the race to another process takes the winner's network.
     conn = await driver._hosts.host("h").connection()
-    network = await asyncio.to_thread(_create_network, conn, name,
-                                      isolated_network_xml(name, INSTALLATION, vlan_bridge(vlan)))
+    network = await asyncio.to_thread(
+        _create_network, conn, name, isolated_network_xml(name, INSTALLATION, vlan_bridge(vlan))
+    )
     assert network.name() == name and await driver.networks("h", prefix) == [name]
     await driver.remove_network("h", name)
     await driver.remove_network("h", name)  # already gone: nothing to do
@@ -53,8 +55,14 @@ async def test_concurrent_creates_share_one_network(hypervisor):
 async def test_reservations_replace_stale_ones(hypervisor):
     driver, prefix = hypervisor
     third = secrets.randbelow(256)
-    public = PublicNetwork(name=f"{prefix}public", gateway=f"198.19.{third}.1", netmask="255.255.255.0",
-                           first=f"198.19.{third}.10", last=f"198.19.{third}.20", nameserver=f"198.19.{third}.1")
+    public = PublicNetwork(
+        name=f"{prefix}public",
+        gateway=f"198.19.{third}.1",
+        netmask="255.255.255.0",
+        first=f"198.19.{third}.10",
+        last=f"198.19.{third}.20",
+        nameserver=f"198.19.{third}.1",
+    )
     assert await driver.dhcp_hosts("h", public.name) is None
     await asyncio.gather(*(driver.ensure_public_network("h", public) for _ in range(3)))
     a, b = f"198.19.{third}.10", f"198.19.{third}.11"

@@ -1,4 +1,5 @@
 """Placement: the pure choice, and the driver placing over several test:/// hosts."""
+
 from __future__ import annotations
 
 import uuid

@@ -1,4 +1,5 @@
 """Real guests on the real libvirtd: a hand-made boot sector boots, resets, powers off and stops."""
+
 from __future__ import annotations
 
 import asyncio
@@ -31,8 +32,9 @@ HOST_CORE_MHZ = 2000
 
 @pytest.fixture
 async def hypervisor(system_libvirt: str, events: EventLog) -> AsyncIterator[LibvirtHypervisor]:
-    hypervisor = LibvirtHypervisor([HostConfig(HOST, system_libvirt)], installation=INSTALLATION,
-                                   host_core_mhz=HOST_CORE_MHZ)
+    hypervisor = LibvirtHypervisor(
+        [HostConfig(HOST, system_libvirt)], installation=INSTALLATION, host_core_mhz=HOST_CORE_MHZ
+    )
     hypervisor.on_event(events)
     await hypervisor.open()
     try:
@@ -77,14 +79,31 @@ def markers(log: Path, marker: bytes) -> int:
     return log.read_bytes().count(marker) if log.exists() else 0
 
 
-def guest_spec(server: str, image: Path, fmt: str, device: str, log: Path, domain_type: str,
-               networks: dict[int, str] | None = None, **props: str) -> DomainSpec:
+def guest_spec(
+    server: str,
+    image: Path,
+    fmt: str,
+    device: str,
+    log: Path,
+    domain_type: str,
+    networks: dict[int, str] | None = None,
+    **props: str,
+) -> DomainSpec:
     drive = str(uuid.uuid4())
-    config = parse_config({"name": f"boot test {device}", "cpu": str(HOST_CORE_MHZ), "smp": "1", "mem": "32",
-                           device: drive, **props}, server)
-    return DomainSpec(server, config, {config.drives[0].device: DiskSpec(str(image), fmt)}, serial_log=str(log),
-                      domain_type=domain_type, host_core_mhz=HOST_CORE_MHZ, networks=networks or {},
-                      installation=INSTALLATION)
+    config = parse_config(
+        {"name": f"boot test {device}", "cpu": str(HOST_CORE_MHZ), "smp": "1", "mem": "32", device: drive, **props},
+        server,
+    )
+    return DomainSpec(
+        server,
+        config,
+        {config.drives[0].device: DiskSpec(str(image), fmt)},
+        serial_log=str(log),
+        domain_type=domain_type,
+        host_core_mhz=HOST_CORE_MHZ,
+        networks=networks or {},
+        installation=INSTALLATION,
+    )
 
 
 async def power_button_until_off(hypervisor: LibvirtHypervisor, events: EventLog, server: str) -> None:
@@ -101,16 +120,28 @@ async def power_button_until_off(hypervisor: LibvirtHypervisor, events: EventLog
 
 
 async def test_a_guest_boots_resets_powers_off_and_stops(
-    hypervisor: LibvirtHypervisor, events: EventLog, servers: list[str], isolated_network: str,
-    tmp_path: Path, system_libvirt: str,
+    hypervisor: LibvirtHypervisor,
+    events: EventLog,
+    servers: list[str],
+    isolated_network: str,
+    tmp_path: Path,
+    system_libvirt: str,
 ) -> None:
     server = str(uuid.uuid4())
     servers.append(server)
     image = write_boot_image(tmp_path / "boot.raw")
     log = tmp_path / f"{server}.log"
     domain_type = await hypervisor.domain_type(HOST)
-    spec = guest_spec(server, image, "raw", "ide:0:0", log, domain_type, networks={0: isolated_network},
-                      **{"nic:0:model": "virtio", "vnc": "auto", "vnc:password": "s3cret"})
+    spec = guest_spec(
+        server,
+        image,
+        "raw",
+        "ide:0:0",
+        log,
+        domain_type,
+        networks={0: isolated_network},
+        **{"nic:0:model": "virtio", "vnc": "auto", "vnc:password": "s3cret"},
+    )
 
     await hypervisor.start(HOST, domain_xml(spec))
     await wait_for(lambda: markers(log, BOOT_MARKER) == 1, BOOT_TIMEOUT, "the guest's boot marker")
@@ -152,23 +183,32 @@ async def test_a_guest_boots_resets_powers_off_and_stops(
     await hypervisor.start(HOST, domain_xml(spec))
     await wait_for(lambda: markers(log, BOOT_MARKER) == 3, BOOT_TIMEOUT, "the boot marker of the second run")
     await hypervisor.stop(HOST, server)
-    await wait_for(lambda: events.of(server) == ["started", "stopped", "started", "stopped"],
-                   what="the events of the second run")
+    await wait_for(
+        lambda: events.of(server) == ["started", "stopped", "started", "stopped"], what="the events of the second run"
+    )
     assert server not in await hypervisor.running()
     await hypervisor.stop(HOST, server)  # already off: nothing to do
 
 
 @pytest.mark.parametrize("device, fmt", [("scsi:0:0", "raw"), ("block:0", "qcow2"), ("ide:0:1", "qcow2")])
 async def test_guests_boot_from_every_bus_and_format(
-    hypervisor: LibvirtHypervisor, events: EventLog, servers: list[str], tmp_path: Path, device: str, fmt: str,
+    hypervisor: LibvirtHypervisor,
+    events: EventLog,
+    servers: list[str],
+    tmp_path: Path,
+    device: str,
+    fmt: str,
 ) -> None:
     server = str(uuid.uuid4())
     servers.append(server)
     image = write_boot_image(tmp_path / "boot.raw")
     if fmt == "qcow2":
         converted = tmp_path / "boot.qcow2"
-        subprocess.run(["qemu-img", "convert", "-f", "raw", "-O", "qcow2", str(image), str(converted)],
-                       check=True, capture_output=True)
+        subprocess.run(
+            ["qemu-img", "convert", "-f", "raw", "-O", "qcow2", str(image), str(converted)],
+            check=True,
+            capture_output=True,
+        )
         image = converted
     log = tmp_path / f"{server}.log"
     spec = guest_spec(server, image, fmt, device, log, await hypervisor.domain_type(HOST))
@@ -180,12 +220,15 @@ async def test_guests_boot_from_every_bus_and_format(
 
 
 async def test_a_failed_start_says_why_without_internals(
-    hypervisor: LibvirtHypervisor, servers: list[str], tmp_path: Path,
+    hypervisor: LibvirtHypervisor,
+    servers: list[str],
+    tmp_path: Path,
 ) -> None:
     server = str(uuid.uuid4())
     servers.append(server)
-    spec = guest_spec(server, tmp_path / "missing.raw", "raw", "ide:0:0", tmp_path / "log",
-                      await hypervisor.domain_type(HOST))
+    spec = guest_spec(
+        server, tmp_path / "missing.raw", "raw", "ide:0:0", tmp_path / "log", await hypervisor.domain_type(HOST)
+    )
     from elastic_api.errors import FailedError
 
     with pytest.raises(FailedError) as caught:

@@ -2,6 +2,7 @@
 named servers of this installation (another installation's never, one without an ID adopted
 when named). The test driver reports no counters, so the samples hold zeros; the real host's
 counters are checked in tests/api/test_metrics_libvirt.py."""
+
 from __future__ import annotations
 
 import time

@@ -1,5 +1,6 @@
 """libvirt secrets for encrypted drives on the real libvirtd: defined with a guest, gone with it,
 never left behind by a failed start, swept at start-up; hosts without secrets are no trouble."""
+
 from __future__ import annotations
 
 import uuid
@@ -37,15 +38,21 @@ def conn(system_libvirt: str) -> Iterator[libvirt.virConnect]:
 
 
 def ours(conn: libvirt.virConnect, server: str) -> list[str]:
-    return [s.UUIDString() for s in conn.listAllSecrets(0)
-            if secret_owner(ET.fromstring(s.XMLDesc(0)).findtext("description") or "")[0] == server]
+    return [
+        s.UUIDString()
+        for s in conn.listAllSecrets(0)
+        if secret_owner(ET.fromstring(s.XMLDesc(0)).findtext("description") or "")[0] == server
+    ]
 
 
 def define(conn: libvirt.virConnect, server: str, installation: str | None = INSTALLATION) -> str:
     secret = str(uuid.uuid4())
-    xml = (secret_xml(secret, server, installation) if installation else
-           f"<secret ephemeral='yes' private='yes'><uuid>{secret}</uuid>"
-           f"<description>elastic-{server}</description></secret>")  # as made before installation IDs
+    xml = (
+        secret_xml(secret, server, installation)
+        if installation
+        else f"<secret ephemeral='yes' private='yes'><uuid>{secret}</uuid>"
+        f"<description>elastic-{server}</description></secret>"
+    )  # as made before installation IDs
     conn.secretDefineXML(xml, 0).setValue(b"passphrase", 0)
     return secret
 
@@ -55,9 +62,16 @@ async def test_a_failed_start_leaves_no_secret(hypervisor, conn, tmp_path):
     server, secret = str(uuid.uuid4()), str(uuid.uuid4())
     config = parse_config({"name": "x", "cpu": "500", "mem": "64", "block:0": str(uuid.uuid4())}, server)
     missing = DiskSpec(str(tmp_path / "missing.luks"), "raw", secret=secret)
-    xml = domain_xml(DomainSpec(server=server, config=config, disks={config.drives[0].device: missing},
-                                serial_log=str(tmp_path / "serial.log"), domain_type="qemu",
-                                installation=INSTALLATION))
+    xml = domain_xml(
+        DomainSpec(
+            server=server,
+            config=config,
+            disks={config.drives[0].device: missing},
+            serial_log=str(tmp_path / "serial.log"),
+            domain_type="qemu",
+            installation=INSTALLATION,
+        )
+    )
     with pytest.raises(FailedError):
         await hypervisor.start(HOST, xml, {secret: b"passphrase"})
     assert ours(conn, server) == []
@@ -89,8 +103,11 @@ async def test_secrets_are_removed_per_server_and_swept_at_start_up(hypervisor, 
 async def test_only_our_secrets_are_swept_and_removed(hypervisor, conn):
     other_installation = str(uuid.uuid4())
     server, theirs, legacy, stranger = (str(uuid.uuid4()) for _ in range(4))
-    kept = [define(conn, theirs, other_installation), define(conn, server, other_installation),
-            define(conn, stranger, None)]
+    kept = [
+        define(conn, theirs, other_installation),
+        define(conn, server, other_installation),
+        define(conn, stranger, None),
+    ]
     try:
         swept_legacy = define(conn, legacy, None)
         await hypervisor.sweep_secrets(set(), adopt={legacy, server, theirs})

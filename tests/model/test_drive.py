@@ -1,12 +1,19 @@
 """Drives as typed values: a spec made into a drive, changes applied, and what the service checks
 whichever dialect parsed them."""
+
 from __future__ import annotations
 
 import pytest
 
 from elastic_api.errors import UsageError
 from elastic_api.model.drive import (
-    DriveChanges, DriveSpec, EncryptedRawError, apply_changes, check_changes, check_spec, new_drive,
+    DriveChanges,
+    DriveSpec,
+    EncryptedRawError,
+    apply_changes,
+    check_changes,
+    check_spec,
+    new_drive,
 )
 from elastic_api.model.ids import ALL_USERS
 
@@ -40,8 +47,14 @@ def test_cipher_defaults_to_the_operators_choice_and_is_kept_when_given():
 
 @pytest.mark.parametrize("default_format", ["raw", "qcow2"])
 def test_an_encrypted_drive_is_qcow2_whatever_the_default_format(default_format):
-    drive = new_drive(OWNER, OWNER, DriveSpec(name="x", size=1), default_format=default_format, created=1,
-                      default_cipher="aes-xts-plain")
+    drive = new_drive(
+        OWNER,
+        OWNER,
+        DriveSpec(name="x", size=1),
+        default_format=default_format,
+        created=1,
+        default_cipher="aes-xts-plain",
+    )
     assert drive.encrypted and drive.format == "qcow2"
     raw = DriveSpec(name="x", size=1, format="raw")
     with pytest.raises(EncryptedRawError, match="qcow2"):
@@ -56,16 +69,19 @@ def test_changes_apply_only_what_is_given():
     assert changed.user_keys == {"keep": "1", "new": "3"} and drive.user_keys == {"keep": "1", "drop": "2"}
 
 
-@pytest.mark.parametrize("spec, word", [
-    (DriveSpec(name="a", size=0), "size must be between"),
-    (DriveSpec(name="a", size=MAX + 1), "size must be between"),
-    (DriveSpec(name="a", size=1, format="vmdk"), "format"),
-    (DriveSpec(name="a", size=1, claim_type="mine"), "claim type"),
-    (DriveSpec(name="a", size=1, encryption="rot13"), "encryption"),
-    (DriveSpec(name="a", size=1, tier="tape"), "tier"),
-    (DriveSpec(name="a", size=1, avoid=(ALL_USERS,)), "avoid must name real objects"),
-    (DriveSpec(name="a", size=1, readers=tuple(str(n) for n in range(65))), "readers holds more than 64"),
-])
+@pytest.mark.parametrize(
+    "spec, word",
+    [
+        (DriveSpec(name="a", size=0), "size must be between"),
+        (DriveSpec(name="a", size=MAX + 1), "size must be between"),
+        (DriveSpec(name="a", size=1, format="vmdk"), "format"),
+        (DriveSpec(name="a", size=1, claim_type="mine"), "claim type"),
+        (DriveSpec(name="a", size=1, encryption="rot13"), "encryption"),
+        (DriveSpec(name="a", size=1, tier="tape"), "tier"),
+        (DriveSpec(name="a", size=1, avoid=(ALL_USERS,)), "avoid must name real objects"),
+        (DriveSpec(name="a", size=1, readers=tuple(str(n) for n in range(65))), "readers holds more than 64"),
+    ],
+)
 def test_check_spec_refuses(spec, word):
     with pytest.raises(UsageError, match=word):
         check_spec(spec, MAX)

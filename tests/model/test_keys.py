@@ -1,4 +1,5 @@
 """Drive keys: wrapped by the master key, bound to their drive, never readable without it."""
+
 from __future__ import annotations
 
 import base64

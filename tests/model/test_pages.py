@@ -1,4 +1,5 @@
 """?limit=N&marker=ID."""
+
 from __future__ import annotations
 
 import pytest
@@ -14,8 +15,9 @@ def test_pages():
     assert parse_page({"limit": "100", "marker": ID.upper()}, 100) == Page(100, ID)
 
 
-@pytest.mark.parametrize("query", [{"limit": "0"}, {"limit": "101"}, {"limit": "-1"}, {"limit": "x"},
-                                   {"marker": "nope"}, {"marker": ""}])
+@pytest.mark.parametrize(
+    "query", [{"limit": "0"}, {"limit": "101"}, {"limit": "-1"}, {"limit": "x"}, {"marker": "nope"}, {"marker": ""}]
+)
 def test_bad_pages(query):
     with pytest.raises(UsageError):
         parse_page(query, 100)

@@ -1,12 +1,23 @@
 """Resources as typed values, the pure pool arithmetic and what a server's configuration names."""
+
 from __future__ import annotations
 
 import pytest
 
 from elastic_api.errors import MissingError
 from elastic_api.model.resource import (
-    Resource, ResourceChanges, ResourceSpec, apply_changes, check_nics, first_free, new_resource, parse_any_resource,
-    parse_resource, parse_type, static_ips, vlans,
+    Resource,
+    ResourceChanges,
+    ResourceSpec,
+    apply_changes,
+    check_nics,
+    first_free,
+    new_resource,
+    parse_any_resource,
+    parse_resource,
+    parse_type,
+    static_ips,
+    vlans,
 )
 from elastic_api.api.elastichosts.codec.server import parse_config, wire_refusal
 from elastic_api.model.server import ConfigRefusal
@@ -20,8 +31,9 @@ def test_create_and_set():
     assert created == Resource("192.0.2.7", "ip", "u", "", (), {"x": "1"}, 5)
     changed = apply_changes(created, ResourceChanges(name="n", user_keys={"x": "", "z": "2"}))
     assert (changed.name, changed.tags, changed.user_keys) == ("n", (), {"z": "2"})
-    assert apply_changes(changed, ResourceChanges(tags=("t",))) == Resource("192.0.2.7", "ip", "u", "n", ("t",),
-                                                                              {"z": "2"}, 5)
+    assert apply_changes(changed, ResourceChanges(tags=("t",))) == Resource(
+        "192.0.2.7", "ip", "u", "n", ("t",), {"z": "2"}, 5
+    )
 
 
 def test_types_and_ids():
@@ -50,21 +62,38 @@ def config(**props):
 
 
 def test_what_a_server_names():
-    c = config(**{"nic:0:model": "virtio", "nic:0:dhcp": "192.0.2.7", "nic:1:model": "virtio", "nic:1:dhcp": "auto",
-                  "nic:2:model": "virtio", "nic:2:vlan": VLAN, "nic:3:model": "virtio", "nic:3:vlan": VLAN,
-                  "vnc": "192.0.2.8"})
+    c = config(
+        **{
+            "nic:0:model": "virtio",
+            "nic:0:dhcp": "192.0.2.7",
+            "nic:1:model": "virtio",
+            "nic:1:dhcp": "auto",
+            "nic:2:model": "virtio",
+            "nic:2:vlan": VLAN,
+            "nic:3:model": "virtio",
+            "nic:3:vlan": VLAN,
+            "vnc": "192.0.2.8",
+        }
+    )
     assert static_ips(c) == ["192.0.2.7", "192.0.2.8"]
     assert vlans(c) == [VLAN]
     check_nics(c)
 
 
-@pytest.mark.parametrize("props, message", [
-    ({"nic:0:model": "virtio", "nic:0:dhcp": "auto", "nic:0:vlan": VLAN},
-     "nic:0:dhcp and nic:0:vlan exclude each other: a NIC is on the public network or on a VLAN"),
-    ({"nic:0:model": "virtio", "nic:0:dhcp": "2001:db8::1"}, "nic:0:dhcp must be an IPv4 address or auto"),
-    ({"nic:0:model": "virtio", "nic:0:dhcp": "192.0.2.7", "nic:1:model": "virtio", "nic:1:dhcp": "192.0.2.7"},
-     "nic:1:dhcp: 192.0.2.7 is already on nic:0"),
-])
+@pytest.mark.parametrize(
+    "props, message",
+    [
+        (
+            {"nic:0:model": "virtio", "nic:0:dhcp": "auto", "nic:0:vlan": VLAN},
+            "nic:0:dhcp and nic:0:vlan exclude each other: a NIC is on the public network or on a VLAN",
+        ),
+        ({"nic:0:model": "virtio", "nic:0:dhcp": "2001:db8::1"}, "nic:0:dhcp must be an IPv4 address or auto"),
+        (
+            {"nic:0:model": "virtio", "nic:0:dhcp": "192.0.2.7", "nic:1:model": "virtio", "nic:1:dhcp": "192.0.2.7"},
+            "nic:1:dhcp: 192.0.2.7 is already on nic:0",
+        ),
+    ],
+)
 def test_nic_wiring_no_network_can_give(props, message):
     with pytest.raises(ConfigRefusal) as caught:
         check_nics(config(**props))

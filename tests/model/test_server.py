@@ -1,4 +1,5 @@
 """A server's configuration in no dialect's words: the rules across its fields and derived values."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -8,8 +9,25 @@ import pytest
 from elastic_api.errors import UsageError
 from elastic_api.model.device import Device
 from elastic_api.model.server import (
-    BadMedia, BadNic, BadNicModel, Boot, BootNotConfigured, BootTwice, CdromOnVirtio, DriveSlot, DriveTwice,
-    MacShared, Nic, ServerConfig, check_boot, check_drives, derived_mac, mac_of, referenced_drives, settle, validate,
+    BadMedia,
+    BadNic,
+    BadNicModel,
+    Boot,
+    BootNotConfigured,
+    BootTwice,
+    CdromOnVirtio,
+    DriveSlot,
+    DriveTwice,
+    MacShared,
+    Nic,
+    ServerConfig,
+    check_boot,
+    check_drives,
+    derived_mac,
+    mac_of,
+    referenced_drives,
+    settle,
+    validate,
     vcpu_count,
 )
 
@@ -25,8 +43,10 @@ def config(**changes: object) -> ServerConfig:
 
 
 def test_validate_puts_drives_in_bus_order_and_nics_by_index() -> None:
-    given = config(drives=(DriveSlot(VIRTIO0, D1), DriveSlot(IDE1, D2, "cdrom")),
-                   nics=(Nic(1, "virtio", "02:00:00:00:00:02"), Nic(0, "e1000", "02:00:00:00:00:01")))
+    given = config(
+        drives=(DriveSlot(VIRTIO0, D1), DriveSlot(IDE1, D2, "cdrom")),
+        nics=(Nic(1, "virtio", "02:00:00:00:00:02"), Nic(0, "e1000", "02:00:00:00:00:01")),
+    )
     valid = validate(given)
     assert [s.device for s in valid.drives] == [IDE1, VIRTIO0]
     assert [n.index for n in valid.nics] == [0, 1]
@@ -75,26 +95,32 @@ def test_boot_names_configured_devices_once() -> None:
     drives, nics = [DriveSlot(IDE0, D1)], [Nic(0, "virtio")]
     check_boot([0, IDE0], drives, nics)
     cases: list[tuple[list[Boot], type[Exception], Boot]] = [
-        ([IDE1], BootNotConfigured, IDE1), ([1], BootNotConfigured, 1), ([IDE0, 0, IDE0], BootTwice, IDE0)]
+        ([IDE1], BootNotConfigured, IDE1),
+        ([1], BootNotConfigured, 1),
+        ([IDE0, 0, IDE0], BootTwice, IDE0),
+    ]
     for boot, refusal, entry in cases:
         with pytest.raises(refusal) as caught:
             check_boot(boot, drives, nics)
         assert caught.value.entry == entry  # type: ignore[attr-defined]
 
 
-@pytest.mark.parametrize("changes, refusal", [
-    ({"nics": (Nic(0, "virtio", "02:00:00:00:00:01"), Nic(1, "e1000", "02:00:00:00:00:01"))}, MacShared),
-    ({"nics": (Nic(0, "ne2k_pci", "02:00:00:00:00:01"),)}, BadNicModel),
-    ({"nics": (Nic(8, "virtio", "02:00:00:00:00:01"),)}, BadNic),
-    ({"nics": (Nic(0, "virtio", "02:00:00:00:00:01"), Nic(0, "virtio", "02:00:00:00:00:02"))}, BadNic),
-    ({"boot": (IDE0,)}, BootNotConfigured),
-    ({"cpu": 99}, UsageError),
-    ({"cpu": 256001}, UsageError),
-    ({"mem": 15}, UsageError),
-    ({"smp": 129}, UsageError),
-    ({"vnc_password": "123456789"}, UsageError),
-    ({"vnc_password": "pässwd"}, UsageError),
-])
+@pytest.mark.parametrize(
+    "changes, refusal",
+    [
+        ({"nics": (Nic(0, "virtio", "02:00:00:00:00:01"), Nic(1, "e1000", "02:00:00:00:00:01"))}, MacShared),
+        ({"nics": (Nic(0, "ne2k_pci", "02:00:00:00:00:01"),)}, BadNicModel),
+        ({"nics": (Nic(8, "virtio", "02:00:00:00:00:01"),)}, BadNic),
+        ({"nics": (Nic(0, "virtio", "02:00:00:00:00:01"), Nic(0, "virtio", "02:00:00:00:00:02"))}, BadNic),
+        ({"boot": (IDE0,)}, BootNotConfigured),
+        ({"cpu": 99}, UsageError),
+        ({"cpu": 256001}, UsageError),
+        ({"mem": 15}, UsageError),
+        ({"smp": 129}, UsageError),
+        ({"vnc_password": "123456789"}, UsageError),
+        ({"vnc_password": "pässwd"}, UsageError),
+    ],
+)
 def test_validate_refuses(changes: dict[str, object], refusal: type[Exception]) -> None:
     with pytest.raises(refusal):
         validate(config(**changes))

@@ -1,4 +1,5 @@
 """OpenSSH public keys: the type, the base64 blob and the type it names must agree."""
+
 from __future__ import annotations
 
 import pytest
@@ -20,10 +21,19 @@ def test_a_key_without_comment():
     assert parse_public_key(line) == line
 
 
-@pytest.mark.parametrize("text", ["", "ssh-rsa", "ssh-dss AAAAB3NzaC1kc3M=",
-                                  ssh_key().replace("ssh-ed25519", "ssh-rsa", 1),
-                                  ssh_key().replace(" ", " !", 1), "ssh-ed25519 AAAA====",
-                                  ssh_key(comment="tab\there"), "x" * 9000])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "ssh-rsa",
+        "ssh-dss AAAAB3NzaC1kc3M=",
+        ssh_key().replace("ssh-ed25519", "ssh-rsa", 1),
+        ssh_key().replace(" ", " !", 1),
+        "ssh-ed25519 AAAA====",
+        ssh_key(comment="tab\there"),
+        "x" * 9000,
+    ],
+)
 def test_bad_keys(text):
     with pytest.raises(Invalid):
         parse_public_key(text)

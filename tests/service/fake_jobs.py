@@ -1,5 +1,6 @@
 """An in-memory JobStore for the runner's unit tests: the contract (tests/contract/test_jobs.py)
 holds the real stores to the same behaviour."""
+
 from __future__ import annotations
 
 import asyncio
@@ -24,8 +25,9 @@ class MemoryJobs:
 
     async def next_job(self, resource: str) -> Job | None:
         await self._turn()
-        return next((j for j in sorted(self.jobs.values(), key=lambda j: j.id)
-                     if j.resource == resource and j.unfinished), None)
+        return next(
+            (j for j in sorted(self.jobs.values(), key=lambda j: j.id) if j.resource == resource and j.unfinished), None
+        )
 
     async def claim_job(self, job: int, holder: str, now: int, expires: int) -> Job | None:
         await self._turn()
@@ -59,15 +61,20 @@ class MemoryJobs:
         if found is not None:
             self.jobs[job] = dataclasses.replace(found, progress=progress)
 
-    async def finish_job(self, job: int, holder: str | None, status: str, error: str | None,
-                         finished: int) -> bool:
+    async def finish_job(self, job: int, holder: str | None, status: str, error: str | None, finished: int) -> bool:
         await self._turn()
         found = self._held(job, holder)
         if found is None:
             return False
-        self.jobs[job] = dataclasses.replace(found, status=status, error=error, finished=finished,
-                                             progress=100 if status == DONE else found.progress,
-                                             lease_holder=None, lease_expires=None)
+        self.jobs[job] = dataclasses.replace(
+            found,
+            status=status,
+            error=error,
+            finished=finished,
+            progress=100 if status == DONE else found.progress,
+            lease_holder=None,
+            lease_expires=None,
+        )
         return True
 
     async def requeue_job(self, job: int, holder: str | None) -> bool:
@@ -75,14 +82,16 @@ class MemoryJobs:
         found = self._held(job, holder)
         if found is None:
             return False
-        self.jobs[job] = dataclasses.replace(found, status=QUEUED, progress=0, started=None,
-                                             lease_holder=None, lease_expires=None)
+        self.jobs[job] = dataclasses.replace(
+            found, status=QUEUED, progress=0, started=None, lease_holder=None, lease_expires=None
+        )
         return True
 
     async def jobs_of(self, owner: str, resource: str) -> list[Job]:
         await self._turn()
-        return [j for j in sorted(self.jobs.values(), key=lambda j: j.id)
-                if j.owner == owner and j.resource == resource]
+        return [
+            j for j in sorted(self.jobs.values(), key=lambda j: j.id) if j.owner == owner and j.resource == resource
+        ]
 
     async def unfinished_jobs(self) -> list[Job]:
         await self._turn()

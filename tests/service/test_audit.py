@@ -1,6 +1,7 @@
 """The audit service off the hot path: entries queue without a store trip, are written in
 groups of at most `batch`, a full queue or a failed write drops (and counts) instead of failing
 anyone, old entries are pruned at most once per tenth of the retention, and close writes the rest."""
+
 from __future__ import annotations
 
 import asyncio

@@ -1,5 +1,6 @@
 """The job runner on an in-memory store: order per resource, bounded concurrency, progress,
 failures, leases, and what a restart or a stop does to jobs left running."""
+
 from __future__ import annotations
 
 import asyncio
@@ -18,11 +19,17 @@ def job(resource: str = "d1", source: str = "s", owner: str = "alice") -> Job:
     return Job(0, IMAGE, owner, resource, ImageParams(source, ""))
 
 
-def runner(store: MemoryJobs, holder: str = NODE, *, lease: float = 60, heartbeat: float = 10,
-           progress: float = 0.0, clock=None) -> JobRunner:
+def runner(
+    store: MemoryJobs,
+    holder: str = NODE,
+    *,
+    lease: float = 60,
+    heartbeat: float = 10,
+    progress: float = 0.0,
+    clock=None,
+) -> JobRunner:
     kw = {} if clock is None else {"clock": clock}
-    return JobRunner(store, holder, lease_seconds=lease, heartbeat_seconds=heartbeat,
-                     progress_seconds=progress, **kw)
+    return JobRunner(store, holder, lease_seconds=lease, heartbeat_seconds=heartbeat, progress_seconds=progress, **kw)
 
 
 class Gates:

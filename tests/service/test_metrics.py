@@ -1,5 +1,6 @@
 """The metrics service over a real store and a fake hypervisor: what a round keeps, the series,
 pruning, and a failing host that is logged now and then and stops nobody."""
+
 from __future__ import annotations
 
 from typing import cast
@@ -81,8 +82,9 @@ async def test_rounds_keep_the_servers_active_on_the_host_and_the_series_is_thei
     assert hypervisor.asked["a"] == {on_a, theirs}  # only what the store has active there
     points = await metrics.series(alice, on_a.upper())  # an ID in any case
     assert [p.at for p in points] == [1010, 1020]
-    assert all(p.cpu_percent == 10.0 and p.read_kib_s == 0.2 and p.rx_kib_s == 0.1 and p.write_kib_s == 0
-               for p in points)
+    assert all(
+        p.cpu_percent == 10.0 and p.read_kib_s == 0.2 and p.rx_kib_s == 0.1 and p.write_kib_s == 0 for p in points
+    )
     assert await metrics.series(alice, on_b) == []  # host b never sampled
     assert await metrics.series(alice, stopped) == []
     for missing in (theirs, new_id(), "not-an-id"):
@@ -95,7 +97,7 @@ async def test_a_restart_between_samples_is_no_rate(store):
     clock = Clock()
     hypervisor = FakeHypervisor(clock)
     metrics = MetricsService(store, cast(Hypervisor, hypervisor), interval=10, retention=1000, clock=clock)
-    alice, = await users(store, 1)
+    (alice,) = await users(store, 1)
     server = await server_on(store, alice, "a", started=500)
     for _ in range(2):
         await metrics.sample_host("a")
@@ -112,7 +114,7 @@ async def test_a_restart_between_samples_is_no_rate(store):
 async def test_pruning_keeps_the_retention(store):
     clock = Clock()
     metrics = MetricsService(store, cast(Hypervisor, FakeHypervisor(clock)), interval=10, retention=35, clock=clock)
-    alice, = await users(store, 1)
+    (alice,) = await users(store, 1)
     server = await server_on(store, alice, "a")
     for _ in range(5):  # at 1000, 1010, ... 1040
         await metrics.sample_host("a")
@@ -126,7 +128,7 @@ async def test_a_failing_host_is_logged_once_and_stops_nobody(store, caplog):
     hypervisor = FakeHypervisor(Clock())
     hypervisor.clock = time.time  # type: ignore[assignment]
     metrics = MetricsService(store, cast(Hypervisor, hypervisor), interval=0.01, retention=3600)
-    alice, = await users(store, 1)
+    (alice,) = await users(store, 1)
     server = await server_on(store, alice, "b")
     await server_on(store, alice, "a")
     hypervisor.failing.add("a")

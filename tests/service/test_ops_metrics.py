@@ -1,5 +1,6 @@
 """OpsMetrics without the program: a registry per instance, gauges read at scrape time, and a
 scrape that reports what it can when a source fails."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -35,15 +36,20 @@ def metrics(store: FakeStore, pool: Path) -> OpsMetrics:
 
     async def handler(job: Job, progress: Any) -> None:
         pass
+
     jobs.register(IMAGE, handler, concurrency=1, idempotent=True)
-    return OpsMetrics(store=cast(JobStore, store), hypervisor=cast(Hypervisor, FakeHypervisor()), pool_dir=pool,
-                      jobs=jobs)
+    return OpsMetrics(
+        store=cast(JobStore, store), hypervisor=cast(Hypervisor, FakeHypervisor()), pool_dir=pool, jobs=jobs
+    )
 
 
 async def samples(ops: OpsMetrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     text = (await ops.scrape()).decode()
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
 
 
 async def test_each_instance_counts_alone_and_gauges_are_read_at_scrape(tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
 """QuotaService over a real SQLite store: limits from config and overrides, usage, the IP check."""
+
 from __future__ import annotations
 
 import asyncio
@@ -78,8 +79,10 @@ async def test_the_lock_admits_one_at_a_time(store, quotas):
                 admitted.append(name)
                 # What the real create does inside the block: the row lands in the store.
                 from elastic_api.model.drive import DriveSpec, new_drive
-                drive = new_drive(str(uuid.uuid4()), user, DriveSpec(name=name, size=1), default_format="raw",
-                                  created=len(admitted))
+
+                drive = new_drive(
+                    str(uuid.uuid4()), user, DriveSpec(name=name, size=1), default_format="raw", created=len(admitted)
+                )
                 await store.insert_drive(drive)
         except BillingError:
             pass

@@ -1,5 +1,6 @@
 """Support plans and reservations on a real store: attach, replace, cancel, the immutable and
 downgrade rules, reserved terms by id and by formula, chained terms, and the delete guard."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -9,16 +10,23 @@ import pytest
 from elastic_api.errors import Busy, Invalid, NotFound
 from elastic_api.model.catalogue import DEFAULT_PLANS
 from elastic_api.model.support import (
-    DAY_NS, DEFAULT_RESERVED_TERMS, DEFAULT_SUPPORT_PLANS, ReservedTerm, SupportPlan, add_months,
+    DAY_NS,
+    DEFAULT_RESERVED_TERMS,
+    DEFAULT_SUPPORT_PLANS,
+    ReservedTerm,
+    SupportPlan,
+    add_months,
 )
 from elastic_api.service.support import SupportService
 
 ALICE, BOB = "11111111-1111-4111-8111-111111111111", "22222222-2222-4222-8222-222222222222"
 SERVER = "33333333-3333-4333-8333-333333333333"
 T0 = int(dt.datetime(2026, 1, 31, 12, tzinfo=dt.UTC).timestamp()) * 10**9
-PLANS = (*DEFAULT_SUPPORT_PLANS,
-         SupportPlan("locked", "Locked", 3, days=30, immutable=True),
-         SupportPlan("premium", "Premium", 5, may_downgrade=False, monthly_price=99.5))
+PLANS = (
+    *DEFAULT_SUPPORT_PLANS,
+    SupportPlan("locked", "Locked", 3, days=30, immutable=True),
+    SupportPlan("premium", "Premium", 5, may_downgrade=False, monthly_price=99.5),
+)
 
 
 class Clock:
@@ -34,8 +42,9 @@ async def support(store):
     for user in (ALICE, BOB):
         await store.create_user(user, "u", b"h", 0)
     clock = Clock()
-    service = SupportService(store, support_plans=PLANS, reserved_terms=DEFAULT_RESERVED_TERMS,
-                             plans=DEFAULT_PLANS, clock=clock)
+    service = SupportService(
+        store, support_plans=PLANS, reserved_terms=DEFAULT_RESERVED_TERMS, plans=DEFAULT_PLANS, clock=clock
+    )
     service.test_clock = clock  # type: ignore[attr-defined]
     return service
 
@@ -86,8 +95,12 @@ async def test_a_plan_that_may_not_be_downgraded(support):
 async def test_the_record_keeps_what_was_sold(support, store):
     record = await support.attach(ALICE, SERVER, "premium")
     assert record.plan.monthly_price == 99.5
-    cheaper = SupportService(store, support_plans=(SupportPlan("premium", "Premium", 5, monthly_price=1.0),),
-                             reserved_terms=(), plans=DEFAULT_PLANS)
+    cheaper = SupportService(
+        store,
+        support_plans=(SupportPlan("premium", "Premium", 5, monthly_price=1.0),),
+        reserved_terms=(),
+        plans=DEFAULT_PLANS,
+    )
     kept = await cheaper.support(ALICE, SERVER)
     assert kept is not None and kept.plan.monthly_price == 99.5
 

@@ -1,4 +1,5 @@
 """UserService over a real SQLite store: authentication, and the memory of verified secrets."""
+
 from __future__ import annotations
 
 import asyncio

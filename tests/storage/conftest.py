@@ -1,4 +1,5 @@
 """Fixtures for the drive pool: a real Pool in tmp_path, real files and real qemu tools."""
+
 from __future__ import annotations
 
 import gzip
@@ -36,7 +37,7 @@ def mixed(size: int, seed: int = 1) -> bytes:
 async def body(data: bytes, piece: int = 64 * KiB) -> AsyncIterator[bytes]:
     """A request body as aiohttp hands it over: a few KiB at a time."""
     for start in range(0, len(data), piece):
-        yield data[start:start + piece]
+        yield data[start : start + piece]
 
 
 async def read_all(pool: Pool, volume: Volume, offset: int = 0, length: int | None = None) -> bytes:
@@ -44,11 +45,10 @@ async def read_all(pool: Pool, volume: Volume, offset: int = 0, length: int | No
     return b"".join([piece async for piece in pool.read(volume, offset, length)])
 
 
-async def upload(pool: Pool, volume: Volume, data: bytes, chunk: int, offset: int = 0, *,
-                 gzipped: bool = True) -> None:
+async def upload(pool: Pool, volume: Volume, data: bytes, chunk: int, offset: int = 0, *, gzipped: bool = True) -> None:
     """What the upload tools do: each chunk gzipped on its own and written at its offset."""
     for start in range(0, len(data), chunk):
-        piece = data[start:start + chunk]
+        piece = data[start : start + chunk]
         sent = gzip.compress(piece, 1) if gzipped else piece
         written = await pool.write(volume, offset + start, body(sent), gzip=gzipped, max_decompressed=64 * MiB)
         assert written == len(piece)

@@ -1,6 +1,7 @@
 """Copy-on-write imaging: a standard image gunzipped into a drive makes it a clone of the image's
 base (a qcow2 overlay, plain or with LUKS inside, or a reflink/copy for raw); its reads equal a
 full copy's bytes, and its writes, resizes and reads go on working."""
+
 from __future__ import annotations
 
 import os
@@ -58,8 +59,12 @@ async def test_a_clone_reads_as_a_full_copy_byte_for_byte(pool, image, layout):
         assert _backing_file(pool.path(clone)) == base
         assert _backing_file(pool.path(full)) is None  # drive to drive (mutable) still copies
         assert await pool.image_users(IMAGE) == [clone.drive]
-        info = subprocess.run(["qemu-img", "info", "--output=json", "-U", str(pool.path(clone))],
-                              capture_output=True, text=True, check=True).stdout
+        info = subprocess.run(
+            ["qemu-img", "info", "--output=json", "-U", str(pool.path(clone))],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
         assert '"backing-filename-format": "raw"' in info and '"virtual-size": 8388608' in info, info
         if layout == "qcow2":
             subprocess.run(["qemu-img", "check", "-q", "-U", "-f", "qcow2", str(pool.path(clone))], check=True)
@@ -77,26 +82,29 @@ async def test_a_clone_is_written_resized_and_read(pool, image, layout):
     patch = b"\xa5" * 1000 + b"secret-marker-" * 10
     await pool.write(clone, 70_001, body(patch), gzip=False, max_decompressed=64 * MiB)
     expected = bytearray(data + bytes(4 * MiB - len(data)))
-    expected[70_001:70_001 + len(patch)] = patch
+    expected[70_001 : 70_001 + len(patch)] = patch
     grown = Volume(clone.drive, clone.format, 6 * MiB, clone.secret)
     await pool.resize(clone, grown.size)
     expected += bytes(2 * MiB)
     await pool.write(grown, 5 * MiB, body(b"tail" * 100), gzip=False, max_decompressed=64 * MiB)
-    expected[5 * MiB:5 * MiB + 400] = b"tail" * 100
+    expected[5 * MiB : 5 * MiB + 400] = b"tail" * 100
     assert await read_all(pool, grown) == bytes(expected)
     assert await read_all(pool, grown, 70_000, 2000) == bytes(expected[70_000:72_000])
     # The base never changes: another clone still reads the image.
     other = _volume(layout, 4 * MiB)
     await pool.create(other)
     await pool.copy(stored, other, "gunzip", _ignore)
-    assert (await read_all(pool, other))[:len(data)] == data
+    assert (await read_all(pool, other))[: len(data)] == data
     await pool.close()
     if layout == "qcow2-luks":
         # The drive's own writes are encrypted in its file; the public base is not.
         assert b"secret-marker-" not in pool.path(grown).read_bytes()
     else:
-        check = subprocess.run(["qemu-img", "check", "-f", "qcow2", str(pool.path(grown))],
-                               capture_output=True, text=True) if layout == "qcow2" else None
+        check = (
+            subprocess.run(["qemu-img", "check", "-f", "qcow2", str(pool.path(grown))], capture_output=True, text=True)
+            if layout == "qcow2"
+            else None
+        )
         assert check is None or check.returncode == 0, check.stdout + check.stderr
 
 
@@ -128,7 +136,7 @@ async def test_a_base_is_immutable_and_made_for_old_images(pool, image):
     await pool.create(clone)
     await pool.copy(stored, clone, "gunzip", _ignore)
     assert base.exists()
-    assert (await read_all(pool, clone))[:len(data)] == data
+    assert (await read_all(pool, clone))[: len(data)] == data
 
 
 async def test_an_image_too_big_leaves_the_drive_as_it_was(pool, image):
@@ -158,8 +166,8 @@ async def test_an_encrypted_clone_keeps_the_drives_luks_area(pool, image):
     new_area = luks_area(after[:65536])
     assert new_area is not None
     new_offset, new_length = new_area
-    assert new_length == length and after[new_offset:new_offset + length] == before[offset:offset + length]
-    assert (await read_all(pool, clone))[:len(data)] == data
+    assert new_length == length and after[new_offset : new_offset + length] == before[offset : offset + length]
+    assert (await read_all(pool, clone))[: len(data)] == data
     assert luks_area(b"QFI\xfb" + bytes(200)) is None and luks_area(b"not qcow2" * 20) is None
 
 

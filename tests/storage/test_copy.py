@@ -1,4 +1,5 @@
 """Imaging: copy between formats, gzip and gunzip on the way, standard images as sources."""
+
 from __future__ import annotations
 
 import gzip
@@ -47,7 +48,7 @@ async def test_copy_between_formats(pool, make_volume, tmp_path, source_format, 
     await pool.close()
     if target_format == "qcow2":
         qemu_check(pool.path(target))
-    assert qemu_raw(pool.path(target), target_format, tmp_path)[:target.size] == expected
+    assert qemu_raw(pool.path(target), target_format, tmp_path)[: target.size] == expected
     assert await read_all(pool, source) == data  # the source is untouched
 
 
@@ -86,7 +87,7 @@ async def test_gunzip_of_concatenated_members_on_a_drive(pool, make_volume):
     source = await filled(make_volume, pool, "qcow2", 4 * MiB, stream)
     target = await make_volume("raw", 4 * MiB)
     await pool.copy(source, target, "gunzip", Progress())
-    assert (await read_all(pool, target))[:3 * MiB + 4] == b"".join(parts)
+    assert (await read_all(pool, target))[: 3 * MiB + 4] == b"".join(parts)
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -134,6 +135,7 @@ async def test_bad_conversions_and_self_copies(pool, make_volume):
 
 # Standard images as sources.
 
+
 @pytest.fixture
 async def image(pool, tmp_path):
     data = mixed(3 * MiB + 17, seed=23)
@@ -159,7 +161,7 @@ async def test_image_bytes_are_its_gzip_stream(pool, make_volume, image):
     target = await make_volume("raw", 4 * MiB)
     await pool.copy(stored, target, "", Progress())
     stream = stored.path.read_bytes()
-    assert (await read_all(pool, target))[:len(stream)] == stream
+    assert (await read_all(pool, target))[: len(stream)] == stream
     again = await make_volume("raw", 4 * MiB)
     await pool.copy(stored, again, "gzip", Progress())
     inflater = zlib.decompressobj(31)

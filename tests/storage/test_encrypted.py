@@ -1,5 +1,6 @@
 """Encrypted volumes on real files through qemu's LUKS code: no plaintext in the pool, zeros
 where nothing was written, round trips and conversions to and from plain volumes."""
+
 from __future__ import annotations
 
 import asyncio
@@ -42,13 +43,27 @@ def qemu_decrypted(volume: Volume, path: Path, tmp_path: Path) -> bytes:
     secret = "key-secret=s" if volume.format == "raw" else "encrypt.key-secret=s"
     out = tmp_path / f"decrypted-{uuid.uuid4()}.raw"
     try:
-        subprocess.run(["qemu-img", "convert", "-U", "--object", f"secret,id=s,format=raw,file=/proc/self/fd/{read}",
-                        "--image-opts", f"driver={driver},{secret},file.filename={qemu_escape(str(path))}",
-                        "-O", "raw", str(out)], check=True, pass_fds=(read,), capture_output=True)
+        subprocess.run(
+            [
+                "qemu-img",
+                "convert",
+                "-U",
+                "--object",
+                f"secret,id=s,format=raw,file=/proc/self/fd/{read}",
+                "--image-opts",
+                f"driver={driver},{secret},file.filename={qemu_escape(str(path))}",
+                "-O",
+                "raw",
+                str(out),
+            ],
+            check=True,
+            pass_fds=(read,),
+            capture_output=True,
+        )
     finally:
         os.close(read)
     try:
-        return out.read_bytes()[:volume.size]
+        return out.read_bytes()[: volume.size]
     finally:
         out.unlink()
 
@@ -72,7 +87,7 @@ async def test_round_trip_with_no_plaintext_in_the_pool(pool, fmt, tmp_path):
     size = 6 * MiB + 777
     data = bytearray(mixed(size, seed=8))
     for offset in (0, 1 * MiB + 3, 5 * MiB):
-        data[offset:offset + len(MARKER)] = MARKER
+        data[offset : offset + len(MARKER)] = MARKER
     volume = await encrypted(pool, fmt, size)
     await upload(pool, volume, bytes(data), 1 * MiB)
     assert await read_all(pool, volume) == data
@@ -89,7 +104,7 @@ async def test_zeros_written_over_data_read_as_zeros(pool, fmt, tmp_path):
     await upload(pool, volume, MARKER * (4 * MiB // len(MARKER)), 4 * MiB, gzipped=False)
     await pool.write(volume, 1 * MiB, body(bytes(2 * MiB)), gzip=False, max_decompressed=8 * MiB)
     expected = bytearray(await read_all(pool, volume))
-    assert expected[1 * MiB:3 * MiB] == bytes(2 * MiB) and MARKER in expected[:1 * MiB]
+    assert expected[1 * MiB : 3 * MiB] == bytes(2 * MiB) and MARKER in expected[: 1 * MiB]
     await pool.close()
     assert qemu_decrypted(volume, pool.path(volume), tmp_path) == expected
     if fmt == "raw":
@@ -120,12 +135,19 @@ async def test_a_wrong_passphrase_opens_nothing(pool):
     assert await read_all(pool, volume) == bytes(volume.size)
 
 
-@pytest.mark.parametrize("source_format, source_encrypted, target_format, target_encrypted", [
-    ("raw", True, "raw", False), ("raw", False, "raw", True), ("qcow2", True, "raw", True),
-    ("raw", True, "qcow2", False), ("qcow2", False, "qcow2", True),
-])
-async def test_imaging_between_encrypted_and_plain(pool, tmp_path, source_format, source_encrypted,
-                                                   target_format, target_encrypted):
+@pytest.mark.parametrize(
+    "source_format, source_encrypted, target_format, target_encrypted",
+    [
+        ("raw", True, "raw", False),
+        ("raw", False, "raw", True),
+        ("qcow2", True, "raw", True),
+        ("raw", True, "qcow2", False),
+        ("qcow2", False, "qcow2", True),
+    ],
+)
+async def test_imaging_between_encrypted_and_plain(
+    pool, tmp_path, source_format, source_encrypted, target_format, target_encrypted
+):
     size = 5 * MiB + 4096
     data = mixed(size, seed=3)
     source = Volume(str(uuid.uuid4()), source_format, size, passphrase() if source_encrypted else None)
@@ -186,12 +208,32 @@ def hold_image(volume: Volume, path: Path) -> subprocess.Popen[bytes]:
     os.close(write)
     try:
         holder = subprocess.Popen(
-            ["qemu-system-x86_64", "-S", "-nodefaults", "-display", "none", "-M", "q35", "-accel", "tcg",
-             "-object", f"secret,id=s,format=raw,file=/proc/self/fd/{read}",
-             "-blockdev", f"driver=file,node-name=f,filename={qemu_escape(str(path))}",
-             "-blockdev", "driver=luks,key-secret=s,node-name=d,file=f",
-             "-device", "virtio-blk-pci,drive=d", "-qmp", "stdio"],
-            pass_fds=(read,), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            [
+                "qemu-system-x86_64",
+                "-S",
+                "-nodefaults",
+                "-display",
+                "none",
+                "-M",
+                "q35",
+                "-accel",
+                "tcg",
+                "-object",
+                f"secret,id=s,format=raw,file=/proc/self/fd/{read}",
+                "-blockdev",
+                f"driver=file,node-name=f,filename={qemu_escape(str(path))}",
+                "-blockdev",
+                "driver=luks,key-secret=s,node-name=d,file=f",
+                "-device",
+                "virtio-blk-pci,drive=d",
+                "-qmp",
+                "stdio",
+            ],
+            pass_fds=(read,),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
     finally:
         os.close(read)
     assert holder.stdout is not None and holder.stdin is not None
@@ -241,12 +283,15 @@ async def test_concurrent_unaligned_writes_sharing_sectors_across_stripes(pool, 
     expected = bytearray(volume.size)
     writes = []
     for boundary in (MiB, 2 * MiB, 3 * MiB):
-        for start, length, fill in ((boundary - 700, 300, 0x11), (boundary - 400, 300, 0x22),
-                                    (boundary - 100, 150, 0x33), (boundary + 50, 100, 0x44),
-                                    (boundary + 150, 3, 0x55)):
-            expected[start:start + length] = bytes([fill]) * length
-            writes.append(pool.write(volume, start, body(bytes([fill]) * length), gzip=False,
-                                     max_decompressed=MiB))
+        for start, length, fill in (
+            (boundary - 700, 300, 0x11),
+            (boundary - 400, 300, 0x22),
+            (boundary - 100, 150, 0x33),
+            (boundary + 50, 100, 0x44),
+            (boundary + 150, 3, 0x55),
+        ):
+            expected[start : start + length] = bytes([fill]) * length
+            writes.append(pool.write(volume, start, body(bytes([fill]) * length), gzip=False, max_decompressed=MiB))
     await asyncio.gather(*writes)
     assert await read_all(pool, volume) == expected
     await pool.close()

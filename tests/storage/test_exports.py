@@ -1,4 +1,5 @@
 """qcow2 exports: one qemu-storage-daemon per drive while in use, stopped when idle, destroyed or closed."""
+
 from __future__ import annotations
 
 import asyncio

@@ -1,4 +1,5 @@
 """The bounded gzip decoder: concatenated members, truncation, trailing bytes, bombs."""
+
 from __future__ import annotations
 
 import gzip
@@ -17,7 +18,7 @@ def inflate(stream: bytes, *, feed: int = 1000, most: int = 64 * 1024, lenient: 
     inflater = Gunzip(lenient_end=lenient)
     out = []
     for start in range(0, len(stream), feed):
-        for piece in inflater.inflate(stream[start:start + feed], most):
+        for piece in inflater.inflate(stream[start : start + feed], most):
             assert 0 < len(piece) <= most
             out.append(piece)
     inflater.finish()

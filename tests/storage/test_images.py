@@ -1,4 +1,5 @@
 """The standard image library: raw images stored gzipped, with their size."""
+
 from __future__ import annotations
 
 import gzip

@@ -1,4 +1,5 @@
 """The NBD client against a scripted server (protocol edge cases) and a real qemu-storage-daemon."""
+
 from __future__ import annotations
 
 from typing import cast
@@ -37,7 +38,7 @@ class Server:
     async def go(self, size=MiB, flags=0x4D):
         self.greet()
         option, data = await self.option()
-        assert option == nbd.OPT_GO and data[4:4 + 4] == b"disk"
+        assert option == nbd.OPT_GO and data[4 : 4 + 4] == b"disk"
         self.reply(nbd.REP_INFO, struct.pack(">HQH", nbd.INFO_EXPORT, size, flags))
         self.reply(nbd.REP_INFO, struct.pack(">HIII", nbd.INFO_BLOCK_SIZE, 1, 4096, 32 * MiB))
         self.reply(nbd.REP_ACK)
@@ -216,11 +217,19 @@ async def test_against_qemu_storage_daemon(tmp_path):
     image = tmp_path / "d.qcow2"
     subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(image), str(64 * MiB)], check=True)
     path = tmp_path / "s"
-    process = subprocess.Popen(["qemu-storage-daemon",
-                                "--blockdev", f"driver=file,node-name=f,filename={image}",
-                                "--blockdev", "driver=qcow2,node-name=disk,file=f",
-                                "--nbd-server", f"addr.type=unix,addr.path={path}",
-                                "--export", "type=nbd,id=e,node-name=disk,name=disk,writable=on"])
+    process = subprocess.Popen(
+        [
+            "qemu-storage-daemon",
+            "--blockdev",
+            f"driver=file,node-name=f,filename={image}",
+            "--blockdev",
+            "driver=qcow2,node-name=disk,file=f",
+            "--nbd-server",
+            f"addr.type=unix,addr.path={path}",
+            "--export",
+            "type=nbd,id=e,node-name=disk,name=disk,writable=on",
+        ]
+    )
     try:
         while not path.exists():  # the condition we wait on; the daemon creates it once listening
             assert process.poll() is None
@@ -232,7 +241,7 @@ async def test_against_qemu_storage_daemon(tmp_path):
         await client.write_zeroes(2 * MiB, MiB)
         await client.flush()
         got = await client.read(0, 42 * MiB)
-        assert got == bytes(MiB) + data[:MiB] + bytes(MiB) + data[2 * MiB:] + bytes(MiB)
+        assert got == bytes(MiB) + data[:MiB] + bytes(MiB) + data[2 * MiB :] + bytes(MiB)
         await client.close()
     finally:
         process.terminate()
@@ -256,15 +265,15 @@ class Lane:
 
     async def read(self, offset, length):
         self.calls.append(("read", offset, length))
-        return bytes(self.volume[offset:offset + length])
+        return bytes(self.volume[offset : offset + length])
 
     async def write(self, offset, data):
         self.calls.append(("write", offset, len(data)))
-        self.volume[offset:offset + len(data)] = data
+        self.volume[offset : offset + len(data)] = data
 
     async def write_zeroes(self, offset, length):
         self.calls.append(("zeroes", offset, length))
-        self.volume[offset:offset + length] = bytes(length)
+        self.volume[offset : offset + length] = bytes(length)
 
     async def flush(self):
         self.flushed += 1
@@ -280,12 +289,12 @@ async def test_lanes_send_every_byte_through_the_lane_of_its_stripe():
     striped = nbd.NbdLanes(clients(lanes), stripe=stripe)
     ranges = [(0, stripe), (stripe - 100, 300), (5, 7 * stripe + 11), (19 * stripe - 1, 1)]
     for offset, length in ranges:
-        assert await striped.read(offset, length) == bytes(volume[offset:offset + length])
+        assert await striped.read(offset, length) == bytes(volume[offset : offset + length])
     data = os.urandom(4 * stripe + 3)
     await striped.write(2 * stripe - 1, data)
-    assert bytes(volume[2 * stripe - 1:6 * stripe + 2]) == data
+    assert bytes(volume[2 * stripe - 1 : 6 * stripe + 2]) == data
     await striped.write_zeroes(stripe // 2, 2 * stripe)
-    assert volume[stripe // 2:stripe // 2 + 2 * stripe] == bytes(2 * stripe)
+    assert volume[stripe // 2 : stripe // 2 + 2 * stripe] == bytes(2 * stripe)
     for index, lane in enumerate(lanes):
         assert lane.calls
         for _, offset, length in lane.calls:

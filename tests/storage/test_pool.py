@@ -1,4 +1,5 @@
 """The pool's volumes: create, write, read, resize, destroy, raw and qcow2, against real files and qemu."""
+
 from __future__ import annotations
 
 import asyncio
@@ -14,8 +15,7 @@ import pytest
 from elastic_api.errors import ElasticError, FailedError, FullError, TooLargeError, UsageError
 from elastic_api.storage import Pool, Volume
 from elastic_api.storage.fileops import FileOps
-from tests.storage.conftest import (FORMATS, KiB, MiB, allocated, body, mixed, qemu_check, qemu_raw,
-                                    read_all, upload)
+from tests.storage.conftest import FORMATS, KiB, MiB, allocated, body, mixed, qemu_check, qemu_raw, read_all, upload
 
 
 async def test_create_makes_a_sparse_file_named_by_uuid(pool, make_volume):
@@ -24,16 +24,26 @@ async def test_create_makes_a_sparse_file_named_by_uuid(pool, make_volume):
     assert path == pool.pool_dir / f"{raw.drive}.raw"
     assert path.stat().st_size == 64 * MiB and allocated(path) == 0
     qcow2 = await make_volume("qcow2", 64 * MiB)
-    info = json.loads(subprocess.run(["qemu-img", "info", "--output=json", "-f", "qcow2", str(pool.path(qcow2))],
-                                     capture_output=True, check=True).stdout)
+    info = json.loads(
+        subprocess.run(
+            ["qemu-img", "info", "--output=json", "-f", "qcow2", str(pool.path(qcow2))], capture_output=True, check=True
+        ).stdout
+    )
     assert info["format"] == "qcow2" and info["virtual-size"] == 64 * MiB
     assert allocated(pool.path(qcow2)) < MiB
     assert await pool.volumes() == {raw.drive, qcow2.drive}
 
 
-@pytest.mark.parametrize("drive, fmt", [("../../etc/passwd", "raw"), ("not-a-uuid", "raw"),
-                                        (str(uuid.uuid4()).upper(), "raw"), (str(uuid.uuid4()), "vmdk"),
-                                        (str(uuid.uuid4()) + "/x", "raw")])
+@pytest.mark.parametrize(
+    "drive, fmt",
+    [
+        ("../../etc/passwd", "raw"),
+        ("not-a-uuid", "raw"),
+        (str(uuid.uuid4()).upper(), "raw"),
+        (str(uuid.uuid4()), "vmdk"),
+        (str(uuid.uuid4()) + "/x", "raw"),
+    ],
+)
 async def test_paths_are_built_from_valid_uuids_only(pool, drive, fmt):
     volume = Volume(drive, fmt, MiB)
     with pytest.raises(UsageError):
@@ -75,11 +85,18 @@ async def test_reads_at_any_offset_and_length(pool, make_volume, fmt):
     volume = await make_volume(fmt, 6 * MiB)
     data = mixed(6 * MiB, seed=2)
     await upload(pool, volume, data, 4 * MiB)
-    for offset, length in [(0, 1), (1, 4095), (4095, 2), (MiB - 1, MiB + 2), (5 * MiB + 1, MiB - 1),
-                           (123_457, 3 * MiB + 11), (6 * MiB - 1, 1)]:
+    for offset, length in [
+        (0, 1),
+        (1, 4095),
+        (4095, 2),
+        (MiB - 1, MiB + 2),
+        (5 * MiB + 1, MiB - 1),
+        (123_457, 3 * MiB + 11),
+        (6 * MiB - 1, 1),
+    ]:
         pieces = [piece async for piece in pool.read(volume, offset, length)]
         assert all(len(piece) <= MiB for piece in pieces)
-        assert b"".join(pieces) == data[offset:offset + length]
+        assert b"".join(pieces) == data[offset : offset + length]
     # A length running past the end stops at the end.
     assert await read_all(pool, volume, 6 * MiB - 10, 100) == data[-10:]
 
@@ -97,10 +114,10 @@ async def test_holes_read_as_zeros(pool, make_volume, fmt):
 async def test_rewriting_a_chunk_is_harmless(pool, make_volume, fmt):
     volume = await make_volume(fmt, 8 * MiB)
     data = mixed(8 * MiB, seed=4)
-    await upload(pool, volume, data[:4 * MiB], 4 * MiB)
+    await upload(pool, volume, data[: 4 * MiB], 4 * MiB)
     # A resumed upload sends its last chunk again, then the rest.
     await upload(pool, volume, data, 4 * MiB)
-    await upload(pool, volume, data[4 * MiB:], 4 * MiB, offset=4 * MiB)
+    await upload(pool, volume, data[4 * MiB :], 4 * MiB, offset=4 * MiB)
     assert await read_all(pool, volume) == data
 
 
@@ -109,11 +126,12 @@ async def test_raw_and_gzip_bodies(pool, make_volume, fmt):
     volume = await make_volume(fmt, 4 * MiB)
     plain = os.urandom(MiB + 7)
     assert await pool.write(volume, 10, body(plain), gzip=False, max_decompressed=4 * MiB) == len(plain)
-    assert await pool.write(volume, 2 * MiB, body(gzip.compress(plain), 1000), gzip=True,
-                            max_decompressed=4 * MiB) == len(plain)
+    assert await pool.write(
+        volume, 2 * MiB, body(gzip.compress(plain), 1000), gzip=True, max_decompressed=4 * MiB
+    ) == len(plain)
     assert await pool.write(volume, 0, body(b""), gzip=False, max_decompressed=MiB) == 0
     got = await read_all(pool, volume)
-    assert got[10:10 + len(plain)] == plain and got[2 * MiB:2 * MiB + len(plain)] == plain
+    assert got[10 : 10 + len(plain)] == plain and got[2 * MiB : 2 * MiB + len(plain)] == plain
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -132,8 +150,11 @@ async def test_zero_chunks_over_old_data_read_as_zeros_and_free_it(pool, make_vo
 
 
 def qemu_map(path):
-    return json.loads(subprocess.run(["qemu-img", "map", "--output=json", "-f", "qcow2", str(path)],
-                                     capture_output=True, check=True).stdout)
+    return json.loads(
+        subprocess.run(
+            ["qemu-img", "map", "--output=json", "-f", "qcow2", str(path)], capture_output=True, check=True
+        ).stdout
+    )
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -164,14 +185,19 @@ async def test_a_gigabyte_of_zeros_allocates_next_to_nothing(pool, make_volume):
 async def test_concurrent_writes_to_one_drive(pool, make_volume, fmt):
     volume = await make_volume(fmt, 16 * MiB)
     data = mixed(16 * MiB, seed=7)
-    pieces = [(start, data[start:start + MiB + 5]) for start in range(0, 16 * MiB, MiB + 5)]
-    results = await asyncio.gather(*(pool.write(volume, start, body(gzip.compress(piece, 1)), gzip=True,
-                                                max_decompressed=4 * MiB) for start, piece in pieces))
+    pieces = [(start, data[start : start + MiB + 5]) for start in range(0, 16 * MiB, MiB + 5)]
+    results = await asyncio.gather(
+        *(
+            pool.write(volume, start, body(gzip.compress(piece, 1)), gzip=True, max_decompressed=4 * MiB)
+            for start, piece in pieces
+        )
+    )
     assert results == [len(piece) for _, piece in pieces]
     assert await read_all(pool, volume) == data
 
 
 # Nothing is written when the write is refused.
+
 
 async def snapshot(pool, volume):
     return await read_all(pool, volume), allocated(pool.path(volume))
@@ -211,7 +237,6 @@ async def test_a_gzip_bomb_is_refused_with_flat_memory(pool, make_volume, fmt):
         tracemalloc.stop()
     assert peak < 48 * MiB
     assert await snapshot(pool, volume) == before
-
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -265,14 +290,15 @@ async def test_bodies_larger_than_the_buffer_spill_and_arrive_whole(tmp_path, fm
         await pool.create(volume)
         await upload(pool, volume, os.urandom(24 * MiB), 8 * MiB)  # old data under the new zeros
         data = mixed(20 * MiB - 777, seed=9)
-        assert await pool.write(volume, 777, body(gzip.compress(data, 1)), gzip=True,
-                                max_decompressed=64 * MiB) == len(data)
+        assert await pool.write(volume, 777, body(gzip.compress(data, 1)), gzip=True, max_decompressed=64 * MiB) == len(
+            data
+        )
         got = await read_all(pool, volume)
-        assert got[777:777 + len(data)] == data
+        assert got[777 : 777 + len(data)] == data
         await pool.close()
         if fmt == "qcow2":
             qemu_check(pool.path(volume))
-        assert qemu_raw(pool.path(volume), fmt, tmp_path)[777:777 + len(data)] == data
+        assert qemu_raw(pool.path(volume), fmt, tmp_path)[777 : 777 + len(data)] == data
     finally:
         await pool.close()
 
@@ -293,6 +319,7 @@ async def test_writes_are_synced_before_they_return(pool, make_volume, monkeypat
 
 # Out of room.
 
+
 def no_room(*args):
     raise FullError("the drive pool has no room for this write")
 
@@ -312,8 +339,9 @@ def small_fs(tmp_path):
     """A real 16 MiB tmpfs, so ENOSPC comes from the kernel; skipped where mounting is not allowed."""
     mount = tmp_path / "small"
     mount.mkdir()
-    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m,mode=0700", "tmpfs", str(mount)],
-                            capture_output=True)
+    result = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=16m,mode=0700", "tmpfs", str(mount)], capture_output=True
+    )
     if result.returncode:
         pytest.skip("cannot mount a tmpfs here (needs root)")
     yield mount
@@ -334,8 +362,12 @@ async def test_a_full_file_system_leaves_the_drive_as_it_was(small_fs, fmt):
             assert await snapshot(pool, volume) == before
         assert os.listdir(pool.pool_dir) == [f"{volume.drive}.{fmt}"]
         # Zeros need no room, wherever they go.
-        assert await pool.write(volume, 32 * MiB, body(gzip.compress(bytes(16 * MiB))), gzip=True,
-                                max_decompressed=64 * MiB) == 16 * MiB
+        assert (
+            await pool.write(
+                volume, 32 * MiB, body(gzip.compress(bytes(16 * MiB))), gzip=True, max_decompressed=64 * MiB
+            )
+            == 16 * MiB
+        )
         if fmt == "raw":  # rewriting blocks that are already allocated needs no room either
             data = os.urandom(4 * MiB)
             assert await pool.write(volume, 0, body(data), gzip=False, max_decompressed=64 * MiB) == 4 * MiB
@@ -368,6 +400,7 @@ async def test_no_room_in_a_qcow2_drive_is_found_before_writing(pool, make_volum
 
 # Resize and destroy.
 
+
 @pytest.mark.parametrize("fmt", FORMATS)
 async def test_resize_grows_with_zeros(pool, make_volume, tmp_path, fmt):
     volume = await make_volume(fmt, 4 * MiB)
@@ -399,8 +432,11 @@ async def test_destroy(pool, make_volume, fmt):
 
 async def test_error_messages_never_name_paths(pool):
     volume = Volume(str(uuid.uuid4()), "raw", MiB)  # never created
-    for call in (lambda: read_all(pool, volume), lambda: pool.resize(volume, 2 * MiB),
-                 lambda: pool.write(volume, 0, body(b"x"), gzip=False, max_decompressed=MiB)):
+    for call in (
+        lambda: read_all(pool, volume),
+        lambda: pool.resize(volume, 2 * MiB),
+        lambda: pool.write(volume, 0, body(b"x"), gzip=False, max_decompressed=MiB),
+    ):
         with pytest.raises(ElasticError) as e:
             await call()
         assert str(pool.pool_dir) not in e.value.message and volume.drive not in e.value.message

@@ -1,4 +1,5 @@
 """The start-up sweep of temporary files that operations killed half-way leave in the pool."""
+
 from __future__ import annotations
 
 import fcntl
@@ -17,12 +18,20 @@ def plant(directory, name: str) -> str:
 async def test_leftovers_of_killed_operations_are_removed(pool: Pool, make_volume):
     kept_volume = await make_volume("qcow2")
     ids = [str(uuid.uuid4()) for _ in range(3)]
-    left = {plant(pool.pool_dir, f".{ids[0]}.qcow2.new"), plant(pool.pool_dir, f".{ids[1]}.nbd"),
-            plant(pool.images_dir, f".{ids[2]}.gz.tmp")}
+    left = {
+        plant(pool.pool_dir, f".{ids[0]}.qcow2.new"),
+        plant(pool.pool_dir, f".{ids[1]}.nbd"),
+        plant(pool.images_dir, f".{ids[2]}.gz.tmp"),
+    }
     # Names that are not ours to remove: other hidden files, non-UUIDs, a volume, an image.
-    others = {plant(pool.pool_dir, ".keep"), plant(pool.pool_dir, ".not-a-uuid.qcow2.new"),
-              plant(pool.pool_dir, f"{ids[0]}.qcow2.new"), plant(pool.pool_dir, f".{ids[0]}.raw.old"),
-              plant(pool.images_dir, f"{ids[2]}.gz"), f"{kept_volume.drive}.qcow2"}
+    others = {
+        plant(pool.pool_dir, ".keep"),
+        plant(pool.pool_dir, ".not-a-uuid.qcow2.new"),
+        plant(pool.pool_dir, f"{ids[0]}.qcow2.new"),
+        plant(pool.pool_dir, f".{ids[0]}.raw.old"),
+        plant(pool.images_dir, f"{ids[2]}.gz"),
+        f"{kept_volume.drive}.qcow2",
+    }
     assert sorted(await pool.sweep_temporaries()) == sorted(left)
     present = set(os.listdir(pool.pool_dir)) | set(os.listdir(pool.images_dir))
     assert present >= others and not present & left

@@ -1,6 +1,7 @@
 """The audit trail's and support records' rows on the real SQLite store: a group in one
 transaction, pages newest first scoped by owner, target and group, markers, pruning, and the
 migration on a database the previous version wrote (its rows load unchanged)."""
+
 from __future__ import annotations
 
 import sqlite3
@@ -14,8 +15,9 @@ from elastic_api.store.migrations import MIGRATIONS
 from elastic_api.store.sqlite import SqliteStore, _statements
 
 ALICE, BOB = "11111111-1111-4111-8111-111111111111", "22222222-2222-4222-8222-222222222222"
-AUDIT_MIGRATION = 1 + next(i for i, step in enumerate(MIGRATIONS)
-                           if isinstance(step, str) and "CREATE TABLE audit_log" in step)
+AUDIT_MIGRATION = 1 + next(
+    i for i, step in enumerate(MIGRATIONS) if isinstance(step, str) and "CREATE TABLE audit_log" in step
+)
 
 
 def entry(user: str, target: str | None, at: int, group: str | None = None) -> AuditEntry:
@@ -31,8 +33,9 @@ async def users(store):
 
 async def test_pages_newest_first_scoped_by_owner_target_and_group(users):
     store = users
-    await store.insert_audit([entry(ALICE, "a", 1), entry(ALICE, "b", 2, "eg100001"), entry(BOB, "a", 3),
-                              entry(ALICE, "a", 4)])
+    await store.insert_audit(
+        [entry(ALICE, "a", 1), entry(ALICE, "b", 2, "eg100001"), entry(BOB, "a", 3), entry(ALICE, "a", 4)]
+    )
     total, found = await store.audit_page(ALICE, AuditQuery())
     assert total == 3 and [(e.target, e.at) for e in found] == [("a", 4), ("b", 2), ("a", 1)]
     assert found[1].actor == Actor(ALICE, Credential.API_TOKEN, "eg100001") and found[0].id > found[1].id
@@ -76,7 +79,7 @@ async def test_support_compare_and_set(users):
 async def test_the_migration_keeps_older_rows(tmp_path):
     path = tmp_path / "elastic.db"
     db = sqlite3.connect(path, isolation_level=None)
-    for script in MIGRATIONS[:AUDIT_MIGRATION - 1]:
+    for script in MIGRATIONS[: AUDIT_MIGRATION - 1]:
         if callable(script):
             script(db)
         else:

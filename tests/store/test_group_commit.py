@@ -1,4 +1,5 @@
 """Group commit: writes that wait together share one COMMIT, yet each succeeds or fails alone."""
+
 from __future__ import annotations
 
 import asyncio
@@ -25,7 +26,8 @@ async def test_a_failing_write_rolls_back_alone(store, tmp_path):
         store.insert_drive(duplicate),  # the same UUID again: an integrity error for this one only
         store._write(half_then_fail),
         *(store.insert_drive(d) for d in good[10:]),
-        return_exceptions=True)
+        return_exceptions=True,
+    )
     errors = [r for r in results if isinstance(r, BaseException)]
     assert len(errors) == 2 and isinstance(errors[0], sqlite3.IntegrityError) and isinstance(errors[1], BusyError)
     listed = await store.list_drives(alice, None, None)

@@ -1,5 +1,6 @@
 """Migration 7: a database written before jobs existed loads, its queued image jobs become jobs in
 their order, and each drive's imaging error stays visible until the drive is imaged again."""
+
 from __future__ import annotations
 
 import sqlite3
@@ -25,14 +26,21 @@ def old_database(path) -> tuple[str, str, str, str]:
     db.execute(f"PRAGMA user_version = {JOBS_MIGRATION}")
     user, queued, failed, source = new_id(), new_id(), new_id(), new_id()
     db.execute("INSERT INTO users VALUES (?, 'u', x'00', 1)", (user,))
-    for drive, imaging, error in ((queued, "queued", "image from x failed: no room"),
-                                  (failed, None, "image from y failed: broken"), (source, None, None)):
-        db.execute("INSERT INTO drives (id, owner, name, size, format, claim_type, encryption, tier, created,"
-                   " imaging, imaging_error) VALUES (?, ?, 'd', 1024, 'raw', 'exclusive', 'none', 'disk', 1, ?, ?)",
-                   (drive, user, imaging, error))
+    for drive, imaging, error in (
+        (queued, "queued", "image from x failed: no room"),
+        (failed, None, "image from y failed: broken"),
+        (source, None, None),
+    ):
+        db.execute(
+            "INSERT INTO drives (id, owner, name, size, format, claim_type, encryption, tier, created,"
+            " imaging, imaging_error) VALUES (?, ?, 'd', 1024, 'raw', 'exclusive', 'none', 'disk', 1, ?, ?)",
+            (drive, user, imaging, error),
+        )
     for conversion in ("gzip", ""):
-        db.execute("INSERT INTO image_jobs (drive, owner, source, conversion) VALUES (?, ?, ?, ?)",
-                   (queued, user, source, conversion))
+        db.execute(
+            "INSERT INTO image_jobs (drive, owner, source, conversion) VALUES (?, ?, ?, ?)",
+            (queued, user, source, conversion),
+        )
     db.close()
     return user, queued, failed, source
 
@@ -46,7 +54,8 @@ async def test_queued_image_jobs_and_errors_become_jobs(tmp_path):
         jobs = await store.unfinished_jobs()
         assert [(j.kind, j.owner, j.resource, j.params, j.status) for j in jobs] == [
             (IMAGE, user, queued, ImageParams(source, "gzip"), QUEUED),
-            (IMAGE, user, queued, ImageParams(source, ""), QUEUED)]
+            (IMAGE, user, queued, ImageParams(source, ""), QUEUED),
+        ]
         drive = await store.get_drive(user, queued)
         assert drive is not None
         # The error the old row showed beside its queue still shows, as it did before.
@@ -58,7 +67,8 @@ async def test_queued_image_jobs_and_errors_become_jobs(tmp_path):
         assert drive is not None and drive.imaging_error is None
         tables = {row[0] for row in store.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         assert "image_jobs" not in tables
-        assert store.db.execute("SELECT count(*) FROM drives WHERE imaging IS NOT NULL"
-                                " OR imaging_error IS NOT NULL").fetchone() == (0,)
+        assert store.db.execute(
+            "SELECT count(*) FROM drives WHERE imaging IS NOT NULL OR imaging_error IS NOT NULL"
+        ).fetchone() == (0,)
     finally:
         await store.close()

@@ -1,4 +1,5 @@
 """What is particular to the PostgreSQL engine: its migrations, the disk-full error, retries."""
+
 from __future__ import annotations
 
 import asyncio
@@ -15,8 +16,10 @@ from tests.postgres import fresh_database
 
 async def versions(url: str) -> list[int]:
     async with await psycopg.AsyncConnection.connect(url) as db:
-        return [row[0] for row in await (await db.execute("SELECT version FROM schema_migrations ORDER BY version"))
-                .fetchall()]
+        return [
+            row[0]
+            for row in await (await db.execute("SELECT version FROM schema_migrations ORDER BY version")).fetchall()
+        ]
 
 
 async def test_nodes_starting_together_migrate_once_and_a_newer_schema_is_refused():
@@ -40,6 +43,7 @@ async def test_a_full_disk_is_full_error_and_conflicts_are_retried_whole():
         store = PostgresStore(url)
         await store.open()
         try:
+
             async def full(conn: object) -> None:
                 raise pg_errors.DiskFull("could not extend file: No space left on device")
 
@@ -72,8 +76,10 @@ async def test_text_holding_nul_is_a_usage_error_and_matches_nothing():
         try:
             user = new_id()
             await store.create_user(user, "u", b"h", 1)
-            for drive in (Drive(drive=new_id(), owner=user, name="a\x00b", size=1, created=1),
-                          Drive(drive=new_id(), owner=user, name="a", size=1, created=1, tags=("t\x00",))):
+            for drive in (
+                Drive(drive=new_id(), owner=user, name="a\x00b", size=1, created=1),
+                Drive(drive=new_id(), owner=user, name="a", size=1, created=1, tags=("t\x00",)),
+            ):
                 with pytest.raises(UsageError, match="NUL"):
                     await store.insert_drive(drive)
             assert await store.list_drives(user, None, None) == []

@@ -1,4 +1,5 @@
 """The store's resources and leases: the database itself refuses two holders of one address."""
+
 from __future__ import annotations
 
 import sqlite3
@@ -49,10 +50,13 @@ async def test_the_schema_itself_refuses_two_holders(store):
     with pytest.raises(sqlite3.IntegrityError, match="IP resource"):  # an auto lease on a user's IP
         db.execute("INSERT INTO ip_leases (ip, server, nic, mac) VALUES (?, ?, 1, 'm')", (mine.resource, two))
     with pytest.raises(sqlite3.IntegrityError, match="leased"):  # an IP resource on a leased address
-        db.execute("INSERT INTO resources (id, type, owner, name, created) VALUES ('10.0.0.3', 'ip', ?, '', 1)",
-                   (alice,))
-    db.execute("INSERT INTO ip_leases (ip, server, nic, mac, resource) VALUES (?, ?, 1, 'm', ?)",
-               (mine.resource, two, mine.resource))
+        db.execute(
+            "INSERT INTO resources (id, type, owner, name, created) VALUES ('10.0.0.3', 'ip', ?, '', 1)", (alice,)
+        )
+    db.execute(
+        "INSERT INTO ip_leases (ip, server, nic, mac, resource) VALUES (?, ?, 1, 'm', ?)",
+        (mine.resource, two, mine.resource),
+    )
     with pytest.raises(sqlite3.IntegrityError, match="FOREIGN KEY"):  # a held IP resource cannot go
         db.execute("DELETE FROM resources WHERE id = ?", (mine.resource,))
 

@@ -1,5 +1,6 @@
 """Server rows: the typed JSON the store keeps, and rows the program wrote before it (ElasticHosts
 props) converted by the migration and loaded as they were."""
+
 from __future__ import annotations
 
 import json
@@ -36,17 +37,30 @@ OLD_FULL_ROW = (
 )
 OLD_SMALL_ROW = '{"name": "web", "cpu": "500", "smp": "auto", "mem": "64", "persistent": "false"}'
 # Stored before the control-character rule: the row loads as it is.
-OLD_NAME_ROW = ('{"name": "tab\\there", "cpu": "100", "smp": "auto", "mem": "16", "persistent": "true", '
-                '"tags": "a\\u0007"}')
+OLD_NAME_ROW = (
+    '{"name": "tab\\there", "cpu": "100", "smp": "auto", "mem": "16", "persistent": "true", "tags": "a\\u0007"}'
+)
 
 FULL = ServerConfig(
-    name="db server", cpu=3000, mem=2048, smp=2, persistent=True,
-    drives=(DriveSlot(Device("ide", 0, 0), D[0]), DriveSlot(Device("ide", 1, 0), D[1], "cdrom"),
-            DriveSlot(Device("virtio", 0, 3), D[2])),
+    name="db server",
+    cpu=3000,
+    mem=2048,
+    smp=2,
+    persistent=True,
+    drives=(
+        DriveSlot(Device("ide", 0, 0), D[0]),
+        DriveSlot(Device("ide", 1, 0), D[1], "cdrom"),
+        DriveSlot(Device("virtio", 0, 3), D[2]),
+    ),
     boot=(Device("ide", 1, 0), 1, Device("ide", 0, 0)),
     nics=(Nic(0, "e1000", "02:e8:d9:7b:1f:5d", dhcp="192.0.2.10"), Nic(1, "virtio", "02:ab:cd:00:00:01", vlan=VLAN)),
-    vnc="auto", vnc_password="s3cret", vnc_tls=True, tags=("db", "prod"), user=(("owner", "team a"),),
-    avoid_drives=(D[3],), avoid_servers=("5e7e0000-0000-4000-8000-00000000000c",),
+    vnc="auto",
+    vnc_password="s3cret",
+    vnc_tls=True,
+    tags=("db", "prod"),
+    user=(("owner", "team a"),),
+    avoid_drives=(D[3],),
+    avoid_servers=("5e7e0000-0000-4000-8000-00000000000c",),
 )
 SMALL = ServerConfig(name="web", cpu=500, mem=64)
 
@@ -59,14 +73,30 @@ def test_typed_rows_round_trip() -> None:
 def test_the_typed_row_format_is_fixed() -> None:
     """Golden: rows already written must keep loading, so the format changes only with its version."""
     assert json.loads(server_rows.dump(SMALL)) == {
-        "v": 1, "name": "web", "cpu": 500, "mem": 64, "smp": None, "persistent": False, "drives": [], "boot": [],
-        "nics": [], "vnc": None, "vnc_password": None, "vnc_tls": False, "tags": [], "user": {},
-        "avoid_drives": [], "avoid_servers": [],
+        "v": 1,
+        "name": "web",
+        "cpu": 500,
+        "mem": 64,
+        "smp": None,
+        "persistent": False,
+        "drives": [],
+        "boot": [],
+        "nics": [],
+        "vnc": None,
+        "vnc_password": None,
+        "vnc_tls": False,
+        "tags": [],
+        "user": {},
+        "avoid_drives": [],
+        "avoid_servers": [],
     }
     row = json.loads(server_rows.dump(FULL))
     assert row["drives"][2] == {"bus": "virtio", "controller": 0, "unit": 3, "drive": D[2], "media": "disk"}
-    assert row["boot"] == [{"bus": "ide", "controller": 1, "unit": 0}, {"nic": 1},
-                           {"bus": "ide", "controller": 0, "unit": 0}]
+    assert row["boot"] == [
+        {"bus": "ide", "controller": 1, "unit": 0},
+        {"nic": 1},
+        {"bus": "ide", "controller": 0, "unit": 0},
+    ]
     assert row["nics"][1] == {"index": 1, "model": "virtio", "mac": "02:ab:cd:00:00:01", "dhcp": None, "vlan": VLAN}
     assert row["user"] == {"owner": "team a"}
 
@@ -94,16 +124,23 @@ def old_database(path) -> None:
             db.execute(statement)
     db.execute("PRAGMA user_version = 6")
     db.execute("INSERT INTO users (id, name, secret_hash, created) VALUES (?, 'alice', ?, 1)", (ALICE, b"h" * 32))
-    db.execute("INSERT INTO resources (id, type, owner, name, keys, created) VALUES (?, 'vlan', ?, 'v', '{}', 1)",
-               (VLAN, ALICE))
-    db.execute("INSERT INTO resources (id, type, owner, name, keys, created)"
-               " VALUES ('192.0.2.10', 'ip', ?, 'i', '{}', 2)", (ALICE,))
-    rows = [(FULL_ID, OLD_FULL_ROW, ACTIVE, "h1", 1234, 1), (SMALL_ID, OLD_SMALL_ROW, ACTIVE, "h1", 1235, 2),
-            (OLD_NAME_ID, OLD_NAME_ROW, STOPPED, None, None, 3)]
-    db.executemany("INSERT INTO servers (id, owner, config, status, host, started, created)"
-                   " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                   [(sid, ALICE, config, status, host, started, created)
-                    for sid, config, status, host, started, created in rows])
+    db.execute(
+        "INSERT INTO resources (id, type, owner, name, keys, created) VALUES (?, 'vlan', ?, 'v', '{}', 1)",
+        (VLAN, ALICE),
+    )
+    db.execute(
+        "INSERT INTO resources (id, type, owner, name, keys, created) VALUES ('192.0.2.10', 'ip', ?, 'i', '{}', 2)",
+        (ALICE,),
+    )
+    rows = [
+        (FULL_ID, OLD_FULL_ROW, ACTIVE, "h1", 1234, 1),
+        (SMALL_ID, OLD_SMALL_ROW, ACTIVE, "h1", 1235, 2),
+        (OLD_NAME_ID, OLD_NAME_ROW, STOPPED, None, None, 3),
+    ]
+    db.executemany(
+        "INSERT INTO servers (id, owner, config, status, host, started, created) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [(sid, ALICE, config, status, host, started, created) for sid, config, status, host, started, created in rows],
+    )
     db.close()
 
 

@@ -1,4 +1,5 @@
 """The SQLite store: durability settings, migrations, owner-scoped queries, pages."""
+
 from __future__ import annotations
 
 import sqlite3
@@ -58,8 +59,9 @@ async def test_a_list_reads_only_the_users_drives(store):
         await store.insert_drive(drive(bob, created))
     await store.insert_drive(drive(bob, 99, readers=(alice,)))
     for select in (*LIST_DRIVES, *LIST_DRIVE_IDS):
-        plan = store.db.execute(f"EXPLAIN QUERY PLAN {select}",
-                                {"user": alice, "all": ALL_USERS, "limit": -1}).fetchall()
+        plan = store.db.execute(
+            f"EXPLAIN QUERY PLAN {select}", {"user": alice, "all": ALL_USERS, "limit": -1}
+        ).fetchall()
         steps = [row[-1] for row in plan]
         assert not [step for step in steps if step.startswith("SCAN") and "drives" in step], steps
     listed = await store.list_drives(alice, None, None)
@@ -105,8 +107,11 @@ async def test_a_page_costs_what_it_holds_not_what_the_user_has(store):
     alice, bob = await users(store)
     rows = [(new_id(), alice if i % 10 else bob, i) for i in range(11_000)]
     store.db.execute("BEGIN")
-    store.db.executemany("INSERT INTO drives (id, owner, name, size, format, claim_type, encryption, tier, keys,"
-                         " created) VALUES (?, ?, 'd', 1, 'raw', 'exclusive', 'none', 'disk', '{}', ?)", rows)
+    store.db.executemany(
+        "INSERT INTO drives (id, owner, name, size, format, claim_type, encryption, tier, keys,"
+        " created) VALUES (?, ?, 'd', 1, 'raw', 'exclusive', 'none', 'disk', '{}', ?)",
+        rows,
+    )
     store.db.execute("COMMIT")
     mine = sorted((created, drive) for drive, owner, created in rows if owner == alice)  # 9,900 drives
     middle, late = mine[4000], mine[9000]

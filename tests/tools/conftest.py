@@ -1,4 +1,5 @@
 """The client tools as subprocesses against a real `elastic-api serve`, with a fault proxy on demand."""
+
 from __future__ import annotations
 
 import asyncio
@@ -94,11 +95,17 @@ async def proxy(account: Account) -> Any:
         await fault_proxy.stop()
 
 
-async def start_tool(name: str, *args: str | Path, env: dict[str, str],
-                     stdin: bytes | None = None) -> asyncio.subprocess.Process:
+async def start_tool(
+    name: str, *args: str | Path, env: dict[str, str], stdin: bytes | None = None
+) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
-        str(BIN / name), *map(str, args), env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL)
+        str(BIN / name),
+        *map(str, args),
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+    )
 
 
 async def finish(process: asyncio.subprocess.Process, stdin: bytes | None = None, timeout: float = 120) -> Done:
@@ -118,8 +125,13 @@ def mixed(size: int, seed: int) -> bytes:
     while total < size:
         kind = rnd.choice("rtzz")
         n = rnd.randint(1, 3 * MiB) + rnd.randint(0, 4095)
-        parts.append(rnd.randbytes(n) if kind == "r" else
-                     (b"elastic text region\n" * (n // 20 + 1))[:n] if kind == "t" else bytes(n))
+        parts.append(
+            rnd.randbytes(n)
+            if kind == "r"
+            else (b"elastic text region\n" * (n // 20 + 1))[:n]
+            if kind == "t"
+            else bytes(n)
+        )
         total += n
     return b"".join(parts)[:size]
 
@@ -127,4 +139,4 @@ def mixed(size: int, seed: int) -> bytes:
 def zero_blocks(data: bytes, block: int = 4096) -> int:
     """How many whole, aligned filesystem blocks of `data` are all zeros (the most a hole can cover)."""
     zero = bytes(block)
-    return sum(1 for at in range(0, len(data) - block + 1, block) if data[at:at + block] == zero)
+    return sum(1 for at in range(0, len(data) - block + 1, block) if data[at : at + block] == zero)

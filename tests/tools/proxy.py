@@ -1,4 +1,5 @@
 """A loopback HTTP proxy in front of the real server that fails, slows or corrupts requests on cue."""
+
 from __future__ import annotations
 
 import asyncio
@@ -80,15 +81,16 @@ class FaultProxy:
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP}
         if corrupt:
             headers["Accept-Encoding"] = "identity"
-        async with self._session.request(request.method, self.upstream + request.path_qs, data=body,
-                                         headers=headers) as upstream:
+        async with self._session.request(
+            request.method, self.upstream + request.path_qs, data=body, headers=headers
+        ) as upstream:
             data = await upstream.read()
             reply_headers = {k: v for k, v in upstream.headers.items() if k.lower() not in HOP}
             status = upstream.status
         if corrupt and data and status == 200:
             middle = len(data) // 2
-            data = data[:middle] + bytes([data[middle] ^ 0x5A]) + data[middle + 1:]
+            data = data[:middle] + bytes([data[middle] ^ 0x5A]) + data[middle + 1 :]
         if action == "short" and len(data) > 1:
-            data = data[:len(data) // 2]
+            data = data[: len(data) // 2]
         self.log.append((request.method, request.path, status))
         return web.Response(status=status, body=data, headers=reply_headers)

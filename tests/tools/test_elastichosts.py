@@ -1,4 +1,5 @@
 """`elastichosts`: arguments become the path, -c/-f bodies, -j JSON, -v headers, errors on stderr."""
+
 from __future__ import annotations
 
 import json
@@ -32,8 +33,9 @@ async def test_json_in_and_out(account, tmp_path):
     assert info["name"] == "json-tool" and info["size"] == 1 << 20 and info["tags"] == ["a", "b"]
     listed = json.loads((await tool("elastichosts", "-j", "drives", "list", env=env)).stdout)
     assert {"drive": info["drive"]} in listed
-    renamed = await tool("elastichosts", "-j", "-c", "drives", info["drive"], "set", env=env,
-                         stdin=b'{"name": "renamed"}')
+    renamed = await tool(
+        "elastichosts", "-j", "-c", "drives", info["drive"], "set", env=env, stdin=b'{"name": "renamed"}'
+    )
     assert json.loads(renamed.stdout)["name"] == "renamed"
 
 

@@ -1,4 +1,5 @@
 """Transient failures are retried, usage errors are not, killed transfers resume, --verify catches damage."""
+
 from __future__ import annotations
 
 import asyncio
@@ -43,8 +44,9 @@ async def test_download_retries_resets_short_bodies_and_busy(account, proxy, tmp
     drive = created_drive((await tool("elastichosts-upload", source, env=account.env())).stdout)
     proxy.fail("/read/", "reset", "short", "503")
     proxy.fail("/info", "500")
-    down = await tool("elastichosts-download", *FAST_RETRY, "-q", "-c", "1M", drive, copy,
-                      env=account.env(url=proxy.url))
+    down = await tool(
+        "elastichosts-download", *FAST_RETRY, "-q", "-c", "1M", drive, copy, env=account.env(url=proxy.url)
+    )
     assert down.returncode == 0 and down.stderr == "", down.stderr  # -q: the retries happen silently
     assert proxy.faults == {"/read/": [], "/info": []}
     assert copy.read_bytes() == data
@@ -77,8 +79,18 @@ async def test_retries_give_up_with_a_resume_command(account, proxy, tmp_path):
     source = tmp_path / "source"
     source.write_bytes(os.urandom(2 * MiB))
     proxy.fail("/write/1048576", *["500"] * 3)
-    up = await tool("elastichosts-upload", "--retries", "2", *FAST_RETRY, "-c", "1M", "-p", "1", source,
-                    env=account.env(url=proxy.url))
+    up = await tool(
+        "elastichosts-upload",
+        "--retries",
+        "2",
+        *FAST_RETRY,
+        "-c",
+        "1M",
+        "-p",
+        "1",
+        source,
+        env=account.env(url=proxy.url),
+    )
     assert up.returncode == 1
     assert "chunk at offset 1048576: 500 system: injected 500 (gave up after 2 retries)" in up.stderr
     restart = shlex.split(up.stderr.split("Restart with: ")[1].splitlines()[0])
@@ -109,8 +121,17 @@ async def test_killed_upload_resumes(account, proxy, tmp_path, sig):
         written = int(account.info(drive)["write:bytes"])
         offset = written // chunk * chunk
         assert offset > 0
-        restart = [str(BIN / "elastichosts-upload"), "-c", "64k", "-d", drive, "-o", str(offset),
-                   "--skip-zeros", str(source)]
+        restart = [
+            str(BIN / "elastichosts-upload"),
+            "-c",
+            "64k",
+            "-d",
+            drive,
+            "-o",
+            str(offset),
+            "--skip-zeros",
+            str(source),
+        ]
     resumed = await finish(await start_tool(*restart_args(restart), env=account.env()))
     assert resumed.returncode == 0, resumed.stderr
     assert account.read_drive(drive, len(data)) == data
@@ -122,14 +143,15 @@ async def test_killed_download_resumes_from_a_safe_file_size(account, proxy, tmp
     source.write_bytes(data)
     drive = created_drive((await tool("elastichosts-upload", source, env=account.env())).stdout)
     proxy.delays["/read/"] = 0.02
-    process = await start_tool("elastichosts-download", "-c", "64k", "-p", "4", drive, copy,
-                               env=account.env(url=proxy.url))
+    process = await start_tool(
+        "elastichosts-download", "-c", "64k", "-p", "4", drive, copy, env=account.env(url=proxy.url)
+    )
     await wait_for(lambda: proxy.seen["/read/"] >= 12)
     process.kill()
     await finish(process)
     # Chunks finish out of order, but the file only ever grows over complete, in-order bytes.
     partial = copy.read_bytes()
-    assert 0 < len(partial) < len(data) and partial == data[:len(partial)]
+    assert 0 < len(partial) < len(data) and partial == data[: len(partial)]
     resumed = await tool("elastichosts-download", "-c", "1M", drive, copy, env=account.env())
     assert resumed.returncode == 0, resumed.stderr
     assert copy.read_bytes() == data
@@ -141,8 +163,9 @@ async def test_interrupted_download_prints_its_restart(account, proxy, tmp_path)
     source.write_bytes(data)
     drive = created_drive((await tool("elastichosts-upload", source, env=account.env())).stdout)
     proxy.delays["/read/"] = 0.02
-    process = await start_tool("elastichosts-download", "-c", "32k", "-p", "2", drive, copy,
-                               env=account.env(url=proxy.url))
+    process = await start_tool(
+        "elastichosts-download", "-c", "32k", "-p", "2", drive, copy, env=account.env(url=proxy.url)
+    )
     await wait_for(lambda: proxy.seen["/read/"] >= 8)
     process.send_signal(signal.SIGINT)
     stopped = await finish(process)

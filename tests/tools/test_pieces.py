@@ -1,4 +1,5 @@
 """The tools' pure pieces in-process: zero runs, the resume offset, backoff, env, progress, imports."""
+
 from __future__ import annotations
 
 import ast
@@ -11,8 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from elastic_api.tools.api import (Api, ApiError, Endpoint, RetryPolicy, SetupError, TransportError, retriable,
-                                   retry_after)
+from elastic_api.tools.api import (
+    Api,
+    ApiError,
+    Endpoint,
+    RetryPolicy,
+    SetupError,
+    TransportError,
+    retriable,
+    retry_after,
+)
 from elastic_api.tools.chunks import ChunkFailed, Transfer, data_runs, is_zero
 from elastic_api.tools.progress import Progress, human_bytes, human_time
 from elastic_api.tools.upload import encode
@@ -20,15 +29,28 @@ from tests.support import free_port
 
 TOOLS = Path(__file__).resolve().parents[2] / "elastic_api" / "tools"
 # The server's layers: a client tool importing them would drag the server (and libvirt) along.
-SERVER_PACKAGES = ("elastic_api.http", "elastic_api.service", "elastic_api.store", "elastic_api.storage",
-                   "elastic_api.hypervisor", "elastic_api.app", "elastic_api.cli", "elastic_api.config")
+SERVER_PACKAGES = (
+    "elastic_api.http",
+    "elastic_api.service",
+    "elastic_api.store",
+    "elastic_api.storage",
+    "elastic_api.hypervisor",
+    "elastic_api.app",
+    "elastic_api.cli",
+    "elastic_api.config",
+)
 
 
 def test_tools_import_no_server_package():
     for path in TOOLS.glob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
-            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
-                     [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
             for name in names:
                 assert not name.startswith(SERVER_PACKAGES), f"{path.name} imports {name}"
 
@@ -41,11 +63,20 @@ def expand(data: bytes) -> bytes:
     return bytes(out)
 
 
-@pytest.mark.parametrize("data", [
-    b"", bytes(10), bytes(4096), bytes(1 << 20), os.urandom(5000), b"x" + bytes(8192) + b"y",
-    bytes(4095) + b"z" + bytes(4097), os.urandom(100) + bytes(70_000) + os.urandom(3) + bytes(5000),
-    b"".join(random.Random(3).choice([os.urandom(5000), bytes(9000), bytes(100)]) for _ in range(200)),
-])
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        bytes(10),
+        bytes(4096),
+        bytes(1 << 20),
+        os.urandom(5000),
+        b"x" + bytes(8192) + b"y",
+        bytes(4095) + b"z" + bytes(4097),
+        os.urandom(100) + bytes(70_000) + os.urandom(3) + bytes(5000),
+        b"".join(random.Random(3).choice([os.urandom(5000), bytes(9000), bytes(100)]) for _ in range(200)),
+    ],
+)
 def test_data_runs_keep_every_nonzero_byte(data):
     runs = data_runs(data)
     assert expand(data) == data
@@ -155,8 +186,14 @@ def test_endpoint_from_env():
     e = Endpoint.from_env({"EHURI": "http://h:1/api/", "EHAUTH": "u:s:with:colons"})
     assert e.url("drives/list") == "http://h:1/api/drives/list" and e.secret == "s:with:colons"
     assert Endpoint.from_env({"EHURI": "http://h:1/api", "EHAUTH": "u:s"}).url("/x") == "http://h:1/api/x"
-    for environ in ({}, {"EHURI": "http://h"}, {"EHAUTH": "u:s"}, {"EHURI": "ftp://h", "EHAUTH": "u:s"},
-                    {"EHURI": "http://h", "EHAUTH": "nocolon"}, {"EHURI": "http://h", "EHAUTH": "u:"}):
+    for environ in (
+        {},
+        {"EHURI": "http://h"},
+        {"EHAUTH": "u:s"},
+        {"EHURI": "ftp://h", "EHAUTH": "u:s"},
+        {"EHURI": "http://h", "EHAUTH": "nocolon"},
+        {"EHURI": "http://h", "EHAUTH": "u:"},
+    ):
         with pytest.raises(SetupError):
             Endpoint.from_env(environ)
 

@@ -1,4 +1,5 @@
 """Upload and download round trips through the real server: odd sizes, zeros, sparse files, -d, --verify."""
+
 from __future__ import annotations
 
 import asyncio
@@ -43,7 +44,7 @@ async def test_round_trip(account, tmp_path, chunk, parallel):
     info = account.info(drive)
     assert info["name"] == "round trip" and int(info["size"]) == size
     chunk_bytes = int(chunk[0]) * MiB
-    pieces = [data[o:o + chunk_bytes] for o in range(0, size, chunk_bytes)]
+    pieces = [data[o : o + chunk_bytes] for o in range(0, size, chunk_bytes)]
     nonzero = sum(1 for piece in pieces if piece != bytes(len(piece)))
     # All-zero chunks never travel into a drive this upload created: it reads as zeros already.
     assert int(info["write:requests"]) == nonzero
@@ -92,7 +93,7 @@ async def test_download_resumes_from_the_file_size_and_overwrites_with_offset(ac
     source, copy = tmp_path / "source", tmp_path / "copy"
     source.write_bytes(data)
     assert (await tool("elastichosts-upload", "-d", drive, source, env=env)).returncode == 0
-    copy.write_bytes(data[:2 * MiB + 3])  # an earlier, interrupted download
+    copy.write_bytes(data[: 2 * MiB + 3])  # an earlier, interrupted download
     assert (await tool("elastichosts-download", "-c", "1M", drive, copy, env=env)).returncode == 0
     assert copy.read_bytes() == data
     again = await tool("elastichosts-download", drive, copy, env=env)  # complete: nothing left to do
@@ -129,8 +130,9 @@ async def test_bad_auth_and_missing_drive_fail_at_once(account, tmp_path):
     bad = {**account.env(), "EHAUTH": f"{account.user}:nope"}
     up = await tool("elastichosts-upload", source, env=bad)
     assert up.returncode == 1 and "401 auth" in up.stderr and "retry" not in up.stderr
-    down = await tool("elastichosts-download", "00000000-0000-0000-0000-000000000000", tmp_path / "x",
-                      env=account.env())
+    down = await tool(
+        "elastichosts-download", "00000000-0000-0000-0000-000000000000", tmp_path / "x", env=account.env()
+    )
     assert down.returncode == 1 and "404 missing" in down.stderr and "retry" not in down.stderr
     assert not (tmp_path / "x").exists()
 
@@ -141,8 +143,15 @@ async def test_progress_bar_only_on_a_terminal(account, tmp_path):
     leader, follower = pty.openpty()
     try:
         process = await asyncio.create_subprocess_exec(
-            str(BIN / "elastichosts-upload"), "-c", "256k", str(source), env=account.env(),
-            stdout=asyncio.subprocess.PIPE, stderr=follower, stdin=asyncio.subprocess.DEVNULL)
+            str(BIN / "elastichosts-upload"),
+            "-c",
+            "256k",
+            str(source),
+            env=account.env(),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=follower,
+            stdin=asyncio.subprocess.DEVNULL,
+        )
         os.close(follower)
         # Read the terminal while the tool writes to it, so a full terminal buffer never stalls it.
         screen_reader = asyncio.ensure_future(asyncio.to_thread(read_terminal, leader))

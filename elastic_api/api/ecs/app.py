@@ -1,6 +1,7 @@
 """The Seeweb ECS v2 dialect (ECS.md), a sub-application at /ecs/v2 on the same listener as the
 ElasticHosts API: its own routes, token authentication, JSON bodies and error shape, over the
 same services."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -43,10 +44,20 @@ def mount(app: web.Application, services: Services, config: Config) -> None:
 
         # HEAD is GET without the body (RFC 9110), answered by the same handler.
         methods = frozenset({"GET", "HEAD"}) if route.method == "GET" else frozenset({route.method})
-        return http.Route(methods, route.path, policies[route.auth], handle, route.handler.__name__,
-                          audited=route.method != "GET" and (route.method, route.path) not in QUERIES)
+        return http.Route(
+            methods,
+            route.path,
+            policies[route.auth],
+            handle,
+            route.handler.__name__,
+            audited=route.method != "GET" and (route.method, route.path) not in QUERIES,
+        )
 
-    http.add_routes(ecs, [bind(route) for route in ROUTES], error_response,
-                    auditor=Auditor[Any](services.audit, "ecs", actor, ("name", "id"), error_response))
+    http.add_routes(
+        ecs,
+        [bind(route) for route in ROUTES],
+        error_response,
+        auditor=Auditor[Any](services.audit, "ecs", actor, ("name", "id"), error_response),
+    )
     ecs[DIALECT] = "ecs"  # the operators' metrics label its requests so
     app.add_subapp(PREFIX, ecs)

@@ -1,6 +1,7 @@
 """Who an ECS request acts for: an API token or a login token, in `X-APITOKEN: T` (ecsapi, the
 Go client), `Authorization: Bearer T` (older Go clients, Terraform) or `Authorization: T`
 (Seeweb's login docs). A user's secret key, or HTTP Basic, is not a token here."""
+
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
@@ -42,8 +43,10 @@ def bearer(request: web.BaseRequest) -> str:
         elif scheme.lower() == "bearer":
             token = rest.strip()
         else:
-            raise Unauthenticated(f"{scheme[:20]} credentials are not accepted here: send an API token "
-                                  "as X-APITOKEN or Authorization: Bearer")
+            raise Unauthenticated(
+                f"{scheme[:20]} credentials are not accepted here: send an API token "
+                "as X-APITOKEN or Authorization: Bearer"
+            )
     else:
         raise Unauthenticated("authentication required: an API token in X-APITOKEN")
     if not token or len(token) > MAX_TOKEN:

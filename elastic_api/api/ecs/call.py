@@ -1,4 +1,5 @@
 """One ECS request as the handlers see it: the request, its principal, the services and config."""
+
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -41,8 +42,9 @@ class Call:
             raise NotFound(f"no such {key}: {text[:40]}")
         return int(text)
 
-    def listing(self, name: str, items: Sequence[T], key: Callable[[T], str], render: Callable[[T], Wire],
-                **extra: Any) -> Wire:
+    def listing(
+        self, name: str, items: Sequence[T], key: Callable[[T], str], render: Callable[[T], Wire], **extra: Any
+    ) -> Wire:
         """`{"status": "ok", NAME: [...]}` for one page of `items`, with `next` unless it is the last."""
         query = self.request.query
         for word in ("limit", "marker"):

@@ -1,5 +1,6 @@
 """Typed values → the ECS wire objects of ECS.md §4. Pure functions. Sizes are digit strings,
 ids and counts JSON numbers, times RFC 3339 with an offset, "no value" null (never "")."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -28,11 +29,20 @@ def region(r: Region) -> Wire:
 
 def _plan_fields(plan: Plan) -> Wire:
     return {
-        "id": plan.id, "name": plan.name, "cpu": str(plan.cpu), "ram": str(plan.ram_mb), "disk": str(plan.disk_gb),
-        "gpu": str(plan.gpu), "gpu_label": plan.gpu_label, "hourly_price": plan.hourly_price,
+        "id": plan.id,
+        "name": plan.name,
+        "cpu": str(plan.cpu),
+        "ram": str(plan.ram_mb),
+        "disk": str(plan.disk_gb),
+        "gpu": str(plan.gpu),
+        "gpu_label": plan.gpu_label,
+        "hourly_price": plan.hourly_price,
         # sic: the wire's spelling, the only one ecsapi reads; the right one too, for readers.
-        "montly_price": plan.monthly_price, "monthly_price": plan.monthly_price,
-        "windows": plan.windows, "host_type": plan.host_type, "available": plan.available,
+        "montly_price": plan.monthly_price,
+        "monthly_price": plan.monthly_price,
+        "windows": plan.windows,
+        "host_type": plan.host_type,
+        "available": plan.available,
         "default_image": plan.default_image,
     }
 
@@ -46,10 +56,19 @@ def plan_available(room: PlanRoom) -> Wire:
         **_plan_fields(room.plan),
         "os_availables": [image(i) for i in room.images],
         "region_availables": [
-            {"region": location,
-             "hosts": [{"host": h.host, "zone": h.zone,
-                        "servers": [{"name": name, "notes": notes} for name, notes in h.servers]} for h in hosts]}
-            for location, hosts in room.regions],
+            {
+                "region": location,
+                "hosts": [
+                    {
+                        "host": h.host,
+                        "zone": h.zone,
+                        "servers": [{"name": name, "notes": notes} for name, notes in h.servers],
+                    }
+                    for h in hosts
+                ],
+            }
+            for location, hosts in room.regions
+        ],
         "runtimeclass": None,
     }
 
@@ -57,11 +76,22 @@ def plan_available(room: PlanRoom) -> Wire:
 def image(i: CatalogueImage) -> Wire:
     slug = i.slug
     return {
-        "id": i.number, "name": slug, "uuid": i.image.image, "description": i.image.name, "notes": "",
-        "creation_date": timestamp(i.image.created), "deletion_date": None, "active_flag": True,
-        "status": "CD", "public": True, "cloud_image": False, "so_base": os_base(slug),
-        "required_disk": i.required_disk_gb, "api_version": API_VERSION[0],
-        "api_version_value": API_VERSION[1], "version": os_version(slug),
+        "id": i.number,
+        "name": slug,
+        "uuid": i.image.image,
+        "description": i.image.name,
+        "notes": "",
+        "creation_date": timestamp(i.image.created),
+        "deletion_date": None,
+        "active_flag": True,
+        "status": "CD",
+        "public": True,
+        "cloud_image": False,
+        "so_base": os_base(slug),
+        "required_disk": i.required_disk_gb,
+        "api_version": API_VERSION[0],
+        "api_version_value": API_VERSION[1],
+        "version": os_version(slug),
     }
 
 
@@ -71,5 +101,4 @@ def ssh_key(k: SshKey) -> Wire:
 
 def group(g: Group) -> Wire:
     # The password hash stays in the store: never sent, not even to its owner.
-    return {"id": g.id, "name": g.name, "notes": g.notes, "enabled": g.enabled,
-            "creation_date": timestamp(g.created)}
+    return {"id": g.id, "name": g.name, "notes": g.notes, "enabled": g.enabled, "creation_date": timestamp(g.created)}

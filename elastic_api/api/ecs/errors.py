@@ -1,13 +1,27 @@
 """The ECS shape of an error (ECS.md §2.7): a status and `{"status": "error", "error_code":
 STATUS, "message": LINE}`, whatever the client's Accept says. The one place this dialect maps
 neutral error kinds to statuses (ECS.md §6)."""
+
 from __future__ import annotations
 
 from aiohttp import web
 
 from elastic_api.errors import (
-    Busy, ClientGone, Error, Failed, Full, Internal, Invalid, MethodNotAllowed, NotFound, QuotaExceeded, TooLarge,
-    TooSlow, Unauthenticated, Unavailable, Unreachable,
+    Busy,
+    ClientGone,
+    Error,
+    Failed,
+    Full,
+    Internal,
+    Invalid,
+    MethodNotAllowed,
+    NotFound,
+    QuotaExceeded,
+    TooLarge,
+    TooSlow,
+    Unauthenticated,
+    Unavailable,
+    Unreachable,
 )
 from elastic_api.http.routes import ExpectationFailed
 

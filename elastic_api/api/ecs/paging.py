@@ -1,5 +1,6 @@
 """Pages of a list (ECS.md §8): `limit` (1 … max_list_limit) and `marker` (the id of the last
 item of the previous page); a page that is not the last names the next one in `next`."""
+
 from __future__ import annotations
 
 import urllib.parse
@@ -42,7 +43,7 @@ def page(items: Sequence[T], key: Callable[[T], str], window: Window) -> tuple[l
         start = keys.index(window.marker) + 1
     if window.limit is None:
         return list(items[start:]), None
-    chunk = list(items[start:start + window.limit])
+    chunk = list(items[start : start + window.limit])
     more = start + window.limit < len(items)
     return chunk, (key(chunk[-1]) if more and chunk else None)
 

@@ -1,6 +1,7 @@
 """Typed records → the ECS wire objects of the audit trail (/logs), a server's support plan
 (ServerSupport, ecsapi's shape) and its reservations (the Reserved record). Pure functions; the
 server's ECS name and notes come from the caller, since the records know the engine's UUID only."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -20,9 +21,18 @@ def log_entry(e: AuditEntry) -> Wire:
     also apart, and the `dialect`), on what (`target`), when, and how it ended (`status` ok /
     refused / failed, `status_code` the HTTP status, `severity` info / warning / error)."""
     return {
-        "id": e.id, "actor": e.actor.user, "actor_type": e.actor.credential.value, "group": e.actor.group,
-        "action": f"{e.method} {e.route}", "method": e.method, "route": e.route, "dialect": e.dialect,
-        "target": e.target, "status": e.outcome.value, "status_code": e.status, "severity": SEVERITY[e.outcome],
+        "id": e.id,
+        "actor": e.actor.user,
+        "actor_type": e.actor.credential.value,
+        "group": e.actor.group,
+        "action": f"{e.method} {e.route}",
+        "method": e.method,
+        "route": e.route,
+        "dialect": e.dialect,
+        "target": e.target,
+        "status": e.outcome.value,
+        "status_code": e.status,
+        "severity": SEVERITY[e.outcome],
         "created_at": timestamp(e.at),
     }
 
@@ -35,10 +45,18 @@ def server_support(record: SupportRecord, server_name: str, server_notes: str) -
     """ServerSupport as ecsapi reads it (`server__name` and `weigth` sic: its field aliases)."""
     plan = record.plan
     return {
-        "server__name": server_name, "server_notes": server_notes, "support_title": plan.title,
-        "support_code": plan.code, "immutable": plan.immutable, "start": timestamp(record.start),
-        "end": _time(record.end), "may_downgrade": plan.may_downgrade, "weigth": plan.weight, "days": plan.days,
-        "cancelled": record.cancelled, "cancelled_at": _time(record.cancelled_at),
+        "server__name": server_name,
+        "server_notes": server_notes,
+        "support_title": plan.title,
+        "support_code": plan.code,
+        "immutable": plan.immutable,
+        "start": timestamp(record.start),
+        "end": _time(record.end),
+        "may_downgrade": plan.may_downgrade,
+        "weigth": plan.weight,
+        "days": plan.days,
+        "cancelled": record.cancelled,
+        "cancelled_at": _time(record.cancelled_at),
         "monthly_price": plan.monthly_price,
     }
 
@@ -47,9 +65,15 @@ def reserved(record: ReservedRecord, server_name: str) -> Wire:
     """The Reserved record (ecsapi's DiscountRecord): `reserved_months` as ecsapi reads it and
     `reserved_month` as Seeweb's docs print it, both sent (ECS.md §7)."""
     return {
-        "reserved_plan": record.term, "reserved_months": record.months, "reserved_month": record.months,
-        "plan": record.plan, "plan_name": record.plan_name, "discount": record.discount,
-        "start_date": timestamp(record.start), "end_date": timestamp(record.end), "server": server_name,
+        "reserved_plan": record.term,
+        "reserved_months": record.months,
+        "reserved_month": record.months,
+        "plan": record.plan,
+        "plan_name": record.plan_name,
+        "discount": record.discount,
+        "start_date": timestamp(record.start),
+        "end_date": timestamp(record.end),
+        "server": server_name,
     }
 
 
@@ -58,5 +82,8 @@ def reserved_fields(records: Sequence[ReservedRecord], server_name: str, now: in
     server is reserved (`""` when it is not: ecsapi rejects null there)."""
     until = max((r.end for r in records), default=0)
     running = until > now  # a term chained after the current one counts: the server stays reserved
-    return {"reserved_plans": [reserved(r, server_name) for r in records], "is_reserved": running,
-            "reserved_until": timestamp(until) if running else ""}
+    return {
+        "reserved_plans": [reserved(r, server_name) for r in records],
+        "is_reserved": running,
+        "reserved_until": timestamp(until) if running else "",
+    }

@@ -2,6 +2,7 @@
 Content-Type (an empty body is `{}`), or a form for the login; an unknown key, a key given
 twice, a wrong type or a missing required key is a 400. `null` counts as "not given" for the
 fields that say so (clients send every field, nulls included)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -105,8 +106,9 @@ async def read_form_or_object(request: web.Request, config: Config, fields: Mapp
             # JSON labelled as a form: what `curl -d '{...}'` and urllib send by default.
             return parse_object(parse_json(raw), fields)
         try:
-            pairs = urllib.parse.parse_qsl(raw.decode("utf-8"), keep_blank_values=True, strict_parsing=bool(raw),
-                                           max_num_fields=len(fields) + 1)
+            pairs = urllib.parse.parse_qsl(
+                raw.decode("utf-8"), keep_blank_values=True, strict_parsing=bool(raw), max_num_fields=len(fields) + 1
+            )
         except (UnicodeDecodeError, ValueError):
             raise Invalid("form body is not valid") from None
         return parse_object(_no_duplicates(pairs), fields)

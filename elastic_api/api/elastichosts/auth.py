@@ -1,4 +1,5 @@
 """HTTP Basic credentials: parsed defensively, since the header is whatever a client sends."""
+
 from __future__ import annotations
 
 import base64

@@ -1,4 +1,5 @@
 """What an ElasticHosts handler is given: the authenticated user, its arguments, body and the services."""
+
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
@@ -28,8 +29,9 @@ class Call:
 
     async def props(self) -> Props:
         """The body's keys: JSON when labelled so, text properties otherwise; empty means none."""
-        return parse_body(await body.read_small(self.request, self.config),
-                          self.request.headers.get("Content-Type", ""))
+        return parse_body(
+            await body.read_small(self.request, self.config), self.request.headers.get("Content-Type", "")
+        )
 
     def body(self) -> AsyncIterator[bytes]:
         """The streamed body (see http.body.stream)."""

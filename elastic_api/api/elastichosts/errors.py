@@ -1,13 +1,27 @@
 """The ElasticHosts shape of an error: a status, an `X-Elastic-Error` word and one line of text
 (PROTOCOL.md's table). The one place this dialect maps neutral error kinds to its answers."""
+
 from __future__ import annotations
 
 from aiohttp import web
 
 from elastic_api.api.elastichosts.auth import REALM
 from elastic_api.errors import (
-    Busy, ClientGone, Error, Failed, Full, Internal, Invalid, MethodNotAllowed, NotFound, QuotaExceeded, TooLarge,
-    TooSlow, Unauthenticated, Unavailable, Unreachable,
+    Busy,
+    ClientGone,
+    Error,
+    Failed,
+    Full,
+    Internal,
+    Invalid,
+    MethodNotAllowed,
+    NotFound,
+    QuotaExceeded,
+    TooLarge,
+    TooSlow,
+    Unauthenticated,
+    Unavailable,
+    Unreachable,
 )
 
 # The ElasticHosts answer to each error kind: status and X-Elastic-Error word (PROTOCOL.md's table).
@@ -47,5 +61,4 @@ def error_response(error: Error) -> web.Response:
         headers["Retry-After"] = str(error.retry_after)
     if isinstance(error, Unauthenticated):
         headers["WWW-Authenticate"] = REALM
-    return web.Response(status=status, text=error.message + "\n", content_type="text/plain",
-                        headers=headers)
+    return web.Response(status=status, text=error.message + "\n", content_type="text/plain", headers=headers)

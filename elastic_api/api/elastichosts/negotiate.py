@@ -1,4 +1,5 @@
 """Output negotiation: what a handler returns, rendered as text/plain or JSON by `Accept`."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -7,7 +8,11 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from elastic_api.api.elastichosts.properties import (
-    Info, render_json, render_list, render_properties, render_properties_list,
+    Info,
+    render_json,
+    render_list,
+    render_properties,
+    render_properties_list,
 )
 
 

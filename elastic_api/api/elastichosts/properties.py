@@ -4,6 +4,7 @@ Input of either format becomes `Props`, a dict of key → string (a JSON array o
 the space-separated string the text format would carry), so validation has one path.
 Output is `Info`, a dict of key → str | int | list[str], rendered to either format.
 """
+
 from __future__ import annotations
 
 import json

@@ -1,5 +1,6 @@
 """Servers as transient libvirt domains: start, stop, shut down, reset, live changes, counters,
 and the list of those running."""
+
 from __future__ import annotations
 
 import logging
@@ -24,8 +25,16 @@ def _memory_mb(root: ET.Element) -> int:
     memory = root.find("memory")
     if memory is None or not (memory.text or "").strip().isdigit():
         raise FailedError("the domain XML has no memory size")
-    scale = {"b": 1 / 2**20, "bytes": 1 / 2**20, "kib": 1 / 1024, "k": 1 / 1024, "mib": 1, "m": 1,
-             "gib": 1024, "g": 1024}.get(memory.get("unit", "KiB").lower())
+    scale = {
+        "b": 1 / 2**20,
+        "bytes": 1 / 2**20,
+        "kib": 1 / 1024,
+        "k": 1 / 1024,
+        "mib": 1,
+        "m": 1,
+        "gib": 1024,
+        "g": 1024,
+    }.get(memory.get("unit", "KiB").lower())
     if scale is None:
         raise FailedError("the domain XML's memory unit is not understood")
     return int(int((memory.text or "0").strip()) * scale)
@@ -35,8 +44,9 @@ class Domains:
     """`ours` is shared with the event delivery: the servers whose domains are known to be this
     installation's (see events.Events)."""
 
-    def __init__(self, hosts: Hosts, secrets: Secrets, installation: str, ours: set[str], *,
-                 host_core_mhz: int = 2000) -> None:
+    def __init__(
+        self, hosts: Hosts, secrets: Secrets, installation: str, ours: set[str], *, host_core_mhz: int = 2000
+    ) -> None:
         self._hosts = hosts
         self._secrets = secrets
         self._installation = installation
@@ -74,26 +84,29 @@ class Domains:
                 conn.createXML(xml, 0)
             except BaseException:
                 if secrets:
-                    remove_secrets(conn, lambda owner, installation: owner == server
-                                   and installation == self._installation)
+                    remove_secrets(
+                        conn, lambda owner, installation: owner == server and installation == self._installation
+                    )
                 raise
+
         self._ours.add(server)  # before the start, so that its "started" event is taken as ours
         try:
             await self._hosts.call(host, f"start server {server}", create)
         finally:
             target.reserved.pop(server, None)
 
-    async def _domain_call(self, host: str, server: str, what: str, fn: Callable[[libvirt.virDomain], T],
-                           *, missing_ok: bool = False) -> T | None:
+    async def _domain_call(
+        self, host: str, server: str, what: str, fn: Callable[[libvirt.virDomain], T], *, missing_ok: bool = False
+    ) -> T | None:
         def call(conn: libvirt.virConnect) -> T | None:
             try:
                 dom = conn.lookupByUUIDString(server)
                 return fn(dom)
             except libvirt.libvirtError as e:
-                if missing_ok and e.get_error_code() in (libvirt.VIR_ERR_NO_DOMAIN,
-                                                         libvirt.VIR_ERR_OPERATION_INVALID):
+                if missing_ok and e.get_error_code() in (libvirt.VIR_ERR_NO_DOMAIN, libvirt.VIR_ERR_OPERATION_INVALID):
                     return None
                 raise
+
         return await self._hosts.call(host, f"{what} server {server}", call)
 
     async def stop(self, host: str, server: str) -> None:
@@ -115,22 +128,26 @@ class Domains:
     async def set_cpu_live(self, host: str, server: str, cpu_mhz: int) -> None:
         """Apply a new CPU allowance to a running server: a new CFS quota over its current vCPUs
         (their count cannot change until the next start)."""
+
         def apply(dom: libvirt.virDomain) -> None:
             vcpus = int(dom.info()[3])
             dom.setSchedulerParametersFlags(
                 {"vcpu_period": CPU_PERIOD_US, "vcpu_quota": cpu_quota(cpu_mhz, self._host_core_mhz, vcpus)},
                 libvirt.VIR_DOMAIN_AFFECT_LIVE,
             )
+
         await self._domain_call(host, server, "change the CPU of", apply)
 
     async def set_vnc_password_live(self, host: str, server: str, password: str) -> None:
         """Apply a new VNC password to a running server's VNC display."""
+
         def apply(dom: libvirt.virDomain) -> None:
             graphics = ET.fromstring(dom.XMLDesc(0)).find("devices/graphics[@type='vnc']")
             if graphics is None:
                 raise FailedError(f"server {server} has no VNC display")
             graphics.set("passwd", password)
             dom.updateDeviceFlags(ET.tostring(graphics, encoding="unicode"), libvirt.VIR_DOMAIN_AFFECT_LIVE)
+
         await self._domain_call(host, server, "change the VNC password of", apply)
 
     async def stats(self, host: str, server: str) -> DomainStats:
@@ -164,6 +181,7 @@ class Domains:
                     adopted.append(server)
                 found.append(sample_of(server, at, record))
             return found, adopted
+
         found, adopted = await self._hosts.call(host, "read the servers' statistics", collect)
         self._ours.update(adopted)  # on the loop: the events read this set there
         return found
@@ -192,6 +210,7 @@ class Domains:
                 else:
                     self._log.debug("domain %s is not this installation's (installation %s)", dom.name(), owner)
             return found
+
         found: dict[str, str] = {}
         for name in self._hosts.names if hosts is None else hosts:
             for server in await self._hosts.call(name, "list servers", ours):

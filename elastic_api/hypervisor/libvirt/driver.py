@@ -1,5 +1,6 @@
 """The hypervisor on libvirt: servers as transient domains on a set of hosts, with lifecycle events.
 LibvirtHypervisor is the Hypervisor the service uses; each concept lives in its own module."""
+
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
@@ -34,8 +35,14 @@ class LibvirtHypervisor:
     (`adopt`: the servers its database knows), and is left alone otherwise. Memory placement
     counts every `elastic-` guest on a host, whoever runs it: they all hold memory."""
 
-    def __init__(self, hosts: Sequence[HostConfig], *, installation: str, host_core_mhz: int = 2000,
-                 reconnect_interval: float = 5.0) -> None:
+    def __init__(
+        self,
+        hosts: Sequence[HostConfig],
+        *,
+        installation: str,
+        host_core_mhz: int = 2000,
+        reconnect_interval: float = 5.0,
+    ) -> None:
         self._hosts = Hosts(hosts, reconnect_interval=reconnect_interval)
         if not is_id(installation):
             raise InternalError(f"the hypervisor needs the installation's ID, not {installation!r}")
@@ -50,8 +57,12 @@ class LibvirtHypervisor:
 
     @classmethod
     def from_config(cls, config: Config, installation: str) -> LibvirtHypervisor:
-        return cls(config.hosts, installation=installation, host_core_mhz=config.host_core_mhz,
-                   reconnect_interval=config.host_reconnect_interval)
+        return cls(
+            config.hosts,
+            installation=installation,
+            host_core_mhz=config.host_core_mhz,
+            reconnect_interval=config.host_reconnect_interval,
+        )
 
     @property
     def host_names(self) -> tuple[str, ...]:
@@ -92,8 +103,9 @@ class LibvirtHypervisor:
     async def room_mb(self, host: str) -> int:
         return await self._hosts.room_mb(host)
 
-    async def place(self, mem_mb: int, avoid_hosts: Collection[str] = (), *,
-                    only: Collection[str] | None = None) -> str:
+    async def place(
+        self, mem_mb: int, avoid_hosts: Collection[str] = (), *, only: Collection[str] | None = None
+    ) -> str:
         return await self._hosts.place(mem_mb, avoid_hosts, only=only)
 
     # --- networks -----------------------------------------------------------------------------
@@ -124,8 +136,9 @@ class LibvirtHypervisor:
     async def remove_secrets(self, host: str, server: str) -> None:
         await self._secrets.remove_secrets(host, server)
 
-    async def sweep_secrets(self, running: Collection[str], adopt: Collection[str] = (),
-                            hosts: Collection[str] | None = None) -> None:
+    async def sweep_secrets(
+        self, running: Collection[str], adopt: Collection[str] = (), hosts: Collection[str] | None = None
+    ) -> None:
         await self._secrets.sweep_secrets(running, adopt, hosts)
 
     # --- servers ------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """Delivering our domains' lifecycle events, and hosts coming back, to the service: in order, one
 at a time, each domain's event judged against this installation's ID first."""
+
 from __future__ import annotations
 
 import asyncio
@@ -86,11 +87,13 @@ class Events:
     async def _ours_now(self, host: str, server: str) -> bool:
         """Whether the running domain of server on host carries our installation ID (for a
         "started" event of a domain we did not start: one adopted, or another installation's)."""
+
         def read(conn: libvirt.virConnect) -> str | None:
             try:
                 return installation_of(conn.lookupByUUIDString(server).XMLDesc(0))
             except libvirt.libvirtError:
                 return None
+
         try:
             return await self._hosts.call(host, "look up server", read) == self._installation
         except FailedError:
@@ -102,6 +105,7 @@ class Events:
                 return bool(conn.lookupByUUIDString(server).isActive())
             except libvirt.libvirtError:
                 return False
+
         try:
             return await self._hosts.call(host, "look up server", active)
         except FailedError:

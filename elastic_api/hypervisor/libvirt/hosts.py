@@ -1,6 +1,7 @@
 """The libvirt hosts: each one's connection (opened lazily, reopened when lost, watched in the
 background) and lifecycle events, calls made on them with libvirt's errors turned into neutral
 ones, and the memory room placement chooses by."""
+
 from __future__ import annotations
 
 import asyncio
@@ -109,9 +110,7 @@ class Host:
             conn.registerCloseCallback(self._closed, None)
         except libvirt.libvirtError:
             pass  # drivers without a close callback are local and never close underneath us
-        self._event_id = conn.domainEventRegisterAny(
-            None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, self._lifecycle, None
-        )
+        self._event_id = conn.domainEventRegisterAny(None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, self._lifecycle, None)
         self._log.info("host %s: connected to %s", self.name, self.uri)
         return conn
 
@@ -136,18 +135,25 @@ class Host:
         self._log.warning("host %s: connection lost (reason %d); reconnecting", self.name, reason)
         self._lost = self._missed = True
 
-    def _lifecycle(self, _conn: libvirt.virConnect, dom: libvirt.virDomain, event: int, detail: int,
-                   _opaque: object) -> None:
+    def _lifecycle(
+        self, _conn: libvirt.virConnect, dom: libvirt.virDomain, event: int, detail: int, _opaque: object
+    ) -> None:
         # A domain's name and UUID are cached in the object: no call back into libvirt here.
         self._sink(self.name, dom.name(), dom.UUIDString(), event, detail)
 
 
 # What a libvirt error means to a client, by error code; the raw libvirt text goes to the log only
 # (it names host paths and internals).
-_UNREACHABLE = frozenset({
-    libvirt.VIR_ERR_NO_CONNECT, libvirt.VIR_ERR_RPC, libvirt.VIR_ERR_AUTH_FAILED,
-    libvirt.VIR_ERR_AUTH_CANCELLED, libvirt.VIR_ERR_AUTH_UNAVAILABLE, libvirt.VIR_ERR_INVALID_CONN,
-})
+_UNREACHABLE = frozenset(
+    {
+        libvirt.VIR_ERR_NO_CONNECT,
+        libvirt.VIR_ERR_RPC,
+        libvirt.VIR_ERR_AUTH_FAILED,
+        libvirt.VIR_ERR_AUTH_CANCELLED,
+        libvirt.VIR_ERR_AUTH_UNAVAILABLE,
+        libvirt.VIR_ERR_INVALID_CONN,
+    }
+)
 _REASONS = {
     libvirt.VIR_ERR_NO_DOMAIN: "the server is not running there",
     libvirt.VIR_ERR_OPERATION_INVALID: "the server is not in a state that allows it",
@@ -213,8 +219,7 @@ class Hosts:
     async def open(self) -> None:
         """Connect to every host. A host that cannot be reached is logged and retried on its next
         use and by the watcher, so one dead host never keeps the API from starting."""
-        results = await asyncio.gather(*(host.connection() for host in self._hosts.values()),
-                                       return_exceptions=True)
+        results = await asyncio.gather(*(host.connection() for host in self._hosts.values()), return_exceptions=True)
         for result in results:
             if isinstance(result, BaseException) and not isinstance(result, FailedError):
                 raise result
@@ -225,8 +230,10 @@ class Hosts:
         """Two configured hosts that are one machine (one libvirtd reached by two URIs) each see
         the other's guests, and a reconcile of one takes those for strays and powers them off:
         said loudly at start-up (by the host UUID libvirt reports), as nothing else shows it."""
+
         def host_uuid(conn: libvirt.virConnect) -> str:
             return ElementTree.fromstring(conn.getCapabilities()).findtext("host/uuid") or ""
+
         seen: dict[str, str] = {}
         for host in self._hosts.values():
             if not host.connected:
@@ -236,9 +243,14 @@ class Hosts:
             except FailedError:
                 continue
             if uuid and uuid in seen:
-                self._log.warning("hosts %s and %s are one machine (host UUID %s): each sees the other's guests, "
-                                  "and reconciling one would power off guests started on the other; configure "
-                                  "each host once", seen[uuid], host.name, uuid)
+                self._log.warning(
+                    "hosts %s and %s are one machine (host UUID %s): each sees the other's guests, "
+                    "and reconciling one would power off guests started on the other; configure "
+                    "each host once",
+                    seen[uuid],
+                    host.name,
+                    uuid,
+                )
             seen.setdefault(uuid, host.name)
 
     async def close(self) -> None:
@@ -299,12 +311,14 @@ class Hosts:
     async def kvm_available(self, host: str) -> bool:
         """Whether guests on this host can use KVM (else they run under TCG emulation)."""
         if host not in self._kvm:
+
             def probe(conn: libvirt.virConnect) -> bool:
                 try:
                     conn.getDomainCapabilities(None, "x86_64", None, "kvm", 0)
                     return True
                 except libvirt.libvirtError:
                     return False  # no /dev/kvm for QEMU, or a driver (test:///) without KVM
+
             self._kvm[host] = await self.call(host, "probe KVM", probe)
         return self._kvm[host]
 
@@ -333,14 +347,16 @@ class Hosts:
                     except libvirt.libvirtError:
                         pass  # gone since the list was taken
             return capacity, used_kib // 1024
+
         capacity, used = await self.call(host.name, "measure memory", committed)
         return capacity - used - sum(reserved.values())
 
     async def room_mb(self, host: str) -> int:
         return await self.room(self.host(host))
 
-    async def place(self, mem_mb: int, avoid_hosts: Collection[str] = (), *,
-                    only: Collection[str] | None = None) -> str:
+    async def place(
+        self, mem_mb: int, avoid_hosts: Collection[str] = (), *, only: Collection[str] | None = None
+    ) -> str:
         """The host a server of mem_mb should start on (see placement.choose_host); unreachable
         hosts are skipped. FullError when every host answered and none has room;
         UnreachableError when no host that answered has room but some did not answer (one of
@@ -362,5 +378,6 @@ class Hosts:
         except FullError:
             if not unreachable:
                 raise
-            raise UnreachableError(f"no reachable host has room for a server of {mem_mb} MB; unreachable: "
-                                   f"{' '.join(unreachable)}") from None
+            raise UnreachableError(
+                f"no reachable host has room for a server of {mem_mb} MB; unreachable: {' '.join(unreachable)}"
+            ) from None

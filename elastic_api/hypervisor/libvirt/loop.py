@@ -1,4 +1,5 @@
 """Libvirt's event loop on asyncio (libvirtaio), safe for libvirt calls made from worker threads."""
+
 from __future__ import annotations
 
 import asyncio

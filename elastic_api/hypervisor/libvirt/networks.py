@@ -1,5 +1,6 @@
 """Libvirt networks: the isolated ones (NICs on no network, VLANs), the public one, and the DHCP
 reservations in them. Made transient with our installation ID; one that exists is shared."""
+
 from __future__ import annotations
 
 import logging
@@ -11,7 +12,12 @@ from elastic_api.errors import FailedError
 from elastic_api.hypervisor.domain import installation_of
 from elastic_api.hypervisor.libvirt.hosts import Hosts
 from elastic_api.hypervisor.network import (
-    PublicNetwork, dhcp_host_xml, dhcp_hosts, isolated_network_xml, public_network_differs, public_network_xml,
+    PublicNetwork,
+    dhcp_host_xml,
+    dhcp_hosts,
+    isolated_network_xml,
+    public_network_differs,
+    public_network_xml,
 )
 
 
@@ -56,11 +62,14 @@ class Networks:
         this name, created transient (with our installation ID) when missing: NICs on no other
         network, and each VLAN (whose bridge name the caller derives). One that exists is used
         whoever made it: the default isolated network is shared by the installations on a host."""
+
         def ensure(conn: libvirt.virConnect) -> None:
             network = _lookup_network(conn, name) or _create_network(
-                conn, name, isolated_network_xml(name, self._installation, bridge))
+                conn, name, isolated_network_xml(name, self._installation, bridge)
+            )
             if not network.isActive():
                 network.create()
+
         await self._hosts.call(host, f"set up network {name}", ensure)
 
     async def ensure_public_network(self, host: str, public: PublicNetwork) -> None:
@@ -68,12 +77,15 @@ class Networks:
         our installation ID) when missing. One that exists is shared, whichever installation made
         it, and never removed by us; one with other addressing is not ours to change under running
         guests: FailedError, and the operator removes it or fixes the pool."""
+
         def ensure(conn: libvirt.virConnect) -> str | None:
             network = _lookup_network(conn, public.name) or _create_network(
-                conn, public.name, public_network_xml(public, self._installation))
+                conn, public.name, public_network_xml(public, self._installation)
+            )
             if not network.isActive():
                 network.create()
             return public_network_differs(network.XMLDesc(0), public)
+
         differs = await self._hosts.call(host, f"set up network {public.name}", ensure)
         if differs is not None:
             self._log.error("host %s: network %s does not match the ip_pool config: %s", host, public.name, differs)
@@ -81,9 +93,11 @@ class Networks:
 
     async def dhcp_hosts(self, host: str, name: str) -> dict[str, str] | None:
         """MAC → IP of the DHCP reservations in network `name`, or None when it does not exist."""
+
         def read(conn: libvirt.virConnect) -> dict[str, str] | None:
             network = _lookup_network(conn, name)
             return None if network is None else dhcp_hosts(network.XMLDesc(0))
+
         return await self._hosts.call(host, f"read network {name}", read)
 
     async def set_dhcp_host(self, host: str, name: str, mac: str, ip: str, ours: Collection[str]) -> None:
@@ -105,25 +119,35 @@ class Networks:
                     _update_dhcp_host(network, libvirt.VIR_NETWORK_UPDATE_COMMAND_DELETE, old_mac, old_ip)
             _update_dhcp_host(network, libvirt.VIR_NETWORK_UPDATE_COMMAND_ADD_LAST, mac, ip)
             return None
+
         holder = await self._hosts.call(host, f"reserve {ip} in network {name}", update)
         if holder is not None:
-            self._log.error("host %s: %s in network %s is reserved for %s, a NIC this installation does not know",
-                            host, ip, name, holder)
-            raise FailedError(f"could not reserve {ip} on host {host}: another installation sharing the "
-                              "network holds it")
+            self._log.error(
+                "host %s: %s in network %s is reserved for %s, a NIC this installation does not know",
+                host,
+                ip,
+                name,
+                holder,
+            )
+            raise FailedError(
+                f"could not reserve {ip} on host {host}: another installation sharing the network holds it"
+            )
 
     async def remove_dhcp_host(self, host: str, name: str, mac: str, ip: str) -> None:
         """Drop the reservation of ip for mac; a missing network or reservation is already done."""
+
         def update(conn: libvirt.virConnect) -> None:
             network = _lookup_network(conn, name)
             if network is not None and dhcp_hosts(network.XMLDesc(0)).get(mac) == ip:
                 _update_dhcp_host(network, libvirt.VIR_NETWORK_UPDATE_COMMAND_DELETE, mac, ip)
+
         await self._hosts.call(host, f"release {ip} in network {name}", update)
 
     async def networks(self, host: str, prefix: str) -> list[str]:
         """Names of the networks on host that start with prefix and carry our installation ID.
         Those without an ID (made before installation IDs) or with another's are not listed: no
         name can prove that a network nobody claims was ours."""
+
         def names(conn: libvirt.virConnect) -> list[str]:
             found = []
             for network in conn.listAllNetworks():
@@ -138,12 +162,14 @@ class Networks:
                 else:
                     self._log.debug("host %s: network %s is not this installation's", host, network.name())
             return sorted(found)
+
         return await self._hosts.call(host, "list networks", names)
 
     async def remove_network(self, host: str, name: str) -> None:
         """Stop network `name` and forget it; one that does not exist is already gone. One that
         carries another installation's ID is left alone (logged): only its maker removes it. One
         without an ID (made before installation IDs) is the caller's by its name (a VLAN's UUID)."""
+
         def remove(conn: libvirt.virConnect) -> None:
             network = _lookup_network(conn, name)
             if network is None:
@@ -157,4 +183,5 @@ class Networks:
                 network.destroy()
             if persistent:
                 network.undefine()
+
         await self._hosts.call(host, f"remove network {name}", remove)

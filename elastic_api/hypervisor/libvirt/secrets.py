@@ -1,5 +1,6 @@
 """Libvirt secrets: the LUKS passphrases of a running server's encrypted drives, defined for its
 run and removed when its guest stops (or swept when that was missed)."""
+
 from __future__ import annotations
 
 import logging
@@ -49,12 +50,17 @@ class Secrets:
     async def remove_secrets(self, host: str, server: str) -> None:
         """Remove the secrets of one of our servers that is not running (its guest has stopped):
         those with our ID, and those from before installation IDs (the server is ours)."""
-        await self._hosts.call(host, f"remove the secrets of server {server}",
-                               lambda conn: remove_secrets(conn, lambda owner, installation: owner == server
-                                                           and installation in (None, self._installation)))
+        await self._hosts.call(
+            host,
+            f"remove the secrets of server {server}",
+            lambda conn: remove_secrets(
+                conn, lambda owner, installation: owner == server and installation in (None, self._installation)
+            ),
+        )
 
-    async def sweep_secrets(self, running: Collection[str], adopt: Collection[str] = (),
-                            hosts: Collection[str] | None = None) -> None:
+    async def sweep_secrets(
+        self, running: Collection[str], adopt: Collection[str] = (), hosts: Collection[str] | None = None
+    ) -> None:
         """Remove our secrets of every server not in `running`, on every host (or those named):
         guests that stopped while the API was down or the host out of reach. Ours are those with
         our ID, and those without one whose server is in `adopt`; others are never touched."""
@@ -63,6 +69,7 @@ class Secrets:
         def gone(owner: str, installation: str | None) -> bool:
             mine = installation == self._installation or (installation is None and owner in adopted)
             return mine and owner not in keep
+
         for name in self._hosts.names if hosts is None else hosts:
             removed = await self._hosts.call(name, "remove stale secrets", lambda conn: remove_secrets(conn, gone))
             if removed:

@@ -1,5 +1,6 @@
 """A running domain's counters read from libvirt, as typed DomainStats, and the bulk statistics
 of many domains as DomainSamples."""
+
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
@@ -46,8 +47,9 @@ def read_stats(dom: libvirt.virDomain) -> DomainStats:
         if device is None:
             continue
         read_requests, read_bytes, write_requests, write_bytes, _ = dom.blockStats(dev)
-        drives[device] = DriveStats(read_bytes=read_bytes, read_requests=read_requests,
-                                    write_bytes=write_bytes, write_requests=write_requests)
+        drives[device] = DriveStats(
+            read_bytes=read_bytes, read_requests=read_requests, write_bytes=write_bytes, write_requests=write_requests
+        )
     vcpus = int(dom.info()[3])
     topology = root.find("cpu/topology")
     sockets, cores = vcpus, 1
@@ -56,14 +58,26 @@ def read_stats(dom: libvirt.virDomain) -> DomainStats:
         cores = int(topology.get("cores", 1))
     graphics = root.find("devices/graphics[@type='vnc']")
     port = int(graphics.get("port", "-1")) if graphics is not None else -1
-    return DomainStats(rx_bytes=rx_bytes, tx_bytes=tx_bytes, rx_packets=rx_packets, tx_packets=tx_packets,
-                       drives=drives, sockets=sockets, cores=cores, vnc_port=port if port > 0 else None)
+    return DomainStats(
+        rx_bytes=rx_bytes,
+        tx_bytes=tx_bytes,
+        rx_packets=rx_packets,
+        tx_packets=tx_packets,
+        drives=drives,
+        sockets=sockets,
+        cores=cores,
+        vnc_port=port if port > 0 else None,
+    )
 
 
 # The groups of libvirt's bulk statistics a sample needs: cpu.time, vcpu.current, net.N.* and
 # block.N.* (vcpu also reads each vCPU's time: cheap, and the only group holding vcpu.current).
-SAMPLE_GROUPS = (libvirt.VIR_DOMAIN_STATS_CPU_TOTAL | libvirt.VIR_DOMAIN_STATS_VCPU
-                 | libvirt.VIR_DOMAIN_STATS_INTERFACE | libvirt.VIR_DOMAIN_STATS_BLOCK)
+SAMPLE_GROUPS = (
+    libvirt.VIR_DOMAIN_STATS_CPU_TOTAL
+    | libvirt.VIR_DOMAIN_STATS_VCPU
+    | libvirt.VIR_DOMAIN_STATS_INTERFACE
+    | libvirt.VIR_DOMAIN_STATS_BLOCK
+)
 
 
 def _counter(record: Mapping[str, object], key: str) -> int:
@@ -80,10 +94,17 @@ def sample_of(server: str, at: float, record: Mapping[str, object]) -> DomainSam
     for index in range(_counter(record, "block.count")):
         device = target_device(str(record.get(f"block.{index}.name", "")))
         if device is not None:
-            drives[device] = DriveBytes(read_bytes=_counter(record, f"block.{index}.rd.bytes"),
-                                        write_bytes=_counter(record, f"block.{index}.wr.bytes"))
+            drives[device] = DriveBytes(
+                read_bytes=_counter(record, f"block.{index}.rd.bytes"),
+                write_bytes=_counter(record, f"block.{index}.wr.bytes"),
+            )
     nics = range(_counter(record, "net.count"))
-    return DomainSample(server=server, at=at, cpu_ns=_counter(record, "cpu.time"),
-                        vcpus=_counter(record, "vcpu.current"), drives=drives,
-                        rx_bytes=sum(_counter(record, f"net.{i}.rx.bytes") for i in nics),
-                        tx_bytes=sum(_counter(record, f"net.{i}.tx.bytes") for i in nics))
+    return DomainSample(
+        server=server,
+        at=at,
+        cpu_ns=_counter(record, "cpu.time"),
+        vcpus=_counter(record, "vcpu.current"),
+        drives=drives,
+        rx_bytes=sum(_counter(record, f"net.{i}.rx.bytes") for i in nics),
+        tx_bytes=sum(_counter(record, f"net.{i}.tx.bytes") for i in nics),
+    )

@@ -23,6 +23,7 @@ How it keeps the contract without SQLite's single writer (details in each module
   advisory lock on what they count;
 - a full disk (SQLSTATE 53100) is FullError.
 """
+
 from __future__ import annotations
 
 from elastic_api.store.postgres.audit import AuditRows
@@ -40,6 +41,7 @@ from elastic_api.store.postgres.users import UserRows
 __all__ = ["PostgresEngine", "PostgresStore"]
 
 
-class PostgresStore(UserRows, DriveRows, ImageRows, JobRows, ServerRows, ResourceRows, EcsRows, MetricsRows,
-                    AuditRows, EcsServerRows):
+class PostgresStore(
+    UserRows, DriveRows, ImageRows, JobRows, ServerRows, ResourceRows, EcsRows, MetricsRows, AuditRows, EcsServerRows
+):
     """The Store over one PostgreSQL database, shared by every node that names it."""

@@ -1,4 +1,5 @@
 """Drives: visible to their owner and to the users among their readers."""
+
 from __future__ import annotations
 
 import json
@@ -43,13 +44,26 @@ def _visible_page(after: bool) -> str:
 def _drive(row: tuple[Any, ...]) -> Drive:
     keys = row[8]  # JSONB: psycopg gives it parsed
     return Drive(
-        drive=row[0], owner=row[1], name=row[2], size=row[3], format=row[4], claim_type=row[5],
-        encryption=row[6], tier=row[7], created=row[9],
-        tags=tuple(keys.get("tags", ())), avoid=tuple(keys.get("avoid", ())),
+        drive=row[0],
+        owner=row[1],
+        name=row[2],
+        size=row[3],
+        format=row[4],
+        claim_type=row[5],
+        encryption=row[6],
+        tier=row[7],
+        created=row[9],
+        tags=tuple(keys.get("tags", ())),
+        avoid=tuple(keys.get("avoid", ())),
         user_keys=dict(keys.get("user", {})),
-        read_bytes=row[10], read_requests=row[11], write_bytes=row[12], write_requests=row[13],
-        image_job=job_row(row[14]) if row[14] else None, imaging_error=row[15],
-        readers=tuple(row[16]), claimed=tuple(row[17]),
+        read_bytes=row[10],
+        read_requests=row[11],
+        write_bytes=row[12],
+        write_requests=row[13],
+        image_job=job_row(row[14]) if row[14] else None,
+        imaging_error=row[15],
+        readers=tuple(row[16]),
+        claimed=tuple(row[17]),
         wrapped_key=bytes(row[18]) if row[18] is not None else None,
     )
 
@@ -60,8 +74,9 @@ def _keys(drive: Drive) -> str:
 
 async def _set_readers(conn: Conn, drive: Drive) -> None:
     await conn.execute("DELETE FROM drive_readers WHERE drive = %s", (drive.drive,))
-    await conn.execute("INSERT INTO drive_readers (drive, reader) SELECT %s, unnest(%s::text[])",
-                       (drive.drive, list(drive.readers)))
+    await conn.execute(
+        "INSERT INTO drive_readers (drive, reader) SELECT %s, unnest(%s::text[])", (drive.drive, list(drive.readers))
+    )
 
 
 class DriveRows(PostgresEngine):
@@ -72,17 +87,32 @@ class DriveRows(PostgresEngine):
             await conn.execute(
                 "INSERT INTO drives (id, owner, name, size, format, claim_type, encryption, tier, keys,"
                 " created, wrapped_key) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, %s, %s)",
-                (drive.drive, drive.owner, drive.name, drive.size, drive.format, drive.claim_type,
-                 drive.encryption, drive.tier, _keys(drive), drive.created, drive.wrapped_key))
+                (
+                    drive.drive,
+                    drive.owner,
+                    drive.name,
+                    drive.size,
+                    drive.format,
+                    drive.claim_type,
+                    drive.encryption,
+                    drive.tier,
+                    _keys(drive),
+                    drive.created,
+                    drive.wrapped_key,
+                ),
+            )
             await _set_readers(conn, drive)
 
         await self._write(insert)
 
     @staticmethod
     async def _get_drive(conn: Conn, user: str, drive: str) -> Drive | None:
-        row = await (await conn.execute(
-            f"SELECT {_DRIVE_COLUMNS} FROM drives d WHERE d.id = %(id)s AND {_VISIBLE}",
-            {"id": drive, "user": user, "all": ALL_USERS})).fetchone()
+        row = await (
+            await conn.execute(
+                f"SELECT {_DRIVE_COLUMNS} FROM drives d WHERE d.id = %(id)s AND {_VISIBLE}",
+                {"id": drive, "user": user, "all": ALL_USERS},
+            )
+        ).fetchone()
         return _drive(row) if row else None
 
     async def get_drive(self, user: str, drive: str) -> Drive | None:
@@ -93,13 +123,19 @@ class DriveRows(PostgresEngine):
             params: dict[str, Any] = {"user": user, "all": ALL_USERS, "limit": limit}
             found = None
             if marker is not None:
-                found = await (await conn.execute(
-                    f"SELECT d.created, d.id FROM drives d WHERE d.id = %(id)s AND {_VISIBLE}",
-                    {"id": marker, "user": user, "all": ALL_USERS})).fetchone()
+                found = await (
+                    await conn.execute(
+                        f"SELECT d.created, d.id FROM drives d WHERE d.id = %(id)s AND {_VISIBLE}",
+                        {"id": marker, "user": user, "all": ALL_USERS},
+                    )
+                ).fetchone()
             after = after_marker(marker, (found[0], found[1]) if found else None, params, "AND (d.created, d.id)")
-            return await (await conn.execute(
-                f"SELECT {select} {_visible_page(bool(after))} {after} ORDER BY d.created, d.id LIMIT %(limit)s",
-                params)).fetchall()
+            return await (
+                await conn.execute(
+                    f"SELECT {select} {_visible_page(bool(after))} {after} ORDER BY d.created, d.id LIMIT %(limit)s",
+                    params,
+                )
+            ).fetchall()
 
         return await self._read(page)
 
@@ -116,7 +152,8 @@ class DriveRows(PostgresEngine):
             cursor = await conn.execute(
                 "UPDATE drives SET name = %s, size = %s, claim_type = %s, keys = %s::jsonb"
                 " WHERE id = %s AND owner = %s",
-                (drive.name, drive.size, drive.claim_type, _keys(drive), drive.drive, user))
+                (drive.name, drive.size, drive.claim_type, _keys(drive), drive.drive, user),
+            )
             if cursor.rowcount != 1:
                 return False
             await _set_readers(conn, drive)
@@ -135,22 +172,43 @@ class DriveRows(PostgresEngine):
 
         return await self._write(delete, freeing=True)
 
-    async def count_drive_io(self, user: str, drive: str, *, read_bytes: int = 0, read_requests: int = 0,
-                             write_bytes: int = 0, write_requests: int = 0) -> None:
+    async def count_drive_io(
+        self,
+        user: str,
+        drive: str,
+        *,
+        read_bytes: int = 0,
+        read_requests: int = 0,
+        write_bytes: int = 0,
+        write_requests: int = 0,
+    ) -> None:
         # One UPDATE: its row lock makes concurrent additions add up.
         await self._execute(
             "UPDATE drives AS d SET read_bytes = read_bytes + %(rb)s, read_requests = read_requests + %(rr)s,"
             " write_bytes = write_bytes + %(wb)s, write_requests = write_requests + %(wr)s"
             f" WHERE d.id = %(id)s AND {_VISIBLE}",
-            {"rb": read_bytes, "rr": read_requests, "wb": write_bytes, "wr": write_requests,
-             "id": drive, "user": user, "all": ALL_USERS})
+            {
+                "rb": read_bytes,
+                "rr": read_requests,
+                "wb": write_bytes,
+                "wr": write_requests,
+                "id": drive,
+                "user": user,
+                "all": ALL_USERS,
+            },
+        )
 
     async def add_drive_io(self, counts: Mapping[str, IoCounts]) -> None:
         if not counts:
             return
         ids = sorted(counts)
-        columns = [ids, *([getattr(counts[d], c) for d in ids]
-                          for c in ("read_bytes", "read_requests", "write_bytes", "write_requests"))]
+        columns = [
+            ids,
+            *(
+                [getattr(counts[d], c) for d in ids]
+                for c in ("read_bytes", "read_requests", "write_bytes", "write_requests")
+            ),
+        ]
 
         async def add(conn: Conn) -> None:
             # The rows locked in ID order first: two batches over the same drives cannot deadlock.
@@ -159,7 +217,9 @@ class DriveRows(PostgresEngine):
                 "UPDATE drives d SET read_bytes = d.read_bytes + u.rb, read_requests = d.read_requests + u.rr,"
                 " write_bytes = d.write_bytes + u.wb, write_requests = d.write_requests + u.wr"
                 " FROM unnest(%s::text[], %s::int8[], %s::int8[], %s::int8[], %s::int8[]) AS u(id, rb, rr, wb, wr)"
-                " WHERE d.id = u.id", columns)
+                " WHERE d.id = u.id",
+                columns,
+            )
 
         await self._write(add)
 
@@ -167,6 +227,7 @@ class DriveRows(PostgresEngine):
         return {row[0] for row in await self._all("SELECT id FROM drives")}
 
     async def some_wrapped_key(self) -> tuple[str, bytes] | None:
-        row = await self._one("SELECT id, wrapped_key FROM drives WHERE wrapped_key IS NOT NULL"
-                              " ORDER BY created, id LIMIT 1")
+        row = await self._one(
+            "SELECT id, wrapped_key FROM drives WHERE wrapped_key IS NOT NULL ORDER BY created, id LIMIT 1"
+        )
         return (row[0], bytes(row[1])) if row else None

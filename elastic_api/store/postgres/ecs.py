@@ -1,6 +1,7 @@
 """The ECS dialect's own rows: API tokens, SSH keys and groups. A count under a per-user limit is
 checked and the row added under an advisory lock on the user and the kind, so concurrent adds
 on several nodes cannot both see room for one."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -31,8 +32,10 @@ def _key(row: tuple[Any, ...]) -> SshKey:
 class EcsRows(PostgresEngine):
     # -- API tokens ---------------------------------------------------------------------------
     async def insert_token(self, token: ApiToken) -> None:
-        await self._execute(f"INSERT INTO api_tokens ({_TOKEN}) VALUES (%s, %s, %s, %s, %s)",
-                            (token.digest, token.owner, token.group, token.created, token.hint))
+        await self._execute(
+            f"INSERT INTO api_tokens ({_TOKEN}) VALUES (%s, %s, %s, %s, %s)",
+            (token.digest, token.owner, token.group, token.created, token.hint),
+        )
 
     async def get_token(self, digest: bytes) -> ApiToken | None:
         row = await self._one(f"SELECT {_TOKEN} FROM api_tokens WHERE digest = %s", (digest,))
@@ -49,23 +52,28 @@ class EcsRows(PostgresEngine):
     async def insert_ssh_key(self, owner: str, label: str, key: str, created: int, limit: int) -> SshKey | None:
         async def insert(conn: Conn) -> SshKey | None:
             await lock(conn, "ssh-keys", owner)
-            if await (await conn.execute("SELECT 1 FROM ssh_keys WHERE owner = %s AND label = %s",
-                                         (owner, label))).fetchone():
+            if await (
+                await conn.execute("SELECT 1 FROM ssh_keys WHERE owner = %s AND label = %s", (owner, label))
+            ).fetchone():
                 return None
             count = await (await conn.execute("SELECT count(*) FROM ssh_keys WHERE owner = %s", (owner,))).fetchone()
             if count is not None and count[0] >= limit:
                 raise QuotaExceeded(f"quota exceeded: at most {limit} SSH keys per user")
-            row = await (await conn.execute(
-                f"INSERT INTO ssh_keys (owner, label, key, created) VALUES (%s, %s, %s, %s) RETURNING {_KEY}",
-                (owner, label, key, created))).fetchone()
+            row = await (
+                await conn.execute(
+                    f"INSERT INTO ssh_keys (owner, label, key, created) VALUES (%s, %s, %s, %s) RETURNING {_KEY}",
+                    (owner, label, key, created),
+                )
+            ).fetchone()
             assert row is not None
             return _key(row)
 
         return await self._write(insert)
 
     async def list_ssh_keys(self, owner: str) -> list[SshKey]:
-        return [_key(row) for row in await self._all(f"SELECT {_KEY} FROM ssh_keys WHERE owner = %s ORDER BY id",
-                                                      (owner,))]
+        return [
+            _key(row) for row in await self._all(f"SELECT {_KEY} FROM ssh_keys WHERE owner = %s ORDER BY id", (owner,))
+        ]
 
     async def get_ssh_key(self, owner: str, id_: int) -> SshKey | None:
         row = await self._one(f"SELECT {_KEY} FROM ssh_keys WHERE id = %s AND owner = %s", (id_, owner))
@@ -81,18 +89,23 @@ class EcsRows(PostgresEngine):
             count = await (await conn.execute("SELECT count(*) FROM ecs_groups WHERE owner = %s", (owner,))).fetchone()
             if count is not None and count[0] >= limit:
                 raise QuotaExceeded(f"quota exceeded: at most {limit} groups per user")
-            row = await (await conn.execute(
-                "INSERT INTO ecs_groups (owner, notes, enabled, password_hash, created)"
-                f" VALUES (%s, %s, TRUE, %s, %s) RETURNING {_GROUP}",
-                (owner, notes, password_hash, created))).fetchone()
+            row = await (
+                await conn.execute(
+                    "INSERT INTO ecs_groups (owner, notes, enabled, password_hash, created)"
+                    f" VALUES (%s, %s, TRUE, %s, %s) RETURNING {_GROUP}",
+                    (owner, notes, password_hash, created),
+                )
+            ).fetchone()
             assert row is not None
             return _group(row)
 
         return await self._write(insert)
 
     async def list_groups(self, owner: str) -> list[Group]:
-        return [_group(row) for row in await self._all(
-            f"SELECT {_GROUP} FROM ecs_groups WHERE owner = %s ORDER BY id", (owner,))]
+        return [
+            _group(row)
+            for row in await self._all(f"SELECT {_GROUP} FROM ecs_groups WHERE owner = %s ORDER BY id", (owner,))
+        ]
 
     async def get_group(self, owner: str, id_: int) -> Group | None:
         row = await self._one(f"SELECT {_GROUP} FROM ecs_groups WHERE id = %s AND owner = %s", (id_, owner))

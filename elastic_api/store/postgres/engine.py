@@ -1,5 +1,6 @@
 """The PostgreSQL engine under the store: a pool of connections, one transaction per call,
 locks where several nodes may race, the disk-full error, and the schema's migrations."""
+
 from __future__ import annotations
 
 import logging
@@ -33,7 +34,8 @@ def _is_nul(error: psycopg.DataError) -> bool:
     """Text holding U+0000, which PostgreSQL cannot store (SQLite can): refused by psycopg before
     it is sent, or by the server inside JSON (SQLSTATE 22P05)."""
     return isinstance(error, pg_errors.UntranslatableCharacter) or (
-        error.sqlstate is None and "NUL (0x00)" in str(error))
+        error.sqlstate is None and "NUL (0x00)" in str(error)
+    )
 
 
 def _nul() -> UsageError:
@@ -109,8 +111,10 @@ class PostgresEngine:
 
     async def _execute(self, sql: str, params: Any = ()) -> int:
         """One statement as a write transaction; the rows it changed."""
+
         async def run(conn: Conn) -> int:
             return (await conn.execute(sql, params)).rowcount
+
         return await self._write(run)
 
     async def _single(self, fn: Callable[[Conn], Awaitable[T | None]]) -> T | None:
@@ -154,8 +158,9 @@ class PostgresEngine:
     async def open(self) -> None:
         # autocommit: each call's transaction is its own BEGIN/COMMIT (conn.transaction()), and a
         # connection goes back to the pool with none open.
-        pool = AsyncConnectionPool(self.url, min_size=1, max_size=self.pool_size, open=False,
-                                   kwargs={"autocommit": True}, name="elastic-api")
+        pool = AsyncConnectionPool(
+            self.url, min_size=1, max_size=self.pool_size, open=False, kwargs={"autocommit": True}, name="elastic-api"
+        )
         await pool.open(wait=True, timeout=30)
         self._pool = pool
         try:
@@ -171,8 +176,10 @@ class PostgresEngine:
             # finds the schema current.
             await conn.execute("SELECT pg_advisory_lock(%s)", (_MIGRATION_LOCK,))
             try:
-                await conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations ("
-                                   " version INTEGER PRIMARY KEY, applied TIMESTAMPTZ NOT NULL DEFAULT now())")
+                await conn.execute(
+                    "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                    " version INTEGER PRIMARY KEY, applied TIMESTAMPTZ NOT NULL DEFAULT now())"
+                )
                 row = await (await conn.execute("SELECT coalesce(max(version), 0) FROM schema_migrations")).fetchone()
                 version = int(row[0]) if row else 0
                 if version > len(MIGRATIONS):

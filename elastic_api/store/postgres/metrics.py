@@ -1,4 +1,5 @@
 """Servers' sampled counters (see MetricsStore): rows keyed by server and time, gone with their server."""
+
 from __future__ import annotations
 
 from psycopg import errors as pg_errors
@@ -19,9 +20,11 @@ class MetricsRows(PostgresEngine):
         columns = [[kinds.get(t, int)(getattr(s, c)) for s in samples] for c, t in zip(_COLUMNS, _TYPES, strict=True)]
         # One statement for the lot: the samples of servers that exist (the join drops a server
         # deleted since it was read), a repeat of a kept one skipped by the primary key.
-        sql = (f"INSERT INTO server_samples ({', '.join(_COLUMNS)})"
-               f" SELECT u.* FROM unnest({', '.join(f'%s::{t}[]' for t in _TYPES)}) AS u({', '.join(_COLUMNS)})"
-               " JOIN servers s ON s.id = u.server ON CONFLICT (server, at) DO NOTHING")
+        sql = (
+            f"INSERT INTO server_samples ({', '.join(_COLUMNS)})"
+            f" SELECT u.* FROM unnest({', '.join(f'%s::{t}[]' for t in _TYPES)}) AS u({', '.join(_COLUMNS)})"
+            " JOIN servers s ON s.id = u.server ON CONFLICT (server, at) DO NOTHING"
+        )
 
         async def insert(conn: Conn) -> int:
             return (await conn.execute(sql, columns)).rowcount
@@ -37,7 +40,8 @@ class MetricsRows(PostgresEngine):
         rows = await self._all(
             f"SELECT {', '.join('m.' + c for c in _COLUMNS)} FROM server_samples m"
             " JOIN servers s ON s.id = m.server WHERE m.server = %s AND s.owner = %s AND m.at >= %s ORDER BY m.at",
-            (server, user, since))
+            (server, user, since),
+        )
         return [MetricSample(*row) for row in rows]
 
     async def prune_samples(self, before: float) -> int:

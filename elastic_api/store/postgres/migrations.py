@@ -12,6 +12,7 @@ compares, whatever locale the database was made with. What SQLite's triggers did
 store's own statements in the same transaction (a drive's jobs go with it, an image gets its
 catalogue number), and "an address is never both an IP resource and an automatic lease" is
 kept under the pool's lock (store/postgres/resources.py)."""
+
 from __future__ import annotations
 
 MIGRATIONS: tuple[str, ...] = (

@@ -4,6 +4,7 @@ Every change to who holds an address (an IP resource made, a lease given) runs u
 advisory lock, the pool's: the lowest free address is read and taken with no other node
 between, and the rule that an address is never both an IP resource and an automatic lease is
 checked under it (SQLite's triggers ip_leases_auto_not_a_resource and resources_not_leased)."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -22,15 +23,22 @@ _COLUMNS = "id, type, owner, name, keys, created"
 # IP as a NIC's dhcp address or the VNC address, a VLAN as a NIC's.
 _REFERENCES = {
     "ip": "(s.config->>'vnc' = %(resource)s OR EXISTS (SELECT 1 FROM jsonb_array_elements(s.config->'nics') n"
-          " WHERE n->>'dhcp' = %(resource)s))",
+    " WHERE n->>'dhcp' = %(resource)s))",
     "vlan": "EXISTS (SELECT 1 FROM jsonb_array_elements(s.config->'nics') n WHERE n->>'vlan' = %(resource)s)",
 }
 
 
 def _resource(row: tuple[Any, ...]) -> Resource:
     keys = row[4]
-    return Resource(resource=row[0], type=row[1], owner=row[2], name=row[3],
-                    tags=tuple(keys.get("tags", ())), user_keys=dict(keys.get("user", {})), created=row[5])
+    return Resource(
+        resource=row[0],
+        type=row[1],
+        owner=row[2],
+        name=row[3],
+        tags=tuple(keys.get("tags", ())),
+        user_keys=dict(keys.get("user", {})),
+        created=row[5],
+    )
 
 
 def _keys(resource: Resource) -> str:
@@ -47,21 +55,26 @@ async def _lock_pool(conn: Conn) -> None:
 
 async def _used_addresses(conn: Conn) -> set[str]:
     """Addresses that are someone's IP resource or held by a NIC."""
-    rows = await (await conn.execute("SELECT id FROM resources WHERE type = 'ip' UNION SELECT ip FROM ip_leases")
-                  ).fetchall()
+    rows = await (
+        await conn.execute("SELECT id FROM resources WHERE type = 'ip' UNION SELECT ip FROM ip_leases")
+    ).fetchall()
     return {row[0] for row in rows}
 
 
 async def _insert_resource(conn: Conn, resource: Resource) -> None:
-    await conn.execute(f"INSERT INTO resources ({_COLUMNS}) VALUES (%s, %s, %s, %s, %s::jsonb, %s)",
-                       (resource.resource, resource.type, resource.owner, resource.name, _keys(resource),
-                        resource.created))
+    await conn.execute(
+        f"INSERT INTO resources ({_COLUMNS}) VALUES (%s, %s, %s, %s, %s::jsonb, %s)",
+        (resource.resource, resource.type, resource.owner, resource.name, _keys(resource), resource.created),
+    )
 
 
 async def _get_resource(conn: Conn, user: str, resource: str, type_: str | None = None) -> Resource | None:
-    row = await (await conn.execute(
-        f"SELECT {_COLUMNS} FROM resources WHERE id = %s AND owner = %s AND type = coalesce(%s, type)",
-        (resource, user, type_))).fetchone()
+    row = await (
+        await conn.execute(
+            f"SELECT {_COLUMNS} FROM resources WHERE id = %s AND owner = %s AND type = coalesce(%s, type)",
+            (resource, user, type_),
+        )
+    ).fetchone()
     return _resource(row) if row else None
 
 
@@ -91,44 +104,69 @@ class ResourceRows(PostgresEngine):
     async def get_resource(self, user: str, type_: str, resource: str) -> Resource | None:
         return await self._single(lambda conn: _get_resource(conn, user, resource, type_))
 
-    async def list_resources(self, user: str, type_: str | None, limit: int | None,
-                             marker: str | None) -> list[Resource]:
+    async def list_resources(
+        self, user: str, type_: str | None, limit: int | None, marker: str | None
+    ) -> list[Resource]:
         async def query(conn: Conn) -> list[Resource]:
             params: dict[str, Any] = {"user": user, "type": type_, "limit": limit}
             found = await _get_resource(conn, user, marker, type_) if marker else None
-            after = after_marker(marker, (found.created, found.resource) if found else None, params,
-                                 "AND (created, id)")
-            rows = await (await conn.execute(
-                f"SELECT {_COLUMNS} FROM resources WHERE owner = %(user)s"
-                f" AND type = coalesce(%(type)s, type) {after} ORDER BY created, id LIMIT %(limit)s",
-                params)).fetchall()
+            after = after_marker(
+                marker, (found.created, found.resource) if found else None, params, "AND (created, id)"
+            )
+            rows = await (
+                await conn.execute(
+                    f"SELECT {_COLUMNS} FROM resources WHERE owner = %(user)s"
+                    f" AND type = coalesce(%(type)s, type) {after} ORDER BY created, id LIMIT %(limit)s",
+                    params,
+                )
+            ).fetchall()
             return [_resource(row) for row in rows]
 
         return await self._read(query)
 
     async def update_resource(self, user: str, resource: Resource) -> bool:
-        return await self._execute(
-            "UPDATE resources SET name = %s, keys = %s::jsonb WHERE id = %s AND owner = %s AND type = %s",
-            (resource.name, _keys(resource), resource.resource, user, resource.type)) == 1
+        return (
+            await self._execute(
+                "UPDATE resources SET name = %s, keys = %s::jsonb WHERE id = %s AND owner = %s AND type = %s",
+                (resource.name, _keys(resource), resource.resource, user, resource.type),
+            )
+            == 1
+        )
 
     async def delete_resource(self, user: str, type_: str, resource: str) -> bool:
         async def delete(conn: Conn) -> bool:
             # The row locked first: a server configuration naming it, or a lease taking it, that
             # commits meanwhile is seen by the checks below (the lease's foreign key waits on it).
-            row = await (await conn.execute(
-                "SELECT 1 FROM resources WHERE id = %s AND owner = %s AND type = %s FOR UPDATE",
-                (resource, user, type_))).fetchone()
+            row = await (
+                await conn.execute(
+                    "SELECT 1 FROM resources WHERE id = %s AND owner = %s AND type = %s FOR UPDATE",
+                    (resource, user, type_),
+                )
+            ).fetchone()
             if row is None:
                 return False
-            users = [r[0] for r in await (await conn.execute(
-                f"SELECT s.id FROM servers s WHERE s.owner = %(user)s AND {_REFERENCES[type_]} ORDER BY s.id",
-                {"user": user, "resource": resource})).fetchall()]
-            users += [r[0] for r in await (await conn.execute(
-                "SELECT server FROM ip_leases WHERE resource = %s", (resource,))).fetchall()]
+            users = [
+                r[0]
+                for r in await (
+                    await conn.execute(
+                        f"SELECT s.id FROM servers s WHERE s.owner = %(user)s AND {_REFERENCES[type_]} ORDER BY s.id",
+                        {"user": user, "resource": resource},
+                    )
+                ).fetchall()
+            ]
+            users += [
+                r[0]
+                for r in await (
+                    await conn.execute("SELECT server FROM ip_leases WHERE resource = %s", (resource,))
+                ).fetchall()
+            ]
             if users:
                 raise BusyError(f"{type_} {resource} is used by server {' '.join(dict.fromkeys(users))}")
-            return (await conn.execute("DELETE FROM resources WHERE id = %s AND owner = %s AND type = %s",
-                                       (resource, user, type_))).rowcount == 1
+            return (
+                await conn.execute(
+                    "DELETE FROM resources WHERE id = %s AND owner = %s AND type = %s", (resource, user, type_)
+                )
+            ).rowcount == 1
 
         return await self._write(delete, freeing=True)
 
@@ -136,11 +174,24 @@ class ResourceRows(PostgresEngine):
         return {row[0] for row in await self._all("SELECT id FROM resources WHERE type = 'vlan'")}
 
     # -- the addresses active servers' NICs lease -------------------------------------------------
-    async def lease_ips(self, user: str, server: str, static: list[tuple[int, str, str]],
-                        auto: list[tuple[int, str]], first: str, last: str) -> list[Lease]:
+    async def lease_ips(
+        self,
+        user: str,
+        server: str,
+        static: list[tuple[int, str, str]],
+        auto: list[tuple[int, str]],
+        first: str,
+        last: str,
+    ) -> list[Lease]:
         async def lease(conn: Conn) -> list[Lease]:
-            if await (await conn.execute("SELECT 1 FROM servers WHERE id = %s AND owner = %s FOR NO KEY UPDATE",
-                                         (server, user))).fetchone() is None:
+            if (
+                await (
+                    await conn.execute(
+                        "SELECT 1 FROM servers WHERE id = %s AND owner = %s FOR NO KEY UPDATE", (server, user)
+                    )
+                ).fetchone()
+                is None
+            ):
                 raise MissingError(f"no such server: {server}")
             await _lock_pool(conn)
             # Whatever an earlier run of the server held and did not give back is given back now.
@@ -152,8 +203,10 @@ class ResourceRows(PostgresEngine):
                 holder = await (await conn.execute("SELECT server FROM ip_leases WHERE ip = %s", (ip,))).fetchone()
                 if holder is not None:
                     raise BusyError(f"ip {ip} is held by server {holder[0]}")
-                await conn.execute("INSERT INTO ip_leases (ip, server, nic, mac, resource) VALUES (%s, %s, %s, %s, %s)",
-                                   (ip, server, nic, mac, ip))
+                await conn.execute(
+                    "INSERT INTO ip_leases (ip, server, nic, mac, resource) VALUES (%s, %s, %s, %s, %s)",
+                    (ip, server, nic, mac, ip),
+                )
                 leases.append(Lease(server, nic, mac, ip, auto=False))
             used = await _used_addresses(conn)
             for nic, mac in auto:
@@ -161,8 +214,9 @@ class ResourceRows(PostgresEngine):
                 if free is None:
                     raise PoolFull(nic, server)
                 used.add(free)
-                await conn.execute("INSERT INTO ip_leases (ip, server, nic, mac) VALUES (%s, %s, %s, %s)",
-                                   (free, server, nic, mac))
+                await conn.execute(
+                    "INSERT INTO ip_leases (ip, server, nic, mac) VALUES (%s, %s, %s, %s)", (free, server, nic, mac)
+                )
                 leases.append(Lease(server, nic, mac, free, auto=True))
             return leases
 
@@ -174,20 +228,25 @@ class ResourceRows(PostgresEngine):
     async def server_leases(self, user: str, server: str) -> list[Lease]:
         rows = await self._all(
             "SELECT l.server, l.nic, l.mac, l.ip, l.resource FROM ip_leases l JOIN servers s ON s.id = l.server"
-            " WHERE l.server = %s AND s.owner = %s ORDER BY l.nic", (server, user))
+            " WHERE l.server = %s AND s.owner = %s ORDER BY l.nic",
+            (server, user),
+        )
         return [_lease(row) for row in rows]
 
     async def release_leases(self, user: str, server: str) -> None:
         await self._execute(
-            "DELETE FROM ip_leases WHERE server = (SELECT id FROM servers WHERE id = %s AND owner = %s)",
-            (server, user))
+            "DELETE FROM ip_leases WHERE server = (SELECT id FROM servers WHERE id = %s AND owner = %s)", (server, user)
+        )
 
     async def active_leases(self) -> list[tuple[str, Lease]]:
         rows = await self._all(
             "SELECT s.host, l.server, l.nic, l.mac, l.ip, l.resource FROM ip_leases l"
-            " JOIN servers s ON s.id = l.server WHERE s.status = %s ORDER BY l.ip", (ACTIVE,))
+            " JOIN servers s ON s.id = l.server WHERE s.status = %s ORDER BY l.ip",
+            (ACTIVE,),
+        )
         return [(row[0], _lease(row[1:])) for row in rows]
 
     async def drop_stale_leases(self) -> int:
         return await self._execute(
-            "DELETE FROM ip_leases WHERE server NOT IN (SELECT id FROM servers WHERE status = %s)", (ACTIVE,))
+            "DELETE FROM ip_leases WHERE server NOT IN (SELECT id FROM servers WHERE status = %s)", (ACTIVE,)
+        )

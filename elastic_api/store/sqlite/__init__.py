@@ -1,5 +1,6 @@
 """The embedded SQLite store: the engine (one connection on one thread, grouped commits, the
 disk-full reserve, migrations) and one module of rows per concept, combined into SqliteStore."""
+
 from __future__ import annotations
 
 from elastic_api.store.sqlite.audit import AuditRows
@@ -18,6 +19,17 @@ from elastic_api.store.sqlite.users import UserRows
 __all__ = ["LIST_DRIVES", "LIST_DRIVE_IDS", "SqliteEngine", "SqliteStore", "_statements"]
 
 
-class SqliteStore(UserRows, DriveRows, ImageRows, JobRows, ServerRows, ResourceRows, TokenRows, EcsRows,
-                  MetricsRows, AuditRows, EcsServerRows):
+class SqliteStore(
+    UserRows,
+    DriveRows,
+    ImageRows,
+    JobRows,
+    ServerRows,
+    ResourceRows,
+    TokenRows,
+    EcsRows,
+    MetricsRows,
+    AuditRows,
+    EcsServerRows,
+):
     """The Store over one SQLite database: every concept's rows over the one engine they share."""

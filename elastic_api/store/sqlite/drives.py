@@ -1,4 +1,5 @@
 """Drives: visible to their owner and to the users among their readers."""
+
 from __future__ import annotations
 
 import heapq
@@ -24,20 +25,31 @@ _DRIVE_COLUMNS = (
 )
 # A drive is visible to a user who owns it or is among its readers (directly or as all users).
 _VISIBLE = (
-    "(d.owner = :user OR EXISTS (SELECT 1 FROM drive_readers r"
-    " WHERE r.drive = d.id AND r.reader IN (:user, :all)))"
+    "(d.owner = :user OR EXISTS (SELECT 1 FROM drive_readers r WHERE r.drive = d.id AND r.reader IN (:user, :all)))"
 )
 
 
 def _drive(row: tuple[Any, ...]) -> Drive:
     keys = json.loads(row[8])
     return Drive(
-        drive=row[0], owner=row[1], name=row[2], size=row[3], format=row[4], claim_type=row[5],
-        encryption=row[6], tier=row[7], created=row[9],
-        tags=tuple(keys.get("tags", ())), avoid=tuple(keys.get("avoid", ())),
+        drive=row[0],
+        owner=row[1],
+        name=row[2],
+        size=row[3],
+        format=row[4],
+        claim_type=row[5],
+        encryption=row[6],
+        tier=row[7],
+        created=row[9],
+        tags=tuple(keys.get("tags", ())),
+        avoid=tuple(keys.get("avoid", ())),
         user_keys=dict(keys.get("user", {})),
-        read_bytes=row[10], read_requests=row[11], write_bytes=row[12], write_requests=row[13],
-        image_job=job_row(json.loads(row[14])) if row[14] else None, imaging_error=row[15],
+        read_bytes=row[10],
+        read_requests=row[11],
+        write_bytes=row[12],
+        write_requests=row[13],
+        image_job=job_row(json.loads(row[14])) if row[14] else None,
+        imaging_error=row[15],
         readers=tuple(sorted(row[16].split())) if row[16] else (),
         claimed=tuple(row[17].split()) if row[17] else (),
         wrapped_key=row[18],
@@ -62,8 +74,9 @@ def _pages(columns: str, *, after: bool) -> tuple[str, str]:
 
 LIST_DRIVES = _pages(_DRIVE_COLUMNS, after=False)
 LIST_DRIVE_IDS = _pages("d.id", after=False)
-_PAGES = {(columns, after): _pages(columns, after=after) for columns in (_DRIVE_COLUMNS, "d.id")
-          for after in (False, True)}
+_PAGES = {
+    (columns, after): _pages(columns, after=after) for columns in (_DRIVE_COLUMNS, "d.id") for after in (False, True)
+}
 
 
 def _merge(own: list[Any], shared: list[Any], limit: int | None) -> list[Any]:
@@ -90,49 +103,76 @@ class DriveRows(SqliteEngine):
 
     def _set_readers(self, db: sqlite3.Connection, drive: Drive) -> None:
         db.execute("DELETE FROM drive_readers WHERE drive = ?", (drive.drive,))
-        db.executemany("INSERT INTO drive_readers (drive, reader) VALUES (?, ?)",
-                       [(drive.drive, reader) for reader in drive.readers])
+        db.executemany(
+            "INSERT INTO drive_readers (drive, reader) VALUES (?, ?)",
+            [(drive.drive, reader) for reader in drive.readers],
+        )
 
     async def insert_drive(self, drive: Drive) -> None:
         def insert(db: sqlite3.Connection) -> None:
             db.execute(
                 "INSERT INTO drives (id, owner, name, size, format, claim_type, encryption, tier, keys,"
                 " created, wrapped_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (drive.drive, drive.owner, drive.name, drive.size, drive.format, drive.claim_type,
-                 drive.encryption, drive.tier, _keys(drive), drive.created, drive.wrapped_key),
+                (
+                    drive.drive,
+                    drive.owner,
+                    drive.name,
+                    drive.size,
+                    drive.format,
+                    drive.claim_type,
+                    drive.encryption,
+                    drive.tier,
+                    _keys(drive),
+                    drive.created,
+                    drive.wrapped_key,
+                ),
             )
             self._set_readers(db, drive)
 
         await self._write(insert)
 
     def _get_drive(self, user: str, drive: str, db: sqlite3.Connection | None = None) -> Drive | None:
-        row = (db or self.db).execute(
-            f"SELECT {_DRIVE_COLUMNS} FROM drives d WHERE d.id = :id AND {_VISIBLE}",
-            {"id": drive, "user": user, "all": ALL_USERS},
-        ).fetchone()
+        row = (
+            (db or self.db)
+            .execute(
+                f"SELECT {_DRIVE_COLUMNS} FROM drives d WHERE d.id = :id AND {_VISIBLE}",
+                {"id": drive, "user": user, "all": ALL_USERS},
+            )
+            .fetchone()
+        )
         return _drive(row) if row else None
 
     async def get_drive(self, user: str, drive: str) -> Drive | None:
         return await self._read(lambda db: self._get_drive(user, drive, db))
 
-    def _drive_page(self, db: sqlite3.Connection, columns: str, user: str, limit: int | None,
-                    marker: str | None) -> list[Any]:
+    def _drive_page(
+        self, db: sqlite3.Connection, columns: str, user: str, limit: int | None, marker: str | None
+    ) -> list[Any]:
         params: dict[str, Any] = {"user": user, "all": ALL_USERS, "limit": -1 if limit is None else limit}
         # The marker's place only (a visible drive's creation time and ID), not its whole row.
-        found = db.execute(f"SELECT d.created, d.id FROM drives d WHERE d.id = :id AND {_VISIBLE}",
-                           {"id": marker, "user": user, "all": ALL_USERS}).fetchone() if marker else None
+        found = (
+            db.execute(
+                f"SELECT d.created, d.id FROM drives d WHERE d.id = :id AND {_VISIBLE}",
+                {"id": marker, "user": user, "all": ALL_USERS},
+            ).fetchone()
+            if marker
+            else None
+        )
         after = after_marker(marker, (found[0], found[1]) if found else None, params, "")
         own, shared = _PAGES[columns, bool(after)]
         return _merge(db.execute(own, params).fetchall(), db.execute(shared, params).fetchall(), limit)
 
     async def list_drives(self, user: str, limit: int | None, marker: str | None) -> list[Drive]:
-        return await self._read(lambda db: [_drive(row) for row in self._drive_page(db, _DRIVE_COLUMNS, user, limit,
-                                                                                   marker)], limit,
-                                statements=3)
+        return await self._read(
+            lambda db: [_drive(row) for row in self._drive_page(db, _DRIVE_COLUMNS, user, limit, marker)],
+            limit,
+            statements=3,
+        )
 
     async def list_drive_ids(self, user: str, limit: int | None, marker: str | None) -> list[str]:
-        return await self._read(lambda db: [row[0] for row in self._drive_page(db, "d.id", user, limit, marker)],
-                                limit, statements=3)
+        return await self._read(
+            lambda db: [row[0] for row in self._drive_page(db, "d.id", user, limit, marker)], limit, statements=3
+        )
 
     async def update_drive(self, user: str, drive: Drive) -> bool:
         def update(db: sqlite3.Connection) -> bool:
@@ -153,34 +193,55 @@ class DriveRows(SqliteEngine):
 
         return await self._write(delete, freeing=True)
 
-    async def count_drive_io(self, user: str, drive: str, *, read_bytes: int = 0, read_requests: int = 0,
-                             write_bytes: int = 0, write_requests: int = 0) -> None:
+    async def count_drive_io(
+        self,
+        user: str,
+        drive: str,
+        *,
+        read_bytes: int = 0,
+        read_requests: int = 0,
+        write_bytes: int = 0,
+        write_requests: int = 0,
+    ) -> None:
         await self._execute(
             "UPDATE drives AS d SET read_bytes = read_bytes + :rb, read_requests = read_requests + :rr,"
             " write_bytes = write_bytes + :wb, write_requests = write_requests + :wr"
             f" WHERE d.id = :id AND {_VISIBLE}",
-            {"rb": read_bytes, "rr": read_requests, "wb": write_bytes, "wr": write_requests,
-             "id": drive, "user": user, "all": ALL_USERS},
+            {
+                "rb": read_bytes,
+                "rr": read_requests,
+                "wb": write_bytes,
+                "wr": write_requests,
+                "id": drive,
+                "user": user,
+                "all": ALL_USERS,
+            },
         )
 
     async def add_drive_io(self, counts: Mapping[str, IoCounts]) -> None:
-        rows = [{"rb": c.read_bytes, "rr": c.read_requests, "wb": c.write_bytes, "wr": c.write_requests, "id": d}
-                for d, c in sorted(counts.items())]
+        rows = [
+            {"rb": c.read_bytes, "rr": c.read_requests, "wb": c.write_bytes, "wr": c.write_requests, "id": d}
+            for d, c in sorted(counts.items())
+        ]
         if not rows:
             return
 
         def add(db: sqlite3.Connection) -> None:
             db.executemany(
                 "UPDATE drives SET read_bytes = read_bytes + :rb, read_requests = read_requests + :rr,"
-                " write_bytes = write_bytes + :wb, write_requests = write_requests + :wr WHERE id = :id", rows)
+                " write_bytes = write_bytes + :wb, write_requests = write_requests + :wr WHERE id = :id",
+                rows,
+            )
 
         await self._write(add)
 
     async def some_wrapped_key(self) -> tuple[str, bytes] | None:
         def one() -> tuple[str, bytes] | None:
-            row = self.db.execute("SELECT id, wrapped_key FROM drives WHERE wrapped_key IS NOT NULL"
-                                  " ORDER BY created LIMIT 1").fetchone()
+            row = self.db.execute(
+                "SELECT id, wrapped_key FROM drives WHERE wrapped_key IS NOT NULL ORDER BY created LIMIT 1"
+            ).fetchone()
             return (row[0], bytes(row[1])) if row else None
+
         return await self._run(one)
 
     async def all_drive_ids(self) -> set[str]:

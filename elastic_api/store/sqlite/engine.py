@@ -1,6 +1,7 @@
 """The SQLite engine under the store: WAL, synchronous=FULL, foreign keys, one connection on one
 thread; writes committed in groups, each in a savepoint of its own; the reserve file that lets a
 destroy commit on a full disk; schema migrations; open, close and the integrity check."""
+
 from __future__ import annotations
 
 import asyncio
@@ -115,8 +116,7 @@ class SqliteEngine:
     async def _in_thread(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
 
-    async def _read(self, fn: Callable[[sqlite3.Connection], T], rows: int | None = 1, *,
-                    statements: int = 1) -> T:
+    async def _read(self, fn: Callable[[sqlite3.Connection], T], rows: int | None = 1, *, statements: int = 1) -> T:
         """A read, on the loop or the thread (_read_once), timed when a timer is set."""
         if self.timer is None:
             return await self._read_once(fn, rows, statements)
@@ -247,8 +247,12 @@ class SqliteEngine:
         except OSError as e:
             temporary.unlink(missing_ok=True)
             self._reserve_retry = time.monotonic() + 5  # a full disk: not a failed syscall per commit
-            log.warning("no room for the database's reserve file %s (%s): a destroy on a full disk "
-                        "may fail until space is freed", self.reserve_path, e.strerror)
+            log.warning(
+                "no room for the database's reserve file %s (%s): a destroy on a full disk "
+                "may fail until space is freed",
+                self.reserve_path,
+                e.strerror,
+            )
             return
         self._reserve_held = True
 
@@ -259,8 +263,11 @@ class SqliteEngine:
         self.reserve_path.unlink(missing_ok=True)
         self._reserve_held = False
         self._reserve_retry = float("inf")  # not before the destroy that needs the room has committed
-        log.warning("the metadata disk is full: released the reserve file %s so a destroy can "
-                    "commit; it comes back once there is room", self.reserve_path)
+        log.warning(
+            "the metadata disk is full: released the reserve file %s so a destroy can "
+            "commit; it comes back once there is room",
+            self.reserve_path,
+        )
         return True
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -299,8 +306,9 @@ class SqliteEngine:
         await self._run(self._open)
         if self.inline_rows > 0:
             # Opened on the loop's thread, used only there (a file already made and migrated).
-            reader = sqlite3.connect(f"file:{urllib.parse.quote(str(self.path))}?mode=ro", uri=True,
-                                     isolation_level=None)
+            reader = sqlite3.connect(
+                f"file:{urllib.parse.quote(str(self.path))}?mode=ro", uri=True, isolation_level=None
+            )
             reader.execute("PRAGMA busy_timeout=0")
             reader.execute("PRAGMA query_only=1")
             self._reader = reader

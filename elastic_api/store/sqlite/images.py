@@ -1,4 +1,5 @@
 """The standard image library."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -11,8 +12,10 @@ class ImageRows(SqliteEngine):
     """The standard image library."""
 
     async def insert_image(self, image: StandardImage) -> None:
-        await self._execute("INSERT INTO images (id, name, size, created) VALUES (?, ?, ?, ?)",
-                            (image.image, image.name, image.size, image.created))
+        await self._execute(
+            "INSERT INTO images (id, name, size, created) VALUES (?, ?, ?, ?)",
+            (image.image, image.name, image.size, image.created),
+        )
 
     def _get_image(self, image: str) -> StandardImage | None:
         row = self.db.execute("SELECT id, name, size, created FROM images WHERE id = ?", (image,)).fetchone()

@@ -1,4 +1,5 @@
 """Servers, and the drives active servers claim."""
+
 from __future__ import annotations
 
 import sqlite3
@@ -23,19 +24,34 @@ class ServerRows(SqliteEngine):
 
     @staticmethod
     def _server(row: tuple[Any, ...]) -> ServerRecord:
-        return ServerRecord(server=row[0], owner=row[1], config=server_rows.load(row[2]),
-                            created=row[3], status=row[4], host=row[5], started=row[6])
+        return ServerRecord(
+            server=row[0],
+            owner=row[1],
+            config=server_rows.load(row[2]),
+            created=row[3],
+            status=row[4],
+            host=row[5],
+            started=row[6],
+        )
 
     async def insert_server(self, record: ServerRecord) -> None:
         await self._execute(
             "INSERT INTO servers (id, owner, config, cpu, mem, created, status) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (record.server, record.owner, server_rows.dump(record.config), record.config.cpu, record.config.mem,
-             record.created, record.status),
+            (
+                record.server,
+                record.owner,
+                server_rows.dump(record.config),
+                record.config.cpu,
+                record.config.mem,
+                record.created,
+                record.status,
+            ),
         )
 
     def _get_server(self, user: str, server: str) -> ServerRecord | None:
-        row = self.db.execute(f"SELECT {self._SERVER_COLUMNS} FROM servers WHERE id = ? AND owner = ?",
-                              (server, user)).fetchone()
+        row = self.db.execute(
+            f"SELECT {self._SERVER_COLUMNS} FROM servers WHERE id = ? AND owner = ?", (server, user)
+        ).fetchone()
         return self._server(row) if row else None
 
     async def get_server(self, user: str, server: str) -> ServerRecord | None:
@@ -48,15 +64,19 @@ class ServerRows(SqliteEngine):
             after = after_marker(marker, (found.created, found.server) if found else None, params, "AND (created, id)")
             rows = self.db.execute(
                 f"SELECT {self._SERVER_COLUMNS} FROM servers WHERE owner = :user {after}"
-                " ORDER BY created, id LIMIT :limit", params).fetchall()
+                " ORDER BY created, id LIMIT :limit",
+                params,
+            ).fetchall()
             return [self._server(row) for row in rows]
 
         return await self._run(query)
 
     async def update_server_config(self, user: str, record: ServerRecord) -> bool:
         config = record.config
-        updated = await self._execute("UPDATE servers SET config = ?, cpu = ?, mem = ? WHERE id = ? AND owner = ?",
-                                      (server_rows.dump(config), config.cpu, config.mem, record.server, user))
+        updated = await self._execute(
+            "UPDATE servers SET config = ?, cpu = ?, mem = ? WHERE id = ? AND owner = ?",
+            (server_rows.dump(config), config.cpu, config.mem, record.server, user),
+        )
         return updated == 1
 
     async def delete_server(self, user: str, server: str) -> bool:
@@ -65,65 +85,83 @@ class ServerRows(SqliteEngine):
 
         return await self._write(delete, freeing=True)
 
-    async def activate_server(self, user: str, server: str, host: str, started: int,
-                              claims: list[Claim]) -> None:
+    async def activate_server(self, user: str, server: str, host: str, started: int, claims: list[Claim]) -> None:
         """Claim the drives and mark the server active, or BusyError and nothing changes: a drive
         being imaged, or an exclusive drive another server holds (or holding one exclusively that
         another server shares), cannot be claimed."""
+
         def activate(db: sqlite3.Connection) -> None:
             for claim in claims:
-                row = db.execute("SELECT claim_type, EXISTS (SELECT 1 FROM jobs WHERE resource = drives.id"
-                                 " AND status IN ('queued', 'running')) FROM drives WHERE id = ?",
-                                 (claim.drive,)).fetchone()
+                row = db.execute(
+                    "SELECT claim_type, EXISTS (SELECT 1 FROM jobs WHERE resource = drives.id"
+                    " AND status IN ('queued', 'running')) FROM drives WHERE id = ?",
+                    (claim.drive,),
+                ).fetchone()
                 if row is None:
                     raise BusyError(f"drive {claim.drive} is gone")
                 if row[1]:  # a job pending on the drive: it changes the bytes the guest would see
                     raise BusyError(f"drive {claim.drive} is being imaged")
-                others = [r[0] for r in db.execute(
-                    "SELECT DISTINCT server FROM server_claims WHERE drive = ? AND server != ?",
-                    (claim.drive, server))]
+                others = [
+                    r[0]
+                    for r in db.execute(
+                        "SELECT DISTINCT server FROM server_claims WHERE drive = ? AND server != ?",
+                        (claim.drive, server),
+                    )
+                ]
                 if others and row[0] == "exclusive":
                     raise BusyError(f"drive {claim.drive} is claimed exclusively by {' '.join(others)}")
             updated = db.execute(
                 "UPDATE servers SET status = ?, host = ?, started = ? WHERE id = ? AND owner = ? AND status = ?",
-                (ACTIVE, host, started, server, user, STOPPED)).rowcount
+                (ACTIVE, host, started, server, user, STOPPED),
+            ).rowcount
             if updated != 1:
                 raise BusyError(f"server {server} is already active")
-            db.executemany("INSERT INTO server_claims (server, device, drive) VALUES (?, ?, ?)",
-                           [(server, _device_column(c.device), c.drive) for c in claims])
+            db.executemany(
+                "INSERT INTO server_claims (server, device, drive) VALUES (?, ?, ?)",
+                [(server, _device_column(c.device), c.drive) for c in claims],
+            )
 
         await self._write(activate)
 
     async def deactivate_server(self, user: str, server: str) -> bool:
         """Release the server's claims and leases and mark it stopped; False when it was not
         active. Another user's server is left alone."""
+
         def deactivate(db: sqlite3.Connection) -> bool:
             if db.execute("SELECT 1 FROM servers WHERE id = ? AND owner = ?", (server, user)).fetchone() is None:
                 return False
             db.execute("DELETE FROM server_claims WHERE server = ?", (server,))
             db.execute("DELETE FROM ip_leases WHERE server = ?", (server,))
-            return db.execute(
-                "UPDATE servers SET status = ?, host = NULL, started = NULL WHERE id = ? AND owner = ?"
-                " AND status = ?", (STOPPED, server, user, ACTIVE)).rowcount == 1
+            return (
+                db.execute(
+                    "UPDATE servers SET status = ?, host = NULL, started = NULL WHERE id = ? AND owner = ?"
+                    " AND status = ?",
+                    (STOPPED, server, user, ACTIVE),
+                ).rowcount
+                == 1
+            )
 
         return await self._write(deactivate)
 
     async def active_servers(self) -> list[ServerRecord]:
         """Maintenance: every active server, whoever owns it (start-up reconciliation, events)."""
-        rows = await self._run(lambda: self.db.execute(
-            f"SELECT {self._SERVER_COLUMNS} FROM servers WHERE status = ?", (ACTIVE,)).fetchall())
+        rows = await self._run(
+            lambda: self.db.execute(
+                f"SELECT {self._SERVER_COLUMNS} FROM servers WHERE status = ?", (ACTIVE,)
+            ).fetchall()
+        )
         return [self._server(row) for row in rows]
 
     async def all_servers(self) -> list[ServerRecord]:
         """Maintenance: every server, whoever owns it, active or not (what this installation owns
         on a libvirtd it may share: adopting domains from before installation IDs, knowing its
         NICs' MACs among the public network's reservations)."""
-        rows = await self._run(lambda: self.db.execute(
-            f"SELECT {self._SERVER_COLUMNS} FROM servers ORDER BY created, id").fetchall())
+        rows = await self._run(
+            lambda: self.db.execute(f"SELECT {self._SERVER_COLUMNS} FROM servers ORDER BY created, id").fetchall()
+        )
         return [self._server(row) for row in rows]
 
     async def server_owner(self, server: str) -> str | None:
         """Maintenance: who owns a server a hypervisor event names."""
-        row = await self._run(lambda: self.db.execute("SELECT owner FROM servers WHERE id = ?",
-                                                      (server,)).fetchone())
+        row = await self._run(lambda: self.db.execute("SELECT owner FROM servers WHERE id = ?", (server,)).fetchone())
         return str(row[0]) if row else None

@@ -1,4 +1,5 @@
 """Users, and their quotas: each user's own limits and what the user holds now."""
+
 from __future__ import annotations
 
 import itertools
@@ -21,8 +22,9 @@ class UserRows(SqliteEngine):
         self._quota_hold_ids = itertools.count(1)
 
     async def create_user(self, user: str, name: str, secret_hash: bytes, created: int) -> None:
-        await self._execute("INSERT INTO users (id, name, secret_hash, created) VALUES (?, ?, ?, ?)",
-                            (user, name, secret_hash, created))
+        await self._execute(
+            "INSERT INTO users (id, name, secret_hash, created) VALUES (?, ?, ?, ?)", (user, name, secret_hash, created)
+        )
 
     async def user_secret_hash(self, user: str) -> bytes | None:
         def query() -> bytes | None:
@@ -35,22 +37,25 @@ class UserRows(SqliteEngine):
     async def quota_overrides(self, user: str) -> dict[str, int | None]:
         return await self._run(self._overrides, user)
 
-    async def set_quota_overrides(self, user: str, values: dict[str, int | None],
-                                  cleared: list[str]) -> bool:
+    async def set_quota_overrides(self, user: str, values: dict[str, int | None], cleared: list[str]) -> bool:
         def change(db: sqlite3.Connection) -> bool:
             if db.execute("SELECT 1 FROM users WHERE id = ?", (user,)).fetchone() is None:
                 return False
-            db.executemany("INSERT INTO quotas (owner, key, value) VALUES (?, ?, ?)"
-                           " ON CONFLICT (owner, key) DO UPDATE SET value = excluded.value",
-                           [(user, key, value) for key, value in values.items()])
+            db.executemany(
+                "INSERT INTO quotas (owner, key, value) VALUES (?, ?, ?)"
+                " ON CONFLICT (owner, key) DO UPDATE SET value = excluded.value",
+                [(user, key, value) for key, value in values.items()],
+            )
             db.executemany("DELETE FROM quotas WHERE owner = ? AND key = ?", [(user, key) for key in cleared])
             return True
 
         return await self._write(change)
 
     def _overrides(self, user: str) -> dict[str, int | None]:
-        return {str(key): value for key, value in
-                self.db.execute("SELECT key, value FROM quotas WHERE owner = ?", (user,)).fetchall()}
+        return {
+            str(key): value
+            for key, value in self.db.execute("SELECT key, value FROM quotas WHERE owner = ?", (user,)).fetchall()
+        }
 
     async def quota_state(self, user: str) -> tuple[dict[str, int | None], Usage]:
         return await self._run(lambda: (self._overrides(user), self._usage(user)))
@@ -60,22 +65,31 @@ class UserRows(SqliteEngine):
 
     def _usage(self, user: str) -> Usage:
         drives, drive_bytes = self.db.execute(
-            "SELECT count(*), coalesce(sum(size), 0) FROM drives WHERE owner = ?", (user,)).fetchone()
+            "SELECT count(*), coalesce(sum(size), 0) FROM drives WHERE owner = ?", (user,)
+        ).fetchone()
         servers, cpu, mem = self.db.execute(
             "SELECT count(*),"
             " coalesce(sum(CASE WHEN status = :active THEN cpu END), 0),"
             " coalesce(sum(CASE WHEN status = :active THEN mem END), 0)"
-            " FROM servers WHERE owner = :user", {"user": user, "active": ACTIVE}).fetchone()
-        ips, = self.db.execute("SELECT count(*) FROM resources WHERE owner = ? AND type = 'ip'",
-                               (user,)).fetchone()
+            " FROM servers WHERE owner = :user",
+            {"user": user, "active": ACTIVE},
+        ).fetchone()
+        (ips,) = self.db.execute("SELECT count(*) FROM resources WHERE owner = ? AND type = 'ip'", (user,)).fetchone()
         # What ECS creates were admitted with and their actions have not made yet (ecs_servers.py).
         held = self.db.execute(
             "SELECT coalesce(sum(held_drive), 0), coalesce(sum(held_drive * disk_gb), 0) * 1073741824,"
             " coalesce(sum(held_server), 0), coalesce(sum(held_run * cpu), 0), coalesce(sum(held_run * ram_mb), 0)"
-            " FROM ecs_servers WHERE owner = ?", (user,)).fetchone()
-        return Usage(drive_bytes=int(drive_bytes) + int(held[1]), drives=int(drives) + int(held[0]),
-                     servers=int(servers) + int(held[2]), cpu=int(cpu) + int(held[3]), mem=int(mem) + int(held[4]),
-                     ips=int(ips))
+            " FROM ecs_servers WHERE owner = ?",
+            (user,),
+        ).fetchone()
+        return Usage(
+            drive_bytes=int(drive_bytes) + int(held[1]),
+            drives=int(drives) + int(held[0]),
+            servers=int(servers) + int(held[2]),
+            cpu=int(cpu) + int(held[3]),
+            mem=int(mem) + int(held[4]),
+            ips=int(ips),
+        )
 
     # -- quota holds ---------------------------------------------------------------------------
     # In memory: one process owns a SQLite file, so its holds die with it (a restart frees them, as

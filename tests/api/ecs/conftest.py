@@ -1,4 +1,5 @@
 """ECS fixtures: users with API tokens, and a client speaking the ECS dialect's JSON."""
+
 from __future__ import annotations
 
 import base64
@@ -44,8 +45,16 @@ class Ecs:
     def user(self) -> str:
         return self.api.user
 
-    async def call(self, method: str, path: str, body: Any = None, *, headers: dict[str, str] | None = None,
-                   token: bool = True, raw: bytes | None = None) -> Answer:
+    async def call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        headers: dict[str, str] | None = None,
+        token: bool = True,
+        raw: bytes | None = None,
+    ) -> Answer:
         send = {"X-APITOKEN": self.token} if token else {}
         send.update(headers or {})
         data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)

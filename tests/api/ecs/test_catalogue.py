@@ -1,4 +1,5 @@
 """Plans, regions, zones and images as the config and the library make them."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -22,23 +23,36 @@ def config(tmp_path: Path) -> Config:
     ch-lug1; a plan of the operator's own, sold only in ch-lug1."""
     small = libvirt_test_host(tmp_path / "small.xml", memory_mb=8192)
     large = libvirt_test_host(tmp_path / "large.xml", memory_mb=65536)
-    return from_mapping({
-        "data_dir": str(tmp_path / "var"), "default_cipher": "none",
-        "hosts": [{"name": "small", "uri": f"test://{small}", "mem_mb": 4096, "region": "it-fr2", "zone": "az1"},
-                  {"name": "large", "uri": f"test://{large}", "mem_mb": 32768, "region": "ch-lug1"}],
-        "regions": [{"location": "it-fr2", "description": "Frosinone", "id": 3},
-                    {"location": "ch-lug1", "description": "Lugano", "id": 7}],
-        "plans": [{"name": "ECS1", "cpu": 1, "ram": 1024, "disk": 20, "hourly_price": 0.01, "monthly_price": 7.5},
-                  {"name": "ECS6", "cpu": 12, "ram": 24576, "disk": 400},
-                  {"name": "BIG1", "id": 42, "cpu": 16, "ram": 8192, "disk": 10, "regions": ["ch-lug1"],
-                   "windows": True}],
-    })
+    return from_mapping(
+        {
+            "data_dir": str(tmp_path / "var"),
+            "default_cipher": "none",
+            "hosts": [
+                {"name": "small", "uri": f"test://{small}", "mem_mb": 4096, "region": "it-fr2", "zone": "az1"},
+                {"name": "large", "uri": f"test://{large}", "mem_mb": 32768, "region": "ch-lug1"},
+            ],
+            "regions": [
+                {"location": "it-fr2", "description": "Frosinone", "id": 3},
+                {"location": "ch-lug1", "description": "Lugano", "id": 7},
+            ],
+            "plans": [
+                {"name": "ECS1", "cpu": 1, "ram": 1024, "disk": 20, "hourly_price": 0.01, "monthly_price": 7.5},
+                {"name": "ECS6", "cpu": 12, "ram": 24576, "disk": 400},
+                {"name": "BIG1", "id": 42, "cpu": 16, "ram": 8192, "disk": 10, "regions": ["ch-lug1"], "windows": True},
+            ],
+        }
+    )
 
 
 async def test_regions(ecs_alice):
     answer = await ecs_alice.get("/regions")
-    assert answer.json == {"status": "ok", "regions": [{"id": 3, "location": "it-fr2", "description": "Frosinone"},
-                                                       {"id": 7, "location": "ch-lug1", "description": "Lugano"}]}
+    assert answer.json == {
+        "status": "ok",
+        "regions": [
+            {"id": 3, "location": "it-fr2", "description": "Frosinone"},
+            {"id": 7, "location": "ch-lug1", "description": "Lugano"},
+        ],
+    }
 
 
 async def test_plans(ecs_alice):
@@ -56,12 +70,15 @@ async def test_plans_available_follow_the_hosts_room(ecs_alice):
     plans = {p["name"]: p for p in (await ecs_alice.get("/plans/availables")).json["plans"]}
     assert plans["ECS1"]["region_availables"] == [
         {"region": "it-fr2", "hosts": [{"host": "small", "zone": "az1", "servers": []}]},
-        {"region": "ch-lug1", "hosts": [{"host": "large", "zone": "large", "servers": []}]}]
+        {"region": "ch-lug1", "hosts": [{"host": "large", "zone": "large", "servers": []}]},
+    ]
     # 24 GB fit only the large host.
     assert [r["region"] for r in plans["ECS6"]["region_availables"]] == ["ch-lug1"]
     assert [r["region"] for r in plans["BIG1"]["region_availables"]] == ["ch-lug1"]
-    assert (await ecs_alice.post("/regions/availables", {"plan": "ECS6"})).json == {"status": "ok",
-                                                                                    "regions": ["ch-lug1"]}
+    assert (await ecs_alice.post("/regions/availables", {"plan": "ECS6"})).json == {
+        "status": "ok",
+        "regions": ["ch-lug1"],
+    }
     assert (await ecs_alice.post("/regions/availables", {"plan": "ECS1"})).json["regions"] == ["it-fr2", "ch-lug1"]
 
 
@@ -91,8 +108,10 @@ async def test_images(client, ecs_alice):
     await store.delete_image(debian)
     await store.insert_image(StandardImage(new_id(), "Ubuntu 24.04", GiB, 1_700_000_002_000_000_000))
     again = (await ecs_alice.get("/images/basics")).json["images"]
-    assert [(i["id"], i["name"]) for i in again] == [(images[1]["id"], "boot-sector"),
-                                                     (images[1]["id"] + 1, "ubuntu-24-04")]
+    assert [(i["id"], i["name"]) for i in again] == [
+        (images[1]["id"], "boot-sector"),
+        (images[1]["id"] + 1, "ubuntu-24-04"),
+    ]
     assert again[1]["version"] == "24.04"
     paged = (await ecs_alice.get("/images/basics?limit=1")).json
     assert [i["name"] for i in paged["images"]] == ["boot-sector"] and "marker=" in paged["next"]

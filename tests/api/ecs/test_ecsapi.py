@@ -1,6 +1,7 @@
 """The real client, ecsapi 0.4.0 (PyPI), against the real program: `elastic-api serve` as a
 subprocess, a token made by `elastic-api user token create`, the catalogue, SSH keys and the
 client's error paths."""
+
 from __future__ import annotations
 
 import json
@@ -119,8 +120,13 @@ def test_the_token_command_line(served, tmp_path):
     listed = run_cli(config, "user", "token", "list", user)
     assert listed.returncode == 0 and len(listed.stdout.splitlines()) == 1
     assert listed.stdout.startswith("token ") and "created 20" in listed.stdout
-    for args in (("create", "00000000-0000-4000-8000-000000000000"), ("create", user, "--group", "eg100001"),
-                 ("create", user, "--group", "nonsense"), ("revoke", "no-such-token"), ("list", "nobody")):
+    for args in (
+        ("create", "00000000-0000-4000-8000-000000000000"),
+        ("create", user, "--group", "eg100001"),
+        ("create", user, "--group", "nonsense"),
+        ("revoke", "no-such-token"),
+        ("list", "nobody"),
+    ):
         result = run_cli(config, "user", "token", *args)
         assert result.returncode == 2 and result.stderr.startswith("elastic-api: "), (args, result.stderr)
         assert "Traceback" not in result.stderr
@@ -128,9 +134,12 @@ def test_the_token_command_line(served, tmp_path):
     login = json.dumps({"username": user, "password": secret}).encode()
     with urllib.request.urlopen(urllib.request.Request(server.url + "/ecs/v2/login", data=login)) as reply:
         session = json.loads(reply.read())["token"]
-    request = urllib.request.Request(server.url + "/ecs/v2/groups", method="POST",
-                                     data=json.dumps({"notes": "web", "password": "pw"}).encode(),
-                                     headers={"Authorization": f"Bearer {session}"})
+    request = urllib.request.Request(
+        server.url + "/ecs/v2/groups",
+        method="POST",
+        data=json.dumps({"notes": "web", "password": "pw"}).encode(),
+        headers={"Authorization": f"Bearer {session}"},
+    )
     with urllib.request.urlopen(request) as reply:
         group = json.loads(reply.read())["group"]["name"]
     confined = cli_token(config, user, "--group", group)

@@ -2,6 +2,7 @@
 from a plan, an image and a location, watched to completed, its guest really booted (its boot
 output on the serial log), powered off and on, renamed, put in a group, deleted, and the
 client's error paths on servers and actions."""
+
 from __future__ import annotations
 
 import json
@@ -22,8 +23,18 @@ from ecsapi.errors import ActionExitStatusError, ClientError, NotFoundError  # n
 from tests.api.ecs.test_ecsapi import cli_token  # noqa: E402
 from tests.hypervisor.bootsector_image import BOOT_MARKER, write_boot_image  # noqa: E402
 from tests.support import (  # noqa: E402
-    GUEST_DEADLINE, Server, as_json, create_user, free_port, network_exists, remove_guests_under,
-    remove_network_if_unused, request, run_cli, wait_until, write_config,
+    GUEST_DEADLINE,
+    Server,
+    as_json,
+    create_user,
+    free_port,
+    network_exists,
+    remove_guests_under,
+    remove_network_if_unused,
+    request,
+    run_cli,
+    wait_until,
+    write_config,
 )
 
 pytestmark = [pytest.mark.libvirt, pytest.mark.timeout(6 * GUEST_DEADLINE)]
@@ -42,10 +53,19 @@ def served(system_libvirt: str, tmp_path: Path) -> Any:
     subnet = f"10.{200 + port % 50}.{port % 250}"
     had_public = network_exists(system_libvirt, public)
     # The engine's default drive: qcow2 with LUKS inside (not the test helper's plain default).
-    config = write_config(tmp_path, hosts=[{"name": "local", "uri": system_libvirt}], default_cipher="aes-xts-plain",
-                          plans=PLANS, public_network=public,
-                          ip_pool={"network": f"{subnet}.0/24", "gateway": f"{subnet}.1", "nameserver": f"{subnet}.1",
-                                   "range": f"{subnet}.10-{subnet}.254"})
+    config = write_config(
+        tmp_path,
+        hosts=[{"name": "local", "uri": system_libvirt}],
+        default_cipher="aes-xts-plain",
+        plans=PLANS,
+        public_network=public,
+        ip_pool={
+            "network": f"{subnet}.0/24",
+            "gateway": f"{subnet}.1",
+            "nameserver": f"{subnet}.1",
+            "range": f"{subnet}.10-{subnet}.254",
+        },
+    )
     user, secret = create_user(config)
     boot = write_boot_image(tmp_path / "boot.raw")
     added = run_cli(config, "image", "add", "--uuid", IMAGE, "--name", "Boot Sector 1", str(boot))
@@ -70,8 +90,11 @@ def release_all(server: Server, token: str) -> None:
                 try:
                     api.watch_action(api.delete_server(found.name).id, fetch_every=0.5)
                 except Exception:  # busy (an action runs): wait for it, then once more
-                    wait_until(lambda: not any(a.status == "in-progress" for a in api.fetch_actions()[0]),
-                               "the actions to end", GUEST_DEADLINE)
+                    wait_until(
+                        lambda: not any(a.status == "in-progress" for a in api.fetch_actions()[0]),
+                        "the actions to end",
+                        GUEST_DEADLINE,
+                    )
                     api.watch_action(api.delete_server(found.name).id, fetch_every=0.5)
         wait_until(lambda: api.fetch_servers() == [], "every server deleted", GUEST_DEADLINE)
     except Exception as e:  # the test's own failure matters more; the guests are removed below
@@ -84,8 +107,9 @@ def client(server: Server, token: str) -> ecsapi.Api:
 
 
 def engine_server(server: Server, user: str, secret: str, name: str) -> str:
-    status, _, body = request(server.url + "/servers/info", user, secret, method="GET",
-                              headers={"Accept": "application/json"})
+    status, _, body = request(
+        server.url + "/servers/info", user, secret, method="GET", headers={"Accept": "application/json"}
+    )
     assert status == 200
     return next(s["server"] for s in as_json(body) if s["name"] == name)
 
@@ -96,8 +120,12 @@ def serial(config: Path, uuid: str) -> bytes:
 
 
 def make_group(server: Server, token: str) -> str:
-    sent = urllib.request.Request(server.url + "/ecs/v2/groups", method="POST", headers={"X-APITOKEN": token},
-                                  data=json.dumps({"notes": "web", "password": "pw"}).encode())
+    sent = urllib.request.Request(
+        server.url + "/ecs/v2/groups",
+        method="POST",
+        headers={"X-APITOKEN": token},
+        data=json.dumps({"notes": "web", "password": "pw"}).encode(),
+    )
     with urllib.request.urlopen(sent) as reply:
         return str(json.loads(reply.read())["group"]["name"])
 
@@ -106,8 +134,9 @@ def test_a_server_through_ecsapi(served):
     config, server, user, secret, token = served
     api = client(server, token)
     assert api.fetch_servers() == []
-    made, action_id = api.create_server(ServerCreateRequest(plan="ECS1", image="boot-sector-1", location="local",
-                                                            notes="first"))
+    made, action_id = api.create_server(
+        ServerCreateRequest(plan="ECS1", image="boot-sector-1", location="local", notes="first")
+    )
     assert (made.status, made.active_flag, made.progress) == ("Booting", False, made.progress)
     assert made.plan_size.core == "1" and made.plan_size.disk == "1"
     done = api.watch_action(action_id, fetch_every=0.5)
@@ -163,13 +192,15 @@ def test_a_create_that_cannot_be_placed_fails_cleanly(served):
     api = client(server, token)
     first, action_id = api.create_server(ServerCreateRequest(plan="ECS1", image=IMAGE, location="local"))
     api.watch_action(action_id, fetch_every=0.5)
-    second, action_id = api.create_server(ServerCreateRequest(plan="ECS1", image=IMAGE, location="local",
-                                                              isolate_from=[first.name]))
+    second, action_id = api.create_server(
+        ServerCreateRequest(plan="ECS1", image=IMAGE, location="local", isolate_from=[first.name])
+    )
     with pytest.raises(ActionExitStatusError):
         api.watch_action(action_id, fetch_every=0.5)
     assert api.fetch_server(second.name).status == "Fail"
-    status, _, body = request(server.url + "/drives/info", user, secret, method="GET",
-                              headers={"Accept": "application/json"})
+    status, _, body = request(
+        server.url + "/drives/info", user, secret, method="GET", headers={"Accept": "application/json"}
+    )
     assert [d["name"] for d in as_json(body)] == [first.name]
     for name in (second.name, first.name):
         api.watch_action(api.delete_server(name).id, fetch_every=0.5)
@@ -189,8 +220,9 @@ def test_a_killed_program_mid_create_leaves_no_action_in_progress(tmp_path):
     token = cli_token(config, user)
     server = Server(config).start()
     api = client(server, token)
-    made, action_id = api.create_server(ServerCreateRequest(plan="ECS1", image="big-1", location="local"),
-                                        check_if_can_create=False)
+    made, action_id = api.create_server(
+        ServerCreateRequest(plan="ECS1", image="big-1", location="local"), check_if_can_create=False
+    )
     wait_until(lambda: api.fetch_server(made.name).progress >= 10, "the create to reach imaging", GUEST_DEADLINE)
     server.stop(signal.SIGKILL)
     server = Server(config).start()

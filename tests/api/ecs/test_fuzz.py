@@ -1,6 +1,7 @@
 """Fuzzed requests to every ECS route through the real app: whatever the path, method, query,
 headers or body, the answer is never a 5xx and never a traceback, and every error is the ECS
 JSON shape with its status as error_code."""
+
 from __future__ import annotations
 
 import asyncio
@@ -24,8 +25,13 @@ from tests.api.ecs.conftest import Answer, ssh_key
 from tests.conftest import make_app, started_client
 from tests.support import libvirt_test_host
 
-FUZZ = settings(max_examples=120, deadline=None, derandomize=True, database=None,
-                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=120,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 
 
 @dataclass
@@ -36,8 +42,14 @@ class Live:
     user: str
     secret: str
 
-    def call(self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None,
-             token: bool = True) -> Answer:
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+        token: bool = True,
+    ) -> Answer:
         async def send() -> Answer:
             sent = {"X-APITOKEN": self.token} if token else {}
             sent.update(headers or {})
@@ -79,6 +91,7 @@ def live(tmp_path: Path) -> Iterator[Live]:
         image.write_bytes(b"\x55" * 4096)
         await services.imaging.add_standard("a1b2c3d4-0000-4000-8000-000000000004", "Tiny OS 1", image)
         from elastic_api.service.ecs_servers import EcsCreate
+
         _, job = await services.ecs.create(user, None, EcsCreate("ECS1", "tiny-os-1", "local", "kept"))
         while (await services.ecs.get_action(user, None, job.id)).unfinished:
             await asyncio.sleep(0.05)
@@ -95,10 +108,38 @@ def live(tmp_path: Path) -> Iterator[Live]:
         loop.close()
 
 
-SEGMENT = st.one_of(st.text(max_size=30), st.sampled_from(
-    ["plans", "availables", "regions", "images", "basics", "cloud-images", "sshkeys", "groups", "login", "account",
-     "1", "0", "-1", "..", ".", "%2F", "99999999999999999999", "servers", "actions", "status", "isolations",
-     "ec100001", "ec999999", "ec", "ec0100001"]))
+SEGMENT = st.one_of(
+    st.text(max_size=30),
+    st.sampled_from(
+        [
+            "plans",
+            "availables",
+            "regions",
+            "images",
+            "basics",
+            "cloud-images",
+            "sshkeys",
+            "groups",
+            "login",
+            "account",
+            "1",
+            "0",
+            "-1",
+            "..",
+            ".",
+            "%2F",
+            "99999999999999999999",
+            "servers",
+            "actions",
+            "status",
+            "isolations",
+            "ec100001",
+            "ec999999",
+            "ec",
+            "ec0100001",
+        ]
+    ),
+)
 METHOD = st.sampled_from(["GET", "POST", "HEAD", "PUT", "DELETE", "PATCH"])
 
 
@@ -109,33 +150,69 @@ def test_any_path(live, segments, method, token):
 
 
 @FUZZ
-@given(st.dictionaries(st.sampled_from(["limit", "marker", "x", "", "start", "length", "resource"]),
-                       st.text(max_size=30), max_size=3),
-       st.sampled_from(["/sshkeys", "/groups", "/images/basics", "/images/cloud-images", "/plans", "/servers",
-                        "/actions"]))
+@given(
+    st.dictionaries(
+        st.sampled_from(["limit", "marker", "x", "", "start", "length", "resource"]), st.text(max_size=30), max_size=3
+    ),
+    st.sampled_from(
+        ["/sshkeys", "/groups", "/images/basics", "/images/cloud-images", "/plans", "/servers", "/actions"]
+    ),
+)
 def test_any_query(live, query, path):
     text = "&".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in query.items())
     live.call("GET", f"/ecs/v2{path}?{text}")
 
 
-KEYS = st.sampled_from(["key", "label", "notes", "password", "plan", "username", "extra", "", "note", "group",
-                        "type", "snapshot", "isolate_from", "networks"])
+KEYS = st.sampled_from(
+    [
+        "key",
+        "label",
+        "notes",
+        "password",
+        "plan",
+        "username",
+        "extra",
+        "",
+        "note",
+        "group",
+        "type",
+        "snapshot",
+        "isolate_from",
+        "networks",
+    ]
+)
 BODY = st.one_of(
     st.binary(max_size=200),
     st.text(max_size=200).map(str.encode),
-    st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=10),
-                 lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
-                 max_leaves=10).map(lambda v: json.dumps(v).encode()),
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(max_size=10),
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+        max_leaves=10,
+    ).map(lambda v: json.dumps(v).encode()),
     st.dictionaries(KEYS, st.none() | st.booleans() | st.integers() | st.text(max_size=20), max_size=4).map(
-        lambda v: json.dumps(v).encode()),
-    st.tuples(KEYS, st.one_of(st.integers(4200, 6000).map(lambda n: "9" * n),
-                              st.integers(0xD800, 0xDFFF).map(lambda n: f'"x\\u{n:04x}"'))).map(
-        lambda kv: f'{{"label": "l", "notes": "n", "{kv[0]}": {kv[1]}}}'.encode()),
+        lambda v: json.dumps(v).encode()
+    ),
+    st.tuples(
+        KEYS,
+        st.one_of(
+            st.integers(4200, 6000).map(lambda n: "9" * n), st.integers(0xD800, 0xDFFF).map(lambda n: f'"x\\u{n:04x}"')
+        ),
+    ).map(lambda kv: f'{{"label": "l", "notes": "n", "{kv[0]}": {kv[1]}}}'.encode()),
     st.lists(st.tuples(KEYS, st.text(max_size=10)), max_size=4).map(
-        lambda kv: "&".join(f"{quote(k)}={quote(v)}" for k, v in kv).encode()),
+        lambda kv: "&".join(f"{quote(k)}={quote(v)}" for k, v in kv).encode()
+    ),
 )
-CONTENT_TYPE = st.sampled_from(["application/json", "text/plain", "", "application/x-www-form-urlencoded",
-                                "multipart/form-data", "multipart/form-data; boundary=x", "x/y; charset=z"])
+CONTENT_TYPE = st.sampled_from(
+    [
+        "application/json",
+        "text/plain",
+        "",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data",
+        "multipart/form-data; boundary=x",
+        "x/y; charset=z",
+    ]
+)
 CHANGES = sorted({r.path.replace("{name}", "ec100001") for r in ROUTES if r.method == "POST"})
 UPDATES = sorted({r.path.replace("{name}", "ec100001") for r in ROUTES if r.method == "PUT"})
 

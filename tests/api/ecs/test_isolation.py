@@ -2,6 +2,7 @@
 exactly like a number nothing has (404 for paths, 400 for markers), and A's objects are unchanged.
 Servers and actions likewise. (The ElasticHosts matrix is tests/api/test_isolation.py; a token
 confined to a group is covered in test_sshkeys_groups.py and test_servers.py.)"""
+
 from __future__ import annotations
 
 from tests.api.ecs.conftest import ssh_key
@@ -65,8 +66,12 @@ SERVER_PROBES = (
     ("GET", "/servers?limit=1&marker={server}", None, 400),
     ("GET", "/actions?limit=1&marker={action}", None, 400),
     ("GET", "/actions?resource={server}", None, 200),
-    ("POST", "/servers", {"plan": "ECS1", "image": "tiny-os-1", "location": "local", "isolate_from": ["{server}"]},
-     404),
+    (
+        "POST",
+        "/servers",
+        {"plan": "ECS1", "image": "tiny-os-1", "location": "local", "isolate_from": ["{server}"]},
+        404,
+    ),
 )
 
 

@@ -1,6 +1,7 @@
 """The audit trail through both dialects in-process: every changing call recorded (who, how
 signed in, what route, on what, how it ended), nothing for reads or calls without credentials,
 no secret in any row, and `/ecs/v2/logs` paging, filtering and isolation."""
+
 from __future__ import annotations
 
 import asyncio
@@ -43,11 +44,19 @@ async def test_ecs_changing_calls_are_recorded_and_reads_are_not(ecs_alice, clie
     assert body["total_logs"] == 4
     newest, refused, deleted, added = body["logs"]
     assert [e["action"] for e in body["logs"]] == [
-        "POST /groups", "DELETE /sshkeys/{id}", "DELETE /sshkeys/{id}", "POST /sshkeys"]
+        "POST /groups",
+        "DELETE /sshkeys/{id}",
+        "DELETE /sshkeys/{id}",
+        "POST /sshkeys",
+    ]
     assert added["target"] == str(key) and deleted["target"] == str(key)  # made, then named in the path
     assert refused["target"] == "99999" and newest["target"] is None
     assert [(e["status"], e["status_code"], e["severity"]) for e in body["logs"]] == [
-        ("refused", 400, "warning"), ("refused", 404, "warning"), ("ok", 200, "info"), ("ok", 200, "info")]
+        ("refused", 400, "warning"),
+        ("refused", 404, "warning"),
+        ("ok", 200, "info"),
+        ("ok", 200, "info"),
+    ]
     for entry in body["logs"]:
         assert entry["actor"] == ecs_alice.user and entry["actor_type"] == "api_token"
         assert entry["dialect"] == "ecs" and entry["group"] is None
@@ -103,7 +112,10 @@ async def test_login_tokens_and_group_tokens_are_told_apart(ecs_alice, ecs_user,
 
     everything = (await logs(ecs_alice))["logs"]
     assert [(e["actor_type"], e["group"]) for e in everything] == [
-        ("api_token", group), ("login_token", None), ("api_token", None)]
+        ("api_token", group),
+        ("login_token", None),
+        ("api_token", None),
+    ]
     # A token confined to a group (a sub-project) sees the calls made through that group only.
     seen = await logs(confined)
     assert seen["total_logs"] == 1 and seen["logs"][0]["group"] == group
@@ -156,8 +168,19 @@ async def test_paging_by_offset_and_by_marker(ecs_alice, ecs_bob):
     assert "next" not in await logs(ecs_alice, f"?limit=1&marker={ids[5]}")
     assert (await logs(ecs_alice, "?limit=7"))["logs"] == everything and "next" not in await logs(ecs_alice, "?limit=7")
 
-    for bad in ("?start=0&limit=2", "?length=2&marker=1", "?length=0", "?length=1001", "?start=-1", "?start=x",
-                "?limit=0", "?marker=x", "?marker=99999", "?resource=", "?start=1&start=2"):
+    for bad in (
+        "?start=0&limit=2",
+        "?length=2&marker=1",
+        "?length=0",
+        "?length=1001",
+        "?start=-1",
+        "?start=x",
+        "?limit=0",
+        "?marker=x",
+        "?marker=99999",
+        "?resource=",
+        "?start=1&start=2",
+    ):
         assert_error(await ecs_alice.get("/logs" + bad), 400)
     # Another user's entry is unknown: 404 by id, 400 as a marker; bob sees none of alice's.
     assert_error(await ecs_bob.get(f"/logs/{ids[0]}"), 404)

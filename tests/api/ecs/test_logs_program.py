@@ -2,6 +2,7 @@
 with the user's secret and ECS calls with a token made by `elastic-api user token create` show
 in `/ecs/v2/logs`; what is queued at SIGTERM is written before the program exits; no secret is
 in any row."""
+
 from __future__ import annotations
 
 import json
@@ -17,8 +18,12 @@ from tests.support import Server, create_user, request, run_cli, write_config
 
 def ecs(server: Server, token: str, method: str, path: str, body: Any = None) -> tuple[int, Any]:
     data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(server.url + "/ecs/v2" + path, data=data, method=method,
-                                 headers={"X-APITOKEN": token, "Content-Type": "application/json"})
+    req = urllib.request.Request(
+        server.url + "/ecs/v2" + path,
+        data=data,
+        method=method,
+        headers={"X-APITOKEN": token, "Content-Type": "application/json"},
+    )
     try:
         with urllib.request.urlopen(req, timeout=60) as response:
             return response.status, json.loads(response.read())
@@ -49,7 +54,8 @@ def test_the_programs_audit_trail(tmp_path: Path):
         assert [(e["dialect"], e["actor_type"], e["action"], e["status"]) for e in logs["logs"]] == [
             ("ecs", "api_token", "POST /groups", "ok"),
             ("ecs", "api_token", "POST /sshkeys", "ok"),
-            ("elastichosts", "basic", "POST /drives/create", "ok")]
+            ("elastichosts", "basic", "POST /drives/create", "ok"),
+        ]
         assert logs["logs"][2]["target"] == drive and {e["actor"] for e in logs["logs"]} == {user}
 
         # Queued, not yet read: written at shutdown.

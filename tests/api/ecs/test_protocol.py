@@ -1,5 +1,6 @@
 """The ECS dialect's transport rules: JSON errors for every mistake, 405 and 404, strict bodies,
 paging (limit, marker, next), and the ElasticHosts dialect beside it unchanged."""
+
 from __future__ import annotations
 
 import json
@@ -10,9 +11,18 @@ from elastic_api.api.ecs.routes import PREFIX, ROUTES
 from tests.api.ecs.conftest import assert_error, ssh_key
 
 
-@pytest.mark.parametrize("method,path", [("DELETE", "/plans"), ("POST", "/plans"), ("PUT", "/sshkeys"),
-                                         ("PATCH", "/groups"), ("GET", "/login"), ("POST", "/sshkeys/1"),
-                                         ("PUT", "/regions/availables")])
+@pytest.mark.parametrize(
+    "method,path",
+    [
+        ("DELETE", "/plans"),
+        ("POST", "/plans"),
+        ("PUT", "/sshkeys"),
+        ("PATCH", "/groups"),
+        ("GET", "/login"),
+        ("POST", "/sshkeys/1"),
+        ("PUT", "/regions/availables"),
+    ],
+)
 async def test_a_wrong_method_on_a_known_path_is_405(ecs_alice, method, path):
     body = assert_error(await ecs_alice.call(method, path), 405)
     assert "not allowed" in body["message"]
@@ -28,8 +38,9 @@ async def test_without_a_token_a_wrong_method_is_401_first(ecs_alice):
     assert_error(await ecs_alice.call("DELETE", "/plans", token=False), 401)
 
 
-@pytest.mark.parametrize("path", ["", "/", "/nothing", "/servers/x/y/z", "/plans/unknown", "/sshkeys/1/2",
-                                  "/%00", "/images", "/PLANS"])
+@pytest.mark.parametrize(
+    "path", ["", "/", "/nothing", "/servers/x/y/z", "/plans/unknown", "/sshkeys/1/2", "/%00", "/images", "/PLANS"]
+)
 async def test_unknown_paths_are_404_json(ecs_alice, path):
     assert_error(await ecs_alice.get(path), 404)
     assert_error(await ecs_alice.get(path, token=False), 404)
@@ -42,10 +53,23 @@ async def test_json_whatever_accept_says(ecs_alice):
         assert_error(await ecs_alice.get("/nothing", headers={"Accept": accept}), 404)
 
 
-@pytest.mark.parametrize("raw", [b"{", b"{'key': 1}", b"\xff\xfe", b"[1, 2]", b'"text"', b"NaN",
-                                 b'{"key": NaN, "label": "x"}', b'{"key": "a", "key": "b", "label": "x"}',
-                                 b"[" * 50_000, b'{"key": 1, "label": "x"}', b'{"key": "k", "label": ["x"]}',
-                                 b'{"key": "k", "label": "x", "id": 3}'])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"{",
+        b"{'key': 1}",
+        b"\xff\xfe",
+        b"[1, 2]",
+        b'"text"',
+        b"NaN",
+        b'{"key": NaN, "label": "x"}',
+        b'{"key": "a", "key": "b", "label": "x"}',
+        b"[" * 50_000,
+        b'{"key": 1, "label": "x"}',
+        b'{"key": "k", "label": ["x"]}',
+        b'{"key": "k", "label": "x", "id": 3}',
+    ],
+)
 async def test_malformed_bodies_are_400(ecs_alice, raw):
     for content_type in ("application/json", None):
         headers = {"Content-Type": content_type} if content_type else {}
@@ -81,7 +105,7 @@ async def test_paging_with_limit_marker_and_next(ecs_alice):
         answer = (await ecs_alice.get(path)).json
         seen += [k["id"] for k in answer["pubkeys"]]
         nxt = answer.get("next")
-        path = nxt[len(PREFIX):] if nxt else None
+        path = nxt[len(PREFIX) :] if nxt else None
         if nxt:
             assert nxt.startswith(PREFIX + "/sshkeys?") and "limit=2" in nxt
         pages += 1
@@ -92,8 +116,21 @@ async def test_paging_with_limit_marker_and_next(ecs_alice):
     assert (await ecs_alice.get(f"/sshkeys?marker={ids[-1]}")).json["pubkeys"] == []
 
 
-@pytest.mark.parametrize("query", ["limit=0", "limit=-1", "limit=abc", "limit=1001", "limit=", "limit=1.5",
-                                   "marker=", "marker=abc", "marker=999999", "limit=1&limit=2"])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "limit=0",
+        "limit=-1",
+        "limit=abc",
+        "limit=1001",
+        "limit=",
+        "limit=1.5",
+        "marker=",
+        "marker=abc",
+        "marker=999999",
+        "limit=1&limit=2",
+    ],
+)
 async def test_bad_paging_is_400(ecs_alice, query):
     await _keys(ecs_alice, 1)
     for path in ("/sshkeys", "/groups", "/images/basics", "/images/cloud-images"):

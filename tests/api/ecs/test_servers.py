@@ -1,6 +1,7 @@
 """ECS servers and actions in-process, on the libvirt test driver (the real boot is in
 test_ecsapi.py): create → action completed, the two dialects agreeing, power, PUT, delete,
 paging, 409s, isolation, group-scoped tokens."""
+
 from __future__ import annotations
 
 import asyncio
@@ -47,8 +48,9 @@ async def finished(ecs: Ecs, action: int) -> dict[str, Any]:
 
 
 async def create(ecs: Ecs, **body: Any) -> dict[str, Any]:
-    reply = await ecs.post("/servers", {"plan": "ECS1", "image": "tiny-os-1", "location": "local", "notes": "n",
-                                        **body})
+    reply = await ecs.post(
+        "/servers", {"plan": "ECS1", "image": "tiny-os-1", "location": "local", "notes": "n", **body}
+    )
     assert reply.status == 200, reply.text
     return reply.json
 
@@ -66,19 +68,31 @@ async def test_create_boot_power_rename_delete(ecs_alice: Ecs, image: str) -> No
     assert made["action_id"] == made["action"] and isinstance(made["action_id"], int)
     assert server["name"].startswith("ec") and len(server["name"]) == 8
     assert (server["status"], server["active_flag"], server["reserved_until"]) == ("Booting", False, "")
-    assert server["plan_size"] == {"core": "1", "ram": "1024", "disk": "20", "gpu": "0", "gpu_label": None,
-                                   "host_type": "ECS"}
+    assert server["plan_size"] == {
+        "core": "1",
+        "ram": "1024",
+        "disk": "20",
+        "gpu": "0",
+        "gpu_label": None,
+        "host_type": "ECS",
+    }
     assert server["creation_date"].endswith("+00:00") and server["deletion_date"] is None
     assert server["api_version_value"] == 4 and server["group"] is None and server["so"] == image
     action = await finished(ecs_alice, made["action_id"])
     assert (action["status"], action["progress"], action["type"], action["resource"]) == (
-        "completed", 100, "create_server", server["name"])
+        "completed",
+        100,
+        "create_server",
+        server["name"],
+    )
     name = server["name"]
     got = (await ecs_alice.get(f"/servers/{name}")).json["server"]
     assert (got["status"], got["active_flag"], got["progress"]) == ("Booted", True, 100)
     assert got["ipv4"].count(".") == 3
-    assert (await ecs_alice.get(f"/servers/{name}/status")).json["server"] == {"name": name,
-                                                                              "current_status": "Running"}
+    assert (await ecs_alice.get(f"/servers/{name}/status")).json["server"] == {
+        "name": name,
+        "current_status": "Running",
+    }
     # One engine: the ElasticHosts lists show the server and its drive, destroy there is refused.
     api = ecs_alice.api
     servers = (await api.get("/servers/info", as_json=True)).json
@@ -124,15 +138,24 @@ async def test_create_boot_power_rename_delete(ecs_alice: Ecs, image: str) -> No
 async def test_create_errors(ecs_alice: Ecs, ecs_bob: Ecs, image: str) -> None:
     base = {"plan": "ECS1", "image": image, "location": "local", "notes": "n"}
     for change, status, words in (
-        ({"plan": "ECS9"}, 400, "unknown plan"), ({"image": "nope"}, 400, "unknown image"),
-        ({"location": "mars"}, 400, "unknown location"), ({"ssh_key": "nokey"}, 400, "unknown ssh_key"),
-        ({"group": "eg999999"}, 404, "group not found"), ({"isolate_from": ["ec999999"]}, 404, "not found"),
-        ({"isolate_from": "ec100001"}, 400, "list"), ({"isolate_from": [1]}, 400, "server names"),
-        ({"reserved_plan": "M3PECS2"}, 400, "Invalid formula"), ({"reserved_plan": "nonsense"}, 400, "Invalid formula"),
-        ({"reserved_plan": 99}, 404, "Reserved plan not found"), ({"support": "gold"}, 400, "Support code not found"),
-        ({"password": "x"}, 400, "not supported"), ({"user_customize": 3}, 400, "not supported"),
-        ({"user_customize_env": "A=b"}, 400, "not supported"), ({"networks": []}, 400, "not supported"),
-        ({"extra": 1}, 400, "unknown field"), ({"plan": 1}, 400, "string"),
+        ({"plan": "ECS9"}, 400, "unknown plan"),
+        ({"image": "nope"}, 400, "unknown image"),
+        ({"location": "mars"}, 400, "unknown location"),
+        ({"ssh_key": "nokey"}, 400, "unknown ssh_key"),
+        ({"group": "eg999999"}, 404, "group not found"),
+        ({"isolate_from": ["ec999999"]}, 404, "not found"),
+        ({"isolate_from": "ec100001"}, 400, "list"),
+        ({"isolate_from": [1]}, 400, "server names"),
+        ({"reserved_plan": "M3PECS2"}, 400, "Invalid formula"),
+        ({"reserved_plan": "nonsense"}, 400, "Invalid formula"),
+        ({"reserved_plan": 99}, 404, "Reserved plan not found"),
+        ({"support": "gold"}, 400, "Support code not found"),
+        ({"password": "x"}, 400, "not supported"),
+        ({"user_customize": 3}, 400, "not supported"),
+        ({"user_customize_env": "A=b"}, 400, "not supported"),
+        ({"networks": []}, 400, "not supported"),
+        ({"extra": 1}, 400, "unknown field"),
+        ({"plan": 1}, 400, "string"),
     ):
         body = assert_error(await ecs_alice.post("/servers", {**base, **change}), status)
         assert words in body["message"], (change, body)
@@ -142,6 +165,7 @@ async def test_create_errors(ecs_alice: Ecs, ecs_bob: Ecs, image: str) -> None:
     made = await create(ecs_alice, image=IMAGE, group=None, ssh_key=None)
     assert made["server"]["ssh_key"] is None
     from tests.api.ecs.conftest import ssh_key
+
     assert (await ecs_alice.post("/sshkeys", {"key": ssh_key(), "label": "laptop"})).status == 200
     keyed = await create(ecs_alice, ssh_key="laptop")
     assert (await ecs_alice.get(f"/servers/{keyed['server']['name']}")).json["server"]["ssh_key"] == "laptop"
@@ -166,14 +190,14 @@ async def test_paging_servers_and_actions(ecs_alice: Ecs, image: str) -> None:
     first = (await ecs_alice.get("/servers?limit=2")).json
     assert [s["name"] for s in first["server"]] == names[:2] and first["count"] == 2
     assert first["next"] == f"/ecs/v2/servers?limit=2&marker={names[1]}"
-    last = (await ecs_alice.get(first["next"][len("/ecs/v2"):])).json
+    last = (await ecs_alice.get(first["next"][len("/ecs/v2") :])).json
     assert [s["name"] for s in last["server"]] == names[2:] and "next" not in last
     for query in ("limit=0", "limit=x", "marker=ec999999", "limit=1&marker=nope"):
         assert_error(await ecs_alice.get(f"/servers?{query}"), 400)
     actions = (await ecs_alice.get("/actions?limit=2")).json
     assert len(actions["actions"]) == 2 and actions["total_actions"] == 3 and "next" in actions
     assert actions["actions"][0]["id"] > actions["actions"][1]["id"]  # newest first
-    rest = (await ecs_alice.get(actions["next"][len("/ecs/v2"):])).json
+    rest = (await ecs_alice.get(actions["next"][len("/ecs/v2") :])).json
     assert len(rest["actions"]) == 1 and "next" not in rest
     for query in ("start=0&limit=1", "length=1&marker=1", "start=-1", "length=0", "length=x", "start=1&start=2"):
         assert_error(await ecs_alice.get(f"/actions?{query}"), 400)
@@ -200,8 +224,12 @@ async def test_busy_servers_answer_409(ecs_alice: Ecs, image: str, client: Any) 
     assert_error(await ecs_alice.delete(f"/servers/{name}"), 409)
     assert_error(await ecs_alice.post(f"/servers/{name}/actions", {"type": "power_on"}), 409)
     # Action bodies.
-    for body, words in (({}, "action type is required"), ({"type": "reboot"}, "unknown action type"),
-                        ({"type": "rollback", "snapshot": 5}, "not supported yet"), ({"type": 1}, "string")):
+    for body, words in (
+        ({}, "action type is required"),
+        ({"type": "reboot"}, "unknown action type"),
+        ({"type": "rollback", "snapshot": 5}, "not supported yet"),
+        ({"type": 1}, "string"),
+    ):
         assert words in assert_error(await ecs_alice.post(f"/servers/{name}/actions", body), 400)["message"]
     assert_error(await ecs_alice.post("/servers/ec999999/actions", {"type": "power_on"}), 404)
     assert_error(await ecs_alice.get("/servers/ec999999/status"), 404)
@@ -216,14 +244,22 @@ async def test_groups_attach_detach_and_confined_tokens(ecs_alice: Ecs, ecs_user
     inside = await booted(confined)  # a confined token makes servers in its group
     assert (await ecs_alice.get(f"/servers/{inside}")).json["server"]["group"] == group["name"]
     assert [s["name"] for s in (await confined.get("/servers")).json["server"]] == [inside]
-    for method, path in (("GET", f"/servers/{outside}"), ("GET", f"/servers/{outside}/status"),
-                         ("DELETE", f"/servers/{outside}"), ("GET", f"/servers/{outside}/isolations")):
+    for method, path in (
+        ("GET", f"/servers/{outside}"),
+        ("GET", f"/servers/{outside}/status"),
+        ("DELETE", f"/servers/{outside}"),
+        ("GET", f"/servers/{outside}/isolations"),
+    ):
         assert_error(await confined.call(method, path), 404)
     assert_error(await confined.post(f"/servers/{outside}/actions", {"type": "power_off"}), 404)
     assert_error(await confined.call("PUT", f"/servers/{outside}", {"notes": "x"}), 404)
     assert_error(await confined.call("PUT", f"/servers/{inside}", {"group": "nogroup"}), 404)
-    assert_error(await confined.post("/servers", {"plan": "ECS1", "image": image, "location": "local",
-                                                  "isolate_from": [outside]}), 404)
+    assert_error(
+        await confined.post(
+            "/servers", {"plan": "ECS1", "image": image, "location": "local", "isolate_from": [outside]}
+        ),
+        404,
+    )
     assert {a["resource"] for a in (await confined.get("/actions")).json["actions"]} == {inside}
     outside_action = (await ecs_alice.get(f"/actions?resource={outside}")).json["actions"][0]["id"]
     assert_error(await confined.get(f"/actions/{outside_action}"), 404)
@@ -241,8 +277,10 @@ def two_host_config(tmp_path: Path, **extra: Any) -> Any:
     from elastic_api.config import Config, HostConfig
     from tests.support import libvirt_test_host
 
-    hosts = tuple(HostConfig(name, f"test://{libvirt_test_host(tmp_path / f'{name}.xml', memory_mb=4096)}")
-                  for name in ("h1", "h2"))
+    hosts = tuple(
+        HostConfig(name, f"test://{libvirt_test_host(tmp_path / f'{name}.xml', memory_mb=4096)}")
+        for name in ("h1", "h2")
+    )
     return Config(data_dir=tmp_path / "var", hosts=hosts, default_cipher="none", **extra)
 
 
@@ -260,8 +298,10 @@ async def test_isolation_is_strict_and_listed(tmp_path: Path, serve: Any, ecs_us
     b = await booted(ecs, notes="b", isolate_from=[a])
     hosts = {r.config.name: r.host for r in await services.jobs.store.active_servers()}
     assert hosts[a] != hosts[b]
-    assert (await ecs.get(f"/servers/{a}/isolations")).json == {"status": "ok",
-                                                                 "isolations": [{"name": b, "notes": "b"}]}
+    assert (await ecs.get(f"/servers/{a}/isolations")).json == {
+        "status": "ok",
+        "isolations": [{"name": b, "notes": "b"}],
+    }
     assert (await ecs.get(f"/servers/{b}/isolations")).json["isolations"] == [{"name": a, "notes": "a"}]
     # Both hosts taken: a third isolated from both has nowhere to go.
     made = await create(ecs, isolate_from=[a, b])
@@ -306,6 +346,7 @@ async def test_a_restart_mid_create_resumes_it(tmp_path: Path) -> None:
     async def imaging() -> bool:
         server = (await ecs.get(f"/servers/{name}")).json["server"]
         return server["progress"] >= 10
+
     await until(imaging, "the create to reach imaging")
     await client.close()
     client = await started_client(make_app(config))
@@ -372,13 +413,17 @@ async def test_support_and_reserved_records(ecs_alice: Ecs, ecs_bob: Ecs, image:
     assert len(shown["reserved_plans"]) == 2
     # What ecsapi's strict models make of it (support and reservations included).
     import os
+
     os.environ["ECSAPI_ENV_FILE"] = "/dev/null"
     import ecsapi
+
     parsed = ecsapi.Server.model_validate(shown)
     assert parsed.is_reserved and len(parsed.reserved_plans) == 2 and parsed.support is None
     assert ecsapi.Server.model_validate(server).support.support_code == "basic"
-    for path, body in ((f"/servers/{name}/support", {"code": "basic"}), (f"/servers/{name}/reserved",
-                                                                        {"reserved_plan": 1})):
+    for path, body in (
+        (f"/servers/{name}/support", {"code": "basic"}),
+        (f"/servers/{name}/reserved", {"reserved_plan": 1}),
+    ):
         assert_error(await ecs_bob.post(path, body), 404)
     assert_error(await ecs_alice.post(f"/servers/{name}/reserved", {"reserved_plan": True}), 400)
     # Without a reservation, the same server deletes.
@@ -406,7 +451,13 @@ async def test_metrics_name_the_server_and_carry_every_series(ecs_alice: Ecs, ec
     # No sample yet at the default metrics_interval (300 s): every series is there, empty. The
     # points themselves are the engine's rates (tests/api/test_metrics_libvirt.py on a real guest)
     # in this dialect's shape (tests/api/ecs/test_metrics_render.py).
-    assert reply.json == {"metrics": {"resource": name, "core": [], "disk": {"reads": [], "writes": []},
-                                      "network": {"received": [], "transmitted": []}}}
+    assert reply.json == {
+        "metrics": {
+            "resource": name,
+            "core": [],
+            "disk": {"reads": [], "writes": []},
+            "network": {"received": [], "transmitted": []},
+        }
+    }
     assert (await ecs_bob.get(f"/servers/{name}/metrics")).status == 404
     assert (await ecs_alice.get("/servers/ec999999/metrics")).status == 404

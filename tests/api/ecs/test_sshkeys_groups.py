@@ -1,4 +1,5 @@
 """`/sshkeys` and `/groups`: validation, uniqueness, deletion, group-confined tokens."""
+
 from __future__ import annotations
 
 import base64
@@ -40,36 +41,43 @@ def _blob(kind: str) -> str:
     return base64.b64encode(len(kind).to_bytes(4, "big") + kind.encode()).decode()
 
 
-@pytest.mark.parametrize("key", [
-    "",
-    "ssh-ed25519",
-    "ssh-foo " + _blob("ssh-foo"),
-    "ssh-rsa not*base64",
-    "ssh-rsa " + _blob("ssh-ed25519"),  # the blob names another type
-    "ssh-ed25519 AAAA",  # too short to name a type
-    "ssh-ed25519 " + _blob("ssh-ed25519") + " two\x00words",
-    "ssh-rsa " + "A" * 9000,
-])
+@pytest.mark.parametrize(
+    "key",
+    [
+        "",
+        "ssh-ed25519",
+        "ssh-foo " + _blob("ssh-foo"),
+        "ssh-rsa not*base64",
+        "ssh-rsa " + _blob("ssh-ed25519"),  # the blob names another type
+        "ssh-ed25519 AAAA",  # too short to name a type
+        "ssh-ed25519 " + _blob("ssh-ed25519") + " two\x00words",
+        "ssh-rsa " + "A" * 9000,
+    ],
+)
 async def test_bad_keys_are_400(ecs_alice, key):
     assert_error(await ecs_alice.post("/sshkeys", {"key": key, "label": "x"}), 400)
     assert (await ecs_alice.get("/sshkeys")).json["pubkeys"] == []
 
 
-@pytest.mark.parametrize("body", [
-    {"key": ssh_key()},
-    {"label": "x"},
-    {"key": ssh_key(), "label": ""},
-    {"key": ssh_key(), "label": "a\nb"},
-    {"key": ssh_key(), "label": 7},
-    {"key": None, "label": "x"},
-    {"key": ssh_key(), "label": "x", "comment": "unknown field"},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"key": ssh_key()},
+        {"label": "x"},
+        {"key": ssh_key(), "label": ""},
+        {"key": ssh_key(), "label": "a\nb"},
+        {"key": ssh_key(), "label": 7},
+        {"key": None, "label": "x"},
+        {"key": ssh_key(), "label": "x", "comment": "unknown field"},
+    ],
+)
 async def test_bad_key_bodies_are_400(ecs_alice, body):
     assert_error(await ecs_alice.post("/sshkeys", body), 400)
 
 
-@pytest.mark.parametrize("path", ["/sshkeys/0", "/sshkeys/999999", "/sshkeys/abc", "/sshkeys/-1",
-                                  "/sshkeys/99999999999999999999999"])
+@pytest.mark.parametrize(
+    "path", ["/sshkeys/0", "/sshkeys/999999", "/sshkeys/abc", "/sshkeys/-1", "/sshkeys/99999999999999999999999"]
+)
 async def test_unknown_keys_are_404(ecs_alice, path):
     assert_error(await ecs_alice.get(path), 404)
     assert_error(await ecs_alice.delete(path), 404)
@@ -97,8 +105,16 @@ async def test_groups_are_made_listed_and_deleted(ecs_alice):
     assert third["id"] > second["id"]
 
 
-@pytest.mark.parametrize("body", [{}, {"notes": "n"}, {"notes": "n", "password": ""}, {"notes": 1, "password": "p"},
-                                  {"notes": "n", "password": "p", "enabled": True}])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"notes": "n"},
+        {"notes": "n", "password": ""},
+        {"notes": 1, "password": "p"},
+        {"notes": "n", "password": "p", "enabled": True},
+    ],
+)
 async def test_bad_group_bodies_are_400(ecs_alice, body):
     assert_error(await ecs_alice.post("/groups", body), 400)
 

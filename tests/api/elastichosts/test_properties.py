@@ -1,4 +1,5 @@
 """Text properties and JSON: parsing, rendering, escaping, malformed input."""
+
 from __future__ import annotations
 
 import json
@@ -7,8 +8,16 @@ import pytest
 
 from elastic_api.errors import UsageError
 from elastic_api.api.elastichosts.properties import (
-    Info, escape, parse_body, parse_json, parse_text, render_json, render_list, render_properties,
-    render_properties_list, unescape,
+    Info,
+    escape,
+    parse_body,
+    parse_json,
+    parse_text,
+    render_json,
+    render_list,
+    render_properties,
+    render_properties_list,
+    unescape,
 )
 
 
@@ -27,12 +36,15 @@ def test_text_newline_escape_round_trips():
     assert unescape(escape("a\nb")) == "a\nb"
 
 
-@pytest.mark.parametrize("body, word", [
-    (b"name a\nname b\n", "twice"),
-    (b"bad!key value\n", "bad key"),
-    (b"\xff\xfe\n", "UTF-8"),
-    (b"x" * 200 + b" value", "bad key"),
-])
+@pytest.mark.parametrize(
+    "body, word",
+    [
+        (b"name a\nname b\n", "twice"),
+        (b"bad!key value\n", "bad key"),
+        (b"\xff\xfe\n", "UTF-8"),
+        (b"x" * 200 + b" value", "bad key"),
+    ],
+)
 def test_text_malformed(body, word):
     with pytest.raises(UsageError, match=word):
         parse_text(body)
@@ -43,24 +55,37 @@ def test_json_values_become_strings_and_arrays_words():
     assert props == {"name": "d", "size": "1024", "tags": "a b", "persistent": "true"}
 
 
-@pytest.mark.parametrize("body", [
-    b"[1, 2]", b'"text"', b"{not json", b'{"size": 1.5}', b'{"tags": ["a b"]}', b'{"tags": [1]}',
-    b'{"x": null}', b'{"x": {"y": 1}}', b"[" * 100000,
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[1, 2]",
+        b'"text"',
+        b"{not json",
+        b'{"size": 1.5}',
+        b'{"tags": ["a b"]}',
+        b'{"tags": [1]}',
+        b'{"x": null}',
+        b'{"x": {"y": 1}}',
+        b"[" * 100000,
+    ],
+)
 def test_json_malformed(body):
     with pytest.raises(UsageError):
         parse_json(body)
 
 
-@pytest.mark.parametrize("content_type", ["application/json", "application/json; charset=utf-8",
-                                          "text/plain", "application/octet-stream", ""])
+@pytest.mark.parametrize(
+    "content_type",
+    ["application/json", "application/json; charset=utf-8", "text/plain", "application/octet-stream", ""],
+)
 def test_empty_body_is_no_keys_whatever_the_label(content_type):
     assert parse_body(b"", content_type) == {}
     assert parse_body(b"  \n", content_type) == {}
 
 
-@pytest.mark.parametrize("content_type", ["text/plain", "application/octet-stream",
-                                          "application/x-www-form-urlencoded", ""])
+@pytest.mark.parametrize(
+    "content_type", ["text/plain", "application/octet-stream", "application/x-www-form-urlencoded", ""]
+)
 def test_every_other_label_is_text(content_type):
     assert parse_body(b"name x\n", content_type) == {"name": "x"}
 

@@ -1,4 +1,5 @@
 """`POST /login` and `GET /account`."""
+
 from __future__ import annotations
 
 from elastic_api.api.ecs.call import Call, Wire
@@ -16,6 +17,13 @@ async def login(call: Call) -> Wire:
 
 async def account(call: Call) -> Wire:
     # No e-mail, discounts, reserved or offline plans here yet: the caller is a user UUID.
-    return {"status": "ok", "username": call.user, "email": "", "reserved_available": False,
-            "offline_available": False, "ecs_special_discount": 0, "ecshm_special_discount": 0,
-            "ecsgpu_special_discount": 0}
+    return {
+        "status": "ok",
+        "username": call.user,
+        "email": "",
+        "reserved_available": False,
+        "offline_available": False,
+        "ecs_special_discount": 0,
+        "ecshm_special_discount": 0,
+        "ecsgpu_special_discount": 0,
+    }

@@ -1,5 +1,6 @@
 """`/actions`: the caller's actions, newest first, with Seeweb's offset paging (`start`,
 `length`) or this dialect's (`limit`, `marker`), never both; and `/actions/{id}`."""
+
 from __future__ import annotations
 
 from elastic_api.api.ecs import server_codec as codec
@@ -36,8 +37,11 @@ async def list_actions(call: Call) -> Wire:
     plain = {k: query[k] for k in query}
     start = _whole(plain, "start", 0, 0, 2**31)
     length = _whole(plain, "length", DEFAULT_LENGTH, 1, call.config.max_list_limit)
-    return {"status": "ok", "actions": [codec.action(a) for a in actions[start:start + length]],
-            "total_actions": total}
+    return {
+        "status": "ok",
+        "actions": [codec.action(a) for a in actions[start : start + length]],
+        "total_actions": total,
+    }
 
 
 async def get_action(call: Call) -> Wire:

@@ -1,4 +1,5 @@
 """Plans, regions and images: what may be made, and where there is room now."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -18,10 +19,22 @@ async def plans(call: Call) -> Wire:
 async def plans_available(call: Call) -> Wire:
     # Per host, the caller's servers on it (the panel proposes isolation from them).
     on = await call.services.ecs.by_host(call.user, call.group)
-    rooms = [dataclasses.replace(room, regions=tuple(
-        (location, tuple(dataclasses.replace(h, servers=tuple((s.name, s.notes) for s in on.get(h.host, [])))
-                         for h in hosts)) for location, hosts in room.regions))
-        for room in await call.services.catalogue.available()]
+    rooms = [
+        dataclasses.replace(
+            room,
+            regions=tuple(
+                (
+                    location,
+                    tuple(
+                        dataclasses.replace(h, servers=tuple((s.name, s.notes) for s in on.get(h.host, [])))
+                        for h in hosts
+                    ),
+                )
+                for location, hosts in room.regions
+            ),
+        )
+        for room in await call.services.catalogue.available()
+    ]
     return {"status": "ok", "plans": [codec.plan_available(room) for room in rooms]}
 
 

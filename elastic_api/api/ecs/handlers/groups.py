@@ -1,5 +1,6 @@
 """`/groups`: the caller's groups. A token confined to a group sees that group alone, as if it
 were the only one, and may neither make nor delete groups."""
+
 from __future__ import annotations
 
 from elastic_api.api.ecs import codec

@@ -3,6 +3,7 @@ default 0) and `length` (default 50), or like every other list by `limit` and `m
 entry's id); both at once is a 400. `resource` keeps only the calls about that object (a
 server name, a key or group id, or an ElasticHosts UUID). A token confined to a group sees only
 the calls made with that group's tokens."""
+
 from __future__ import annotations
 
 import dataclasses

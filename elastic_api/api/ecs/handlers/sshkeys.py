@@ -1,4 +1,5 @@
 """`/sshkeys`: the caller's SSH public keys (shared by every group of the user)."""
+
 from __future__ import annotations
 
 from elastic_api.api.ecs import codec

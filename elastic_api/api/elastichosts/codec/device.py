@@ -1,5 +1,6 @@
 """ElasticHosts device names: `ide:B:U` (two IDE channels of two units), `scsi:0:U` (one SCSI
 controller of eight units) and `block:N` (eight virtio block devices), each a model Device."""
+
 from __future__ import annotations
 
 import re

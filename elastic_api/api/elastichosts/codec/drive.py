@@ -1,30 +1,51 @@
 """ElasticHosts drive keys: a create or set's properties parsed into a DriveSpec or DriveChanges,
 a drive, a checksum and a standard image rendered as the info a client sees."""
+
 from __future__ import annotations
 
 from elastic_api.api.elastichosts.codec.fields import ids, is_user_key, one_of
 from elastic_api.api.elastichosts.properties import Info, Props
 from elastic_api.errors import UsageError
 from elastic_api.model.drive import (
-    CIPHERS, CLAIM_TYPES, FORMATS, MAX_WORDS, TIERS, Checksum, Drive, DriveChanges, DriveSpec, check_size,
+    CIPHERS,
+    CLAIM_TYPES,
+    FORMATS,
+    MAX_WORDS,
+    TIERS,
+    Checksum,
+    Drive,
+    DriveChanges,
+    DriveSpec,
+    check_size,
 )
 from elastic_api.model.fields import parse_name, parse_tags, parse_user_value
 from elastic_api.model.job import RUNNING, ImageParams
 from elastic_api.model.units import parse_size
 
 # Keys the server reports but a client never sets.
-READ_ONLY = frozenset({
-    "drive", "user", "status", "claimed", "imaging", "read:bytes", "read:requests",
-    "write:bytes", "write:requests",
-})
-CREATE_KEYS = frozenset({"name", "size", "claim:type", "readers", "tags", "encryption:cipher",
-                         "avoid", "tier", "format"})
+READ_ONLY = frozenset(
+    {
+        "drive",
+        "user",
+        "status",
+        "claimed",
+        "imaging",
+        "read:bytes",
+        "read:requests",
+        "write:bytes",
+        "write:requests",
+    }
+)
+CREATE_KEYS = frozenset(
+    {"name", "size", "claim:type", "readers", "tags", "encryption:cipher", "avoid", "tier", "format"}
+)
 SET_KEYS = frozenset({"name", "size", "claim:type", "readers", "tags"})
 FIXED_AFTER_CREATE = frozenset({"encryption:cipher", "format", "avoid", "tier"})
 # The field of DriveSpec / DriveChanges each key sets.
 _FIELDS = {"claim:type": "claim_type", "encryption:cipher": "encryption"}
-ENCRYPTED_RAW = ("an encrypted drive is qcow2 (LUKS inside): "
-                 "create it without format raw, or with encryption:cipher none")
+ENCRYPTED_RAW = (
+    "an encrypted drive is qcow2 (LUKS inside): create it without format raw, or with encryption:cipher none"
+)
 
 
 def _values(props: Props, *, creating: bool, max_size: int) -> tuple[dict[str, object], dict[str, str]]:
@@ -86,8 +107,11 @@ def _claimed(drive: Drive) -> list[str]:
     """The servers that claim the drive and, while an image job copies into it, `image:SOURCE`:
     the job holds the drive as a server would, and clients have always seen it so."""
     job = drive.image_job
-    copying = ([f"image:{job.params.source}"] if job is not None and job.status == RUNNING
-               and isinstance(job.params, ImageParams) else [])
+    copying = (
+        [f"image:{job.params.source}"]
+        if job is not None and job.status == RUNNING and isinstance(job.params, ImageParams)
+        else []
+    )
     return [*drive.claimed, *copying]
 
 

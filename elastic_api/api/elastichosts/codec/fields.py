@@ -1,6 +1,7 @@
 """How ElasticHosts spells what every object shares: a client's own keys are `user:NAME`, and
 lists of objects are space-separated UUIDs. The rules for the values themselves (control
 characters, lengths) are the neutral ones in model/fields.py."""
+
 from __future__ import annotations
 
 from elastic_api.api.elastichosts.properties import words

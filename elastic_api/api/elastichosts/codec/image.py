@@ -1,4 +1,5 @@
 """ElasticHosts info of a standard image: a shared, read-only gzip drive of nobody's, readable by all."""
+
 from __future__ import annotations
 
 from elastic_api.api.elastichosts.properties import Info

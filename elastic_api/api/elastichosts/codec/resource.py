@@ -1,5 +1,6 @@
 """ElasticHosts resource keys: a create or set's properties parsed into a ResourceSpec or
 ResourceChanges, a resource rendered as the info a client sees."""
+
 from __future__ import annotations
 
 from elastic_api.api.elastichosts.codec.fields import is_user_key

@@ -3,6 +3,7 @@ server rendered back as info, and the model's refusals said with the wire's key 
 
 The messages are the protocol's: each names the key a client sent. Rules across fields are the
 model's (elastic_api.model.server); server_errors says their refusals in wire words."""
+
 from __future__ import annotations
 
 import ipaddress
@@ -15,7 +16,11 @@ from typing import TypeVar
 from elastic_api.api.elastichosts.codec.device import DEVICE_PATTERN, device_name, parse_device
 from elastic_api.api.elastichosts.codec.stats import stats_info
 from elastic_api.api.elastichosts.codec.server_errors import (
-    boot_name, field_key, wire_errors, wire_live_refusal, wire_refusal,
+    boot_name,
+    field_key,
+    wire_errors,
+    wire_live_refusal,
+    wire_refusal,
 )
 from elastic_api.errors import UsageError
 from elastic_api.model import server as model
@@ -39,10 +44,22 @@ _DEVICE_MEDIA = re.compile(f"^({DEVICE_PATTERN}):media$")
 _NIC_KEY = re.compile(r"^nic:([0-9]+):(model|dhcp|vlan|mac)$")
 _NIC_DEVICE = re.compile(r"^nic:([0-9]+)$")
 _MAC = re.compile(r"^[0-9a-f]{2}(?::[0-9a-f]{2}){5}$")
-_SIMPLE_KEYS = frozenset({
-    "name", "cpu", "smp", "mem", "persistent", "boot", "vnc", "vnc:password", "vnc:tls", "tags",
-    "avoid:drives", "avoid:servers",
-})
+_SIMPLE_KEYS = frozenset(
+    {
+        "name",
+        "cpu",
+        "smp",
+        "mem",
+        "persistent",
+        "boot",
+        "vnc",
+        "vnc:password",
+        "vnc:tls",
+        "tags",
+        "avoid:drives",
+        "avoid:servers",
+    }
+)
 
 # --- values ----------------------------------------------------------------------------------
 
@@ -185,13 +202,24 @@ def _parse(props: Mapping[str, str], *, stored: bool) -> ServerConfig:
             boot.append(_boot_entry(word))
             model.check_boot(boot, drives, nics)
         config = ServerConfig(
-            name=name, cpu=cpu, mem=mem, smp=smp, persistent=persistent, drives=drives, boot=tuple(boot),
+            name=name,
+            cpu=cpu,
+            mem=mem,
+            smp=smp,
+            persistent=persistent,
+            drives=drives,
+            boot=tuple(boot),
             nics=nics,
             vnc=_ip_or_auto("vnc", given["vnc"]) if "vnc" in given else None,
             vnc_password=_vnc_password(given["vnc:password"]) if "vnc:password" in given else None,
             vnc_tls=_vnc_tls(given["vnc:tls"]) if "vnc:tls" in given else False,
-            user=tuple(sorted((key[len(USER_PREFIX):], value if stored else parse_user_value(key, value))
-                              for key, value in given.items() if is_user_key(key))),
+            user=tuple(
+                sorted(
+                    (key[len(USER_PREFIX) :], value if stored else parse_user_value(key, value))
+                    for key, value in given.items()
+                    if is_user_key(key)
+                )
+            ),
             tags=tuple(dict.fromkeys(given.get("tags", "").split())) if stored else parse_tags(given.get("tags", "")),
             avoid_drives=_uuid_list("avoid:drives", given.get("avoid:drives", "")),
             avoid_servers=_uuid_list("avoid:servers", given.get("avoid:servers", "")),
@@ -224,12 +252,15 @@ def _nics(given: Mapping[str, str]) -> tuple[Nic, ...]:
         if "model" not in nic:
             raise UsageError(f"nic:{index}:{sorted(nic)[0]} given without nic:{index}:model")
         model.check_nic(Nic(index, nic["model"].lower()))
-        nics.append(Nic(
-            index, nic["model"].lower(),
-            mac=parse_mac(f"nic:{index}:mac", nic["mac"]) if "mac" in nic else None,
-            dhcp=_ip_or_auto(f"nic:{index}:dhcp", nic["dhcp"]) if "dhcp" in nic else None,
-            vlan=_uuid(f"nic:{index}:vlan", nic["vlan"]) if "vlan" in nic else None,
-        ))
+        nics.append(
+            Nic(
+                index,
+                nic["model"].lower(),
+                mac=parse_mac(f"nic:{index}:mac", nic["mac"]) if "mac" in nic else None,
+                dhcp=_ip_or_auto(f"nic:{index}:dhcp", nic["dhcp"]) if "dhcp" in nic else None,
+                vlan=_uuid(f"nic:{index}:vlan", nic["vlan"]) if "vlan" in nic else None,
+            )
+        )
     model.check_macs(nics)
     return tuple(nics)
 
@@ -296,13 +327,20 @@ def parse_patch(props: Mapping[str, str]) -> ServerPatch:
             parsed = value(key, partial(_nic_part, key, part), None)
             nics[index] = replace(nics.get(index, NicChange()), **{part: parsed})
     return ServerPatch(
-        name=name, cpu=cpu, mem=mem, smp=smp, persistent=persistent, drives=drives, nics=dict(sorted(nics.items())),
+        name=name,
+        cpu=cpu,
+        mem=mem,
+        smp=smp,
+        persistent=persistent,
+        drives=drives,
+        nics=dict(sorted(nics.items())),
         boot=value("boot", lambda v: tuple(_boot_entry(word) for word in v.split()), ()),
         vnc=value("vnc", lambda v: _ip_or_auto("vnc", v), None),
         vnc_password=value("vnc:password", _vnc_password, None),
         vnc_tls=value("vnc:tls", _vnc_tls, False),
-        user={key[len(USER_PREFIX):]: (text if text.strip() else None)
-              for key, text in props.items() if is_user_key(key)},
+        user={
+            key[len(USER_PREFIX) :]: (text if text.strip() else None) for key, text in props.items() if is_user_key(key)
+        },
         tags=value("tags", parse_tags, ()),
         avoid_drives=value("avoid:drives", lambda v: _uuid_list("avoid:drives", v), ()),
         avoid_servers=value("avoid:servers", lambda v: _uuid_list("avoid:servers", v), ()),

@@ -1,5 +1,6 @@
 """The model's refusals of a server configuration said as the protocol says them: with the wire
 keys a client sent (`ide:0:1: drive … is already attached as ide:0:0`)."""
+
 from __future__ import annotations
 
 from collections.abc import Collection, Iterator
@@ -15,8 +16,12 @@ from elastic_api.model.server import Boot
 from elastic_api.model.server_patch import Field, LiveChangeRefused
 
 # A configuration field's key, where it has one of its own.
-_KEYS = {"vnc_password": "vnc:password", "vnc_tls": "vnc:tls", "avoid_drives": "avoid:drives",
-         "avoid_servers": "avoid:servers"}
+_KEYS = {
+    "vnc_password": "vnc:password",
+    "vnc_tls": "vnc:tls",
+    "avoid_drives": "avoid:drives",
+    "avoid_servers": "avoid:servers",
+}
 
 
 def boot_name(entry: Boot) -> str:
@@ -44,8 +49,9 @@ def wire_refusal(error: model.ConfigRefusal) -> UsageError:
         case model.BadMedia(device=device):
             return UsageError(f"{device_name(device)}:media must be disk or cdrom")
         case model.CdromOnVirtio(device=device):
-            return UsageError(f"{device_name(device)}:media cannot be cdrom: "
-                              "virtio block devices have no removable media")
+            return UsageError(
+                f"{device_name(device)}:media cannot be cdrom: virtio block devices have no removable media"
+            )
         case model.NicWithoutModel(index=index, parts=parts):
             return UsageError(f"nic:{index}:{parts[0]} given without nic:{index}:model")
         case model.BadNicModel(index=index):
@@ -55,11 +61,14 @@ def wire_refusal(error: model.ConfigRefusal) -> UsageError:
         case model.BootTwice(entry=entry):
             return UsageError(f"boot: {boot_name(entry)} given twice")
         case model.ReadOnlyIdeDisk(device=device, drive=drive):
-            return UsageError(f"{device_name(device)}: drive {drive} can only be attached read-only, which an IDE "
-                              "disk cannot be; use :media cdrom or a scsi or block device")
+            return UsageError(
+                f"{device_name(device)}: drive {drive} can only be attached read-only, which an IDE "
+                "disk cannot be; use :media cdrom or a scsi or block device"
+            )
         case model.NicOnTwoNetworks(index=index):
-            return UsageError(f"nic:{index}:dhcp and nic:{index}:vlan exclude each other: "
-                              "a NIC is on the public network or on a VLAN")
+            return UsageError(
+                f"nic:{index}:dhcp and nic:{index}:vlan exclude each other: a NIC is on the public network or on a VLAN"
+            )
         case model.NicAddressNotIPv4(index=index):
             return UsageError(f"nic:{index}:dhcp must be an IPv4 address or auto")
         case model.AddressOnTwoNics(index=index, address=address, first=first):

@@ -1,4 +1,5 @@
 """/drives: list, info, create, set, destroy, read, write, image, and the standard images."""
+
 from __future__ import annotations
 
 import asyncio
@@ -135,13 +136,20 @@ async def write(call: Call) -> NoContent:
     if encoding not in ("", "identity", "gzip", "x-gzip"):
         raise UsageError(f"unsupported Content-Encoding: {encoding[:20]} (send raw bytes or gzip)")
     drives, drive = call.services.drives, call.arg("drive")
-    offset = await _number(call.request.match_info.get("offset", "0"), "offset",
-                           partial(drives.owned, call.user, drive))
-    await _while_connected(call.request, drives.write(
-        call.user, drive, offset,
-        call.body(),
-        gzip=encoding in ("gzip", "x-gzip"), length=call.request.content_length,
-    ))
+    offset = await _number(
+        call.request.match_info.get("offset", "0"), "offset", partial(drives.owned, call.user, drive)
+    )
+    await _while_connected(
+        call.request,
+        drives.write(
+            call.user,
+            drive,
+            offset,
+            call.body(),
+            gzip=encoding in ("gzip", "x-gzip"),
+            length=call.request.content_length,
+        ),
+    )
     return NoContent()
 
 
@@ -191,8 +199,9 @@ async def checksum(call: Call) -> Properties:
 
 
 async def image(call: Call) -> NoContent:
-    await call.services.imaging.image(call.user, call.arg("drive"), call.arg("source"),
-                                      call.request.match_info.get("conversion", ""))
+    await call.services.imaging.image(
+        call.user, call.arg("drive"), call.arg("source"), call.request.match_info.get("conversion", "")
+    )
     return NoContent()
 
 

@@ -1,4 +1,5 @@
 """/servers/SERVER/metrics (an extension): the server's sampled rates, one row per point."""
+
 from __future__ import annotations
 
 from elastic_api.api.elastichosts.call import Call

@@ -1,4 +1,5 @@
 """/resources: list, info, create, set and destroy of static IPs and VLANs."""
+
 from __future__ import annotations
 
 from elastic_api.api.elastichosts.call import Call
@@ -38,8 +39,9 @@ async def info_type(call: Call) -> PropertiesList:
 
 async def info(call: Call) -> Properties:
     resources = call.services.resources
-    return Properties(codec.to_info(await resources.get(call.user, call.arg("type"), call.arg("resource")),
-                                    resources.pool))
+    return Properties(
+        codec.to_info(await resources.get(call.user, call.arg("type"), call.arg("resource")), resources.pool)
+    )
 
 
 async def create(call: Call) -> Properties:

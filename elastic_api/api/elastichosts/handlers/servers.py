@@ -1,4 +1,5 @@
 """/servers: list, info, create, start, stop, shutdown, reset, set, destroy."""
+
 from __future__ import annotations
 
 from elastic_api.api.elastichosts.call import Call
@@ -15,8 +16,9 @@ async def list_servers(call: Call) -> ValuesList:
 
 async def info_servers(call: Call) -> PropertiesList:
     servers = call.services.servers
-    return PropertiesList([codec.view_info(await servers.info(s))
-                           for s in await servers.visible(call.user, call.page())])
+    return PropertiesList(
+        [codec.view_info(await servers.info(s)) for s in await servers.visible(call.user, call.page())]
+    )
 
 
 async def info(call: Call) -> Properties:
@@ -55,8 +57,7 @@ async def set_(call: Call) -> Properties:
         raise
     with codec.wire_errors(props.keys()):
         # check_set again under the server's lock: the configuration may have changed meanwhile.
-        record = await servers.set(call.user, record.server, patch,
-                                   check=lambda config: codec.check_set(config, props))
+        record = await servers.set(call.user, record.server, patch, check=lambda config: codec.check_set(config, props))
     return Properties(codec.view_info(await servers.info(record)))
 
 

@@ -1,4 +1,5 @@
 """ElasticHosts drive keys: what create and set accept, and the info rendered back (golden)."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -23,9 +24,20 @@ def make(props, **kw):
 
 
 def test_create_with_every_key():
-    drive = make({"name": "boot disk", "size": "10G", "claim:type": "shared", "readers": OTHER.upper(),
-                  "tags": "a b a", "user:ref": "x y", "encryption:cipher": "none", "tier": "ssd",
-                  "format": "qcow2", "avoid": OTHER})
+    drive = make(
+        {
+            "name": "boot disk",
+            "size": "10G",
+            "claim:type": "shared",
+            "readers": OTHER.upper(),
+            "tags": "a b a",
+            "user:ref": "x y",
+            "encryption:cipher": "none",
+            "tier": "ssd",
+            "format": "qcow2",
+            "avoid": OTHER,
+        }
+    )
     info = to_info(drive)
     assert info["size"] == 10 << 30 and info["readers"] == [OTHER] and info["tags"] == ["a", "b"]
     assert info["format"] == "qcow2" and info["claim:type"] == "shared" and info["user:ref"] == "x y"
@@ -34,11 +46,33 @@ def test_create_with_every_key():
 
 
 def test_parse_gives_typed_values():
-    assert parse_spec({"name": " a ", "size": "1k", "claim:type": "shared", "readers": f"{OTHER} {OTHER}",
-                       "tags": "t", "user:x": "1", "user:y": "", "encryption:cipher": "aes-xts-plain",
-                       "tier": "ssd", "format": "qcow2", "avoid": OTHER.upper()}, max_size=MAX) == DriveSpec(
-        name="a", size=1024, format="qcow2", claim_type="shared", readers=(OTHER,), tags=("t",),
-        user_keys={"user:x": "1", "user:y": ""}, encryption="aes-xts-plain", tier="ssd", avoid=(OTHER,))
+    assert parse_spec(
+        {
+            "name": " a ",
+            "size": "1k",
+            "claim:type": "shared",
+            "readers": f"{OTHER} {OTHER}",
+            "tags": "t",
+            "user:x": "1",
+            "user:y": "",
+            "encryption:cipher": "aes-xts-plain",
+            "tier": "ssd",
+            "format": "qcow2",
+            "avoid": OTHER.upper(),
+        },
+        max_size=MAX,
+    ) == DriveSpec(
+        name="a",
+        size=1024,
+        format="qcow2",
+        claim_type="shared",
+        readers=(OTHER,),
+        tags=("t",),
+        user_keys={"user:x": "1", "user:y": ""},
+        encryption="aes-xts-plain",
+        tier="ssd",
+        avoid=(OTHER,),
+    )
     # What the client did not give is the default (None: the operator's).
     assert parse_spec({"name": "a", "size": "1"}, max_size=MAX) == DriveSpec(name="a", size=1)
     assert parse_changes({"size": "2", "user:x": ""}, max_size=MAX) == DriveChanges(size=2, user_keys={"user:x": ""})
@@ -70,13 +104,21 @@ user:note two\\nlines
 
 def test_round_trip_golden():
     """Text in → typed → info rendered: exactly the text a client has always read back."""
-    body = (b"name boot disk\nsize 1M\nclaim:type shared\nreaders " + OTHER.encode() +
-            b"\ntags a b\nuser:note two\\nlines\nuser:a 1\ntier ssd\navoid " + OTHER.encode() + b"\n")
+    body = (
+        b"name boot disk\nsize 1M\nclaim:type shared\nreaders "
+        + OTHER.encode()
+        + b"\ntags a b\nuser:note two\\nlines\nuser:a 1\ntier ssd\navoid "
+        + OTHER.encode()
+        + b"\n"
+    )
     drive = make(parse_text(body))
     assert render_properties(to_info(drive)) == GOLDEN
     # And what the client read back parses again to the same drive, less the read-only keys.
-    again = {k: v for k, v in parse_text(GOLDEN.encode()).items()
-             if k in ("name", "size", "claim:type", "readers", "tags", "tier", "avoid") or k.startswith("user:")}
+    again = {
+        k: v
+        for k, v in parse_text(GOLDEN.encode()).items()
+        if k in ("name", "size", "claim:type", "readers", "tags", "tier", "avoid") or k.startswith("user:")
+    }
     assert make(again) == drive
 
 
@@ -97,36 +139,42 @@ def test_info_of_a_queued_job_claims_nothing_yet():
 
 def test_checksum_info():
     assert render_properties(checksum_info(Checksum(DRIVE, 0, 512, "ab" * 32))) == (
-        f"drive {DRIVE}\noffset 0\nsize 512\nsha256 {'ab' * 32}\n")
+        f"drive {DRIVE}\noffset 0\nsize 512\nsha256 {'ab' * 32}\n"
+    )
 
 
-@pytest.mark.parametrize("props, word", [
-    ({"size": "1G"}, "^name is required to create a drive$"),
-    ({"name": "x"}, "^size is required to create a drive$"),
-    ({"name": "x", "size": "0"}, "^size must be between 1 byte and 1099511627776 bytes$"),
-    ({"name": "x", "size": "2T"}, "size must be"),
-    ({"name": "x", "size": "lots"}, "^size must be a number of bytes"),
-    ({"name": "", "size": "1"}, "name must be"),
-    ({"name": "x", "size": "1", "colour": "red"}, "^unknown key: colour$"),
-    ({"name": "x", "size": "1", "user:": "red"}, "^unknown key: user:$"),
-    ({"name": "x", "size": "1", "claim:type": "mine"}, "^claim:type must be one of exclusive, shared$"),
-    ({"name": "x", "size": "1", "readers": "bob"}, "^readers must be a list of UUIDs: 'bob'$"),
-    ({"name": "x", "size": "1", "readers": " ".join(f"{n:08x}-0000-4000-8000-000000000000" for n in range(65))},
-     "^readers holds more than 64 entries$"),
-    ({"name": "x", "size": "1", "format": "vmdk"}, "^format must be one of raw, qcow2$"),
-    ({"name": "x", "size": "1", "encryption:cipher": "rot13"}, "encryption:cipher"),
-    ({"name": "x", "size": "1", "encryption:cipher": "AES-XTS-PLAIN"}, "encryption:cipher"),
-    ({"name": "x", "size": "1", "encryption:cipher": ""}, "encryption:cipher"),
-    ({"name": "x", "size": "1", "tier": "tape"}, "^tier must be one of disk, ssd$"),
-    ({"name": "x", "size": "1", "drive": OWNER}, "^drive is read-only$"),
-    ({"name": "x", "size": "1", "claimed": ""}, "read-only"),
-    ({"name": "x", "size": "1", "read:bytes": "0"}, "^read:bytes is read-only$"),
-    ({"name": "x", "size": "1", "avoid": ALL_USERS}, "^avoid must name real objects$"),
-    ({"name": "x", "size": "1", "user:x": "a\rb"}, "^user:x must not contain control characters$"),
-    # The first bad key is the one named.
-    ({"colour": "red", "size": "0"}, "^unknown key: colour$"),
-    ({"size": "0", "colour": "red"}, "^size must be"),
-])
+@pytest.mark.parametrize(
+    "props, word",
+    [
+        ({"size": "1G"}, "^name is required to create a drive$"),
+        ({"name": "x"}, "^size is required to create a drive$"),
+        ({"name": "x", "size": "0"}, "^size must be between 1 byte and 1099511627776 bytes$"),
+        ({"name": "x", "size": "2T"}, "size must be"),
+        ({"name": "x", "size": "lots"}, "^size must be a number of bytes"),
+        ({"name": "", "size": "1"}, "name must be"),
+        ({"name": "x", "size": "1", "colour": "red"}, "^unknown key: colour$"),
+        ({"name": "x", "size": "1", "user:": "red"}, "^unknown key: user:$"),
+        ({"name": "x", "size": "1", "claim:type": "mine"}, "^claim:type must be one of exclusive, shared$"),
+        ({"name": "x", "size": "1", "readers": "bob"}, "^readers must be a list of UUIDs: 'bob'$"),
+        (
+            {"name": "x", "size": "1", "readers": " ".join(f"{n:08x}-0000-4000-8000-000000000000" for n in range(65))},
+            "^readers holds more than 64 entries$",
+        ),
+        ({"name": "x", "size": "1", "format": "vmdk"}, "^format must be one of raw, qcow2$"),
+        ({"name": "x", "size": "1", "encryption:cipher": "rot13"}, "encryption:cipher"),
+        ({"name": "x", "size": "1", "encryption:cipher": "AES-XTS-PLAIN"}, "encryption:cipher"),
+        ({"name": "x", "size": "1", "encryption:cipher": ""}, "encryption:cipher"),
+        ({"name": "x", "size": "1", "tier": "tape"}, "^tier must be one of disk, ssd$"),
+        ({"name": "x", "size": "1", "drive": OWNER}, "^drive is read-only$"),
+        ({"name": "x", "size": "1", "claimed": ""}, "read-only"),
+        ({"name": "x", "size": "1", "read:bytes": "0"}, "^read:bytes is read-only$"),
+        ({"name": "x", "size": "1", "avoid": ALL_USERS}, "^avoid must name real objects$"),
+        ({"name": "x", "size": "1", "user:x": "a\rb"}, "^user:x must not contain control characters$"),
+        # The first bad key is the one named.
+        ({"colour": "red", "size": "0"}, "^unknown key: colour$"),
+        ({"size": "0", "colour": "red"}, "^size must be"),
+    ],
+)
 def test_create_rejects(props, word):
     with pytest.raises(UsageError, match=word):
         parse_spec(props, max_size=MAX)
@@ -145,19 +193,23 @@ def test_set_refuses_fixed_keys(key):
         parse_changes({key: "x"}, max_size=MAX)
 
 
-@pytest.mark.parametrize("props, word", [
-    ({"drive": OWNER}, "^drive is read-only$"),
-    ({"colour": "red"}, "^unknown key: colour$"),
-    ({"size": "0"}, "^size must be between"),
-    ({"claim:type": "x"}, "^claim:type must be one of"),
-])
+@pytest.mark.parametrize(
+    "props, word",
+    [
+        ({"drive": OWNER}, "^drive is read-only$"),
+        ({"colour": "red"}, "^unknown key: colour$"),
+        ({"size": "0"}, "^size must be between"),
+        ({"claim:type": "x"}, "^claim:type must be one of"),
+    ],
+)
 def test_set_rejects(props, word):
     with pytest.raises(UsageError, match=word):
         parse_changes(props, max_size=MAX)
 
 
 def test_a_wrapped_key_is_never_shown():
-    drive = dataclasses.replace(make({"name": "x", "size": "1"}, default_cipher="aes-xts-plain"),
-                                wrapped_key=b"\x01SECRETBYTES")
+    drive = dataclasses.replace(
+        make({"name": "x", "size": "1"}, default_cipher="aes-xts-plain"), wrapped_key=b"\x01SECRETBYTES"
+    )
     assert drive.encrypted and "SECRETBYTES" not in repr(drive)
     assert "SECRETBYTES" not in repr(to_info(drive)) and to_info(drive)["encryption:cipher"] == "aes-xts-plain"

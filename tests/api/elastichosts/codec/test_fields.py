@@ -1,4 +1,5 @@
 """How ElasticHosts spells what every object shares: `user:*` keys and lists of UUIDs."""
+
 from __future__ import annotations
 
 import pytest
@@ -22,11 +23,14 @@ def test_ids_canonical_once_in_order():
     assert ids("readers", ALL_USERS, 64, allow_all=True) == (ALL_USERS,)
 
 
-@pytest.mark.parametrize("value, kw, word", [
-    ("bob", {}, "^avoid must be a list of UUIDs: 'bob'$"),
-    (ALL_USERS, {}, "^avoid must name real objects$"),
-    (f"{A} {B}", {"limit": 1}, "^avoid holds more than 1 entries$"),
-])
+@pytest.mark.parametrize(
+    "value, kw, word",
+    [
+        ("bob", {}, "^avoid must be a list of UUIDs: 'bob'$"),
+        (ALL_USERS, {}, "^avoid must name real objects$"),
+        (f"{A} {B}", {"limit": 1}, "^avoid holds more than 1 entries$"),
+    ],
+)
 def test_ids_refused(value, kw, word):
     with pytest.raises(UsageError, match=word):
         ids("avoid", value, kw.get("limit", 64))

@@ -1,4 +1,5 @@
 """A standard image's ElasticHosts info (golden)."""
+
 from __future__ import annotations
 
 from elastic_api.api.elastichosts.codec.image import to_info

@@ -1,4 +1,5 @@
 """ElasticHosts resource keys: what create and set accept, and the info rendered back (golden)."""
+
 from __future__ import annotations
 
 import pytest
@@ -26,14 +27,17 @@ def test_keys_settable_read_only_and_unknown():
             parse_changes({key: "x"})
 
 
-@pytest.mark.parametrize("props, word", [
-    ({"name": "a\x1bb"}, "^name must not contain control characters$"),
-    ({"tags": "a\u2028b"}, "^tags must not contain control characters$"),
-    ({"tags": "x" * 129}, "^tags must be at most 128 characters$"),
-    ({"user:x": "a\tb"}, "^user:x must not contain control characters$"),
-    ({"name": "x" * 257}, "^name must be at most 256 characters$"),
-    ({"colour": "red", "type": "ip"}, "^unknown key: colour$"),  # the first bad key is named
-])
+@pytest.mark.parametrize(
+    "props, word",
+    [
+        ({"name": "a\x1bb"}, "^name must not contain control characters$"),
+        ({"tags": "a\u2028b"}, "^tags must not contain control characters$"),
+        ({"tags": "x" * 129}, "^tags must be at most 128 characters$"),
+        ({"user:x": "a\tb"}, "^user:x must not contain control characters$"),
+        ({"name": "x" * 257}, "^name must be at most 256 characters$"),
+        ({"colour": "red", "type": "ip"}, "^unknown key: colour$"),  # the first bad key is named
+    ],
+)
 def test_values_refused(props, word):
     with pytest.raises(UsageError, match=word):
         parse_spec(props)
@@ -44,9 +48,17 @@ def test_create_set_and_info():
     assert created == Resource("192.0.2.7", "ip", "u", "", (), {"user:x": "1"}, 5)
     changed = apply_changes(created, parse_changes({"name": "n", "user:x": "", "user:z": "2"}))
     assert (changed.name, changed.tags, changed.user_keys) == ("n", (), {"user:z": "2"})
-    assert to_info(changed, POOL) == {"resource": "192.0.2.7", "type": "ip", "user": "u", "name": "n", "tags": [],
-                                      "netmask": "255.255.255.0", "gateway": "192.0.2.1",
-                                      "nameserver": "192.0.2.53", "user:z": "2"}
+    assert to_info(changed, POOL) == {
+        "resource": "192.0.2.7",
+        "type": "ip",
+        "user": "u",
+        "name": "n",
+        "tags": [],
+        "netmask": "255.255.255.0",
+        "gateway": "192.0.2.1",
+        "nameserver": "192.0.2.53",
+        "user:z": "2",
+    }
     vlan = new_resource(VLAN, "vlan", "u", parse_spec({"tags": "t"}), created=1)
     assert to_info(vlan, POOL) == {"resource": VLAN, "type": "vlan", "user": "u", "name": "", "tags": ["t"]}
     assert "netmask" not in to_info(created)  # no pool given: nothing said of it
