@@ -58,7 +58,8 @@ def serve(config: Config, installation: str, listen: str | None) -> int:
         storage=make_storage(config),
         hypervisor=LibvirtHypervisor.from_config(config, installation),
     )
-    from elastic_api.http.server import batched_access_log, serve as serve_http
+    from elastic_api.http.access_log import batched_access_log
+    from elastic_api.http.server import serve as serve_http
 
     def ready(site: object) -> None:
         # What start-up made lives as long as the process: frozen, no collection walks it again.

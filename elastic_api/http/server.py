@@ -5,126 +5,23 @@ shutdown_grace, idle connections are closed and new ones refused."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
-import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from typing import IO, Any
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
-from aiohttp.abc import AbstractAccessLogger
 
 from elastic_api.config import Config, parse_listen
 from elastic_api.errors import UsageError
+from elastic_api.http.access_log import AccessLog
 from elastic_api.http.metrics import OPS_METRICS, start_metrics
 from elastic_api.http.middleware import Render, client_gone, refused_message
-from elastic_api.http.transfer import TRANSFER as TRANSFER_KEY, Occasional, transfer
+from elastic_api.http.transfer import Occasional, transfer
 
 log = logging.getLogger(__name__)
 occasional = Occasional(log)
-
-
-class BatchedLines(logging.Handler):
-    """Formats each record at once and writes what gathered every `interval` seconds, in one
-    write, from a thread of its own. Writing each line as it comes cost a busy server a sixth
-    of its requests: every write gives up the interpreter lock on the event loop's thread,
-    which then waits for a worker thread to hand it back. Lines reach the stream at most
-    `interval` late and in order; closing the handler writes what is left."""
-
-    def __init__(self, stream: IO[str], interval: float = 0.2, max_lines: int = 10_000) -> None:
-        super().__init__()
-        self.stream, self.interval, self.max_lines = stream, interval, max_lines
-        self._lines: list[str] = []
-        self._gathered = threading.Lock()  # guards _lines between emitters and the writer
-        self._written = threading.Lock()  # keeps two writes of batches from interleaving
-        self._stop = threading.Event()
-        self._writer = threading.Thread(target=self._run, name="access-log", daemon=True)
-        self._writer.start()
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            line = self.format(record)
-        except Exception:
-            self.handleError(record)
-            return
-        with self._gathered:
-            self._lines.append(line)
-            full = len(self._lines) >= self.max_lines
-        if full:  # a burst larger than memory should hold: written now, on the emitter's thread
-            self.flush()
-
-    def flush(self) -> None:
-        with self._written:
-            with self._gathered:
-                lines, self._lines = self._lines, []
-            if lines:
-                try:
-                    self.stream.write("\n".join(lines) + "\n")
-                    self.stream.flush()
-                except (OSError, ValueError):  # a closed or broken stream: the lines are lost, not the server
-                    pass
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            self.flush()
-
-    def close(self) -> None:
-        self._stop.set()
-        if self._writer.is_alive() and self._writer is not threading.current_thread():
-            self._writer.join()
-        self.flush()
-        super().close()
-
-
-@contextlib.contextmanager
-def batched_access_log(stream: IO[str]) -> Iterator[None]:
-    """The access logger writes through a BatchedLines in the root handler's format while this
-    is open; its lines no longer go through the root's handlers."""
-    access = logging.getLogger("aiohttp.access")
-    root_formats = [h.formatter for h in logging.getLogger().handlers if h.formatter is not None]
-    handler = BatchedLines(stream)
-    handler.setFormatter(root_formats[0] if root_formats else logging.Formatter())
-    access.addHandler(handler)
-    access.propagate = False
-    try:
-        yield
-    finally:
-        access.propagate = True
-        access.removeHandler(handler)
-        handler.close()
-
-
-class AccessLog(AbstractAccessLogger):
-    """One line per request: client, method and path, status, body bytes, seconds, and the word
-    `aborted` when the answer did not go out whole. The status is the one whose head the client
-    got (499 when it left before any answer began, as nginx logs it); the bytes are the body bytes
-    that went out, sendfile's included, never the head's. aiohttp's own logger interprets a format
-    string for every request, a tenth of a busy server's time; this one costs nothing when INFO is
-    off. Headers (Authorization among them) are never logged."""
-
-    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
-        sent = request.get(TRANSFER_KEY)
-        if sent is None:  # an answer aiohttp made before our middlewares ran (a refused message)
-            body = 0 if request.method == "HEAD" else response.content_length or 0
-            aborted = False
-        else:
-            body, aborted = sent.body_bytes, sent.aborted
-        self.logger.info(
-            '%s "%s %s" %d %d %.6fs%s',
-            request.remote,
-            request.method,
-            request.path_qs,
-            response.status,
-            body,
-            time,
-            " aborted" if aborted else "",
-        )
-
-    @property
-    def enabled(self) -> bool:
-        return self.logger.isEnabledFor(logging.INFO)
 
 
 def _timeout_response(seconds: int) -> bytes:

@@ -7,7 +7,7 @@ import logging
 import threading
 import time
 
-from elastic_api.http.server import BatchedLines, batched_access_log
+from elastic_api.http.access_log import BatchedLines, batched_access_log
 
 
 class CountingStream(io.StringIO):
