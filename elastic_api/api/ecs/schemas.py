@@ -76,6 +76,9 @@ def parse_object(data: Any, fields: Mapping[str, Field]) -> dict[str, Any]:
             raise Invalid(f"{key} must be {_NAMES[field.kind]}")
         if isinstance(value, str) and not _encodable(value):
             raise Invalid(f"{key} must be valid Unicode (JSON allows lone surrogates; we do not)")
+        if isinstance(value, str) and "\x00" in value:
+            # No text of this dialect holds a NUL; PostgreSQL could not store one either.
+            raise Invalid(f"{key} must not hold a NUL character")
         result[key] = value
     return result
 

@@ -170,3 +170,12 @@ async def test_the_elastichosts_dialect_is_unchanged(ecs_alice):
     # A token is no ElasticHosts credential.
     answer = await api.get("/drives/list", auth=False, headers={"Authorization": f"Bearer {ecs_alice.token}"})
     assert answer.status == 401 and answer.error == "auth"
+
+
+@pytest.mark.parametrize("field", ["notes", "password"])
+async def test_a_nul_in_any_text_is_400_and_nothing_is_made(ecs_alice, field):
+    body = {"notes": "web tier", "password": "s3cret"} | {field: "before\x00after"}
+    answer = await ecs_alice.post("/groups", body)
+    assert_error(answer, 400)
+    assert field in answer.json["message"] and "NUL" in answer.json["message"]
+    assert (await ecs_alice.get("/groups")).json["groups"] == []
