@@ -16,6 +16,7 @@ from elastic_api import installation as installations
 from elastic_api.app import create_app
 from elastic_api.config import Config, parse_listen
 from elastic_api.errors import ConfigError, ElasticError
+from elastic_api.http.access_log import LINE_FORMAT
 from elastic_api.service.users import UserService
 from elastic_api.storage import Storage
 from elastic_api.store import Store
@@ -232,9 +233,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as e:
         print(f"elastic-api: {e}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=config.log_level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logging.basicConfig(level=config.log_level, stream=sys.stderr, format=LINE_FORMAT)
     try:
         # Every command, not only serve: the data directory is one installation's from its first
         # use, and a damaged ID file is reported before anything acts on the data.

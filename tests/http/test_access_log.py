@@ -6,8 +6,9 @@ import io
 import logging
 import threading
 import time
+from types import SimpleNamespace
 
-from elastic_api.http.access_log import BatchedLines, batched_access_log
+from elastic_api.http.access_log import LINE_FORMAT, AccessLog, BatchedLines, batched_access_log
 
 
 class CountingStream(io.StringIO):
@@ -115,3 +116,53 @@ def test_lines_from_several_threads_are_all_written_whole():
     assert sorted(lines) == sorted(f"t{t} n{n}" for t in range(threads) for n in range(300))
     for t in range(threads):  # each thread's own lines keep their order
         assert [line for line in lines if line.startswith(f"t{t} ")] == [f"t{t} n{n}" for n in range(300)]
+
+
+def _served(path: str) -> tuple[SimpleNamespace, SimpleNamespace]:
+    request = SimpleNamespace(remote="127.0.0.1", method="GET", path_qs=path, get=lambda key: None)
+    return request, SimpleNamespace(status=200, content_length=12)
+
+
+def test_the_ready_made_line_is_the_one_the_logging_module_would_write():
+    """In our own format the access log hands the handler a finished line (no LogRecord); the
+    line is byte for byte what the formatter makes of the same record, its time included."""
+    made = io.StringIO()
+    handler = BatchedLines(made, interval=3600)
+    handler.setFormatter(logging.Formatter(LINE_FORMAT))
+    logger = logging.Logger("aiohttp.access", logging.INFO)
+    logger.addHandler(handler)
+    logger.propagate = False
+    before = time.time()
+    AccessLog(logger, "").log(*_served("/drives/list?limit=2"), 0.25)  # type: ignore[arg-type]
+    after = time.time()
+    handler.close()
+    (line,) = made.getvalue().splitlines()
+    message = '127.0.0.1 "GET /drives/list?limit=2" 200 12 0.250000s'
+    stamp = line.split(" INFO ")[0]
+    assert line == f"{stamp} INFO aiohttp.access: {message}"
+    formatter = logging.Formatter(LINE_FORMAT)
+    expected = set()
+    for now in (before, after):
+        reference = logging.LogRecord("aiohttp.access", logging.INFO, __file__, 1, message, (), None)
+        reference.created, reference.msecs = now, int((now - int(now)) * 1000)
+        expected.add(formatter.formatTime(reference))
+    assert min(expected) <= stamp <= max(expected)
+
+
+def test_another_format_or_a_second_listener_goes_through_the_logging_module():
+    made = io.StringIO()
+    handler = BatchedLines(made, interval=3600)
+    handler.setFormatter(logging.Formatter("OTHER %(name)s: %(message)s"))
+    logger = logging.Logger("aiohttp.access", logging.INFO)
+    logger.addHandler(handler)
+    logger.propagate = False
+    AccessLog(logger, "").log(*_served("/x"), 1.0)  # type: ignore[arg-type]
+    seen = io.StringIO()
+    logger.addHandler(logging.StreamHandler(seen))
+    handler.setFormatter(logging.Formatter(LINE_FORMAT))
+    AccessLog(logger, "").log(*_served("/y"), 1.0)  # type: ignore[arg-type]
+    handler.close()
+    lines = made.getvalue().splitlines()
+    assert lines[0] == 'OTHER aiohttp.access: 127.0.0.1 "GET /x" 200 12 1.000000s'
+    assert lines[1].endswith('INFO aiohttp.access: 127.0.0.1 "GET /y" 200 12 1.000000s')
+    assert seen.getvalue() == '127.0.0.1 "GET /y" 200 12 1.000000s\n'

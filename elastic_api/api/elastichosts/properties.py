@@ -133,7 +133,14 @@ def _render_value(value: Value) -> str:
 
 
 def render_properties(info: Mapping[str, Value]) -> str:
-    return "".join(f"{key} {_render_value(value)}\n" for key, value in info.items())
+    lines = []
+    for key, value in info.items():
+        # Most values are one printable string or a number: written as they are, without a call.
+        if (type(value) is str and value.isprintable()) or type(value) is int:
+            lines.append(f"{key} {value}\n")
+        else:
+            lines.append(f"{key} {_render_value(value)}\n")
+    return "".join(lines)
 
 
 def render_list(rows: Iterable[Mapping[str, Value]], columns: Sequence[str]) -> str:
