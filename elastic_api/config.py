@@ -229,6 +229,9 @@ class Config:
     max_ecs_actions: int = 8
     # Seconds between looks at a create's image job (its progress moves the action's).
     ecs_poll_seconds: float = 0.2
+    # Seconds a create waits for a guest's customization script to print its END marker: a guest
+    # that never does (no cloud-init, a hung script) must not hold the action forever.
+    ecs_customize_timeout_seconds: float = 1800
     # Servers one create may be isolated from: more would leave no host in any real region.
     max_isolate_from: int = 64
     # Support plans and reserved terms (months, discount %) servers may take: records a billing
@@ -394,6 +397,8 @@ def from_mapping(data: dict[str, Any]) -> Config:
             raise ConfigError(f"{key} must be at least 1")
     if not 0 < config.ecs_poll_seconds <= 10:
         raise ConfigError("ecs_poll_seconds must be more than 0 and at most 10")
+    if not 0 < config.ecs_customize_timeout_seconds <= 86400:
+        raise ConfigError("ecs_customize_timeout_seconds must be more than 0 and at most 86400")
     for key in (
         "auth_cache_seconds",
         "min_body_rate",
