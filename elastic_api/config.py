@@ -273,6 +273,11 @@ class Config:
         return self.data_dir / "pool"
 
     @property
+    def seed_dir(self) -> Path:
+        """The servers' cloud-init seeds (storage/seed.py): beside the pool, reached as it is."""
+        return self.data_dir / "seeds"
+
+    @property
     def images_dir(self) -> Path:
         return self.data_dir / "images"
 
