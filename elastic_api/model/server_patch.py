@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from elastic_api.errors import BusyError
+from elastic_api.model.cloudinit import GuestSetup
 from elastic_api.model.device import Device
 from elastic_api.model.server import (
     NIC_PARTS,
@@ -28,7 +29,8 @@ from elastic_api.model.server import (
 
 
 # Fields an active server may change: they touch neither the guest's hardware nor its placement.
-LIVE_FIELDS = frozenset({"name", "cpu", "persistent", "tags", "vnc_password", "user"})
+# The cloud-init seed is rebuilt at each start: a change reaches the guest at its next one.
+LIVE_FIELDS = frozenset({"name", "cpu", "persistent", "tags", "vnc_password", "user", "cloudinit"})
 
 
 class Keep(enum.Enum):
@@ -78,6 +80,7 @@ class ServerPatch:
     tags: tuple[str, ...] | Keep = KEEP
     avoid_drives: tuple[str, ...] | Keep = KEEP
     avoid_servers: tuple[str, ...] | Keep = KEEP
+    cloudinit: GuestSetup | Keep | None = KEEP
     drives: Mapping[Device, DriveChange] = field(default_factory=dict)
     nics: Mapping[int, NicChange] = field(default_factory=dict)
     user: Mapping[str, str | None] = field(default_factory=dict)  # None removes the key
@@ -96,6 +99,7 @@ _SCALARS = (
     "tags",
     "avoid_drives",
     "avoid_servers",
+    "cloudinit",
 )
 
 
