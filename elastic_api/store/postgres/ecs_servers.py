@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 from elastic_api.model.cloudinit import dump_setup, load_setup
@@ -36,7 +37,7 @@ _JOBS = ", ".join(f"j.{c}" for c in JOB_COLUMNS)
 
 def _row(row: tuple[Any, ...]) -> EcsServer:
     setup = row[-1] if isinstance(row[-1], str) else json.dumps(row[-1])  # JSONB comes decoded
-    return EcsServer(int(row[0]), *row[1:-1], load_setup(setup))
+    return replace(EcsServer(int(row[0]), *row[1:-1]), setup=load_setup(setup))
 
 
 class EcsServerRows(PostgresEngine):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import replace
 from typing import Any
 
 from elastic_api.model.cloudinit import dump_setup, load_setup
@@ -36,7 +37,7 @@ _JOBS = ", ".join(f"j.{c}" for c in JOB_COLUMNS)
 
 
 def _row(row: tuple[Any, ...]) -> EcsServer:
-    return EcsServer(*row[:-1], load_setup(row[-1]))
+    return replace(EcsServer(*row[:-1]), setup=load_setup(row[-1]))
 
 
 class EcsServerRows(SqliteEngine):
