@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from elastic_api.app import SERVICES
+from elastic_api.errors import FailedError
 from elastic_api.model.cloudinit import BEGIN_MARKER
 from tests.api.ecs.conftest import Ecs, assert_error, ssh_key
 from tests.api.ecs.test_servers import create, finished
@@ -149,3 +150,29 @@ async def test_bad_guest_input_is_refused_and_nothing_is_made(ecs_alice: Ecs, ec
     # At the limits: accepted.
     made = await create(ecs_alice, user_customize="x" * limit, password="p" * most)
     assert (await finished(ecs_alice, made["action_id"]))["status"] == "completed"
+
+
+async def test_a_failed_create_removes_its_seed_and_keeps_the_password_out(
+    ecs_alice: Ecs, client: Any, monkeypatch: Any
+) -> None:
+    """The host refuses the domain after the seed was built: the action fails without the
+    password in its error, the server is `Fail`, and its seed went with its engine server."""
+    servers = client.app[SERVICES].servers
+    built: list[Path] = []
+    write = servers.seeds.write
+
+    async def recorded(*args: Any) -> Path:
+        built.append(await write(*args))
+        return built[-1]
+
+    async def refuse(*args: Any, **kwargs: Any) -> None:
+        raise FailedError("the host refused the domain")
+
+    monkeypatch.setattr(servers.seeds, "write", recorded)
+    monkeypatch.setattr(servers.hypervisor, "start", refuse)
+    made = await create(ecs_alice, password=PASSWORD, user_customize=SCRIPT)
+    action = await finished(ecs_alice, made["action_id"])
+    assert action["status"] == "failed" and PASSWORD not in str(action)
+    assert (await ecs_alice.get(f"/servers/{made['server']['name']}")).json["server"]["status"] == "Fail"
+    assert built and not built[0].exists()
+    assert list(seed_dir(client).iterdir()) == []
