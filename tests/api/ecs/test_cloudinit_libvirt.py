@@ -56,8 +56,9 @@ def test_the_seed_is_a_read_only_cdrom_of_the_booted_domain(served, system_libvi
     wait_until(lambda: BOOT_MARKER in serial(config, uuid), "the guest's boot output", GUEST_DEADLINE)
     for run in (1, 2):
         [cdrom] = cdroms(system_libvirt, uuid)
-        assert cdrom.find("source").get("file") == str(seed)
-        assert cdrom.find("target").attrib == {"dev": "sdz", "bus": "sata"}
+        source, target = cdrom.find("source"), cdrom.find("target")
+        assert source is not None and source.get("file") == str(seed)
+        assert target is not None and target.attrib == {"dev": "sdz", "bus": "sata"}
         assert cdrom.find("readonly") is not None and cdrom.find("boot") is None
         assert seed.is_file() and seed.stat().st_mode & 0o777 == 0o600
         if run == 1:  # off and on again: a new domain, the same seed
