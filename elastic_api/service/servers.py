@@ -338,6 +338,18 @@ class ServerService:
             except FailedError as e:
                 log.error("host %s not reconciled (%s): it will be when its connection is back", host, e.message)
         await self.resources.reconcile()
+        await self.sweep_seeds()
+
+    async def sweep_seeds(self) -> None:
+        """Remove the seeds of servers that no longer exist (their removal was cut short by a
+        crash). Seeds are listed before the servers are read: a seed being built now belongs to a
+        server whose row was written before it, so the read sees that server."""
+        seeded = await self.seeds.servers()
+        known = {record.server for record in await self.store.all_servers()}
+        for server in seeded:
+            if server not in known:
+                log.info("removing the cloud-init seed of server %s, which no longer exists", server)
+                await self.seeds.remove(server)
 
     async def on_host_back(self, host: str) -> None:
         """The host's connection came back after a loss: guests that stopped meanwhile sent no

@@ -103,5 +103,16 @@ class Seeds:
     async def exists(self, server: str) -> bool:
         return await in_thread(self.path(server).exists)
 
+    async def servers(self) -> list[str]:
+        """The servers that have a seed (the UUIDs of the seeds in the directory)."""
+        return await in_thread(self._list)
+
+    def _list(self) -> list[str]:
+        try:
+            names = os.listdir(self.directory)
+        except FileNotFoundError:
+            return []
+        return sorted(n[: -len(SUFFIX)] for n in names if n.endswith(SUFFIX) and is_id(n[: -len(SUFFIX)]))
+
 
 __all__ = ["SUFFIX", "VOLUME_LABEL", "Seeds"]

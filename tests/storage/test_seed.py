@@ -67,3 +67,11 @@ async def test_failed_build_leaves_nothing(tmp_path: Path) -> None:
 def test_seed_path_needs_a_uuid(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         Seeds(tmp_path).path("../etc/passwd")
+
+
+async def test_seeds_are_listed_by_server(tmp_path: Path) -> None:
+    seeds = Seeds(tmp_path / "seeds")
+    assert await seeds.servers() == []
+    await seeds.write(SERVER, "a", "b")
+    (tmp_path / "seeds" / "not-a-seed.txt").write_text("x")
+    assert await seeds.servers() == [SERVER]

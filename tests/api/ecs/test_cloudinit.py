@@ -116,6 +116,11 @@ async def test_every_server_gets_a_seed(ecs_alice: Ecs, client: Any, tmp_path: P
     assert yaml.safe_load(files["meta-data"]) == {"instance-id": uuid, "local-hostname": name}
     data = yaml.safe_load(files["user-data"])
     assert data["hostname"] == name and not {"ssh_authorized_keys", "users", "runcmd"} & set(data)
+    # A seed whose server is gone (its removal cut short by a crash) goes at the start-up sweep.
+    orphan = seed_dir(client) / "0ff00000-0000-4000-8000-000000000000.iso"
+    orphan.write_bytes(b"left behind")
+    await client.app[SERVICES].servers.sweep_seeds()
+    assert not orphan.exists() and (seed_dir(client) / f"{uuid}.iso").exists()
 
 
 async def test_bad_guest_input_is_refused_and_nothing_is_made(ecs_alice: Ecs, ecs_bob: Ecs, client: Any) -> None:
