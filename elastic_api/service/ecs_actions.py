@@ -41,7 +41,8 @@ DRIVE_DONE, IMAGE_FROM, IMAGE_TO, SERVER_DONE = 5, 10, 90, 95
 
 def engine_config(server: EcsServer) -> ServerConfig:
     """The engine's server an ECS server is: persistent (it survives its power-off), its boot
-    drive on virtio block 0, one virtio NIC with an automatic lease on the public network, VNC."""
+    drive on virtio block 0, one virtio NIC with an automatic lease on the public network, VNC,
+    and a cloud-init seed (rebuilt at each start by the server service, removed with it)."""
     return ServerConfig(
         name=server.name,
         cpu=server.cpu,
@@ -53,6 +54,8 @@ def engine_config(server: EcsServer) -> ServerConfig:
         nics=(Nic(0, "virtio", dhcp="auto"),),
         vnc="auto",
         tags=(model.TAG,),
+        # Every ECS server has a seed: at least its hostname (its name) and instance ID.
+        cloudinit=server.setup,
     )
 
 
