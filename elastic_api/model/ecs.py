@@ -10,6 +10,10 @@ from elastic_api.model.cloudinit import GuestSetup
 
 # Provisioning statuses (ECS.md §5). Power on/off does not change them.
 BOOTING, BOOTED, FAIL, DELETING = "Booting", "Booted", "Fail", "Deleting"
+# While the guest runs its customization script (serial markers, service/ecs_customizing.py); still
+# the create's: a restart resumes it as it does a Booting one.
+CUSTOMIZING = "Customizing"
+CREATING = (BOOTING, CUSTOMIZING)
 # How far a create has come: each step is done once, so a create resumed after a restart goes on
 # from the last step it finished.
 NEW, DRIVE_MADE, IMAGING, IMAGED, SERVER_MADE, STARTED = "new", "drive", "imaging", "imaged", "server", "started"

@@ -125,7 +125,7 @@ class EcsServerService:
     async def view(self, server: EcsServer) -> EcsServerView:
         progress = server.progress
         running = self.jobs.running_on(server.name)
-        if server.status == model.BOOTING and running is not None and running.kind == CREATE_SERVER:
+        if server.status in model.CREATING and running is not None and running.kind == CREATE_SERVER:
             progress = max(progress, running.progress)
         ipv4 = server.ipv4
         if server.server is not None and server.status in (model.BOOTED, model.DELETING):
@@ -294,7 +294,7 @@ class EcsServerService:
             raise MissingError(f"server not found: {name[:40]}")
 
     async def _busy(self, server: EcsServer) -> None:
-        if server.status in (model.BOOTING, model.DELETING):
+        if server.status in (*model.CREATING, model.DELETING):
             raise BusyError(f"server {server.name} is {server.status}")
         if any(job.unfinished for job in await self.store.jobs_of(server.owner, server.name)):
             raise BusyError(f"server {server.name} has an action in progress")
@@ -359,12 +359,12 @@ class EcsServerService:
         action to finish it (a crash between its row and its job) gets one now, so no server stays
         in a passing status for good."""
         for server in await self.store.list_ecs_servers(None):
-            if server.status not in (model.BOOTING, model.DELETING):
+            if server.status not in (*model.CREATING, model.DELETING):
                 continue
             jobs = await self.store.jobs_of(server.owner, server.name)
             if any(job.unfinished for job in jobs):
                 continue
-            kind = CREATE_SERVER if server.status == model.BOOTING else DELETE_SERVER
+            kind = CREATE_SERVER if server.status in model.CREATING else DELETE_SERVER
             last = next((job for job in reversed(jobs) if job.kind == kind), None)
             if kind == CREATE_SERVER and last is not None:
                 # Its create ended without marking the row (stopped in between): failed it is.
