@@ -11,8 +11,9 @@ The domain is QEMU's TCG, not KVM: on the nested test machine KVM stops the Debi
 TCG boots the same disk in under a minute. The guest is booted from its own disk (SYSLINUX), as the
 engine boots a standard image. Its network is none: nothing ever connects to it.
 
-Until the seed renderer (elastic_api/model/cloudinit.py, storage/seed.py) lands, the seed is made
-here with genisoimage (label `cidata`, files meta-data and user-data)."""
+This test proves the image alone, with a seed of its own made by genisoimage (label `cidata`, files
+meta-data and user-data); tests/guest/test_ecs_guest.py boots it through the API with the program's
+own seed (model/cloudinit.py, storage/seed.py)."""
 
 from __future__ import annotations
 
