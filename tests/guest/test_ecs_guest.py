@@ -118,6 +118,34 @@ def test_an_ecs_server_arrives_configured(system_libvirt, tmp_path: Path):
             assert PASSWORD.encode() not in seed.read_bytes()
         status, _ = ecs(server.url, token, "DELETE", f"/servers/{name}")
         assert status in (200, 202)
+
+        # A script that fails: Booted all the same, the exit code in the program's log, no password.
+        status, body = ecs(
+            server.url,
+            token,
+            "POST",
+            "/servers",
+            {
+                "plan": "GUEST",
+                "image": "debian-cloud-init",
+                "location": "local",
+                "password": PASSWORD,
+                "user_customize": "#!/bin/sh\nexit 3\n",
+            },
+        )
+        assert status in (200, 201, 202), body
+        failed = body["server"]["name"]
+        warning = f"ECS server {failed}: customization script failed with exit code 3"
+        while warning not in server.log.read_text(errors="replace"):
+            assert time.monotonic() < deadline + 2 * GUEST_DEADLINE, server.log.read_text()[-2000:]
+            time.sleep(0.5)
+        states = []  # the warning is logged just before the row says Booted
+        while not states or states[-1] != "Booted":
+            assert time.monotonic() < deadline + 2 * GUEST_DEADLINE, states
+            states.append(ecs(server.url, token, "GET", f"/servers/{failed}")[1]["server"]["status"])
+            time.sleep(0.1)
+        assert set(states) <= {"Customizing", "Booted"}, states
+        assert PASSWORD not in server.log.read_text(errors="replace")
     finally:
         server.stop()
         remove_guests_under(system_libvirt, tmp_path)
