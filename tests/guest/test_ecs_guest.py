@@ -139,7 +139,7 @@ def test_an_ecs_server_arrives_configured(system_libvirt, tmp_path: Path):
         while warning not in server.log.read_text(errors="replace"):
             assert time.monotonic() < deadline + 2 * GUEST_DEADLINE, server.log.read_text()[-2000:]
             time.sleep(0.5)
-        states = []  # the warning is logged just before the row says Booted
+        states: list[str] = []  # the warning is logged just before the row says Booted
         while not states or states[-1] != "Booted":
             assert time.monotonic() < deadline + 2 * GUEST_DEADLINE, states
             states.append(ecs(server.url, token, "GET", f"/servers/{failed}")[1]["server"]["status"])
