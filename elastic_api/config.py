@@ -229,8 +229,18 @@ class Config:
     max_ecs_actions: int = 8
     # Seconds between looks at a create's image job (its progress moves the action's).
     ecs_poll_seconds: float = 0.2
+    # Seconds a create waits for a guest's customization script to print its END marker: a guest
+    # that never does (no cloud-init, a hung script) must not hold the action forever.
+    ecs_customize_timeout_seconds: float = 1800
     # Servers one create may be isolated from: more would leave no host in any real region.
     max_isolate_from: int = 64
+    # Characters of a server's root password (ECS `password`): any generated passphrase fits in
+    # 128; longer is a paste mistake. It is hashed at the request and never kept in clear.
+    max_guest_password: int = 128
+    # UTF-8 bytes of an inline cloud script (ECS `user_customize` as text): EC2's user-data limit,
+    # well inside one metadata body (max_metadata_body) even JSON-escaped; bigger work belongs in
+    # a file the script fetches.
+    max_inline_script_bytes: int = 16 * KiB
     # Support plans and reserved terms (months, discount %) servers may take: records a billing
     # system reads, no payment taken. Default: Seeweb's basic and global, and 3/6/12/24 months, free.
     support_plans: tuple[SupportPlan, ...] = DEFAULT_SUPPORT_PLANS
@@ -271,6 +281,11 @@ class Config:
     @property
     def pool_dir(self) -> Path:
         return self.data_dir / "pool"
+
+    @property
+    def seed_dir(self) -> Path:
+        """The servers' cloud-init seeds (storage/seed.py): beside the pool, reached as it is."""
+        return self.data_dir / "seeds"
 
     @property
     def images_dir(self) -> Path:
@@ -389,11 +404,15 @@ def from_mapping(data: dict[str, Any]) -> Config:
         "max_groups_per_user",
         "max_ecs_actions",
         "max_isolate_from",
+        "max_guest_password",
+        "max_inline_script_bytes",
     ):
         if getattr(config, key) < 1:
             raise ConfigError(f"{key} must be at least 1")
     if not 0 < config.ecs_poll_seconds <= 10:
         raise ConfigError("ecs_poll_seconds must be more than 0 and at most 10")
+    if not 0 < config.ecs_customize_timeout_seconds <= 86400:
+        raise ConfigError("ecs_customize_timeout_seconds must be more than 0 and at most 86400")
     for key in (
         "auth_cache_seconds",
         "min_body_rate",

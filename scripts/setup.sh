@@ -12,7 +12,11 @@ APT_PACKAGES=(libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils q
               postgresql  # the PostgreSQL store and its contract tests (a cluster of the tests' own)
               # sshd for the test that reaches the local libvirtd over qemu+ssh: the test starts a
               # daemon of its own on loopback (its own config, keys and port), never the system's.
-              openssh-server)
+              openssh-server
+              xorriso  # the cloud-init NoCloud seed (cidata ISO) of every ECS server
+              cloud-init  # `cloud-init schema`: the tests' judge of the user-data we render
+              # the real-guest test builds a Debian guest (scripts/build_test_guest.sh) and its seed
+              debootstrap dosfstools mtools syslinux syslinux-common genisoimage)
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 

@@ -33,6 +33,10 @@ DEFAULT_NETWORK = "elastic-isolated"
 DOMAIN_TYPES = ("kvm", "qemu")
 CPU_MODES = ("host-model", "host-passthrough")
 VOLUME_FORMATS = ("raw", "qcow2")
+# The cloud-init seed's cdrom: on SATA, which both `pc` (libvirt adds an AHCI controller) and
+# `q35` take, and where none of our drive positions (IDE, SCSI, virtio) is. Named `sdz` so no
+# SCSI drive's `sdX` clashes with it (SCSI has eight units: sda to sdh); the address is explicit.
+SEED_TARGET = "sdz"
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,9 @@ class DomainSpec:
     # The installation starting the domain (see elastic_api.installation): written into its
     # <metadata>, it is what makes the domain this installation's and no other's.
     installation: str = ""
+    # The server's cloud-init NoCloud seed (storage/seed.py), attached as a read-only cdrom
+    # (SEED_TARGET) that is never booted from; None: no seed.
+    seed: str | None = None
 
 
 def domain_name(server: str) -> str:
@@ -228,6 +235,15 @@ def _disk(devices: ET.Element, spec: DomainSpec, device: Device, boot: Mapping[B
         _sub(disk, "address", type="drive", controller="0", bus="0", target="0", unit=str(device.unit))
 
 
+def _seed(devices: ET.Element, path: str) -> None:
+    disk = _sub(devices, "disk", type="file", device="cdrom")
+    _sub(disk, "driver", name="qemu", type="raw")
+    _sub(disk, "source", file=path)
+    _sub(disk, "target", dev=SEED_TARGET, bus="sata")
+    _sub(disk, "readonly")
+    _sub(disk, "address", type="drive", controller="0", bus="0", target="0", unit="0")
+
+
 def secret_xml(uuid: str, server: str, installation: str) -> str:
     """A libvirt secret for one encrypted drive of one run of a server: ephemeral (never written to
     disk) and private (libvirt never hands its value back), described by the domain's name and
@@ -287,6 +303,8 @@ def domain_xml(spec: DomainSpec) -> str:
         _sub(devices, "controller", type="scsi", index="0", model="virtio-scsi")
     for slot in config.drives:
         _disk(devices, spec, slot.device, boot)
+    if spec.seed is not None:
+        _seed(devices, spec.seed)
     for nic in config.nics:
         interface = _sub(devices, "interface", type="network")
         _sub(interface, "mac", address=mac_of(spec.server, nic))
@@ -325,6 +343,7 @@ __all__ = [
     "DEFAULT_NETWORK",
     "DOMAIN_PREFIX",
     "LOOPBACK",
+    "SEED_TARGET",
     "XMLNS",
     "DiskSpec",
     "DomainSpec",

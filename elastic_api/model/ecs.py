@@ -4,10 +4,16 @@ drive, with a plan, an image, a location, notes, a group and a provisioning stat
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from elastic_api.model.cloudinit import GuestSetup
 
 # Provisioning statuses (ECS.md §5). Power on/off does not change them.
 BOOTING, BOOTED, FAIL, DELETING = "Booting", "Booted", "Fail", "Deleting"
+# While the guest runs its customization script (serial markers, service/ecs_customizing.py); still
+# the create's: a restart resumes it as it does a Booting one.
+CUSTOMIZING = "Customizing"
+CREATING = (BOOTING, CUSTOMIZING)
 # How far a create has come: each step is done once, so a create resumed after a restart goes on
 # from the last step it finished.
 NEW, DRIVE_MADE, IMAGING, IMAGED, SERVER_MADE, STARTED = "new", "drive", "imaging", "imaged", "server", "started"
@@ -34,7 +40,7 @@ class EcsServer:
     location: str
     notes: str
     group: int | None
-    ssh_key: str | None  # the key's label (delivered to the guest by a later issue)
+    ssh_key: str | None  # the key's label (its key, as it was at the request, is in `setup`)
     status: str
     stage: str
     progress: int
@@ -42,6 +48,9 @@ class EcsServer:
     server: str | None  # the engine's server, once made
     ipv4: str  # the last lease seen
     created: int  # ns since the epoch
+    # What the guest's cloud-init seed gives it (the key, the password's hash, the script), kept
+    # from the request until the action makes the engine's server, which then carries it.
+    setup: GuestSetup = field(default_factory=GuestSetup)
 
     @property
     def name(self) -> str:

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
 from elastic_api.errors import UsageError
+from elastic_api.model.cloudinit import GuestSetup
 from elastic_api.model.device import Device
 
 # Limits on the numbers a server may ask for. Each says why.
@@ -82,6 +83,9 @@ class ServerConfig:
     user: tuple[tuple[str, str], ...] = ()  # (the client's own key, value), sorted by key
     avoid_drives: tuple[str, ...] = ()
     avoid_servers: tuple[str, ...] = ()
+    # A cloud-init NoCloud seed for the guest (storage/seed.py), rebuilt from this at each start;
+    # None: no seed.
+    cloudinit: GuestSetup | None = None
 
     def drive_on(self, device: Device) -> DriveSlot | None:
         return next((slot for slot in self.drives if slot.device == device), None)

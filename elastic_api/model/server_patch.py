@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from elastic_api.errors import BusyError
+from elastic_api.model.cloudinit import GuestSetup
 from elastic_api.model.device import Device
 from elastic_api.model.server import (
     NIC_PARTS,
@@ -28,7 +29,8 @@ from elastic_api.model.server import (
 
 
 # Fields an active server may change: they touch neither the guest's hardware nor its placement.
-LIVE_FIELDS = frozenset({"name", "cpu", "persistent", "tags", "vnc_password", "user"})
+# The cloud-init seed is rebuilt at each start: a change reaches the guest at its next one.
+LIVE_FIELDS = frozenset({"name", "cpu", "persistent", "tags", "vnc_password", "user", "cloudinit"})
 
 
 class Keep(enum.Enum):
@@ -61,6 +63,27 @@ class NicChange:
 
 
 @dataclass(frozen=True)
+class CloudInitChange:
+    """A change to the server's cloud-init seed: `enabled` False removes the seed with all its
+    parts (whatever else the change says); a part given (None or () removes it) gives a server
+    without a seed one."""
+
+    enabled: bool | Keep = KEEP
+    ssh_keys: tuple[str, ...] | Keep = KEEP
+    password_hash: str | Keep | None = KEEP
+    script: str | Keep | None = KEEP
+
+
+def _patched_cloudinit(config: ServerConfig, change: CloudInitChange) -> GuestSetup | None:
+    if change.enabled is False:
+        return None
+    parts = {name: value for name, value in vars(change).items() if name != "enabled" and value is not KEEP}
+    if not parts and change.enabled is KEEP:
+        return config.cloudinit
+    return replace(config.cloudinit or GuestSetup(), **parts)
+
+
+@dataclass(frozen=True)
 class ServerPatch:
     """What a change to a server's configuration says: each field KEEP (unchanged) or its new
     value, an optional field's default (None, False, ()) removing it; per device, per NIC and per
@@ -78,6 +101,7 @@ class ServerPatch:
     tags: tuple[str, ...] | Keep = KEEP
     avoid_drives: tuple[str, ...] | Keep = KEEP
     avoid_servers: tuple[str, ...] | Keep = KEEP
+    cloudinit: CloudInitChange = field(default_factory=lambda: CloudInitChange())
     drives: Mapping[Device, DriveChange] = field(default_factory=dict)
     nics: Mapping[int, NicChange] = field(default_factory=dict)
     user: Mapping[str, str | None] = field(default_factory=dict)  # None removes the key
@@ -187,7 +211,14 @@ def apply_patch(config: ServerConfig, patch: ServerPatch, server: str) -> Server
             user.pop(key, None)
         else:
             user[key] = value
-    updated = replace(config, **scalars, drives=tuple(drives), nics=tuple(nics), user=tuple(sorted(user.items())))
+    updated = replace(
+        config,
+        **scalars,
+        drives=tuple(drives),
+        nics=tuple(nics),
+        user=tuple(sorted(user.items())),
+        cloudinit=_patched_cloudinit(config, patch.cloudinit),
+    )
     check_boot(updated.boot, updated.drives, updated.nics)
     return validate(updated)
 
@@ -197,7 +228,7 @@ def apply_patch(config: ServerConfig, patch: ServerPatch, server: str) -> Server
 
 def _parts(config: ServerConfig) -> dict[Field, object]:
     """Every part of a configuration that is present, by Field."""
-    parts: dict[Field, object] = {Field(name): getattr(config, name) for name in _SCALARS}
+    parts: dict[Field, object] = {Field(name): getattr(config, name) for name in (*_SCALARS, "cloudinit")}
     for slot in config.drives:
         parts[Field("drives", "drive", slot.device)] = slot.drive
         parts[Field("drives", "media", slot.device)] = slot.media
@@ -235,6 +266,7 @@ def check_live(old: ServerConfig, new: ServerConfig) -> list[Field]:
 
 __all__ = [
     "KEEP",
+    "CloudInitChange",
     "DriveChange",
     "Field",
     "Keep",

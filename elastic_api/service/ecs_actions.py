@@ -24,6 +24,7 @@ from elastic_api.model.ecs import EcsServer
 from elastic_api.model.job import CREATE_SERVER, DELETE_SERVER, POWER_OFF, POWER_ON, Job
 from elastic_api.model.server import DriveSlot, Nic, ServerConfig
 from elastic_api.model.server_record import ACTIVE
+from elastic_api.service import ecs_customizing as customizing
 from elastic_api.service.catalogue import CatalogueService
 from elastic_api.service.drives import DriveService
 from elastic_api.service.imaging import ImagingService
@@ -41,7 +42,8 @@ DRIVE_DONE, IMAGE_FROM, IMAGE_TO, SERVER_DONE = 5, 10, 90, 95
 
 def engine_config(server: EcsServer) -> ServerConfig:
     """The engine's server an ECS server is: persistent (it survives its power-off), its boot
-    drive on virtio block 0, one virtio NIC with an automatic lease on the public network, VNC."""
+    drive on virtio block 0, one virtio NIC with an automatic lease on the public network, VNC,
+    and a cloud-init seed (rebuilt at each start by the server service, removed with it)."""
     return ServerConfig(
         name=server.name,
         cpu=server.cpu,
@@ -53,6 +55,8 @@ def engine_config(server: EcsServer) -> ServerConfig:
         nics=(Nic(0, "virtio", dhcp="auto"),),
         vnc="auto",
         tags=(model.TAG,),
+        # Every ECS server has a seed: at least its hostname (its name) and instance ID.
+        cloudinit=server.setup,
     )
 
 
@@ -104,7 +108,7 @@ class EcsActions:
     # -- create -----------------------------------------------------------------------------------
     async def _create(self, job: Job, progress: Progress) -> None:
         server = await self._row(job)
-        if server.status != model.BOOTING:
+        if server.status not in model.CREATING:
             return  # a re-run after the create finished (or was given up)
         try:
             await self._build(server, progress)
@@ -158,10 +162,30 @@ class EcsActions:
         await self.store.update_ecs_server(server.id, held_run=0)
         if record.status != ACTIVE:
             await self._start(server)
+        if server.setup.script:
+            await self._customized(server)
         await self.store.update_ecs_server(
             server.id, status=model.BOOTED, stage=model.STARTED, progress=100, ipv4=await self.ipv4(user, server.server)
         )
         log.info("ECS server %s booted", server.name)
+
+    async def _customized(self, server: EcsServer) -> None:
+        """`Customizing` from the script's BEGIN marker until its END (or the configured bound);
+        a failed or silent script leaves a warning in the program's log, never the password."""
+        assert server.server is not None
+
+        async def begun() -> None:
+            await self.store.update_ecs_server(server.id, status=model.CUSTOMIZING)
+
+        outcome = await customizing.watch(
+            self.servers.serial_log(server.server),
+            frozenset({server.server}),  # the seed's instance ID is the engine server's UUID
+            poll=self.config.ecs_poll_seconds,
+            give_up_after=self.config.ecs_customize_timeout_seconds,
+            on_begin=begun,
+        )
+        if outcome.note:
+            log.warning("ECS server %s: %s", server.name, outcome.note)
 
     async def _imaged(self, server: EcsServer, progress: Progress) -> None:
         """Wait for the boot drive's image job, its progress mapped onto 10-90."""

@@ -4,15 +4,17 @@ to a group (`scope`) sees and makes only that group's servers: every other one i
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from elastic_api.config import Config
 from elastic_api.errors import BusyError, ElasticError, Invalid, MissingError
 from elastic_api.hypervisor import Hypervisor
 from elastic_api.model import ecs as model
 from elastic_api.model.catalogue import CatalogueImage, Plan, Region
+from elastic_api.model.cloudinit import GuestSetup, check_password, check_script, hash_password
 from elastic_api.model.ecs import EcsServer
 from elastic_api.model.group import group_id, group_name
 from elastic_api.model.job import (
@@ -57,6 +59,9 @@ class EcsCreate:
     isolate_from: tuple[str, ...] = ()
     support: str | None = None  # a support plan's code
     reserved_plan: str | int | None = None  # a reserved term: an id, or M{months}P{plan}
+    # The root password in clear: hashed by create, never kept, logged or shown (no repr).
+    password: str | None = field(default=None, repr=False)
+    script: str | None = None  # an inline cloud script (user_customize as text)
 
 
 @dataclass(frozen=True)
@@ -120,7 +125,7 @@ class EcsServerService:
     async def view(self, server: EcsServer) -> EcsServerView:
         progress = server.progress
         running = self.jobs.running_on(server.name)
-        if server.status == model.BOOTING and running is not None and running.kind == CREATE_SERVER:
+        if server.status in model.CREATING and running is not None and running.kind == CREATE_SERVER:
             progress = max(progress, running.progress)
         ipv4 = server.ipv4
         if server.server is not None and server.status in (model.BOOTED, model.DELETING):
@@ -200,6 +205,10 @@ class EcsServerService:
             group_number = (await self.groups.by_name(user, group)).id
         if request.ssh_key is not None and not any(k.label == request.ssh_key for k in await self.ssh_keys.list(user)):
             raise Invalid(f"unknown ssh_key: {request.ssh_key[:60]}")
+        if request.password is not None:
+            check_password(request.password, self.config.max_guest_password)
+        if request.script is not None:
+            check_script(request.script, self.config.max_inline_script_bytes)
         if request.support is not None and support_plan(self.config.support_plans, request.support.strip()) is None:
             raise Invalid("Support code not found")
         if request.reserved_plan is not None:
@@ -208,8 +217,21 @@ class EcsServerService:
             raise Invalid(f"isolate_from names at most {self.config.max_isolate_from} servers")
         return plan, image, group_number
 
+    async def _setup(self, user: str, request: EcsCreate) -> GuestSetup:
+        """What the guest's seed will give it: the key as it is now (a later change to the
+        user's keys does not reach a create under way), the password hashed (CPU work: in a
+        thread), the script."""
+        keys = [k.key for k in await self.ssh_keys.list(user) if k.label == request.ssh_key]
+        if request.ssh_key is not None and not keys:
+            raise Invalid(f"unknown ssh_key: {request.ssh_key[:60]}")  # removed since the check
+        password_hash = None
+        if request.password is not None:
+            password_hash = await asyncio.to_thread(hash_password, request.password)
+        return GuestSetup(ssh_keys=tuple(keys[:1]), password_hash=password_hash, script=request.script)
+
     async def create(self, user: str, scope: str | None, request: EcsCreate) -> tuple[EcsServerView, Job]:
         plan, image, group = await self._check(user, scope, request)
+        setup = await self._setup(user, request)
         partners = [(await self.get(user, scope, name)).id for name in dict.fromkeys(request.isolate_from)]
         cpu = plan.cpu * self.config.host_core_mhz
         row = EcsServer(
@@ -234,6 +256,7 @@ class EcsServerService:
             None,
             "",
             time.time_ns(),
+            setup,
         )
         # Admitted now against everything the user holds and every create not yet made; the row
         # holds the quota until its action makes the parts (ecs_actions.py hands it over).
@@ -271,7 +294,7 @@ class EcsServerService:
             raise MissingError(f"server not found: {name[:40]}")
 
     async def _busy(self, server: EcsServer) -> None:
-        if server.status in (model.BOOTING, model.DELETING):
+        if server.status in (*model.CREATING, model.DELETING):
             raise BusyError(f"server {server.name} is {server.status}")
         if any(job.unfinished for job in await self.store.jobs_of(server.owner, server.name)):
             raise BusyError(f"server {server.name} has an action in progress")
@@ -336,12 +359,12 @@ class EcsServerService:
         action to finish it (a crash between its row and its job) gets one now, so no server stays
         in a passing status for good."""
         for server in await self.store.list_ecs_servers(None):
-            if server.status not in (model.BOOTING, model.DELETING):
+            if server.status not in (*model.CREATING, model.DELETING):
                 continue
             jobs = await self.store.jobs_of(server.owner, server.name)
             if any(job.unfinished for job in jobs):
                 continue
-            kind = CREATE_SERVER if server.status == model.BOOTING else DELETE_SERVER
+            kind = CREATE_SERVER if server.status in model.CREATING else DELETE_SERVER
             last = next((job for job in reversed(jobs) if job.kind == kind), None)
             if kind == CREATE_SERVER and last is not None:
                 # Its create ended without marking the row (stopped in between): failed it is.

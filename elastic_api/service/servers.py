@@ -13,6 +13,7 @@ from elastic_api.config import Config
 from elastic_api.errors import BusyError, ElasticError, FailedError, MissingError
 from elastic_api.hypervisor import DomainStats, Hypervisor
 from elastic_api.hypervisor.domain import DiskSpec, DomainSpec, domain_xml
+from elastic_api.model.cloudinit import hostname_of, render_meta_data, render_user_data
 from elastic_api.model.ids import new_id, parse_id
 from elastic_api.model.pages import Page
 from elastic_api.model.device import Device
@@ -24,6 +25,7 @@ from elastic_api.service.drives import DriveService
 from elastic_api.service.locks import LockTable
 from elastic_api.service.quotas import QuotaService
 from elastic_api.service.resources import ResourceService
+from elastic_api.storage.seed import Seeds
 from elastic_api.store import Store
 
 log = logging.getLogger(__name__)
@@ -49,6 +51,7 @@ class ServerService:
         drives: DriveService,
         resources: ResourceService,
         clock: Callable[[], int] = time.time_ns,
+        seeds: Seeds | None = None,
     ) -> None:
         self.config = config
         self.store = store
@@ -57,6 +60,7 @@ class ServerService:
         self.quotas: QuotaService = drives.quotas
         self.resources = resources
         self.clock = clock
+        self.seeds = seeds if seeds is not None else Seeds(config.seed_dir)
         self.locks = LockTable()
 
     async def get(self, user: str, server_id: str) -> ServerRecord:
@@ -93,6 +97,7 @@ class ServerService:
         except BaseException:
             # A server that could not start is not left behind half-made.
             await self.store.delete_server(user, server)
+            await self.seeds.remove(server)
             raise
 
     async def _avoid_hosts(self, user: str, config: ServerConfig) -> set[str]:
@@ -146,6 +151,7 @@ class ServerService:
                 networks = await self.resources.wire(record, host)
                 if any(nic.index not in networks for nic in config.nics):
                     await self.hypervisor.ensure_network(host, DomainSpec.default_network)
+                seed = await self._seed(record.server, config)
                 spec = DomainSpec(
                     server=record.server,
                     config=config,
@@ -162,6 +168,7 @@ class ServerService:
                     vnc_listen=self.config.vnc_listen,
                     networks=networks,
                     installation=self.hypervisor.installation,
+                    seed=seed,
                 )
                 xml = domain_xml(spec)
                 for slot in config.drives:  # our own qcow2 exports would hold the guest's write lock
@@ -173,6 +180,15 @@ class ServerService:
                 raise
             log.info("server %s started on %s", record.server, host)
             return dataclasses.replace(record, status=ACTIVE, host=host, started=started)
+
+    async def _seed(self, server: str, config: ServerConfig) -> str | None:
+        """The server's cloud-init seed, built again for this start from its configuration (its
+        hostname from its name, its instance ID its UUID); None when it has none."""
+        if config.cloudinit is None:
+            return None
+        customization = config.cloudinit.customization(hostname_of(config.name), server)
+        path = await self.seeds.write(server, render_meta_data(customization), render_user_data(customization))
+        return str(path)
 
     def serial_log(self, server: str) -> Path:
         return self.config.log_dir / f"{server}.serial.log"
@@ -215,6 +231,7 @@ class ServerService:
                 await self.resources.unwire(record, record.host)
                 await self.store.deactivate_server(user, record.server)
             await self.store.delete_server(user, record.server)
+            await self.seeds.remove(record.server)
 
     async def set(
         self, user: str, server_id: str, patch: ServerPatch, *, check: Callable[[ServerConfig], object] | None = None
@@ -285,6 +302,7 @@ class ServerService:
         await self.store.deactivate_server(user, server)
         if not record.config.persistent:
             await self.store.delete_server(user, server)
+            await self.seeds.remove(server)
             log.info("server %s stopped and, not being persistent, was destroyed", server)
         else:
             log.info("server %s stopped", server)
@@ -320,6 +338,18 @@ class ServerService:
             except FailedError as e:
                 log.error("host %s not reconciled (%s): it will be when its connection is back", host, e.message)
         await self.resources.reconcile()
+        await self.sweep_seeds()
+
+    async def sweep_seeds(self) -> None:
+        """Remove the seeds of servers that no longer exist (their removal was cut short by a
+        crash). Seeds are listed before the servers are read: a seed being built now belongs to a
+        server whose row was written before it, so the read sees that server."""
+        seeded = await self.seeds.servers()
+        known = {record.server for record in await self.store.all_servers()}
+        for server in seeded:
+            if server not in known:
+                log.info("removing the cloud-init seed of server %s, which no longer exists", server)
+                await self.seeds.remove(server)
 
     async def on_host_back(self, host: str) -> None:
         """The host's connection came back after a loss: guests that stopped meanwhile sent no

@@ -327,4 +327,10 @@ MIGRATIONS: tuple[Migration, ...] = (
     );
     CREATE INDEX ecs_isolations_by_b ON ecs_isolations(b);
     """,
+    # 13: what an ECS server's guest is given through its cloud-init seed (model.cloudinit's
+    # GuestSetup as JSON: the SSH key, the password's hash, never the password, the script), kept
+    # from the request until its action makes the engine's server. Older rows: nothing.
+    """
+    ALTER TABLE ecs_servers ADD COLUMN cloudinit TEXT NOT NULL DEFAULT '{}';
+    """,
 )

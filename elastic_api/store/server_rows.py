@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from elastic_api.model.cloudinit import dump_setup, load_setup
 from elastic_api.model.device import Device
 from elastic_api.model.server import Boot, DriveSlot, Nic, ServerConfig
 
@@ -45,6 +46,8 @@ def dump(config: ServerConfig) -> str:
             "avoid_drives": list(config.avoid_drives),
             "avoid_servers": list(config.avoid_servers),
         }
+        # Added within version 1, written only when set: rows without it have no seed.
+        | ({} if config.cloudinit is None else {"cloudinit": json.loads(dump_setup(config.cloudinit))})
     )
 
 
@@ -72,4 +75,5 @@ def load(text: str) -> ServerConfig:
         user=tuple(sorted(data["user"].items())),
         avoid_drives=tuple(data["avoid_drives"]),
         avoid_servers=tuple(data["avoid_servers"]),
+        cloudinit=None if data.get("cloudinit") is None else load_setup(json.dumps(data["cloudinit"])),
     )

@@ -52,7 +52,7 @@ def test_the_readme_parser_finds_the_ecs_session():
     assert any(c.endswith("$ECS/servers") and "-d " in c for c, _ in commands)
     assert any("-X DELETE" in c for c, _ in commands)
     assert any(c.endswith("$ECS/login") for c, _ in commands)
-    assert any('"password": "s3cret"' in c for c, _ in commands)  # a refusal: guest customization
+    assert any('"password": "a\\u0007b"' in c for c, _ in commands)  # a refusal: a bad password
     assert "Api(token=" in python_example(ecs_section(readme))
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from elastic_api.model.cloudinit import GuestSetup
 from elastic_api.model.ecs import BOOTED, BOOTING, NEW, EcsServer, server_name
 from elastic_api.model.ids import new_id
 from elastic_api.model.job import CONSOLE, CREATE_SERVER, DONE, IMAGE, POWER_ON, ActionParams, ImageParams, Job
@@ -73,6 +74,20 @@ async def test_ecs_server_rows_are_numbered_owned_and_changed_field_by_field(con
 
     assert await store.delete_ecs_server(first.id) and not await store.delete_ecs_server(first.id)
     assert await store.ecs_partners(second.id) == []  # the pair went with it
+
+
+async def test_an_ecs_server_keeps_its_guest_setup(contract_store):
+    """The cloud-init setup a create asked for comes back as it went in; a row without one has
+    the empty setup (every ECS server's seed has at least its hostname and instance ID)."""
+    store = contract_store
+    alice, _ = await users(store)
+    setup = GuestSetup(("ssh-ed25519 AAAA k",), "$6$salt$" + "h" * 86, "#!/bin/sh\necho 'ünï'\n", (("A", "b c"),))
+    given = await store.insert_ecs_server(ecs_server(alice, 1, setup=setup), [])
+    plain = await store.insert_ecs_server(ecs_server(alice, 2), [])
+    assert given.setup == setup and (await store.get_ecs_server(alice, given.id)).setup == setup
+    assert (await store.ecs_server_by_id(plain.id)).setup == GuestSetup()
+    assert await store.update_ecs_server(given.id, status=BOOTED)
+    assert [s.setup for s in await store.list_ecs_servers(alice)] == [setup, GuestSetup()]
 
 
 async def test_an_ecs_create_holds_its_quota_in_its_row_until_released(contract_store):

@@ -41,6 +41,7 @@ SERVER = "5e7e0000-0000-4000-8000-00000000000a"
 DRIVES = [f"d{n:07x}-0000-4000-8000-000000000000" for n in range(24)]
 SECRETS = [f"5ec0000{n}-0000-4000-8000-000000000000" for n in range(2)]
 POOL = "/var/lib/elastic-api/pool"
+SEED = "/var/lib/elastic-api/seeds/5e7e0000-0000-4000-8000-00000000000a.iso"
 LOG = "/var/lib/elastic-api/logs/5e7e0000-0000-4000-8000-00000000000a.log"
 
 
@@ -150,6 +151,15 @@ CASES: dict[str, DomainSpec] = {
         },
     ),
     "hostile_name": spec({"name": "</title><devices><disk type='block'> & \"quotes\" 'n' ünïcødé"}),
+    # The cloud-init seed: a read-only SATA cdrom, never booted, beside every IDE and SCSI unit.
+    "seed_cdrom": spec({"block:0": DRIVES[0], "nic:0:model": "virtio"}, seed=SEED),
+    "seed_beside_every_ide_and_scsi_unit": spec(
+        {
+            **{f"ide:{c}:{u}": DRIVES[2 * c + u] for c in range(2) for u in range(2)},
+            **{f"scsi:0:{u}": DRIVES[4 + u] for u in range(8)},
+        },
+        seed=SEED,
+    ),
     "persistent_with_tags_and_user_keys": spec(
         {"persistent": "true", "tags": "a b", "user:owner": "<x>", "avoid:servers": SERVER}
     ),

@@ -9,6 +9,7 @@ import sqlite3
 import pytest
 
 from elastic_api.errors import BusyError
+from elastic_api.model.cloudinit import GuestSetup
 from elastic_api.model.device import Device
 from elastic_api.model.server import DriveSlot, Nic, ServerConfig
 from elastic_api.model.server_record import ACTIVE, STOPPED, ServerRecord
@@ -65,9 +66,28 @@ FULL = ServerConfig(
 SMALL = ServerConfig(name="web", cpu=500, mem=64)
 
 
+SEEDED = ServerConfig(
+    name="seeded",
+    cpu=500,
+    mem=64,
+    cloudinit=GuestSetup(("ssh-ed25519 AAAA k",), "$6$salt$" + "h" * 86, "echo hi\n", (("A", "b c"),)),
+)
+
+
 def test_typed_rows_round_trip() -> None:
-    for config in (FULL, SMALL):
+    for config in (FULL, SMALL, SEEDED, ServerConfig(name="empty seed", cpu=500, mem=64, cloudinit=GuestSetup())):
         assert server_rows.load(server_rows.dump(config)) == config
+
+
+def test_the_cloudinit_key_is_written_only_when_set() -> None:
+    """Rows written before the key load without a seed; a seed's setup is written so."""
+    assert "cloudinit" not in json.loads(server_rows.dump(SMALL))
+    assert json.loads(server_rows.dump(SEEDED))["cloudinit"] == {
+        "ssh_keys": ["ssh-ed25519 AAAA k"],
+        "password_hash": "$6$salt$" + "h" * 86,
+        "script": "echo hi\n",
+        "script_env": [["A", "b c"]],
+    }
 
 
 def test_the_typed_row_format_is_fixed() -> None:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
 from typing import Any
 
+from elastic_api.model.cloudinit import dump_setup, load_setup
 from elastic_api.model.ecs import EcsServer, server_name
 from elastic_api.model.job import ACTIONS, Job, params_json
 from elastic_api.store.postgres.engine import Conn, PostgresEngine
@@ -11,7 +14,7 @@ from elastic_api.store.postgres.jobs import JOB_COLUMNS, job_row
 
 _COLUMNS = (
     "id, owner, plan, cores, ram_mb, disk_gb, cpu, image, so, so_label, location, notes, group_id, ssh_key,"
-    " status, stage, progress, drive, server, ipv4, created"
+    " status, stage, progress, drive, server, ipv4, created, cloudinit"
 )
 # What update_ecs_server may change.
 _CHANGEABLE = frozenset(
@@ -33,7 +36,8 @@ _JOBS = ", ".join(f"j.{c}" for c in JOB_COLUMNS)
 
 
 def _row(row: tuple[Any, ...]) -> EcsServer:
-    return EcsServer(int(row[0]), *row[1:])
+    setup = row[-1] if isinstance(row[-1], str) else json.dumps(row[-1])  # JSONB comes decoded
+    return replace(EcsServer(int(row[0]), *row[1:-1]), setup=load_setup(setup))
 
 
 class EcsServerRows(PostgresEngine):
@@ -61,13 +65,14 @@ class EcsServerRows(PostgresEngine):
             server.server,
             server.ipv4,
             server.created,
+            dump_setup(server.setup),
         )
 
         async def insert(conn: Conn) -> EcsServer:
             row = await (
                 await conn.execute(
                     f"INSERT INTO ecs_servers ({_COLUMNS.split(', ', 1)[1]}, held_drive, held_server, held_run)"
-                    f" VALUES ({', '.join(['%s'] * len(values))}, 1, 1, 1) RETURNING {_COLUMNS}",
+                    f" VALUES ({', '.join(['%s'] * (len(values) - 1))}, %s::jsonb, 1, 1, 1) RETURNING {_COLUMNS}",
                     values,
                 )
             ).fetchone()

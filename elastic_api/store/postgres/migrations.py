@@ -262,4 +262,8 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX ecs_isolations_by_b ON ecs_isolations(b);
     """,
+    # 3: what an ECS server's guest is given through its cloud-init seed (SQLite's migration 13).
+    """
+    ALTER TABLE ecs_servers ADD COLUMN cloudinit JSONB NOT NULL DEFAULT '{}';
+    """,
 )

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import replace
 from typing import Any
 
+from elastic_api.model.cloudinit import dump_setup, load_setup
 from elastic_api.model.ecs import EcsServer, server_name
 from elastic_api.model.job import ACTIONS, Job, params_json
 from elastic_api.store.sqlite.engine import SqliteEngine
@@ -12,7 +14,7 @@ from elastic_api.store.sqlite.jobs import JOB_COLUMNS, job_row
 
 _COLUMNS = (
     "id, owner, plan, cores, ram_mb, disk_gb, cpu, image, so, so_label, location, notes, group_id, ssh_key,"
-    " status, stage, progress, drive, server, ipv4, created"
+    " status, stage, progress, drive, server, ipv4, created, cloudinit"
 )
 # What update_ecs_server may change.
 _CHANGEABLE = frozenset(
@@ -35,7 +37,7 @@ _JOBS = ", ".join(f"j.{c}" for c in JOB_COLUMNS)
 
 
 def _row(row: tuple[Any, ...]) -> EcsServer:
-    return EcsServer(*row)
+    return replace(EcsServer(*row[:-1]), setup=load_setup(row[-1]))
 
 
 class EcsServerRows(SqliteEngine):
@@ -65,6 +67,7 @@ class EcsServerRows(SqliteEngine):
                 server.server,
                 server.ipv4,
                 server.created,
+                dump_setup(server.setup),
             )
             cursor = db.execute(
                 f"INSERT INTO ecs_servers ({_COLUMNS.split(', ', 1)[1]}, held_drive, held_server, held_run)"

@@ -171,7 +171,7 @@ def test_a_server_through_ecsapi(served):
         api.create_server(ServerCreateRequest(plan="ECS1", image="no-such-os", location="local"))
     assert unknown.value.response.status_code == 400
     with pytest.raises(ClientError) as guest_side:
-        api.create_server(ServerCreateRequest(plan="ECS1", image="boot-sector-1", location="local", password="pw"))
+        api.create_server(ServerCreateRequest(plan="ECS1", image="boot-sector-1", location="local", user_customize=3))
     assert guest_side.value.response.status_code == 400 and "not supported" in guest_side.value.response.text
     with pytest.raises(pydantic.ValidationError):  # the client does not look at this status: 400 no snapshots
         api.rollback_server(made.name, 5)

@@ -150,7 +150,7 @@ async def test_create_errors(ecs_alice: Ecs, ecs_bob: Ecs, image: str) -> None:
         ({"reserved_plan": "nonsense"}, 400, "Invalid formula"),
         ({"reserved_plan": 99}, 404, "Reserved plan not found"),
         ({"support": "gold"}, 400, "Support code not found"),
-        ({"password": "x"}, 400, "not supported"),
+        ({"password": "tab\there"}, 400, "password"),
         ({"user_customize": 3}, 400, "not supported"),
         ({"user_customize_env": "A=b"}, 400, "not supported"),
         ({"networks": []}, 400, "not supported"),

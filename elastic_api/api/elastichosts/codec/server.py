@@ -13,6 +13,7 @@ from dataclasses import replace
 from functools import partial
 from typing import TypeVar
 
+from elastic_api.api.elastichosts.codec import cloudinit
 from elastic_api.api.elastichosts.codec.device import DEVICE_PATTERN, device_name, parse_device
 from elastic_api.api.elastichosts.codec.stats import stats_info
 from elastic_api.api.elastichosts.codec.server_errors import (
@@ -143,7 +144,7 @@ def check_key(key: str) -> None:
     """UsageError unless key is a server configuration key."""
     if key in _SIMPLE_KEYS or parse_device(key) or _DEVICE_MEDIA.match(key):
         return
-    if is_user_key(key):
+    if is_user_key(key) or key in cloudinit.KEYS:
         return
     nic = _NIC_KEY.match(key)
     if nic:
@@ -223,6 +224,7 @@ def _parse(props: Mapping[str, str], *, stored: bool) -> ServerConfig:
             tags=tuple(dict.fromkeys(given.get("tags", "").split())) if stored else parse_tags(given.get("tags", "")),
             avoid_drives=_uuid_list("avoid:drives", given.get("avoid:drives", "")),
             avoid_servers=_uuid_list("avoid:servers", given.get("avoid:servers", "")),
+            cloudinit=cloudinit.parse_setup(given),
         )
         return model.validate(config)
 
@@ -344,16 +346,20 @@ def parse_patch(props: Mapping[str, str]) -> ServerPatch:
         tags=value("tags", parse_tags, ()),
         avoid_drives=value("avoid:drives", lambda v: _uuid_list("avoid:drives", v), ()),
         avoid_servers=value("avoid:servers", lambda v: _uuid_list("avoid:servers", v), ()),
+        cloudinit=cloudinit.parse_change(props),
     )
 
 
 def _removed_with(key: str) -> tuple[str, ...]:
-    """Keys that go when `key` is removed: a device's media, or all of a NIC's keys with its model."""
+    """Keys that go when `key` is removed: a device's media, all of a NIC's keys with its model,
+    or the seed's parts with `cloudinit`."""
     if parse_device(key):
         return (f"{key}:media",)
     nic = _NIC_KEY.match(key)
     if nic and nic.group(2) == "model":
         return tuple(f"nic:{nic.group(1)}:{part}" for part in ("dhcp", "vlan", "mac"))
+    if key == cloudinit.SWITCH:
+        return tuple(sorted(cloudinit.KEYS - {key}))
     return ()
 
 
@@ -430,6 +436,7 @@ def to_info(config: ServerConfig) -> Info:
         info["avoid:drives"] = list(config.avoid_drives)
     if config.avoid_servers:
         info["avoid:servers"] = list(config.avoid_servers)
+    info.update(cloudinit.info(config.cloudinit))
     return info
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from elastic_api.api.elastichosts.call import Call
+from elastic_api.api.elastichosts.codec import cloudinit
 from elastic_api.api.elastichosts.codec import server as codec
 from elastic_api.api.elastichosts.negotiate import NoContent, Properties, PropertiesList, ValuesList
 from elastic_api.errors import UsageError
 from elastic_api.http.audit import created
+from elastic_api.model.server import ServerConfig
 
 
 async def list_servers(call: Call) -> ValuesList:
@@ -29,6 +31,7 @@ async def info(call: Call) -> Properties:
 async def _create(call: Call, *, start: bool) -> Properties:
     servers = call.services.servers
     config = codec.parse_config(await call.props())
+    cloudinit.check_limits(config.cloudinit, call.config.max_inline_script_bytes)
     with codec.wire_errors():
         record = await servers.create(call.user, config, start=start)
     created(call.request, record.server)
@@ -55,9 +58,14 @@ async def set_(call: Call) -> Properties:
         # server without nic:0 is a key given without its model): say that one if it differs.
         codec.check_set(record.config, props)
         raise
+
+    def check(config: ServerConfig) -> None:
+        merged = codec.check_set(config, props)
+        cloudinit.check_limits(merged.cloudinit, call.config.max_inline_script_bytes)
+
     with codec.wire_errors(props.keys()):
         # check_set again under the server's lock: the configuration may have changed meanwhile.
-        record = await servers.set(call.user, record.server, patch, check=lambda config: codec.check_set(config, props))
+        record = await servers.set(call.user, record.server, patch, check=check)
     return Properties(codec.view_info(await servers.info(record)))
 
 
