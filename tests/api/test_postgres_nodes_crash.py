@@ -43,7 +43,7 @@ MiB = 1 << 20
 JSON = {"Accept": "application/json"}
 IMAGE = "b16b16b1-0000-4000-8000-000000000001"
 # A lease a killed node loses within seconds (the heartbeat renews it every second while alive).
-SHORT_LEASE = {"job_lease_seconds": 4, "job_heartbeat_seconds": 1}
+SHORT_LEASE: dict[str, Any] = {"job_lease_seconds": 4, "job_heartbeat_seconds": 1}
 
 
 def rows(url: str, sql: str) -> list[tuple[Any, ...]]:
