@@ -262,7 +262,7 @@ class Run:
 
 
 def node_config(work: Path, args: argparse.Namespace, name: str, database: str) -> Path:
-    (work / name).mkdir(exist_ok=True)
+    (work / name).mkdir(parents=True, exist_ok=True)
     config = work / name / "elastic-api.yaml"
     values = {
         "listen": f"{HOST}:{free_port()}",
