@@ -3,6 +3,7 @@ mounts the dialects on it."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -12,6 +13,7 @@ from elastic_api.api.ecs import app as ecs
 from elastic_api.api.elastichosts import routes as elastichosts
 from elastic_api.api.elastichosts.errors import error_response
 from elastic_api.config import Config
+from elastic_api.errors import ConfigError
 from elastic_api.http.metrics import DIALECT, OPS_METRICS, timing
 from elastic_api.http.middleware import errors, plain_server_header
 from elastic_api.http.server import REFUSAL, connection
@@ -23,6 +25,7 @@ from elastic_api.service.services import Services, build_services
 from elastic_api.storage import Storage
 from elastic_api.store import Store
 
+log = logging.getLogger(__name__)
 SERVICES = web.AppKey("services", Services)
 CONFIG = web.AppKey("config", Config)
 
@@ -52,6 +55,11 @@ def create_app(config: Config, *, store: Store, storage: Storage, hypervisor: Hy
         await store.open()
         try:
             await services.drives.open_keys()  # no master key, no start: never silent plaintext
+            if not await store.claim_node(services.jobs.holder):
+                raise ConfigError(
+                    f"a node named {services.jobs.holder} is running on this database already:"
+                    " give each node its own node_name"
+                )
         except BaseException:
             await store.close()
             raise
@@ -59,12 +67,16 @@ def create_app(config: Config, *, store: Store, storage: Storage, hypervisor: Hy
         try:
             hypervisor.on_event(services.servers.on_event)
             hypervisor.on_host_back(services.servers.on_host_back)
-            await services.servers.reconcile()
-            await services.drives.sweep_orphans()
+            async with store.join_nodes() as alone:
+                await services.servers.reconcile()  # host by host, one node at a time
+                if alone:  # another node may be making a file its row does not name yet
+                    await services.drives.sweep_orphans()
+                else:
+                    log.info("other nodes are running: the pool's orphans wait for a start with none")
             await services.jobs.start()  # after every kind's handler is registered
             await services.metrics.start()
             services.drives.counters.start()
-            await services.ecs.recover()  # after the runner took its jobs back
+            await services.ecs.recover(alone=alone)  # after the runner took its jobs back
             yield
         finally:
             await services.metrics.close()

@@ -134,6 +134,10 @@ class Config:
     # statements: 10 serve hundreds of calls a second; N nodes need N x 10 of max_connections).
     database_url: str = ""
     database_pool_size: int = 10
+    # This node's name on the job leases it takes, unique among the nodes sharing a database
+    # (a second live node under it is refused at start): "" is the host's name, so a node
+    # restarted on its host takes back its own jobs at once instead of after their lease.
+    node_name: str = ""
     # Seconds an admitted create's quota hold lasts if it never ends (its node died): longer than
     # any create takes, and what a dead node held is free again within the hour.
     quota_hold_seconds: int = 3600
@@ -144,7 +148,7 @@ class Config:
     # Image jobs copying at once: each is disk- and CPU-bound (gzip), two cores serve two well.
     max_image_jobs: int = 2
     # Seconds a node's claim on a running job lasts unless its heartbeat renews it: another node
-    # (or this one restarted under a new ID) takes the job over only after that, so it must
+    # takes the job over only after that (the node itself, restarted, at once), so it must
     # outlast a few missed beats and a stalled store, and is short enough to resume in a minute.
     job_lease_seconds: int = 60
     # Seconds between heartbeats renewing this node's leases: a fifth of the lease rides out a
@@ -442,6 +446,8 @@ def from_mapping(data: dict[str, Any]) -> Config:
     check_audit(config)
     if config.storage_timeout < 1:
         raise ConfigError("storage_timeout must be at least 1")
+    if len(config.node_name) > 64 or not all(c.isascii() and (c.isalnum() or c in "-_.") for c in config.node_name):
+        raise ConfigError("node_name must be at most 64 letters, digits, '-', '_' or '.'")
     if config.database_pool_size < 1 or config.quota_hold_seconds < 60:
         raise ConfigError("database_pool_size must be at least 1, quota_hold_seconds at least 60")
     interval = config.host_reconnect_interval

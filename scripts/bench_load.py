@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """Benchmark: 50 keep-alive clients mixing small requests and 4 MiB writes against a real
-`elastic-api serve` pinned to one core, beside a trivial aiohttp handler on the same core."""
+`elastic-api serve` pinned to one core, beside a trivial aiohttp handler on the same core; with
+--database, the same mix again against --nodes nodes on one PostgreSQL database (pinned to the
+same core, the clients spread over them), printed as ratios of the SQLite run."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -230,64 +232,118 @@ async def api_load(
     return tally, time.monotonic() - start
 
 
-def run(args: argparse.Namespace) -> int:
-    os.sched_setaffinity(0, {args.client_cpu})
-    work = Path(tempfile.mkdtemp(prefix="bench-load-"))
-    payload = random.Random(7).randbytes(args.write_size // 2) * 2  # half repeats: realistic, not zeros
+def cpu_seconds(pids: list[int]) -> float:
+    """User and system CPU seconds the processes have used (from /proc: utime + stime)."""
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
-    # The ceiling, on the server's core.
-    port = free_port()
-    hello = subprocess.Popen([sys.executable, "-c", HELLO, HOST, str(port)], preexec_fn=pinned(args.server_cpu))
-    try:
-        baseline = asyncio.run(hello_load(port, hello, args.clients, args.baseline))
-    finally:
-        hello.terminate()
-        hello.wait()
-    hello_rps = report("baseline (aiohttp hello handler)", baseline, args.baseline)
 
-    port = free_port()
-    config = work / "elastic-api.yaml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "listen": f"{HOST}:{port}",
-                "data_dir": str(work / "var"),
-                "log_level": args.log_level,
-                "hosts": [{"name": "test", "uri": "test:///default"}],
-                # Throughput, not the upload limit, is measured: every client may be writing at once.
-                "max_uploads": args.clients,
-                "max_uploads_per_user": args.clients,
-                # Plain drives unless asked: a LUKS create runs qemu-img and storage daemons (on this
-                # core too, since children inherit the pinning), which bench_encryption measures.
-                "default_cipher": args.cipher,
-            }
-        )
-    )
+def postgres_pids() -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if (entry / "comm").read_text().strip() == "postgres":
+                    pids.append(int(entry.name))
+    return pids
+
+
+@dataclass
+class Run:
+    tally: Tally
+    seconds: float
+    node_cpu: float  # CPU seconds the API processes used
+    db_cpu: float  # CPU seconds PostgreSQL's processes used (0 on SQLite)
+    memory: list[tuple[int, int]]  # (VmHWM, VmRSS) KiB per node
+
+
+def node_config(work: Path, args: argparse.Namespace, name: str, database: str) -> Path:
+    (work / name).mkdir(parents=True, exist_ok=True)
+    config = work / name / "elastic-api.yaml"
+    values = {
+        "listen": f"{HOST}:{free_port()}",
+        # Every node the same data directory: the pool they share, the master key, the ID.
+        "data_dir": str(work / "var"),
+        "log_level": args.log_level,
+        "hosts": [{"name": "test", "uri": "test:///default"}],
+        # Throughput, not the upload limit, is measured: every client may be writing at once.
+        "max_uploads": args.clients,
+        "max_uploads_per_user": args.clients,
+        # Plain drives unless asked: a LUKS create runs qemu-img and storage daemons (on this
+        # core too, since children inherit the pinning), which bench_encryption measures.
+        "default_cipher": args.cipher,
+    }
+    if database:
+        values.update(database_url=database, node_name=name)
+    config.write_text(yaml.safe_dump(values))
+    return config
+
+
+def users(config: Path, n: int) -> list[str]:
     auths = []
-    for _ in range(args.users):
+    for _ in range(n):
         out = subprocess.run(
             [program(), "--config", str(config), "user", "create"], check=True, capture_output=True, text=True
         ).stdout
         lines = dict(line.split(" ", 1) for line in out.splitlines())
         auths.append("Basic " + base64.b64encode(f"{lines['user']}:{lines['secret']}".encode()).decode())
+    return auths
 
-    command = [program(), "--config", str(config), "serve"]
-    if args.profile:
-        command = [sys.executable, "-m", "cProfile", "-o", args.profile, "-m", "elastic_api", *command[1:]]
-    with open(work / "server.log", "wb") as log:
-        server = subprocess.Popen(command, stdout=log, stderr=log, preexec_fn=pinned(args.server_cpu))
-    try:
-        tally, seconds = asyncio.run(api_load(port, server, auths, args, payload))
-        hwm, rss = peak_memory(server.pid)
-    finally:
-        server.terminate()
-        server.wait()
 
-    total = len(tally.small) + len(tally.writes)
-    print(
-        f"elastic-api, {args.clients} clients over {args.users} users, {seconds:.0f} s,"
-        f" server on CPU {args.server_cpu}, load on CPU {args.client_cpu}:"
+async def nodes_load(
+    ports: list[int], servers: list[subprocess.Popen[bytes]], auths: list[str], args: argparse.Namespace, payload: bytes
+) -> tuple[Tally, float]:
+    for port, server in zip(ports, servers, strict=True):
+        await wait_listening(port, server)
+    tally = Tally()
+    start = time.monotonic()
+    deadline = start + args.duration
+    await asyncio.gather(
+        *(
+            client(ports[i % len(ports)], auths[i % len(auths)], i, deadline, args.write_share, payload, tally)
+            for i in range(args.clients)
+        )
     )
+    return tally, time.monotonic() - start
+
+
+def serve_load(work: Path, args: argparse.Namespace, payload: bytes, nodes: int, database: str) -> Run:
+    """`nodes` servers on one data directory (SQLite when `database` is empty), all pinned to the
+    server's core, the clients spread over them; what it cost."""
+    configs = [node_config(work, args, f"n{n}", database) for n in range(nodes)]
+    auths = users(configs[0], args.users)
+    servers = []
+    ports = [int(yaml.safe_load(c.read_text())["listen"].rsplit(":", 1)[1]) for c in configs]
+    for n, config in enumerate(configs):
+        command = [program(), "--config", str(config), "serve"]
+        if args.profile and n == 0:
+            command = [sys.executable, "-m", "cProfile", "-o", args.profile, "-m", "elastic_api", *command[1:]]
+        with open(config.parent / "server.log", "wb") as log:
+            servers.append(subprocess.Popen(command, stdout=log, stderr=log, preexec_fn=pinned(args.server_cpu)))
+        asyncio.run(wait_listening(ports[n], servers[-1]))  # one at a time: the first makes the key
+    db_pids = postgres_pids() if database else []
+    try:
+        node_before, db_before = cpu_seconds([s.pid for s in servers]), cpu_seconds(db_pids)
+        tally, seconds = asyncio.run(nodes_load(ports, servers, auths, args, payload))
+        node_cpu = cpu_seconds([s.pid for s in servers]) - node_before
+        db_cpu = cpu_seconds(db_pids) - db_before
+        memory = [peak_memory(s.pid) for s in servers]
+    finally:
+        for server in servers:
+            server.terminate()
+        for server in servers:
+            server.wait()
+    return Run(tally, seconds, node_cpu, db_cpu, memory)
+
+
+def describe(name: str, run_: Run, args: argparse.Namespace) -> float:
+    tally, seconds = run_.tally, run_.seconds
+    total = len(tally.small) + len(tally.writes)
+    print(f"{name}, {args.clients} clients over {args.users} users, {seconds:.0f} s, servers on CPU {args.server_cpu}:")
     print(f"  all requests: {total / seconds:,.0f}/s ({total} in {seconds:.1f} s); by command {tally.by_op}")
     small_rps = report("  small requests", tally, seconds)
     print(
@@ -303,13 +359,72 @@ def run(args: argparse.Namespace) -> int:
         f" p50 {percentile(tally.writes, 50) * 1000:.0f} ms, p99 {percentile(tally.writes, 99) * 1000:.0f} ms"
     )
     print(f"  errors: {len(tally.errors)}" + (f" (first: {tally.errors[0]})" if tally.errors else ""))
-    print(f"  server memory: peak {hwm / 1024:.0f} MiB (VmHWM), {rss / 1024:.0f} MiB at the end")
+    per_k = 1000 / max(total, 1)
+    print(
+        f"  CPU per 1,000 requests: API {run_.node_cpu * per_k:.2f} s"
+        + (f", PostgreSQL {run_.db_cpu * per_k:.2f} s (its whole cluster)" if run_.db_cpu else "")
+    )
+    for n, (hwm, rss) in enumerate(run_.memory):
+        print(f"  node {n} memory: peak {hwm / 1024:.0f} MiB (VmHWM), {rss / 1024:.0f} MiB at the end")
+    return small_rps
+
+
+@contextlib.contextmanager
+def fresh_database(url: str) -> Iterator[str]:
+    """A new database on the cluster `url` reaches (dropped after): the run never touches data."""
+    import psycopg
+    from psycopg.conninfo import make_conninfo
+
+    name = f"bench_{os.getpid()}_{int(time.time())}"
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield make_conninfo(url, dbname=name)
+    finally:
+        with psycopg.connect(url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def run(args: argparse.Namespace) -> int:
+    os.sched_setaffinity(0, {args.client_cpu})
+    work = Path(tempfile.mkdtemp(prefix="bench-load-"))
+    payload = random.Random(7).randbytes(args.write_size // 2) * 2  # half repeats: realistic, not zeros
+
+    # The ceiling, on the server's core.
+    port = free_port()
+    hello = subprocess.Popen([sys.executable, "-c", HELLO, HOST, str(port)], preexec_fn=pinned(args.server_cpu))
+    try:
+        baseline = asyncio.run(hello_load(port, hello, args.clients, args.baseline))
+    finally:
+        hello.terminate()
+        hello.wait()
+    hello_rps = report("baseline (aiohttp hello handler)", baseline, args.baseline)
+
+    one = serve_load(work / "sqlite", args, payload, 1, "")
+    small_rps = describe("elastic-api, one node on SQLite", one, args)
     print(f"  small requests/s as a ratio of the hello baseline on the same core: {small_rps / hello_rps:.2f}")
-    p99 = percentile(tally.small, 99) * 1000
-    met = small_rps >= 2000 and p99 < 50 and not tally.errors
+    p99 = percentile(one.tally.small, 99) * 1000
+    met = small_rps >= 2000 and p99 < 50 and not one.tally.errors
     print(f"  target (>= 2,000 small/s, p99 < 50 ms, no errors): {'met' if met else 'MISSED'}")
-    print(f"  server log: {work / 'server.log'}" + (f"; profile: {args.profile}" if args.profile else ""))
-    return 0 if not tally.errors else 1
+    print(f"  server logs: {work / 'sqlite'}" + (f"; profile: {args.profile}" if args.profile else ""))
+    if not args.database:
+        return 0 if not one.tally.errors else 1
+
+    with fresh_database(args.database) as url:
+        several = serve_load(work / "postgres", args, payload, args.nodes, url)
+    several_rps = describe(f"elastic-api, {args.nodes} nodes on PostgreSQL", several, args)
+    print(f"  server logs: {work / 'postgres'}")
+    p99_several = percentile(several.tally.small, 99) * 1000
+    total_one = len(one.tally.small) + len(one.tally.writes)
+    total_several = len(several.tally.small) + len(several.tally.writes)
+    print(f"{args.nodes} nodes on PostgreSQL as a ratio of one node on SQLite:")
+    print(
+        f"  small requests/s {several_rps / small_rps:.2f}, all requests/s"
+        f" {total_several / several.seconds / (total_one / one.seconds):.2f},"
+        f" small p99 {p99_several / p99:.2f} ({p99:.1f} -> {p99_several:.1f} ms),"
+        f" errors {len(one.tally.errors)} -> {len(several.tally.errors)}"
+    )
+    return 0 if not one.tally.errors and not several.tally.errors else 1
 
 
 def main() -> int:
@@ -328,7 +443,13 @@ def main() -> int:
         "--cipher", default="none", help="the server's default_cipher for created drives (default none)"
     )
     parser.add_argument("--log-level", default="INFO", help="the server's log level (INFO logs every request)")
-    parser.add_argument("--profile", help="run the server under cProfile and write its stats here")
+    parser.add_argument("--profile", help="run the (first) server under cProfile and write its stats here")
+    parser.add_argument(
+        "--database",
+        default="",
+        help="a PostgreSQL URL: after the SQLite run, run --nodes nodes on a fresh database of its cluster",
+    )
+    parser.add_argument("--nodes", type=int, default=2, help="API nodes on PostgreSQL (default 2)")
     return run(parser.parse_args())
 
 

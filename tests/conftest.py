@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import io
 import json
 import os
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -160,8 +162,35 @@ async def app(config: Config) -> Any:
     return make_app(config)
 
 
+# On PostgreSQL, the node names in use per data directory (so per database): a test running two
+# apps on one data directory at once runs two nodes, which must not share a name (the second
+# would be refused at start); an app made after the first closed (a restart) gets its name back.
+_NODES: dict[str, set[str]] = {}
+
+
+def _named_node(config: Config) -> tuple[Config, Callable[[Any], Awaitable[None]] | None]:
+    if not ON_POSTGRES or config.node_name:
+        return config, None
+    used = _NODES.setdefault(str(config.data_dir), set())
+    name = next(n for n in ("", *(f"node{i}" for i in range(1, 100))) if n not in used)
+    used.add(name)
+
+    async def release(_app: Any) -> None:
+        used.discard(name)
+
+    return dataclasses.replace(config, node_name=name), release
+
+
 def make_app(config: Config) -> Any:
     """The real application on a config's data dir: SQLite, the drive pool, libvirt hosts."""
+    config, release = _named_node(config)
+    app = _make_app(config)
+    if release is not None:
+        app.on_cleanup.append(release)
+    return app
+
+
+def _make_app(config: Config) -> Any:
     from elastic_api.hypervisor.libvirt import LibvirtHypervisor
     from elastic_api.installation import load_or_create
     from elastic_api.storage.pool import Pool

@@ -55,7 +55,7 @@ class Job:
     started: int | None = None
     finished: int | None = None
     error: str | None = None  # why a failed job failed, in words for its owner
-    lease_holder: str | None = None  # the node running it (its installation ID) while running
+    lease_holder: str | None = None  # the node running it (installation ID/node name) while running
     lease_expires: int | None = None  # nanoseconds; a running job past this is its holder's no more
 
     @property

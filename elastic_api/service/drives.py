@@ -23,7 +23,7 @@ from elastic_api.model.pages import Page
 from elastic_api.service.counters import IoCounters
 from elastic_api.service.jobs import JobRunner
 from elastic_api.service.keyring import Keyring
-from elastic_api.service.locks import DriveUse, LockTable, UploadSlots
+from elastic_api.service.locks import DriveUse, NodeLocks, UploadSlots
 from elastic_api.service.quotas import QuotaService
 from elastic_api.storage import Storage, Volume
 from elastic_api.storage.fileops import open_to_send
@@ -60,7 +60,7 @@ class DriveService:
         self.storage = storage
         self.clock = clock
         self.quotas = quotas or QuotaService(config, store)
-        self.locks = LockTable()
+        self.locks = NodeLocks(store, "drive")
         self.use = DriveUse()
         self.uploads = UploadSlots(per_user=config.max_uploads_per_user, total=config.max_uploads)
         self.keys = Keyring(config.master_key_path, may_create=not config.master_key_file)

@@ -33,7 +33,7 @@ from elastic_api.service.catalogue import CatalogueService
 from elastic_api.service.ecs_actions import GiB, EcsActions
 from elastic_api.service.groups import GroupService
 from elastic_api.service.jobs import JobRunner
-from elastic_api.service.locks import LockTable
+from elastic_api.service.locks import NodeLocks
 from elastic_api.service.quotas import QuotaService
 from elastic_api.service.servers import ServerService
 from elastic_api.service.sshkeys import SshKeyService
@@ -105,7 +105,7 @@ class EcsServerService:
         # Support plans and reservations are kept by the server's ECS name: it exists from the
         # request on (the engine's UUID only once the action made it) and is never reused.
         self.support = support
-        self.locks = LockTable()  # per server name: one action asked at a time
+        self.locks = NodeLocks(store, "ecs server")  # per server name: one action asked at a time
 
     # -- reading ----------------------------------------------------------------------------------
     async def visible(self, user: str, scope: str | None) -> list[EcsServer]:
@@ -354,12 +354,14 @@ class EcsServerService:
         return self.jobs.live(job)
 
     # -- start-up -----------------------------------------------------------------------------------
-    async def recover(self) -> None:
+    async def recover(self, *, alone: bool = True) -> None:
         """After the job runner took its jobs back: a server left Booting or Deleting without an
         action to finish it (a crash between its row and its job) gets one now, so no server stays
-        in a passing status for good."""
+        in a passing status for good. Not `alone` (other nodes run): only rows older than a job
+        lease, as a live node's create adds its job within the same request."""
+        settled = time.time_ns() - self.config.job_lease_seconds * 1_000_000_000
         for server in await self.store.list_ecs_servers(None):
-            if server.status not in (*model.CREATING, model.DELETING):
+            if server.status not in (*model.CREATING, model.DELETING) or (not alone and server.created > settled):
                 continue
             jobs = await self.store.jobs_of(server.owner, server.name)
             if any(job.unfinished for job in jobs):

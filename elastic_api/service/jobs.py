@@ -61,7 +61,7 @@ class JobRunner:
         clock: Callable[[], int] = time.time_ns,
     ) -> None:
         self.store = store
-        self.holder = holder  # this node's name on the leases it takes (the installation ID)
+        self.holder = holder  # this node's name on the leases it takes (services.lease_holder)
         self.lease = int(lease_seconds * SECOND)
         self.heartbeat_seconds = heartbeat_seconds
         self.progress_seconds = progress_seconds
@@ -132,7 +132,9 @@ class JobRunner:
         resources: dict[str, None] = {}
         for job in await self.store.unfinished_jobs():
             if job.status == RUNNING and job.resource not in self._running:
-                ours_before = startup and job.lease_holder == self.holder
+                # A holder from before node names is the installation's ID alone: ours too (the
+                # store's requeue by holder lets one node alone take it back).
+                ours_before = startup and job.lease_holder in (self.holder, self.holder.partition("/")[0])
                 if not ours_before and (job.lease_expires or 0) > now:
                     continue  # its holder runs it and renews its lease (here: one just claimed)
                 log.warning(

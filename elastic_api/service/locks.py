@@ -1,34 +1,29 @@
-"""Per-object asyncio locks that vanish when nobody holds or waits for them, and upload slots."""
+"""Locks on objects across every node sharing the store, what one node's requests are doing with
+a drive's bytes, and upload slots (per node: see UploadSlots)."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 
 from elastic_api.errors import UnavailableError
+from elastic_api.store.base import CoordinationStore
+from elastic_api.store.locks import LockTable
 
 
-class LockTable:
-    def __init__(self) -> None:
-        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+class NodeLocks:
+    """Locks on one kind of object (servers, drives, resources …) that hold across every node
+    sharing the store (store.node_lock): a critical section that spans a hypervisor call and
+    store writes (a guest's start, stop or destroy, a drive's resize or destroy) runs on one
+    node at a time. On SQLite, which one process uses, that is an in-process lock, as before."""
 
-    @asynccontextmanager
-    async def hold(self, key: str) -> AsyncIterator[None]:
-        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
-        self._locks[key] = (lock, users + 1)
-        try:
-            async with lock:
-                yield
-        finally:
-            lock, users = self._locks[key]
-            if users == 1:
-                del self._locks[key]
-            else:
-                self._locks[key] = (lock, users - 1)
+    def __init__(self, store: CoordinationStore, kind: str) -> None:
+        self.store = store
+        self.kind = kind
 
-    def __len__(self) -> int:
-        return len(self._locks)
+    def hold(self, key: str) -> AbstractAsyncContextManager[None]:
+        return self.store.node_lock(self.kind, key)
 
 
 class DriveUse:
@@ -64,7 +59,9 @@ class DriveUse:
 class UploadSlots:
     """Writes receiving a body at once, per user and in all. A write that finds no free slot is
     refused at once (503 with Retry-After) rather than queued: a queued body still occupies
-    its connection and the client's retry with backoff is the better queue."""
+    its connection and the client's retry with backoff is the better queue. Per node: a slot
+    bounds what this process's memory, threads and connections hold, so N nodes behind a load
+    balancer admit N times max_uploads in all (the pool's disk is shared, its bandwidth too)."""
 
     def __init__(self, *, per_user: int, total: int) -> None:
         self.per_user = per_user
@@ -92,3 +89,6 @@ class UploadSlots:
 
     def __len__(self) -> int:
         return self._all
+
+
+__all__ = ["DriveUse", "LockTable", "NodeLocks", "UploadSlots"]

@@ -16,7 +16,7 @@ from elastic_api.model.pages import Page
 from elastic_api.model.resource import IP, VLAN, Lease, PoolInfo, Resource, ResourceChanges, ResourceSpec
 from elastic_api.model.server import ServerConfig, mac_of
 from elastic_api.model.server_record import ServerRecord
-from elastic_api.service.locks import LockTable
+from elastic_api.service.locks import NodeLocks
 from elastic_api.service.quotas import QuotaService
 from elastic_api.store import Store
 
@@ -39,7 +39,7 @@ class ResourceService:
         self.clock = clock
         # Held around a network's changes: a VLAN's (created for a start, removed on destroy) by its
         # UUID, a host's public network (created by the first start that needs it) by the host.
-        self.locks = LockTable()
+        self.locks = NodeLocks(store, "resource")
         pool = config.ip_pool
         self.pool = PoolInfo(netmask=pool.netmask, gateway=pool.gateway, nameserver=pool.nameserver)
         self.public = PublicNetwork(

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import time
 from collections.abc import Callable, Collection
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +24,7 @@ from elastic_api.model.server_patch import Field, ServerPatch, apply_patch, chec
 from elastic_api.model.resource import Lease
 from elastic_api.model.server_record import ACTIVE, Claim, ServerRecord
 from elastic_api.service.drives import DriveService
-from elastic_api.service.locks import LockTable
+from elastic_api.service.locks import NodeLocks
 from elastic_api.service.quotas import QuotaService
 from elastic_api.service.resources import ResourceService
 from elastic_api.storage.seed import Seeds
@@ -61,7 +63,7 @@ class ServerService:
         self.resources = resources
         self.clock = clock
         self.seeds = seeds if seeds is not None else Seeds(config.seed_dir)
-        self.locks = LockTable()
+        self.locks = NodeLocks(store, "server")
 
     async def get(self, user: str, server_id: str) -> ServerRecord:
         canonical = parse_id(server_id)
@@ -173,7 +175,8 @@ class ServerService:
                 xml = domain_xml(spec)
                 for slot in config.drives:  # our own qcow2 exports would hold the guest's write lock
                     await self.drives.storage.release(self.drives.volume(await self.drives.get(user, slot.drive)))
-                await self.hypervisor.start(host, xml, secrets)
+                async with self._host_lock(host):
+                    await self.hypervisor.start(host, xml, secrets)
             except BaseException:
                 await self.resources.unwire(record, host)
                 await self.store.deactivate_server(user, record.server)
@@ -189,6 +192,14 @@ class ServerService:
         customization = config.cloudinit.customization(hostname_of(config.name), server)
         path = await self.seeds.write(server, render_meta_data(customization), render_user_data(customization))
         return str(path)
+
+    def _host_lock(self, host: str) -> AbstractAsyncContextManager[None]:
+        """With other nodes on the store: one guest's start at a time on the host, across them,
+        so two nodes never both place onto its last free memory (the hypervisor's own room
+        check and reservation hold within one process; a started domain is counted by every
+        node's next check), and a start-up's secrets sweep sees no start half-way. One node
+        alone needs none of it: its hypervisor starts several guests on a host at once."""
+        return self.store.node_lock("host", host) if self.store.several_nodes else contextlib.nullcontext()
 
     def serial_log(self, server: str) -> Path:
         return self.config.log_dir / f"{server}.serial.log"
@@ -367,7 +378,12 @@ class ServerService:
         (hypervisor.running); those from before installation IDs are adopted when the database
         knows their server, so an upgrade keeps its guests and another installation's are never
         touched. Each change is made under the server's lock and after a second look, as starts
-        and stops through the API may be under way."""
+        and stops through the API may be under way. One node at a time reconciles a host (the
+        others, starting or seeing it come back, wait and then find nothing to do)."""
+        async with self.store.node_lock("reconcile", host):
+            await self._reconcile_host(host, sweep=sweep)
+
+    async def _reconcile_host(self, host: str, *, sweep: bool) -> None:
         adopt = {record.server for record in await self.store.all_servers()}
         # Domains first, rows second: a start activates its row before it makes its domain, so a
         # domain seen here has a row that the read below sees active.
@@ -400,7 +416,11 @@ class ServerService:
         if not sweep:
             return
         try:  # secrets of guests that stopped while we were not watching, or of starts cut short
-            await self.hypervisor.sweep_secrets(known & set(running), adopt, hosts=[host])
+            async with self._host_lock(host):  # no other node's start half-way (its secrets made)
+                if self.store.several_nodes:  # looked at again: guests other nodes started since
+                    running = await self.hypervisor.running(adopt, hosts=[host])
+                    known = {r.server for r in await self.store.active_servers() if r.host == host}
+                await self.hypervisor.sweep_secrets(known & set(running), adopt, hosts=[host])
         except ElasticError as e:
             log.warning("host %s: stale secrets not removed: %s", host, e.message)
 

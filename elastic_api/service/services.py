@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass
 
 from elastic_api.config import Config
@@ -26,6 +27,14 @@ from elastic_api.storage import Storage
 from elastic_api.store import Store
 
 
+def lease_holder(installation: str, node_name: str) -> str:
+    """This node's name on the job leases it takes: the installation's ID (every node of an
+    installation shares it, as they share its guests) and the node's own name, the host's when
+    the config gives none. The same after a restart, so a node takes its own jobs back at once;
+    unique among live nodes, which start-up checks (store.claim_node)."""
+    return f"{installation}/{node_name or socket.gethostname()}"
+
+
 @dataclass
 class Services:
     users: UserService
@@ -47,10 +56,9 @@ class Services:
 
 def build_services(config: Config, store: Store, storage: Storage, hypervisor: Hypervisor) -> Services:
     quotas = QuotaService(config, store)
-    # Leases name this installation: after a restart its jobs left running are known as its own.
     jobs = JobRunner(
         store,
-        hypervisor.installation,
+        lease_holder(hypervisor.installation, config.node_name),
         lease_seconds=config.job_lease_seconds,
         heartbeat_seconds=config.job_heartbeat_seconds,
         progress_seconds=config.job_progress_seconds,

@@ -22,6 +22,7 @@ What every implementation promises (tests/contract/ holds each one to it):
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import Protocol, runtime_checkable
 
 from elastic_api.model.audit import AuditEntry, AuditQuery
@@ -192,6 +193,38 @@ class JobStore(Protocol):
         """Every queued or running job of every owner, by ID: for start-up and the heartbeat."""
 
 
+class CoordinationStore(Protocol):
+    """What keeps the nodes sharing one store out of each other's way where a critical section
+    spans more than one store call (a guest's start: placement, claims, the domain's creation),
+    and the names the nodes take on job leases."""
+
+    # Whether other processes may share the store (PostgreSQL: yes; SQLite: one process), so a
+    # caller can skip a lock that only other nodes make necessary.
+    several_nodes: bool
+
+    def node_lock(self, *key: str) -> AbstractAsyncContextManager[None]:
+        """Hold a lock on `key` (its parts joined) until the block ends, against every task of
+        this process and of every other process sharing the store: the holders of one key run
+        one after the other, in no promised order. A holder's process that dies releases its
+        locks (PostgreSQL ends its session). Locks on different keys never wait for each other
+        (on PostgreSQL they may, rarely, when two keys hash alike); taking two at once must
+        follow one order everywhere. On SQLite, which one process uses, an in-process lock."""
+
+    async def claim_node(self, node: str) -> bool:
+        """Take the name `node` for this store object while it is open: False when a live
+        process sharing the store holds it already (two nodes under one name would each take
+        the other's jobs for its own). A process that dies loses its names with its session,
+        so a node restarted under its name gets it back at once. On SQLite: True (one process)
+        unless this store object holds the name already."""
+
+    def join_nodes(self) -> AbstractAsyncContextManager[bool]:
+        """Join the nodes sharing the store, for as long as this store object stays open. The
+        block's value is True when no other node had joined, and then none can join until the
+        block ends: what only a lone node may do (remove pool files no row names, which another
+        node may be making) is safe inside it. False when other nodes are running. On SQLite
+        (one process): True."""
+
+
 class ServerStore(Protocol):
     """Servers: owned only (servers are never shared). An active server has a host, a start
     time and claims on its drives; a stopped one has none of them."""
@@ -358,6 +391,7 @@ class Store(
     DriveStore,
     ImageStore,
     JobStore,
+    CoordinationStore,
     ServerStore,
     ResourceStore,
     LeaseStore,

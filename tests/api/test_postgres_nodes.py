@@ -1,21 +1,32 @@
 """Two real `elastic-api serve` processes on one PostgreSQL database and one pool: creates spread
-over both nodes at once are all there, and a quota holds exactly across them."""
+over both nodes at once are all there, a quota holds exactly across them, an exclusive drive is
+claimed once, and a second node under a live node's name is refused."""
 
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
 
 from tests.postgres import fresh_database_sync
 from tests.support import Server, as_json, create_user, request, run_cli, write_config
 
 
+def node_configs(tmp_path: Path, url: str, names: tuple[str, ...] = ("a", "b"), **extra: Any) -> list[Path]:
+    """One config per node: the same database and the same data directory (the pool every node
+    mounts at the same path, the master key, the installation ID), each its own node_name."""
+    configs = []
+    for name in names:
+        (tmp_path / name).mkdir()
+        configs.append(
+            write_config(tmp_path / name, database_url=url, data_dir=str(tmp_path / "shared"), node_name=name, **extra)
+        )
+    return configs
+
+
 def test_two_nodes_share_the_drives_and_a_quota_exactly(tmp_path):
     with fresh_database_sync() as url:
-        shared = tmp_path / "shared"  # the pool every node mounts at the same path
-        configs = []
-        for name in ("a", "b"):
-            (tmp_path / name).mkdir()
-            configs.append(write_config(tmp_path / name, database_url=url, data_dir=str(shared)))
+        configs = node_configs(tmp_path, url)
         user, secret = create_user(configs[0])
         assert run_cli(configs[1], "user", "set-quota", user, "drives=20").returncode == 0
         nodes = [Server(configs[0]).start()]
@@ -47,11 +58,7 @@ def test_two_nodes_share_the_drives_and_a_quota_exactly(tmp_path):
 
 def test_an_exclusive_drive_is_never_claimed_by_servers_on_two_nodes(tmp_path):
     with fresh_database_sync() as url:
-        shared = tmp_path / "shared"
-        configs = []
-        for name in ("a", "b"):
-            (tmp_path / name).mkdir()
-            configs.append(write_config(tmp_path / name, database_url=url, data_dir=str(shared)))
+        configs = node_configs(tmp_path, url)
         user, secret = create_user(configs[0])
         nodes = [Server(configs[0]).start()]
         nodes.append(Server(configs[1]).start())
@@ -84,3 +91,22 @@ def test_an_exclusive_drive_is_never_claimed_by_servers_on_two_nodes(tmp_path):
         finally:
             for node in nodes:
                 assert node.stop() == 0
+
+
+def test_a_second_node_under_a_live_nodes_name_is_refused_and_a_restart_is_not(tmp_path):
+    with fresh_database_sync() as url:
+        a, twin = node_configs(tmp_path, url, ("a", "twin"))
+        twin.write_text(twin.read_text().replace("node_name: twin", "node_name: a"))
+        node = Server(a).start()
+        try:
+            refused = Server(twin)
+            try:
+                refused.start()
+                raise AssertionError("a second node named a started")
+            except RuntimeError as e:
+                assert "a node named" in str(e) and "/a is running on this database already" in str(e), e
+            assert refused.process is not None and refused.process.wait(60) == 2
+        finally:
+            assert node.stop() == 0
+        again = Server(twin).start()  # the name is free once its node is gone
+        assert again.stop() == 0

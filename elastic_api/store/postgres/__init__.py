@@ -21,7 +21,10 @@ How it keeps the contract without SQLite's single writer (details in each module
   IDs are in commit order per resource and at most one job runs on it;
 - counts under a limit (SSH keys, groups), support records and reservation chains run under an
   advisory lock on what they count;
-- a full disk (SQLSTATE 53100) is FullError.
+- a full disk (SQLSTATE 53100) is FullError;
+- critical sections that span several calls (a guest's start, a host's reconcile) hold session
+  advisory locks on a connection of the node's own (node_lock, locks.py), and each node's name
+  on job leases is a session lock there too (claim_node), so two live nodes never share one.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from elastic_api.store.postgres.ecs_servers import EcsServerRows
 from elastic_api.store.postgres.engine import PostgresEngine
 from elastic_api.store.postgres.images import ImageRows
 from elastic_api.store.postgres.jobs import JobRows
+from elastic_api.store.postgres.locks import LockRows
 from elastic_api.store.postgres.metrics import MetricsRows
 from elastic_api.store.postgres.resources import ResourceRows
 from elastic_api.store.postgres.servers import ServerRows
@@ -42,6 +46,20 @@ __all__ = ["PostgresEngine", "PostgresStore"]
 
 
 class PostgresStore(
-    UserRows, DriveRows, ImageRows, JobRows, ServerRows, ResourceRows, EcsRows, MetricsRows, AuditRows, EcsServerRows
+    UserRows,
+    DriveRows,
+    ImageRows,
+    JobRows,
+    ServerRows,
+    ResourceRows,
+    EcsRows,
+    MetricsRows,
+    AuditRows,
+    EcsServerRows,
+    LockRows,
 ):
     """The Store over one PostgreSQL database, shared by every node that names it."""
+
+    async def close(self) -> None:
+        await self.close_node_locks()
+        await super().close()

@@ -10,6 +10,7 @@ from elastic_api.store.sqlite.ecs_servers import EcsServerRows
 from elastic_api.store.sqlite.engine import SqliteEngine, _statements
 from elastic_api.store.sqlite.images import ImageRows
 from elastic_api.store.sqlite.jobs import JobRows
+from elastic_api.store.sqlite.locks import LockRows
 from elastic_api.store.sqlite.metrics import MetricsRows
 from elastic_api.store.sqlite.resources import ResourceRows
 from elastic_api.store.sqlite.servers import ServerRows
@@ -24,6 +25,7 @@ class SqliteStore(
     DriveRows,
     ImageRows,
     JobRows,
+    LockRows,
     ServerRows,
     ResourceRows,
     TokenRows,
