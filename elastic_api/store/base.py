@@ -35,6 +35,7 @@ from elastic_api.model.server_record import Claim, ServerRecord
 from elastic_api.store.base_ecs import (
     CatalogueStore,
     EcsServerStore,
+    CloudScriptStore,
     GroupStore,
     SshKeyStore,
     SupportStore,
@@ -369,6 +370,7 @@ class Store(
     AuditStore,
     SupportStore,
     EcsServerStore,
+    CloudScriptStore,
     Protocol,
 ):
     """The whole metadata store."""

@@ -327,4 +327,16 @@ MIGRATIONS: tuple[Migration, ...] = (
     );
     CREATE INDEX ecs_isolations_by_b ON ecs_isolations(b);
     """,
+    # 13: cloud scripts (/scripts): a user's library, numbered from a counter never reused.
+    """
+    CREATE TABLE cloud_scripts (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        owner TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        title TEXT NOT NULL,
+        content TEXT NOT NULL,
+        windows INTEGER NOT NULL,
+        created INTEGER NOT NULL
+    );
+    CREATE INDEX cloud_scripts_by_owner ON cloud_scripts(owner, id);
+    """,
 )

@@ -35,6 +35,7 @@ from elastic_api.store.postgres.images import ImageRows
 from elastic_api.store.postgres.jobs import JobRows
 from elastic_api.store.postgres.metrics import MetricsRows
 from elastic_api.store.postgres.resources import ResourceRows
+from elastic_api.store.postgres.scripts import ScriptRows
 from elastic_api.store.postgres.servers import ServerRows
 from elastic_api.store.postgres.users import UserRows
 
@@ -42,6 +43,16 @@ __all__ = ["PostgresEngine", "PostgresStore"]
 
 
 class PostgresStore(
-    UserRows, DriveRows, ImageRows, JobRows, ServerRows, ResourceRows, EcsRows, MetricsRows, AuditRows, EcsServerRows
+    UserRows,
+    DriveRows,
+    ImageRows,
+    JobRows,
+    ServerRows,
+    ResourceRows,
+    EcsRows,
+    MetricsRows,
+    AuditRows,
+    EcsServerRows,
+    ScriptRows,
 ):
     """The Store over one PostgreSQL database, shared by every node that names it."""

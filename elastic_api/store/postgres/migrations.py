@@ -262,4 +262,17 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX ecs_isolations_by_b ON ecs_isolations(b);
     """,
+    # 3: cloud scripts (SQLite's cloud_scripts migration): a user's library, numbered from a
+    # sequence never reused.
+    """
+    CREATE TABLE cloud_scripts (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        owner TEXT COLLATE "C" NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        title TEXT NOT NULL,
+        content TEXT NOT NULL,
+        windows BOOLEAN NOT NULL,
+        created BIGINT NOT NULL
+    );
+    CREATE INDEX cloud_scripts_by_owner ON cloud_scripts(owner, id);
+    """,
 )
