@@ -339,4 +339,14 @@ MIGRATIONS: tuple[Migration, ...] = (
     );
     CREATE INDEX cloud_scripts_by_owner ON cloud_scripts(owner, id);
     """,
+    # 14: each VLAN's number among its owner's VLANs (model/resource.py `vlan_id`, what the ECS
+    # dialect's `networks` name it by): existing VLANs are numbered in the order they were made.
+    """
+    ALTER TABLE resources ADD COLUMN vlan_id INTEGER CHECK (vlan_id BETWEEN 1 AND 4094);
+    UPDATE resources SET vlan_id = (
+        SELECT count(*) FROM resources r WHERE r.owner = resources.owner AND r.type = 'vlan'
+        AND (r.created, r.id) <= (resources.created, resources.id)
+    ) WHERE type = 'vlan';
+    CREATE UNIQUE INDEX resources_vlan_ids ON resources(owner, vlan_id) WHERE vlan_id IS NOT NULL;
+    """,
 )

@@ -275,4 +275,13 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX cloud_scripts_by_owner ON cloud_scripts(owner, id);
     """,
+    # 4: each VLAN's number among its owner's VLANs (SQLite's migration 14).
+    """
+    ALTER TABLE resources ADD COLUMN vlan_id INTEGER CHECK (vlan_id BETWEEN 1 AND 4094);
+    UPDATE resources r SET vlan_id = n.number FROM (
+        SELECT id, row_number() OVER (PARTITION BY owner ORDER BY created, id) AS number
+        FROM resources WHERE type = 'vlan'
+    ) n WHERE r.id = n.id;
+    CREATE UNIQUE INDEX resources_vlan_ids ON resources(owner, vlan_id) WHERE vlan_id IS NOT NULL;
+    """,
 )
