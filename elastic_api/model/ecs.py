@@ -42,6 +42,7 @@ class EcsServer:
     server: str | None  # the engine's server, once made
     ipv4: str  # the last lease seen
     created: int  # ns since the epoch
+    vlans: tuple[str, ...] = ()  # the VLANs (UUIDs) of its NICs after NIC 0, from `networks`
 
     @property
     def name(self) -> str:

@@ -349,4 +349,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     ) WHERE type = 'vlan';
     CREATE UNIQUE INDEX resources_vlan_ids ON resources(owner, vlan_id) WHERE vlan_id IS NOT NULL;
     """,
+    # 15: an ECS server's VLANs (JSON list of VLAN UUIDs, its NICs after NIC 0), from `networks`.
+    """
+    ALTER TABLE ecs_servers ADD COLUMN vlans TEXT NOT NULL DEFAULT '[]';
+    """,
 )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from typing import Any
 
 from elastic_api.model.ecs import EcsServer, server_name
@@ -11,7 +13,7 @@ from elastic_api.store.postgres.jobs import JOB_COLUMNS, job_row
 
 _COLUMNS = (
     "id, owner, plan, cores, ram_mb, disk_gb, cpu, image, so, so_label, location, notes, group_id, ssh_key,"
-    " status, stage, progress, drive, server, ipv4, created"
+    " status, stage, progress, drive, server, ipv4, created, vlans"
 )
 # What update_ecs_server may change.
 _CHANGEABLE = frozenset(
@@ -33,7 +35,7 @@ _JOBS = ", ".join(f"j.{c}" for c in JOB_COLUMNS)
 
 
 def _row(row: tuple[Any, ...]) -> EcsServer:
-    return EcsServer(int(row[0]), *row[1:])
+    return dataclasses.replace(EcsServer(int(row[0]), *row[1:-1]), vlans=tuple(json.loads(row[-1])))
 
 
 class EcsServerRows(PostgresEngine):
@@ -61,6 +63,7 @@ class EcsServerRows(PostgresEngine):
             server.server,
             server.ipv4,
             server.created,
+            json.dumps(list(server.vlans)),
         )
 
         async def insert(conn: Conn) -> EcsServer:

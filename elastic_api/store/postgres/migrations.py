@@ -284,4 +284,8 @@ MIGRATIONS: tuple[str, ...] = (
     ) n WHERE r.id = n.id;
     CREATE UNIQUE INDEX resources_vlan_ids ON resources(owner, vlan_id) WHERE vlan_id IS NOT NULL;
     """,
+    # 5: an ECS server's VLANs (SQLite's migration 15).
+    """
+    ALTER TABLE ecs_servers ADD COLUMN vlans TEXT NOT NULL DEFAULT '[]';
+    """,
 )

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
+import dataclasses
+import json
 from typing import Any
 
 from elastic_api.model.ecs import EcsServer, server_name
@@ -12,7 +14,7 @@ from elastic_api.store.sqlite.jobs import JOB_COLUMNS, job_row
 
 _COLUMNS = (
     "id, owner, plan, cores, ram_mb, disk_gb, cpu, image, so, so_label, location, notes, group_id, ssh_key,"
-    " status, stage, progress, drive, server, ipv4, created"
+    " status, stage, progress, drive, server, ipv4, created, vlans"
 )
 # What update_ecs_server may change.
 _CHANGEABLE = frozenset(
@@ -35,7 +37,7 @@ _JOBS = ", ".join(f"j.{c}" for c in JOB_COLUMNS)
 
 
 def _row(row: tuple[Any, ...]) -> EcsServer:
-    return EcsServer(*row)
+    return dataclasses.replace(EcsServer(*row[:-1]), vlans=tuple(json.loads(row[-1])))
 
 
 class EcsServerRows(SqliteEngine):
@@ -65,6 +67,7 @@ class EcsServerRows(SqliteEngine):
                 server.server,
                 server.ipv4,
                 server.created,
+                json.dumps(list(server.vlans)),
             )
             cursor = db.execute(
                 f"INSERT INTO ecs_servers ({_COLUMNS.split(', ', 1)[1]}, held_drive, held_server, held_run)"
