@@ -32,6 +32,12 @@ async def nics(ecs: Ecs, name: str) -> dict[int, str | None]:
 async def test_vlans_are_numbered_and_become_nics(ecs_alice: Ecs, image: str) -> None:  # noqa: F811
     first, second, third = [await make_vlan(ecs_alice) for _ in range(3)]
     assert [v["vlan_id"] for v in (first, second, third)] == ["1", "2", "3"]
+    # The number is the store's to give: read-only in the ElasticHosts dialect.
+    for path in ("/resources/vlan/create", f"/resources/vlan/{first['resource']}/set"):
+        refused = await ecs_alice.api.call(path, {"vlan_id": "9"})
+        assert refused.status == 400 and "read-only" in refused.text, refused.text
+    info = await ecs_alice.api.get(f"/resources/vlan/{first['resource']}/info", as_json=True)
+    assert info.json["vlan_id"] == "1"
     # ecsapi's shape: every field of a VLAN item, nulls for what is not given.
     name = await booted(
         ecs_alice,
