@@ -40,3 +40,41 @@ async def test_vlans_of_an_older_database_are_numbered(tmp_path):
         assert [r.vlan_id for r in await store.list_resources("u2", None, None, None)] == [1]
     finally:
         await store.close()
+
+
+async def test_vlans_of_an_older_postgres_database_are_numbered():
+    import psycopg
+
+    from elastic_api.store.postgres import PostgresStore
+    from elastic_api.store.postgres.migrations import MIGRATIONS as PG_MIGRATIONS
+    from tests.postgres import fresh_database
+
+    before = next(i for i, step in enumerate(PG_MIGRATIONS) if "ADD COLUMN vlan_id" in step)
+    async with fresh_database() as url:
+        async with await psycopg.AsyncConnection.connect(url, autocommit=True) as db:
+            await db.execute(
+                "CREATE TABLE schema_migrations"
+                " (version INTEGER PRIMARY KEY, applied TIMESTAMPTZ NOT NULL DEFAULT now())"
+            )
+            for number, step in enumerate(PG_MIGRATIONS[:before], 1):
+                await db.execute(step)
+                await db.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (number,))
+            for user in ("u1", "u2"):
+                await db.execute(
+                    "INSERT INTO users (id, name, secret_hash, created) VALUES (%s, 'n', 'h'::bytea, 0)", (user,)
+                )
+            for row in (("v-b", "vlan", "u1", 20), ("v-a", "vlan", "u1", 10), ("10.0.0.1", "ip", "u1", 5)):
+                await db.execute(
+                    "INSERT INTO resources (id, type, owner, name, created) VALUES (%s, %s, %s, '', %s)", row
+                )
+            await db.execute(
+                "INSERT INTO resources (id, type, owner, name, created) VALUES ('v-c', 'vlan', 'u2', '', 30)"
+            )
+        store = PostgresStore(url)
+        await store.open()
+        try:
+            found = {r.resource: r.vlan_id for r in await store.list_resources("u1", None, None, None)}
+            assert found == {"10.0.0.1": None, "v-a": 1, "v-b": 2}
+            assert [r.vlan_id for r in await store.list_resources("u2", None, None, None)] == [1]
+        finally:
+            await store.close()
