@@ -228,6 +228,15 @@ class Config:
     # account (the web panel lists them on one page); the cap keeps one user from filling the store.
     max_ssh_keys_per_user: int = 100
     max_groups_per_user: int = 100
+    # Cloud scripts (/scripts) one user may keep, for the same reason as SSH keys.
+    max_scripts_per_user: int = 100
+    # A script's title is a label in a list; its content goes into the guest's cloud-init
+    # user-data, which clouds cap small (EC2: 16 KiB; a longer script belongs in an image or a
+    # download), and comes in a JSON body of at most max_metadata_body: half of that leaves room
+    # for the escaping; its env lines are a few variables.
+    max_script_title: int = 255
+    max_script_content: int = 32 * KiB
+    max_script_env: int = 16 * KiB
     # ECS actions (create, delete, power) running at once: a create images a drive and starts a
     # guest, so a few at once keep the host responsive; the others wait their turn, queued.
     max_ecs_actions: int = 8
@@ -406,6 +415,10 @@ def from_mapping(data: dict[str, Any]) -> Config:
         "max_ssh_keys_per_user",
         "sendfile_threads",
         "max_groups_per_user",
+        "max_scripts_per_user",
+        "max_script_title",
+        "max_script_content",
+        "max_script_env",
         "max_ecs_actions",
         "max_isolate_from",
         "max_guest_password",
@@ -413,6 +426,8 @@ def from_mapping(data: dict[str, Any]) -> Config:
     ):
         if getattr(config, key) < 1:
             raise ConfigError(f"{key} must be at least 1")
+    if config.max_script_content > config.max_metadata_body:
+        raise ConfigError("max_script_content must be at most max_metadata_body: a script comes in such a body")
     if not 0 < config.ecs_poll_seconds <= 10:
         raise ConfigError("ecs_poll_seconds must be more than 0 and at most 10")
     if not 0 < config.ecs_customize_timeout_seconds <= 86400:

@@ -51,6 +51,7 @@ class EcsServer:
     # What the guest's cloud-init seed gives it (the key, the password's hash, the script), kept
     # from the request until the action makes the engine's server, which then carries it.
     setup: GuestSetup = field(default_factory=GuestSetup)
+    vlans: tuple[str, ...] = ()  # the VLANs (UUIDs) of its NICs after NIC 0, from `networks`
 
     @property
     def name(self) -> str:

@@ -14,6 +14,7 @@ from elastic_api.model.server import AddressOnTwoNics, NicAddressNotIPv4, NicOnT
 
 IP, VLAN = "ip", "vlan"
 TYPES = (IP, VLAN)
+VLAN_IDS = range(1, 4095)  # 802.1Q's usable VLAN IDs: 0 and 4095 are reserved
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,10 @@ class Resource:
     # The client's own keys → values, each key as the client named it (stored as given).
     user_keys: dict[str, str] = field(default_factory=dict)
     created: int = 0  # nanoseconds since the epoch: orders pages
+    # A VLAN's number among its owner's VLANs (1-4094, like an 802.1Q tag): what the ECS dialect's
+    # `networks` name it by. Given by the store when the VLAN is made (the lowest free), never
+    # changed; freed when the VLAN goes. None for IPs.
+    vlan_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -125,6 +130,11 @@ def addresses(first: str, last: str) -> Iterator[str]:
     return (str(ipaddress.IPv4Address(n)) for n in range(start, end + 1))
 
 
+def lowest_free_vlan_id(used: Collection[int]) -> int | None:
+    """The lowest VLAN number not in `used`, or None when all 4094 are taken."""
+    return next((n for n in VLAN_IDS if n not in used), None)
+
+
 def first_free(first: str, last: str, used: Collection[str]) -> str | None:
     """The lowest address of the range first-last not in `used`, or None when all are. Looks at
     no more than len(used) + 1 addresses, however large the range."""
@@ -185,6 +195,7 @@ __all__ = [
     "apply_changes",
     "check_nics",
     "first_free",
+    "lowest_free_vlan_id",
     "new_resource",
     "parse_any_resource",
     "parse_ip",

@@ -21,6 +21,7 @@ from elastic_api.model import ecs as model
 from elastic_api.model.device import Device
 from elastic_api.model.drive import DriveSpec
 from elastic_api.model.ecs import EcsServer
+from elastic_api.model.ecs_networks import vlan_nics
 from elastic_api.model.job import CREATE_SERVER, DELETE_SERVER, POWER_OFF, POWER_ON, Job
 from elastic_api.model.server import DriveSlot, Nic, ServerConfig
 from elastic_api.model.server_record import ACTIVE
@@ -42,8 +43,9 @@ DRIVE_DONE, IMAGE_FROM, IMAGE_TO, SERVER_DONE = 5, 10, 90, 95
 
 def engine_config(server: EcsServer) -> ServerConfig:
     """The engine's server an ECS server is: persistent (it survives its power-off), its boot
-    drive on virtio block 0, one virtio NIC with an automatic lease on the public network, VNC,
-    and a cloud-init seed (rebuilt at each start by the server service, removed with it)."""
+    drive on virtio block 0, one virtio NIC with an automatic lease on the public network, then
+    one virtio NIC per VLAN its `networks` named (model/ecs_networks.py), VNC, and a cloud-init
+    seed (rebuilt at each start by the server service, removed with it)."""
     return ServerConfig(
         name=server.name,
         cpu=server.cpu,
@@ -52,7 +54,7 @@ def engine_config(server: EcsServer) -> ServerConfig:
         persistent=True,
         drives=(DriveSlot(BOOT, server.drive or ""),),
         boot=(BOOT,),
-        nics=(Nic(0, "virtio", dhcp="auto"),),
+        nics=(Nic(0, "virtio", dhcp="auto"), *vlan_nics(server.vlans)),
         vnc="auto",
         tags=(model.TAG,),
         # Every ECS server has a seed: at least its hostname (its name) and instance ID.

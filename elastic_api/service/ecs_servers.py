@@ -16,6 +16,7 @@ from elastic_api.model import ecs as model
 from elastic_api.model.catalogue import CatalogueImage, Plan, Region
 from elastic_api.model.cloudinit import GuestSetup, check_password, check_script, hash_password
 from elastic_api.model.ecs import EcsServer
+from elastic_api.model.ecs_networks import NetworkRequest
 from elastic_api.model.group import group_id, group_name
 from elastic_api.model.job import (
     CONSOLE,
@@ -31,6 +32,7 @@ from elastic_api.model.server_record import ACTIVE
 from elastic_api.model.support import ReservedRecord, SupportRecord, support_plan
 from elastic_api.service.catalogue import CatalogueService
 from elastic_api.service.ecs_actions import GiB, EcsActions
+from elastic_api.service.ecs_networks import vlans_for
 from elastic_api.service.groups import GroupService
 from elastic_api.service.jobs import JobRunner
 from elastic_api.service.locks import NodeLocks
@@ -62,6 +64,7 @@ class EcsCreate:
     # The root password in clear: hashed by create, never kept, logged or shown (no repr).
     password: str | None = field(default=None, repr=False)
     script: str | None = None  # an inline cloud script (user_customize as text)
+    networks: tuple[NetworkRequest, ...] = ()  # NICs on the user's VLANs (model/ecs_networks.py)
 
 
 @dataclass(frozen=True)
@@ -232,6 +235,7 @@ class EcsServerService:
     async def create(self, user: str, scope: str | None, request: EcsCreate) -> tuple[EcsServerView, Job]:
         plan, image, group = await self._check(user, scope, request)
         setup = await self._setup(user, request)
+        vlans = await vlans_for(self.store, user, request.networks)
         partners = [(await self.get(user, scope, name)).id for name in dict.fromkeys(request.isolate_from)]
         cpu = plan.cpu * self.config.host_core_mhz
         row = EcsServer(
@@ -257,6 +261,7 @@ class EcsServerService:
             "",
             time.time_ns(),
             setup,
+            vlans=vlans,
         )
         # Admitted now against everything the user holds and every create not yet made; the row
         # holds the quota until its action makes the parts (ecs_actions.py hands it over).

@@ -77,7 +77,7 @@ class ResourceService:
         if type_ == VLAN:
             vlan = model.new_resource(new_id(), VLAN, user, spec, created=self.clock())
             await self.store.insert_resource(vlan)
-            return vlan
+            return await self.get(user, VLAN, vlan.resource)  # with the number the store gave it
         template = model.new_resource("", IP, user, spec, created=self.clock())
         async with self.quotas.ips(user):
             ip = await self.store.insert_ip_from_pool(template, self.config.ip_pool.first, self.config.ip_pool.last)

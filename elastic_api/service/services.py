@@ -18,6 +18,7 @@ from elastic_api.service.jobs import JobRunner
 from elastic_api.service.metrics import MetricsService
 from elastic_api.service.quotas import QuotaService
 from elastic_api.service.resources import ResourceService
+from elastic_api.service.scripts import ScriptService
 from elastic_api.service.servers import ServerService
 from elastic_api.service.sshkeys import SshKeyService
 from elastic_api.service.support import SupportService
@@ -52,6 +53,7 @@ class Services:
     metrics: MetricsService
     audit: AuditService
     support: SupportService
+    scripts: ScriptService
 
 
 def build_services(config: Config, store: Store, storage: Storage, hypervisor: Hypervisor) -> Services:
@@ -99,4 +101,5 @@ def build_services(config: Config, store: Store, storage: Storage, hypervisor: H
             flush_seconds=config.audit_flush_seconds,
         ),
         support=support,
+        scripts=ScriptService(config, store),
     )

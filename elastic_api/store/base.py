@@ -36,6 +36,7 @@ from elastic_api.model.server_record import Claim, ServerRecord
 from elastic_api.store.base_ecs import (
     CatalogueStore,
     EcsServerStore,
+    CloudScriptStore,
     GroupStore,
     SshKeyStore,
     SupportStore,
@@ -403,6 +404,7 @@ class Store(
     AuditStore,
     SupportStore,
     EcsServerStore,
+    CloudScriptStore,
     Protocol,
 ):
     """The whole metadata store."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from elastic_api.model.catalogue import CatalogueImage
+from elastic_api.model.cloudscript import CloudScript
 from elastic_api.model.ecs import EcsServer
 from elastic_api.model.group import Group
 from elastic_api.model.job import Job
@@ -129,3 +130,28 @@ class CatalogueStore(Protocol):
     async def numbered_images(self) -> list[CatalogueImage]:
         """Every standard image with its catalogue number, by number. Numbers are given when an
         image is added, never change and are never reused."""
+
+
+class CloudScriptStore(Protocol):
+    """A user's cloud scripts (/scripts), numbered globally (numbers never reused)."""
+
+    async def insert_script(
+        self, owner: str, title: str, content: str, windows: bool, created: int, limit: int
+    ) -> CloudScript:
+        """The new script with its number, in one transaction; QuotaExceeded, and nothing added,
+        when the owner already has `limit` scripts."""
+
+    async def list_scripts(self, owner: str) -> list[CloudScript]:
+        """The owner's scripts by number; [] for an unknown owner."""
+
+    async def get_script(self, owner: str, id_: int) -> CloudScript | None:
+        """The script; None when there is none or it is another user's."""
+
+    async def update_script(
+        self, owner: str, id_: int, title: str | None, content: str | None, windows: bool | None
+    ) -> CloudScript | None:
+        """Change the given fields (None: unchanged) in one transaction; the script as it is now,
+        or None, and nothing changed, when there is none or it is another user's."""
+
+    async def delete_script(self, owner: str, id_: int) -> bool:
+        """False, and nothing done, when there is none or it is another user's."""

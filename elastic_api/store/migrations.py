@@ -333,4 +333,30 @@ MIGRATIONS: tuple[Migration, ...] = (
     """
     ALTER TABLE ecs_servers ADD COLUMN cloudinit TEXT NOT NULL DEFAULT '{}';
     """,
+    # 14: cloud scripts (/scripts): a user's library, numbered from a counter never reused.
+    """
+    CREATE TABLE cloud_scripts (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        owner TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        title TEXT NOT NULL,
+        content TEXT NOT NULL,
+        windows INTEGER NOT NULL,
+        created INTEGER NOT NULL
+    );
+    CREATE INDEX cloud_scripts_by_owner ON cloud_scripts(owner, id);
+    """,
+    # 15: each VLAN's number among its owner's VLANs (model/resource.py `vlan_id`, what the ECS
+    # dialect's `networks` name it by): existing VLANs are numbered in the order they were made.
+    """
+    ALTER TABLE resources ADD COLUMN vlan_id INTEGER CHECK (vlan_id BETWEEN 1 AND 4094);
+    UPDATE resources SET vlan_id = (
+        SELECT count(*) FROM resources r WHERE r.owner = resources.owner AND r.type = 'vlan'
+        AND (r.created, r.id) <= (resources.created, resources.id)
+    ) WHERE type = 'vlan';
+    CREATE UNIQUE INDEX resources_vlan_ids ON resources(owner, vlan_id) WHERE vlan_id IS NOT NULL;
+    """,
+    # 16: an ECS server's VLANs (JSON list of VLAN UUIDs, its NICs after NIC 0), from `networks`.
+    """
+    ALTER TABLE ecs_servers ADD COLUMN vlans TEXT NOT NULL DEFAULT '[]';
+    """,
 )

@@ -125,3 +125,14 @@ async def test_actions_are_the_ecs_kinds_of_jobs_kept_as_history(contract_store)
     again = await store.add_job(Job(0, CREATE_SERVER, alice, name, ActionParams(), created=7))
     assert await store.claim_job(again.id, "n", 8, 100) is None  # the image job is first in line
     assert [j.id for j in await store.ecs_actions(alice, [name])] == [again.id, console.id, create.id]
+
+
+async def test_an_ecs_servers_vlans_are_kept_in_order(contract_store):
+    (alice,) = await users(contract_store, 1)
+    vlans = (new_id(), new_id())
+    made = await contract_store.insert_ecs_server(ecs_server(alice, vlans=vlans), [])
+    assert made.vlans == vlans
+    assert (await contract_store.get_ecs_server(alice, made.id)) == made
+    assert [s.vlans for s in await contract_store.list_ecs_servers(alice)] == [vlans]
+    plain = await contract_store.insert_ecs_server(ecs_server(alice), [])
+    assert plain.vlans == ()

@@ -7,6 +7,7 @@ import datetime as dt
 from typing import Any
 
 from elastic_api.model.catalogue import CatalogueImage, Plan, Region, os_base, os_version
+from elastic_api.model.cloudscript import CloudScript
 from elastic_api.model.group import Group
 from elastic_api.model.sshkey import SshKey
 from elastic_api.service.catalogue import PlanRoom
@@ -102,3 +103,18 @@ def ssh_key(k: SshKey) -> Wire:
 def group(g: Group) -> Wire:
     # The password hash stays in the store: never sent, not even to its owner.
     return {"id": g.id, "name": g.name, "notes": g.notes, "enabled": g.enabled, "creation_date": timestamp(g.created)}
+
+
+def cloud_script(s: CloudScript) -> Wire:
+    # `user` must be present (ecsapi requires the key); no script here is public or filed under
+    # a category: the library is the user's own.
+    return {
+        "id": s.id,
+        "user": s.owner,
+        "title": s.title,
+        "content": s.content,
+        "windows": s.windows,
+        "public": False,
+        "category": None,
+        "created_at": timestamp(s.created),
+    }

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from elastic_api.api.ecs.auth import PUBLIC, TOKEN, Policy
 from elastic_api.api.ecs.call import Call, Wire
-from elastic_api.api.ecs.handlers import account, actions, catalogue, groups, logs, servers, sshkeys
+from elastic_api.api.ecs.handlers import account, actions, catalogue, groups, logs, scripts, servers, sshkeys
 
 Handler = Callable[[Call], Awaitable[Wire]]
 PREFIX = "/ecs/v2"
@@ -38,6 +38,11 @@ ROUTES: tuple[Route, ...] = (
     Route("POST",   "/sshkeys",            TOKEN,  sshkeys.add_key),
     Route("GET",    "/sshkeys/{id}",       TOKEN,  sshkeys.get_key),
     Route("DELETE", "/sshkeys/{id}",       TOKEN,  sshkeys.delete_key),
+    Route("GET",    "/scripts",            TOKEN,  scripts.list_scripts),
+    Route("POST",   "/scripts",            TOKEN,  scripts.create_script),
+    Route("GET",    "/scripts/{id}",       TOKEN,  scripts.get_script),
+    Route("PATCH",  "/scripts/{id}",       TOKEN,  scripts.update_script),
+    Route("DELETE", "/scripts/{id}",       TOKEN,  scripts.delete_script),
     Route("GET",    "/groups",             TOKEN,  groups.list_groups),
     Route("POST",   "/groups",             TOKEN,  groups.create_group),
     Route("GET",    "/groups/{id}",        TOKEN,  groups.get_group),

@@ -39,6 +39,7 @@ from elastic_api.store.postgres.jobs import JobRows
 from elastic_api.store.postgres.locks import LockRows
 from elastic_api.store.postgres.metrics import MetricsRows
 from elastic_api.store.postgres.resources import ResourceRows
+from elastic_api.store.postgres.scripts import ScriptRows
 from elastic_api.store.postgres.servers import ServerRows
 from elastic_api.store.postgres.users import UserRows
 
@@ -57,6 +58,7 @@ class PostgresStore(
     AuditRows,
     EcsServerRows,
     LockRows,
+    ScriptRows,
 ):
     """The Store over one PostgreSQL database, shared by every node that names it."""
 

@@ -14,7 +14,7 @@ from elastic_api.store.postgres.jobs import JOB_COLUMNS, job_row
 
 _COLUMNS = (
     "id, owner, plan, cores, ram_mb, disk_gb, cpu, image, so, so_label, location, notes, group_id, ssh_key,"
-    " status, stage, progress, drive, server, ipv4, created, cloudinit"
+    " status, stage, progress, drive, server, ipv4, created, cloudinit, vlans"
 )
 # What update_ecs_server may change.
 _CHANGEABLE = frozenset(
@@ -36,8 +36,8 @@ _JOBS = ", ".join(f"j.{c}" for c in JOB_COLUMNS)
 
 
 def _row(row: tuple[Any, ...]) -> EcsServer:
-    setup = row[-1] if isinstance(row[-1], str) else json.dumps(row[-1])  # JSONB comes decoded
-    return replace(EcsServer(int(row[0]), *row[1:-1]), setup=load_setup(setup))
+    setup = row[-2] if isinstance(row[-2], str) else json.dumps(row[-2])  # JSONB comes decoded
+    return replace(EcsServer(int(row[0]), *row[1:-2]), setup=load_setup(setup), vlans=tuple(json.loads(row[-1])))
 
 
 class EcsServerRows(PostgresEngine):
@@ -66,6 +66,7 @@ class EcsServerRows(PostgresEngine):
             server.ipv4,
             server.created,
             dump_setup(server.setup),
+            json.dumps(list(server.vlans)),
         )
 
         async def insert(conn: Conn) -> EcsServer:

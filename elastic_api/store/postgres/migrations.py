@@ -266,4 +266,30 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE ecs_servers ADD COLUMN cloudinit JSONB NOT NULL DEFAULT '{}';
     """,
+    # 4: cloud scripts (SQLite's cloud_scripts migration): a user's library, numbered from a
+    # sequence never reused.
+    """
+    CREATE TABLE cloud_scripts (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        owner TEXT COLLATE "C" NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        title TEXT NOT NULL,
+        content TEXT NOT NULL,
+        windows BOOLEAN NOT NULL,
+        created BIGINT NOT NULL
+    );
+    CREATE INDEX cloud_scripts_by_owner ON cloud_scripts(owner, id);
+    """,
+    # 5: each VLAN's number among its owner's VLANs (SQLite's migration 15).
+    """
+    ALTER TABLE resources ADD COLUMN vlan_id INTEGER CHECK (vlan_id BETWEEN 1 AND 4094);
+    UPDATE resources r SET vlan_id = n.number FROM (
+        SELECT id, row_number() OVER (PARTITION BY owner ORDER BY created, id) AS number
+        FROM resources WHERE type = 'vlan'
+    ) n WHERE r.id = n.id;
+    CREATE UNIQUE INDEX resources_vlan_ids ON resources(owner, vlan_id) WHERE vlan_id IS NOT NULL;
+    """,
+    # 6: an ECS server's VLANs (SQLite's migration 16).
+    """
+    ALTER TABLE ecs_servers ADD COLUMN vlans TEXT NOT NULL DEFAULT '[]';
+    """,
 )

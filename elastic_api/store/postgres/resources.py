@@ -13,12 +13,12 @@ from typing import Any
 
 from psycopg import errors as pg_errors
 
-from elastic_api.errors import BusyError, MissingError
-from elastic_api.model.resource import IP, Lease, PoolFull, Resource, first_free
+from elastic_api.errors import BusyError, FullError, MissingError
+from elastic_api.model.resource import IP, VLAN, Lease, PoolFull, Resource, first_free, lowest_free_vlan_id
 from elastic_api.model.server_record import ACTIVE
 from elastic_api.store.postgres.engine import Conn, PostgresEngine, after_marker, lock
 
-_COLUMNS = "id, type, owner, name, keys, created"
+_COLUMNS = "id, type, owner, name, keys, created, vlan_id"
 # Where a server's configuration (store.server_rows, JSONB here) names a resource of each type: an
 # IP as a NIC's dhcp address or the VNC address, a VLAN as a NIC's.
 _REFERENCES = {
@@ -38,6 +38,7 @@ def _resource(row: tuple[Any, ...]) -> Resource:
         tags=tuple(keys.get("tags", ())),
         user_keys=dict(keys.get("user", {})),
         created=row[5],
+        vlan_id=row[6],
     )
 
 
@@ -62,9 +63,18 @@ async def _used_addresses(conn: Conn) -> set[str]:
 
 
 async def _insert_resource(conn: Conn, resource: Resource) -> None:
+    vlan_id = None
+    if resource.type == VLAN:
+        await lock(conn, "vlan-ids", resource.owner)  # two VLANs made at once get two numbers
+        rows = await (
+            await conn.execute("SELECT vlan_id FROM resources WHERE owner = %s", (resource.owner,))
+        ).fetchall()
+        vlan_id = lowest_free_vlan_id({row[0] for row in rows})
+        if vlan_id is None:
+            raise FullError("every VLAN number (1-4094) is taken: destroy a VLAN first")
     await conn.execute(
-        f"INSERT INTO resources ({_COLUMNS}) VALUES (%s, %s, %s, %s, %s::jsonb, %s)",
-        (resource.resource, resource.type, resource.owner, resource.name, _keys(resource), resource.created),
+        f"INSERT INTO resources ({_COLUMNS}) VALUES (%s, %s, %s, %s, %s::jsonb, %s, %s)",
+        (resource.resource, resource.type, resource.owner, resource.name, _keys(resource), resource.created, vlan_id),
     )
 
 

@@ -13,6 +13,7 @@ from elastic_api.store.sqlite.jobs import JobRows
 from elastic_api.store.sqlite.locks import LockRows
 from elastic_api.store.sqlite.metrics import MetricsRows
 from elastic_api.store.sqlite.resources import ResourceRows
+from elastic_api.store.sqlite.scripts import ScriptRows
 from elastic_api.store.sqlite.servers import ServerRows
 from elastic_api.store.sqlite.tokens import TokenRows
 from elastic_api.store.sqlite.users import UserRows
@@ -33,5 +34,6 @@ class SqliteStore(
     MetricsRows,
     AuditRows,
     EcsServerRows,
+    ScriptRows,
 ):
     """The Store over one SQLite database: every concept's rows over the one engine they share."""

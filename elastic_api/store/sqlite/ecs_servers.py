@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import json
 from dataclasses import replace
 from typing import Any
 
@@ -14,7 +15,7 @@ from elastic_api.store.sqlite.jobs import JOB_COLUMNS, job_row
 
 _COLUMNS = (
     "id, owner, plan, cores, ram_mb, disk_gb, cpu, image, so, so_label, location, notes, group_id, ssh_key,"
-    " status, stage, progress, drive, server, ipv4, created, cloudinit"
+    " status, stage, progress, drive, server, ipv4, created, cloudinit, vlans"
 )
 # What update_ecs_server may change.
 _CHANGEABLE = frozenset(
@@ -37,7 +38,7 @@ _JOBS = ", ".join(f"j.{c}" for c in JOB_COLUMNS)
 
 
 def _row(row: tuple[Any, ...]) -> EcsServer:
-    return replace(EcsServer(*row[:-1]), setup=load_setup(row[-1]))
+    return replace(EcsServer(*row[:-2]), setup=load_setup(row[-2]), vlans=tuple(json.loads(row[-1])))
 
 
 class EcsServerRows(SqliteEngine):
@@ -68,6 +69,7 @@ class EcsServerRows(SqliteEngine):
                 server.ipv4,
                 server.created,
                 dump_setup(server.setup),
+                json.dumps(list(server.vlans)),
             )
             cursor = db.execute(
                 f"INSERT INTO ecs_servers ({_COLUMNS.split(', ', 1)[1]}, held_drive, held_server, held_run)"

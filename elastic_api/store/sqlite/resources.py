@@ -7,8 +7,8 @@ import json
 import sqlite3
 from typing import Any
 
-from elastic_api.errors import BusyError, MissingError
-from elastic_api.model.resource import IP, Lease, PoolFull, Resource, first_free
+from elastic_api.errors import BusyError, FullError, MissingError
+from elastic_api.model.resource import IP, VLAN, Lease, PoolFull, Resource, first_free, lowest_free_vlan_id
 from elastic_api.model.server_record import ACTIVE
 from elastic_api.store.sqlite.engine import SqliteEngine, after_marker
 
@@ -16,7 +16,7 @@ from elastic_api.store.sqlite.engine import SqliteEngine, after_marker
 class ResourceRows(SqliteEngine):
     """Resources (static IPs and VLANs), and the addresses active servers' NICs lease."""
 
-    _RESOURCE_COLUMNS = "id, type, owner, name, keys, created"
+    _RESOURCE_COLUMNS = "id, type, owner, name, keys, created, vlan_id"
     # Where a server's configuration (store.server_rows) names a resource of each type: an IP as
     # a NIC's dhcp address or the VNC address, a VLAN as a NIC's.
     _REFERENCES = {
@@ -37,6 +37,7 @@ class ResourceRows(SqliteEngine):
             tags=tuple(keys.get("tags", ())),
             user_keys=dict(keys.get("user", {})),
             created=row[5],
+            vlan_id=row[6],
         )
 
     @staticmethod
@@ -44,8 +45,14 @@ class ResourceRows(SqliteEngine):
         return json.dumps({"tags": list(resource.tags), "user": resource.user_keys})
 
     def _insert_resource(self, db: sqlite3.Connection, resource: Resource) -> None:
+        vlan_id = None
+        if resource.type == VLAN:
+            used = {row[0] for row in db.execute("SELECT vlan_id FROM resources WHERE owner = ?", (resource.owner,))}
+            vlan_id = lowest_free_vlan_id(used)
+            if vlan_id is None:
+                raise FullError("every VLAN number (1-4094) is taken: destroy a VLAN first")
         db.execute(
-            f"INSERT INTO resources ({self._RESOURCE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO resources ({self._RESOURCE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
             (
                 resource.resource,
                 resource.type,
@@ -53,6 +60,7 @@ class ResourceRows(SqliteEngine):
                 resource.name,
                 self._resource_keys(resource),
                 resource.created,
+                vlan_id,
             ),
         )
 

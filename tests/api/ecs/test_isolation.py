@@ -1,4 +1,4 @@
-"""The isolation matrix of the ECS dialect: user B on user A's SSH keys and groups answers
+"""The isolation matrix of the ECS dialect: user B on user A's SSH keys, groups and scripts answers
 exactly like a number nothing has (404 for paths, 400 for markers), and A's objects are unchanged.
 Servers and actions likewise. (The ElasticHosts matrix is tests/api/test_isolation.py; a token
 confined to a group is covered in test_sshkeys_groups.py and test_servers.py.)"""
@@ -14,6 +14,10 @@ PROBES = (
     ("DELETE", "/groups/{group}", 404),
     ("GET", "/sshkeys?limit=1&marker={key}", 400),
     ("GET", "/groups?limit=1&marker={group}", 400),
+    ("GET", "/scripts/{script}", 404),
+    ("PATCH", "/scripts/{script}", 404),
+    ("DELETE", "/scripts/{script}", 404),
+    ("GET", "/scripts?limit=1&marker={script}", 400),
 )
 
 
@@ -23,10 +27,12 @@ async def test_the_ecs_isolation_matrix(ecs_alice, ecs_bob):
     group = (await ecs_alice.post("/groups", {"notes": "private", "password": "p"})).json["group"]["id"]
     assert (await ecs_bob.post("/sshkeys", {"key": ssh_key(), "label": "bobs"})).status == 200
     assert (await ecs_bob.post("/groups", {"notes": "bobs", "password": "p"})).status == 200
-    before = [(await ecs_alice.get(p)).json for p in ("/sshkeys", "/groups")]
+    script = (await ecs_alice.post("/scripts", {"title": "private", "content": "echo"})).json["script"]["id"]
+    assert (await ecs_bob.post("/scripts", {"title": "bobs", "content": "echo"})).status == 200
+    before = [(await ecs_alice.get(p)).json for p in ("/sshkeys", "/groups", "/scripts")]
     # Stand-ins of the same length that nothing has, so even Content-Length must match.
-    victims = {"key": str(key), "group": str(group)}
-    stand_ins = {"key": str(key + 7), "group": str(group + 7)}
+    victims = {"key": str(key), "group": str(group), "script": str(script)}
+    stand_ins = {"key": str(key + 7), "group": str(group + 7), "script": str(script + 7)}
     for method, path, status in PROBES:
         answers = []
         for names in (victims, stand_ins):
@@ -38,13 +44,14 @@ async def test_the_ecs_isolation_matrix(ecs_alice, ecs_bob):
             answers.append((answer.status, headers, text))
         assert answers[0][0] == status, (method, path, answers[0])
         assert answers[0] == answers[1], (method, path)
-    assert [(await ecs_alice.get(p)).json for p in ("/sshkeys", "/groups")] == before
+    assert [(await ecs_alice.get(p)).json for p in ("/sshkeys", "/groups", "/scripts")] == before
 
 
 async def test_lists_show_only_the_users_own(ecs_alice, ecs_bob):
     await ecs_alice.post("/sshkeys", {"key": ssh_key(comment="alice-only"), "label": "alice-label"})
     await ecs_alice.post("/groups", {"notes": "alice-notes", "password": "p"})
-    for path in ("/sshkeys", "/groups"):
+    await ecs_alice.post("/scripts", {"title": "alice-title", "content": "echo alice"})
+    for path in ("/sshkeys", "/groups", "/scripts"):
         text = (await ecs_bob.get(path)).text
         assert "alice" not in text, path
 

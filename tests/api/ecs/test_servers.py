@@ -153,7 +153,8 @@ async def test_create_errors(ecs_alice: Ecs, ecs_bob: Ecs, image: str) -> None:
         ({"password": "tab\there"}, 400, "password"),
         ({"user_customize": 3}, 400, "not supported"),
         ({"user_customize_env": "A=b"}, 400, "not supported"),
-        ({"networks": []}, 400, "not supported"),
+        ({"networks": [{"name": "n", "vlans": [{"vlan_id": 7}]}]}, 400, "networks: unknown VLAN 7"),
+        ({"networks": "x"}, 400, "networks must be a list"),
         ({"extra": 1}, 400, "unknown field"),
         ({"plan": 1}, 400, "string"),
     ):

@@ -10,6 +10,7 @@ from elastic_api.api.ecs.call import Call, Wire
 from elastic_api.api.ecs.schemas import Field, read_object
 from elastic_api.errors import Invalid
 from elastic_api.http.audit import created
+from elastic_api.model.ecs_networks import parse_networks
 from elastic_api.model.job import CONSOLE, POWER_OFF, POWER_ON
 from elastic_api.service.ecs_servers import EcsCreate
 
@@ -29,7 +30,7 @@ CREATE = {
     "user_customize_env": Field(object, nullable=True),
     "networks": Field(object, nullable=True),
 }
-NOT_SUPPORTED = ("user_customize_env", "networks")  # the script library and VLANs (issue 18)
+NOT_SUPPORTED = ("user_customize_env",)  # with a library script id (wired below when given)
 SUPPORT = {"code": Field(str, required=True)}
 RESERVE = {"reserved_plan": Field(object, required=True)}
 UPDATE = {"notes": Field(str, nullable=True), "note": Field(str, nullable=True), "group": Field(str, nullable=True)}
@@ -66,6 +67,7 @@ def _create_request(body: dict[str, object]) -> EcsCreate:
         reserved_plan=reserved,
         password=body.get("password"),  # type: ignore[arg-type]
         script=script,
+        networks=parse_networks(body["networks"]) if body.get("networks") is not None else (),
     )
 
 

@@ -10,7 +10,7 @@ from elastic_api.model.fields import parse_name, parse_tags, parse_user_value
 from elastic_api.model.resource import IP, PoolInfo, Resource, ResourceChanges, ResourceSpec
 
 # Keys the server reports but a client never sets.
-READ_ONLY = frozenset({"resource", "type", "user", "netmask", "gateway", "nameserver"})
+READ_ONLY = frozenset({"resource", "type", "user", "netmask", "gateway", "nameserver", "vlan_id"})
 SETTABLE = frozenset({"name", "tags"})
 
 
@@ -54,5 +54,7 @@ def to_info(resource: Resource, pool: PoolInfo | None = None) -> Info:
     }
     if resource.type == IP and pool is not None:
         info.update(netmask=pool.netmask, gateway=pool.gateway, nameserver=pool.nameserver)
+    if resource.vlan_id is not None:
+        info["vlan_id"] = str(resource.vlan_id)  # the number ECS `networks` name the VLAN by
     info.update(sorted(resource.user_keys.items()))
     return info
