@@ -14,6 +14,7 @@ from elastic_api.errors import BusyError, ElasticError, Invalid, MissingError
 from elastic_api.hypervisor import Hypervisor
 from elastic_api.model import ecs as model
 from elastic_api.model.catalogue import CatalogueImage, Plan, Region
+from elastic_api.service.scripts import ScriptService
 from elastic_api.model.cloudinit import GuestSetup, check_password, check_script, hash_password
 from elastic_api.model.ecs import EcsServer
 from elastic_api.model.ecs_networks import NetworkRequest
@@ -64,6 +65,8 @@ class EcsCreate:
     # The root password in clear: hashed by create, never kept, logged or shown (no repr).
     password: str | None = field(default=None, repr=False)
     script: str | None = None  # an inline cloud script (user_customize as text)
+    script_id: int | None = None  # a library script (user_customize as an id, service/scripts.py)
+    script_env: str | None = None  # its NAME=value lines (user_customize_env)
     networks: tuple[NetworkRequest, ...] = ()  # NICs on the user's VLANs (model/ecs_networks.py)
 
 
@@ -94,7 +97,9 @@ class EcsServerService:
         ssh_keys: SshKeyService,
         actions: EcsActions,
         support: SupportService,
+        scripts: ScriptService,
     ) -> None:
+        self.scripts = scripts
         self.config = config
         self.store = store
         self.hypervisor = hypervisor
@@ -230,7 +235,12 @@ class EcsServerService:
         password_hash = None
         if request.password is not None:
             password_hash = await asyncio.to_thread(hash_password, request.password)
-        return GuestSetup(ssh_keys=tuple(keys[:1]), password_hash=password_hash, script=request.script)
+        script: str | None = request.script
+        env: tuple[tuple[str, str], ...] = ()
+        if request.script_id is not None:
+            plan = self.catalogue.plan(request.plan)
+            script, env = await self.scripts.resolve(user, request.script_id, request.script_env, plan.windows)
+        return GuestSetup(ssh_keys=tuple(keys[:1]), password_hash=password_hash, script=script, script_env=env)
 
     async def create(self, user: str, scope: str | None, request: EcsCreate) -> tuple[EcsServerView, Job]:
         plan, image, group = await self._check(user, scope, request)

@@ -74,6 +74,7 @@ def build_services(config: Config, store: Store, storage: Storage, hypervisor: H
     ssh_keys = SshKeyService(store, max_per_user=config.max_ssh_keys_per_user)
     groups = GroupService(store, max_per_user=config.max_groups_per_user)
     actions = EcsActions(config, store, jobs, catalogue, drives, imaging, servers)
+    scripts = ScriptService(config, store)
     support = SupportService(
         store, support_plans=config.support_plans, reserved_terms=config.reserved_plans, plans=config.plans
     )
@@ -90,7 +91,7 @@ def build_services(config: Config, store: Store, storage: Storage, hypervisor: H
         ssh_keys=ssh_keys,
         groups=groups,
         ecs=EcsServerService(
-            config, store, hypervisor, jobs, catalogue, quotas, servers, groups, ssh_keys, actions, support
+            config, store, hypervisor, jobs, catalogue, quotas, servers, groups, ssh_keys, actions, support, scripts
         ),
         metrics=MetricsService(store, hypervisor, interval=config.metrics_interval, retention=config.metrics_retention),
         audit=AuditService(
@@ -101,5 +102,5 @@ def build_services(config: Config, store: Store, storage: Storage, hypervisor: H
             flush_seconds=config.audit_flush_seconds,
         ),
         support=support,
-        scripts=ScriptService(config, store),
+        scripts=scripts,
     )

@@ -181,3 +181,28 @@ async def test_a_failed_create_removes_its_seed_and_keeps_the_password_out(
     assert (await ecs_alice.get(f"/servers/{made['server']['name']}")).json["server"]["status"] == "Fail"
     assert built and not built[0].exists()
     assert list(seed_dir(client).iterdir()) == []
+
+
+async def test_a_library_script_and_its_environment_reach_the_seed(
+    ecs_alice: Ecs, ecs_bob: Ecs, client: Any, tmp_path: Path
+) -> None:
+    script = (await ecs_alice.post("/scripts", {"title": "web", "content": SCRIPT, "windows": False})).json["script"]
+    theirs = (await ecs_bob.post("/scripts", {"title": "b", "content": SCRIPT, "windows": False})).json["script"]
+    for body, field in (
+        ({"user_customize": theirs["id"]}, "user_customize"),  # another user's: as unknown
+        ({"user_customize": 999_999}, "user_customize"),
+        ({"user_customize": script["id"], "user_customize_env": "1BAD=x"}, "env"),
+        ({"user_customize": SCRIPT, "user_customize_env": "A=b"}, "user_customize_env"),  # env needs an id
+        ({"user_customize": True}, "user_customize"),
+    ):
+        answer = await ecs_alice.post("/servers", {"plan": "ECS1", "image": IMAGE, "location": "local"} | body)
+        assert_error(answer, 400)
+        assert field in answer.json["message"].lower(), answer.json
+    assert (await ecs_alice.get("/servers")).json["server"] == []
+    made = await create(ecs_alice, user_customize=script["id"], user_customize_env="SITE=example\nMODE=prod")
+    assert (await finished(ecs_alice, made["action_id"]))["status"] == "completed"
+    uuid = await engine_uuid(ecs_alice, made["server"]["name"])
+    data = yaml.safe_load(read_seed(seed_dir(client) / f"{uuid}.iso", tmp_path / "seed")["user-data"])
+    files = {f["path"].rsplit("/", 1)[1]: f["content"] for f in data["write_files"]}
+    assert files["script"] == SCRIPT
+    assert "SITE" in str(files) and "example" in str(files) and "MODE" in str(files)

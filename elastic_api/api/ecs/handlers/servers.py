@@ -30,7 +30,6 @@ CREATE = {
     "user_customize_env": Field(object, nullable=True),
     "networks": Field(object, nullable=True),
 }
-NOT_SUPPORTED = ("user_customize_env",)  # with a library script id (wired below when given)
 SUPPORT = {"code": Field(str, required=True)}
 RESERVE = {"reserved_plan": Field(object, required=True)}
 UPDATE = {"notes": Field(str, nullable=True), "note": Field(str, nullable=True), "group": Field(str, nullable=True)}
@@ -39,18 +38,17 @@ POWER = {"power_on": POWER_ON, "power_off": POWER_OFF, "console": CONSOLE}
 
 
 def _create_request(body: dict[str, object]) -> EcsCreate:
-    for key in NOT_SUPPORTED:
-        if key in body:
-            raise Invalid(f"{key} is not supported")
     support, reserved = body.get("support"), body.get("reserved_plan")
     if support is not None and not isinstance(support, str):
         raise Invalid("support must be a string")
     if reserved is not None and (not isinstance(reserved, (str, int)) or isinstance(reserved, bool)):
         raise Invalid("Invalid formula to define reserved plan: give M{months}P{plan} or a reserved plan id")
     script = body.get("user_customize")
-    if script is not None and not isinstance(script, str):
-        # A library script's id: /scripts is not served yet.
-        raise Invalid("user_customize as a script id is not supported: give the script's text")
+    if script is not None and (not isinstance(script, (str, int)) or isinstance(script, bool)):
+        raise Invalid("user_customize must be a script's text or a library script's id")
+    env = body.get("user_customize_env")
+    if env is not None and (not isinstance(env, str) or not isinstance(script, int)):
+        raise Invalid("user_customize_env must be NAME=value lines, given with a library script's id")
     isolate = body.get("isolate_from") or []
     assert isinstance(isolate, list)
     if not all(isinstance(name, str) for name in isolate):
@@ -66,7 +64,9 @@ def _create_request(body: dict[str, object]) -> EcsCreate:
         support=support,
         reserved_plan=reserved,
         password=body.get("password"),  # type: ignore[arg-type]
-        script=script,
+        script=script if isinstance(script, str) else None,
+        script_id=script if isinstance(script, int) else None,
+        script_env=env,
         networks=parse_networks(body["networks"]) if body.get("networks") is not None else (),
     )
 
