@@ -25,9 +25,8 @@ CREATE = {
     "reserved_plan": Field(object, nullable=True),
     "support": Field(object, nullable=True),
     "password": Field(str, nullable=True),
-    "user_customize": Field(object, nullable=True),  # the script's text (a library script's id: not yet)
-    # Known, not done here yet (ECS.md §9): a create asking for them is refused, never half-done.
-    "user_customize_env": Field(object, nullable=True),
+    "user_customize": Field(object, nullable=True),  # the script's text, or a library script's id
+    "user_customize_env": Field(object, nullable=True),  # NAME=value lines for a library script
     "networks": Field(object, nullable=True),
 }
 SUPPORT = {"code": Field(str, required=True)}
