@@ -36,8 +36,10 @@ from elastic_api.store.base_ecs import (
     CatalogueStore,
     EcsServerStore,
     GroupStore,
+    SnapshotStore,
     SshKeyStore,
     SupportStore,
+    TemplateStore,
     TokenStore,
 )
 
@@ -369,6 +371,8 @@ class Store(
     AuditStore,
     SupportStore,
     EcsServerStore,
+    SnapshotStore,
+    TemplateStore,
     Protocol,
 ):
     """The whole metadata store."""

@@ -36,12 +36,23 @@ from elastic_api.store.postgres.jobs import JobRows
 from elastic_api.store.postgres.metrics import MetricsRows
 from elastic_api.store.postgres.resources import ResourceRows
 from elastic_api.store.postgres.servers import ServerRows
+from elastic_api.store.postgres.snapshots import SnapshotRows
 from elastic_api.store.postgres.users import UserRows
 
 __all__ = ["PostgresEngine", "PostgresStore"]
 
 
 class PostgresStore(
-    UserRows, DriveRows, ImageRows, JobRows, ServerRows, ResourceRows, EcsRows, MetricsRows, AuditRows, EcsServerRows
+    UserRows,
+    DriveRows,
+    ImageRows,
+    JobRows,
+    ServerRows,
+    ResourceRows,
+    EcsRows,
+    MetricsRows,
+    AuditRows,
+    EcsServerRows,
+    SnapshotRows,
 ):
     """The Store over one PostgreSQL database, shared by every node that names it."""

@@ -13,6 +13,7 @@ from elastic_api.store.sqlite.jobs import JobRows
 from elastic_api.store.sqlite.metrics import MetricsRows
 from elastic_api.store.sqlite.resources import ResourceRows
 from elastic_api.store.sqlite.servers import ServerRows
+from elastic_api.store.sqlite.snapshots import SnapshotRows
 from elastic_api.store.sqlite.tokens import TokenRows
 from elastic_api.store.sqlite.users import UserRows
 
@@ -31,5 +32,6 @@ class SqliteStore(
     MetricsRows,
     AuditRows,
     EcsServerRows,
+    SnapshotRows,
 ):
     """The Store over one SQLite database: every concept's rows over the one engine they share."""
