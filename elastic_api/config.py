@@ -231,6 +231,13 @@ class Config:
     ecs_poll_seconds: float = 0.2
     # Servers one create may be isolated from: more would leave no host in any real region.
     max_isolate_from: int = 64
+    # Snapshots one ECS server may keep: each pins the clusters it shares with the drive, so the
+    # drive's file grows toward size x (snapshots + 1) as the guest rewrites its disk; Seeweb's
+    # panel offers a handful per server, and 8 bounds a 20 GB plan's file to a few hundred GB.
+    max_snapshots_per_server: int = 8
+    # Templates one user may keep: each is a full copy of a boot drive's data (sparse) in the
+    # pool, so the cap bounds what one account can store outside its drive quota.
+    max_templates_per_user: int = 10
     # Support plans and reserved terms (months, discount %) servers may take: records a billing
     # system reads, no payment taken. Default: Seeweb's basic and global, and 3/6/12/24 months, free.
     support_plans: tuple[SupportPlan, ...] = DEFAULT_SUPPORT_PLANS
@@ -389,6 +396,8 @@ def from_mapping(data: dict[str, Any]) -> Config:
         "max_groups_per_user",
         "max_ecs_actions",
         "max_isolate_from",
+        "max_snapshots_per_server",
+        "max_templates_per_user",
     ):
         if getattr(config, key) < 1:
             raise ConfigError(f"{key} must be at least 1")

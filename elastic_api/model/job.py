@@ -58,9 +58,11 @@ class ActionParams:
 
 @dataclass(frozen=True)
 class SnapshotParams:
-    """A snapshot made or restored on the job's server."""
+    """A snapshot made or restored on the job's server (`restart`: a rollback starts the guest
+    again, as it was running when the rollback was asked)."""
 
     snapshot: int
+    restart: bool = False
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from elastic_api.model.catalogue import CatalogueImage
+from elastic_api.model.image import StandardImage
+
 # Statuses, as the ECS Image and Snapshot objects spell them (ECS.md §7: `CD`-style codes).
 CREATING, CREATED, FAILED = "CG", "CD", "FL"
 STATUS_LABELS = {CREATING: "Creating", CREATED: "Created", FAILED: "Failed"}
+DELETING = "DE"  # a template whose delete action is under way
+# An ECS server's status while a rollback restores its drive (ECS.md §5).
+REIMAGING = "Reimaging"
 
 # Templates are named `ei` and six digits from a counter never reused, like servers' `ec` names.
 FIRST_TEMPLATE = 100000
@@ -82,3 +88,11 @@ def check_text(field: str, value: str) -> str | None:
     if len(value) > MAX_TEXT or any(ord(c) < 32 and c != "\t" for c in value):
         return f"{field} must be one line of at most {MAX_TEXT} characters"
     return None
+
+
+def template_images(templates: list[Template]) -> list[CatalogueImage]:
+    """The made templates as images a create may name: by `ei` name (the slug stands for it) or
+    UUID. Number 0: they are no catalogue's."""
+    return [
+        CatalogueImage(0, StandardImage(t.uuid, t.name, t.size, t.created)) for t in templates if t.status == CREATED
+    ]

@@ -16,12 +16,16 @@ _TEMPLATE_CHANGES = frozenset({"description", "notes", "status", "size"})
 
 def _snapshot(row: tuple[Any, ...]) -> Snapshot:
     parent = None if row[8] is None else int(row[8])
-    return Snapshot(int(row[0]), *row[1:8], parent=parent, last_restored=bool(row[9]))  # type: ignore[misc]
+    return Snapshot(
+        int(row[0]), row[1], int(row[2]), row[3], row[4], row[5], int(row[6]), int(row[7]), parent, bool(row[9])
+    )
 
 
 def _template(row: tuple[Any, ...]) -> Template:
     snapshot = None if row[7] is None else int(row[7])
-    return Template(int(row[0]), *row[1:7], snapshot, int(row[8]), int(row[9]), row[10])  # type: ignore[misc]
+    return Template(
+        int(row[0]), row[1], row[2], row[3], row[4], row[5], row[6], snapshot, int(row[8]), int(row[9]), row[10]
+    )
 
 
 class SnapshotRows(PostgresEngine):

@@ -15,7 +15,7 @@ _TEMPLATE_CHANGES = frozenset({"description", "notes", "status", "size"})
 
 
 def snapshot_row(row: tuple[Any, ...]) -> Snapshot:
-    return Snapshot(*row[:9], last_restored=bool(row[9]))
+    return Snapshot(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], row[8], bool(row[9]))
 
 
 def template_row(row: tuple[Any, ...]) -> Template:
