@@ -39,14 +39,14 @@ OPS = {"create": "-c", "apply": "-a", "delete": "-d"}
 
 
 def image_args(volume: Volume, path: Path) -> list[str]:
-    """How qemu-img opens the drive's file: by format, or with the LUKS key for an encrypted
-    one (object `key`, which QemuImg passes from a pipe)."""
+    """How qemu-img opens the drive's file: its format named, never probed (`qemu-img snapshot`
+    takes no -f), with the LUKS key for an encrypted one (object `key`, from QemuImg's pipe)."""
     file = f"file.driver=file,file.filename={qemu_escape(str(path))}"
     if volume.encrypted and volume.format == "raw":
         return ["--image-opts", f"driver=luks,key-secret={SECRET_ID},{file}"]
     if volume.encrypted:
         return ["--image-opts", f"driver=qcow2,encrypt.format=luks,encrypt.key-secret={SECRET_ID},{file}"]
-    return ["-f", volume.format, str(path)]
+    return ["--image-opts", f"driver={volume.format},{file}"]
 
 
 class DriveSnapshots:
