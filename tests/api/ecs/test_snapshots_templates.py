@@ -242,8 +242,8 @@ async def test_templates(client: Any, ecs_alice: Ecs, ecs_bob: Ecs, image: str) 
     assert_error(await ecs_bob.get(f"/templates/{made['id']}"), 404)
     assert_error(await ecs_bob.call("PATCH", f"/templates/{made['id']}", {"notes": "x"}), 404)
     assert_error(await ecs_bob.delete(f"/templates/{made['id']}"), 404)
-    bad = await ecs_bob.post("/servers", {"plan": "ECS1", "image": made["name"], "location": "local", "notes": ""})
-    assert "unknown image" in assert_error(bad, 400)["message"]
+    refused = await ecs_bob.post("/servers", {"plan": "ECS1", "image": made["name"], "location": "local", "notes": ""})
+    assert "unknown image" in assert_error(refused, 400)["message"]
 
     # A server made from the template (by name): its boot drive overlays the template's base.
     made_from = await booted(ecs_alice, image=made["name"])
