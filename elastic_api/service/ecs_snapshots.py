@@ -25,7 +25,7 @@ from elastic_api.model import ecs as model
 from elastic_api.model.ecs import EcsServer
 from elastic_api.model.job import CREATE_SNAPSHOT, ROLLBACK, Job, SnapshotParams
 from elastic_api.model.server_record import ACTIVE
-from elastic_api.model.snapshot import CREATED, CREATING, FAILED, REIMAGING, Snapshot, check_text
+from elastic_api.model.snapshot import CREATED, CREATING, DELETING, FAILED, REIMAGING, Snapshot, check_text
 from elastic_api.service.drives import DriveService
 from elastic_api.service.ecs_actions import EcsActions
 from elastic_api.service.ecs_servers import EcsServerService
@@ -150,6 +150,32 @@ class SnapshotService:
             await self.store.update_ecs_server(server.id, status=REIMAGING)
             job = await self.jobs.submit(Job(0, ROLLBACK, user, server.name, SnapshotParams(snapshot.id, restart)))
         return self.jobs.live(job)
+
+    async def recover(self) -> None:
+        """At start-up, after the job runner took its jobs back: a server left Reimaging without
+        a rollback to finish it (a crash between its status and its job) is Booted again (its
+        drive was never touched), and a snapshot or template left being made without its job is
+        failed, so nothing stays in a passing status for good."""
+        for server in await self.store.list_ecs_servers(None):
+            jobs = await self.store.jobs_of(server.owner, server.name)
+            if any(job.unfinished for job in jobs):
+                continue
+            if server.status == REIMAGING:
+                log.warning("ECS server %s was left Reimaging without a rollback: Booted again", server.name)
+                await self.store.update_ecs_server(server.id, status=model.BOOTED)
+            for snapshot in await self.store.list_snapshots(server.owner, server.id):
+                if snapshot.status == CREATING:
+                    await self.store.update_snapshot(snapshot.id, FAILED, time.time_ns())
+            for template in await self.store.list_templates(server.owner):
+                if template.status == CREATING and template.source == server.name:
+                    await self.store.update_template(template.id, status=FAILED)
+        # A template left Deleting without its action (the same crash, on DELETE): made again.
+        for owner in {server.owner for server in await self.store.list_ecs_servers(None)}:
+            for template in await self.store.list_templates(owner):
+                if template.status == DELETING and not any(
+                    job.unfinished for job in await self.store.jobs_of(owner, template.name)
+                ):
+                    await self.store.update_template(template.id, status=CREATED)
 
     # -- the jobs -------------------------------------------------------------------------------
     async def _parts(self, job: Job) -> tuple[EcsServer, Snapshot]:

@@ -266,3 +266,30 @@ async def test_templates(client: Any, ecs_alice: Ecs, ecs_bob: Ecs, image: str) 
     assert not services.drives.storage.base_path(made["uuid"]).exists()
     assert_error(await ecs_alice.post("/servers", {"plan": "ECS1", "image": made["name"], "location": "local"}), 400)
     assert ecs_model.server_id(name) is not None
+
+
+async def test_start_up_ends_what_a_crash_left_passing(client: Any, ecs_alice: Ecs, image: str) -> None:  # noqa: F811
+    """A crash between a status and its job: Reimaging without a rollback is Booted again, a
+    snapshot or template being made without its job failed, a template Deleting without its job
+    made again. What has a job is left to it."""
+    from elastic_api.model.snapshot import CREATING, DELETING, Snapshot, Template
+
+    services = client.app[SERVICES]
+    store = services.snapshots.store
+    name = await booted(ecs_alice)
+    row = await services.ecs.get(ecs_alice.user, None, name)
+    await store.update_ecs_server(row.id, status="Reimaging")
+    left = await store.insert_snapshot(Snapshot(0, ecs_alice.user, row.id, "", "", CREATING, 1, 1), limit=3)
+    making = await store.insert_template(
+        Template(0, ecs_alice.user, "u-1", "", "", CREATING, name, None, 0, 1, "tiny-os-1"), limit=3
+    )
+    deleting = await store.insert_template(
+        Template(0, ecs_alice.user, "u-2", "", "", DELETING, name, None, 5, 1, "tiny-os-1"), limit=3
+    )
+    await services.snapshots.recover()
+    assert (await services.ecs.get(ecs_alice.user, None, name)).status == "Booted"
+    assert (await store.get_snapshot(ecs_alice.user, left.id)).status == "FL"
+    assert (await store.get_template(ecs_alice.user, making.id)).status == "FL"
+    assert (await store.get_template(ecs_alice.user, deleting.id)).status == "CD"
+    listed = (await ecs_alice.get(f"/servers/{name}/snapshots")).json["snapshots"]
+    assert [(s["status"], s["status_label"], s["active_flag"]) for s in listed] == [("FL", "Failed", False)]
