@@ -252,6 +252,13 @@ class Config:
     # well inside one metadata body (max_metadata_body) even JSON-escaped; bigger work belongs in
     # a file the script fetches.
     max_inline_script_bytes: int = 16 * KiB
+    # Snapshots one ECS server may keep: each pins the clusters it shares with the drive, so the
+    # drive's file grows toward size x (snapshots + 1) as the guest rewrites its disk; Seeweb's
+    # panel offers a handful per server, and 8 bounds a 20 GB plan's file to a few hundred GB.
+    max_snapshots_per_server: int = 8
+    # Templates one user may keep: each is a full copy of a boot drive's data (sparse) in the
+    # pool, so the cap bounds what one account can store outside its drive quota.
+    max_templates_per_user: int = 10
     # Support plans and reserved terms (months, discount %) servers may take: records a billing
     # system reads, no payment taken. Default: Seeweb's basic and global, and 3/6/12/24 months, free.
     support_plans: tuple[SupportPlan, ...] = DEFAULT_SUPPORT_PLANS

@@ -54,6 +54,8 @@ def check(config: Config) -> None:
         "max_isolate_from",
         "max_guest_password",
         "max_inline_script_bytes",
+        "max_snapshots_per_server",
+        "max_templates_per_user",
     ):
         if getattr(config, key) < 1:
             raise ConfigError(f"{key} must be at least 1")

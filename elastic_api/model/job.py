@@ -20,7 +20,26 @@ CREATE_SERVER, DELETE_SERVER, POWER_ON, POWER_OFF, CONSOLE = (
     "power_off",
     "console",
 )
-ACTIONS = (CREATE_SERVER, DELETE_SERVER, POWER_ON, POWER_OFF, CONSOLE)
+# Snapshots, rollback and templates (service/ecs_snapshots.py, service/templates.py): a snapshot
+# or rollback job and a template made from a server run on the server's name, so they queue
+# behind its other actions; a template's delete runs on the template's name.
+CREATE_SNAPSHOT, ROLLBACK, CREATE_TEMPLATE, DELETE_TEMPLATE = (
+    "create_snapshot",
+    "rollback",
+    "create_template",
+    "delete_template",
+)
+ACTIONS = (
+    CREATE_SERVER,
+    DELETE_SERVER,
+    POWER_ON,
+    POWER_OFF,
+    CONSOLE,
+    CREATE_SNAPSHOT,
+    ROLLBACK,
+    CREATE_TEMPLATE,
+    DELETE_TEMPLATE,
+)
 # Kinds whose finished jobs are history the owner lists: never pruned (an image job's older
 # finished ones are, as only the last says anything about its drive).
 KEPT = frozenset(ACTIONS)
@@ -37,9 +56,33 @@ class ActionParams:
     """An ECS action needs nothing beyond its server's row (its resource names it)."""
 
 
+@dataclass(frozen=True)
+class SnapshotParams:
+    """A snapshot made or restored on the job's server (`restart`: a rollback starts the guest
+    again, as it was running when the rollback was asked)."""
+
+    snapshot: int
+    restart: bool = False
+
+
+@dataclass(frozen=True)
+class TemplateParams:
+    """A template made from the job's server (or a snapshot of it), or deleted."""
+
+    template: int
+    snapshot: int | None = None
+
+
 # Each kind's parameters, typed; stored as JSON with the job.
-Params = ImageParams | ActionParams
-_PARAMS: dict[str, type[Params]] = {IMAGE: ImageParams, **{kind: ActionParams for kind in ACTIONS}}
+Params = ImageParams | ActionParams | SnapshotParams | TemplateParams
+_PARAMS: dict[str, type[Params]] = {
+    IMAGE: ImageParams,
+    **{kind: ActionParams for kind in ACTIONS},
+    CREATE_SNAPSHOT: SnapshotParams,
+    ROLLBACK: SnapshotParams,
+    CREATE_TEMPLATE: TemplateParams,
+    DELETE_TEMPLATE: TemplateParams,
+}
 
 
 @dataclass(frozen=True)

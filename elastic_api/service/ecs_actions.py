@@ -141,10 +141,12 @@ class EcsActions:
     async def _build(self, server: EcsServer, progress: Progress) -> None:
         user = server.owner
         if server.drive is None:
-            # The quota held since the request is handed to the drive as it is made.
+            # The quota held since the request is handed to the drive as it is made. qcow2 (with
+            # LUKS inside when encrypted) whatever the default format: thin, and able to hold
+            # snapshots (ECS.md §9).
             await self.store.update_ecs_server(server.id, held_drive=0)
             drive = await self.drives.create(
-                user, DriveSpec(name=server.name, size=server.disk_gb * GiB, tags=(model.TAG,))
+                user, DriveSpec(name=server.name, size=server.disk_gb * GiB, format="qcow2", tags=(model.TAG,))
             )
             server = await self._step(server, progress, DRIVE_DONE, drive=drive.drive, stage=model.DRIVE_MADE)
         assert server.drive is not None

@@ -30,6 +30,7 @@ from elastic_api.model.job import (
     Job,
 )
 from elastic_api.model.server_record import ACTIVE
+from elastic_api.model.snapshot import Snapshot, template_images
 from elastic_api.model.support import ReservedRecord, SupportRecord, support_plan
 from elastic_api.service.catalogue import CatalogueService
 from elastic_api.service.ecs_actions import GiB, EcsActions
@@ -81,6 +82,8 @@ class EcsServerView:
     ipv4: str
     support: SupportRecord | None = None  # its current plan (not cancelled)
     reservations: tuple[ReservedRecord, ...] = ()
+    last_restored: Snapshot | None = None  # the snapshot its last rollback restored
+    parent: Snapshot | None = None  # that snapshot's parent, shown inside it
 
 
 class EcsServerService:
@@ -144,6 +147,9 @@ class EcsServerService:
                 pass
         support = await self.support.support(server.owner, server.name)
         reservations = tuple(await self.support.reservations(server.owner, server.name))
+        snapshots = {s.id: s for s in await self.store.list_snapshots(server.owner, server.id)}
+        restored = next((s for s in snapshots.values() if s.last_restored), None)
+        parent = snapshots.get(restored.parent) if restored is not None and restored.parent is not None else None
         return EcsServerView(
             server,
             group_name(server.group) if server.group is not None else None,
@@ -152,6 +158,8 @@ class EcsServerService:
             ipv4,
             support if support is not None and not support.cancelled else None,
             reservations,
+            restored,
+            parent,
         )
 
     def _region(self, location: str) -> Region:
@@ -200,7 +208,9 @@ class EcsServerService:
         region = self.catalogue.region(request.location)
         if region not in self.catalogue.plan_regions(plan):
             raise Invalid(f"plan {plan.name} is not offered in {region.location}")
-        image = self._image(await self.catalogue.images(), request.image)
+        # The catalogue's images, then the user's own templates (another user's: unknown).
+        templates = template_images(await self.store.list_templates(user))
+        image = self._image([*await self.catalogue.images(), *templates], request.image)
         if image.required_disk_gb > plan.disk_gb:
             raise Invalid(f"image {image.slug} needs {image.required_disk_gb} GB, plan {plan.name} has {plan.disk_gb}")
         if len(request.notes) > MAX_NOTES or any(ord(c) < 32 and c != "\t" for c in request.notes):

@@ -14,7 +14,7 @@ from elastic_api.model.job import IMAGE, ImageParams, Job
 from elastic_api.model.pages import Page
 from elastic_api.service.drives import DriveService
 from elastic_api.service.jobs import JobFailed, JobRunner, Progress
-from elastic_api.storage import ImageFile, Storage, Volume
+from elastic_api.storage import BaseFile, ImageFile, Storage, Volume
 from elastic_api.store import Store
 
 log = logging.getLogger(__name__)
@@ -82,14 +82,17 @@ class ImagingService:
             raise MissingError(f"no such drive: {source_id[:40]}")
         if source == target.drive:
             raise UsageError("a drive cannot be imaged from itself")
-        if await self.store.get_image(source) is None:
-            await self.drives.get(user, source)  # 404 unless the user may read it
+        if await self.store.get_image(source) is None and await self.store.template_by_uuid(user, source) is None:
+            await self.drives.get(user, source)  # 404 unless the user may read it (or it is their template)
         return await self.jobs.submit(Job(0, IMAGE, user, target.drive, ImageParams(source, conversion)))
 
-    async def _source(self, owner: str, source: str) -> Volume | ImageFile:
+    async def _source(self, owner: str, source: str) -> Volume | ImageFile | BaseFile:
         image = await self.store.get_image(source)
         if image is not None:
             return await self.storage.image_file(image.image)
+        template = await self.store.template_by_uuid(owner, source)
+        if template is not None:  # a user's template (service/templates.py): its base
+            return BaseFile(template.uuid, template.size)
         return self.drives.volume(await self.drives.get(owner, source))
 
     async def _copy(self, job: Job, progress: Progress) -> None:

@@ -12,6 +12,7 @@ from elastic_api.service.catalogue import CatalogueService
 from elastic_api.service.drives import DriveService
 from elastic_api.service.ecs_actions import EcsActions
 from elastic_api.service.ecs_servers import EcsServerService
+from elastic_api.service.ecs_snapshots import SnapshotService
 from elastic_api.service.groups import GroupService
 from elastic_api.service.imaging import ImagingService
 from elastic_api.service.jobs import JobRunner
@@ -22,6 +23,7 @@ from elastic_api.service.scripts import ScriptService
 from elastic_api.service.servers import ServerService
 from elastic_api.service.sshkeys import SshKeyService
 from elastic_api.service.support import SupportService
+from elastic_api.service.templates import TemplateService
 from elastic_api.service.tokens import TokenService
 from elastic_api.service.users import UserService
 from elastic_api.storage import Storage
@@ -54,6 +56,8 @@ class Services:
     audit: AuditService
     support: SupportService
     scripts: ScriptService
+    snapshots: SnapshotService
+    templates: TemplateService
 
 
 def build_services(config: Config, store: Store, storage: Storage, hypervisor: Hypervisor) -> Services:
@@ -78,6 +82,10 @@ def build_services(config: Config, store: Store, storage: Storage, hypervisor: H
     support = SupportService(
         store, support_plans=config.support_plans, reserved_terms=config.reserved_plans, plans=config.plans
     )
+    ecs = EcsServerService(
+        config, store, hypervisor, jobs, catalogue, quotas, servers, groups, ssh_keys, actions, support, scripts
+    )
+    snapshots = SnapshotService(config, store, storage, jobs, drives, servers, ecs, actions)
     return Services(
         users=users,
         drives=drives,
@@ -90,9 +98,7 @@ def build_services(config: Config, store: Store, storage: Storage, hypervisor: H
         catalogue=catalogue,
         ssh_keys=ssh_keys,
         groups=groups,
-        ecs=EcsServerService(
-            config, store, hypervisor, jobs, catalogue, quotas, servers, groups, ssh_keys, actions, support, scripts
-        ),
+        ecs=ecs,
         metrics=MetricsService(store, hypervisor, interval=config.metrics_interval, retention=config.metrics_retention),
         audit=AuditService(
             store,
@@ -103,4 +109,6 @@ def build_services(config: Config, store: Store, storage: Storage, hypervisor: H
         ),
         support=support,
         scripts=scripts,
+        snapshots=snapshots,
+        templates=TemplateService(config, store, storage, jobs, drives, ecs, snapshots),
     )

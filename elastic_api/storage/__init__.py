@@ -3,7 +3,7 @@ through a bounded gzip decoder. The interface is in base.py, the pool behind it 
 
 from __future__ import annotations
 
-from elastic_api.storage.base import FORMATS, Conversion, Format, ImageFile, Progress, Storage, Volume
+from elastic_api.storage.base import FORMATS, BaseFile, Conversion, Format, ImageFile, Progress, Storage, Volume
 from elastic_api.storage.pool import Pool
 
-__all__ = ["FORMATS", "Conversion", "Format", "ImageFile", "Pool", "Progress", "Storage", "Volume"]
+__all__ = ["FORMATS", "BaseFile", "Conversion", "Format", "ImageFile", "Pool", "Progress", "Storage", "Volume"]

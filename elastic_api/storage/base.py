@@ -39,6 +39,14 @@ class ImageFile:
     size: int  # uncompressed bytes
 
 
+@dataclass(frozen=True)
+class BaseFile:
+    """A user's template: a read-only base of raw guest bytes under the pool (storage/snapshots.py)."""
+
+    image: str
+    size: int
+
+
 class Storage(Protocol):
     """What the service layer asks of the drive pool. Every method is safe to call from the
     event loop: blocking work runs in threads or subprocesses."""
@@ -77,10 +85,24 @@ class Storage(Protocol):
     def read(self, volume: Volume, offset: int, length: int) -> AsyncGenerator[bytes, None]:
         """The guest-visible bytes [offset, offset+length), in chunks; holes read as zeros."""
 
-    async def copy(self, source: Volume | ImageFile, target: Volume, conversion: str, progress: Progress) -> None:
+    async def copy(
+        self, source: Volume | ImageFile | BaseFile, target: Volume, conversion: str, progress: Progress
+    ) -> None:
         """Imaging: the source's bytes (gzipped or gunzipped on the way) into target from offset 0,
         converting between formats as needed; FullError when they do not fit. A standard image
-        gunzipped into a drive makes the drive a copy-on-write clone of the image's base."""
+        gunzipped into a drive, or a template (whatever the conversion), makes the drive a
+        copy-on-write clone of the image's base."""
+
+    async def snapshot(self, volume: Volume, op: str, tag: str) -> None:
+        """Internal qcow2 snapshot `tag` of a volume not in use: op "create", "apply" or "delete";
+        FailedError for a volume that is not qcow2 or is open elsewhere (a running guest)."""
+
+    async def make_template(self, volume: Volume, image: str, tag: str | None) -> int:
+        """The volume's guest bytes (now, or at snapshot `tag`) as image `image`'s read-only
+        base; its size in bytes."""
+
+    async def remove_template(self, image: str) -> None:
+        """Remove a template's base; BusyError, nothing removed, while a drive overlays it."""
 
     async def import_image(self, image: str, source: Path) -> ImageFile:
         """Add a raw disk image file to the standard library, stored gzipped, with its base."""
@@ -107,4 +129,4 @@ class Storage(Protocol):
         """Stop whatever helpers (NBD exports) the pool started."""
 
 
-__all__ = ["FORMATS", "Conversion", "Format", "ImageFile", "Progress", "Storage", "Volume"]
+__all__ = ["FORMATS", "BaseFile", "Conversion", "Format", "ImageFile", "Progress", "Storage", "Volume"]

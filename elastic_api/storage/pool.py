@@ -13,7 +13,7 @@ from pathlib import Path
 
 from elastic_api.errors import FullError, MissingError, UsageError
 from elastic_api.model.ids import is_id
-from elastic_api.storage.base import FORMATS, ImageFile, Progress, Volume
+from elastic_api.storage.base import FORMATS, BaseFile, ImageFile, Progress, Volume
 from elastic_api.storage.aio import in_thread, read_ahead
 from elastic_api.storage.bases import Bases, clone_raw
 from elastic_api.storage.exports import Exports
@@ -24,6 +24,7 @@ from elastic_api.storage.library import ImageLibrary
 from elastic_api.storage.nbd_volume import NbdVolumes, is_luks
 from elastic_api.storage.qemu_img import QemuImg
 from elastic_api.storage.raw import RawVolumes
+from elastic_api.storage.snapshots import DriveSnapshots
 from elastic_api.storage.staging import Staging
 
 MiB = 1024 * 1024
@@ -84,6 +85,7 @@ class Pool:
         self._nbd = NbdVolumes(self.pool_dir, self._exports, QemuImg(qemu_img), chunk)
         self._library = ImageLibrary(self.images_dir, chunk=chunk)
         self._bases = Bases(self.pool_dir, chunk=chunk)
+        self._snapshots = DriveSnapshots(self._exports, QemuImg(qemu_img), self._bases)
         self._log = logging.getLogger(__name__)
 
     # Paths: built from a validated UUID and a known suffix, nothing else.
@@ -222,7 +224,9 @@ class Pool:
 
     # Imaging.
 
-    async def copy(self, source: Volume | ImageFile, target: Volume, conversion: str, progress: Progress) -> None:
+    async def copy(
+        self, source: Volume | ImageFile | BaseFile, target: Volume, conversion: str, progress: Progress
+    ) -> None:
         """Imaging. The target ends up holding exactly the converted source bytes, then zeros.
 
         Sources: a drive's guest bytes, or an image's stored (gzip) bytes, so a standard image is
@@ -232,6 +236,9 @@ class Pool:
         if conversion not in ("", "gzip", "gunzip"):
             raise UsageError("conversion must be gzip or gunzip")
         target_path = self.path(target)
+        if isinstance(source, BaseFile):
+            await self._clone_base(source, target, target_path, progress)
+            return
         if isinstance(source, ImageFile) and conversion == "gunzip" and not is_luks(target):
             if source.size > target.size:
                 raise FullError("the image does not fit the drive")
@@ -274,10 +281,32 @@ class Pool:
                 await self._nbd.copy_in(target, target_path, ahead)
         progress(total, total)
 
-    async def _clone(self, image: ImageFile, target: Volume, target_path: Path, based: Callable[[], None]) -> None:
+    async def _clone_base(self, source: BaseFile, target: Volume, target_path: Path, progress: Progress) -> None:
+        """A template into a drive: a clone of its base, as a standard image's (a legacy LUKS
+        file cannot overlay one: it gets the base's bytes copied in)."""
+        if source.size > target.size:
+            raise FullError("the image does not fit the drive")
+        progress(0, source.size)
+        base = self._bases.path(source.image)
+        if is_luks(target):
+            async with contextlib.aclosing(read_ahead(self._raw.pieces(base, source.size), COPY_READ_AHEAD)) as ahead:
+                await self._nbd.copy_in(target, target_path, ahead)
+        else:
+            await self._clone(ImageFile(source.image, base, source.size), target, target_path, lambda: None, base)
+        progress(source.size, source.size)
+
+    async def _clone(
+        self,
+        image: ImageFile,
+        target: Volume,
+        target_path: Path,
+        based: Callable[[], None],
+        base: Path | None = None,
+    ) -> None:
         """`/gunzip` of a standard image: the target becomes a clone of the image's base (see
         storage/bases.py), replacing its file whole, as imaging always replaced its bytes."""
-        base = await self._bases.ensure(image.image, self._library.path(image.image))
+        if base is None:
+            base = await self._bases.ensure(image.image, self._library.path(image.image))
         based()
         # Whatever served the old file is done with it (imaging waited for its users to drain).
         await self._exports.stop(target.drive, wait=True)
@@ -320,6 +349,17 @@ class Pool:
 
     async def images(self) -> set[str]:
         return await in_thread(_list, self.images_dir, ("gz",))
+
+    # Snapshots and templates (storage/snapshots.py).
+
+    async def snapshot(self, volume: Volume, op: str, tag: str) -> None:
+        await self._snapshots.snapshot(volume, self.path(volume), op, tag)
+
+    async def make_template(self, volume: Volume, image: str, tag: str | None) -> int:
+        return await self._snapshots.make_template(volume, self.path(volume), image, tag)
+
+    async def remove_template(self, image: str) -> None:
+        await self._snapshots.remove_template(image)
 
 
 def _list(directory: Path, suffixes: tuple[str, ...]) -> set[str]:

@@ -33,8 +33,12 @@ class QemuImg:
     async def __call__(self, *args: str, secret: bytes | None = None) -> None:
         """qemu-img with args; with a secret, the volume's passphrase is object `key`, read from
         an inherited pipe (after the subcommand, where qemu-img takes --object)."""
+        await self.output(*args, secret=secret)
+
+    async def output(self, *args: str, secret: bytes | None = None) -> bytes:
+        """As a call, returning what qemu-img printed on its standard output."""
         for attempt in range(1, QEMU_IMG_TRIES + 1):
-            returncode, err = await self._once(args, secret)
+            returncode, out, err = await self._once(args, secret)
             if not returncode or b"accurate CPU usage" not in err or attempt == QEMU_IMG_TRIES:
                 break
         if returncode:
@@ -42,8 +46,9 @@ class QemuImg:
                 raise no_room()
             log.error("qemu-img %s failed: %s", args[0], err.decode(errors="replace").strip())
             raise FailedError(f"qemu-img {args[0]} failed")
+        return out
 
-    async def _once(self, args: tuple[str, ...], secret: bytes | None) -> tuple[int | None, bytes]:
+    async def _once(self, args: tuple[str, ...], secret: bytes | None) -> tuple[int | None, bytes, bytes]:
         fd = await in_thread(secret_pipe, secret) if secret is not None else None
         try:
             command = [self.binary, args[0]]
@@ -66,11 +71,11 @@ class QemuImg:
         communicate = asyncio.ensure_future(process.communicate())
         try:
             # Shielded: qemu-img stopped half-way through a resize could leave a broken image.
-            _, err = await asyncio.shield(communicate)
+            out, err = await asyncio.shield(communicate)
         except asyncio.CancelledError:
             await asyncio.wait([communicate])
             raise
-        return process.returncode, err
+        return process.returncode, out, err
 
 
 __all__ = ["QEMU_IMG_TRIES", "QemuImg"]

@@ -38,8 +38,10 @@ from elastic_api.store.base_ecs import (
     EcsServerStore,
     CloudScriptStore,
     GroupStore,
+    SnapshotStore,
     SshKeyStore,
     SupportStore,
+    TemplateStore,
     TokenStore,
 )
 
@@ -405,6 +407,8 @@ class Store(
     SupportStore,
     EcsServerStore,
     CloudScriptStore,
+    SnapshotStore,
+    TemplateStore,
     Protocol,
 ):
     """The whole metadata store."""

@@ -11,6 +11,7 @@ from elastic_api.model.cloudscript import CloudScript
 from elastic_api.model.ecs import EcsServer
 from elastic_api.model.group import Group
 from elastic_api.model.job import Job
+from elastic_api.model.snapshot import Snapshot, Template
 from elastic_api.model.sshkey import SshKey
 from elastic_api.model.support import ReservedRecord, ReservedTerm, SupportRecord
 from elastic_api.model.token import ApiToken
@@ -155,3 +156,52 @@ class CloudScriptStore(Protocol):
 
     async def delete_script(self, owner: str, id_: int) -> bool:
         """False, and nothing done, when there is none or it is another user's."""
+
+
+class SnapshotStore(Protocol):
+    """ECS servers' snapshots (the rows; the snapshots themselves live in the boot drive's file),
+    numbered from a global counter never reused; gone with their server."""
+
+    async def insert_snapshot(self, snapshot: Snapshot, limit: int) -> Snapshot:
+        """The new snapshot with its number (the given id is ignored), in one transaction;
+        QuotaExceeded, nothing added, when its server already has `limit` snapshots."""
+
+    async def list_snapshots(self, owner: str, server: int) -> list[Snapshot]:
+        """The server's snapshots by number; [] when none or the server is another user's."""
+
+    async def get_snapshot(self, owner: str, id_: int) -> Snapshot | None:
+        """The snapshot; None when there is none or it is another user's."""
+
+    async def update_snapshot(self, id_: int, status: str, updated: int) -> bool:
+        """Set its status; False when it is gone."""
+
+    async def mark_restored(self, id_: int, updated: int) -> bool:
+        """Make it its server's last restored snapshot (and no other of that server), in one
+        transaction; False when it is gone."""
+
+    async def delete_snapshot(self, id_: int) -> bool:
+        """False when there was none."""
+
+
+class TemplateStore(Protocol):
+    """Users' templates (images made from a server's boot drive), numbered from a global counter
+    never reused (the number makes the `ei` name); the UUID names its base in the pool."""
+
+    async def insert_template(self, template: Template, limit: int) -> Template:
+        """The new template with its number (the given id is ignored), in one transaction;
+        QuotaExceeded, nothing added, when its owner already has `limit` templates."""
+
+    async def list_templates(self, owner: str) -> list[Template]:
+        """The owner's templates by number; [] for an unknown owner."""
+
+    async def get_template(self, owner: str, id_: int) -> Template | None:
+        """The template; None when there is none or it is another user's."""
+
+    async def template_by_uuid(self, owner: str, uuid: str) -> Template | None:
+        """The owner's template whose base is `uuid`; None when none (or another user's)."""
+
+    async def update_template(self, id_: int, **changes: Any) -> bool:
+        """Change description, notes, status or size; False when it is gone."""
+
+    async def delete_template(self, id_: int) -> bool:
+        """False when there was none."""

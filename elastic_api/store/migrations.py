@@ -359,4 +359,36 @@ MIGRATIONS: tuple[Migration, ...] = (
     """
     ALTER TABLE ecs_servers ADD COLUMN vlans TEXT NOT NULL DEFAULT '[]';
     """,
+    # 17: ECS servers' snapshots (internal qcow2 snapshots of the boot drive: the rows say what
+    # each is; gone with their server) and users' templates (images made from a boot drive, whose
+    # UUID names their base in the pool), both numbered from counters never reused.
+    """
+    CREATE TABLE ecs_snapshots (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        owner TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        server INTEGER NOT NULL REFERENCES ecs_servers(id) ON DELETE CASCADE,
+        description TEXT NOT NULL,
+        notes TEXT NOT NULL,
+        status TEXT NOT NULL,
+        created INTEGER NOT NULL,
+        updated INTEGER NOT NULL,
+        parent INTEGER,
+        last_restored INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX ecs_snapshots_by_server ON ecs_snapshots(server, id);
+    CREATE TABLE ecs_templates (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        owner TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        uuid TEXT NOT NULL UNIQUE,
+        description TEXT NOT NULL,
+        notes TEXT NOT NULL,
+        status TEXT NOT NULL,
+        source TEXT NOT NULL,
+        snapshot INTEGER,
+        size INTEGER NOT NULL,
+        created INTEGER NOT NULL,
+        so TEXT NOT NULL
+    );
+    CREATE INDEX ecs_templates_by_owner ON ecs_templates(owner, id);
+    """,
 )

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from elastic_api.api.ecs.auth import PUBLIC, TOKEN, Policy
 from elastic_api.api.ecs.call import Call, Wire
 from elastic_api.api.ecs.handlers import account, actions, catalogue, groups, logs, scripts, servers, sshkeys
+from elastic_api.api.ecs.handlers import snapshots, templates
 
 Handler = Callable[[Call], Awaitable[Wire]]
 PREFIX = "/ecs/v2"
@@ -63,5 +64,14 @@ ROUTES: tuple[Route, ...] = (
     Route("GET",    "/actions/{id}",       TOKEN,  actions.get_action),
     Route("GET",    "/logs",               TOKEN,  logs.list_logs),
     Route("GET",    "/logs/{id}",          TOKEN,  logs.get_log),
+    Route("GET",    "/servers/{name}/snapshots", TOKEN, snapshots.list_snapshots),
+    Route("POST",   "/servers/{name}/snapshots", TOKEN, snapshots.create_snapshot),
+    Route("GET",    "/servers/{name}/snapshots/{id}", TOKEN, snapshots.get_snapshot),
+    Route("DELETE", "/servers/{name}/snapshots/{id}", TOKEN, snapshots.delete_snapshot),
+    Route("GET",    "/templates",          TOKEN,  templates.list_templates),
+    Route("POST",   "/templates",          TOKEN,  templates.create_template),
+    Route("GET",    "/templates/{id}",     TOKEN,  templates.get_template),
+    Route("PATCH",  "/templates/{id}",     TOKEN,  templates.update_template),
+    Route("DELETE", "/templates/{id}",     TOKEN,  templates.delete_template),
 )
 # fmt: on

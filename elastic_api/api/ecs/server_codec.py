@@ -7,6 +7,7 @@ import time
 
 from elastic_api.api.ecs.codec import API_VERSION, Wire, timestamp
 from elastic_api.api.ecs.records import reserved_fields, server_support
+from elastic_api.api.ecs.snapshot_codec import action_target, snapshot
 from elastic_api.model import ecs as model
 from elastic_api.model.job import DONE, FAILED, Job
 from elastic_api.service.ecs_servers import EcsServerView
@@ -32,7 +33,9 @@ def server(view: EcsServerView) -> Wire:
             "host_type": "ECS",
         },
         **reserved_fields(view.reservations, s.name, time.time_ns()),
-        "last_restored_snapshot": None,
+        "last_restored_snapshot": (
+            snapshot(view.last_restored, s.name, view.parent) if view.last_restored is not None else None
+        ),
         "support": server_support(view.support, s.name, s.notes) if view.support is not None else None,
         "location": s.location,
         "location_label": view.region.description,
@@ -53,6 +56,7 @@ def server(view: EcsServerView) -> Wire:
 
 
 def action(job: Job) -> Wire:
+    resource, resource_type = action_target(job)
     return {
         "id": job.id,
         "status": ACTION_STATUS.get(job.status, "in-progress"),
@@ -60,8 +64,8 @@ def action(job: Job) -> Wire:
         "created_at": timestamp(job.created),
         "started_at": timestamp(job.started) if job.started is not None else None,
         "completed_at": timestamp(job.finished) if job.finished is not None else None,
-        "resource": job.resource,
-        "resource_type": "ECS",
+        "resource": resource,
+        "resource_type": resource_type,
         "type": job.kind,
         "progress": job.progress,
         # Why a failed action failed: not in Seeweb's object, harmless to its clients (ECS.md §2.5).

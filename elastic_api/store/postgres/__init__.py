@@ -41,6 +41,7 @@ from elastic_api.store.postgres.metrics import MetricsRows
 from elastic_api.store.postgres.resources import ResourceRows
 from elastic_api.store.postgres.scripts import ScriptRows
 from elastic_api.store.postgres.servers import ServerRows
+from elastic_api.store.postgres.snapshots import SnapshotRows
 from elastic_api.store.postgres.users import UserRows
 
 __all__ = ["PostgresEngine", "PostgresStore"]
@@ -59,6 +60,7 @@ class PostgresStore(
     EcsServerRows,
     LockRows,
     ScriptRows,
+    SnapshotRows,
 ):
     """The Store over one PostgreSQL database, shared by every node that names it."""
 

@@ -292,4 +292,34 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE ecs_servers ADD COLUMN vlans TEXT NOT NULL DEFAULT '[]';
     """,
+    # 7: ECS servers' snapshots and users' templates (SQLite's migration 17).
+    """
+    CREATE TABLE ecs_snapshots (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        owner TEXT COLLATE "C" NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        server BIGINT NOT NULL REFERENCES ecs_servers(id) ON DELETE CASCADE,
+        description TEXT NOT NULL,
+        notes TEXT NOT NULL,
+        status TEXT NOT NULL,
+        created BIGINT NOT NULL,
+        updated BIGINT NOT NULL,
+        parent BIGINT,
+        last_restored BOOLEAN NOT NULL DEFAULT FALSE
+    );
+    CREATE INDEX ecs_snapshots_by_server ON ecs_snapshots(server, id);
+    CREATE TABLE ecs_templates (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        owner TEXT COLLATE "C" NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        uuid TEXT COLLATE "C" NOT NULL UNIQUE,
+        description TEXT NOT NULL,
+        notes TEXT NOT NULL,
+        status TEXT NOT NULL,
+        source TEXT NOT NULL,
+        snapshot BIGINT,
+        size BIGINT NOT NULL,
+        created BIGINT NOT NULL,
+        so TEXT NOT NULL
+    );
+    CREATE INDEX ecs_templates_by_owner ON ecs_templates(owner, id);
+    """,
 )

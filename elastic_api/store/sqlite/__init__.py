@@ -15,6 +15,7 @@ from elastic_api.store.sqlite.metrics import MetricsRows
 from elastic_api.store.sqlite.resources import ResourceRows
 from elastic_api.store.sqlite.scripts import ScriptRows
 from elastic_api.store.sqlite.servers import ServerRows
+from elastic_api.store.sqlite.snapshots import SnapshotRows
 from elastic_api.store.sqlite.tokens import TokenRows
 from elastic_api.store.sqlite.users import UserRows
 
@@ -35,5 +36,6 @@ class SqliteStore(
     AuditRows,
     EcsServerRows,
     ScriptRows,
+    SnapshotRows,
 ):
     """The Store over one SQLite database: every concept's rows over the one engine they share."""

@@ -175,7 +175,7 @@ def test_a_server_through_ecsapi(served):
     with pytest.raises(ClientError) as guest_side:
         api.create_server(ServerCreateRequest(plan="ECS1", image="boot-sector-1", location="local", user_customize=3))
     assert guest_side.value.response.status_code == 400 and "unknown user_customize" in guest_side.value.response.text
-    with pytest.raises(pydantic.ValidationError):  # the client does not look at this status: 400 no snapshots
+    with pytest.raises(pydantic.ValidationError):  # the client does not look at this status: 404 no such snapshot
         api.rollback_server(made.name, 5)
     with pytest.raises(pydantic.ValidationError):  # nor at this one: 404
         api.turn_on_server("ec999999")

@@ -228,11 +228,18 @@ async def test_busy_servers_answer_409(ecs_alice: Ecs, image: str, client: Any) 
     for body, words in (
         ({}, "action type is required"),
         ({"type": "reboot"}, "unknown action type"),
-        ({"type": "rollback", "snapshot": 5}, "not supported yet"),
+        ({"type": "rollback"}, "snapshot is required"),
         ({"type": 1}, "string"),
     ):
         assert words in assert_error(await ecs_alice.post(f"/servers/{name}/actions", body), 400)["message"]
     assert_error(await ecs_alice.post("/servers/ec999999/actions", {"type": "power_on"}), 404)
+    # A snapshot that is not this server's (none exists): 404, as any unknown object (ECS.md §6).
+    assert (
+        "snapshot not found"
+        in assert_error(await ecs_alice.post(f"/servers/{name}/actions", {"type": "rollback", "snapshot": 5}), 404)[
+            "message"
+        ]
+    )
     assert_error(await ecs_alice.get("/servers/ec999999/status"), 404)
     assert_error(await ecs_alice.call("PUT", "/servers/nonsense", {"notes": "x"}), 404)
     assert_error(await ecs_alice.call("PATCH", f"/servers/{name}", {"notes": "x"}), 405)

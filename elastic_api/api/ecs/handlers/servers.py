@@ -119,8 +119,8 @@ async def server_action(call: Call) -> Wire:
     kind = body.get("type")
     if kind is None:
         raise Invalid("action type is required")
-    if kind == "rollback":
-        raise Invalid("rollback is not supported yet: there are no snapshots")
+    if kind == "rollback":  # service/ecs_snapshots.py: 400 without a snapshot, 404 for an unknown one
+        return codec.action(await call.services.snapshots.rollback(call.user, call.group, name, body.get("snapshot")))
     if kind not in POWER:
         raise Invalid(f"unknown action type: {kind[:40]}")
     return codec.action(await call.services.ecs.act(call.user, call.group, name, POWER[kind]))
