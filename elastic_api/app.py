@@ -77,7 +77,7 @@ def create_app(config: Config, *, store: Store, storage: Storage, hypervisor: Hy
             await services.metrics.start()
             services.drives.counters.start()
             await services.ecs.recover(alone=alone)  # after the runner took its jobs back
-            await services.snapshots.recover()
+            await services.snapshots.recover(alone=alone)
             yield
         finally:
             await services.metrics.close()

@@ -151,24 +151,33 @@ class SnapshotService:
             job = await self.jobs.submit(Job(0, ROLLBACK, user, server.name, SnapshotParams(snapshot.id, restart)))
         return self.jobs.live(job)
 
-    async def recover(self) -> None:
+    async def recover(self, *, alone: bool = True) -> None:
         """At start-up, after the job runner took its jobs back: a server left Reimaging without
         a rollback to finish it (a crash between its status and its job) is Booted again (its
         drive was never touched), and a snapshot or template left being made without its job is
-        failed, so nothing stays in a passing status for good."""
+        failed, so nothing stays in a passing status for good. Not `alone` (other nodes run, and
+        one may be between a row and its job): only rows older than a job lease, and Reimaging
+        (which keeps no time) is left to a node that starts alone."""
+        settled = time.time_ns() - self.config.job_lease_seconds * 1_000_000_000
         for server in await self.store.list_ecs_servers(None):
             jobs = await self.store.jobs_of(server.owner, server.name)
             if any(job.unfinished for job in jobs):
                 continue
-            if server.status == REIMAGING:
+            if server.status == REIMAGING and alone:
                 log.warning("ECS server %s was left Reimaging without a rollback: Booted again", server.name)
                 await self.store.update_ecs_server(server.id, status=model.BOOTED)
             for snapshot in await self.store.list_snapshots(server.owner, server.id):
-                if snapshot.status == CREATING:
+                if snapshot.status == CREATING and (alone or snapshot.updated < settled):
                     await self.store.update_snapshot(snapshot.id, FAILED, time.time_ns())
             for template in await self.store.list_templates(server.owner):
-                if template.status == CREATING and template.source == server.name:
+                if (
+                    template.status == CREATING
+                    and template.source == server.name
+                    and (alone or template.created < settled)
+                ):
                     await self.store.update_template(template.id, status=FAILED)
+        if not alone:
+            return
         # A template left Deleting without its action (the same crash, on DELETE): made again.
         for owner in {server.owner for server in await self.store.list_ecs_servers(None)}:
             for template in await self.store.list_templates(owner):
