@@ -19,7 +19,8 @@ sys.path.insert(0, str(ROOT))
 from elastic_api.config import HostConfig  # noqa: E402
 from elastic_api.hypervisor.domain import DiskSpec, DomainSpec, domain_xml  # noqa: E402
 from elastic_api.hypervisor.libvirt import LibvirtHypervisor  # noqa: E402
-from elastic_api.model.server import parse_config  # noqa: E402
+from elastic_api.model.device import Device  # noqa: E402
+from elastic_api.model.server import DriveSlot, ServerConfig  # noqa: E402
 from tests.hypervisor.bootsector_image import BOOT_MARKER, write_boot_image  # noqa: E402
 
 # The raw-libvirt benchmark's guests belong to an installation of their own, made per run.
@@ -38,14 +39,13 @@ class Guest:
         drive = str(uuid.uuid4())
         self.image = write_boot_image(workdir / f"{drive}.raw")
         self.log = workdir / f"{self.server}.log"
-        config = parse_config(
-            {"name": "bench", "cpu": str(HOST_CORE_MHZ), "smp": "1", "mem": "32", "ide:0:0": drive}, self.server
-        )
+        disk = Device("ide", 0, 0)
+        config = ServerConfig(name="bench", cpu=HOST_CORE_MHZ, mem=32, smp=1, drives=(DriveSlot(disk, drive),))
         self.xml = domain_xml(
             DomainSpec(
                 self.server,
                 config,
-                {"ide:0:0": DiskSpec(str(self.image), "raw")},
+                {disk: DiskSpec(str(self.image), "raw")},
                 serial_log=str(self.log),
                 domain_type=domain_type,
                 host_core_mhz=HOST_CORE_MHZ,
