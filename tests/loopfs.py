@@ -112,8 +112,15 @@ def extents(path: Path) -> list[tuple[int, int, int, set[str]]]:
 
 
 def block_map(path: Path) -> dict[int, int]:
-    """Logical block → physical block for every mapped block of the file."""
-    return {logical + i: physical + i for logical, physical, length, _ in extents(path) for i in range(length)}
+    """Logical block → physical block for every block of the file that holds data: not a hole, nor
+    an unwritten extent (space XFS allocated ahead of writes, which reads as zeros and which a
+    reflink leaves out)."""
+    return {
+        logical + i: physical + i
+        for logical, physical, length, flags in extents(path)
+        if "unwritten" not in flags
+        for i in range(length)
+    }
 
 
 def shared_blocks(path: Path) -> set[int]:
