@@ -5,11 +5,14 @@ inside), against `qemu-img create -b` of an overlay on a file of the same size, 
 
     .venv/bin/python scripts/bench_imaging.py            # 1 GiB and 10 GiB images
     .venv/bin/python scripts/bench_imaging.py --quick    # 64 MiB and 256 MiB
+    .venv/bin/python scripts/bench_imaging.py --pool-fs xfs   # all of it on a loop-mounted XFS
 
 The image is disk-like (a third each random, text and zeros, in MiB-sized regions). Ratios are
 imaging time / overlay time: issue 17 asks for at most 2 at every size. Raw drives are reflinked
 where the pool's file system shares extents (XFS, Btrfs) and copied (data extents only, in the
-kernel) elsewhere: on ext4 their time grows with the image's data.
+kernel) elsewhere: on ext4 their time grows with the image's data. `--pool-fs xfs` (or btrfs, or
+ext4) runs everything, the data dir, the image and the qemu-img overlays, on a new file system of
+that type in a sparse file under --workdir, loop-mounted for the run (root) and removed after it.
 """
 
 from __future__ import annotations
@@ -17,8 +20,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import os
 import random
+import re
 import shutil
 import statistics
 import subprocess
@@ -37,8 +42,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_drives import Server, download  # noqa: E402
 
 from elastic_api.model.units import parse_size  # noqa: E402
+from tests.loopfs import loop_mounted, unavailable  # noqa: E402
 
 MiB = 1 << 20
+GiB = 1 << 30
+# Room on a --pool-fs file system per byte of image (the raw image, its gzip file and its base,
+# each at most the image's size) plus slack for the drives' own writes; sparse, so it costs only
+# what is written.
+POOL_FS_PER_IMAGE_BYTE = 4
+POOL_FS_SLACK = 4 * GiB
 LAYOUTS = {"raw": ("raw", "none"), "qcow2": ("qcow2", "none"), "qcow2-luks": ("qcow2", "aes-xts-plain")}
 
 
@@ -75,6 +87,15 @@ def overlay_seconds(base: Path, workdir: Path, size: int, rounds: int) -> float:
     return statistics.median(times)
 
 
+def clone_paths(log: Path, since: int) -> str:
+    """How the server cloned the drives it logged after byte `since` of its log: reflink, copy or
+    overlay (storage/pool.py logs each), so the table says which path a row measured."""
+    with open(log, "rb") as file:
+        file.seek(since)
+        found = set(re.findall(rb"cloned from image \S+ \((\w+)\)", file.read()))
+    return ",".join(sorted(how.decode() for how in found)) or "?"
+
+
 async def image_once(
     session: aiohttp.ClientSession,
     url: str,
@@ -108,9 +129,13 @@ async def image_once(
     return seconds
 
 
-async def bench(args: argparse.Namespace) -> int:
-    sizes = [parse_size(s) for s in (args.sizes or (["64M", "256M"] if args.quick else ["1G", "10G"]))]
-    workdir = Path(tempfile.mkdtemp(prefix="elastic-bench-imaging-", dir=args.workdir))
+def image_sizes(args: argparse.Namespace) -> list[int]:
+    return [parse_size(s) for s in (args.sizes or (["64M", "256M"] if args.quick else ["1G", "10G"]))]
+
+
+async def bench(args: argparse.Namespace, where: Path, fs: str) -> int:
+    sizes = image_sizes(args)
+    workdir = Path(tempfile.mkdtemp(prefix="elastic-bench-imaging-", dir=where))
     server = Server(workdir)
     try:
         images = {}
@@ -127,19 +152,21 @@ async def bench(args: argparse.Namespace) -> int:
         authorization = "Basic " + base64.b64encode(f"{server.user}:{server.secret}".encode()).decode()
         rates: dict[tuple[int, str], float] = {}
         async with aiohttp.ClientSession(headers={"Authorization": authorization}) as session:
-            print(f"{'image':>8} {'layout':>11} {'imaging s':>10} {'overlay s':>10} {'ratio':>6}")
+            print(f"data dir, image and overlays on {fs}")
+            print(f"{'image':>8} {'layout':>11} {'imaging s':>10} {'overlay s':>10} {'ratio':>6}  clone")
             for size, (image, raw) in images.items():
                 drive_size = size + 64 * MiB
                 for layout, (fmt, cipher) in LAYOUTS.items():
                     # Alternating, median of each: the two measured under the same conditions.
                     took, floor = [], []
+                    mark = server.log.stat().st_size
                     for _ in range(args.rounds):
                         took.append(await image_once(session, server.url, image, drive_size, fmt, cipher))
                         floor.append(await asyncio.to_thread(overlay_seconds, raw, workdir, drive_size, 1))
                     imaging, overlay = statistics.median(took), statistics.median(floor)
                     print(
                         f"{size / MiB:>6.0f}Mi {layout:>11} {imaging:>10.4f} {overlay:>10.4f} "
-                        f"{imaging / overlay:>6.2f}",
+                        f"{imaging / overlay:>6.2f}  {clone_paths(server.log, mark)}",
                         flush=True,
                     )
                     if parse_size(args.download):
@@ -187,7 +214,36 @@ def main() -> int:
     )
     parser.add_argument("--workdir", default="/var/tmp", help="where the temporary data dir goes")
     parser.add_argument("--keep", action="store_true", help="keep the temporary data dir")
-    return asyncio.run(bench(parser.parse_args()))
+    parser.add_argument(
+        "--pool-fs",
+        choices=("xfs", "btrfs", "ext4"),
+        help="run on a new file system of this type, loop-mounted for the run (root; removed after it)",
+    )
+    args = parser.parse_args()
+    if not args.pool_fs:
+        return asyncio.run(bench(args, Path(args.workdir), filesystem(Path(args.workdir))))
+    reason = unavailable(args.pool_fs)
+    if reason or args.keep:
+        parser.error(
+            f"--pool-fs {args.pool_fs}: {reason or 'the file system goes with the run, so --keep cannot keep it'}"
+        )
+    size = POOL_FS_PER_IMAGE_BYTE * sum(image_sizes(args)) + POOL_FS_SLACK
+    scratch = Path(tempfile.mkdtemp(prefix="elastic-bench-fs-", dir=args.workdir))
+    try:
+        with loop_mounted(args.pool_fs, scratch, size) as mountpoint:
+            print(f"a {size / GiB:.0f} GiB {args.pool_fs} (sparse) loop-mounted at {mountpoint}", flush=True)
+            return asyncio.run(bench(args, mountpoint, f"a loop-mounted {args.pool_fs}"))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def filesystem(path: Path) -> str:
+    """The type of the file system path is on, as findmnt names it."""
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        return subprocess.run(
+            ["findmnt", "--noheadings", "--output", "FSTYPE", "--target", str(path)], capture_output=True, text=True
+        ).stdout.strip()
+    return "an unknown file system"
 
 
 if __name__ == "__main__":

@@ -9,6 +9,9 @@ APT_PACKAGES=(libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils q
               curl python3-libcloud
               sqlite3  # the README's backup command
               wrk  # scripts/bench_api.py
+              # loop-mounted XFS and Btrfs (reflinks) in tests/storage/test_reflink.py and
+              # scripts/bench_imaging.py --pool-fs
+              xfsprogs btrfs-progs
               postgresql  # the PostgreSQL store and its contract tests (a cluster of the tests' own)
               # sshd for the test that reaches the local libvirtd over qemu+ssh: the test starts a
               # daemon of its own on loopback (its own config, keys and port), never the system's.
