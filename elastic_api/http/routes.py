@@ -14,6 +14,7 @@ from aiohttp import web
 from elastic_api.errors import Invalid, MethodNotAllowed, NotFound
 from elastic_api.http.audit import Auditor
 from elastic_api.http.middleware import Render
+from elastic_api.http.server import serving
 
 P = TypeVar("P")  # what an auth policy yields: the caller, as the dialect knows it
 
@@ -87,7 +88,8 @@ def add_routes(
     auditor: Auditor[P] | None = None,
 ) -> None:
     """Mount a route table; paths keep the table's order (aiohttp tries them in order, so fixed
-    paths come before the patterns they would otherwise match)."""
+    paths come before the patterns they would otherwise match). Every handler is served through
+    `serving` with the dialect's error shape: no middleware runs on the way."""
     by_path: dict[str, list[Route[P]]] = {}
     for route in routes:
         by_path.setdefault(route.path, []).append(route)
@@ -96,11 +98,11 @@ def add_routes(
         return await _expect(request, render)
 
     for path, group in by_path.items():
-        app.router.add_route("*", path, endpoint(group, auditor), expect_handler=expect)
+        app.router.add_route("*", path, serving(endpoint(group, auditor), render), expect_handler=expect)
     if catch_all:
         # Last, for every path that is no command: aiohttp's own "not found" would answer an
         # `Expect: 100-continue` with 100 before its 404, and the client would send its body for nothing.
-        app.router.add_route("*", "/{path:.*}", no_such_path, expect_handler=expect)
+        app.router.add_route("*", "/{path:.*}", serving(no_such_path, render), expect_handler=expect)
 
 
 async def _expect(request: web.Request, render: Render) -> web.StreamResponse | None:

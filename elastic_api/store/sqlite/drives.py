@@ -28,6 +28,10 @@ _VISIBLE = (
     "(d.owner = :user OR EXISTS (SELECT 1 FROM drive_readers r WHERE r.drive = d.id AND r.reader IN (:user, :all)))"
 )
 
+# One drive a user sees; made once (every `info` runs it: a string built per call is hashed anew
+# for sqlite3's statement cache).
+_GET_DRIVE = f"SELECT {_DRIVE_COLUMNS} FROM drives d WHERE d.id = :id AND {_VISIBLE}"
+
 
 def _drive(row: tuple[Any, ...]) -> Drive:
     keys = json.loads(row[8])
@@ -132,14 +136,7 @@ class DriveRows(SqliteEngine):
         await self._write(insert)
 
     def _get_drive(self, user: str, drive: str, db: sqlite3.Connection | None = None) -> Drive | None:
-        row = (
-            (db or self.db)
-            .execute(
-                f"SELECT {_DRIVE_COLUMNS} FROM drives d WHERE d.id = :id AND {_VISIBLE}",
-                {"id": drive, "user": user, "all": ALL_USERS},
-            )
-            .fetchone()
-        )
+        row = (db or self.db).execute(_GET_DRIVE, {"id": drive, "user": user, "all": ALL_USERS}).fetchone()
         return _drive(row) if row else None
 
     async def get_drive(self, user: str, drive: str) -> Drive | None:
