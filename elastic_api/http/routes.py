@@ -75,6 +75,15 @@ class ExpectationFailed(Invalid):
     """An `Expect` header other than 100-continue (answered 417 by every dialect)."""
 
 
+class AnyPath(web.DynamicResource):
+    """The catch-all's resource: every path, those its pattern's `.*` does not match (a newline
+    in a segment, a request target without its `/`) included. With no middleware to answer
+    aiohttp's own "not found", no path may be left to it: it would answer in its own words."""
+
+    def _match(self, path: str) -> dict[str, str] | None:
+        return super()._match(path) or {"path": path}
+
+
 async def no_such_path(request: web.Request) -> web.StreamResponse:
     raise NotFound(f"no such command: {request.path[:80]}")
 
@@ -102,7 +111,9 @@ def add_routes(
     if catch_all:
         # Last, for every path that is no command: aiohttp's own "not found" would answer an
         # `Expect: 100-continue` with 100 before its 404, and the client would send its body for nothing.
-        app.router.add_route("*", "/{path:.*}", serving(no_such_path, render), expect_handler=expect)
+        catch_all_resource = AnyPath("/{path:.*}")
+        app.router.register_resource(catch_all_resource)
+        catch_all_resource.add_route("*", serving(no_such_path, render), expect_handler=expect)
 
 
 async def _expect(request: web.Request, render: Render) -> web.StreamResponse | None:
