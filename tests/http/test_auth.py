@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import make_mocked_request
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -46,11 +48,10 @@ def test_any_decoded_bytes_are_parsed_or_refused_as_auth(raw):
         pass
 
 
-class _Request:
-    """What the Basic policy reads of a request: its headers."""
-
-    def __init__(self, authorization: str | None) -> None:
-        self.headers = {} if authorization is None else {"Authorization": authorization}
+def _Request(authorization: str | None) -> web.Request:
+    return make_mocked_request(
+        "GET", "/drives/list", headers={} if authorization is None else {"Authorization": authorization}
+    )
 
 
 class _Counting:
