@@ -15,10 +15,10 @@ from elastic_api.api.elastichosts.errors import error_response
 from elastic_api.config import Config
 from elastic_api.errors import ConfigError
 from elastic_api.http.metrics import DIALECT, OPS_METRICS, timing
-from elastic_api.http.middleware import errors, plain_server_header
-from elastic_api.http.server import REFUSAL, connection
+from elastic_api.http.middleware import answer_begins
+from elastic_api.http.server import REFUSAL
 from elastic_api.http.sendfile import ThreadedSendfile
-from elastic_api.http.transfer import SENDFILE, record_start
+from elastic_api.http.transfer import SENDFILE
 from elastic_api.hypervisor import Hypervisor
 from elastic_api.service.ops_metrics import OpsMetrics
 from elastic_api.service.services import Services, build_services
@@ -35,14 +35,15 @@ def create_app(config: Config, *, store: Store, storage: Storage, hypervisor: Hy
     # ElasticHosts is the root dialect: its paths have no prefix, and what matches no route of
     # any dialect is answered in its shape.
     services = build_services(config, store, storage, hypervisor)
-    middlewares: list[Middleware] = [connection, errors(error_response)]
+    # No middleware by default: each route's handler answers its errors and writes its answer
+    # (http.server.serving), one call rather than a chain on every request.
+    middlewares: list[Middleware] = []
     ops: OpsMetrics | None = None
     if config.metrics_listen:  # off by default: no timing, no listener
         ops = OpsMetrics(store=store, hypervisor=hypervisor, pool_dir=config.pool_dir, jobs=services.jobs)
         middlewares.insert(0, timing(ops))
     app = web.Application(middlewares=middlewares, client_max_size=config.max_metadata_body)
-    app.on_response_prepare.append(plain_server_header)
-    app.on_response_prepare.append(record_start)
+    app.on_response_prepare.append(answer_begins)
     app[DIALECT] = "elastichosts"
     if ops is not None:
         app[OPS_METRICS] = ops

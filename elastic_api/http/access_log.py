@@ -137,7 +137,7 @@ class AccessLog(AbstractAccessLogger):
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
         sent = request.get(TRANSFER_KEY)
-        if sent is None:  # an answer aiohttp made before our middlewares ran (a refused message)
+        if sent is None:  # an answer aiohttp made before our route handlers ran (a refused message)
             body = 0 if request.method == "HEAD" else response.content_length or 0
             aborted = False
         else:

@@ -62,7 +62,7 @@ class Auditor(Generic[P]):
         return response
 
     def _status(self, request: web.Request, e: BaseException) -> int:
-        """The status the dialect answers an error with (the error middleware makes the answer)."""
+        """The status the dialect answers an error with (http.middleware.answer_error makes the answer)."""
         if isinstance(e, asyncio.CancelledError) or client_gone(request):
             return CLIENT_GONE
         if isinstance(e, web.HTTPException):

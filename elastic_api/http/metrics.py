@@ -33,7 +33,7 @@ def route_of(request: web.Request) -> tuple[str, str]:
 
 def timing(metrics: OpsMetrics) -> Middleware:
     """The outermost middleware of the API app: each request's status and time, the sending of
-    its answer included (the connection middleware inside writes it)."""
+    its answer included (each route's `serving` wrapper inside writes it)."""
 
     @web.middleware
     async def timed(request: web.Request, handler: Handler) -> web.StreamResponse:

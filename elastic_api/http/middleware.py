@@ -1,5 +1,6 @@
 """The one place errors become HTTP: every neutral error, aiohttp's own and the unexpected. The
-shape of the answer is the dialect's: each mounts `errors(render)` with its own renderer."""
+shape of the answer is the dialect's: each route is served through `http.server.serving` with
+its dialect's renderer, which calls `answer_error`."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
-from aiohttp.typedefs import Middleware
 
 from elastic_api.errors import (
     ElasticError,
@@ -43,32 +43,26 @@ Render = Callable[[ElasticError], web.Response]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def errors(render: Render) -> Middleware:
-    """The middleware that answers every error of a dialect's routes with `render`."""
-
-    @web.middleware
-    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        cause: BaseException
-        try:
-            return await handler(request)
-        except web.HTTPException as e:
-            if e.status < 400:
-                raise
-            error, cause = from_aiohttp(e, request), e
-        except Exception as e:
-            if client_gone(request):  # whatever failed after, it failed for want of a client
-                return left(request)
-            # A ConnectionError here is a backend's connection (an NBD socket, say), not the client's.
-            error, cause = (e if isinstance(e, ElasticError) else unexpected(request, e)), e
-        started = transfer(request).started
-        if started is not None:
-            return abort(request, started, cause)
-        response = render(error)
-        if isinstance(error, SlowClientError):
-            response.force_close()  # the rest of the body may never come: the connection cannot be reused
-        return response
-
-    return middleware
+def answer_error(request: web.Request, e: Exception, render: Render) -> web.StreamResponse:
+    """The answer to an error a dialect's handler raised, in the dialect's shape (`render`). An
+    HTTPException below 400 (a redirect) is aiohttp's to answer: it is raised again."""
+    cause: BaseException
+    if isinstance(e, web.HTTPException):
+        if e.status < 400:
+            raise e
+        error, cause = from_aiohttp(e, request), e
+    else:
+        if client_gone(request):  # whatever failed after, it failed for want of a client
+            return left(request)
+        # A ConnectionError here is a backend's connection (an NBD socket, say), not the client's.
+        error, cause = (e if isinstance(e, ElasticError) else unexpected(request, e)), e
+    started = transfer(request).started
+    if started is not None:
+        return abort(request, started, cause)
+    response = render(error)
+    if isinstance(error, SlowClientError):
+        response.force_close()  # the rest of the body may never come: the connection cannot be reused
+    return response
 
 
 def unexpected(request: web.Request, e: BaseException) -> InternalError:
@@ -144,6 +138,9 @@ def refused_message(status: int, render: Render) -> web.Response:
     return response
 
 
-async def plain_server_header(request: web.Request, response: web.StreamResponse) -> None:
-    """Every answer names the program, not the Python and aiohttp versions behind it."""
+async def answer_begins(request: web.Request, response: web.StreamResponse) -> None:
+    """on_response_prepare (one receiver, not two: it runs for every answer): every answer names
+    the program, not the Python and aiohttp versions behind it, and from here on this request's
+    answer has begun (http.transfer)."""
     response.headers["Server"] = "elastic-api"
+    transfer(request).started = response

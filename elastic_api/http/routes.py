@@ -14,6 +14,7 @@ from aiohttp import web
 from elastic_api.errors import Invalid, MethodNotAllowed, NotFound
 from elastic_api.http.audit import Auditor
 from elastic_api.http.middleware import Render
+from elastic_api.http.server import serving
 
 P = TypeVar("P")  # what an auth policy yields: the caller, as the dialect knows it
 
@@ -74,6 +75,15 @@ class ExpectationFailed(Invalid):
     """An `Expect` header other than 100-continue (answered 417 by every dialect)."""
 
 
+class AnyPath(web.DynamicResource):
+    """The catch-all's resource: every path, those its pattern's `.*` does not match (a newline
+    in a segment, a request target without its `/`) included. With no middleware to answer
+    aiohttp's own "not found", no path may be left to it: it would answer in its own words."""
+
+    def _match(self, path: str) -> dict[str, str] | None:
+        return super()._match(path) or {"path": path}
+
+
 async def no_such_path(request: web.Request) -> web.StreamResponse:
     raise NotFound(f"no such command: {request.path[:80]}")
 
@@ -87,7 +97,8 @@ def add_routes(
     auditor: Auditor[P] | None = None,
 ) -> None:
     """Mount a route table; paths keep the table's order (aiohttp tries them in order, so fixed
-    paths come before the patterns they would otherwise match)."""
+    paths come before the patterns they would otherwise match). Every handler is served through
+    `serving` with the dialect's error shape: no middleware runs on the way."""
     by_path: dict[str, list[Route[P]]] = {}
     for route in routes:
         by_path.setdefault(route.path, []).append(route)
@@ -96,11 +107,13 @@ def add_routes(
         return await _expect(request, render)
 
     for path, group in by_path.items():
-        app.router.add_route("*", path, endpoint(group, auditor), expect_handler=expect)
+        app.router.add_route("*", path, serving(endpoint(group, auditor), render), expect_handler=expect)
     if catch_all:
         # Last, for every path that is no command: aiohttp's own "not found" would answer an
         # `Expect: 100-continue` with 100 before its 404, and the client would send its body for nothing.
-        app.router.add_route("*", "/{path:.*}", no_such_path, expect_handler=expect)
+        catch_all_resource = AnyPath("/{path:.*}")
+        app.router.register_resource(catch_all_resource)
+        catch_all_resource.add_route("*", serving(no_such_path, render), expect_handler=expect)
 
 
 async def _expect(request: web.Request, render: Render) -> web.StreamResponse | None:

@@ -17,7 +17,7 @@ from elastic_api.config import Config, parse_listen
 from elastic_api.errors import UsageError
 from elastic_api.http.access_log import AccessLog
 from elastic_api.http.metrics import OPS_METRICS, start_metrics
-from elastic_api.http.middleware import Render, client_gone, refused_message
+from elastic_api.http.middleware import Render, answer_error, client_gone, refused_message
 from elastic_api.http.transfer import Occasional, transfer
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ class HeaderDeadline(asyncio.Protocol):
     aiohttp bounds only the idle time between requests (keepalive_timeout); a client that sends
     a header byte now and then keeps a connection, and the memory of a half-parsed request, for
     as long as it likes. Here a timer starts when the connection opens and again at the first
-    byte that arrives while no request is being handled; the app's `connection` middleware
+    byte that arrives while no request is being handled; `serving`
     stops it once a request's headers are parsed and it reaches the app. A timer that fires
     first answers 408 and closes the connection.
 
@@ -65,6 +65,8 @@ class HeaderDeadline(asyncio.Protocol):
         self._loop = loop
         self._transport: asyncio.Transport | None = None
         self._timer: asyncio.TimerHandle | None = None
+        # When the headers being awaited are due (loop time), or None while none are awaited.
+        self._deadline: float | None = None
         self._request: web.BaseRequest | None = None
         self._pending = False  # bytes came since the last request was handled: one may be on its way
         self._answered = False  # a request was answered: the connection is a kept-alive one
@@ -72,7 +74,7 @@ class HeaderDeadline(asyncio.Protocol):
         self.closing = False  # the server is stopping: close after the answer in progress
         self.closed = asyncio.Event()
 
-    # -- what the middleware reports ---------------------------------------------------------
+    # -- what `serving` reports -------------------------------------------------------------
     def request_started(self, request: web.BaseRequest) -> None:
         self._request = request
         self._pending = False
@@ -94,16 +96,31 @@ class HeaderDeadline(asyncio.Protocol):
             self._transport.close()
 
     # -- the timer ----------------------------------------------------------------------------
+    # A kept-alive connection arms and disarms the deadline once per request: moving a number is
+    # cheap, a timer made and cancelled each time was not. The one timer there is fires when
+    # the deadline it was made for comes, and then follows the deadline if it moved.
     def _arm(self) -> None:
-        self._timer = self._loop.call_later(self._timeout, self._expired)
+        self._deadline = self._loop.time() + self._timeout
+        if self._timer is None:
+            self._timer = self._loop.call_at(self._deadline, self._expired)
 
     def _disarm(self) -> None:
+        self._deadline = None
+
+    def _stop_timer(self) -> None:
+        self._deadline = None
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
 
     def _expired(self) -> None:
         self._timer = None
+        deadline = self._deadline
+        if deadline is None:  # disarmed since: the next arming makes a timer anew
+            return
+        if deadline > self._loop.time():  # re-armed since: wait for the later deadline
+            self._timer = self._loop.call_at(deadline, self._expired)
+            return
         transport = self._transport
         if self._request is not None or transport is None or transport.is_closing():
             return
@@ -120,6 +137,7 @@ class HeaderDeadline(asyncio.Protocol):
         # then our end of the stream, then read and drop what comes until the client closes, or
         # for lingering_time at most.
         self._timed_out = True
+        self._deadline = None
         if transport.can_write_eof():
             transport.write_eof()
             self._timer = self._loop.call_later(self._lingering, transport.close)
@@ -138,7 +156,7 @@ class HeaderDeadline(asyncio.Protocol):
             return
         if self._request is None:
             self._pending = True
-            if self._timer is None:
+            if self._deadline is None:
                 self._arm()
         self._inner.data_received(data)
 
@@ -155,7 +173,7 @@ class HeaderDeadline(asyncio.Protocol):
         return None  # idle: close
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm()
+        self._stop_timer()
         self._transport = None
         self._inner.connection_lost(exc)
         self.closed.set()
@@ -181,44 +199,57 @@ def _end_body(request: web.BaseRequest) -> None:
         content.feed_eof()
 
 
-@web.middleware
-async def connection(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
-    """Tells the connection's HeaderDeadline (when it has one) that a request's headers are in and
-    when its answer is out, and writes the answer here so that the connection counts as busy
-    until then. An answer goes out with Connection: close when the server is stopping or the
-    client has shut down its side."""
-    sent = transfer(request)
-    transport = request.transport
-    guard = transport.get_protocol() if transport is not None else None
-    if isinstance(guard, HeaderDeadline):
-        guard.request_started(request)
-    try:
-        response = await handler(request)
-        if isinstance(guard, HeaderDeadline) and (guard.closing or guard.client_done):
-            response.force_close()
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def serving(handler: Handler, render: Render) -> Handler:
+    """A route's handler as aiohttp calls it: what was two middlewares around every request, in
+    one call made at route registration (a middleware chain cost a busy server a tenth of a
+    small read). Errors become answers in the dialect's shape (`render`, middleware.answer_error);
+    the connection's HeaderDeadline (when it has one) is told that a request's headers are in
+    and when its answer is out, and the answer is written here so that the connection counts
+    as busy until then. An answer goes out with Connection: close when the server is stopping
+    or the client has shut down its side."""
+
+    async def serve(request: web.Request) -> web.StreamResponse:
+        sent = transfer(request)
+        transport = request.transport
+        guard = transport.get_protocol() if transport is not None else None
+        if not isinstance(guard, HeaderDeadline):
+            guard = None
+        else:
+            guard.request_started(request)
         try:
-            await response.prepare(request)
-            await response.write_eof()
-        except ConnectionError:
-            if not client_gone(request):
-                raise
-            response.force_close()
-            if not sent.aborted:  # else the errors middleware closed it, and has said why
-                sent.aborted = True
-                occasional.log(
-                    logging.INFO,
-                    "client-gone",
-                    "%s left before the answer to %s %s went out",
-                    request.remote,
-                    request.method,
-                    request.path,
-                )
-        return response
-    finally:
-        if isinstance(guard, HeaderDeadline):
-            guard.request_finished()
+            try:
+                response = await handler(request)
+            except Exception as e:
+                response = answer_error(request, e, render)
+            if guard is not None and (guard.closing or guard.client_done):
+                response.force_close()
+            try:
+                await response.prepare(request)
+                await response.write_eof()
+            except ConnectionError:
+                if not client_gone(request):
+                    raise
+                response.force_close()
+                if not sent.aborted:  # else answer_error closed it, and has said why
+                    sent.aborted = True
+                    occasional.log(
+                        logging.INFO,
+                        "client-gone",
+                        "%s left before the answer to %s %s went out",
+                        request.remote,
+                        request.method,
+                        request.path,
+                    )
+            return response
+        finally:
+            if guard is not None:
+                guard.request_finished()
+
+    serve.__name__ = getattr(handler, "__name__", "serve")
+    return serve
 
 
 class _AnsweringInOurShape(web.RequestHandler):

@@ -4,7 +4,7 @@ The access log must say what the client saw: the body bytes that really went out
 bypasses aiohttp's writer, whose own count is the header's size then), the status whose head
 went out, and whether the answer was cut off. A Transfer rides on each request and is filled
 from three places: aiohttp's writer (every body byte it writes), send_file (what the kernel
-sent), and the errors middleware (an answer aborted after it began)."""
+sent), and the error answer of http.middleware (an answer aborted after it began)."""
 
 from __future__ import annotations
 
@@ -45,11 +45,6 @@ def transfer(request: web.BaseRequest) -> Transfer:
         found = request[TRANSFER] = Transfer()
         request.writer.on_body_write = found.count
     return found
-
-
-async def record_start(request: web.Request, response: web.StreamResponse) -> None:
-    """on_response_prepare: from here on this request's answer has begun."""
-    transfer(request).started = response
 
 
 async def send_file(request: web.BaseRequest, opener: Callable[[], BinaryIO], offset: int, length: int) -> None:

@@ -47,7 +47,10 @@ class IoCounters:
 
     def pending(self, drive: str) -> IoCounts:
         """Counts made and not yet stored, to add to the stored counters."""
-        return self._pending.get(drive, NONE) + self._flushing.get(drive, NONE)
+        pending, flushing = self._pending.get(drive), self._flushing.get(drive)
+        if flushing is None:  # the usual case, without an addition (every `info` asks)
+            return NONE if pending is None else pending
+        return flushing if pending is None else pending + flushing
 
     def start(self) -> None:
         if self._task is None and self._interval > 0:

@@ -51,7 +51,7 @@ class UserService:
         """The canonical user UUID when the secret is right; one AuthError for every wrong case."""
         canonical = parse_id(user)
         digest = hash_secret(secret)
-        if canonical is not None and self._remembered(canonical, digest):
+        if canonical is not None and self.remembered(canonical, digest):
             return canonical
         stored = await self.store.user_secret_hash(canonical) if canonical else None
         # Compare even when the user is unknown, so timing does not tell which part was wrong.
@@ -61,7 +61,9 @@ class UserService:
         self._remember(canonical, stored)
         return canonical
 
-    def _remembered(self, user: str, digest: bytes) -> bool:
+    def remembered(self, user: str, digest: bytes) -> bool:
+        """The canonical user's secret, by its hash, verified within cache_seconds (what
+        `authenticate` trusts without the store)."""
         entry = self._verified.get(user)
         return entry is not None and hmac.compare_digest(digest, entry[0]) and self.clock() < entry[1]
 

@@ -3,10 +3,13 @@ whichever dialect parsed them."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from elastic_api.errors import UsageError
 from elastic_api.model.drive import (
+    Drive,
     DriveChanges,
     DriveSpec,
     EncryptedRawError,
@@ -14,6 +17,7 @@ from elastic_api.model.drive import (
     check_changes,
     check_spec,
     new_drive,
+    stored_drive,
 )
 from elastic_api.model.ids import ALL_USERS
 
@@ -93,3 +97,19 @@ def test_check_spec_and_changes_accept():
     check_changes(DriveChanges(size=1, claim_type="shared"), MAX)
     with pytest.raises(UsageError, match="size"):
         check_changes(DriveChanges(size=-1), MAX)
+
+
+def test_a_stored_drive_is_the_drive_the_constructor_makes():
+    made = Drive(
+        "d", "o", "n", 1 << 20, "qcow2", "shared", ("r",), ("t",), {"k": "v"}, "aes-xts-plain", "ssd", ("a",), 7,
+        1, 2, 3, 4, None, "failed", ("s",), b"key",
+    )  # fmt: skip
+    values = {f.name: getattr(made, f.name) for f in dataclasses.fields(Drive)}
+    stored = stored_drive(values)
+    assert stored == made and repr(stored) == repr(made) and type(stored) is Drive
+    assert dataclasses.replace(stored, name="m") == dataclasses.replace(made, name="m")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        stored.name = "m"  # type: ignore[misc]
+    for wrong in ({k: v for k, v in values.items() if k != "tier"}, {**values, "colour": "red"}):
+        with pytest.raises(TypeError):
+            stored_drive(wrong)

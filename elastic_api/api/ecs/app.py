@@ -16,7 +16,6 @@ from elastic_api.config import Config
 from elastic_api.http import routes as http
 from elastic_api.http.audit import Auditor
 from elastic_api.http.metrics import DIALECT
-from elastic_api.http.middleware import errors
 from elastic_api.model.audit import Actor
 from elastic_api.model.token import Principal
 from elastic_api.service.services import Services
@@ -33,9 +32,9 @@ def actor(principal: Any) -> Actor | None:
 
 
 def mount(app: web.Application, services: Services, config: Config) -> None:
-    """The ECS sub-application on `app` at /ecs/v2, with its own error middleware (inside the
-    root's: every error of its routes, its unknown paths included, is answered in its shape)."""
-    ecs = web.Application(middlewares=[errors(error_response)], client_max_size=config.max_metadata_body)
+    """The ECS sub-application on `app` at /ecs/v2: every error of its routes, its unknown paths
+    included, is answered in its shape (http.routes.add_routes serves each with its renderer)."""
+    ecs = web.Application(client_max_size=config.max_metadata_body)
     policies: dict[Any, http.Auth[Any]] = {PUBLIC: http.public, TOKEN: token_policy(services.tokens)}
 
     def bind(route: Route) -> http.Route[Any]:

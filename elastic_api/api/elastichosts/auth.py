@@ -11,7 +11,7 @@ from enum import Enum
 from aiohttp import web
 
 from elastic_api.errors import AuthError
-from elastic_api.service.users import UserService
+from elastic_api.service.users import UserService, hash_secret
 
 REALM = 'Basic realm="elastic-api"'
 
@@ -46,10 +46,27 @@ BASIC = Policy.BASIC
 
 
 def basic(users: UserService) -> Callable[[web.Request], Awaitable[str]]:
-    """The BASIC policy: the user the request's credentials name, or Unauthenticated."""
+    """The BASIC policy: the user the request's credentials name, or Unauthenticated.
+
+    A header whose credentials verified is remembered as what parsing it gives (the canonical
+    user and the secret's hash), so a signed-in client's next requests skip the base64 and the
+    hash; whether that user and hash are still trusted is asked of the UserService every time,
+    exactly as `authenticate` asks it. At most auth_cache_users headers, oldest dropped first."""
+    parsed: dict[str, tuple[str, bytes]] = {}
 
     async def authenticate(request: web.Request) -> str:
-        user, secret = parse_basic(request.headers.get("Authorization"))
-        return await users.authenticate(user, secret)
+        header = request.headers.get("Authorization")
+        if header is not None:
+            known = parsed.get(header)
+            if known is not None and users.remembered(*known):
+                return known[0]
+        user, secret = parse_basic(header)
+        canonical = await users.authenticate(user, secret)
+        if header is not None and users.cache_seconds > 0:
+            parsed.pop(header, None)
+            while len(parsed) >= users.cache_users:
+                del parsed[next(iter(parsed))]
+            parsed[header] = (canonical, hash_secret(secret))
+        return canonical
 
     return authenticate

@@ -8,7 +8,7 @@ import sqlite3
 from collections.abc import Mapping
 from typing import Any
 
-from elastic_api.model.drive import Drive, IoCounts
+from elastic_api.model.drive import Drive, IoCounts, stored_drive
 from elastic_api.model.ids import ALL_USERS
 from elastic_api.model.job import IMAGE
 from elastic_api.store.sqlite.engine import SqliteEngine, after_marker
@@ -28,31 +28,37 @@ _VISIBLE = (
     "(d.owner = :user OR EXISTS (SELECT 1 FROM drive_readers r WHERE r.drive = d.id AND r.reader IN (:user, :all)))"
 )
 
+# One drive a user sees; made once (every `info` runs it: a string built per call is hashed anew
+# for sqlite3's statement cache).
+_GET_DRIVE = f"SELECT {_DRIVE_COLUMNS} FROM drives d WHERE d.id = :id AND {_VISIBLE}"
+
 
 def _drive(row: tuple[Any, ...]) -> Drive:
     keys = json.loads(row[8])
-    return Drive(
-        drive=row[0],
-        owner=row[1],
-        name=row[2],
-        size=row[3],
-        format=row[4],
-        claim_type=row[5],
-        encryption=row[6],
-        tier=row[7],
-        created=row[9],
-        tags=tuple(keys.get("tags", ())),
-        avoid=tuple(keys.get("avoid", ())),
-        user_keys=dict(keys.get("user", {})),
-        read_bytes=row[10],
-        read_requests=row[11],
-        write_bytes=row[12],
-        write_requests=row[13],
-        image_job=job_row(json.loads(row[14])) if row[14] else None,
-        imaging_error=row[15],
-        readers=tuple(sorted(row[16].split())) if row[16] else (),
-        claimed=tuple(row[17].split()) if row[17] else (),
-        wrapped_key=row[18],
+    return stored_drive(
+        dict(
+            drive=row[0],
+            owner=row[1],
+            name=row[2],
+            size=row[3],
+            format=row[4],
+            claim_type=row[5],
+            encryption=row[6],
+            tier=row[7],
+            created=row[9],
+            tags=tuple(keys.get("tags", ())),
+            avoid=tuple(keys.get("avoid", ())),
+            user_keys=dict(keys.get("user", {})),
+            read_bytes=row[10],
+            read_requests=row[11],
+            write_bytes=row[12],
+            write_requests=row[13],
+            image_job=job_row(json.loads(row[14])) if row[14] else None,
+            imaging_error=row[15],
+            readers=tuple(sorted(row[16].split())) if row[16] else (),
+            claimed=tuple(row[17].split()) if row[17] else (),
+            wrapped_key=row[18],
+        )
     )
 
 
@@ -132,14 +138,7 @@ class DriveRows(SqliteEngine):
         await self._write(insert)
 
     def _get_drive(self, user: str, drive: str, db: sqlite3.Connection | None = None) -> Drive | None:
-        row = (
-            (db or self.db)
-            .execute(
-                f"SELECT {_DRIVE_COLUMNS} FROM drives d WHERE d.id = :id AND {_VISIBLE}",
-                {"id": drive, "user": user, "all": ALL_USERS},
-            )
-            .fetchone()
-        )
+        row = (db or self.db).execute(_GET_DRIVE, {"id": drive, "user": user, "all": ALL_USERS}).fetchone()
         return _drive(row) if row else None
 
     async def get_drive(self, user: str, drive: str) -> Drive | None:
