@@ -31,7 +31,10 @@ def make_store(config: Config, *, reserve: bool = False) -> Store:
 
         return PostgresStore(config.database_url, pool_size=config.database_pool_size)
     return SqliteStore(
-        config.db_path, reserve=config.db_reserve if reserve else 0, inline_rows=config.db_inline_read_rows
+        config.db_path,
+        reserve=config.db_reserve if reserve else 0,
+        inline_rows=config.db_inline_read_rows,
+        cached_rows=config.db_cached_rows,
     )
 
 

@@ -164,6 +164,9 @@ class Config:
     # page of a list) through a read-only connection, instead of queueing on the store's thread
     # behind a commit's disk sync; 0 sends every read to the thread.
     db_inline_read_rows: int = 200
+    # Drive rows (SQLite only) kept in memory between commits to answer `info` without a query;
+    # any commit forgets them all. Bounded so that asking for many IDs cannot grow memory. 0: off.
+    db_cached_rows: int = 10_000
     # Threads that send downloads' bytes with sendfile (http/sendfile.py): the kernel's copies run
     # on every core instead of the event loop's. More downloads at once use the loop's sendfile.
     sendfile_threads: int = 4

@@ -72,6 +72,7 @@ def check(config: Config) -> None:
         "db_reserve",
         "io_counter_flush_seconds",
         "db_inline_read_rows",
+        "db_cached_rows",
         "sendfile_stall_seconds",
     ):
         if getattr(config, key) < 0:

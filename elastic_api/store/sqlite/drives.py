@@ -142,7 +142,7 @@ class DriveRows(SqliteEngine):
         return _drive(row) if row else None
 
     async def get_drive(self, user: str, drive: str) -> Drive | None:
-        return await self._read(lambda db: self._get_drive(user, drive, db))
+        return await self._read_cached(("drive", user, drive), lambda db: self._get_drive(user, drive, db))
 
     def _drive_page(
         self, db: sqlite3.Connection, columns: str, user: str, limit: int | None, marker: str | None

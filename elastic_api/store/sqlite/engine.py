@@ -12,10 +12,10 @@ import sqlite3
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from elastic_api.errors import FullError, UsageError
 from elastic_api.store.base import StoreTimer
@@ -83,12 +83,18 @@ class SqliteEngine:
     The rows of each concept are a mixin over this class (users.py, drives.py, ...), which
     SqliteStore combines; they touch `db` only in functions _run or _write runs on the thread."""
 
-    def __init__(self, path: Path, *, reserve: int = 0, inline_rows: int = 200) -> None:
+    def __init__(self, path: Path, *, reserve: int = 0, inline_rows: int = 200, cached_rows: int = 10_000) -> None:
         self.path = path
         # Reads of at most this many rows (one drive, a page) run on the event loop through a
         # read-only connection of its own (see _read_now); longer ones go to the thread.
         self.inline_rows = inline_rows
         self._reader: sqlite3.Connection | None = None
+        # Rows read on the loop and kept until anything commits (see _read_cached): at most
+        # `cached_rows` of them, tagged with the database's data_version they were read at.
+        self.cached_rows = cached_rows
+        self._cache: dict[Hashable, Any] = {}
+        self._cache_version = -1
+        self._version_seen: int | None = None  # data_version as asked in this turn of the loop
         # A file of `reserve` bytes beside the database, given up when a destroy finds the disk
         # full: SQLite needs room (WAL frames) to delete a row, and destroying is how a user frees
         # space. Taken back by the first write that finds room again.
@@ -151,6 +157,52 @@ class SqliteEngine:
                 if reader.in_transaction:
                     reader.execute("ROLLBACK")
         return await self._in_thread(fn, self.db)
+
+    async def _read_cached(self, key: Hashable, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """A one-row read answered from memory when nothing has committed since it was last made.
+
+        `PRAGMA data_version` on the loop's read-only connection changes whenever any other
+        connection commits: this process's writer thread, a command (`elastic-api image ...`) or
+        anything else writing the file. It is asked once per turn of the event loop (_version):
+        every request whose bytes came in before the turn began sees every commit that ended
+        before it did. Every commit forgets every row, so a cached answer is never older than an
+        uncached read made at the same moment would be. A value is kept only if no commit was
+        seen while it was being read (a read sent to the thread yields to other requests).
+        The cache is for SQLite alone: one file that every writer commits to. Values must be
+        immutable: they are shared by every caller."""
+        if self._reader is None or self.cached_rows <= 0:
+            return await self._read(fn)
+        version = self._version()
+        if version is None:
+            return await self._read(fn)
+        cache = self._cache
+        if version != self._cache_version:
+            cache.clear()
+            self._cache_version = version
+        elif key in cache:
+            return cast(T, cache[key])
+        found = await self._read(fn)
+        if self._cache_version == version and self._version() == version:
+            if len(cache) >= self.cached_rows:
+                del cache[next(iter(cache))]  # the oldest
+            cache[key] = found
+        return found
+
+    def _version(self) -> int | None:
+        """The database's data_version, asked at most once per turn of the event loop (a pragma
+        releases the GIL and costs a busy server more than the rest of a cached read); None when
+        the reader cannot tell. A write of this process ends in a later turn (it waits for the
+        store's thread), so it is never hidden behind a version asked before it committed."""
+        if self._version_seen is None:
+            try:
+                self._version_seen = self._reader.execute("PRAGMA data_version").fetchone()[0]  # type: ignore[union-attr]
+            except sqlite3.OperationalError:
+                return None
+            asyncio.get_running_loop().call_soon(self._forget_version)
+        return self._version_seen
+
+    def _forget_version(self) -> None:
+        self._version_seen = None
 
     async def _write(self, fn: Callable[[sqlite3.Connection], T], *, freeing: bool = False) -> T:
         """Run fn in a write transaction of its own, committed with whatever others are waiting.

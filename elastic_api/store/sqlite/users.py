@@ -16,8 +16,8 @@ from elastic_api.store.sqlite.engine import SqliteEngine
 class UserRows(SqliteEngine):
     """Users, and the quotas kept per user (the usage is counted from the other tables)."""
 
-    def __init__(self, path: Path, *, reserve: int = 0, inline_rows: int = 200) -> None:
-        super().__init__(path, reserve=reserve, inline_rows=inline_rows)
+    def __init__(self, path: Path, *, reserve: int = 0, inline_rows: int = 200, cached_rows: int = 10_000) -> None:
+        super().__init__(path, reserve=reserve, inline_rows=inline_rows, cached_rows=cached_rows)
         self._quota_holds: dict[int, tuple[str, Usage, int]] = {}  # id: (owner, usage, lapses at)
         self._quota_hold_ids = itertools.count(1)
 
