@@ -15,7 +15,6 @@ from elastic_api.api.elastichosts.errors import error_response
 from elastic_api.config import Config
 from elastic_api.errors import ConfigError
 from elastic_api.http.metrics import DIALECT, OPS_METRICS, timing
-from elastic_api.http.middleware import answer_begins
 from elastic_api.http.server import REFUSAL
 from elastic_api.http.sendfile import ThreadedSendfile
 from elastic_api.http.transfer import SENDFILE
@@ -43,7 +42,6 @@ def create_app(config: Config, *, store: Store, storage: Storage, hypervisor: Hy
         ops = OpsMetrics(store=store, hypervisor=hypervisor, pool_dir=config.pool_dir, jobs=services.jobs)
         middlewares.insert(0, timing(ops))
     app = web.Application(middlewares=middlewares, client_max_size=config.max_metadata_body)
-    app.on_response_prepare.append(answer_begins)
     app[DIALECT] = "elastichosts"
     if ops is not None:
         app[OPS_METRICS] = ops

@@ -18,7 +18,7 @@ from elastic_api.errors import (
     TooLargeError,
     UsageError,
 )
-from elastic_api.http.transfer import Occasional, transfer
+from elastic_api.http.transfer import SERVER, Occasional, transfer
 
 log = logging.getLogger(__name__)
 occasional = Occasional(log)
@@ -133,14 +133,6 @@ def refused_message(status: int, render: Render) -> web.Response:
     )
     response = render(error)
     response.set_status(status)
-    response.headers["Server"] = "elastic-api"
+    response.headers["Server"] = SERVER
     response.force_close()
     return response
-
-
-async def answer_begins(request: web.Request, response: web.StreamResponse) -> None:
-    """on_response_prepare (one receiver, not two: it runs for every answer): every answer names
-    the program, not the Python and aiohttp versions behind it, and from here on this request's
-    answer has begun (http.transfer)."""
-    response.headers["Server"] = "elastic-api"
-    transfer(request).started = response

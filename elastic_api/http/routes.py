@@ -15,6 +15,7 @@ from elastic_api.errors import Invalid, MethodNotAllowed, NotFound
 from elastic_api.http.audit import Auditor
 from elastic_api.http.middleware import Render
 from elastic_api.http.server import serving
+from elastic_api.http.transfer import SERVER
 
 P = TypeVar("P")  # what an auth policy yields: the caller, as the dialect knows it
 
@@ -121,6 +122,7 @@ async def _expect(request: web.Request, render: Render) -> web.StreamResponse | 
         return await expect_later(request)
     except ExpectationFailed as e:
         response = render(e)
+        response.headers["Server"] = SERVER  # aiohttp sends it, not `serving`
         response.set_status(417)
         response.force_close()
         return response

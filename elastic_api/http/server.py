@@ -18,7 +18,7 @@ from elastic_api.errors import UsageError
 from elastic_api.http.access_log import AccessLog
 from elastic_api.http.metrics import OPS_METRICS, start_metrics
 from elastic_api.http.middleware import Render, answer_error, client_gone, refused_message
-from elastic_api.http.transfer import Occasional, transfer
+from elastic_api.http.transfer import Occasional, begin, transfer
 
 log = logging.getLogger(__name__)
 occasional = Occasional(log)
@@ -227,7 +227,7 @@ def serving(handler: Handler, render: Render) -> Handler:
             if guard is not None and (guard.closing or guard.client_done):
                 response.force_close()
             try:
-                await response.prepare(request)
+                await begin(request, response)
                 await response.write_eof()
             except ConnectionError:
                 if not client_gone(request):

@@ -38,6 +38,21 @@ TRANSFER = web.RequestKey("transfer", Transfer)
 SENDFILE = web.AppKey("sendfile", ThreadedSendfile)
 
 
+# What every answer says it comes from: the program, not the Python and aiohttp versions behind it.
+SERVER = "elastic-api"
+
+
+async def begin(request: web.BaseRequest, response: web.StreamResponse) -> None:
+    """Send an answer's head (every answer's head goes out here, not through aiohttp's
+    on_response_prepare signal, which cost a busy server a coroutine per answer): it names the
+    program, and from now on this request's answer has begun (an error after this point aborts
+    the connection rather than answering again: http.middleware)."""
+    if not response.prepared:
+        response.headers["Server"] = SERVER
+        transfer(request).started = response
+    await response.prepare(request)
+
+
 def transfer(request: web.BaseRequest) -> Transfer:
     """The request's Transfer, made and hooked to its writer on first use."""
     found = request.get(TRANSFER)

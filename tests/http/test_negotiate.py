@@ -73,3 +73,40 @@ def test_a_kind_not_in_the_table_answers_as_its_nearest_listed_parent():
     assert answer_of(errors.Error("x")) == (500, "system")
     response = error_response(errors.Unavailable("later", retry_after=7))
     assert response.headers["Retry-After"] == "7"
+
+
+def test_a_sources_text_is_rendered_once_and_only_for_that_source(monkeypatch):
+    from elastic_api.api.elastichosts import negotiate
+
+    texts = negotiate.RenderedTexts(3)
+    rendered: list[Info] = []
+    plain = negotiate.render_properties
+
+    def counting(info):
+        rendered.append(info)
+        return plain(info)
+
+    monkeypatch.setattr(negotiate, "render_properties", counting)
+    source = object()
+    first = text_of_with(request(None), Properties({"name": "a"}, source=source), texts)
+    again = text_of_with(request(None), Properties({"name": "a"}, source=source), texts)
+    assert first == again == "name a\n" and len(rendered) == 1
+    # Another source (an updated row) is rendered anew, and JSON is remembered apart.
+    assert text_of_with(request(None), Properties({"name": "b"}, source=object()), texts) == "name b\n"
+    assert text_of_with(request("application/json"), Properties({"name": "a"}, source=source), texts) == (
+        '{"name":"a"}\n'
+    )
+    assert len(rendered) == 2
+    # Without a source nothing is remembered; the bound holds.
+    for _ in range(2):
+        text_of_with(request(None), Properties({"name": "c"}), texts)
+    assert len(rendered) == 4
+    for i in range(5):
+        text_of_with(request(None), Properties({"name": str(i)}, source=object()), texts)
+    assert len(texts._bodies) == 3
+
+
+def text_of_with(req, result, texts) -> str:
+    response = render(req, result, texts)
+    assert isinstance(response, web.Response) and response.text is not None
+    return response.text

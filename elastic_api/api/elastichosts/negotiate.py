@@ -21,6 +21,9 @@ class Properties:
     """One object: `key value` lines, or a JSON object."""
 
     info: Info
+    # The immutable value `info` was made from, when it may be served again as it is (a drive
+    # row from the store's cache): its text is rendered once and remembered (RenderedTexts).
+    source: object | None = None
 
 
 @dataclass(frozen=True)
@@ -47,27 +50,65 @@ Result = Properties | ValuesList | PropertiesList | NoContent | web.StreamRespon
 
 def wants_json(request: web.Request) -> bool:
     accept = request.headers.get("Accept", "")
+    if "json" not in accept.lower():
+        return False
     return any(part.split(";")[0].strip().lower() == "application/json" for part in accept.split(","))
 
 
-def render(request: web.Request, result: Result) -> web.StreamResponse:
+class RenderedTexts:
+    """The bodies of Properties that name their source, by the source's identity and the format:
+    a drive whose row has not changed is rendered (and encoded) once, not at every `info`. Each
+    entry holds its source, so that an identity is never reused while it is remembered; at most
+    `limit` entries (the oldest are forgotten first)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._bodies: dict[tuple[int, bool], tuple[object, bytes]] = {}
+
+    def body(self, result: Properties, as_json: bool) -> bytes:
+        source = result.source
+        if source is None or self.limit <= 0:
+            return _properties_body(result.info, as_json)
+        key = (id(source), as_json)
+        known = self._bodies.get(key)
+        if known is not None and known[0] is source:
+            return known[1]
+        body = _properties_body(result.info, as_json)
+        if len(self._bodies) >= self.limit:
+            del self._bodies[next(iter(self._bodies))]
+        self._bodies[key] = (source, body)
+        return body
+
+
+def _properties_body(info: Info, as_json: bool) -> bytes:
+    return (render_json(info) if as_json else render_properties(info)).encode()
+
+
+_UNREMEMBERED = RenderedTexts(0)
+# The heads of each shape and format, made once (aiohttp copies them into each answer's own).
+_HEADS = {
+    (shape, as_json): {
+        "Content-Type": "application/json; charset=utf-8" if as_json else "text/plain; charset=utf-8",
+        "X-Elastic-Output": shape,
+    }
+    for shape in ("properties", "list", "properties list")
+    for as_json in (False, True)
+}
+
+
+def render(request: web.Request, result: Result, texts: RenderedTexts = _UNREMEMBERED) -> web.StreamResponse:
     if isinstance(result, web.StreamResponse):
         return result
     if isinstance(result, NoContent):
         return web.Response(status=204)
     as_json = wants_json(request)
     if isinstance(result, Properties):
-        shape, data = "properties", result.info
-        text = render_json(data) if as_json else render_properties(data)
-    elif isinstance(result, ValuesList):
+        return web.Response(body=texts.body(result, as_json), headers=_HEADS["properties", as_json])
+    if isinstance(result, ValuesList):
         shape = "list"
         rows = [{c: row[c] for c in result.columns} for row in result.rows]
         text = render_json(rows) if as_json else render_list(rows, result.columns)
     else:
         shape = "properties list"
         text = render_json(list(result.infos)) if as_json else render_properties_list(result.infos)
-    return web.Response(
-        text=text,
-        content_type="application/json" if as_json else "text/plain",
-        headers={"X-Elastic-Output": shape},
-    )
+    return web.Response(body=text.encode(), headers=_HEADS[shape, as_json])

@@ -11,7 +11,7 @@ from elastic_api.api.elastichosts.auth import BASIC, Policy, basic
 from elastic_api.api.elastichosts.call import Call
 from elastic_api.api.elastichosts.errors import error_response
 from elastic_api.api.elastichosts.handlers import drives, metrics, resources, servers
-from elastic_api.api.elastichosts.negotiate import Result, render
+from elastic_api.api.elastichosts.negotiate import RenderedTexts, Result, render
 from elastic_api.config import Config
 from elastic_api.http import routes as http
 from elastic_api.http.audit import Auditor
@@ -82,10 +82,12 @@ ROUTES: tuple[Route, ...] = (
 def mount(app: web.Application, services: Services, config: Config) -> None:
     """The table on `app`, each route behind its auth policy, errors in this dialect's shape."""
     policies = {BASIC: basic(services.users)}
+    # Two texts (plain and JSON) for each drive row the store may keep in memory.
+    texts = RenderedTexts(2 * config.db_cached_rows)
 
     def bind(route: Route) -> http.Route[str]:
         async def handle(request: web.Request, user: str) -> web.StreamResponse:
-            return render(request, await route.handler(Call(request, user, services, config)))
+            return render(request, await route.handler(Call(request, user, services, config)), texts)
 
         return http.Route(
             route.methods,

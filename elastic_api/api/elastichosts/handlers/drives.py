@@ -18,7 +18,7 @@ from elastic_api.api.elastichosts.codec.image import to_info as image_info
 from elastic_api.api.elastichosts.negotiate import NoContent, Properties, PropertiesList, ValuesList
 from elastic_api.errors import ClientGoneError, UsageError
 from elastic_api.http.audit import created
-from elastic_api.http.transfer import send_file
+from elastic_api.http.transfer import begin, send_file
 from elastic_api.model.drive import Drive, EncryptedRawError
 from elastic_api.model.units import parse_size
 
@@ -34,7 +34,8 @@ async def info_drives(call: Call) -> PropertiesList:
 
 
 async def info(call: Call) -> Properties:
-    return Properties(to_info(await call.services.drives.get(call.user, call.arg("drive"))))
+    drive = await call.services.drives.get(call.user, call.arg("drive"))
+    return Properties(to_info(drive), source=drive)
 
 
 async def create(call: Call) -> Properties:
@@ -170,10 +171,10 @@ async def read(call: Call) -> web.StreamResponse:
         response.content_length = plan.length
     if call.request.method == "HEAD":
         # The head a GET would have, and no body: bytes after it would be read as the next answer.
-        await response.prepare(call.request)
+        await begin(call.request, response)
         return response
     async with drives.reading(call.user, plan) as sent:
-        await response.prepare(call.request)
+        await begin(call.request, response)
         if compressor is None and plan.file is not None:
             # Zero-copy: the kernel moves the bytes from the page cache to the socket.
             await send_file(call.request, drives.opener(plan), plan.offset, plan.length)
