@@ -75,35 +75,36 @@ def test_a_kind_not_in_the_table_answers_as_its_nearest_listed_parent():
     assert response.headers["Retry-After"] == "7"
 
 
-def test_a_sources_text_is_rendered_once_and_only_for_that_source(monkeypatch):
+def test_a_sources_text_is_rendered_once_and_only_for_that_source():
     from elastic_api.api.elastichosts import negotiate
 
     texts = negotiate.RenderedTexts(3)
-    rendered: list[Info] = []
-    plain = negotiate.render_properties
+    described: list[object] = []
 
-    def counting(info):
-        rendered.append(info)
-        return plain(info)
+    def describe(source) -> Info:
+        described.append(source)
+        return {"name": source.name}
 
-    monkeypatch.setattr(negotiate, "render_properties", counting)
-    source = object()
-    first = text_of_with(request(None), Properties({"name": "a"}, source=source), texts)
-    again = text_of_with(request(None), Properties({"name": "a"}, source=source), texts)
-    assert first == again == "name a\n" and len(rendered) == 1
-    # Another source (an updated row) is rendered anew, and JSON is remembered apart.
-    assert text_of_with(request(None), Properties({"name": "b"}, source=object()), texts) == "name b\n"
-    assert text_of_with(request("application/json"), Properties({"name": "a"}, source=source), texts) == (
-        '{"name":"a"}\n'
-    )
-    assert len(rendered) == 2
-    # Without a source nothing is remembered; the bound holds.
-    for _ in range(2):
-        text_of_with(request(None), Properties({"name": "c"}), texts)
-    assert len(rendered) == 4
+    class Row:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+    row = Row("a")
+    first = text_of_with(request(None), negotiate.Described(row, describe), texts)
+    again = text_of_with(request(None), negotiate.Described(row, describe), texts)
+    assert first == again == "name a\n" and described == [row]
+    # Another value (an updated row) is described anew, and JSON is remembered apart.
+    assert text_of_with(request(None), negotiate.Described(Row("b"), describe), texts) == "name b\n"
+    assert text_of_with(request("application/json"), negotiate.Described(row, describe), texts) == ('{"name":"a"}\n')
+    assert len(described) == 3
+    # The bound holds; a cache of no entries describes every time.
     for i in range(5):
-        text_of_with(request(None), Properties({"name": str(i)}, source=object()), texts)
+        text_of_with(request(None), negotiate.Described(Row(str(i)), describe), texts)
     assert len(texts._bodies) == 3
+    off = negotiate.RenderedTexts(0)
+    for _ in range(2):
+        assert text_of_with(request(None), negotiate.Described(row, describe), off) == "name a\n"
+    assert described.count(row) == 4 and not off._bodies
 
 
 def text_of_with(req, result, texts) -> str:

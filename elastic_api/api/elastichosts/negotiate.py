@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
 
@@ -21,9 +22,16 @@ class Properties:
     """One object: `key value` lines, or a JSON object."""
 
     info: Info
-    # The immutable value `info` was made from, when it may be served again as it is (a drive
-    # row from the store's cache): its text is rendered once and remembered (RenderedTexts).
-    source: object | None = None
+
+
+@dataclass(frozen=True)
+class Described:
+    """One object as an immutable value and the pure function that gives its properties (a
+    drive row from the store's cache and to_info): answered as Properties, and described and
+    rendered once per value and format while it is the one served (RenderedTexts)."""
+
+    source: object
+    describe: Callable[[Any], Info]
 
 
 @dataclass(frozen=True)
@@ -45,7 +53,7 @@ class NoContent:
     """204: the command returns nothing."""
 
 
-Result = Properties | ValuesList | PropertiesList | NoContent | web.StreamResponse
+Result = Properties | Described | ValuesList | PropertiesList | NoContent | web.StreamResponse
 
 
 def wants_json(request: web.Request) -> bool:
@@ -56,24 +64,24 @@ def wants_json(request: web.Request) -> bool:
 
 
 class RenderedTexts:
-    """The bodies of Properties that name their source, by the source's identity and the format:
-    a drive whose row has not changed is rendered (and encoded) once, not at every `info`. Each
-    entry holds its source, so that an identity is never reused while it is remembered; at most
-    `limit` entries (the oldest are forgotten first)."""
+    """The bodies of Described results by their source's identity and the format: a drive whose
+    row has not changed is described, rendered and encoded once, not at every `info`. Each entry
+    holds its source, so that an identity is never reused while it is remembered; at most `limit`
+    entries (the oldest are forgotten first)."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self._bodies: dict[tuple[int, bool], tuple[object, bytes]] = {}
 
-    def body(self, result: Properties, as_json: bool) -> bytes:
+    def body(self, result: Described, as_json: bool) -> bytes:
         source = result.source
-        if source is None or self.limit <= 0:
-            return _properties_body(result.info, as_json)
+        if self.limit <= 0:
+            return _properties_body(result.describe(source), as_json)
         key = (id(source), as_json)
         known = self._bodies.get(key)
         if known is not None and known[0] is source:
             return known[1]
-        body = _properties_body(result.info, as_json)
+        body = _properties_body(result.describe(source), as_json)
         if len(self._bodies) >= self.limit:
             del self._bodies[next(iter(self._bodies))]
         self._bodies[key] = (source, body)
@@ -102,8 +110,10 @@ def render(request: web.Request, result: Result, texts: RenderedTexts = _UNREMEM
     if isinstance(result, NoContent):
         return web.Response(status=204)
     as_json = wants_json(request)
-    if isinstance(result, Properties):
+    if isinstance(result, Described):
         return web.Response(body=texts.body(result, as_json), headers=_HEADS["properties", as_json])
+    if isinstance(result, Properties):
+        return web.Response(body=_properties_body(result.info, as_json), headers=_HEADS["properties", as_json])
     if isinstance(result, ValuesList):
         shape = "list"
         rows = [{c: row[c] for c in result.columns} for row in result.rows]

@@ -15,7 +15,7 @@ from elastic_api.api.elastichosts.call import Call
 from elastic_api.api.elastichosts.codec import drive as codec
 from elastic_api.api.elastichosts.codec.drive import checksum_info, to_info
 from elastic_api.api.elastichosts.codec.image import to_info as image_info
-from elastic_api.api.elastichosts.negotiate import NoContent, Properties, PropertiesList, ValuesList
+from elastic_api.api.elastichosts.negotiate import Described, NoContent, Properties, PropertiesList, ValuesList
 from elastic_api.errors import ClientGoneError, UsageError
 from elastic_api.http.audit import created
 from elastic_api.http.transfer import begin, send_file
@@ -33,9 +33,8 @@ async def info_drives(call: Call) -> PropertiesList:
     return PropertiesList([to_info(d) for d in drives])
 
 
-async def info(call: Call) -> Properties:
-    drive = await call.services.drives.get(call.user, call.arg("drive"))
-    return Properties(to_info(drive), source=drive)
+async def info(call: Call) -> Described:
+    return Described(await call.services.drives.get(call.user, call.arg("drive")), to_info)
 
 
 async def create(call: Call) -> Properties:
