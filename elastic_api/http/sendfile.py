@@ -15,10 +15,10 @@ from __future__ import annotations
 import asyncio
 import os
 import select
+import socket
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import BinaryIO
 
 # Milliseconds between looks at whether the send was given up (the transport closed, the
 # handler cancelled) while the client's socket has no room.
@@ -42,16 +42,23 @@ class ThreadedSendfile:
         self._free += 1
 
     async def send(
-        self, sock_fd: int, file: Callable[[], BinaryIO], offset: int, length: int, closing: Callable[[], bool]
+        self,
+        sock_fd: int,
+        file: Callable[[], int],
+        offset: int,
+        length: int,
+        closing: Callable[[], bool],
+        head: bytes = b"",
     ) -> int:
-        """Send [offset, offset+length) of the file `file()` opens (in the thread, closed there) to
-        the socket; the bytes sent. Call it with a slot taken. On cancellation the thread is told
-        to stop, and waited for."""
+        """Send `head` (an answer's head not yet sent), then [offset, offset+length) of the file
+        `file()` opens as a descriptor (in the thread, closed there) to the socket; the file's
+        bytes sent. Call it with a slot taken. On cancellation the thread is told to stop, and
+        waited for."""
         fd = os.dup(sock_fd)  # ours alone: the transport closing its descriptor cannot reuse it under us
         stop = threading.Event()
         loop = asyncio.get_running_loop()
         future = loop.run_in_executor(
-            self._executor, _send_opened, fd, file, offset, length, stop, closing, self._stall
+            self._executor, _send_opened, fd, file, offset, length, stop, closing, self._stall, head
         )
         try:
             return await asyncio.shield(future)
@@ -71,22 +78,40 @@ class ThreadedSendfile:
 
 def _send_opened(
     sock: int,
-    opener: Callable[[], BinaryIO],
+    opener: Callable[[], int],
     offset: int,
     length: int,
     stop: threading.Event,
     closing: Callable[[], bool],
     stall: float,
+    head: bytes,
 ) -> int:
     """Blocking: open the file (one thread hop for the open and the send alike), send, close."""
-    with opener() as file:
-        return _send(sock, file.fileno(), offset, length, stop, closing, stall)
+    file = opener()
+    # A socket object only to send the head with a flag; detached, never closed, never switched
+    # to blocking mode (the descriptor shares the transport's non-blocking flag).
+    conn = socket.socket(fileno=sock)
+    try:
+        return _send(conn, file, offset, length, stop, closing, stall, memoryview(head))
+    finally:
+        conn.detach()
+        os.close(file)
 
 
 def _send(
-    sock: int, file: int, offset: int, length: int, stop: threading.Event, closing: Callable[[], bool], stall: float
+    conn: socket.socket,
+    file: int,
+    offset: int,
+    length: int,
+    stop: threading.Event,
+    closing: Callable[[], bool],
+    stall: float,
+    head: memoryview,
 ) -> int:
-    """Blocking: sendfile until done, the socket fails, or no progress for `stall` seconds."""
+    """Blocking: the head, then sendfile until done, the socket fails, or no progress for
+    `stall` seconds. The head goes with MSG_MORE: the kernel holds it for the file's first
+    bytes, so the client gets one segment (and one wake-up) where it would get two."""
+    sock = conn.fileno()
     sent = 0
     poller = select.poll()
     poller.register(sock, select.POLLOUT)
@@ -95,6 +120,9 @@ def _send(
         if stop.is_set() or closing():  # a plain flag's read: safe from this thread
             break
         try:
+            if head:
+                head = head[conn.send(head, socket.MSG_MORE) :]
+                continue
             n = os.sendfile(sock, file, offset + sent, length - sent)
         except BlockingIOError:
             if not poller.poll(POLL_MS):

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import BinaryIO
 
 from aiohttp import web
+from aiohttp.http_writer import StreamWriter
 
 from elastic_api.http.sendfile import ThreadedSendfile
 
@@ -53,6 +54,26 @@ async def begin(request: web.BaseRequest, response: web.StreamResponse) -> None:
     await response.prepare(request)
 
 
+class BodyFollows(web.StreamResponse):
+    """An answer whose head waits in aiohttp's writer (aiohttp 3.11 and later keep it there for
+    the body's first write) instead of going out at prepare: send_file sends head and bytes
+    together from its thread. An empty body (HEAD, errors) sends it at write_eof as usual."""
+
+    _send_headers_immediately = False
+
+
+def _held_head(request: web.BaseRequest) -> bytes:
+    """The prepared answer's head still held in aiohttp's writer, taken to be sent by us; empty
+    when it went out already (an aiohttp that sends heads at prepare)."""
+    writer = request.writer
+    head = getattr(writer, "_headers_buf", None)
+    if not isinstance(writer, StreamWriter) or not head or getattr(writer, "_headers_written", True):
+        return b""
+    writer._headers_buf = None
+    writer._headers_written = True
+    return bytes(head)
+
+
 def transfer(request: web.BaseRequest) -> Transfer:
     """The request's Transfer, made and hooked to its writer on first use."""
     found = request.get(TRANSFER)
@@ -62,7 +83,7 @@ def transfer(request: web.BaseRequest) -> Transfer:
     return found
 
 
-async def send_file(request: web.BaseRequest, opener: Callable[[], BinaryIO], offset: int, length: int) -> None:
+async def send_file(request: web.BaseRequest, opener: Callable[[], int], offset: int, length: int) -> None:
     """Send [offset, offset+length) of the file `opener()` opens after a prepared answer's head,
     zero-copy, and count what went even when the send fails part-way. A HEAD answer never
     carries these bytes. In a sender thread (http/sendfile.py), which also opens the file, when
@@ -78,11 +99,15 @@ async def send_file(request: web.BaseRequest, opener: Callable[[], BinaryIO], of
     # always is (a small write to an empty buffer goes out at once); otherwise, the loop's way.
     if sender is not None and sock is not None and not transport.get_write_buffer_size() and sender.try_take():
         try:
-            await _send_threaded(request, transport, sender, sock.fileno(), opener, offset, length)
+            await _send_threaded(request, transport, sender, sock.fileno(), opener, offset, length, _held_head(request))
         finally:
             sender.give_back()
         return
-    with await asyncio.to_thread(opener) as file:
+    head = _held_head(request)
+    if head:
+        transport.write(head)
+    # A file object around the descriptor (no path to look up): asyncio's sendfile wants one.
+    with os.fdopen(await asyncio.to_thread(opener), "rb") as file:
         file.seek(offset)
         try:
             # asyncio leaves the file's position just past the last byte sent.
@@ -96,22 +121,22 @@ async def _send_threaded(
     transport: asyncio.Transport,
     sender: ThreadedSendfile,
     sock: int,
-    opener: Callable[[], BinaryIO],
+    opener: Callable[[], int],
     offset: int,
     length: int,
+    head: bytes,
 ) -> None:
-    resume = transport.is_reading()
-    transport.pause_reading()  # as asyncio's own sendfile: nothing reads or writes meanwhile
+    # Reading goes on while the thread sends (asyncio's own sendfile pauses it, for two epoll
+    # changes per answer, a tenth of a busy download loop): nothing here writes meanwhile, a
+    # pipelined request only waits its turn, and a client that closes is seen at once.
     sent = 0
     try:
-        sent = await sender.send(sock, opener, offset, length, transport.is_closing)
+        sent = await sender.send(sock, opener, offset, length, transport.is_closing, head)
     finally:
         transfer(request).body_bytes += sent
         if sent < length:
             # Cut short (client gone, stalled, or cancelled): the framing is broken, so is the connection.
             transport.close()
-        elif resume and not transport.is_closing():
-            transport.resume_reading()
     if sent < length:
         raise ConnectionResetError("the client stopped taking the answer")
 

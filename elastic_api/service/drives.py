@@ -11,8 +11,6 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from pathlib import Path
-from typing import BinaryIO
 
 from elastic_api.config import Config
 from elastic_api.errors import BusyError, FailedError, FullError, MissingError, UsageError
@@ -37,7 +35,7 @@ class DriveRead:
     drive: Drive
     offset: int
     length: int  # already cut at the drive's end
-    file: Path | None  # the raw volume, when its bytes can be sent as they are
+    file: str | None  # the raw volume's path, when its bytes can be sent as they are
 
 
 @dataclass
@@ -104,11 +102,15 @@ class DriveService:
 
     async def get(self, user: str, drive_id: str) -> Drive:
         """A drive the user may see (owned or shared through readers); 404 alike for all others."""
+        return self._live(await self._stored(user, drive_id))
+
+    async def _stored(self, user: str, drive_id: str) -> Drive:
+        """As get, without the live progress and counters: for work that needs neither."""
         canonical = parse_id(drive_id)
         found = await self.store.get_drive(user, canonical) if canonical else None
         if found is None:
             raise MissingError(f"no such drive: {drive_id[:40]}")
-        return self._live(found)
+        return found
 
     async def owned(self, user: str, drive_id: str) -> Drive:
         """A drive the user owns. A reader asking to change one gets the same 404 as a stranger:
@@ -228,7 +230,7 @@ class DriveService:
     async def read(self, user: str, drive_id: str, offset: int, size: int) -> DriveRead:
         """What a read returns: the range, cut at the drive's end, and the file to send it from
         when the volume holds guest bytes as they are."""
-        drive = await self.get(user, drive_id)
+        drive = await self._stored(user, drive_id)
         _check_offset(offset)
         if offset >= drive.size:
             raise UsageError(f"offset {offset} is at or past the end of the drive ({drive.size} bytes)")
@@ -247,11 +249,11 @@ class DriveService:
         finally:
             self.counters.add(read.drive.drive, IoCounts(read_bytes=sent.bytes, read_requests=1))
 
-    def opener(self, read: DriveRead) -> Callable[[], BinaryIO]:
-        """Opens the volume's file (blocking: call it in a thread), to send read's range from with
+    def opener(self, read: DriveRead) -> Callable[[], int]:
+        """Opens the volume's file, a descriptor (blocking: call it in a thread), to send read's range from with
         sendfile (only when read.file is set)."""
         assert read.file is not None
-        return functools.partial(open_to_send, str(read.file), read.offset, read.length)
+        return functools.partial(open_to_send, read.file, read.offset, read.length)
 
     def chunks(self, read: DriveRead) -> AsyncGenerator[bytes, None]:
         return self.storage.read(self.volume(read.drive), read.offset, read.length)

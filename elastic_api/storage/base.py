@@ -77,8 +77,8 @@ class Storage(Protocol):
         """Let go of the volume (its qcow2 export, once in-flight users finish), so that another
         process, a guest's QEMU, can take its write lock."""
 
-    def plain_file(self, volume: Volume) -> Path | None:
-        """A file holding the guest's bytes at their own offsets (a plain raw volume), which a
+    def plain_file(self, volume: Volume) -> str | None:
+        """The path of a file holding the guest's bytes at their own offsets (a plain raw volume), which a
         reader may send straight from the page cache; None when bytes need translating (qcow2,
         encrypted)."""
 

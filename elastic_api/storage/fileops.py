@@ -5,7 +5,6 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
-from typing import BinaryIO
 
 from elastic_api.errors import FailedError, FullError
 
@@ -135,16 +134,17 @@ def read_exactly(fd: int, offset: int, length: int) -> bytes:
     return b"".join(parts)
 
 
-def open_to_send(path: str, offset: int, length: int) -> BinaryIO:
-    """The file, opened to send [offset, offset+length) with sendfile, its reading already asked
-    of the disk in one go: the kernel's own read-ahead grows its window step by step, which
-    leaves a cold, large read waiting on the disk in small pieces."""
-    file = open(path, "rb")  # noqa: SIM115 - the caller closes it
+def open_to_send(path: str, offset: int, length: int) -> int:
+    """The file's descriptor (the caller closes it), opened to send [offset, offset+length) with
+    sendfile, its reading already asked of the disk in one go: the kernel's own read-ahead grows
+    its window step by step, which leaves a cold, large read waiting on the disk in small pieces.
+    A bare descriptor: a Python file object costs three more system calls on every read."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        os.posix_fadvise(file.fileno(), offset, length, os.POSIX_FADV_WILLNEED)
+        os.posix_fadvise(fd, offset, length, os.POSIX_FADV_WILLNEED)
     except OSError:
         pass  # advice only: a file system without it is still read correctly
-    return file
+    return fd
 
 
 def open_volume(path: str | os.PathLike[str], flags: int) -> int:

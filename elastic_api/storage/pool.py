@@ -67,6 +67,7 @@ class Pool:
             raise ValueError("chunk and buffer must be positive")
         # Absolute, so that a path handed to the qemu tools can never be read as a protocol prefix.
         self.pool_dir = Path(os.path.abspath(pool_dir))
+        self._pool_prefix = os.path.join(self.pool_dir, "")
         self.images_dir = Path(os.path.abspath(images_dir))
         # Owner-only: qcow2 daemons' sockets appear here for an instant, and drives are users' data.
         self.pool_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -210,8 +211,13 @@ class Pool:
         self.path(volume)
         await self._exports.stop(volume.drive, wait=True)
 
-    def plain_file(self, volume: Volume) -> Path | None:
-        return self.path(volume) if _plain(volume) else None
+    def plain_file(self, volume: Volume) -> str | None:
+        if not _plain(volume):
+            return None
+        if not is_id(volume.drive):
+            raise UsageError("not a drive of this pool")
+        # Joined as text: a Path, built on every read, cost a busy server more than the open.
+        return f"{self._pool_prefix}{volume.drive}.raw"
 
     def read(self, volume: Volume, offset: int, length: int) -> AsyncGenerator[bytes, None]:
         path = self.path(volume)

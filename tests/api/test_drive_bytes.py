@@ -10,6 +10,8 @@ import zlib
 
 import pytest
 
+from elastic_api.http.transfer import SENDFILE
+
 MiB = 1 << 20
 
 
@@ -101,6 +103,31 @@ async def test_chunked_transfer(alice):
     reply = await alice.call(f"/drives/{drive}/write/0", body(), headers={"Content-Encoding": "gzip"})
     assert reply.status == 204
     assert (await alice.get(f"/drives/{drive}/read/0/300000")).body == payload
+
+
+async def test_reads_keep_their_framing_in_sender_threads_and_on_the_loop(alice, client):
+    """A read's head goes out with its bytes from a sender thread, or by the loop when every
+    thread is busy: either way, answers on one kept-alive connection follow each other exactly."""
+    drive = (await alice.create_drive("3M", **{"encryption:cipher": "none"}))["drive"]
+    data = os.urandom(3 * MiB)
+    await alice.call(f"/drives/{drive}/write/0", data)
+    sender = client.app[SENDFILE]
+    for busy in (False, True, False):
+        taken = 0
+        while busy and sender.try_take():
+            taken += 1
+        try:
+            for offset, size in ((0, MiB), (12345, 2 * MiB), (3 * MiB - 7, 100)):
+                reply = await alice.get(f"/drives/{drive}/read/{offset}/{size}")
+                expected = data[offset : offset + size]
+                assert (reply.status, reply.body) == (200, expected)
+                assert reply.headers["Content-Length"] == str(len(expected))
+                assert reply.headers["Server"] == "elastic-api"
+            head = await alice.call(f"/drives/{drive}/read/0/1M", method="HEAD")
+            assert (head.status, head.body, head.headers["Content-Length"]) == (200, b"", str(MiB))
+        finally:
+            for _ in range(taken):
+                sender.give_back()
 
 
 async def test_zero_chunks_over_old_data_read_back_as_zeros(alice):

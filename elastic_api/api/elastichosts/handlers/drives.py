@@ -18,7 +18,7 @@ from elastic_api.api.elastichosts.codec.image import to_info as image_info
 from elastic_api.api.elastichosts.negotiate import Described, NoContent, Properties, PropertiesList, ValuesList
 from elastic_api.errors import ClientGoneError, UsageError
 from elastic_api.http.audit import created
-from elastic_api.http.transfer import begin, send_file
+from elastic_api.http.transfer import BodyFollows, begin, send_file
 from elastic_api.model.drive import Drive, EncryptedRawError
 from elastic_api.model.units import parse_size
 
@@ -160,7 +160,7 @@ async def read(call: Call) -> web.StreamResponse:
     offset = await _number(call.arg("offset"), "offset", visible)
     size = await _number(call.arg("size"), "size", visible)
     plan = await drives.read(call.user, drive, offset, size)
-    response = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
+    response = BodyFollows(headers={"Content-Type": "application/octet-stream"})
     compressor = None
     if _gzip_accepted(call.request.headers.get("Accept-Encoding", "")):
         # Level 1: most of gzip's saving on disk images at a fraction of the CPU of the default.
