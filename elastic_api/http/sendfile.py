@@ -16,7 +16,6 @@ import asyncio
 import os
 import select
 import socket
-import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -55,25 +54,35 @@ class ThreadedSendfile:
         bytes sent. Call it with a slot taken. On cancellation the thread is told to stop, and
         waited for."""
         fd = os.dup(sock_fd)  # ours alone: the transport closing its descriptor cannot reuse it under us
-        stop = threading.Event()
-        loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(
-            self._executor, _send_opened, fd, file, offset, length, stop, closing, self._stall, head
-        )
+        stop = _Stop()
+        try:
+            work = self._executor.submit(_send_opened, fd, file, offset, length, stop, closing, self._stall, head)
+        except BaseException:
+            os.close(fd)
+            raise
+        # The thread closes fd when it ends (off the loop: a system call the loop no longer
+        # makes); a send the pool dropped unrun (it was shut down) closes it here.
+        work.add_done_callback(lambda done: os.close(fd) if done.cancelled() else None)
+        future = asyncio.wrap_future(work)
         try:
             return await asyncio.shield(future)
         except asyncio.CancelledError:
-            stop.set()
+            stop.asked = True
             await asyncio.wait([future])
             raise
-        finally:
-            if future.done():
-                os.close(fd)
-            else:  # only after a cancelled wait that itself was cancelled: close once the thread ends
-                future.add_done_callback(lambda _: os.close(fd))
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+class _Stop:
+    """The loop's word to a sender thread to give up: a plain attribute, set on one thread and
+    read on the other (a threading.Event, with its lock and condition, cost more per send)."""
+
+    __slots__ = ("asked",)
+
+    def __init__(self) -> None:
+        self.asked = False
 
 
 def _send_opened(
@@ -81,21 +90,21 @@ def _send_opened(
     opener: Callable[[], int],
     offset: int,
     length: int,
-    stop: threading.Event,
+    stop: _Stop,
     closing: Callable[[], bool],
     stall: float,
     head: bytes,
 ) -> int:
-    """Blocking: open the file (one thread hop for the open and the send alike), send, close."""
-    file = opener()
-    # A socket object only to send the head with a flag; detached, never closed, never switched
-    # to blocking mode (the descriptor shares the transport's non-blocking flag).
-    conn = socket.socket(fileno=sock)
-    try:
-        return _send(conn, file, offset, length, stop, closing, stall, memoryview(head))
-    finally:
-        conn.detach()
-        os.close(file)
+    """Blocking: open the file (one thread hop for the open and the send alike), send, close
+    the file and the socket's duplicate descriptor."""
+    # A socket object to send the head with a flag, and to close the duplicate by; never
+    # switched to blocking mode (the descriptor shares the transport's non-blocking flag).
+    with socket.socket(fileno=sock) as conn:
+        file = opener()
+        try:
+            return _send(conn, file, offset, length, stop, closing, stall, memoryview(head))
+        finally:
+            os.close(file)
 
 
 def _send(
@@ -103,7 +112,7 @@ def _send(
     file: int,
     offset: int,
     length: int,
-    stop: threading.Event,
+    stop: _Stop,
     closing: Callable[[], bool],
     stall: float,
     head: memoryview,
@@ -117,7 +126,7 @@ def _send(
     poller.register(sock, select.POLLOUT)
     waited = 0.0
     while sent < length:
-        if stop.is_set() or closing():  # a plain flag's read: safe from this thread
+        if stop.asked or closing():  # a plain flag's read: safe from this thread
             break
         try:
             if head:

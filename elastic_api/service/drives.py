@@ -38,9 +38,23 @@ class DriveRead:
     file: str | None  # the raw volume's path, when its bytes can be sent as they are
 
 
-@dataclass
-class Sent:
-    bytes: int = 0
+class Reading:
+    """A read's bytes going out: `bytes` is what went, counted when the block ends."""
+
+    __slots__ = ("_drive", "_drives", "bytes")
+
+    def __init__(self, drives: DriveService, drive: str) -> None:
+        self._drives, self._drive, self.bytes = drives, drive, 0
+
+    def __enter__(self) -> Reading:
+        self._drives.use.begin_io(self._drive)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        try:
+            self._drives.use.end_io(self._drive)
+        finally:
+            self._drives.counters.add(self._drive, IoCounts(read_bytes=self.bytes, read_requests=1))
 
 
 class DriveService:
@@ -214,14 +228,13 @@ class DriveService:
         if offset > drive.size or (length is not None and not gzip and offset + length > drive.size):
             raise FullError(f"write past the end of drive {drive.drive} ({drive.size} bytes)")
         # A slot first (503 when all are taken), so a refused upload never touches the drive.
-        with self.uploads.take(user):
-            async with self.use.io(drive.drive):
-                # Checked again inside: an image job may have started while this request waited.
-                if self.jobs.running_on(drive.drive) is not None:
-                    raise BusyError(f"drive {drive.drive} is being imaged")
-                written = await self.storage.write(
-                    self.volume(drive), offset, body, gzip=gzip, max_decompressed=self.config.max_write_decompressed
-                )
+        with self.uploads.take(user), self.use.io(drive.drive):
+            # Checked again inside: an image job may have started while this request waited.
+            if self.jobs.running_on(drive.drive) is not None:
+                raise BusyError(f"drive {drive.drive} is being imaged")
+            written = await self.storage.write(
+                self.volume(drive), offset, body, gzip=gzip, max_decompressed=self.config.max_write_decompressed
+            )
         # Counted in memory, stored in batches (service/counters.py): a full metadata disk (or
         # any store failure) never turns a done write or read into an error.
         self.counters.add(drive.drive, IoCounts(write_bytes=written, write_requests=1))
@@ -239,15 +252,10 @@ class DriveService:
             raise UsageError(f"read size must be between 1 and {self.config.max_read_size} bytes")
         return DriveRead(drive, offset, min(size, drive.size - offset), self.storage.plain_file(self.volume(drive)))
 
-    @asynccontextmanager
-    async def reading(self, user: str, read: DriveRead) -> AsyncIterator[Sent]:
-        """Holds the drive in use while its bytes go out, and counts what went."""
-        sent = Sent()
-        try:
-            async with self.use.io(read.drive.drive):
-                yield sent
-        finally:
-            self.counters.add(read.drive.drive, IoCounts(read_bytes=sent.bytes, read_requests=1))
+    def reading(self, read: DriveRead) -> Reading:
+        """Holds the drive in use for the `with` block, while its bytes go out, and counts what
+        went (a plain context manager, as DriveUse.io)."""
+        return Reading(self, read.drive.drive)
 
     def opener(self, read: DriveRead) -> Callable[[], int]:
         """Opens the volume's file, a descriptor (blocking: call it in a thread), to send read's range from with
@@ -271,7 +279,7 @@ class DriveService:
             raise UsageError(f"a checksum covers at most {self.config.max_checksum_size} bytes; ask for ranges")
         self._check_exportable(drive)
         digest = hashlib.sha256()
-        async with self.use.io(drive.drive):
+        with self.use.io(drive.drive):
             async for chunk in self.storage.read(self.volume(drive), offset, length):
                 await asyncio.to_thread(digest.update, chunk)  # hashlib drops the GIL on large buffers
         return Checksum(drive.drive, offset, length, digest.hexdigest())

@@ -108,7 +108,7 @@ class ImagingService:
             def copied(done: int, total: int) -> None:
                 progress(min(99, done * 100 // max(total, 1)))  # 100% is the job done, not the last byte
 
-            async with use.io(params.source):
+            with use.io(params.source):
                 await self.storage.copy(source, self.drives.volume(target), params.conversion, copied)
             log.info("imaged drive %s from %s", job.resource, params.source)
         except ElasticError as e:

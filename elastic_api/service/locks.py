@@ -4,8 +4,8 @@ a drive's bytes, and upload slots (per node: see UploadSlots)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
+from collections.abc import Iterator
+from contextlib import AbstractAsyncContextManager, contextmanager
 
 from elastic_api.errors import UnavailableError
 from elastic_api.store.base import CoordinationStore
@@ -35,17 +35,23 @@ class DriveUse:
         self._io: dict[str, int] = {}
         self._drained: dict[str, asyncio.Event] = {}
 
-    @asynccontextmanager
-    async def io(self, drive: str) -> AsyncIterator[None]:
-        self._io[drive] = self._io.get(drive, 0) + 1
-        self._drained.setdefault(drive, asyncio.Event()).clear()
-        try:
-            yield
-        finally:
-            self._io[drive] -= 1
-            if not self._io[drive]:
-                del self._io[drive]
-                self._drained.pop(drive).set()
+    def io(self, drive: str) -> _InUse:
+        """The drive in use for the `with` block (a plain context manager: every read takes one,
+        and a generator-made one cost a busy download loop more than the bookkeeping)."""
+        return _InUse(self, drive)
+
+    def begin_io(self, drive: str) -> None:
+        """The drive in use until the matching end_io (io's block, or a Reading's)."""
+        count = self._io.get(drive, 0)
+        self._io[drive] = count + 1
+        if not count:
+            self._drained[drive] = asyncio.Event()
+
+    def end_io(self, drive: str) -> None:
+        self._io[drive] -= 1
+        if not self._io[drive]:
+            del self._io[drive]
+            self._drained.pop(drive).set()
 
     def in_use(self, drive: str) -> bool:
         return drive in self._io
@@ -54,6 +60,19 @@ class DriveUse:
         event = self._drained.get(drive)
         if event is not None:
             await event.wait()
+
+
+class _InUse:
+    __slots__ = ("_drive", "_use")
+
+    def __init__(self, use: DriveUse, drive: str) -> None:
+        self._use, self._drive = use, drive
+
+    def __enter__(self) -> None:
+        self._use.begin_io(self._drive)
+
+    def __exit__(self, *_: object) -> None:
+        self._use.end_io(self._drive)
 
 
 class UploadSlots:

@@ -21,8 +21,13 @@ def data_file(tmp_path):
     return path
 
 
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
 async def test_a_range_is_sent_whole(data_file):
     sender = ThreadedSendfile(2, stall_seconds=5)
+    before = open_fds()
     ours, theirs = socket.socketpair()
     ours.setblocking(False)
     received = bytearray()
@@ -36,6 +41,7 @@ async def test_a_range_is_sent_whole(data_file):
         sent = await sender.send(ours.fileno(), lambda: os.open(data_file, os.O_RDONLY), 1000, 5 * MiB, lambda: False)
         await reading
         assert sent == 5 * MiB and bytes(received) == data_file.read_bytes()[1000 : 1000 + 5 * MiB]
+        assert open_fds() == before + 2  # the socket pair: the file and the duplicate are closed
     finally:
         ours.close()
         theirs.close()
@@ -66,6 +72,7 @@ async def test_a_held_head_goes_first_and_is_not_counted_as_body(data_file):
 
 async def test_a_stalled_client_is_given_up_and_a_cancel_stops_the_thread(data_file):
     sender = ThreadedSendfile(1, stall_seconds=0.5)
+    before = open_fds()
     ours, theirs = socket.socketpair()
     ours.setblocking(False)
     try:
@@ -83,6 +90,7 @@ async def test_a_stalled_client_is_given_up_and_a_cancel_stops_the_thread(data_f
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await asyncio.wait_for(task, 2)  # the thread saw the stop within its poll interval
+        assert open_fds() == before + 2
     finally:
         ours.close()
         theirs.close()

@@ -172,7 +172,7 @@ async def read(call: Call) -> web.StreamResponse:
         # The head a GET would have, and no body: bytes after it would be read as the next answer.
         await begin(call.request, response)
         return response
-    async with drives.reading(call.user, plan) as sent:
+    with drives.reading(plan) as sent:
         await begin(call.request, response)
         if compressor is None and plan.file is not None:
             # Zero-copy: the kernel moves the bytes from the page cache to the socket.
