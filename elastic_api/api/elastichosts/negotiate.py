@@ -116,8 +116,10 @@ def render(request: web.Request, result: Result, texts: RenderedTexts = _UNREMEM
         return web.Response(body=_properties_body(result.info, as_json), headers=_HEADS["properties", as_json])
     if isinstance(result, ValuesList):
         shape = "list"
-        rows = [{c: row[c] for c in result.columns} for row in result.rows]
-        text = render_json(rows) if as_json else render_list(rows, result.columns)
+        if as_json:
+            text = render_json([{c: row[c] for c in result.columns} for row in result.rows])
+        else:
+            text = render_list(result.rows, result.columns)  # reads the columns only
     else:
         shape = "properties list"
         text = render_json(list(result.infos)) if as_json else render_properties_list(result.infos)

@@ -146,7 +146,13 @@ def render_properties(info: Mapping[str, Value]) -> str:
 def render_list(rows: Iterable[Mapping[str, Value]], columns: Sequence[str]) -> str:
     if len(columns) == 1:  # /drives/list and its kind: one value per line, no inner join
         (column,) = columns
-        return "".join([f"{_render_value(row[column])}\n" for row in rows])
+        # A drive or server ID, nearly always: printable text, written as it is without a call.
+        return "".join(
+            [
+                f"{value}\n" if type(value) is str and value.isprintable() else f"{_render_value(value)}\n"
+                for value in (row[column] for row in rows)
+            ]
+        )
     return "".join(" ".join(_render_value(row[c]) for c in columns) + "\n" for row in rows)
 
 

@@ -88,6 +88,8 @@ _PAGES = {
 def _merge(own: list[Any], shared: list[Any], limit: int | None) -> list[Any]:
     """Two pages ordered by (created, id), each row ending in its creation time, as one (a drive
     both owned and shared appears once), without that last column."""
+    if not shared:  # nearly always: nothing shared with the user, the own page is the page
+        return [row[:-1] for row in (own if limit is None else own[:limit])]
     page: list[Any] = []
     seen: set[str] = set()
     for row in heapq.merge(own, shared, key=lambda row: (row[-1], row[0])):
