@@ -119,7 +119,7 @@ def test_lines_from_several_threads_are_all_written_whole():
 
 
 def _served(path: str) -> tuple[SimpleNamespace, SimpleNamespace]:
-    request = SimpleNamespace(remote="127.0.0.1", method="GET", path_qs=path, get=lambda key: None)
+    request = SimpleNamespace(remote="127.0.0.1", method="GET", raw_path=path, path_qs=path, get=lambda key: None)
     return request, SimpleNamespace(status=200, content_length=12)
 
 
@@ -166,3 +166,25 @@ def test_another_format_or_a_second_listener_goes_through_the_logging_module():
     assert lines[0] == 'OTHER aiohttp.access: 127.0.0.1 "GET /x" 200 12 1.000000s'
     assert lines[1].endswith('INFO aiohttp.access: 127.0.0.1 "GET /y" 200 12 1.000000s')
     assert seen.getvalue() == '127.0.0.1 "GET /y" 200 12 1.000000s\n'
+
+
+def test_the_path_is_logged_as_sent_unless_it_could_end_the_quoted_field():
+    made = io.StringIO()
+    handler = BatchedLines(made, interval=3600)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger = logging.Logger("aiohttp.access", logging.INFO)
+    logger.addHandler(handler)
+    logger.propagate = False
+    as_sent, quoted = _served("/drives/a%20b/info?x=1")
+    as_sent.path_qs = "/drives/a b/info?x=1"  # what the parsed URL would give: the text sent wins
+    AccessLog(logger, "").log(as_sent, quoted, 1.0)  # type: ignore[arg-type]
+    for raw in ('/x"y', "/x\u2028y"):
+        request, response = _served(raw)
+        request.path_qs = "/x%22y"  # re-encoded by the parsed URL
+        AccessLog(logger, "").log(request, response, 1.0)  # type: ignore[arg-type]
+    handler.close()
+    assert made.getvalue().splitlines() == [
+        '127.0.0.1 "GET /drives/a%20b/info?x=1" 200 12 1.000000s',
+        '127.0.0.1 "GET /x%22y" 200 12 1.000000s',
+        '127.0.0.1 "GET /x%22y" 200 12 1.000000s',
+    ]
