@@ -21,7 +21,7 @@ from aiohttp.http_writer import StreamWriter
 from elastic_api.http.sendfile import ThreadedSendfile
 
 
-@dataclass
+@dataclass(slots=True)
 class Transfer:
     body_bytes: int = 0
     # The answer whose head went out (or is going out): once set, no other answer may follow.
