@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from elastic_api.service.services import Services
 
 
-@dataclass
+@dataclass(slots=True)
 class Call:
     request: web.Request
     user: str

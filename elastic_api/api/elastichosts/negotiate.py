@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from aiohttp import web
 
@@ -24,11 +24,11 @@ class Properties:
     info: Info
 
 
-@dataclass(frozen=True)
-class Described:
+class Described(NamedTuple):
     """One object as an immutable value and the pure function that gives its properties (a
     drive row from the store's cache and to_info): answered as Properties, and described and
-    rendered once per value and format while it is the one served (RenderedTexts)."""
+    rendered once per value and format while it is the one served (RenderedTexts). A named
+    tuple: one is made per `info`, and a frozen dataclass sets each field through a call."""
 
     source: object
     describe: Callable[[Any], Info]
